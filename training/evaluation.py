@@ -1,36 +1,35 @@
-"""Binary-classifier evaluation shared by the training CLIs: AUC with a bootstrap CI, thresholds, sens/spec."""
+"""Evaluation shared by every training CLI: AUC with a bootstrap CI, operating thresholds chosen on validation,
+sensitivity/specificity, calibration, per-subgroup metrics (classification), Dice and HD95 (segmentation)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.optimize import minimize
 from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
-
-@dataclass(frozen=True)
-class BinaryMetrics:
-    """Discrimination and operating-point metrics of one label on one split."""
-
-    n: int
-    prevalence: float
-    auc: float
-    auc_ci95: tuple[float, float]
-    threshold: float
-    sensitivity: float
-    specificity: float
-
-    def as_dict(self) -> dict[str, object]:
-        """Plain dictionary for JSON and model cards."""
-        return asdict(self)
+from cds.models.card import Evaluation, LabelMetrics, SubgroupMetrics
 
 
 def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Threshold maximising sensitivity + specificity - 1 (choose it on a validation split)."""
+    """Threshold maximising sensitivity + specificity - 1 (choose it on a validation split); 0.5 when the
+    split has a single class."""
+    if np.min(labels) == np.max(labels):
+        return 0.5
     fpr, tpr, thresholds = roc_curve(labels, scores)
     best = int(np.argmax(tpr - fpr))
     return float(min(thresholds[best], 1.0))
+
+
+def sensitivity_threshold(labels: np.ndarray, scores: np.ndarray, target: float) -> float:
+    """Highest threshold whose sensitivity on this split is at least ``target``."""
+    positives = np.sort(np.asarray(scores)[np.asarray(labels).astype(bool)])[::-1]
+    if len(positives) == 0:
+        return 0.5
+    needed = int(np.ceil(target * len(positives)))
+    return float(positives[max(needed, 1) - 1])
 
 
 def sensitivity_specificity(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
@@ -42,31 +41,109 @@ def sensitivity_specificity(labels: np.ndarray, scores: np.ndarray, threshold: f
     return sensitivity, specificity
 
 
+def _rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney U statistic (ties count one half), from average ranks."""
+    from scipy.stats import rankdata
+
+    positives = labels.astype(bool)
+    n1 = int(positives.sum())
+    n0 = len(labels) - n1
+    ranks = rankdata(scores)
+    return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 def auc_ci(labels: np.ndarray, scores: np.ndarray, *, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95 % confidence interval of the ROC AUC."""
+    """Percentile bootstrap 95 % confidence interval of the ROC AUC (resamples with one class are skipped)."""
     rng = np.random.default_rng(seed)
     n, aucs = len(labels), []
     for _ in range(resamples):
         idx = rng.integers(0, n, n)
         if labels[idx].min() != labels[idx].max():
-            aucs.append(roc_auc_score(labels[idx], scores[idx]))
+            aucs.append(_rank_auc(labels[idx], scores[idx]))
     low, high = np.percentile(aucs, [2.5, 97.5])
     return float(low), float(high)
 
 
-def evaluate_binary(labels: np.ndarray, scores: np.ndarray, threshold: float) -> BinaryMetrics:
-    """All metrics of one label at a fixed operating threshold."""
+def evaluate_binary(labels: np.ndarray, scores: np.ndarray, threshold: float) -> LabelMetrics:
+    """All metrics of one label at a fixed operating threshold (AUC ``None`` when only one class is present)."""
     labels, scores = np.asarray(labels).ravel(), np.asarray(scores).ravel()
     sensitivity, specificity = sensitivity_specificity(labels, scores, threshold)
-    return BinaryMetrics(
+    both = labels.min() != labels.max()
+    return LabelMetrics(
         n=len(labels),
         prevalence=float(labels.mean()),
-        auc=float(roc_auc_score(labels, scores)),
-        auc_ci95=auc_ci(labels, scores),
+        auc=float(roc_auc_score(labels, scores)) if both else None,
+        auc_ci95=auc_ci(labels, scores) if both else None,
         threshold=threshold,
         sensitivity=sensitivity,
         specificity=specificity,
+        brier=float(np.mean((scores - labels) ** 2)),
     )
+
+
+def choose_thresholds(
+    labels: np.ndarray, scores: np.ndarray, names: Sequence[str], *, target_sensitivity: float | None = None
+) -> dict[str, float]:
+    """One operating threshold per label column: Youden's J, or the highest reaching ``target_sensitivity``."""
+    thresholds = {}
+    for j, name in enumerate(names):
+        if target_sensitivity is None:
+            thresholds[name] = youden_threshold(labels[:, j], scores[:, j])
+        else:
+            thresholds[name] = sensitivity_threshold(labels[:, j], scores[:, j], target_sensitivity)
+    return thresholds
+
+
+def evaluate_multilabel(
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    names: Sequence[str],
+    thresholds: dict[str, float],
+    *,
+    subgroups: dict[str, np.ndarray] | None = None,
+    subgroup_split: str = "test",
+) -> Evaluation:
+    """Per-split, per-label metrics at ``thresholds``; macro AUC per subgroup value of ``subgroup_split``.
+
+    ``splits`` maps a split name to (labels [N, L], probabilities [N, L]).
+    """
+    result = {
+        split: {name: evaluate_binary(y[:, j], p[:, j], thresholds[name]) for j, name in enumerate(names)}
+        for split, (y, p) in splits.items()
+    }
+    groups: dict[str, dict[str, SubgroupMetrics]] = {}
+    for column, values in (subgroups or {}).items():
+        y, p = splits[subgroup_split]
+        groups[column] = {}
+        for value in sorted(set(values.tolist())):
+            mask = values == value
+            aucs = [
+                float(roc_auc_score(y[mask, j], p[mask, j]))
+                for j in range(len(names))
+                if y[mask, j].min() != y[mask, j].max()
+            ]
+            groups[column][str(value)] = SubgroupMetrics(
+                n=int(mask.sum()), macro_auc=float(np.mean(aucs)) if aucs else None, labels_scored=len(aucs)
+            )
+    return Evaluation(splits=result, subgroups=groups)
+
+
+def dice_hd95(
+    prediction: np.ndarray, truth: np.ndarray, classes: int, spacing: Sequence[float]
+) -> dict[str, list[float]]:
+    """Per-class (background excluded) Dice and 95th-percentile Hausdorff distance (in the units of ``spacing``)
+    of label volumes [N, *spatial] with values 0..classes-1."""
+    import torch
+    from monai.metrics import compute_dice, compute_hausdorff_distance
+    from monai.networks.utils import one_hot
+
+    pred = one_hot(torch.as_tensor(prediction)[:, None].long(), classes)
+    true = one_hot(torch.as_tensor(truth)[:, None].long(), classes)
+    dice = compute_dice(pred, true, include_background=False, ignore_empty=True)
+    hd95 = compute_hausdorff_distance(pred, true, include_background=False, percentile=95, spacing=list(spacing))
+    return {
+        "dice": [float(v) for v in torch.nanmean(dice, dim=0)],
+        "hd95": [float(v) for v in torch.nanmean(hd95, dim=0)],
+    }
 
 
 @dataclass(frozen=True)

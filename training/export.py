@@ -43,7 +43,7 @@ def export_onnx(
 ) -> Path:
     """Write ``model`` (eval mode) as ONNX with a dynamic batch dimension; ``fp16`` computes in half precision."""
     model = model.eval()
-    module = _HalfPrecision(model) if fp16 else model
+    module = _HalfPrecision(model).eval() if fp16 else model
     path.parent.mkdir(parents=True, exist_ok=True)
     program = torch.onnx.export(
         module,

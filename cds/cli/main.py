@@ -85,6 +85,37 @@ def models_list(
     run_command(body)
 
 
+@models_app.command("promote")
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Registered MLflow model name.")],
+    version: Annotated[str, typer.Argument(help="MLflow model version number.")],
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or runs/mlflow/mlflow.db).")
+    ] = None,
+    registry: RegistryOption = None,
+    cards: Annotated[
+        Path | None, typer.Option(help="Model card folder (default: model_cards next to the registry).")
+    ] = None,
+    as_version: Annotated[str | None, typer.Option(help="cds version to register as (default: the run's).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing cds version.")] = False,
+) -> None:
+    """Import an MLflow model version into the cds registry: ONNX + spec.yaml (sha256) + generated model card."""
+
+    def body() -> None:
+        from cds.models.promote import default_tracking_uri, promote
+
+        root = registry or Settings().registry_dir
+        promoted = promote(
+            tracking_uri or default_tracking_uri(), name, version, registry_root=root,
+            cards_root=cards or root.resolve().parent / "model_cards", as_version=as_version, force=force,
+        )
+        out(f"promoted MLflow {name}/{version} (run {promoted.mlflow_run_id}) to {promoted.spec.key}")
+        out(f"registry entry: {promoted.folder}")
+        out(f"model card: {promoted.spec.model_card}")
+
+    run_command(body)
+
+
 @models_app.command("show")
 def models_show(
     name: Annotated[str, typer.Argument(help="Model name, as `cds models list` shows it.")],

@@ -7,6 +7,8 @@ from cds.errors import ArtifactIntegrityError, InvalidSpecError, ModelNotFoundEr
 from cds.models.registry import ModelRegistry, sha256_file
 from cds.models.spec import BackendKind, coerce_enum
 
+REPO = Path(__file__).resolve().parents[2]
+
 SPEC = Path("lesion-demo/1.0.0/spec.yaml")
 
 
@@ -126,3 +128,17 @@ def test_every_shipped_model_has_a_card_that_matches_the_registry(registry: Mode
             artifact = spec.artifact(kind)
             if artifact is not None:
                 assert artifact.sha256 in card, f"{spec.key} card lacks the {kind} sha256"
+        for label, threshold in spec.thresholds.items():  # the card's operating points are the registry's
+            assert f"| {label} | " in card and f"{threshold:.4f}" in card, f"{spec.key} card disagrees on {label}"
+
+
+def test_every_card_belongs_to_a_shipped_model(registry: ModelRegistry) -> None:
+    cards = {spec.model_card.resolve() for spec in registry}
+    shipped = set((REPO / "model_cards").glob("*.md"))
+    assert shipped and {p.resolve() for p in shipped} <= cards, sorted(p.name for p in shipped if p.resolve() not in cards)
+
+
+def test_committed_model_artifacts_stay_under_40_mib(registry: ModelRegistry) -> None:
+    total = sum(a.path.stat().st_size for spec in registry for k in ("onnx", "onnx_fp16", "torch")
+                if (a := spec.artifact(k)) is not None)
+    assert total < 40 * 2**20, f"{total / 2**20:.1f} MiB of model artifacts"

@@ -1,0 +1,177 @@
+"""Model cards rendered from a registry entry plus its evaluation, so a card cannot drift from the registry.
+
+:class:`Evaluation` and :class:`CardContent` are what a training run records (as JSON, next to the model in
+MLflow); :func:`render_card` turns them and the :class:`~cds.models.spec.ModelSpec` into Markdown. The artifact
+table and version come from the spec, never from the training run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cds.models.spec import ModelSpec
+
+
+class _Plain(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LabelMetrics(_Plain):
+    """Discrimination and operating-point metrics of one label on one split."""
+
+    n: int
+    prevalence: float
+    auc: float | None  # None when the split has only one class for this label
+    auc_ci95: tuple[float, float] | None
+    threshold: float
+    sensitivity: float
+    specificity: float
+    brier: float | None = None
+
+
+class SubgroupMetrics(_Plain):
+    """Mean AUC over labels (with both classes present) within one subgroup of the test split."""
+
+    n: int
+    macro_auc: float | None
+    labels_scored: int
+
+
+class Parity(_Plain):
+    """Torch vs ONNX Runtime on held-out inputs."""
+
+    max_abs: float
+    max_rel: float
+    samples: int
+    atol: float
+
+
+class Evaluation(_Plain):
+    """A model's measured performance: per split, per label; subgroups of the test split; export parity."""
+
+    splits: dict[str, dict[str, LabelMetrics]]
+    subgroups: dict[str, dict[str, SubgroupMetrics]] = Field(default_factory=dict)
+    parity: Parity | None = None
+
+    def macro_auc(self, split: str) -> float | None:
+        """Mean AUC over the labels of ``split`` that have one."""
+        aucs = [m.auc for m in self.splits[split].values() if m.auc is not None]
+        return sum(aucs) / len(aucs) if aucs else None
+
+
+class CardContent(_Plain):
+    """The prose of a card that is not in the spec."""
+
+    data_statement: str
+    limitations: list[str]
+    reproduce: str
+    notes: dict[str, str] = Field(default_factory=dict)  # extra "key: value" lines, e.g. the fp16 copy's behaviour
+    sections: dict[str, str] = Field(default_factory=dict)  # task-specific sections: title -> Markdown body
+    figures: list[str] = Field(default_factory=list)  # PNG files logged with the run, copied next to the card
+
+
+def figure_name(spec: ModelSpec, figure: str) -> str:
+    """File name of a run's figure next to the card: ``<name>-<version>-<figure>``."""
+    return f"{spec.name}-{spec.version}-{figure}"
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size if path.is_file() else 0
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+
+
+def _performance(evaluation: Evaluation) -> list[str]:
+    lines = ["## Performance"]
+    for split, labels in evaluation.splits.items():
+        lines += [
+            "",
+            f"### {split} (n = {next(iter(labels.values())).n}; macro AUC {_fmt(evaluation.macro_auc(split))})",
+            "| label | prevalence | AUC (95 % bootstrap CI) | threshold | sensitivity | specificity |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for label, m in labels.items():
+            ci = f" ({m.auc_ci95[0]:.4f}–{m.auc_ci95[1]:.4f})" if m.auc_ci95 else ""
+            lines.append(
+                f"| {label} | {m.prevalence:.3f} | {_fmt(m.auc)}{ci} | {m.threshold:.4f} "
+                f"| {m.sensitivity:.3f} | {m.specificity:.3f} |"
+            )
+    lines += ["", "Sensitivity and specificity are at each label's operating threshold, chosen on validation."]
+    for column, groups in evaluation.subgroups.items():
+        lines += ["", f"### Test split by `{column}`", "| group | n | macro AUC | labels scored |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {g} | {m.n} | {_fmt(m.macro_auc)} | {m.labels_scored} |" for g, m in groups.items()]
+    return lines
+
+
+def render_card(spec: ModelSpec, evaluation: Evaluation, content: CardContent) -> str:
+    """The card's Markdown text for ``spec``."""
+    root = spec.model_card.parent
+    torch_artifact = spec.artifacts.torch
+    lines = [
+        f"# Model card: {spec.name} {spec.version}",
+        "",
+        "> **Not for diagnostic use.**\n" if spec.not_for_diagnostic_use else "",
+        "## Model details",
+        f"- Task: {spec.task.value}; modality: {spec.modality.value}; labels: {', '.join(spec.labels)}",
+        f"- {spec.description}",
+    ]
+    if torch_artifact is not None:
+        lines.append(f"- Network: `{torch_artifact.network.architecture.value}` with {torch_artifact.network.params}")
+    lines += [
+        f"- Training run: `{spec.training_run}`",
+        "",
+        "## Intended use",
+        spec.intended_use,
+        "",
+        "## Out-of-scope use",
+        "Any diagnostic or treatment decision; images or patients unlike the training data described below; "
+        "use without a qualified reader reviewing every output.",
+        "",
+        "## Training and evaluation data",
+        content.data_statement,
+        "",
+        "## Inputs and outputs",
+        "| role | name | dtype and shape | value range |",
+        "| --- | --- | --- | --- |",
+    ]
+    for role, tensors in (("input", spec.inputs), ("output", spec.outputs)):
+        lines += [f"| {role} | `{t.name}` | `{t.describe()}` | {t.value_range or '—'} |" for t in tensors]
+    lines += [""] + _performance(evaluation)
+    for title, body in content.sections.items():
+        lines += ["", f"## {title}", body]
+    if content.figures:
+        lines += ["", "## Figures"] + [f"![{Path(f).stem}]({figure_name(spec, f)})" for f in content.figures]
+    if evaluation.parity is not None:
+        p = evaluation.parity
+        lines += [
+            "",
+            "## Export parity (training framework vs ONNX Runtime CPU)",
+            f"- max absolute difference: {p.max_abs:.2e} over {p.samples} held-out inputs (tolerance {p.atol:g})",
+            f"- max relative difference: {p.max_rel:.2e}",
+        ]
+    lines += [f"- {k}: {v}" for k, v in content.notes.items()]
+    lines += ["", "## Limitations and caveats"] + [f"- {item}" for item in content.limitations]
+    lines += ["", "## Artifacts", "| kind | file | sha256 | size |", "| --- | --- | --- | --- |"]
+    for kind in ("onnx", "onnx_fp16", "torch"):
+        artifact = spec.artifact(kind)
+        if artifact is not None:
+            lines.append(
+                f"| {kind} | `{os.path.relpath(artifact.path, root)}` | `{artifact.sha256}` | {_size(artifact.path)} |"
+            )
+    lines += ["", "## Reproduce", "```", content.reproduce, "```", ""]
+    return "\n".join(lines)
+
+
+def write_card(spec: ModelSpec, evaluation: Evaluation, content: CardContent) -> str:
+    """Render the card and write it where the spec says; returns the text."""
+    text = render_card(spec, evaluation, content)
+    spec.model_card.parent.mkdir(parents=True, exist_ok=True)
+    spec.model_card.write_text(text, encoding="utf-8")
+    return text

@@ -1,0 +1,81 @@
+"""Read a projection radiograph (DICOM CR/DX or grey-level PNG) into display-normalised pixels; scale to model input.
+
+Display normalisation: DICOM pixels go through the modality LUT (rescale slope/intercept), then the VOI LUT or
+window when the file has one, and MONOCHROME1 images are inverted, so that in the result bright always means
+dense; the result is scaled to [0, 1] over its own range. PNG pixels are divided by their bit depth's maximum.
+Training and serving read images through this one module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cds.errors import InvalidInputError
+
+MODEL_RANGE = (-1024.0, 1024.0)  # TorchXRayVision's input convention: [0, 1] display values scaled to this range
+PNG_SUFFIXES = frozenset({".png"})
+
+
+def _dicom_pixels(path: Path) -> np.ndarray:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
+
+    try:
+        dataset = pydicom.dcmread(path)
+        raw = dataset.pixel_array
+    except (InvalidDicomError, AttributeError, ValueError, EOFError) as exc:
+        raise InvalidInputError(f"{path.name}: not a readable DICOM image ({exc})", code="unreadable_image") from exc
+    if raw.ndim != 2:
+        raise InvalidInputError(
+            f"{path.name}: expected one grey-level frame, got pixel array of shape {raw.shape}", code="not_greyscale"
+        )
+    pixels = np.asarray(apply_voi_lut(apply_modality_lut(raw, dataset), dataset), dtype=np.float32)
+    if str(dataset.get("PhotometricInterpretation", "MONOCHROME2")) == "MONOCHROME1":
+        pixels = pixels.max() - pixels
+    low, high = float(pixels.min()), float(pixels.max())
+    return (pixels - low) / max(high - low, 1e-6)
+
+
+def _png_pixels(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            pixels = np.asarray(image)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidInputError(f"{path.name}: not a readable PNG ({exc})", code="unreadable_image") from exc
+    if pixels.ndim != 2:
+        raise InvalidInputError(f"{path.name}: expected a grey-level image, got mode {mode}", code="not_greyscale")
+    maximum = 65535.0 if pixels.dtype == np.uint16 or mode.startswith("I") else 255.0
+    return (pixels.astype(np.float32) / maximum).clip(0.0, 1.0)
+
+
+def read_radiograph(path: Path) -> np.ndarray:
+    """Display-normalised float32 [H, W] pixels in [0, 1] (bright = dense) of a DICOM or PNG file.
+
+    Raises:
+        InvalidInputError: Unreadable file (``unreadable_image``) or not a single grey-level frame (``not_greyscale``).
+    """
+    if path.suffix.lower() in PNG_SUFFIXES:
+        return _png_pixels(path)
+    return _dicom_pixels(path)
+
+
+def to_model_input(pixels: np.ndarray, size: int) -> np.ndarray:
+    """float32 [1, size, size] in :data:`MODEL_RANGE`: area-resized (bilinear when enlarging) and scaled."""
+    import torch
+    import torch.nn.functional as functional
+
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[None, None]
+    if tensor.shape[-2:] != (size, size):
+        enlarge = tensor.shape[-1] < size or tensor.shape[-2] < size
+        mode = "bilinear" if enlarge else "area"
+        extra = {"align_corners": False} if enlarge else {}
+        tensor = functional.interpolate(tensor, size=(size, size), mode=mode, **extra)
+    low, high = MODEL_RANGE
+    scaled: np.ndarray = (tensor[0].numpy() * (high - low) + low).astype(np.float32)
+    return scaled

@@ -1,0 +1,1 @@
+"""The one training core every torch model in ``training/`` uses: config, distributed setup, the fit loop."""
