@@ -15,6 +15,7 @@ from cds.errors import ArtifactIntegrityError, ModelNotFoundError
 from cds.models.promote import PROMOTED_TAG, VersionExistsError, promote
 from cds.models.registry import ModelRegistry, sha256_file
 from training.data.chest_xray import LABELS
+from training.data.folder import write_generated_chest_xrays
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -26,8 +27,7 @@ TINY = {
     "architecture": "monai.DenseNet",
     "network": {"spatial_dims": 2, "in_channels": 1, "out_channels": 18, "init_features": 8, "growth_rate": 4,
                 "block_config": [2, 2], "bn_size": 2},
-    "data": {"generated": {"train": 32, "validation": 24, "test": 24, "seed": 5, "prevalence": 0.3},
-             "cache_workers": 0},
+    "data": {"cache_workers": 0},  # the fixture points data.folder at DICOM and PNG files it writes
     "train": {"epochs": 2, "batch_size": 8, "lr": 0.003, "seed": 0},
     "parity_samples": 8,
     "torch_weights": True,
@@ -40,8 +40,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from training.chest_xray import main
 
     root = tmp_path_factory.mktemp("lifecycle")
+    for split, count, image_format in (("train", 32, "dicom"), ("validation", 24, "png"), ("test", 24, "dicom")):
+        write_generated_chest_xrays(root / "data" / split, count, seed=len(split), size=96, image_format=image_format,
+                                    prevalence=0.3)
     config = root / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "folder": str(root / "data")}}))
     uri = f"sqlite:///{root / 'mlflow.db'}"
     evaluation = main(["--config", str(config), "--tracking-uri", uri, "--registry", str(root / "registry"),
                        "--cards", str(root / "cards"), "--set", f"train.checkpoint_dir={root / 'ckpt'}"])
@@ -78,7 +81,7 @@ def test_promoted_entry_matches_the_run_and_serves(trained: dict[str, Any]) -> N
     assert spec.training_run is not None and "registered model cxr-tiny version 1" in spec.training_run
     card = spec.model_card.read_text()
     assert spec.artifacts.onnx.sha256 in card and "# Model card: cxr-tiny 0.0.1" in card
-    assert "synthetic" in card and "| sex |" not in card and "Test split by `sex`" in card
+    assert "Images and labels from" in card and "Test split by `sex`" in card  # labels.csv's extra column
     test_auc = trained["evaluation"].splits["test"]["Effusion"].auc
     assert "| Effusion | " in card and (test_auc is None or f"{test_auc:.4f}" in card)
 
@@ -138,3 +141,33 @@ def test_smoke_configuration_trains_the_real_network_end_to_end(tmp_path: Path) 
     assert evaluation.parity is not None and evaluation.parity.max_abs < 1e-4
     assert spec.artifacts.onnx.path.stat().st_size > 25e6  # the full DenseNet-121, not a stand-in
     shutil.rmtree(tmp_path / "r")
+
+
+def test_torchrun_trains_the_cli_with_two_gloo_processes(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    config = tmp_path / "ddp.yaml"
+    generated = {"train": 32, "validation": 16, "test": 16, "seed": 3, "prevalence": 0.3}
+    config.write_text(yaml.safe_dump({**TINY, "name": "cxr-ddp", "data": {"generated": generated, "cache_workers": 0}}))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
+         "-m", "training.chest_xray", "--config", str(config), "--tracking-uri", uri, "--no-promote",
+         "--set", f"train.checkpoint_dir={tmp_path / 'ckpt'}"],
+        cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(client.get_model_version("cxr-ddp", "1").run_id)
+    assert run.data.metrics["world_size"] == 2
+    assert run.data.metrics["samples_seen_rank0"] == 2 * 16  # half of 32 images in each of 2 epochs
+    assert not (tmp_path / "registry").exists()  # --no-promote: MLflow only

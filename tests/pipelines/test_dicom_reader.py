@@ -1,0 +1,101 @@
+"""Defensive DICOM reading: pydicom's own test files, compressed syntaxes, and hostile inputs."""
+
+import io
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from cds.errors import InvalidInputError
+from cds.pipelines.dicom_reader import read_instance
+from training.data.dicom_files import write_radiograph
+
+PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"  # bundled files only: nothing is downloaded
+REASONS = {"empty_file", "not_dicom", "invalid_header", "no_pixel_data", "image_too_large", "pixel_data_short",
+           "unsupported_transfer_syntax", "pixel_decode_failed"}
+
+
+def test_every_bundled_pydicom_file_is_read_or_refused_with_a_reason() -> None:
+    files = sorted(p for p in PYDICOM_FILES.rglob("*") if p.is_file())
+    assert len(files) > 100
+    outcome: Counter[str] = Counter()
+    for path in files:
+        try:
+            pixels = read_instance(path).pixels()
+            assert pixels.size > 0
+            outcome["read"] += 1
+        except InvalidInputError as exc:  # anything else escaping is a crash and fails the test
+            assert exc.code in REASONS, (path.name, exc.code)
+            assert path.name in exc.message
+            outcome[exc.code] += 1
+    assert outcome["read"] >= 80 and outcome["no_pixel_data"] >= 30, outcome
+    assert read_instance(PYDICOM_FILES / "MR_truncated.dcm").dataset is not None
+    with pytest.raises(InvalidInputError) as err:
+        read_instance(PYDICOM_FILES / "MR_truncated.dcm").pixels()
+    assert err.value.code == "pixel_data_short"
+
+
+@pytest.mark.parametrize(
+    "compressed",
+    ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_expb.dcm",
+     "MR_small_implicit.dcm", "MR_small_bigendian.dcm"],
+)
+def test_lossless_encodings_decode_to_the_same_pixels(compressed: str) -> None:
+    reference = read_instance(PYDICOM_FILES / "MR_small.dcm").pixels()
+    np.testing.assert_array_equal(read_instance(PYDICOM_FILES / compressed).pixels(), reference)
+
+
+def test_lossy_jpeg_and_jpeg_ls_decode() -> None:
+    for name, shape in (("SC_rgb_jpeg_dcmtk.dcm", (100, 100, 3)), ("JPEGLSNearLossless_16.dcm", None),
+                        ("JPEG2000.dcm", None), ("JPGExtended.dcm", None)):
+        pixels = read_instance(PYDICOM_FILES / name).pixels()
+        assert pixels.ndim >= 2 and (shape is None or pixels.shape == shape)
+
+
+def test_in_memory_bytes_and_hostile_inputs(tmp_path: Path) -> None:
+    path = write_radiograph(tmp_path / "cr.dcm", np.full((32, 32), 0.5, np.float32))
+    assert read_instance(path.read_bytes(), name="upload-1").pixels().shape == (32, 32)
+    cases = {
+        b"": "empty_file",
+        b"hello, this is not DICOM" * 10: "not_dicom",
+        path.read_bytes()[:100]: "not_dicom",  # cut inside the meta header
+    }
+    for data, code in cases.items():
+        with pytest.raises(InvalidInputError) as err:
+            read_instance(data, name="upload").pixels()
+        assert err.value.code == code
+
+
+def _rewrite(path: Path, **changes: object) -> bytes:
+    ds = pydicom.dcmread(path)
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    buffer = io.BytesIO()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_absurd_dimensions_are_refused_before_decoding(tmp_path: Path) -> None:
+    path = write_radiograph(tmp_path / "cr.dcm", np.zeros((16, 16), np.float32))
+    huge = _rewrite(path, Rows=65535, Columns=65535, NumberOfFrames=500)
+    with pytest.raises(InvalidInputError) as err:
+        read_instance(huge, name="bomb").pixels()
+    assert err.value.code == "image_too_large" and "before decoding" in err.value.message
+    short = _rewrite(path, Rows=64, Columns=64)  # 16x16 pixels behind a 64x64 header
+    with pytest.raises(InvalidInputError) as err:
+        read_instance(short, name="short").pixels()
+    assert err.value.code == "pixel_data_short"
+    zero = _rewrite(path, Rows=0)
+    with pytest.raises(InvalidInputError) as err:
+        read_instance(zero, name="zero").pixels()
+    assert err.value.code == "invalid_header"
+
+
+def test_structured_report_has_no_pixels() -> None:
+    with pytest.raises(InvalidInputError) as err:
+        read_instance(PYDICOM_FILES / "test-SR.dcm").pixels()
+    assert err.value.code == "no_pixel_data"
