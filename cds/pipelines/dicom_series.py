@@ -100,7 +100,7 @@ def build_volume(instances: list[DicomInstance], max_pixel_bytes: int = DEFAULT_
     ordered, orientation, origin, spacing = _ordered(instances)
     from pydicom.pixels.processing import apply_modality_lut
 
-    slices = []
+    slices: list[np.ndarray] = []
     for instance in ordered:
         pixels = instance.pixels(max_pixel_bytes)
         if slices and pixels.shape != slices[0].shape:
