@@ -18,7 +18,7 @@ def test_models_list_shows_verified_model() -> None:
 
 
 def test_models_list_flags_tampered_artifact(registry_copy: Path) -> None:
-    (registry_copy / "lesion-demo" / "1.0.0" / "model.pt").write_bytes(b"x")
+    (registry_copy / "lesion-demo" / "1.1.0" / "model.pt").write_bytes(b"x")
     result = runner.invoke(app, ["models", "list", "--registry", str(registry_copy)])
     assert "FAILED: artifact_hash_mismatch" in result.output
 
@@ -35,7 +35,7 @@ def test_infer_prints_results_with_identity(spec: ModelSpec) -> None:
         result = runner.invoke(app, ["infer", "lesion-demo", str(sample), "--backend", backend])
         assert result.exit_code == 0, result.output
         (item,) = json.loads(result.output)
-        assert item["model"] == {"name": "lesion-demo", "version": "1.0.0", "sha256": sha, "backend": backend}
+        assert item["model"] == {"name": "lesion-demo", "version": "1.1.0", "sha256": sha, "backend": backend}
         assert item["findings"][0]["positive"] is True
 
 

@@ -9,7 +9,7 @@ from cds.models.spec import BackendKind, coerce_enum
 
 REPO = Path(__file__).resolve().parents[2]
 
-SPEC = Path("lesion-demo/1.0.0/spec.yaml")
+SPEC = Path("lesion-demo/1.1.0/spec.yaml")
 
 
 def test_real_registry_lists_demo_model_and_verifies_every_artifact(registry: ModelRegistry) -> None:
@@ -30,7 +30,7 @@ def test_unknown_model_error_lists_known_models(registry: ModelRegistry) -> None
 
 
 def test_unknown_version_error_lists_versions(registry: ModelRegistry) -> None:
-    with pytest.raises(ModelNotFoundError, match="registered versions: 1.0.0") as err:
+    with pytest.raises(ModelNotFoundError, match="registered versions: 1.1.0") as err:
         registry.get("lesion-demo", "9.9.9")
     assert err.value.code == "model_version_not_found"
 
@@ -98,7 +98,7 @@ def test_missing_registry_folder(tmp_path: Path) -> None:
 
 
 def test_newest_version_is_default(registry_copy: Path) -> None:
-    source = registry_copy / "lesion-demo" / "1.0.0"
+    source = registry_copy / "lesion-demo" / "1.1.0"
     for version in ("1.10.0", "1.9.0"):
         target = registry_copy / "lesion-demo" / version
         target.mkdir()
@@ -109,7 +109,7 @@ def test_newest_version_is_default(registry_copy: Path) -> None:
         data["model_card"] = str(source.resolve() / data["model_card"])
         (target / "spec.yaml").write_text(yaml.safe_dump(data))
     registry = ModelRegistry.from_directory(registry_copy)
-    assert registry.versions("lesion-demo") == ["1.0.0", "1.9.0", "1.10.0"]
+    assert registry.versions("lesion-demo") == ["1.1.0", "1.9.0", "1.10.0"]
     assert registry.get("lesion-demo").version == "1.10.0"
 
 
