@@ -136,6 +136,8 @@ class ChestXrayTask(ClassifierTask[ChestXrayConfig]):
             "thresholds": {k: round(v, 6) for k, v in thresholds.items()},
             "max_batch_size": self.config.max_batch_size,
             "not_for_diagnostic_use": True,
+            "imaging": {"modalities": ["CR", "DX"], "body_parts": ["CHEST"], "views": ["PA", "AP"],
+                        "min_rows": size, "min_columns": size, "pixel_spacing_mm": [0.05, 1.0]},
         }
 
     def card(self, reproduce: str) -> CardContent:

@@ -124,6 +124,32 @@ class FeatureSpec(_Frozen):
     reference: float | None = None
 
 
+class ImagingContract(_Frozen):
+    """What a DICOM study must be for an imaging model to read it; checked before any pixel is decoded.
+
+    Attributes:
+        modalities: Accepted DICOM Modality values (e.g. CR and DX for a radiograph model).
+        body_parts: Accepted BodyPartExamined values; checked only when the tag is present (it often is not).
+        views: Accepted ViewPosition values (e.g. PA, AP); checked only when present.
+        photometric: Accepted PhotometricInterpretation values.
+        min_rows: Smallest image height in pixels.
+        min_columns: Smallest image width in pixels.
+        min_slices: Fewest slices (1 for projection images).
+        max_slices: Most slices (``None``: no limit beyond the pixel-size cap).
+        pixel_spacing_mm: Accepted in-plane pixel spacing range, when the image carries PixelSpacing.
+    """
+
+    modalities: tuple[Modality, ...] = Field(min_length=1)
+    body_parts: tuple[str, ...] = ()
+    views: tuple[str, ...] = ()
+    photometric: tuple[str, ...] = ("MONOCHROME1", "MONOCHROME2")
+    min_rows: int = Field(default=1, ge=1)
+    min_columns: int = Field(default=1, ge=1)
+    min_slices: int = Field(default=1, ge=1)
+    max_slices: int | None = Field(default=None, ge=1)
+    pixel_spacing_mm: tuple[float, float] | None = None
+
+
 class ModelSpec(_Frozen):
     """Everything the engine needs to know about one model version.
 
@@ -145,6 +171,7 @@ class ModelSpec(_Frozen):
         not_for_diagnostic_use: Whether results must carry the "not for diagnostic use" caveat.
         features: For tabular models, the named columns of the first input, in order.
         outcome: For risk models, what the predicted probability is of.
+        imaging: For imaging models, what a study must be to be read (checked before inference).
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -164,6 +191,7 @@ class ModelSpec(_Frozen):
     not_for_diagnostic_use: bool = True
     features: tuple[FeatureSpec, ...] = ()
     outcome: str = ""
+    imaging: ImagingContract | None = None
 
     @field_validator("model_card")
     @classmethod
