@@ -13,24 +13,26 @@ from pathlib import Path
 import numpy as np
 
 from cds.errors import InvalidInputError
+from cds.pipelines.dicom_reader import DicomInstance, read_instance
 
 MODEL_RANGE = (-1024.0, 1024.0)  # TorchXRayVision's input convention: [0, 1] display values scaled to this range
 PNG_SUFFIXES = frozenset({".png"})
 
 
-def _dicom_pixels(path: Path) -> np.ndarray:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+def display_pixels(instance: DicomInstance) -> np.ndarray:
+    """Display-normalised float32 [H, W] in [0, 1] of a single-frame grey-level DICOM image.
+
+    Raises:
+        InvalidInputError: Any reason from decoding, or ``not_greyscale`` (colour or multi-frame).
+    """
     from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
-    try:
-        dataset = pydicom.dcmread(path)
-        raw = dataset.pixel_array
-    except (InvalidDicomError, AttributeError, ValueError, EOFError) as exc:
-        raise InvalidInputError(f"{path.name}: not a readable DICOM image ({exc})", code="unreadable_image") from exc
+    raw = instance.pixels()
+    dataset = instance.dataset
     if raw.ndim != 2:
         raise InvalidInputError(
-            f"{path.name}: expected one grey-level frame, got pixel array of shape {raw.shape}", code="not_greyscale"
+            f"{instance.source}: expected one grey-level frame, got pixel array of shape {raw.shape}",
+            code="not_greyscale",
         )
     pixels = np.asarray(apply_voi_lut(apply_modality_lut(raw, dataset), dataset), dtype=np.float32)
     if str(dataset.get("PhotometricInterpretation", "MONOCHROME2")) == "MONOCHROME1":
@@ -58,11 +60,12 @@ def read_radiograph(path: Path) -> np.ndarray:
     """Display-normalised float32 [H, W] pixels in [0, 1] (bright = dense) of a DICOM or PNG file.
 
     Raises:
-        InvalidInputError: Unreadable file (``unreadable_image``) or not a single grey-level frame (``not_greyscale``).
+        InvalidInputError: Unreadable PNG (``unreadable_image``), any DICOM reading reason (see
+            :mod:`cds.pipelines.dicom_reader`), or not a single grey-level frame (``not_greyscale``).
     """
     if path.suffix.lower() in PNG_SUFFIXES:
         return _png_pixels(path)
-    return _dicom_pixels(path)
+    return display_pixels(read_instance(path))
 
 
 def to_model_input(pixels: np.ndarray, size: int) -> np.ndarray:

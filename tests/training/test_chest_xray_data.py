@@ -98,7 +98,7 @@ def test_bad_files_are_refused_with_a_reason(tmp_path: Path) -> None:
     junk.write_bytes(b"not a dicom file at all")
     with pytest.raises(InvalidInputError) as err:
         read_radiograph(junk)
-    assert err.value.code == "unreadable_image"
+    assert err.value.code == "not_dicom"
     from PIL import Image
 
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "rgb.png")
