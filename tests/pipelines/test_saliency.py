@@ -1,0 +1,28 @@
+import numpy as np
+import pytest
+
+from cds.pipelines.saliency import occlusion_heatmaps
+
+
+def _model(batch: np.ndarray) -> np.ndarray:
+    """Label 0 depends on the brightness of the top-left quadrant, label 1 on the bottom-right; label 2 on nothing."""
+    top_left = batch[:, 0, :32, :32].mean(axis=(1, 2))
+    bottom_right = batch[:, 0, 32:, 32:].mean(axis=(1, 2))
+    return np.stack([1 / (1 + np.exp(-8 * (top_left - 0.5))), 1 / (1 + np.exp(-8 * (bottom_right - 0.5))),
+                     np.full(len(batch), 0.7)], axis=1).astype(np.float32)
+
+
+def test_heatmaps_point_at_the_region_each_label_depends_on() -> None:
+    image = np.zeros((1, 64, 64), np.float32)
+    image[0, :32, :32] = 1.0
+    image[0, 32:, 32:] = 1.0
+    maps = occlusion_heatmaps(_model, image, [0, 1, 2], grid=4, batch=5)
+    assert maps.shape == (3, 64, 64) and maps.max() <= 1.0 and maps.min() >= 0.0
+    assert maps[0, :32, :32].mean() > 0.5 and maps[0, 32:, :].max() == 0.0
+    assert maps[1, 32:, 32:].mean() > 0.5 and maps[1, :32, :].max() == 0.0
+    assert maps[2].max() == 0.0  # nothing the image shows changes it
+
+
+def test_one_image_only() -> None:
+    with pytest.raises(ValueError, match="one image"):
+        occlusion_heatmaps(_model, np.zeros((2, 1, 8, 8), np.float32), [0])
