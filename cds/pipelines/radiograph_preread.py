@@ -1,0 +1,107 @@
+"""Chest radiograph pre-read: one DICOM CR/DX image → contract check → findings → heatmaps for positive findings.
+
+Refusals happen before inference: the model's imaging contract (modality, body part, view, photometric, size,
+spacing) is checked from the header alone, then the pixels are decoded under the size limits of
+:mod:`cds.pipelines.dicom_reader`. The result carries the model's identity, the sha256 of the exact model input,
+the source study/series/instance UIDs and the time taken per stage.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cds.errors import InvalidInputError
+from cds.models.backend import Backend
+from cds.models.spec import Task
+from cds.pipelines.classification import TensorClassificationPipeline
+from cds.pipelines.dicom_contract import check_instance
+from cds.pipelines.dicom_reader import DicomInstance
+from cds.pipelines.radiograph import MODEL_RANGE, display_pixels, to_model_input
+from cds.pipelines.results import ClassificationResult
+from cds.pipelines.saliency import occlusion_heatmaps
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """Which DICOM image was read."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    modality: str
+    name: str
+
+
+@dataclass
+class RadiographPreread:
+    """A pre-read: the typed result, the display image at model size, one heatmap per positive finding."""
+
+    result: ClassificationResult
+    source: SourceImage
+    image: np.ndarray  # float32 [S, S] in [0, 1], what the model saw (before scaling)
+    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # label -> float32 [S, S] in [0, 1]
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+
+class RadiographPrereadPipeline:
+    """Runs a chest radiograph classifier over DICOM images.
+
+    Args:
+        backend: A loaded backend for a classification model with one input [-1, 1, S, S].
+        saliency_grid: Occlusion grid per side for the heatmaps; 0 turns heatmaps off.
+    """
+
+    def __init__(self, backend: Backend, *, saliency_grid: int = 7) -> None:
+        spec = backend.spec
+        shape = spec.inputs[0].shape
+        if spec.task is not Task.CLASSIFICATION or len(shape) != 4 or shape[1] != 1 or shape[2] != shape[3]:
+            raise InvalidInputError(
+                f"model {spec.key} is not a single-channel square image classifier (input {list(shape)})",
+                code="wrong_task",
+            )
+        self.backend = backend
+        self.size = int(shape[2])
+        self.saliency_grid = saliency_grid
+        self.classifier = TensorClassificationPipeline(backend)
+
+    def _probabilities(self, batch: np.ndarray) -> np.ndarray:
+        spec = self.backend.spec
+        result: np.ndarray = self.backend.infer({spec.inputs[0].name: batch})[spec.outputs[0].name]
+        return result
+
+    def __call__(self, instance: DicomInstance) -> RadiographPreread:
+        """Pre-read one image; raises :class:`InvalidInputError` (with its reason code) when refused."""
+        stage: dict[str, float] = {}
+        tic = time.perf_counter()
+        if self.backend.spec.imaging is not None:
+            check_instance(instance, self.backend.spec.imaging)
+        pixels = display_pixels(instance)
+        stage["decode_ms"] = (time.perf_counter() - tic) * 1000
+        tic = time.perf_counter()
+        model_input = to_model_input(pixels, self.size)
+        stage["preprocess_ms"] = (time.perf_counter() - tic) * 1000
+        tic = time.perf_counter()
+        result = self.classifier(model_input[None])[0]
+        stage["infer_ms"] = (time.perf_counter() - tic) * 1000
+        tic = time.perf_counter()
+        positives = [i for i, finding in enumerate(result.findings) if finding.positive]
+        heatmaps: dict[str, np.ndarray] = {}
+        if positives and self.saliency_grid > 0:
+            maps = occlusion_heatmaps(self._probabilities, model_input, positives, grid=self.saliency_grid)
+            heatmaps = {result.findings[i].label: m for i, m in zip(positives, maps, strict=True)}
+        stage["saliency_ms"] = (time.perf_counter() - tic) * 1000
+        ds = instance.dataset
+        source = SourceImage(
+            study_uid=str(ds.get("StudyInstanceUID", "")),
+            series_uid=str(ds.get("SeriesInstanceUID", "")),
+            sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+            modality=str(ds.get("Modality", "")),
+            name=instance.source,
+        )
+        low, high = MODEL_RANGE
+        image = (model_input[0] - low) / (high - low)
+        return RadiographPreread(result=result, source=source, image=image.astype(np.float32), heatmaps=heatmaps,
+                                 stage_ms=stage)
