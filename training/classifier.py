@@ -146,7 +146,7 @@ def _release(task: ClassifierTask[Any], args: argparse.Namespace, run: Run, body
             torch.save(model.state_dict(), weights)
         with torch.inference_mode():
             output = model(example).numpy()
-        reproduce = f"python -m {task.__module__} --config {args.config} " + " ".join(f"--set {s}" for s in args.set)
+        reproduce = _reproduce(task, args)
         document = task.spec_document(thresholds)
         if weights is not None:
             document["torch_network"] = config.network_spec(Activation.SIGMOID).model_dump(mode="json")
@@ -161,6 +161,19 @@ def _release(task: ClassifierTask[Any], args: argparse.Namespace, run: Run, body
         run.log_artifact(promoted.spec.model_card)
         log.info("promoted to %s (%s)", promoted.folder, promoted.spec.key)
     return evaluation
+
+
+def _reproduce(task: ClassifierTask[Any], args: argparse.Namespace) -> str:
+    """The command that trains this model again (module name even when run with ``-m``; config path relative)."""
+    import sys
+
+    module = type(task).__module__
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else module
+    config = Path(args.config).resolve()
+    shown = config.relative_to(REPO_ROOT) if config.is_relative_to(REPO_ROOT) else config
+    return " ".join([f"python -m {module} --config {shown}", *(f"--set {s}" for s in args.set)])
 
 
 def run_classifier(task_class: type[ClassifierTask[Any]], argv: list[str] | None, *, description: str | None,

@@ -1,0 +1,82 @@
+"""The shipped chest X-ray model behind the pre-read pipeline and `cds preread`."""
+
+import json
+from pathlib import Path
+
+import pydicom
+import pytest
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from typer.testing import CliRunner
+
+from cds.cli.main import app
+from cds.errors import InvalidInputError
+from cds.models.registry import ModelRegistry
+from cds.models.spec import BackendKind
+from cds.pipelines.dicom_reader import read_instance
+from cds.pipelines.radiograph_preread import RadiographPrereadPipeline
+from cds.serving.backends import create_backend
+from training.data.chest_xray import render
+from training.data.dicom_files import write_radiograph
+
+PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
+
+
+@pytest.fixture(scope="module")
+def pipeline(registry: ModelRegistry):  # type: ignore[no-untyped-def]
+    spec = registry.get("chest-xray-demo")
+    with create_backend(BackendKind.ONNXRUNTIME, spec) as backend:
+        yield RadiographPrereadPipeline(backend, saliency_grid=4)
+
+
+def _study(tmp_path: Path, name: str, findings: set[str], **kwargs: object) -> Path:
+    pixels, _, sex = render(448, 77, 3, findings=findings)
+    return write_radiograph(tmp_path / name, pixels, sex=sex, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_generated_radiograph_is_pre_read_with_heatmaps_for_positive_findings(
+    pipeline: RadiographPrereadPipeline, tmp_path: Path
+) -> None:
+    preread = pipeline(read_instance(_study(tmp_path, "effusion.dcm", {"Effusion", "Cardiomegaly"})))
+    result = preread.result
+    assert result.model.name == "chest-xray-demo" and len(result.findings) == 18
+    assert preread.source.modality == "CR" and preread.source.study_uid
+    assert set(preread.heatmaps) == {f.label for f in result.positives}
+    for heatmap in preread.heatmaps.values():
+        assert heatmap.shape == (224, 224) and heatmap.min() >= 0.0 and heatmap.max() == pytest.approx(1.0)
+    assert {"decode_ms", "preprocess_ms", "infer_ms", "saliency_ms"} <= set(preread.stage_ms)
+    # the same patient without findings scores lower on the findings it has
+    normal = pipeline(read_instance(_study(tmp_path, "normal.dcm", set()))).result
+    effusion = {f.label: f.probability for f in result.findings}
+    clear = {f.label: f.probability for f in normal.findings}
+    assert effusion["Effusion"] > clear["Effusion"] and effusion["Cardiomegaly"] > clear["Cardiomegaly"]
+    # MONOCHROME1 storage of the same pixels gives the same model input, hence the same result
+    inverted = pipeline(read_instance(_study(tmp_path, "m1.dcm", {"Effusion", "Cardiomegaly"}, monochrome1=True)))
+    assert inverted.result.input_sha256 == result.input_sha256
+
+
+def test_a_study_that_does_not_fit_the_contract_is_refused_before_inference(
+    pipeline: RadiographPrereadPipeline,
+) -> None:
+    with pytest.raises(InvalidInputError) as err:
+        pipeline(read_instance(PYDICOM_FILES / "MR_small.dcm"))
+    assert err.value.code == "wrong_modality" and "model expects modality CR/DX, got MR" in err.value.message
+
+
+def test_cli_pre_reads_a_folder_and_keeps_going_past_bad_files(tmp_path: Path) -> None:
+    studies = tmp_path / "in"
+    _study(studies, "a.dcm", {"Effusion"})
+    _study(studies, "b.dcm", set())
+    (studies / "junk.dcm").write_bytes(b"not dicom")
+    (studies / "mr.dcm").write_bytes((PYDICOM_FILES / "MR_small.dcm").read_bytes())
+    result = CliRunner().invoke(app, ["preread", str(studies), "--out", str(tmp_path / "out"), "--saliency-grid", "3"])
+    assert result.exit_code == 0, result.output
+    assert "2 pre-read, 2 refused" in result.output
+    refused = {Path(r["file"]).name: r["reason"] for r in json.loads((tmp_path / "out" / "refused.json").read_text())}
+    assert refused == {"junk.dcm": "not_dicom", "mr.dcm": "wrong_modality"}
+    reports = sorted((tmp_path / "out").rglob("diagnostic-report.json"))
+    assert len(reports) == 2
+    for report in reports:
+        DiagnosticReport.model_validate(json.loads(report.read_text()))
+        document = json.loads((report.parent / "result.json").read_text())
+        assert document["result"]["model"]["name"] == "chest-xray-demo"
+        assert len(list(report.parent.glob("heatmap-*.png"))) == len(document["heatmaps"])
