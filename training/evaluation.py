@@ -15,12 +15,20 @@ from cds.models.card import Evaluation, LabelMetrics, SubgroupMetrics
 
 def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     """Threshold maximising sensitivity + specificity - 1 (choose it on a validation split); 0.5 when the
-    split has a single class."""
+    split has a single class.
+
+    Every threshold in the gap between the scores around the best cut gives the same split; the middle of the gap
+    is returned (for separable classes: halfway between the highest negative and the lowest positive score), not
+    its edge, so that a new score just beside a training score is not decided by chance.
+    """
     if np.min(labels) == np.max(labels):
         return 0.5
     fpr, tpr, thresholds = roc_curve(labels, scores)
-    best = int(np.argmax(tpr - fpr))
-    return float(min(thresholds[best], 1.0))
+    youden = tpr - fpr
+    best = int(np.argmax(youden))
+    cut = float(min(thresholds[best], 1.0))
+    below = np.asarray(scores)[np.asarray(scores) < cut]
+    return (cut + float(below.max())) / 2 if below.size else cut
 
 
 def sensitivity_threshold(labels: np.ndarray, scores: np.ndarray, target: float) -> float:

@@ -117,6 +117,15 @@ def test_early_stopping_stops_when_the_score_stops_improving() -> None:
     assert result.stopped_early and result.epochs_run == 4 and result.best_epoch == 2 and result.best_score == 0.8
 
 
+def test_among_equal_scores_the_epoch_with_the_lowest_validation_loss_is_kept() -> None:
+    config = TrainConfig(epochs=5, batch_size=16, lr=0.05, channels_last=False)
+    result = fit(_model(), _Items(64, 0), _Items(32, 1), loss_fn=LOSS, config=config, world=CPU,
+                 score_fn=lambda y, p: 1.0)  # saturated, like an AUC of 1.0 on separable data
+    losses = [r.val_loss for r in result.history]
+    assert result.best_epoch == int(np.argmin(losses)) + 1 and result.best_val_loss == min(losses)
+    assert result.best_epoch > 1  # the first epoch is not kept just because it reached the score first
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

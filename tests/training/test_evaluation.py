@@ -59,3 +59,9 @@ def test_dice_and_hd95_on_known_volumes() -> None:
     moved = dice_hd95(shifted, truth, classes=2, spacing=(2.0, 1.0, 1.0))
     assert moved["dice"] == [pytest.approx(2 * 48 / 128)]
     assert moved["hd95"] == [pytest.approx(2.0)]  # one voxel of 2 mm
+
+
+def test_youden_threshold_sits_in_the_middle_of_the_gap_between_separable_classes() -> None:
+    y = np.r_[np.zeros(50), np.ones(50)]
+    s = np.r_[np.linspace(0.0, 0.3, 50), np.linspace(0.9, 1.0, 50)]
+    assert choose_thresholds(y[:, None], s[:, None], ["x"])["x"] == pytest.approx(0.6)

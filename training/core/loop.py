@@ -51,7 +51,11 @@ class EpochRecord:
 
 @dataclass
 class FitResult:
-    """Outcome of :func:`fit`; the model passed in holds the best epoch's weights afterwards."""
+    """Outcome of :func:`fit`; the model passed in holds the best epoch's weights afterwards.
+
+    The best epoch has the highest validation score; among equal scores (e.g. an AUC saturated at 1.0), the lowest
+    validation loss.
+    """
 
     best_epoch: int
     best_score: float
@@ -61,6 +65,7 @@ class FitResult:
     samples_seen: int  # by this process, over the epochs it ran in this call
     resumed_from_epoch: int = 0
     history: list[EpochRecord] = field(default_factory=list)
+    best_val_loss: float = float("inf")
 
 
 def _tensor(value: Any, device: torch.device, channels_last: bool = False) -> torch.Tensor:
@@ -179,6 +184,7 @@ def fit(
         schedule.load_state_dict(saved["scheduler"])
         start, bad_epochs = int(saved["epoch"]), int(saved["bad_epochs"])
         result.best_epoch, result.best_score = int(saved["best_epoch"]), float(saved["best_score"])
+        result.best_val_loss = float(saved.get("best_val_loss", float("inf")))
         result.history = [EpochRecord(**r) for r in saved["history"]]
         result.resumed_from_epoch = start
         best_weights = saved.get("best_weights")
@@ -220,9 +226,11 @@ def fit(
             record = EpochRecord(epoch + 1, train_loss, val_loss, float(score), total / elapsed, elapsed,
                                  float(schedule.get_last_lr()[0]))
             result.history.append(record)
-            improved = record.score > result.best_score
+            improved = record.score > result.best_score or (
+                record.score == result.best_score and record.val_loss < result.best_val_loss)
             if improved:
                 result.best_epoch, result.best_score = record.epoch, record.score
+                result.best_val_loss = record.val_loss
                 best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 bad_epochs = 0
             else:
@@ -234,7 +242,7 @@ def fit(
             checkpoints.save(
                 {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimiser.state_dict(),
                  "scheduler": schedule.state_dict(), "best_epoch": result.best_epoch,
-                 "best_score": result.best_score, "bad_epochs": bad_epochs,
+                 "best_score": result.best_score, "best_val_loss": result.best_val_loss, "bad_epochs": bad_epochs,
                  "history": [asdict(r) for r in result.history], "best_weights": best_weights,
                  "config": as_dict(config)},
                 best_weights if improved else None,
