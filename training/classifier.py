@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,16 +19,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cds.models.card import CardContent, Evaluation, Parity
+from cds.models.card import CardContent, Evaluation
 from cds.models.nets import build_network
-from cds.models.promote import promote
 from cds.models.spec import Activation, Architecture, NetworkSpec
-from cds.settings import REPO_ROOT
 from training.core.config import TrainConfig, as_dict, load_config
 from training.core.distributed import init_world, shutdown
 from training.core.loop import fit, predict, unwrap_copy
 from training.evaluation import choose_thresholds, evaluate_multilabel
-from training.export import check_parity, export_onnx
+from training.release import (
+    fit_tracked,
+    parse_args,
+    promote_version,
+    publish,
+    reproduce_command,
+    with_checkpoints,
+)
 from training.tracking import Run
 
 log = logging.getLogger("training.classifier")
@@ -51,6 +55,7 @@ class ClassifierConfig:
     torch_weights: bool = False  # also ship the state_dict (for the torch backend)
     experiment: str = "default"
     max_batch_size: int = 32
+    target_sensitivity: float | None = None  # operating thresholds: Youden's J when None
 
     def network_spec(self, activation: Activation) -> NetworkSpec:
         """The network, with ``activation`` appended (none while training, sigmoid when served)."""
@@ -105,18 +110,6 @@ def macro_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.mean(aucs)) if aucs else 0.0
 
 
-def parse_args(argv: list[str] | None, description: str | None, default_config: Path) -> argparse.Namespace:
-    """The options every classifier CLI takes."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=default_config)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: runs/mlflow/mlflow.db)")
-    parser.add_argument("--registry", type=Path, default=REPO_ROOT / "registry")
-    parser.add_argument("--cards", type=Path, default=REPO_ROOT / "model_cards")
-    parser.add_argument("--no-promote", action="store_true", help="register in MLflow only")
-    return parser.parse_args(argv)
-
-
 def _release(task: ClassifierTask[Any], args: argparse.Namespace, run: Run, body: torch.nn.Module,
              splits: dict[str, Split], val_set: Dataset[Any]) -> Evaluation:
     """Main process after training: evaluate, export with parity, log, register, promote."""
@@ -126,54 +119,23 @@ def _release(task: ClassifierTask[Any], args: argparse.Namespace, run: Run, body
     device = next(body.parameters()).device
     probs = {name: 1.0 / (1.0 + np.exp(-predict(body, ds, config.train, device)[1]))
              for name, ds in (("validation", val_set), ("test", test_set))}
-    thresholds = choose_thresholds(splits["validation"].labels, probs["validation"], task.labels)
+    thresholds = choose_thresholds(splits["validation"].labels, probs["validation"], task.labels,
+                                   target_sensitivity=config.target_sensitivity)
     evaluation = evaluate_multilabel({name: (splits[name].labels, probs[name]) for name in ("validation", "test")},
                                      task.labels, thresholds, subgroups=splits["test"].subgroups)
     count = min(config.parity_samples, len(splits["test"].items))
     inputs = np.stack([np.asarray(test_set[i]["image"], dtype=np.float32) for i in range(count)])
-    example = torch.from_numpy(inputs[:1])
-    with tempfile.TemporaryDirectory(prefix="cds-export-") as scratch:
-        folder = Path(scratch)
-        onnx_path = export_onnx(model, example, folder / "model.onnx", input_name="image", output_name="probabilities")
-        parity = check_parity(model, onnx_path, inputs, input_name="image", atol=config.parity_atol)
-        evaluation = evaluation.model_copy(update={"parity": Parity(
-            max_abs=parity.max_abs, max_rel=parity.max_rel, samples=parity.samples, atol=config.parity_atol)})
-        fp16 = (export_onnx(model, example, folder / "model_fp16.onnx", input_name="image",
-                            output_name="probabilities", fp16=True) if config.fp16_copy else None)
-        weights = None
-        if config.torch_weights:
-            weights = folder / "model.pt"
-            torch.save(model.state_dict(), weights)
-        with torch.inference_mode():
-            output = model(example).numpy()
-        reproduce = _reproduce(task, args)
-        document = task.spec_document(thresholds)
-        if weights is not None:
-            document["torch_network"] = config.network_spec(Activation.SIGMOID).model_dump(mode="json")
-        version = run.log_model(onnx_path, registered_name=config.name, spec_document=document,
-                                evaluation=evaluation, card=task.card(reproduce.strip()), input_example=inputs[:1],
-                                output_example=output, fp16_path=fp16, torch_path=weights)
+    network = config.network_spec(Activation.SIGMOID) if config.torch_weights else None
+    published = publish(run, model, inputs, name=config.name, output_name="probabilities",
+                        document=task.spec_document(thresholds), evaluation=evaluation,
+                        card=task.card(reproduce_command(task, args).strip()), parity_atol=config.parity_atol,
+                        fp16_copy=config.fp16_copy, torch_network=network)
+    evaluation = published.evaluation
     aucs = {f"test.auc.{k}": m.auc for k, m in evaluation.splits["test"].items() if m.auc is not None}
     run.log_metrics(aucs | {"test.macro_auc": evaluation.macro_auc("test") or float("nan"),
-                            "parity.max_abs": parity.max_abs})
-    if not args.no_promote:
-        promoted = promote(run.uri, config.name, version, registry_root=args.registry, cards_root=args.cards)
-        run.log_artifact(promoted.spec.model_card)
-        log.info("promoted to %s (%s)", promoted.folder, promoted.spec.key)
+                            "parity.max_abs": published.parity.max_abs})
+    promote_version(run, args, config.name, published.version)
     return evaluation
-
-
-def _reproduce(task: ClassifierTask[Any], args: argparse.Namespace) -> str:
-    """The command that trains this model again (module name even when run with ``-m``; config path relative)."""
-    import sys
-
-    module = type(task).__module__
-    if module == "__main__":
-        spec = getattr(sys.modules["__main__"], "__spec__", None)
-        module = spec.name if spec is not None else module
-    config = Path(args.config).resolve()
-    shown = config.relative_to(REPO_ROOT) if config.is_relative_to(REPO_ROOT) else config
-    return " ".join([f"python -m {module} --config {shown}", *(f"--set {s}" for s in args.set)])
 
 
 def run_classifier(task_class: type[ClassifierTask[Any]], argv: list[str] | None, *, description: str | None,
@@ -187,9 +149,7 @@ def run_classifier(task_class: type[ClassifierTask[Any]], argv: list[str] | None
     config = load_config(task_class.config_class, args.config, args.set)
     world = init_world(config.train.device)
     logging.basicConfig(level=logging.INFO if world.is_main else logging.WARNING, format="%(message)s")
-    if config.train.checkpoint_dir is None:
-        checkpoints = REPO_ROOT / "runs" / "checkpoints" / f"{config.name}-{config.version}"
-        config = replace(config, train=replace(config.train, checkpoint_dir=checkpoints))
+    config = replace(config, train=with_checkpoints(config.train, config.name, config.version))
     task = task_class(config)
     loss = torch.nn.functional.binary_cross_entropy_with_logits
     try:
@@ -200,11 +160,8 @@ def run_classifier(task_class: type[ClassifierTask[Any]], argv: list[str] | None
             fit(body, train_set, val_set, loss_fn=loss, config=config.train, world=world, score_fn=macro_auc)
             return None
         with Run(config.experiment, f"{config.name}-{config.version}", args.tracking_uri) as run:
-            run.log_params(as_dict(config) | {"world_size": world.size})
-            result = fit(body, train_set, val_set, loss_fn=loss, config=config.train, world=world, score_fn=macro_auc,
-                         on_epoch=lambda record: run.log_metrics(record.metrics(), step=record.epoch))
-            run.log_metrics({"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-                             "samples_seen_rank0": result.samples_seen, "world_size": world.size})
+            fit_tracked(run, body, train_set, val_set, loss_fn=loss, config=config.train, world=world,
+                        score_fn=macro_auc, params=as_dict(config))
             evaluation = _release(task, args, run, body, splits, val_set)
             log.info("test macro AUC %.4f", evaluation.macro_auc("test") or float("nan"))
             return evaluation

@@ -49,12 +49,45 @@ class Parity(_Plain):
     atol: float
 
 
-class Evaluation(_Plain):
-    """A model's measured performance: per split, per label; subgroups of the test split; export parity."""
+class StructureMetrics(_Plain):
+    """Agreement of one segmented structure with the ground truth on one split: means over volumes.
 
-    splits: dict[str, dict[str, LabelMetrics]]
+    Attributes:
+        n: Volumes whose ground truth contains the structure (Dice and HD95 are averaged over these).
+        dice: Mean Dice coefficient.
+        dice_ci95: Percentile-bootstrap 95 % interval of the mean Dice (resampling volumes).
+        hd95_mm: Mean 95th-percentile Hausdorff distance in millimetres (``None`` when never defined).
+        hd95_ci95: Bootstrap 95 % interval of the mean HD95.
+        volume_ml: Mean true volume.
+        volume_error_ml: Mean signed volume error (predicted minus true).
+        volume_abs_error_ml: Mean absolute volume error.
+    """
+
+    n: int
+    dice: float
+    dice_ci95: tuple[float, float] | None = None
+    hd95_mm: float | None = None
+    hd95_ci95: tuple[float, float] | None = None
+    volume_ml: float
+    volume_error_ml: float
+    volume_abs_error_ml: float
+
+
+class Evaluation(_Plain):
+    """A model's measured performance: per split and label or structure; subgroups of the test split; export parity.
+
+    Classification models fill ``splits`` (and ``subgroups``); segmentation models fill ``segmentation``.
+    """
+
+    splits: dict[str, dict[str, LabelMetrics]] = Field(default_factory=dict)
     subgroups: dict[str, dict[str, SubgroupMetrics]] = Field(default_factory=dict)
+    segmentation: dict[str, dict[str, StructureMetrics]] = Field(default_factory=dict)
     parity: Parity | None = None
+
+    def mean_dice(self, split: str) -> float | None:
+        """Mean Dice over the structures of ``split``."""
+        values = [m.dice for m in self.segmentation.get(split, {}).values()]
+        return sum(values) / len(values) if values else None
 
     def macro_auc(self, split: str) -> float | None:
         """Mean AUC over the labels of ``split`` that have one."""
@@ -82,13 +115,52 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _mm(values: tuple[float, ...] | tuple[int, ...]) -> str:
+    return " × ".join(f"{v:g}" for v in values)
+
+
 def _size(path: Path) -> str:
     size = path.stat().st_size if path.is_file() else 0
     return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 
+def _ci(interval: tuple[float, float] | None, digits: int) -> str:
+    return f" ({interval[0]:.{digits}f}–{interval[1]:.{digits}f})" if interval else ""
+
+
+def _segmentation(evaluation: Evaluation) -> list[str]:
+    lines: list[str] = []
+    for split, structures in evaluation.segmentation.items():
+        volumes = max((m.n for m in structures.values()), default=0)
+        lines += [
+            "",
+            f"### {split} (n = {volumes} volumes; mean Dice {_fmt(evaluation.mean_dice(split))})",
+            "| structure | volumes | Dice (95 % bootstrap CI) | HD95 mm (95 % bootstrap CI) | mean true volume mL "
+            "| volume error mL: mean (mean absolute) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {label} | {m.n} | {m.dice:.4f}{_ci(m.dice_ci95, 4)} | {_fmt(m.hd95_mm, 2)}{_ci(m.hd95_ci95, 2)} "
+            f"| {m.volume_ml:.2f} | {m.volume_error_ml:+.2f} ({m.volume_abs_error_ml:.2f}) |"
+            for label, m in structures.items()
+        ]
+    if lines:
+        lines += ["", "Each volume is segmented whole (sliding window on the model grid, labels mapped back to the "
+                  "source voxels by nearest neighbour) and compared with its ground truth on the source grid; "
+                  "Dice and HD95 are averaged over the volumes that contain the structure, with percentile-bootstrap "
+                  "intervals over volumes."]
+    return lines
+
+
 def _performance(evaluation: Evaluation) -> list[str]:
     lines = ["## Performance"]
+    if evaluation.splits:
+        lines += _classification(evaluation)
+    return lines + _segmentation(evaluation)
+
+
+def _classification(evaluation: Evaluation) -> list[str]:
+    lines: list[str] = []
     for split, labels in evaluation.splits.items():
         lines += [
             "",
@@ -97,9 +169,8 @@ def _performance(evaluation: Evaluation) -> list[str]:
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for label, m in labels.items():
-            ci = f" ({m.auc_ci95[0]:.4f}–{m.auc_ci95[1]:.4f})" if m.auc_ci95 else ""
             lines.append(
-                f"| {label} | {m.prevalence:.3f} | {_fmt(m.auc)}{ci} | {m.threshold:.4f} "
+                f"| {label} | {m.prevalence:.3f} | {_fmt(m.auc)}{_ci(m.auc_ci95, 4)} | {m.threshold:.4f} "
                 f"| {m.sensitivity:.3f} | {m.specificity:.3f} |"
             )
     lines += ["", "Sensitivity and specificity are at each label's operating threshold, chosen on validation."]
@@ -124,6 +195,13 @@ def render_card(spec: ModelSpec, evaluation: Evaluation, content: CardContent) -
     ]
     if torch_artifact is not None:
         lines.append(f"- Network: `{torch_artifact.network.architecture.value}` with {torch_artifact.network.params}")
+    if spec.volume is not None:
+        v = spec.volume
+        lines.append(
+            f"- Preprocessing: reoriented to (superior, posterior, left), resampled to {_mm(v.spacing_mm)} mm, "
+            f"window [{v.window[0]:g}, {v.window[1]:g}] scaled to [0, 1]; sliding window {_mm(v.roi_size)} voxels "
+            f"with overlap {v.overlap:g}" + ("; largest connected part of each structure kept"
+                                             if v.largest_component_only else ""))
     lines += [
         f"- Training run: `{spec.training_run}`",
         "",

@@ -56,6 +56,8 @@ class Architecture(StrEnum):
 
     DENSENET = "monai.DenseNet"
     DENSENET121 = "monai.DenseNet121"
+    UNET = "monai.UNet"  # 2-D or 3-D segmentation (``spatial_dims``)
+    SEGRESNET = "monai.SegResNet"
 
 
 class Activation(StrEnum):
@@ -137,6 +139,11 @@ class ImagingContract(_Frozen):
         min_slices: Fewest slices (1 for projection images).
         max_slices: Most slices (``None``: no limit beyond the pixel-size cap).
         pixel_spacing_mm: Accepted in-plane pixel spacing range, when the image carries PixelSpacing.
+        plausibility_model: Registry key (``name:version``) of a one-label classifier that must score the decoded
+            image at or above its threshold, because tags can lie (e.g. a CT slice tagged CR CHEST); below it the
+            image is refused with ``implausible_image``.
+        slice_spacing_mm: Accepted spacing between slices of a series (derived from their positions, so checked
+            once the series is assembled into a volume).
     """
 
     modalities: tuple[Modality, ...] = Field(min_length=1)
@@ -148,6 +155,41 @@ class ImagingContract(_Frozen):
     min_slices: int = Field(default=1, ge=1)
     max_slices: int | None = Field(default=None, ge=1)
     pixel_spacing_mm: tuple[float, float] | None = None
+    plausibility_model: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]*:[0-9A-Za-z.+-]+$")
+    slice_spacing_mm: tuple[float, float] | None = None
+
+
+class VolumePreprocessing(_Frozen):
+    """How a volumetric model's input is made from a CT/MR volume, and how the model is run over it.
+
+    The volume is reoriented so that its voxel axes run (slice, row, column) = (superior, posterior, patient's
+    left), resampled to ``spacing_mm``, clipped to ``window`` and scaled to [0, 1] (low → 0, high → 1); the model
+    then runs on ``roi_size`` windows that overlap by ``overlap`` and whose outputs are blended into one map, whose
+    arg-max labels go back onto the source voxels. Training reads its volumes the same way
+    (:mod:`cds.pipelines.ct_volume`).
+
+    Attributes:
+        spacing_mm: Voxel spacing of the model grid (slice, row, column), in millimetres.
+        window: Intensity window ``(low, high)`` in the volume's units (Hounsfield units for CT).
+        roi_size: Sliding-window size (slice, row, column) in model-grid voxels.
+        overlap: Fraction by which neighbouring windows overlap, in [0, 1).
+        largest_component_only: Keep only the largest connected part of each structure (for labels that are one
+            object each, such as organs); the rest becomes background.
+    """
+
+    spacing_mm: tuple[float, float, float]
+    window: tuple[float, float]
+    roi_size: tuple[int, int, int]
+    overlap: float = Field(default=0.25, ge=0.0, lt=1.0)
+    largest_component_only: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VolumePreprocessing:
+        if min(self.spacing_mm) <= 0 or min(self.roi_size) < 1:
+            raise ValueError(f"spacing_mm and roi_size must be positive, got {self.spacing_mm}, {self.roi_size}")
+        if self.window[0] >= self.window[1]:
+            raise ValueError(f"window low must be below high, got {self.window}")
+        return self
 
 
 class ModelSpec(_Frozen):
@@ -172,6 +214,7 @@ class ModelSpec(_Frozen):
         features: For tabular models, the named columns of the first input, in order.
         outcome: For risk models, what the predicted probability is of.
         imaging: For imaging models, what a study must be to be read (checked before inference).
+        volume: For volumetric models, how a volume becomes model input (resampling, window, sliding window).
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -192,6 +235,7 @@ class ModelSpec(_Frozen):
     features: tuple[FeatureSpec, ...] = ()
     outcome: str = ""
     imaging: ImagingContract | None = None
+    volume: VolumePreprocessing | None = None
 
     @field_validator("model_card")
     @classmethod
@@ -222,7 +266,29 @@ class ModelSpec(_Frozen):
                     f"a classification model's first output must be [-1, {len(self.labels)}] "
                     f"(one column per label), got {list(first.shape)}"
                 )
+        if self.task is Task.SEGMENTATION:
+            self._check_segmentation()
         return self
+
+    def _check_segmentation(self) -> None:
+        """One output channel per class, class 0 the background, spatial dimensions as the input's."""
+        image, first = self.inputs[0], self.outputs[0]
+        if not self.labels or self.labels[0] != "background":
+            raise ValueError(f"a segmentation model's labels must start with 'background', got {list(self.labels)}")
+        spatial = image.shape[2:]
+        if len(spatial) < 2 or len(first.shape) != len(image.shape) or first.shape[1] != len(self.labels):
+            raise ValueError(
+                f"a segmentation model's first output must be [-1, {len(self.labels)}, *spatial] (one channel per "
+                f"label) for an input [-1, channels, *spatial], got input {list(image.shape)} and output "
+                f"{list(first.shape)}"
+            )
+        if self.volume is not None:
+            fixed = [(d, r) for d, r in zip(spatial, self.volume.roi_size, strict=False) if d != -1]
+            if len(spatial) != 3 or any(d != r for d, r in fixed):
+                raise ValueError(
+                    f"volume.roi_size {list(self.volume.roi_size)} does not fit the input {list(image.shape)} "
+                    "(expected [-1, channels, slices, rows, columns] with fixed sizes equal to the roi)"
+                )
 
     @property
     def key(self) -> str:

@@ -23,10 +23,14 @@ def build_network(spec: NetworkSpec) -> torch.nn.Module:
     """
     import torch
     from monai.networks.nets.densenet import DenseNet, DenseNet121
+    from monai.networks.nets.segresnet import SegResNet
+    from monai.networks.nets.unet import UNet
 
     constructors: dict[Architecture, Any] = {
         Architecture.DENSENET: DenseNet,
         Architecture.DENSENET121: DenseNet121,
+        Architecture.UNET: UNet,
+        Architecture.SEGRESNET: SegResNet,
     }
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.params.items()}
     try:
