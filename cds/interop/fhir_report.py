@@ -1,4 +1,7 @@
-"""A classification pre-read as a FHIR R4 ``DiagnosticReport`` with one ``Observation`` per finding.
+"""A pre-read as a FHIR R4 ``DiagnosticReport`` with one ``Observation`` per finding or structure.
+
+Classification: each finding's probability and its call against the operating threshold. Segmentation: each
+structure's volume in mL.
 
 The report is ``preliminary`` (an AI pre-read awaiting a reader). The model is a contained ``Device`` named by
 model name and version and identified by its artifact sha256; every Observation names it as its device. The
@@ -11,7 +14,7 @@ import datetime as dt
 from typing import Any
 
 from cds.errors import MissingDependencyError
-from cds.pipelines.results import ClassificationResult
+from cds.pipelines.results import ClassificationResult, SegmentationResult, StructureVolume
 
 LOINC = "http://loinc.org"
 DICOM_UID = "urn:dicom:uid"
@@ -39,8 +42,38 @@ def _observation(index: int, finding: Any, when: str, subject: dict[str, str]) -
     return observation
 
 
+def _volume_observation(index: int, structure: StructureVolume, when: str, subject: dict[str, str]
+                        ) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": f"structure-{index}",
+        "status": "preliminary",
+        "code": {"text": f"{structure.label} volume"},
+        "subject": subject,
+        "effectiveDateTime": when,
+        "device": {"reference": "#model"},
+        "valueQuantity": {"value": round(structure.volume_ml, 3), "unit": "mL",
+                          "system": "http://unitsofmeasure.org", "code": "mL"},
+        "note": [{"text": f"{structure.voxels} voxels"}],
+    }
+
+
+def _observations_and_conclusion(result: ClassificationResult | SegmentationResult, when: str,
+                                 subject: dict[str, str]) -> tuple[list[dict[str, Any]], str]:
+    if isinstance(result, SegmentationResult):
+        observations = [_volume_observation(i, s, when, subject) for i, s in enumerate(result.structures)]
+        found = [f"{s.label} {s.volume_ml:.1f} mL" for s in result.structures if s.voxels > 0]
+        conclusion = ("AI segmentation: " + ", ".join(found)) if found else "AI segmentation: no structure found"
+    else:
+        observations = [_observation(i, f, when, subject) for i, f in enumerate(result.findings)]
+        positives = [f"{f.label} ({f.probability:.2f})" for f in result.findings if f.positive]
+        conclusion = ("AI pre-read, positive findings: " + ", ".join(positives)) if positives else (
+            "AI pre-read: no finding above its operating threshold")
+    return observations, conclusion
+
+
 def diagnostic_report(
-    result: ClassificationResult,
+    result: ClassificationResult | SegmentationResult,
     *,
     study_uid: str,
     title: str,
@@ -63,10 +96,7 @@ def diagnostic_report(
         "version": [{"value": model.version}],
         "note": [{"text": f"backend {model.backend.value}; input sha256 {result.input_sha256}"}],
     }
-    observations = [_observation(i, f, when, subject) for i, f in enumerate(result.findings)]
-    positives = [f"{f.label} ({f.probability:.2f})" for f in result.findings if f.positive]
-    conclusion = ("AI pre-read, positive findings: " + ", ".join(positives)) if positives else (
-        "AI pre-read: no finding above its operating threshold")
+    observations, conclusion = _observations_and_conclusion(result, when, subject)
     if result.warnings:
         conclusion += ". " + "; ".join(result.warnings).capitalize() + "."
     resource: dict[str, Any] = {
