@@ -60,6 +60,7 @@ class ChestXrayConfig(ClassifierConfig):
     network: dict[str, Any] = field(default_factory=lambda: {"spatial_dims": 2, "in_channels": 1, "out_channels": 18})
     data: DataConfig = field(default_factory=DataConfig)
     experiment: str = "chest-xray"
+    plausibility_model: str | None = "chest-xray-plausibility:1.0.0"  # the gate its imaging contract names
 
 
 class PrepareRadiographd(MapTransform):
@@ -137,7 +138,8 @@ class ChestXrayTask(ClassifierTask[ChestXrayConfig]):
             "max_batch_size": self.config.max_batch_size,
             "not_for_diagnostic_use": True,
             "imaging": {"modalities": ["CR", "DX"], "body_parts": ["CHEST"], "views": ["PA", "AP"],
-                        "min_rows": size, "min_columns": size, "pixel_spacing_mm": [0.05, 1.0]},
+                        "min_rows": size, "min_columns": size, "pixel_spacing_mm": [0.05, 1.0],
+                        "plausibility_model": self.config.plausibility_model},
         }
 
     def card(self, reproduce: str) -> CardContent:

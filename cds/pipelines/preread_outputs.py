@@ -1,4 +1,8 @@
-"""Write a radiograph pre-read's outputs: typed JSON, FHIR DiagnosticReport, heatmap overlay PNGs."""
+"""Write a radiograph pre-read's outputs.
+
+Typed JSON, FHIR DiagnosticReport, DICOM SR (TID 1500), and per positive finding a heatmap overlay as PNG and as
+DICOM secondary capture.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cds.interop.dicom_sc import build_overlay_sc
+from cds.interop.dicom_sr import build_classification_sr
 from cds.interop.fhir_report import diagnostic_report
 from cds.pipelines.radiograph_preread import RadiographPreread
 
@@ -26,7 +32,11 @@ def _safe(label: str) -> str:
 
 
 def write_preread(preread: RadiographPreread, folder: Path, *, title: str) -> list[Path]:
-    """``result.json``, ``diagnostic-report.json`` and one ``heatmap-<label>.png`` per positive finding."""
+    """Write the outputs; returns their paths.
+
+    ``result.json``, ``diagnostic-report.json``, ``report-sr.dcm`` and per positive finding ``heatmap-<label>.png``
+    and ``heatmap-<label>-sc.dcm`` (the DICOM files only when the source was DICOM).
+    """
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -38,14 +48,23 @@ def write_preread(preread: RadiographPreread, folder: Path, *, title: str) -> li
                    "file": preread.source.name},
         "stage_ms": {k: round(v, 2) for k, v in preread.stage_ms.items()},
         "heatmaps": sorted(preread.heatmaps),
+        "plausibility": preread.plausibility,
     }
     written.append(folder / "result.json")
     written[-1].write_text(json.dumps(document, indent=2), encoding="utf-8")
     report = diagnostic_report(preread.result, study_uid=preread.source.study_uid, title=title)
     written.append(folder / "diagnostic-report.json")
     written[-1].write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if preread.header is not None:
+        written.append(folder / "report-sr.dcm")
+        build_classification_sr(preread.result, preread.header).save_as(written[-1])
     for label, heatmap in preread.heatmaps.items():
-        path = folder / f"heatmap-{_safe(label)}.png"
-        Image.fromarray(overlay(preread.image, heatmap)).save(path)
-        written.append(path)
+        rgb = overlay(preread.image, heatmap)
+        written.append(folder / f"heatmap-{_safe(label)}.png")
+        Image.fromarray(rgb).save(written[-1])
+        if preread.header is not None:
+            written.append(folder / f"heatmap-{_safe(label)}-sc.dcm")
+            capture = build_overlay_sc(rgb, preread.header, finding=label, model=preread.result.model,
+                                       not_for_diagnostic_use=preread.not_for_diagnostic_use)
+            capture.save_as(written[-1])
     return written

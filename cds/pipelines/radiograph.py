@@ -68,8 +68,8 @@ def read_radiograph(path: Path) -> np.ndarray:
     return display_pixels(read_instance(path))
 
 
-def to_model_input(pixels: np.ndarray, size: int) -> np.ndarray:
-    """float32 [1, size, size] in :data:`MODEL_RANGE`: area-resized (bilinear when enlarging) and scaled."""
+def to_model_input(pixels: np.ndarray, size: int, value_range: tuple[float, float] = MODEL_RANGE) -> np.ndarray:
+    """float32 [1, size, size] in ``value_range``: area-resized (bilinear when enlarging) and scaled from [0, 1]."""
     import torch
     import torch.nn.functional as functional
 
@@ -79,6 +79,6 @@ def to_model_input(pixels: np.ndarray, size: int) -> np.ndarray:
         mode = "bilinear" if enlarge else "area"
         extra = {"align_corners": False} if enlarge else {}
         tensor = functional.interpolate(tensor, size=(size, size), mode=mode, **extra)
-    low, high = MODEL_RANGE
+    low, high = value_range
     scaled: np.ndarray = (tensor[0].numpy() * (high - low) + low).astype(np.float32)
     return scaled

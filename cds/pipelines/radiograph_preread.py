@@ -2,8 +2,9 @@
 
 Refusals happen before inference: the model's imaging contract (modality, body part, view, photometric, size,
 spacing) is checked from the header alone, then the pixels are decoded under the size limits of
-:mod:`cds.pipelines.dicom_reader`. The result carries the model's identity, the sha256 of the exact model input,
-the source study/series/instance UIDs and the time taken per stage.
+:mod:`cds.pipelines.dicom_reader`, then the plausibility gate the contract names (if any) checks that the pixels
+are what the model was trained on, since tags can lie. The result carries the model's identity, the sha256 of the
+exact model input, the source study/series/instance UIDs and the time taken per stage.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from pydicom import Dataset
 
 from cds.errors import InvalidInputError
 from cds.models.backend import Backend
@@ -19,6 +21,7 @@ from cds.models.spec import Task
 from cds.pipelines.classification import TensorClassificationPipeline
 from cds.pipelines.dicom_contract import check_instance
 from cds.pipelines.dicom_reader import DicomInstance
+from cds.pipelines.plausibility import PlausibilityCheck
 from cds.pipelines.radiograph import MODEL_RANGE, display_pixels, to_model_input
 from cds.pipelines.results import ClassificationResult
 from cds.pipelines.saliency import occlusion_heatmaps
@@ -44,6 +47,9 @@ class RadiographPreread:
     image: np.ndarray  # float32 [S, S] in [0, 1], what the model saw (before scaling)
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # label -> float32 [S, S] in [0, 1]
     stage_ms: dict[str, float] = field(default_factory=dict)
+    plausibility: float | None = None  # the gate's score, when the contract names a gate
+    header: Dataset | None = None  # the source's DICOM attributes, for outputs that reference it (SR, SC)
+    not_for_diagnostic_use: bool = True  # the model's caveat, carried onto every output
 
 
 class RadiographPrereadPipeline:
@@ -52,9 +58,12 @@ class RadiographPrereadPipeline:
     Args:
         backend: A loaded backend for a classification model with one input [-1, 1, S, S].
         saliency_grid: Occlusion grid per side for the heatmaps; 0 turns heatmaps off.
+        plausibility: The gate for the model named by its contract's ``plausibility_model``; required when the
+            contract names one (the pipeline fails closed), refused when it names another model.
     """
 
-    def __init__(self, backend: Backend, *, saliency_grid: int = 7) -> None:
+    def __init__(self, backend: Backend, *, saliency_grid: int = 7, plausibility: PlausibilityCheck | None = None
+                 ) -> None:
         spec = backend.spec
         shape = spec.inputs[0].shape
         if spec.task is not Task.CLASSIFICATION or len(shape) != 4 or shape[1] != 1 or shape[2] != shape[3]:
@@ -62,6 +71,14 @@ class RadiographPrereadPipeline:
                 f"model {spec.key} is not a single-channel square image classifier (input {list(shape)})",
                 code="wrong_task",
             )
+        required = spec.imaging.plausibility_model if spec.imaging is not None else None
+        given = plausibility.backend.spec.key if plausibility is not None else None
+        if required != given:
+            raise InvalidInputError(
+                f"model {spec.key} requires plausibility gate {required or 'none'}, got {given or 'none'}",
+                code="plausibility_model_mismatch",
+            )
+        self.plausibility = plausibility
         self.backend = backend
         self.size = int(shape[2])
         self.saliency_grid = saliency_grid
@@ -80,6 +97,11 @@ class RadiographPrereadPipeline:
             check_instance(instance, self.backend.spec.imaging)
         pixels = display_pixels(instance)
         stage["decode_ms"] = (time.perf_counter() - tic) * 1000
+        plausibility = None
+        if self.plausibility is not None:
+            tic = time.perf_counter()
+            plausibility = self.plausibility(pixels, source=instance.source)
+            stage["plausibility_ms"] = (time.perf_counter() - tic) * 1000
         tic = time.perf_counter()
         model_input = to_model_input(pixels, self.size)
         stage["preprocess_ms"] = (time.perf_counter() - tic) * 1000
@@ -104,4 +126,5 @@ class RadiographPrereadPipeline:
         low, high = MODEL_RANGE
         image = (model_input[0] - low) / (high - low)
         return RadiographPreread(result=result, source=source, image=image.astype(np.float32), heatmaps=heatmaps,
-                                 stage_ms=stage)
+                                 stage_ms=stage, plausibility=plausibility, header=ds,
+                                 not_for_diagnostic_use=self.backend.spec.not_for_diagnostic_use)

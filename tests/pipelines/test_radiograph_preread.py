@@ -1,8 +1,10 @@
 """The shipped chest X-ray model behind the pre-read pipeline and `cds preread`."""
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
+import highdicom
 import pydicom
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
@@ -15,17 +17,18 @@ from cds.models.spec import BackendKind
 from cds.pipelines.dicom_reader import read_instance
 from cds.pipelines.radiograph_preread import RadiographPrereadPipeline
 from cds.serving.backends import create_backend
+from cds.serving.preread import radiograph_pipeline
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
+from training.data.non_chest import render_non_chest
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 
 
 @pytest.fixture(scope="module")
 def pipeline(registry: ModelRegistry):  # type: ignore[no-untyped-def]
-    spec = registry.get("chest-xray-demo")
-    with create_backend(BackendKind.ONNXRUNTIME, spec) as backend:
-        yield RadiographPrereadPipeline(backend, saliency_grid=4)
+    with ExitStack() as stack:
+        yield radiograph_pipeline(registry, registry.get("chest-xray-demo"), stack, saliency_grid=4)
 
 
 def _study(tmp_path: Path, name: str, findings: set[str], **kwargs: object) -> Path:
@@ -43,7 +46,8 @@ def test_a_generated_radiograph_is_pre_read_with_heatmaps_for_positive_findings(
     assert set(preread.heatmaps) == {f.label for f in result.positives}
     for heatmap in preread.heatmaps.values():
         assert heatmap.shape == (224, 224) and heatmap.min() >= 0.0 and heatmap.max() == pytest.approx(1.0)
-    assert {"decode_ms", "preprocess_ms", "infer_ms", "saliency_ms"} <= set(preread.stage_ms)
+    assert {"decode_ms", "plausibility_ms", "preprocess_ms", "infer_ms", "saliency_ms"} <= set(preread.stage_ms)
+    assert preread.plausibility is not None and preread.plausibility >= pipeline.plausibility.threshold  # type: ignore[union-attr]
     # the same patient without findings scores lower on the findings it has
     normal = pipeline(read_instance(_study(tmp_path, "normal.dcm", set()))).result
     effusion = {f.label: f.probability for f in result.findings}
@@ -67,12 +71,13 @@ def test_cli_pre_reads_a_folder_and_keeps_going_past_bad_files(tmp_path: Path) -
     _study(studies, "a.dcm", {"Effusion"})
     _study(studies, "b.dcm", set())
     (studies / "junk.dcm").write_bytes(b"not dicom")
+    write_radiograph(studies / "ct-tagged-chest.dcm", render_non_chest("ct_abdomen", 448, 6, 0))
     (studies / "mr.dcm").write_bytes((PYDICOM_FILES / "MR_small.dcm").read_bytes())
     result = CliRunner().invoke(app, ["preread", str(studies), "--out", str(tmp_path / "out"), "--saliency-grid", "3"])
     assert result.exit_code == 0, result.output
-    assert "2 pre-read, 2 refused" in result.output
+    assert "2 pre-read, 3 refused" in result.output
     refused = {Path(r["file"]).name: r["reason"] for r in json.loads((tmp_path / "out" / "refused.json").read_text())}
-    assert refused == {"junk.dcm": "not_dicom", "mr.dcm": "wrong_modality"}
+    assert refused == {"junk.dcm": "not_dicom", "mr.dcm": "wrong_modality", "ct-tagged-chest.dcm": "implausible_image"}
     reports = sorted((tmp_path / "out").rglob("diagnostic-report.json"))
     assert len(reports) == 2
     for report in reports:
@@ -80,3 +85,38 @@ def test_cli_pre_reads_a_folder_and_keeps_going_past_bad_files(tmp_path: Path) -
         document = json.loads((report.parent / "result.json").read_text())
         assert document["result"]["model"]["name"] == "chest-xray-demo"
         assert len(list(report.parent.glob("heatmap-*.png"))) == len(document["heatmaps"])
+        captures = [pydicom.dcmread(f) for f in sorted(report.parent.glob("heatmap-*-sc.dcm"))]
+        assert len(captures) == len(document["heatmaps"])
+        assert {c.StudyInstanceUID for c in captures} <= {document["source"]["study_uid"]}
+        sr = highdicom.sr.srread(report.parent / "report-sr.dcm")
+        evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+        assert evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == document["source"]["sop_instance_uid"]
+
+
+def test_an_image_whose_tags_lie_is_refused_by_the_plausibility_gate(
+    pipeline: RadiographPrereadPipeline, tmp_path: Path
+) -> None:
+    # a CT slice and a knee film stored as CR, body part CHEST, view PA: the header check passes, the pixels do not
+    for kind in ("ct_abdomen", "limb"):
+        path = write_radiograph(tmp_path / f"{kind}.dcm", render_non_chest(kind, 448, 5, 0))
+        instance = read_instance(path)
+        assert instance.dataset.BodyPartExamined == "CHEST" and instance.dataset.Modality == "CR"
+        with pytest.raises(InvalidInputError) as err:
+            pipeline(instance)
+        assert err.value.code == "implausible_image" and "chest-xray-plausibility:1.0.0" in err.value.message
+
+
+def test_a_model_whose_contract_names_a_gate_is_not_run_without_it(registry: ModelRegistry) -> None:
+    backend = create_backend(BackendKind.ONNXRUNTIME, registry.get("chest-xray-demo"))  # the check needs no load
+    with pytest.raises(InvalidInputError) as err:
+        RadiographPrereadPipeline(backend)
+    assert err.value.code == "plausibility_model_mismatch"
+
+
+def test_every_gate_a_contract_names_is_in_the_registry(registry: ModelRegistry) -> None:
+    gates = [spec.imaging.plausibility_model for name in registry.names() for spec in [registry.get(name)]
+             if spec.imaging is not None and spec.imaging.plausibility_model is not None]
+    assert gates == ["chest-xray-plausibility:1.0.0"]
+    for key in gates:
+        name, version = key.split(":")
+        assert registry.get(name, version).labels == ("chest_radiograph",)
