@@ -12,7 +12,7 @@ import numpy as np
 import typer
 import yaml
 
-from cds.cli import preread, risk, service
+from cds.cli import models_import, preread, risk, service
 from cds.cli.common import out, run_command
 from cds.errors import CdsError, InvalidInputError
 from cds.models.registry import ModelRegistry
@@ -36,6 +36,7 @@ app = typer.Typer(
 models_app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
 triton_app = typer.Typer(help="Deploy models to a Triton Inference Server.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+models_app.command("import")(models_import.models_import)
 app.add_typer(triton_app, name="triton")
 app.add_typer(risk.app, name="risk")
 app.add_typer(service.audit_app, name="audit")
