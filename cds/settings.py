@@ -35,6 +35,10 @@ class Settings(BaseSettings):
             [CDS_JOB_WORKERS].
         job_lease_s: How long a worker holds a job before others may take it over [CDS_JOB_LEASE_S].
         max_pending_jobs: Queued plus running jobs beyond which new ones are refused with 503 [CDS_MAX_PENDING_JOBS].
+        preread_model: Registered chest radiograph model for uploaded studies [CDS_PREREAD_MODEL].
+        ct_model: Registered CT segmentation model for uploaded CT series; empty for none [CDS_CT_MODEL].
+        preread_saliency_grid: Occlusion grid per side for radiograph heatmaps; 0 for none
+            [CDS_PREREAD_SALIENCY_GRID].
     """
 
     model_config = SettingsConfigDict(env_prefix="CDS_", extra="ignore")
@@ -56,6 +60,9 @@ class Settings(BaseSettings):
     job_workers: int = Field(default=1, ge=0, le=16)
     job_lease_s: float = Field(default=300.0, gt=0)
     max_pending_jobs: int = Field(default=1000, ge=1)
+    preread_model: str = "chest-xray-demo"
+    ct_model: str = "ct-organs-demo"
+    preread_saliency_grid: int = Field(default=7, ge=0, le=32)
 
     @property
     def resolved_database_url(self) -> str:

@@ -9,10 +9,8 @@ refused is listed with its reason code and the run goes on.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from tqdm import tqdm
@@ -20,13 +18,7 @@ from tqdm import tqdm
 from cds.cli.common import out, run_command
 from cds.errors import CdsError, InvalidInputError
 from cds.models.registry import ModelRegistry
-from cds.models.spec import ModelSpec
 from cds.settings import Settings
-
-if TYPE_CHECKING:
-    from cds.pipelines.ct_segmentation import CtSegmentationPipeline
-    from cds.pipelines.dicom_reader import DicomInstance
-    from cds.pipelines.radiograph_preread import RadiographPrereadPipeline
 
 app = typer.Typer()
 
@@ -55,74 +47,6 @@ def _structures_table(structures: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-class _Run:
-    """Per-run state: outputs folder, refusals, counts, lazily opened pipelines."""
-
-    def __init__(self, models: ModelRegistry, radiograph: ModelSpec, ct: ModelSpec | None, output: Path,
-                 stack: ExitStack, saliency_grid: int) -> None:
-        self.models, self.radiograph_spec, self.ct_spec = models, radiograph, ct
-        self.output, self.stack, self.saliency_grid = output, stack, saliency_grid
-        self.refused: list[dict[str, str]] = []
-        self.done = 0
-        self._radiograph: RadiographPrereadPipeline | None = None
-        self._ct: CtSegmentationPipeline | None = None
-
-    def refuse(self, where: str, exc: CdsError) -> None:
-        self.refused.append({"file": where, "reason": exc.code, "message": exc.message})
-        tqdm.write(f"refused {where}: {exc.code}: {exc.message}")
-
-    def radiograph(self, instance: DicomInstance) -> None:
-        from cds.pipelines.preread_outputs import write_preread
-        from cds.serving.preread import radiograph_pipeline
-
-        if self._radiograph is None:
-            self._radiograph = radiograph_pipeline(self.models, self.radiograph_spec, self.stack,
-                                                   saliency_grid=self.saliency_grid)
-        result = self._radiograph(instance)
-        folder = self.output / (result.source.sop_instance_uid or Path(instance.source).stem)
-        spec = self.radiograph_spec
-        write_preread(result, folder, title=f"AI pre-read: {spec.name} {spec.version}")
-        tqdm.write(f"{instance.source} -> {folder}\n"
-                   f"{_findings_table([f.model_dump() for f in result.result.findings])}")
-        self.done += 1
-
-    def ct(self, spec: ModelSpec, instances: Sequence[DicomInstance]) -> None:
-        from cds.pipelines.ct_segmentation import CtSegmentationPipeline
-        from cds.pipelines.segmentation_outputs import write_segmentation
-        from cds.serving.backends import create_backend
-
-        if self._ct is None:
-            self._ct = CtSegmentationPipeline(self.stack.enter_context(create_backend("onnxruntime", spec)))
-        segmentation = self._ct(instances)
-        folder = self.output / (segmentation.volume.series_uid or "series")
-        write_segmentation(segmentation, instances, folder, title=f"AI segmentation: {spec.name} {spec.version}",
-                           not_for_diagnostic_use=spec.not_for_diagnostic_use)
-        structures = [s.model_dump() for s in segmentation.result.structures]
-        tqdm.write(f"CT series of {len(instances)} slices -> {folder}\n{_structures_table(structures)}")
-        self.done += 1
-
-
-def _route(run: _Run, instances: list[DicomInstance]) -> Callable[[], None]:
-    """The work for one series: whole CT series, radiographs one by one, or a refusal naming what fits."""
-    modality = str(instances[0].dataset.get("Modality", "") or "").upper()
-    accepts = {name: {m.value for m in spec.imaging.modalities} if spec and spec.imaging else set()
-               for name, spec in (("radiograph", run.radiograph_spec), ("ct", run.ct_spec))}
-    if run.ct_spec is not None and modality in accepts["ct"]:
-        ct_spec = run.ct_spec
-        return lambda: run.ct(ct_spec, instances)
-    if modality in accepts["radiograph"] or not accepts["ct"]:
-        def each() -> None:
-            for instance in instances:
-                try:
-                    run.radiograph(instance)
-                except CdsError as exc:  # one bad image never stops the series
-                    run.refuse(instance.source, exc)
-        return each
-    wanted = "/".join(sorted(accepts["radiograph"] | accepts["ct"]))
-    raise InvalidInputError(f"no model for modality {modality or 'none'}; the models expect {wanted}",
-                            code="wrong_modality")
-
-
 @app.command("preread")
 def preread(
     path: Annotated[Path, typer.Argument(help="A DICOM file, or a folder searched recursively.")],
@@ -142,32 +66,35 @@ def preread(
     overlay (CT). Refusals, with their reasons, are listed in --out/refused.json; the run goes on past them.
     """
     from cds.pipelines.dicom_reader import read_instance
-    from cds.pipelines.dicom_series import group_series
+    from cds.serving.preread import PrereadReport, PrereadRunner, Refusal
 
     def body() -> None:
         models = ModelRegistry.from_directory(registry or Settings().registry_dir)
         radiograph = models.get(model, version)
         ct = models.get(ct_model) if ct_model else None
         files = _files(path)
-        with ExitStack() as stack:
-            run = _Run(models, radiograph, ct, output, stack, saliency_grid)
+        report = PrereadReport()
+        with PrereadRunner(models, radiograph, ct, output, saliency_grid=saliency_grid) as runner:
             instances = []
             for file in tqdm(files, desc="read", unit="file", disable=len(files) < 2):
                 try:
                     instances.append(read_instance(file, name=str(file)))
                 except CdsError as exc:
-                    run.refuse(str(file), exc)
-            series = list(group_series(instances).values())
+                    report.refusals.append(Refusal(str(file), exc.code, exc.message))
+            series = runner.group(instances)
             for members in tqdm(series, desc="pre-read", unit="series", disable=len(series) < 2):
-                try:
-                    _route(run, members)()
-                except CdsError as exc:  # one bad series never stops the run
-                    run.refuse(members[0].source if len(members) == 1 else f"series of {len(members)} files "
-                               f"starting {members[0].source}", exc)
+                done, refused = len(report.outcomes), len(report.refusals)
+                runner.run_series(members, report)
+                for outcome in report.outcomes[done:]:
+                    table = _structures_table if outcome.kind == "ct" else _findings_table
+                    tqdm.write(f"{outcome.kind} {outcome.uid} -> {outcome.folder}\n{table(outcome.summary)}")
+                for refusal in report.refusals[refused:]:
+                    tqdm.write(f"refused {refusal.source}: {refusal.reason}: {refusal.message}")
         output.mkdir(parents=True, exist_ok=True)
-        (output / "refused.json").write_text(json.dumps(run.refused, indent=2), encoding="utf-8")
-        out(f"{run.done} pre-read, {len(run.refused)} refused (reasons in {output / 'refused.json'})")
-        if run.done == 0:
+        refusals = [{"file": r.source, "reason": r.reason, "message": r.message} for r in report.refusals]
+        (output / "refused.json").write_text(json.dumps(refusals, indent=2), encoding="utf-8")
+        out(f"{len(report.outcomes)} pre-read, {len(refusals)} refused (reasons in {output / 'refused.json'})")
+        if not report.outcomes:
             raise typer.Exit(2)
 
     run_command(body)

@@ -17,15 +17,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cds.errors import InvalidInputError
+from cds.errors import CdsError, InvalidInputError
+from cds.models.registry import ModelRegistry
 from cds.models.risk import RiskEquation
+from cds.pipelines.dicom_reader import read_instance
 from cds.pipelines.risk_file import score_file
+from cds.serving.preread import PrereadReport, PrereadRunner, Refusal
 from cds.store import jobs
+from cds.store.audit import AuditEvent, append_event
 from cds.store.db import Database
 
 log = logging.getLogger(__name__)
 JobHandler = Callable[[dict[str, Any]], dict[str, Any]]
 RISK_FILE = "risk_file"
+PREREAD = "preread"
 
 
 def risk_file_handler(methods: Callable[[], Mapping[str, tuple[RiskEquation, object]]]) -> JobHandler:
@@ -39,6 +44,48 @@ def risk_file_handler(methods: Callable[[], Mapping[str, tuple[RiskEquation, obj
         summary = score_file(equation, Path(payload["input"]), Path(payload["output"]))
         return {"rows": summary.rows, "scored": summary.scored, "out_of_range": summary.out_of_range,
                 "errors": summary.errors, "output": Path(payload["output"]).name}  # fmt: skip
+
+    return handle
+
+
+def preread_handler(registry: ModelRegistry, database: Database, *, saliency_grid: int = 7) -> JobHandler:
+    """Pre-reads stored DICOM instances (payload ``files``, ``output``, models, ``actor``/``role``).
+
+    Every pre-read and every refusal is audited with the model identity and the input hash. The result lists the
+    outcomes (UIDs, model, findings or structures) and refusals by file name; a job in which nothing could be
+    pre-read fails for good with the first refusal's reason.
+    """
+
+    def handle(payload: dict[str, Any]) -> dict[str, Any]:
+        report, instances = PrereadReport(), []
+        for file in (Path(f) for f in payload["files"]):
+            try:
+                instances.append(read_instance(file, name=file.name))
+            except CdsError as exc:
+                report.refusals.append(Refusal(file.name, exc.code, exc.message))
+        ct_model = payload.get("ct_model")
+        with PrereadRunner(registry, registry.get(payload["model"]), registry.get(ct_model) if ct_model else None,
+                           Path(payload["output"]), saliency_grid=saliency_grid) as runner:
+            for series in runner.group(instances):
+                runner.run_series(series, report)
+        actor, role = payload.get("actor", ""), payload.get("role", "")
+        with database.session() as session:
+            for outcome in report.outcomes:
+                append_event(session, AuditEvent(
+                    actor=actor, role=role, action="imaging.preread", resource=f"ImagingStudy/{outcome.study_uid}",
+                    outcome="success", model=outcome.model, input_sha256=outcome.input_sha256,
+                    detail={"series": outcome.series_uid, "kind": outcome.kind, "uid": outcome.uid}))
+            for refusal in report.refusals:
+                append_event(session, AuditEvent(actor=actor, role=role, action="imaging.preread",
+                                                 resource="ImagingStudy/unknown", outcome="refused",
+                                                 detail={"reason": refusal.reason}))
+        if not report.outcomes:
+            first = report.refusals[0] if report.refusals else Refusal("", "empty_input", "nothing to pre-read")
+            raise InvalidInputError(f"{first.source}: {first.message}", code=first.reason)
+        result = report.as_dict()
+        for entry in result["outcomes"]:
+            entry.pop("folder")  # a server path; the API serves outputs by UID
+        return dict(result)
 
     return handle
 

@@ -62,7 +62,7 @@ class MetricsMiddleware:
 class BodyLimitMiddleware:
     """Refuses bodies over the cap with 413 problem+json, by Content-Length or while streaming.
 
-    Upload routes (paths ending in ``/jobs``) get ``max_upload_bytes``; everything else ``max_bytes``.
+    Upload routes (paths ending in ``/jobs``, and DICOMweb) get ``max_upload_bytes``; everything else ``max_bytes``.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
@@ -75,7 +75,8 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.upload_limit if scope["path"].endswith("/jobs") else self.json_limit
+        upload = scope["path"].endswith("/jobs") or scope["path"].startswith("/dicomweb/")
+        limit = self.upload_limit if upload else self.json_limit
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

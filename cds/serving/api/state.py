@@ -16,7 +16,7 @@ from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier
 from cds.serving.api.middleware import Metrics
 from cds.serving.backends import BaseBackend, OnnxRuntimeBackend
-from cds.serving.jobs import RISK_FILE, JobWorker, risk_file_handler
+from cds.serving.jobs import PREREAD, RISK_FILE, JobWorker, preread_handler, risk_file_handler
 from cds.settings import Settings
 from cds.store.db import Database
 
@@ -75,7 +75,9 @@ class AppState:
 
     def job_worker(self) -> JobWorker:
         """A worker with this service's job handlers."""
-        handlers = {RISK_FILE: risk_file_handler(self.risk_methods)}
+        handlers = {RISK_FILE: risk_file_handler(self.risk_methods),
+                    PREREAD: preread_handler(self.registry, self.database,
+                                             saliency_grid=self.settings.preread_saliency_grid)}
         return JobWorker(self.database, handlers, lease_s=self.settings.job_lease_s)
 
     def close(self) -> None:

@@ -27,6 +27,13 @@ def _app(root: Path):  # noqa: ANN202
     return app
 
 
+@schemathesis.serializer("multipart/related")
+def _multipart_related(ctx: object, value: object) -> bytes:
+    """STOW-RS bodies: the generated value (bytes or text) as one application/dicom part."""
+    data = value if isinstance(value, bytes) else str(value).encode()
+    return b"--fuzz\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n--fuzz--\r\n"
+
+
 _ROOT = Path(__import__("tempfile").mkdtemp(prefix="cds-fuzz-"))
 APP = _app(_ROOT)
 TOKEN = APP.state.cds.authenticator.mint_dev_token("fuzz", list(Role), ttl_s=3600)

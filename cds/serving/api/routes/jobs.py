@@ -63,7 +63,8 @@ async def submit_cohort(score: str, request: Request, state: StateDep, principal
                         headers={"Location": f"/v1/jobs/{job_id}"})  # fmt: skip
 
 
-def _public(row: Any) -> JobPublic:
+def public_job(row: Any) -> JobPublic:
+    """The API view of a job row."""
     return JobPublic(id=row.id, kind=row.kind, state=row.state, attempts=row.attempts, error=row.error,
                      result=json.loads(row.result) if row.result else None, created_at=row.created_at.isoformat(),
                      updated_at=row.updated_at.isoformat())  # fmt: skip
@@ -73,7 +74,7 @@ def _public(row: Any) -> JobPublic:
 def job_status(job_id: str, state: StateDep, principal: Clinical) -> JobPublic:
     """A job's state (queued, running, done, failed), attempts and result summary."""
     with state.database.session() as session:
-        return _public(jobs.get_job(session, job_id))
+        return public_job(jobs.get_job(session, job_id))
 
 
 @router.get("/v1/jobs/{job_id}/result", response_class=FileResponse)
