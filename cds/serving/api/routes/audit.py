@@ -36,7 +36,7 @@ def verify(state: StateDep, _principal: Admin) -> ChainStatus:
 
 @router.get("/events")
 def events(
-    state: StateDep, _principal: Admin, after: Annotated[int, Query(ge=0)] = 0,
+    state: StateDep, _principal: Admin, after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Events with sequence number above ``after``, as FHIR AuditEvent resources."""
