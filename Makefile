@@ -43,8 +43,10 @@ pytest: setup
 
 test: lint typecheck pytest
 
-bench: $(VENV)/.installed
-	$(BIN)/python -m benchmarks.backend_throughput
+# Every shipped model on every backend present (Triton through a local server), the four ratios, and a plot:
+# benchmarks/results/<device>-<date>.{json,md,png}. Options: .venv/bin/python -m benchmarks run --help
+bench: $(VENV)/.installed triton-env
+	$(BIN)/python -m benchmarks run
 
 clean:
 	rm -rf $(VENV) .venv-triton .mypy_cache .ruff_cache .pytest_cache

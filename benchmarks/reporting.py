@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import platform
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,11 +13,18 @@ RESULTS = Path(__file__).with_name("results")
 
 
 def device_name() -> str:
-    """The GPU's name when torch sees one, else the CPU model name."""
+    """The GPU's name when torch (or, for a CPU-only torch build, ``nvidia-smi``) sees one, else the CPU model name."""
     import torch
 
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
+    try:
+        query = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "--id=0"]
+        gpu = subprocess.run(query, capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+        if gpu:
+            return gpu
+    except (OSError, subprocess.SubprocessError):
+        pass
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
@@ -27,15 +36,19 @@ def command_line(module: str, argv: list[str] | None) -> str:
     return " ".join([f"python -m {module}", *(argv if argv is not None else sys.argv[1:])])
 
 
-def write_results(name: str, report: dict[str, object], table: str) -> Path:
-    """Write ``<device>-<date>-<name>.json`` (the report) and ``.md`` (the table), print the table."""
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{_slug(str(report['device']))}-{report['date']}-{name}"
+def write_results(name: str, report: dict[str, object], table: str, *, results_dir: Path = RESULTS) -> Path:
+    """Write ``<device>-<date>-<name>.json`` (the report) and ``.md`` (the table), print the table.
+
+    An empty ``name`` gives ``<device>-<date>.{json,md}``. Returns the path without its suffix.
+    """
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stem = results_dir / "-".join(part for part in (slug(str(report["device"])), str(report["date"]), name) if part)
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(table)
     print(table)
     return stem
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-").replace("--", "-")
+def slug(text: str) -> str:
+    """Lower-case file-name form of ``text``: runs of other characters become one ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
