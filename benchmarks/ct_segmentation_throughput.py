@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.reporting import command_line, device_name, write_results
+from benchmarks.reporting import command_line, device_name, stage_table, write_results
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind
 from cds.pipelines.ct_segmentation import CtSegmentationPipeline
@@ -73,16 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     report = {"device": device, "date": dt.date.today().isoformat(),
               "command": command_line("benchmarks.ct_segmentation_throughput", argv), "model": spec.key,
               "series": args.series, "mean_voxels_per_series": float(np.mean(voxels)), "results": rows}
-    stage_names = list(rows[0]["stage_ms"]) if rows else []
-    table = "\n".join(
-        [f"# CT segmentation throughput: {spec.key}, {args.series} generated series "
-         f"(mean {np.mean(voxels) / 1e6:.2f} M voxels)", "",
-         f"Device: {device}; command: `{report['command']}`", "",
-         "| backend | series/min | " + " | ".join(f"{s} (mean)" for s in stage_names) + " |",
-         "| --- | --- | " + " | ".join("---" for _ in stage_names) + " |"]
-        + [f"| {r['backend']} | {r['series_per_minute']:.2f} | "
-           + " | ".join(f"{r['stage_ms'][s]:.1f}" for s in stage_names) + " |" for r in rows]
-    ) + "\n"
+    table = stage_table(f"CT segmentation throughput: {spec.key}, {args.series} generated series "
+                        f"(mean {np.mean(voxels) / 1e6:.2f} M voxels)", report, rows, "backend", "series_per_minute")
     write_results("ct-segmentation-throughput", report, table)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.reporting import command_line, device_name, write_results
+from benchmarks.reporting import command_line, device_name, stage_table, write_results
 from cds.models.registry import ModelRegistry
 from cds.pipelines.dicom_reader import read_instance
 from cds.pipelines.preread_outputs import write_preread
@@ -67,15 +67,8 @@ def main(argv: list[str] | None = None) -> None:
               "command": command_line("benchmarks.preread_throughput", argv), "model": spec.key,
               "backend": "onnxruntime (CPUExecutionProvider unless a GPU provider is present)",
               "images": args.images, "image_size": args.size, "results": rows}
-    stage_names = list(rows[0]["stage_ms"]) if rows else []
-    table = "\n".join(
-        [f"# Pre-read throughput: {spec.key}, {args.images} generated CR files of {args.size}x{args.size}", "",
-         f"Device: {device}; command: `{report['command']}`", "",
-         "| saliency grid | images/s | " + " | ".join(f"{s} (mean)" for s in stage_names) + " |",
-         "| --- | --- | " + " | ".join("---" for _ in stage_names) + " |"]
-        + [f"| {r['saliency_grid']} | {r['images_per_second']:.2f} | "
-           + " | ".join(f"{r['stage_ms'][s]:.1f}" for s in stage_names) + " |" for r in rows]
-    ) + "\n"
+    title = f"Pre-read throughput: {spec.key}, {args.images} generated CR files of {args.size}x{args.size}"
+    table = stage_table(title, report, rows, "saliency_grid", "images_per_second")
     write_results("preread-throughput", report, table)
 
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -52,3 +53,16 @@ def write_results(name: str, report: dict[str, object], table: str, *, results_d
 def slug(text: str) -> str:
     """Lower-case file-name form of ``text``: runs of other characters become one ``-``."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+
+def stage_table(title: str, report: dict[str, object], rows: list[dict[str, Any]], key: str, rate: str) -> str:
+    """Markdown: title, device and command, then per row its ``key``, its ``rate`` and each ``stage_ms`` mean."""
+    stages = list(rows[0]["stage_ms"]) if rows else []
+    lines = [f"# {title}", "", f"Device: {report['device']}; command: `{report['command']}`", "",
+             f"| {key.replace('_', ' ')} | {rate.replace('_per_', '/').replace('_', ' ')} | "
+             + " | ".join(f"{s} (mean)" for s in stages) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in stages) + " |"]
+    lines += [f"| {row[key]} | {row[rate]:.2f} | " + " | ".join(f"{row['stage_ms'][s]:.1f}" for s in stages) + " |"
+              for row in rows]
+    return "\n".join(lines) + "\n"
