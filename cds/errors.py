@@ -100,6 +100,12 @@ class ConfigurationError(CdsError, RuntimeError):
     default_code = "configuration"
 
 
+class NotAcceptableError(CdsError, ValueError):
+    """None of the media types the client accepts can be produced (HTTP 406)."""
+
+    default_code = "not_acceptable"
+
+
 class PreconditionFailedError(CdsError, ValueError):
     """The request lacks data the service needs and cannot fetch itself (HTTP 412, as CDS Hooks prescribes)."""
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pydicom
+
 from cds.errors import CdsError, InvalidInputError
 from cds.models.registry import ModelRegistry
 from cds.models.risk import RiskEquation
@@ -26,6 +28,7 @@ from cds.serving.preread import PrereadReport, PrereadRunner, Refusal
 from cds.store import jobs
 from cds.store.audit import AuditEvent, append_event
 from cds.store.db import Database
+from cds.store.dicom_index import AI_RESULT, index_dataset
 
 log = logging.getLogger(__name__)
 JobHandler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -71,6 +74,8 @@ def preread_handler(registry: ModelRegistry, database: Database, *, saliency_gri
         actor, role = payload.get("actor", ""), payload.get("role", "")
         with database.session() as session:
             for outcome in report.outcomes:
+                for output in sorted(Path(outcome.folder).glob("*.dcm")):  # SR, SEG, captures: QIDO/WADO serve them
+                    index_dataset(session, pydicom.dcmread(output, stop_before_pixels=True), output, origin=AI_RESULT)
                 append_event(session, AuditEvent(
                     actor=actor, role=role, action="imaging.preread", resource=f"ImagingStudy/{outcome.study_uid}",
                     outcome="success", model=outcome.model, input_sha256=outcome.input_sha256,

@@ -115,3 +115,28 @@ class JobRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime())
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(), nullable=True)
     worker: Mapped[str] = mapped_column(String(100), default="")
+
+
+class DicomInstanceRow(Base):
+    """A DICOM instance the service holds: stored through STOW-RS, or written by a pre-read (SR, SEG, capture).
+
+    The index behind QIDO-RS searches and WADO-RS retrieval; the file itself lives under the data folder.
+    """
+
+    __tablename__ = "dicom_instances"
+
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    study_uid: Mapped[str] = mapped_column(String(64), index=True)
+    series_uid: Mapped[str] = mapped_column(String(64), index=True)
+    modality: Mapped[str] = mapped_column(String(16))
+    instance_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    series_description: Mapped[str] = mapped_column(String(64), default="")
+    patient_id: Mapped[str] = mapped_column(String(64), index=True, default="")
+    patient_name: Mapped[str] = mapped_column(String(200), default="")
+    study_date: Mapped[str] = mapped_column(String(8), default="")
+    accession_number: Mapped[str] = mapped_column(String(16), default="")
+    origin: Mapped[str] = mapped_column(String(20))  # "stored" (STOW-RS) or "ai_result" (pre-read output)
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime())

@@ -15,7 +15,18 @@ from cds.serving.api import errors
 from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier, load_clients
 from cds.serving.api.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
-from cds.serving.api.routes import audit, cds_hooks, dev, dicomweb, health, jobs, models, results, risk
+from cds.serving.api.routes import (
+    audit,
+    cds_hooks,
+    dev,
+    dicomweb,
+    dicomweb_read,
+    health,
+    jobs,
+    models,
+    results,
+    risk,
+)
 from cds.serving.api.state import AppState
 from cds.settings import Settings
 from cds.store.db import Database
@@ -86,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for router in (
         health.router, models.router, jobs.router, risk.router, results.router, audit.router, cds_hooks.router,
-        dicomweb.router,
+        dicomweb.router, dicomweb_read.router,
     ):
         app.include_router(router)
     if settings.dev_mode:

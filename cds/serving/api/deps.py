@@ -77,6 +77,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
             )
         return principal
 
+    dependency.roles = allowed  # type: ignore[attr-defined]  # read by the route-guard test over every route
     return dependency
 
 

@@ -28,6 +28,7 @@ from cds.serving.api.routes.jobs import JobPublic, public_job
 from cds.serving.jobs import PREREAD
 from cds.store import jobs
 from cds.store.audit import AuditEvent, append_event
+from cds.store.dicom_index import STORED, index_dataset, instance_uids
 
 router = APIRouter(tags=["imaging"])
 Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
@@ -66,9 +67,11 @@ async def stow(request: Request, state: StateDep, principal: Radiology) -> JSONR
     parts = _parts(request.headers.get("content-type", ""), await request.body())
     folder = state.settings.data_dir / "dicom" / uuid.uuid4().hex
     stored, referenced, failed = [], [], []
+    datasets = []
     for index, data in enumerate(parts):
         try:
             instance = read_instance(data, name=f"part {index + 1}")
+            instance_uids(instance.dataset)
         except CdsError as exc:
             failed.append(_item({"00081197": ("US", CANNOT_UNDERSTAND), "00000902": ("LO", exc.code)}))
             continue
@@ -77,6 +80,7 @@ async def stow(request: Request, state: StateDep, principal: Radiology) -> JSONR
         path = folder / (f"{sop}.dcm" if UID.match(sop) else f"{uuid.uuid4().hex}.dcm")
         path.write_bytes(data)
         stored.append(str(path))
+        datasets.append((instance.dataset, path))
         referenced.append(_item({"00081150": ("UI", str(instance.dataset.get("SOPClassUID", ""))),
                                  "00081155": ("UI", sop)}))
     document: dict[str, Any] = {}
@@ -89,6 +93,8 @@ async def stow(request: Request, state: StateDep, principal: Radiology) -> JSONR
     payload = {"files": stored, "output": str(folder / "outputs"), "model": state.settings.preread_model,
                "ct_model": state.settings.ct_model or None, "actor": principal.subject, "role": principal.role_text}
     with state.database.session() as session:
+        for dataset, path in datasets:
+            index_dataset(session, dataset, path, origin=STORED)
         job_id = jobs.enqueue(session, kind=PREREAD, payload=payload, actor=principal.subject,
                               role=principal.role_text, max_pending=state.settings.max_pending_jobs)  # fmt: skip
     return JSONResponse(document, status_code=202, media_type="application/dicom+json",

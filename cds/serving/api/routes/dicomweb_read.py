@@ -1,0 +1,264 @@
+"""DICOMweb reads: QIDO-RS searches and WADO-RS retrieval of stored instances and of AI results (SR, SEG, captures).
+
+Searches answer DICOM JSON (``application/dicom+json``) at study, series and instance level, with match keys by
+keyword (``PatientID``, ``StudyDate``, ``ModalitiesInStudy`` ...), ``limit`` and ``offset``; keys the service
+does not match on are ignored with a ``Warning: 299`` header, as PS3.18 prescribes. Retrieval streams
+``multipart/related; type="application/dicom"`` in the stored transfer syntax, one file at a time, so a large
+study never sits in memory; ``.../metadata`` answers DICOM JSON without bulk data. A patient-scoped token sees
+only its patient's studies (its ``Patient/<id>`` is matched against PatientID) and is refused, audited, anything
+else. Every search and retrieval is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import pydicom
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydicom.dataelem import DataElement
+
+from cds.errors import ModelNotFoundError, NotAcceptableError
+from cds.serving.api.auth import Principal, Role
+from cds.serving.api.deps import StateDep, enforce_patient_scope, require
+from cds.serving.api.state import AppState
+from cds.store.audit import AuditEvent, append_event
+from cds.store.dicom_index import InstanceQuery, find_instances, find_series, find_studies
+from cds.store.tables import DicomInstanceRow
+
+router = APIRouter(prefix="/dicomweb", tags=["imaging"])
+Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
+DICOM_JSON = "application/dicom+json"
+IGNORED_QUIETLY = {"includefield", "fuzzymatching"}
+CHUNK = 1 << 20
+UidPath = Annotated[str, PathParam(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
+QIDO_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {DICOM_JSON: {}}}}
+WADO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {'multipart/related; type="application/dicom"': {"schema": {"type": "string",
+                                                                                 "format": "binary"}}}}}
+
+
+def _query(
+    request: Request,
+    principal: Radiology,
+    patient_id: Annotated[str, Query(alias="PatientID", max_length=64)] = "",
+    accession_number: Annotated[str, Query(alias="AccessionNumber", max_length=16)] = "",
+    study_date: Annotated[str, Query(alias="StudyDate", max_length=17)] = "",
+    study_uid: Annotated[str, Query(alias="StudyInstanceUID", max_length=64)] = "",
+    modalities: Annotated[str, Query(alias="ModalitiesInStudy", max_length=16)] = "",
+    modality: Annotated[str, Query(alias="Modality", max_length=16)] = "",
+    series_uid: Annotated[str, Query(alias="SeriesInstanceUID", max_length=64)] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> InstanceQuery:
+    known = {"PatientID", "AccessionNumber", "StudyDate", "StudyInstanceUID", "ModalitiesInStudy", "Modality",
+             "SeriesInstanceUID", "limit", "offset"}  # fmt: skip
+    unsupported = sorted(k for k in request.query_params if k not in known and k.lower() not in IGNORED_QUIETLY)
+    return InstanceQuery(study_uid=study_uid, series_uid=series_uid, patient_id=patient_id,
+                         accession_number=accession_number, study_date=study_date, modality=modalities or modality,
+                         only_patient=_scope(principal), limit=limit, offset=offset, unsupported=unsupported)
+
+
+QidoQuery = Annotated[InstanceQuery, Depends(_query)]
+
+
+def _scope(principal: Principal) -> str | None:
+    return principal.patient.removeprefix("Patient/") if principal.patient is not None else None
+
+
+def _attr(vr: str, *values: Any) -> dict[str, Any]:
+    present = [v for v in values if v not in (None, "")]
+    return {"vr": vr, "Value": present} if present else {"vr": vr}
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/dicomweb"
+
+
+def _answer(request: Request, state: AppState, principal: Principal, query: InstanceQuery, level: str,
+            body: list[dict[str, Any]]) -> JSONResponse:  # fmt: skip
+    with state.database.session() as session:
+        append_event(session, AuditEvent(actor=principal.subject, role=principal.role_text, action="imaging.search",
+                                         resource=f"ImagingStudy?level={level}", outcome="success",
+                                         subject=f"Patient/{query.only_patient}" if query.only_patient else "",
+                                         detail={"matches": len(body)}))  # fmt: skip
+    headers = {}
+    if query.unsupported:
+        keys = ", ".join(query.unsupported)
+        headers["Warning"] = f'299 cds "the query keys {keys} are not supported and were ignored"'
+    return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
+
+
+@router.get("/studies", response_model=list[dict[str, Any]], responses=QIDO_RESPONSES)
+def search_studies(request: Request, state: StateDep, principal: Radiology, query: QidoQuery) -> JSONResponse:
+    """QIDO-RS: studies matching the query keys, newest first."""
+    with state.database.session() as session:
+        studies = find_studies(session, query)
+    base = _base(request)
+    body = [{
+        "00080020": _attr("DA", s.study_date), "00080050": _attr("SH", s.accession_number),
+        "00080061": _attr("CS", *s.modalities), "00100010": _attr("PN", {"Alphabetic": s.patient_name}
+                                                                 if s.patient_name else None),
+        "00100020": _attr("LO", s.patient_id), "0020000D": _attr("UI", s.study_uid),
+        "00201206": _attr("IS", s.series), "00201208": _attr("IS", s.instances),
+        "00081190": _attr("UR", f"{base}/studies/{s.study_uid}"),
+    } for s in studies]  # fmt: skip
+    return _answer(request, state, principal, query, "study", body)
+
+
+@router.get("/studies/{study}/series", response_model=list[dict[str, Any]], responses=QIDO_RESPONSES)
+def search_series(study: UidPath, request: Request, state: StateDep, principal: Radiology,
+                  query: QidoQuery) -> JSONResponse:  # fmt: skip
+    """QIDO-RS: the study's series matching the query keys."""
+    query = _within(query, study_uid=study)
+    with state.database.session() as session:
+        series = find_series(session, query)
+    base = _base(request)
+    body = [{
+        "0020000D": _attr("UI", s.study_uid), "0020000E": _attr("UI", s.series_uid),
+        "00080060": _attr("CS", s.modality), "00200011": _attr("IS", s.series_number),
+        "0008103E": _attr("LO", s.description), "00201209": _attr("IS", s.instances),
+        "00081190": _attr("UR", f"{base}/studies/{s.study_uid}/series/{s.series_uid}"),
+    } for s in series]  # fmt: skip
+    return _answer(request, state, principal, query, "series", body)
+
+
+@router.get("/studies/{study}/series/{series}/instances", response_model=list[dict[str, Any]],
+            responses=QIDO_RESPONSES)  # fmt: skip
+def search_instances(study: UidPath, series: UidPath, request: Request, state: StateDep, principal: Radiology,
+                     query: QidoQuery) -> JSONResponse:  # fmt: skip
+    """QIDO-RS: the series' instances."""
+    query = _within(query, study_uid=study, series_uid=series)
+    with state.database.session() as session:
+        rows = find_instances(session, query)
+    body = [{
+        "0020000D": _attr("UI", r.study_uid), "0020000E": _attr("UI", r.series_uid),
+        "00080016": _attr("UI", r.sop_class_uid), "00080018": _attr("UI", r.sop_instance_uid),
+        "00080060": _attr("CS", r.modality), "00200013": _attr("IS", r.instance_number),
+        "00081190": _attr("UR", _instance_url(request, r)),
+    } for r in rows]  # fmt: skip
+    return _answer(request, state, principal, query, "instance", body)
+
+
+def _within(query: InstanceQuery, study_uid: str, series_uid: str = "") -> InstanceQuery:
+    return replace(query, study_uid=study_uid, series_uid=series_uid or query.series_uid)
+
+
+def _instance_url(request: Request, row: DicomInstanceRow) -> str:
+    return f"{_base(request)}/studies/{row.study_uid}/series/{row.series_uid}/instances/{row.sop_instance_uid}"
+
+
+def _retrieve(request: Request, state: AppState, principal: Principal, study: str, series: str = "",
+              sop: str = "") -> Sequence[DicomInstanceRow]:  # fmt: skip
+    """The instances addressed (all of them: retrieval does not page), scope-checked and audited."""
+    query = InstanceQuery(study_uid=study, series_uid=series, sop_instance_uid=sop, limit=None)
+    with state.database.session() as session:
+        rows = find_instances(session, query)
+    if not rows:
+        what = "/".join(p for p in (study, series, sop) if p)
+        raise ModelNotFoundError(f"no stored instances under {what}", code="not_found")
+    for patient in sorted({r.patient_id for r in rows}):
+        enforce_patient_scope(state, request, principal, f"Patient/{patient}")
+    missing = [r.sop_instance_uid for r in rows if not Path(r.path).is_file()]
+    if missing:
+        raise ModelNotFoundError(f"{len(missing)} indexed instance files are gone from storage (first {missing[0]})",
+                                 code="instance_missing")
+    with state.database.session() as session:
+        append_event(session, AuditEvent(actor=principal.subject, role=principal.role_text,
+                                         action="imaging.retrieve", resource=f"ImagingStudy/{study}",
+                                         subject=f"Patient/{rows[0].patient_id}" if rows[0].patient_id else "",
+                                         outcome="success", detail={"series": series, "instance": sop,
+                                                                    "instances": len(rows)}))  # fmt: skip
+    return rows
+
+
+def _accepts_dicom_multipart(accept: str) -> bool:
+    """Whether ``Accept`` admits multipart/related application/dicom in the stored transfer syntax."""
+    if not accept.strip():
+        return True
+    for media_range in accept.split(","):
+        kind, *params = (p.strip() for p in media_range.split(";"))
+        options = {k.strip().lower(): v.strip().strip('"') for k, _, v in (p.partition("=") for p in params)}
+        if kind in ("*/*", "multipart/*") or (
+            kind == "multipart/related" and options.get("type", "application/dicom") == "application/dicom"
+            and options.get("transfer-syntax", "*") == "*"
+        ):  # fmt: skip
+            return True
+    return False
+
+
+def _multipart(request: Request, rows: Sequence[DicomInstanceRow]) -> StreamingResponse:
+    accept = request.headers.get("accept", "")
+    if not _accepts_dicom_multipart(accept):
+        raise NotAcceptableError(
+            f'instances are served as multipart/related; type="application/dicom" in their stored transfer syntax '
+            f"(transfer-syntax=* or none); Accept was {accept[:200]!r}"
+        )
+    boundary = uuid.uuid4().hex
+    urls = [_instance_url(request, r) for r in rows]
+    paths = [Path(r.path) for r in rows]
+
+    def parts() -> Iterator[bytes]:
+        for url, path in zip(urls, paths, strict=True):
+            yield f"--{boundary}\r\nContent-Type: application/dicom\r\nContent-Location: {url}\r\n\r\n".encode()
+            with path.open("rb") as source:
+                while chunk := source.read(CHUNK):
+                    yield chunk
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    return StreamingResponse(parts(), media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
+
+
+def _bulk_uri(url: str) -> Callable[[DataElement], str]:
+    """Bulk data of an instance's metadata is retrievable with the instance itself."""
+    return lambda _element: url
+
+
+def _metadata(request: Request, rows: Sequence[DicomInstanceRow]) -> JSONResponse:
+    body = []
+    for row in rows:
+        url = _instance_url(request, row)
+        dataset = pydicom.dcmread(row.path, stop_before_pixels=True)
+        body.append(dataset.to_json_dict(bulk_data_threshold=4096, bulk_data_element_handler=_bulk_uri(url)))
+    return JSONResponse(body, media_type=DICOM_JSON)
+
+
+@router.get("/studies/{study}", response_class=StreamingResponse, responses=WADO_RESPONSES)
+def retrieve_study(study: UidPath, request: Request, state: StateDep, principal: Radiology) -> StreamingResponse:
+    """WADO-RS: every instance of the study (stored and AI results)."""
+    return _multipart(request, _retrieve(request, state, principal, study))
+
+
+@router.get("/studies/{study}/series/{series}", response_class=StreamingResponse, responses=WADO_RESPONSES)
+def retrieve_series(study: UidPath, series: UidPath, request: Request, state: StateDep,
+                    principal: Radiology) -> StreamingResponse:  # fmt: skip
+    """WADO-RS: every instance of the series."""
+    return _multipart(request, _retrieve(request, state, principal, study, series))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}", response_class=StreamingResponse,
+            responses=WADO_RESPONSES)  # fmt: skip
+def retrieve_instance(study: UidPath, series: UidPath, sop: UidPath, request: Request, state: StateDep,
+                      principal: Radiology) -> StreamingResponse:  # fmt: skip
+    """WADO-RS: one instance."""
+    return _multipart(request, _retrieve(request, state, principal, study, series, sop))
+
+
+@router.get("/studies/{study}/metadata", response_model=list[dict[str, Any]], responses=QIDO_RESPONSES)
+def study_metadata(study: UidPath, request: Request, state: StateDep, principal: Radiology) -> JSONResponse:
+    """WADO-RS: the study's instances as DICOM JSON, bulk data as BulkDataURI."""
+    return _metadata(request, _retrieve(request, state, principal, study))
+
+
+@router.get("/studies/{study}/series/{series}/metadata", response_model=list[dict[str, Any]],
+            responses=QIDO_RESPONSES)  # fmt: skip
+def series_metadata(study: UidPath, series: UidPath, request: Request, state: StateDep,
+                    principal: Radiology) -> JSONResponse:  # fmt: skip
+    """WADO-RS: the series' instances as DICOM JSON, bulk data as BulkDataURI."""
+    return _metadata(request, _retrieve(request, state, principal, study, series))
