@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
         ct_model: Registered CT segmentation model for uploaded CT series; empty for none [CDS_CT_MODEL].
         preread_saliency_grid: Occlusion grid per side for radiograph heatmaps; 0 for none
             [CDS_PREREAD_SALIENCY_GRID].
+        backend: Where the risk models run: ``onnxruntime`` (in-process) or ``triton`` (a Triton Inference Server
+            serving the repository ``cds triton export-repo`` writes) [CDS_BACKEND].
+        triton_url: ``host:port`` of the Triton server [CDS_TRITON_URL].
+        triton_protocol: ``grpc`` or ``http`` [CDS_TRITON_PROTOCOL].
+        triton_timeout_s: Per-request timeout to the Triton server [CDS_TRITON_TIMEOUT_S].
     """
 
     model_config = SettingsConfigDict(env_prefix="CDS_", extra="ignore")
@@ -63,6 +69,10 @@ class Settings(BaseSettings):
     preread_model: str = "chest-xray-demo"
     ct_model: str = "ct-organs-demo"
     preread_saliency_grid: int = Field(default=7, ge=0, le=32)
+    backend: Literal["onnxruntime", "triton"] = "onnxruntime"
+    triton_url: str = "127.0.0.1:8001"
+    triton_protocol: Literal["grpc", "http"] = "grpc"
+    triton_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
     @property
     def resolved_database_url(self) -> str:

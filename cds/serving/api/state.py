@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 
-from cds.errors import CdsError
+from cds.errors import BackendUnavailableError, CdsError
 from cds.models.registry import ModelRegistry
 from cds.models.risk import RiskEquation, available_equations
-from cds.models.spec import Task
+from cds.models.spec import ModelSpec, Task
 from cds.pipelines.results import MethodRef
 from cds.pipelines.risk import equation_ref
 from cds.pipelines.risk_model import ModelRiskEquation
 from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier
 from cds.serving.api.middleware import Metrics
-from cds.serving.backends import BaseBackend, OnnxRuntimeBackend
+from cds.serving.backends import BaseBackend, OnnxRuntimeBackend, TritonBackend, TritonOptions
+from cds.serving.backends.triton import TritonProtocol
 from cds.serving.jobs import PREREAD, RISK_FILE, JobWorker, preread_handler, risk_file_handler
 from cds.settings import Settings
 from cds.store.db import Database
@@ -37,28 +40,69 @@ class AppState:
     backends: dict[str, BaseBackend] = field(default_factory=dict)
     load_errors: dict[str, str] = field(default_factory=dict)
     _methods: dict[str, tuple[RiskEquation, MethodRef]] = field(default_factory=dict)
+    _unreachable: dict[str, ModelSpec] = field(default_factory=dict)
+    _last_retry: float = 0.0
+    _retry_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load_models(self) -> None:
-        """Load the newest loadable version of every tabular risk model on ONNX Runtime.
+        """Load the newest loadable version of every tabular risk model on the configured backend.
 
-        A version that fails (e.g. an artifact whose sha256 does not match) is refused and reported, and the
-        next older version serves instead.
+        A version that fails for good (e.g. an artifact whose sha256 does not match) is refused and reported, and
+        the next older version serves instead. A model whose backend cannot be reached (Triton down) is reported
+        and retried by :meth:`retry_unreachable`, so the service recovers by itself when the server returns.
         """
         for name in self.registry.names():
             for version in reversed(self.registry.versions(name)):
                 spec = self.registry.get(name, version)
                 if spec.task is not Task.RISK:
                     break
-                backend = OnnxRuntimeBackend(spec)
-                try:
-                    backend.load()
-                except CdsError as exc:
-                    self.load_errors[spec.key] = exc.code
-                    log.error("model %s refused: %s", spec.key, exc.code)
-                    continue
-                self.backends[name] = backend
-                break
+                if self._try_load(spec):
+                    break
         self._methods = self._build_methods()
+
+    def _try_load(self, spec: ModelSpec) -> bool:
+        """Serve ``spec`` if it loads; ``False`` when it should be skipped for an older version."""
+        backend = self._new_backend(spec)
+        try:
+            backend.load()
+        except BackendUnavailableError as exc:  # transient: keep this version and retry later
+            self.load_errors[spec.key] = exc.code
+            self._unreachable[spec.name] = spec
+            log.error("model %s unavailable: %s", spec.key, exc.code)
+            return True
+        except CdsError as exc:
+            self.load_errors[spec.key] = exc.code
+            log.error("model %s refused: %s", spec.key, exc.code)
+            return False
+        self.load_errors.pop(spec.key, None)
+        self._unreachable.pop(spec.name, None)
+        self.backends[spec.name] = backend
+        return True
+
+    def _new_backend(self, spec: ModelSpec) -> BaseBackend:
+        settings = self.settings
+        if settings.backend == "triton":
+            options = TritonOptions(url=settings.triton_url, protocol=TritonProtocol(settings.triton_protocol),
+                                    timeout_s=settings.triton_timeout_s)  # fmt: skip
+            return TritonBackend(spec, options)
+        return OnnxRuntimeBackend(spec)
+
+    def is_unreachable(self, name: str) -> bool:
+        """Whether model ``name`` is registered but not served because its backend could not be reached."""
+        return name in self._unreachable
+
+    def retry_unreachable(self, min_interval_s: float = 2.0) -> None:
+        """Try again to load the models whose backend was unreachable (at most every ``min_interval_s``)."""
+        now = time.monotonic()
+        if not self._unreachable or now - self._last_retry < min_interval_s:
+            return
+        self._last_retry = now
+        with self._retry_lock:
+            loaded = [spec for spec in list(self._unreachable.values()) if self._try_load(spec)
+                      and spec.name in self.backends]  # fmt: skip
+            if loaded:
+                self._methods = self._build_methods()
+                log.info("models now served: %s", ", ".join(s.key for s in loaded))
 
     def risk_methods(self) -> dict[str, tuple[RiskEquation, MethodRef]]:
         """Equations and loaded risk models by name (fixed once the models are loaded)."""

@@ -168,6 +168,11 @@ class TritonBackend(BaseBackend):
         try:
             result = self._client.infer(self.model_name, requests, **kwargs)
         except Exception as exc:  # noqa: BLE001 - tritonclient raises InferenceServerException and transport errors
+            if _is_unavailability(exc) or not self._health().ready:  # server or model gone: not a bad answer
+                raise BackendUnavailableError(
+                    f"Triton server at {self.options.url} cannot run {self.model_name!r} now: {exc}",
+                    code="backend_unreachable",
+                ) from exc
             raise InferenceError(f"Triton inference on {self.model_name!r} failed: {exc}") from exc
         outputs = {}
         for spec in self._spec.outputs:
@@ -192,11 +197,26 @@ class TritonBackend(BaseBackend):
         return {"protocol": self.options.protocol.value, "model_name": self.model_name, "server_sha256": self._identity}
 
     def _health(self) -> BackendHealth:
+        kwargs = {"client_timeout": self.options.timeout_s} if self.options.protocol is TritonProtocol.GRPC else {}
         try:
-            ready = bool(self._client.is_model_ready(self.model_name, self.options.model_version))
+            ready = bool(self._client.is_model_ready(self.model_name, self.options.model_version, **kwargs))
         except Exception as exc:  # noqa: BLE001 - any transport failure means not ready
             return BackendHealth(ready=False, reason=f"server unreachable: {exc}")
         return BackendHealth(ready=ready, reason="" if ready else "model not ready on server")
+
+
+# Failures that mean "not serving now" (server down, restarting, model still loading), not "this input failed".
+_UNAVAILABLE_STATUSES = {"StatusCode.UNAVAILABLE", "StatusCode.NOT_FOUND", "StatusCode.DEADLINE_EXCEEDED",
+                         "StatusCode.CANCELLED"}  # fmt: skip
+_UNAVAILABLE_WORDS = ("unknown model", "no available versions", "is not ready", "failed to connect")
+
+
+def _is_unavailability(exc: Exception) -> bool:
+    if isinstance(exc, OSError):
+        return True
+    status = getattr(exc, "status", None)
+    text = str(exc).lower()
+    return (callable(status) and str(status()) in _UNAVAILABLE_STATUSES) or any(w in text for w in _UNAVAILABLE_WORDS)
 
 
 def _import_client(protocol: TritonProtocol) -> Any:

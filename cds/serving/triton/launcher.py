@@ -180,6 +180,13 @@ class TritonServer:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group at once (fault injection: a crashed server)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
     def __enter__(self) -> TritonServer:
         self.start()
         return self

@@ -38,6 +38,7 @@ def healthz() -> Health:
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(state: StateDep) -> JSONResponse:
     """Ready when the database answers and every registered risk model is loaded and healthy (else 503)."""
+    state.retry_unreachable()
     try:
         state.database.ping()
         database = "ok"

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.errors import InvalidInputError, ModelNotFoundError
+from cds.errors import BackendUnavailableError, InvalidInputError, ModelNotFoundError
 from cds.interop.fhir_inputs import parse_bundle
 from cds.interop.fhir_risk import risk_assessment
 from cds.models.risk import RiskEquation
@@ -55,7 +55,11 @@ class MethodInfo(BaseModel):
 
 
 def _method(state: AppState, name: str) -> tuple[RiskEquation, MethodRef]:
+    state.retry_unreachable()
     methods = state.risk_methods()
+    if name not in methods and state.is_unreachable(name):
+        raise BackendUnavailableError(f"risk model {name!r} is registered but its inference backend is not "
+                                      "reachable; retry shortly", code="backend_unreachable")
     if name not in methods:
         raise ModelNotFoundError(f"no risk method {name!r}; available: {', '.join(sorted(methods))}")
     return methods[name]
