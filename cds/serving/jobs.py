@@ -24,6 +24,7 @@ from cds.models.registry import ModelRegistry
 from cds.models.risk import RiskEquation
 from cds.pipelines.dicom_reader import read_instance
 from cds.pipelines.risk_file import score_file
+from cds.serving.backends.base import BatchObserver
 from cds.serving.preread import PrereadReport, PrereadRunner, Refusal
 from cds.store import jobs
 from cds.store.audit import AuditEvent, append_event
@@ -51,7 +52,8 @@ def risk_file_handler(methods: Callable[[], Mapping[str, tuple[RiskEquation, obj
     return handle
 
 
-def preread_handler(registry: ModelRegistry, database: Database, *, saliency_grid: int = 7) -> JobHandler:
+def preread_handler(registry: ModelRegistry, database: Database, *, saliency_grid: int = 7,
+                    on_batch: BatchObserver | None = None) -> JobHandler:  # fmt: skip
     """Pre-reads stored DICOM instances (payload ``files``, ``output``, models, ``actor``/``role``).
 
     Every pre-read and every refusal is audited with the model identity and the input hash. The result lists the
@@ -68,7 +70,7 @@ def preread_handler(registry: ModelRegistry, database: Database, *, saliency_gri
                 report.refusals.append(Refusal(file.name, exc.code, exc.message))
         ct_model = payload.get("ct_model")
         with PrereadRunner(registry, registry.get(payload["model"]), registry.get(ct_model) if ct_model else None,
-                           Path(payload["output"]), saliency_grid=saliency_grid) as runner:
+                           Path(payload["output"]), saliency_grid=saliency_grid, on_batch=on_batch) as runner:
             for series in runner.group(instances):
                 runner.run_series(series, report)
         actor, role = payload.get("actor", ""), payload.get("role", "")
@@ -93,6 +95,34 @@ def preread_handler(registry: ModelRegistry, database: Database, *, saliency_gri
         return dict(result)
 
     return handle
+
+
+class _Heartbeat:
+    """Renews a worker's lease every third of ``lease_s`` while a handler runs, so long jobs are not taken over."""
+
+    def __init__(self, worker: JobWorker, job_id: str) -> None:
+        self.worker, self.job_id = worker, job_id
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"cds-job-lease-{job_id[:8]}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.worker.lease_s / 3):
+            try:
+                with self.worker.database.session() as session:
+                    held = jobs.renew(session, self.job_id, self.worker.worker_id, self.worker.lease_s)
+            except Exception as exc:  # noqa: BLE001 - database hiccup: try again at the next beat
+                log.warning("job %s lease renewal failed: %s", self.job_id, type(exc).__name__)
+                continue
+            if not held:
+                log.warning("job %s was taken over by another worker", self.job_id)
+                return
+
+    def __enter__(self) -> None:
+        self._thread.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 class JobWorker:
@@ -125,10 +155,12 @@ class JobWorker:
             return False
         job_id, kind, payload = claimed
         handler = self.handlers.get(kind)
+        heartbeat = _Heartbeat(self, job_id)
         try:
             if handler is None:
                 raise InvalidInputError(f"no handler for job kind {kind!r}", code="unknown_job_kind")
-            result = handler(json.loads(payload))
+            with heartbeat:
+                result = handler(json.loads(payload))
         except InvalidInputError as exc:
             with self.database.session() as session:
                 jobs.fail(session, job_id, self.worker_id, str(exc), retry=False)

@@ -80,6 +80,15 @@ def complete(session: Session, job_id: str, worker: str, result: dict[str, Any])
     return True
 
 
+def renew(session: Session, job_id: str, worker: str, lease_s: float) -> bool:
+    """Extend ``worker``'s lease on a running job (a heartbeat); ``False`` when the worker no longer holds it."""
+    job = session.execute(select(JobRow).where(JobRow.id == job_id).with_for_update()).scalar_one_or_none()
+    if job is None or job.state != RUNNING or job.worker != worker:
+        return False
+    job.lease_until = _now() + dt.timedelta(seconds=lease_s)
+    return True
+
+
 def fail(session: Session, job_id: str, worker: str, error: str, *, retry: bool) -> None:
     """Record a failure: back to the queue while attempts remain and ``retry`` is set, else failed for good."""
     job = session.execute(select(JobRow).where(JobRow.id == job_id).with_for_update()).scalar_one_or_none()

@@ -76,6 +76,7 @@ class AppState:
             return False
         self.load_errors.pop(spec.key, None)
         self._unreachable.pop(spec.name, None)
+        backend.on_batch = self.metrics.observe_batch
         self.backends[spec.name] = backend
         return True
 
@@ -121,7 +122,8 @@ class AppState:
         """A worker with this service's job handlers."""
         handlers = {RISK_FILE: risk_file_handler(self.risk_methods),
                     PREREAD: preread_handler(self.registry, self.database,
-                                             saliency_grid=self.settings.preread_saliency_grid)}
+                                             saliency_grid=self.settings.preread_saliency_grid,
+                                             on_batch=self.metrics.observe_batch)}
         return JobWorker(self.database, handlers, lease_s=self.settings.job_lease_s)
 
     def close(self) -> None:

@@ -8,8 +8,9 @@ the same contract.
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from cds.errors import BackendUnavailableError, CdsError, InferenceError
 from cds.models.backend import BackendHealth, BackendMetadata, ModelRef
 from cds.models.spec import BackendKind, ModelSpec
 from cds.models.tensors import batch_size, check_tensors
+
+BatchObserver = Callable[[ModelSpec, int, float], None]  # (model, batch size, engine seconds)
 
 
 class BaseBackend(ABC):
@@ -36,6 +39,7 @@ class BaseBackend(ABC):
         self._closed = False
         self._lock = threading.Lock()
         self._sha256 = ""
+        self.on_batch: BatchObserver | None = None  # told of every engine call (e.g. the service's metrics)
 
     @property
     def spec(self) -> ModelSpec:
@@ -78,6 +82,7 @@ class BaseBackend(ABC):
 
     def _run_checked(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One engine call of at most ``max_batch_size`` items, with its outputs checked."""
+        start = time.perf_counter()
         try:
             outputs = self._run(inputs)
         except CdsError:
@@ -93,6 +98,8 @@ class BaseBackend(ABC):
                 f"{batch_size(inputs)}",
                 code="output_batch",
             )
+        if self.on_batch is not None:
+            self.on_batch(self._spec, batch_size(inputs), time.perf_counter() - start)
         return outputs
 
     def metadata(self) -> BackendMetadata:

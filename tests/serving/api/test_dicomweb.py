@@ -19,13 +19,11 @@ from training.data.chest_xray import render
 from training.data.ct_volumes import generate_case
 from training.data.dicom_files import write_radiograph
 from training.data.non_chest import render_non_chest
-
-BOUNDARY = "cds-test-boundary"
+from training.data.stow_sample import BOUNDARY, multipart_body
 
 
 def _multipart(parts: list[bytes], part_type: str = "application/dicom") -> tuple[bytes, dict[str, str]]:
-    body = b"".join(f"--{BOUNDARY}\r\nContent-Type: {part_type}\r\n\r\n".encode() + p + b"\r\n" for p in parts)
-    body += f"--{BOUNDARY}--\r\n".encode()
+    body = multipart_body(parts, part_type=part_type)
     return body, {"Content-Type": f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'}
 
 

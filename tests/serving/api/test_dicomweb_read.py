@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -88,6 +89,12 @@ def test_qido_finds_stored_studies_and_their_ai_results(client: TestClient, arch
     ignored = client.get("/dicomweb/studies", params={"PatientSex": "F", "includefield": "all"}, headers=headers)
     assert ignored.status_code == 200 and "PatientSex" in ignored.headers["warning"]
     assert "includefield" not in ignored.headers["warning"]
+
+    metrics = client.get("/metrics").text  # the pre-read's engine calls, by model name only
+    for model in ("chest-xray-demo", "chest-xray-plausibility", "ct-organs-demo"):
+        count = re.search(rf'cds_inference_batch_size_count{{model="{model}"}} (\S+)', metrics)
+        assert count and float(count.group(1)) >= 1, model
+    assert "P-1" not in metrics and "Q-9" not in metrics
 
     series = client.get(f"/dicomweb/studies/{ct_study}/series", headers=headers).json()
     modalities = {_value(s, "00080060")[0]: _value(s, "00201209")[0] for s in series}

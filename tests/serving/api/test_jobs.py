@@ -103,6 +103,29 @@ def test_completion_is_fenced_to_the_lease_holder(tmp_path: Path) -> None:
         assert jobs.get_job(session, job_id).result == '{"from": "b"}'
 
 
+def test_a_job_longer_than_its_lease_keeps_it_by_heartbeat(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path}/j.db")
+    database.migrate()
+    with database.session() as session:
+        job_id = jobs.enqueue(session, kind="slow", payload={}, actor="t", role="admin")
+    stolen = []
+
+    def slow(_payload: dict) -> dict:
+        deadline = time.monotonic() + 1.5  # five leases long
+        while time.monotonic() < deadline:
+            with database.session() as session:  # another worker polls all the while
+                stolen.append(jobs.claim(session, "worker-b", lease_s=60) is not None)
+            time.sleep(0.05)
+        return {"ok": True}
+
+    worker = JobWorker(database, {"slow": slow}, lease_s=0.3)
+    assert worker.run_once()
+    with database.session() as session:
+        job = jobs.get_job(session, job_id)
+        assert job.state == "done" and job.attempts == 1 and job.worker == worker.worker_id
+    assert len(stolen) > 10 and not any(stolen)
+
+
 def test_full_queue_is_refused_with_503(tmp_path: Path) -> None:
     from cds.serving.api.app import create_app
     from cds.settings import Settings
