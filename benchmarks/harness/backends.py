@@ -10,7 +10,8 @@ onnxruntime    ONNX Runtime, CPU execution provider
 onnxruntime-   ONNX Runtime CUDA execution provider with IO binding; the model's fp16 artifact when it ships
 cuda           one and ``--gpu-precision`` is fp16
 tensorrt       ONNX Runtime TensorRT execution provider (CUDA for what TensorRT cannot take), IO binding,
-               engines cached in ``$TMPDIR/cds-tensorrt-cache``; fp16 engines from the fp16 artifact
+               engines cached in ``$TMPDIR/cds-tensorrt-cache``, one optimisation profile over batch
+               1..max; fp16 engines (from the fp32 model when no fp16 artifact ships) with ``--gpu-precision fp16``
 triton         a real Triton server over HTTP (a local one started for the run, or ``--triton-url``)
 ============== ========================================================================================
 """
@@ -126,6 +127,7 @@ def options_for(name: str, spec: ModelSpec, env: Environment, triton_url: str = 
             precision=Precision.FP16 if fp16 else Precision.FP32,
             io_binding=True,
             tensorrt_cache_dir=TENSORRT_CACHE if name == "tensorrt" else None,
+            tensorrt_fp16=env.gpu_precision == "fp16",  # fp16 engines even from an fp32-only model
         )
     return TritonOptions(url=triton_url)
 

@@ -96,3 +96,26 @@ def test_batches_above_max_batch_size_run_in_chunks(spec: ModelSpec, held_out: n
         actual = chunked.infer({"image": held_out})["probabilities"]
     assert max(calls) == 5 and sum(calls) == len(held_out)
     np.testing.assert_allclose(actual, expected, atol=1e-6)
+
+
+def test_tensorrt_gets_an_optimisation_profile_and_fp16_from_the_fp32_model(spec: ModelSpec) -> None:
+    backend = OnnxRuntimeBackend(spec, OnnxRuntimeOptions(tensorrt_fp16=True, tensorrt_max_batch=256))
+    trt = backend._provider_options(TENSORRT)
+    (tensor,) = spec.inputs
+    tail = "x".join(str(d) for d in tensor.shape[1:])
+    assert trt["trt_fp16_enable"] is True  # engines in fp16 although the fp32 artifact is loaded
+    assert trt["trt_profile_min_shapes"] == f"{tensor.name}:1x{tail}"
+    assert trt["trt_profile_opt_shapes"] == f"{tensor.name}:32x{tail}"
+    assert trt["trt_profile_max_shapes"] == f"{tensor.name}:256x{tail}"
+    default = OnnxRuntimeBackend(spec)._provider_options(TENSORRT)
+    assert default["trt_fp16_enable"] is False
+    assert default["trt_profile_max_shapes"] == f"{tensor.name}:{spec.max_batch_size}x{tail}"
+    assert OnnxRuntimeBackend(spec)._provider_options(CUDA) == {"device_id": 0}
+
+
+def test_spinning_setting_does_not_change_results(spec: ModelSpec, held_out: np.ndarray) -> None:
+    outputs = []
+    for spinning in (True, False):
+        with OnnxRuntimeBackend(spec, OnnxRuntimeOptions(providers=(CPU,), allow_spinning=spinning)) as backend:
+            outputs.append(backend.infer({"image": held_out[:4]})["probabilities"])
+    np.testing.assert_array_equal(outputs[0], outputs[1])
