@@ -40,8 +40,9 @@ class Settings(BaseSettings):
         ct_model: Registered CT segmentation model for uploaded CT series; empty for none [CDS_CT_MODEL].
         preread_saliency_grid: Occlusion grid per side for radiograph heatmaps; 0 for none
             [CDS_PREREAD_SALIENCY_GRID].
-        backend: Where the risk models run: ``onnxruntime`` (in-process) or ``triton`` (a Triton Inference Server
-            serving the repository ``cds triton export-repo`` writes) [CDS_BACKEND].
+        backend: Where the risk models and the pre-read's imaging models run: ``onnxruntime`` (in-process) or
+            ``triton`` (a Triton Inference Server serving the repository ``cds triton export-repo`` writes)
+            [CDS_BACKEND].
         triton_url: ``host:port`` of the Triton server [CDS_TRITON_URL].
         triton_protocol: ``grpc`` or ``http`` [CDS_TRITON_PROTOCOL].
         triton_timeout_s: Per-request timeout to the Triton server [CDS_TRITON_TIMEOUT_S].

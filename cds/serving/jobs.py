@@ -24,8 +24,7 @@ from cds.models.registry import ModelRegistry
 from cds.models.risk import RiskEquation
 from cds.pipelines.dicom_reader import read_instance
 from cds.pipelines.risk_file import score_file
-from cds.serving.backends.base import BatchObserver
-from cds.serving.preread import PrereadReport, PrereadRunner, Refusal
+from cds.serving.preread import BackendFactory, PrereadReport, PrereadRunner, Refusal, onnxruntime_backend
 from cds.store import jobs
 from cds.store.audit import AuditEvent, append_event
 from cds.store.db import Database
@@ -53,7 +52,7 @@ def risk_file_handler(methods: Callable[[], Mapping[str, tuple[RiskEquation, obj
 
 
 def preread_handler(registry: ModelRegistry, database: Database, *, saliency_grid: int = 7,
-                    on_batch: BatchObserver | None = None) -> JobHandler:  # fmt: skip
+                    backends: BackendFactory = onnxruntime_backend) -> JobHandler:  # fmt: skip
     """Pre-reads stored DICOM instances (payload ``files``, ``output``, models, ``actor``/``role``).
 
     Every pre-read and every refusal is audited with the model identity and the input hash. The result lists the
@@ -70,7 +69,7 @@ def preread_handler(registry: ModelRegistry, database: Database, *, saliency_gri
                 report.refusals.append(Refusal(file.name, exc.code, exc.message))
         ct_model = payload.get("ct_model")
         with PrereadRunner(registry, registry.get(payload["model"]), registry.get(ct_model) if ct_model else None,
-                           Path(payload["output"]), saliency_grid=saliency_grid, on_batch=on_batch) as runner:
+                           Path(payload["output"]), saliency_grid=saliency_grid, backends=backends) as runner:
             for series in runner.group(instances):
                 runner.run_series(series, report)
         actor, role = payload.get("actor", ""), payload.get("role", "")

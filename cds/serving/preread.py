@@ -8,7 +8,7 @@ records each outcome or refusal with its reason code; one bad image or series ne
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,27 +25,29 @@ from cds.pipelines.plausibility import PlausibilityCheck
 from cds.pipelines.preread_outputs import write_preread
 from cds.pipelines.radiograph_preread import RadiographPrereadPipeline
 from cds.pipelines.segmentation_outputs import write_segmentation
-from cds.serving.backends import create_backend
-from cds.serving.backends.base import BatchObserver
+from cds.serving.backends import BaseBackend, create_backend
+
+BackendFactory = Callable[[ModelSpec], BaseBackend]
 
 
-def radiograph_pipeline(models: ModelRegistry, spec: ModelSpec, stack: ExitStack, *,
-                        kind: BackendKind = BackendKind.ONNXRUNTIME, saliency_grid: int = 7,
-                        on_batch: BatchObserver | None = None) -> RadiographPrereadPipeline:
+def onnxruntime_backend(spec: ModelSpec) -> BaseBackend:
+    """The default: the model in-process on ONNX Runtime."""
+    return create_backend(BackendKind.ONNXRUNTIME, spec)
+
+
+def radiograph_pipeline(models: ModelRegistry, spec: ModelSpec, stack: ExitStack, *, saliency_grid: int = 7,
+                        backends: BackendFactory = onnxruntime_backend) -> RadiographPrereadPipeline:
     """A radiograph pre-read pipeline whose backends close with ``stack``.
 
     Raises:
         ModelNotFoundError: The plausibility model the contract names is not in the registry.
     """
-    backend = stack.enter_context(create_backend(kind, spec))
-    backend.on_batch = on_batch
+    backend = stack.enter_context(backends(spec))
     key = spec.imaging.plausibility_model if spec.imaging is not None else None
     gate = None
     if key is not None:
         name, version = key.split(":", 1)
-        gate_backend = stack.enter_context(create_backend(kind, models.get(name, version)))
-        gate_backend.on_batch = on_batch
-        gate = PlausibilityCheck(gate_backend)
+        gate = PlausibilityCheck(stack.enter_context(backends(models.get(name, version))))
     return RadiographPrereadPipeline(backend, saliency_grid=saliency_grid, plausibility=gate)
 
 
@@ -93,15 +95,16 @@ class PrereadRunner:
         ct: The CT segmentation model, or ``None`` for none.
         output: Root folder; each image or series gets a subfolder named by its UID.
         saliency_grid: Occlusion grid per side for radiograph heatmaps (0: none).
-        on_batch: Told of every engine call of the runner's backends (the service's metrics).
+        backends: Makes each model's backend (default: ONNX Runtime in-process; the service passes its own, e.g.
+            Triton, with its metrics attached).
     """
 
     def __init__(self, models: ModelRegistry, radiograph: ModelSpec, ct: ModelSpec | None, output: Path, *,
-                 saliency_grid: int = 7, on_batch: BatchObserver | None = None) -> None:
+                 saliency_grid: int = 7, backends: BackendFactory = onnxruntime_backend) -> None:
         self.models, self.radiograph_spec, self.ct_spec = models, radiograph, ct
         self.output, self.saliency_grid = output, saliency_grid
         self._stack = ExitStack()
-        self._on_batch = on_batch
+        self._backends = backends
         self._radiograph: RadiographPrereadPipeline | None = None
         self._ct: CtSegmentationPipeline | None = None
 
@@ -144,7 +147,7 @@ class PrereadRunner:
         spec = self.radiograph_spec
         if self._radiograph is None:
             self._radiograph = radiograph_pipeline(self.models, spec, self._stack, saliency_grid=self.saliency_grid,
-                                                   on_batch=self._on_batch)
+                                                   backends=self._backends)
         preread = self._radiograph(instance)
         source = preread.source
         folder = self.output / (source.sop_instance_uid or Path(instance.source).stem)
@@ -155,9 +158,7 @@ class PrereadRunner:
 
     def _ct_series(self, spec: ModelSpec, instances: Sequence[DicomInstance]) -> PrereadOutcome:
         if self._ct is None:
-            backend = self._stack.enter_context(create_backend(BackendKind.ONNXRUNTIME, spec))
-            backend.on_batch = self._on_batch
-            self._ct = CtSegmentationPipeline(backend)
+            self._ct = CtSegmentationPipeline(self._stack.enter_context(self._backends(spec)))
         segmentation = self._ct(instances)
         volume = segmentation.volume
         folder = self.output / (volume.series_uid or "series")

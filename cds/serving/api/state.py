@@ -62,7 +62,7 @@ class AppState:
 
     def _try_load(self, spec: ModelSpec) -> bool:
         """Serve ``spec`` if it loads; ``False`` when it should be skipped for an older version."""
-        backend = self._new_backend(spec)
+        backend = self.new_backend(spec)
         try:
             backend.load()
         except BackendUnavailableError as exc:  # transient: keep this version and retry later
@@ -76,17 +76,21 @@ class AppState:
             return False
         self.load_errors.pop(spec.key, None)
         self._unreachable.pop(spec.name, None)
-        backend.on_batch = self.metrics.observe_batch
         self.backends[spec.name] = backend
         return True
 
-    def _new_backend(self, spec: ModelSpec) -> BaseBackend:
+    def new_backend(self, spec: ModelSpec) -> BaseBackend:
+        """An unloaded backend for ``spec`` on the configured engine, reporting its engine calls to the metrics."""
         settings = self.settings
+        backend: BaseBackend
         if settings.backend == "triton":
             options = TritonOptions(url=settings.triton_url, protocol=TritonProtocol(settings.triton_protocol),
                                     timeout_s=settings.triton_timeout_s)  # fmt: skip
-            return TritonBackend(spec, options)
-        return OnnxRuntimeBackend(spec)
+            backend = TritonBackend(spec, options)
+        else:
+            backend = OnnxRuntimeBackend(spec)
+        backend.on_batch = self.metrics.observe_batch
+        return backend
 
     def is_unreachable(self, name: str) -> bool:
         """Whether model ``name`` is registered but not served because its backend could not be reached."""
@@ -123,7 +127,7 @@ class AppState:
         handlers = {RISK_FILE: risk_file_handler(self.risk_methods),
                     PREREAD: preread_handler(self.registry, self.database,
                                              saliency_grid=self.settings.preread_saliency_grid,
-                                             on_batch=self.metrics.observe_batch)}
+                                             backends=self.new_backend)}
         return JobWorker(self.database, handlers, lease_s=self.settings.job_lease_s)
 
     def close(self) -> None:

@@ -1,5 +1,5 @@
-"""The service on a real Triton server that is killed under load: 503 fast (never 500 or a hang), no result
-released while it is down, and recovery without restarting the service."""
+"""The service on a real Triton server: pre-reads and risk models served by it; killed under load, 503 fast
+(never 500 or a hang), no result released while it is down, and recovery without restarting the service."""
 
 from __future__ import annotations
 
@@ -9,14 +9,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from cds.models.registry import ModelRegistry
+from cds.models.spec import BackendKind
 from cds.serving.api.app import create_app
 from cds.serving.api.auth import Role
+from cds.serving.backends import create_backend
 from cds.serving.triton.launcher import TritonPorts, TritonServer
 from cds.serving.triton.repository import export_model_repository
 from cds.settings import REPO_ROOT, Settings
+from tests.serving.api.conftest import bearer
+from tests.serving.api.test_dicomweb import _multipart, _wait
 from tests.support.servers import serve_in_thread
+from training.data.chest_xray import render
+from training.data.dicom_files import write_radiograph
 
 pytestmark = pytest.mark.triton
 PIMA = "pima-diabetes-lr"
@@ -131,3 +138,26 @@ def test_service_started_before_triton_serves_once_it_is_up(tmp_path: Path) -> N
             _wait_for(lambda: httpx.get(f"{base}/readyz", timeout=10).status_code == 200, timeout_s=30)
             late = httpx.post(f"{base}/v1/risk/{PIMA}", json={"inputs": PIMA_INPUTS}, headers=headers, timeout=30)
             assert late.status_code == 200 and late.json()["result"]["method"]["version"] == "1.0.0"
+
+
+def test_preread_runs_its_models_on_triton(tmp_path: Path) -> None:
+    registry = ModelRegistry.from_directory(REPO_ROOT / "registry")
+    repository = tmp_path / "repository"
+    for name in (PIMA, "chest-xray-demo", "chest-xray-plausibility"):
+        export_model_repository(registry.get(name), repository)
+    radiograph = write_radiograph(tmp_path / "cr.dcm", render(448, 43, 0)[0])
+    with TritonServer(repository) as triton:
+        settings = Settings(dev_mode=True, data_dir=tmp_path / "data", backend="triton", triton_url=triton.grpc_url,
+                            ct_model="", preread_saliency_grid=0)  # fmt: skip
+        with TestClient(create_app(settings)) as client:
+            headers = bearer(client, Role.RADIOLOGIST)
+            body, content_type = _multipart([radiograph.read_bytes()])
+            stored = client.post("/dicomweb/studies", content=body, headers=headers | content_type)
+            status = _wait(client, stored.headers["Location"], headers)
+            assert status["state"] == "done", status
+            (outcome,) = status["result"]["outcomes"]
+            result = client.get(f"{stored.headers['Location']}/{outcome['uid']}/result.json", headers=headers).json()
+    model = result["result"]["model"]
+    assert model["backend"] == "triton" and model["name"] == "chest-xray-demo"
+    with create_backend(BackendKind.ONNXRUNTIME, registry.get("chest-xray-demo")) as local:
+        assert len(outcome["summary"]) == local.spec.outputs[0].shape[1]
