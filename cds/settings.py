@@ -31,7 +31,9 @@ class Settings(BaseSettings):
         hooks_clients_file: Trusted CDS Hooks clients (EHRs) and their keys [CDS_HOOKS_CLIENTS_FILE].
         public_url: The service's external base URL, the ``aud`` CDS Clients sign for; default: as requested
             [CDS_PUBLIC_URL].
-        max_upload_bytes: Cap on uploaded files (cohort CSV) [CDS_MAX_UPLOAD_BYTES].
+        max_upload_bytes: Cap on uploaded files (cohort CSV) and whole STOW-RS bodies [CDS_MAX_UPLOAD_BYTES].
+        max_instance_bytes: Cap on one DICOM instance in a STOW-RS body; larger parts are refused
+            (``instance_too_large``) and the rest stored [CDS_MAX_INSTANCE_BYTES].
         job_workers: In-process job workers; 0 when separate ``cds worker`` processes run the jobs
             [CDS_JOB_WORKERS].
         job_lease_s: How long a worker holds a job before others may take it over [CDS_JOB_LEASE_S].
@@ -64,6 +66,7 @@ class Settings(BaseSettings):
     hooks_clients_file: Path | None = None
     public_url: str | None = None
     max_upload_bytes: int = Field(default=200_000_000, ge=1024)
+    max_instance_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     job_workers: int = Field(default=1, ge=0, le=16)
     job_lease_s: float = Field(default=300.0, gt=0)
     max_pending_jobs: int = Field(default=1000, ge=1)

@@ -96,6 +96,13 @@ def test_stow_refusals_and_roles(client: TestClient, tmp_path: Path) -> None:
     body, content_type = _multipart([b"x"], part_type="image/png")
     assert client.post("/dicomweb/studies", content=body, headers=headers | content_type).json()["code"] == \
         "unsupported_media_type"
+    client.app.state.cds.settings.max_instance_bytes = 4096  # type: ignore[attr-defined]
+    big, content_type = _multipart([b"x" * 5000])
+    too_large = client.post("/dicomweb/studies", content=big, headers=headers | content_type)
+    (failure,) = too_large.json()["00081198"]["Value"]
+    assert too_large.status_code == 409 and failure["00000902"]["Value"] == ["instance_too_large"]
+    assert failure["00081197"]["Value"] == [0xA700]
+    client.app.state.cds.settings.max_instance_bytes = 64 * 1024 * 1024  # type: ignore[attr-defined]
     clinician = bearer(client, Role.CLINICIAN)
     assert client.post("/dicomweb/studies", content=junk, headers=clinician | content_type).status_code == 403
     # a non-chest image tagged as a chest radiograph: the job fails for good with the gate's reason

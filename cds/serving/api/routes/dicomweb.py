@@ -34,6 +34,7 @@ router = APIRouter(tags=["imaging"])
 Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 CANNOT_UNDERSTAND = 0xC000  # STOW-RS FailureReason: cannot understand
+OUT_OF_RESOURCES = 0xA700  # STOW-RS FailureReason: refused, out of resources (the instance is over the cap)
 MEDIA_TYPES = {".json": "application/json", ".dcm": "application/dicom", ".png": "image/png"}
 
 
@@ -69,6 +70,9 @@ async def stow(request: Request, state: StateDep, principal: Radiology) -> JSONR
     stored, referenced, failed = [], [], []
     datasets = []
     for index, data in enumerate(parts):
+        if len(data) > state.settings.max_instance_bytes:
+            failed.append(_item({"00081197": ("US", OUT_OF_RESOURCES), "00000902": ("LO", "instance_too_large")}))
+            continue
         try:
             instance = read_instance(data, name=f"part {index + 1}")
             instance_uids(instance.dataset)
