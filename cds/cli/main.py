@@ -201,28 +201,39 @@ def triton_export_repo(
     preferred_batch_size: Annotated[
         list[int] | None, typer.Option(help="Preferred dynamic-batch size; repeat for several.")
     ] = None,
-    max_queue_delay_us: Annotated[int, typer.Option(help="Dynamic batcher's longest wait, microseconds.")] = 2000,
-    instances: Annotated[int, typer.Option(help="Model instances per device.")] = 1,
+    max_queue_delay_us: Annotated[int | None, typer.Option(
+        help="Dynamic batcher's longest wait, microseconds (default: the model's measured triton.yaml, else 2000).")
+    ] = None,
+    instances: Annotated[int | None, typer.Option(
+        help="Model instances per device (default: the model's measured triton.yaml, else 1).")] = None,
     gpu: Annotated[bool, typer.Option(help="Place instances on GPUs (KIND_GPU) instead of CPUs.")] = False,
     tensorrt_fp16: Annotated[bool, typer.Option(help="Add the TensorRT FP16 accelerator (needs --gpu).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace the model's folder if it exists.")] = False,
     registry: RegistryOption = None,
 ) -> None:
     """Write DIRECTORY/MODEL/config.pbtxt and DIRECTORY/MODEL/1/model.onnx for Triton's ONNX Runtime backend."""
-    from cds.serving.triton.repository import InstanceKind, TritonRepositoryOptions, export_model_repository
+    from cds.serving.triton.repository import (
+        InstanceKind,
+        TritonRepositoryOptions,
+        export_model_repository,
+        tuned_options,
+    )
 
     def body() -> None:
         spec: ModelSpec = _registry(registry).get(model, version)
+        tuned = tuned_options(spec) if not gpu else {}  # measured on CPU instances; a GPU deployment starts fresh
         options = TritonRepositoryOptions(
             max_batch_size=max_batch_size,
             preferred_batch_sizes=tuple(preferred_batch_size or ()),
-            max_queue_delay_us=max_queue_delay_us,
-            instances=instances,
+            max_queue_delay_us=max_queue_delay_us if max_queue_delay_us is not None
+            else tuned.get("max_queue_delay_us", 2000),
+            instances=instances if instances is not None else tuned.get("instances", 1),
             instance_kind=InstanceKind.GPU if gpu else InstanceKind.CPU,
             tensorrt_fp16=tensorrt_fp16,
         )
         folder = export_model_repository(spec, directory, options, overwrite=overwrite)
-        out(f"wrote {folder}/config.pbtxt and {folder}/1/model.onnx")
+        out(f"wrote {folder}/config.pbtxt and {folder}/1/model.onnx ({options.instances} instance(s), "
+            f"max_queue_delay_us {options.max_queue_delay_us}{', measured' if tuned else ''})")
 
     run_command(body)
 

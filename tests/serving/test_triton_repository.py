@@ -61,3 +61,23 @@ def test_tampered_artifact_is_not_exported(registry_copy: Path, tmp_path: Path) 
     spec.artifacts.onnx.path.write_bytes(b"not a model")
     with pytest.raises(ArtifactIntegrityError):
         export_model_repository(spec, tmp_path / "repo")
+
+
+@pytest.mark.parametrize(("model", "extra", "instances", "delay"), [
+    ("chest-xray-demo", [], 2, 2000),  # measured: registry/chest-xray-demo/1.0.0/triton.yaml
+    ("lesion-demo", [], 1, 0),  # measured: registry/lesion-demo/1.1.0/triton.yaml
+    ("lesion-demo", ["--instances", "3", "--max-queue-delay-us", "750"], 3, 750),  # explicit options win
+    ("lesion-demo", ["--gpu"], 1, 2000),  # CPU measurements do not carry over to GPU instances
+    ("pima-diabetes-lr", [], 1, 2000),  # never measured: built-in defaults
+])  # fmt: skip
+def test_export_repo_takes_the_measured_deployment_settings(tmp_path: Path, model: str, extra: list[str],
+                                                            instances: int, delay: int) -> None:  # fmt: skip
+    from typer.testing import CliRunner
+
+    from cds.cli.main import app
+
+    result = CliRunner().invoke(app, ["triton", "export-repo", model, str(tmp_path), *extra])
+    assert result.exit_code == 0, result.output
+    config = read_model_config(tmp_path / model)
+    assert config.instance_group[0].count == instances
+    assert config.dynamic_batching.max_queue_delay_microseconds == delay

@@ -54,6 +54,25 @@ class TritonRepositoryOptions:
     tensorrt_fp16: bool = False
 
 
+TUNED_FILENAME = "triton.yaml"
+TUNED_KEYS = ("instances", "max_queue_delay_us")
+
+
+def tuned_options(spec: ModelSpec) -> dict[str, Any]:
+    """The deployment settings measured for ``spec`` (``triton.yaml`` beside its ONNX file), or none.
+
+    Written by ``python -m benchmarks.triton_tuning --save``; only ``instances`` and ``max_queue_delay_us`` are
+    taken, as the measurement chose them. Explicit options given to ``cds triton export-repo`` override them.
+    """
+    path = Path(spec.artifacts.onnx.path).parent / TUNED_FILENAME
+    if not path.is_file():
+        return {}
+    import yaml
+
+    recorded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {key: int(recorded[key]) for key in TUNED_KEYS if key in recorded}
+
+
 def _model_config_pb2() -> Any:
     try:
         from tritonclient.grpc import model_config_pb2
