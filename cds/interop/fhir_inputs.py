@@ -59,6 +59,7 @@ class FhirInputs:
 
     values: dict[str, object] = field(default_factory=dict)
     basis: dict[str, str] = field(default_factory=dict)  # field -> "Observation/<id>"
+    observed: dict[str, dt.date] = field(default_factory=dict)  # field -> date of the Observation used
     patient_reference: str | None = None
     effective: dt.date | None = None
 
@@ -113,6 +114,8 @@ def parse_bundle(
     below_threshold = not isinstance(hba1c, float) or hba1c < DIABETES_HBA1C
     if complete_lists and "diabetes" not in out.values and below_threshold:
         out.values["diabetes"] = False
+    dated = {name: when.date() for name, when in latest.items() if when > dt.datetime.min.replace(tzinfo=dt.UTC)}
+    out.observed = {name: day for name, day in dated.items() if name in out.values}
     if latest:
         out.effective = max(latest.values()).date()
     _read_patient(patients[0], out, as_of or out.effective or dt.date.today())

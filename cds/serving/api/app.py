@@ -24,6 +24,7 @@ from cds.serving.api.routes import (
     health,
     jobs,
     models,
+    panel,
     results,
     risk,
 )
@@ -96,8 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.cds = state
     errors.install(app)
     for router in (
-        health.router, models.router, jobs.router, risk.router, results.router, audit.router, cds_hooks.router,
-        dicomweb.router, dicomweb_read.router,
+        health.router, models.router, jobs.router, panel.router, risk.router, results.router, audit.router,
+        cds_hooks.router, dicomweb.router, dicomweb_read.router,
     ):
         app.include_router(router)
     if settings.dev_mode:

@@ -1,0 +1,54 @@
+"""The clinician's risk panel: every topic from one FHIR Bundle, inputs with units, dates and sources,
+contributions, what is missing; stored, audited, scoped."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from fastapi.testclient import TestClient
+
+from cds.serving.api.auth import Role
+from cds.settings import REPO_ROOT
+from tests.serving.api.conftest import bearer
+
+BUNDLE = json.loads((REPO_ROOT / "samples" / "fhir-bundle-risk.json").read_text())
+
+
+def test_panel_reports_each_topic_with_its_inputs_and_what_is_missing(client: TestClient) -> None:
+    answer = client.post("/v1/risk/panel", json=BUNDLE, headers=bearer(client, Role.CLINICIAN))
+    assert answer.status_code == 200, answer.text
+    panel = answer.json()
+    topics = {t["topic"]: t for t in panel["topics"]}
+    assert set(topics) == {"cardiovascular", "diabetes", "kidney"} and panel["patient"] == "Patient/p1"
+
+    kidney = topics["kidney"]  # creatinine, age and sex are in the Bundle: scored
+    assert kidney["method"] == "ckd_epi_2021" and kidney["method_version"] == "2021" and kidney["missing"] == []
+    assert kidney["result"]["score"] > 0 and kidney["result_id"]
+    inputs = {i["field"]: i for i in kidney["inputs"]}
+    assert inputs["creatinine"]["unit"] == "mg/dL" and inputs["creatinine"]["source"] == "Observation/cr"
+    assert inputs["creatinine"]["date"] == "2025-06-01" and inputs["age"]["source"] == "Patient/p1"
+    assert all(i["contribution"] is not None for i in kidney["inputs"])
+
+    cardiovascular = topics["cardiovascular"]  # treatment and diabetes status are not in a plain Bundle
+    assert cardiovascular["result"] is None and cardiovascular["result_id"] is None
+    assert {m["field"] for m in cardiovascular["missing"]} == {"bp_treated", "diabetes"}
+    assert all(m["value"] is None and m["description"] for m in cardiovascular["missing"])
+
+    with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
+        from cds.store.tables import AuditEventRow, ResultRow
+
+        stored = session.query(ResultRow).filter(ResultRow.subject == "Patient/p1").all()
+        released = session.query(AuditEventRow).filter(AuditEventRow.action == "result.create").count()
+    assert [r.method for r in stored] == ["ckd_epi_2021@2021"] and released == 1
+
+
+def test_panel_refuses_bad_bundles_and_other_patients(client: TestClient) -> None:
+    headers = bearer(client, Role.CLINICIAN)
+    no_patient = copy.deepcopy(BUNDLE)
+    no_patient["entry"] = [e for e in no_patient["entry"] if e["resource"]["resourceType"] != "Patient"]
+    refused = client.post("/v1/risk/panel", json=no_patient, headers=headers)
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid_fhir"
+    scoped = client.post("/v1/risk/panel", json=BUNDLE, headers=bearer(client, Role.CLINICIAN, patient="other"))
+    assert scoped.status_code == 403 and scoped.json()["code"] == "patient_scope"
+    assert client.post("/v1/risk/panel", json=BUNDLE, headers=bearer(client, Role.RADIOLOGIST)).status_code == 403
