@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run demo test lint typecheck pytest bench triton-env clean
+.PHONY: setup run demo test lint typecheck pytest bench triton-env browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,12 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-pytest: setup
+# The browser tests (tests/ui) drive Debian's Chromium through Playwright; nothing downloads a browser.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+pytest: setup browser
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
