@@ -42,6 +42,7 @@ class Settings(BaseSettings):
         ct_model: Registered CT segmentation model for uploaded CT series; empty for none [CDS_CT_MODEL].
         preread_saliency_grid: Occlusion grid per side for radiograph heatmaps; 0 for none
             [CDS_PREREAD_SALIENCY_GRID].
+        pathology_model: Registered patch classifier for uploaded slides and tiles [CDS_PATHOLOGY_MODEL].
         backend: Where the risk models and the pre-read's imaging models run: ``onnxruntime`` (in-process) or
             ``triton`` (a Triton Inference Server serving the repository ``cds triton export-repo`` writes)
             [CDS_BACKEND].
@@ -73,6 +74,7 @@ class Settings(BaseSettings):
     preread_model: str = "chest-xray-demo"
     ct_model: str = "ct-organs-demo"
     preread_saliency_grid: int = Field(default=7, ge=0, le=32)
+    pathology_model: str = "pathology-demo"
     backend: Literal["onnxruntime", "triton"] = "onnxruntime"
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"

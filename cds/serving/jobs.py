@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 JobHandler = Callable[[dict[str, Any]], dict[str, Any]]
 RISK_FILE = "risk_file"
 PREREAD = "preread"
+PATHOLOGY = "pathology"
 
 
 def risk_file_handler(methods: Callable[[], Mapping[str, tuple[RiskEquation, object]]]) -> JobHandler:
@@ -92,6 +93,34 @@ def preread_handler(registry: ModelRegistry, database: Database, *, saliency_gri
         for entry in result["outcomes"]:
             entry.pop("folder")  # a server path; the API serves outputs by UID
         return dict(result)
+
+    return handle
+
+
+def pathology_handler(registry: ModelRegistry, database: Database, *,
+                      backends: BackendFactory = onnxruntime_backend) -> JobHandler:  # fmt: skip
+    """Reads an uploaded slide or tile (payload ``file``, ``output``, ``model``, ``actor``/``role``/``subject``).
+
+    The read is audited with the model identity and the file's sha256; a slide without tissue is a result
+    (``no_tissue``), not a failure; unreadable input fails the job for good with its reason code.
+    """
+    from cds.pipelines.pathology.outputs import write_slide_outputs
+    from cds.pipelines.pathology.pipeline import SlidePipeline
+
+    def handle(payload: dict[str, Any]) -> dict[str, Any]:
+        spec = registry.get(payload["model"])
+        with backends(spec) as backend:
+            analysis = SlidePipeline(backend)(Path(payload["file"]))
+        written = write_slide_outputs(analysis, Path(payload["output"]), title=f"AI pathology read: {spec.key}")
+        result = analysis.result
+        model = f"{result.model.name}:{result.model.version}"
+        with database.session() as session:
+            append_event(session, AuditEvent(
+                actor=payload.get("actor", ""), role=payload.get("role", ""), action="pathology.read",
+                resource=f"Slide/{result.input_sha256[:16]}", subject=payload.get("subject", ""), outcome="success",
+                model=model, input_sha256=result.input_sha256, detail={"status": result.status.value}))
+        summary = result.model_dump(mode="json", include={"status", "reason", "label", "finding", "score", "warnings"})
+        return summary | {"model": model, "input_sha256": result.input_sha256, "outputs": [p.name for p in written]}
 
     return handle
 

@@ -140,3 +140,24 @@ class DicomInstanceRow(Base):
     origin: Mapped[str] = mapped_column(String(20))  # "stored" (STOW-RS) or "ai_result" (pre-read output)
     path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime())
+
+
+class FindingFeedbackRow(Base):
+    """A reader's verdict on one AI finding (or segmented structure) of a pre-read: accepted or rejected.
+
+    Append only: a changed mind is a new row, and the newest row per finding is the current verdict.
+    """
+
+    __tablename__ = "finding_feedback"
+    # Times are naive UTC, as in the jobs table.
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    uid: Mapped[str] = mapped_column(String(64))  # SOP Instance UID (radiograph) or Series Instance UID (CT)
+    label: Mapped[str] = mapped_column(String(100))
+    verdict: Mapped[str] = mapped_column(String(20))  # accepted | rejected
+    comment: Mapped[str] = mapped_column(String(1000), default="")
+    model: Mapped[str] = mapped_column(String(300), default="")  # name:version that produced the finding
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime())

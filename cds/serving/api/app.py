@@ -21,14 +21,19 @@ from cds.serving.api.routes import (
     dev,
     dicomweb,
     dicomweb_read,
+    feedback,
     health,
     jobs,
     models,
     panel,
+    pathology,
     results,
     risk,
+    worklist,
 )
 from cds.serving.api.state import AppState
+from cds.serving.ui import mount_ui
+from cds.serving.ui import router as ui_router
 from cds.settings import Settings
 from cds.store.db import Database
 
@@ -98,11 +103,13 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for router in (
         health.router, models.router, jobs.router, panel.router, risk.router, results.router, audit.router,
-        cds_hooks.router, dicomweb.router, dicomweb_read.router,
+        cds_hooks.router, worklist.router, feedback.router,  # before dicomweb: .../{uid}/view, /feedback are no files
+        dicomweb.router, dicomweb_read.router, pathology.router, ui_router,
     ):
         app.include_router(router)
     if settings.dev_mode:
         app.include_router(dev.router)
+    mount_ui(app, dev_mode=settings.dev_mode)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes
     )

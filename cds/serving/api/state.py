@@ -19,7 +19,15 @@ from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier
 from cds.serving.api.middleware import Metrics
 from cds.serving.backends import BaseBackend, OnnxRuntimeBackend, TritonBackend, TritonOptions
 from cds.serving.backends.triton import TritonProtocol
-from cds.serving.jobs import PREREAD, RISK_FILE, JobWorker, preread_handler, risk_file_handler
+from cds.serving.jobs import (
+    PATHOLOGY,
+    PREREAD,
+    RISK_FILE,
+    JobWorker,
+    pathology_handler,
+    preread_handler,
+    risk_file_handler,
+)
 from cds.settings import Settings
 from cds.store.db import Database
 
@@ -127,7 +135,8 @@ class AppState:
         handlers = {RISK_FILE: risk_file_handler(self.risk_methods),
                     PREREAD: preread_handler(self.registry, self.database,
                                              saliency_grid=self.settings.preread_saliency_grid,
-                                             backends=self.new_backend)}
+                                             backends=self.new_backend),
+                    PATHOLOGY: pathology_handler(self.registry, self.database, backends=self.new_backend)}
         return JobWorker(self.database, handlers, lease_s=self.settings.job_lease_s)
 
     def close(self) -> None:

@@ -89,6 +89,8 @@ def test_qido_finds_stored_studies_and_their_ai_results(client: TestClient, arch
     ignored = client.get("/dicomweb/studies", params={"PatientSex": "F", "includefield": "all"}, headers=headers)
     assert ignored.status_code == 200 and "PatientSex" in ignored.headers["warning"]
     assert "includefield" not in ignored.headers["warning"]
+    unicode_key = client.get("/dicomweb/studies?%C4%80=null", headers=headers)  # found by the OpenAPI fuzz test
+    assert unicode_key.status_code == 200 and "\\u0100" in unicode_key.headers["warning"]
 
     metrics = client.get("/metrics").text  # the pre-read's engine calls, by model name only
     for model in ("chest-xray-demo", "chest-xray-plausibility", "ct-organs-demo"):

@@ -89,7 +89,7 @@ def _answer(request: Request, state: AppState, principal: Principal, query: Inst
                                          detail={"matches": len(body)}))  # fmt: skip
     headers = {}
     if query.unsupported:
-        keys = ", ".join(query.unsupported)
+        keys = ", ".join(k.encode("ascii", "backslashreplace").decode() for k in query.unsupported)  # header-safe
         headers["Warning"] = f'299 cds "the query keys {keys} are not supported and were ignored"'
     return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
 

@@ -1,0 +1,85 @@
+"""The web workspace: static HTML, CSS and ES modules served by ``cds serve`` under ``/ui``.
+
+The shell needs no authentication (it holds no data); everything it shows comes from the API with the user's
+bearer token or API key. ``/ui/config.json`` tells the shell whether dev sign-in exists, and ``GET /v1/me`` (any
+role) tells it who the credential belongs to, so navigation follows the roles the server recognises. Static
+responses carry a strict Content-Security-Policy: scripts, styles and connections from this origin only, images
+also from ``blob:`` (rendered images are fetched with the token and shown from blobs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI
+from pydantic import BaseModel
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route, Router
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cds import __version__
+from cds.serving.api.auth import Principal, Role
+from cds.serving.api.deps import ALL_ROLES, require
+
+STATIC = Path(__file__).with_name("static")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+                               "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}  # fmt: skip
+
+router = APIRouter(tags=["ui"])
+
+
+class SessionPublic(BaseModel):
+    """Who the credential belongs to."""
+
+    subject: str
+    roles: list[Role]
+    patient: str | None
+    via: str
+
+
+@router.get("/v1/me")
+def me(principal: Annotated[Principal, Depends(require(*ALL_ROLES))]) -> SessionPublic:
+    """The caller's subject and roles (the workspace shows only what these allow)."""
+    return SessionPublic(subject=principal.subject, roles=sorted(principal.roles), patient=principal.patient,
+                         via=principal.via)
+
+
+class _SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every response of the wrapped app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def ui_app(*, dev_mode: bool) -> ASGIApp:
+    """The workspace: ``config.json`` and the static files (``index.html`` for the folder)."""
+
+    async def config(_request: Request) -> JSONResponse:
+        return JSONResponse({"dev_mode": dev_mode, "version": __version__, "roles": [r.value for r in Role]})
+
+    routes = [Route("/config.json", config), Mount("/", StaticFiles(directory=STATIC, html=True))]
+    return _SecurityHeaders(Router(routes=routes))
+
+
+def mount_ui(app: FastAPI, *, dev_mode: bool) -> None:
+    """Serve the workspace at ``/ui`` (``/ui`` itself redirects to ``/ui/``)."""
+    app.mount("/ui", ui_app(dev_mode=dev_mode), name="ui")

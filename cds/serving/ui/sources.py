@@ -1,0 +1,131 @@
+"""The pixels behind the viewer: a pre-read outcome's source image or CT series, and a CT segmentation's labels.
+
+Sources are the instances the STOW-RS request stored (the job's ``files``); they are read with the same defensive
+reader and series builder as the pre-read, so slices are in the order the model saw them (along the slice normal)
+and values are modality values (Hounsfield units for CT). A CT series and its label volume are kept in a small
+cache, so scrolling through slices or changing the window does not rebuild them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from cds.errors import InvalidInputError, ModelNotFoundError
+from cds.pipelines.dicom_reader import DicomInstance, read_instance
+from cds.pipelines.dicom_series import build_volume
+
+CT_DEFAULT_WINDOW = (400.0, 40.0)  # width, level: abdominal soft tissue (HU)
+
+
+@dataclass(frozen=True)
+class ViewerImage:
+    """What the viewer shows: modality values [slices, rows, columns] and how to show them by default."""
+
+    values: np.ndarray  # float32
+    sop_instance_uids: tuple[str, ...]  # one per slice, in display order
+    default_window: tuple[float, float]  # (width, level)
+    invert: bool  # MONOCHROME1
+    units: str  # "HU" for CT, "" otherwise
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """Lowest and highest value."""
+        return float(self.values.min()), float(self.values.max())
+
+
+def _first(value: object) -> float | None:
+    try:
+        return float(value[0] if isinstance(value, Sequence) and not isinstance(value, str) else value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _file_window(instance: DicomInstance) -> tuple[float, float] | None:
+    width = _first(instance.dataset.get("WindowWidth"))
+    centre = _first(instance.dataset.get("WindowCenter"))
+    return (width, centre) if width is not None and centre is not None and width > 0 else None
+
+
+def _find(files: Sequence[str], uid: str) -> Path:
+    for file in files:
+        if Path(file).stem == uid:
+            return Path(file)
+    for file in files:  # stored under another name (the SOP Instance UID was not a plain UID)
+        instance = read_instance(Path(file))
+        if str(instance.dataset.get("SOPInstanceUID", "")) == uid:
+            return Path(file)
+    raise ModelNotFoundError(f"the source image {uid} is no longer stored", code="source_missing")
+
+
+def radiograph_image(files: Sequence[str], uid: str) -> ViewerImage:
+    """The radiograph whose SOP Instance UID is ``uid``, among the stored ``files``.
+
+    Raises:
+        ModelNotFoundError: ``source_missing`` (404).
+        InvalidInputError: Any reason of the DICOM reader, or ``not_greyscale``.
+    """
+    from pydicom.pixels.processing import apply_modality_lut
+
+    instance = read_instance(_find(files, uid))
+    raw = instance.pixels()
+    if raw.ndim != 2:
+        raise InvalidInputError(f"expected one grey-level frame, got shape {raw.shape}", code="not_greyscale")
+    values = np.asarray(apply_modality_lut(raw, instance.dataset), dtype=np.float32)[None]
+    low, high = float(values.min()), float(values.max())
+    window = _file_window(instance) or (max(high - low, 1.0), (high + low) / 2.0)
+    invert = str(instance.dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1"
+    return ViewerImage(values, (uid,), window, invert, "")
+
+
+@lru_cache(maxsize=2)  # a 512 x 512 x 300 series is 300 MiB of float32
+def ct_series(files: tuple[str, ...], uid: str) -> ViewerImage:
+    """The CT series ``uid`` among the stored ``files``, slices along the normal (cached).
+
+    Raises:
+        ModelNotFoundError: ``source_missing`` (404).
+        InvalidInputError: Any reason of the reader or the series builder.
+    """
+    instances = [instance for file in files if Path(file).is_file()
+                 if str((instance := read_instance(Path(file))).dataset.get("SeriesInstanceUID", "")) == uid]
+    if not instances:
+        raise ModelNotFoundError(f"the source series {uid} is no longer stored", code="source_missing")
+    volume = build_volume(instances)
+    window = _file_window(instances[0]) or CT_DEFAULT_WINDOW
+    return ViewerImage(volume.voxels, volume.sop_instance_uids, window, False, "HU")
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """A label volume on the source slices and the name of each label value."""
+
+    labels: np.ndarray  # uint8 [slices, rows, columns]; 0 is background
+    segments: tuple[tuple[int, str], ...]  # (label value = segment number, segment label)
+
+    def busiest_slice(self) -> int:
+        """The slice with the most labelled pixels (where the pre-read's own overlay was drawn)."""
+        return int(np.argmax((self.labels > 0).reshape(len(self.labels), -1).sum(axis=1)))
+
+
+@lru_cache(maxsize=4)
+def segmentation(seg_file: str, sop_instance_uids: tuple[str, ...]) -> Segmentation:
+    """The DICOM SEG at ``seg_file`` as labels on the slices ``sop_instance_uids`` (cached).
+
+    Raises:
+        InvalidInputError: ``unreadable_segmentation`` (not a SEG of these slices).
+    """
+    import highdicom as hd
+
+    try:
+        seg = hd.seg.segread(seg_file)
+        labels = seg.get_pixels_by_source_instance(source_sop_instance_uids=list(sop_instance_uids),
+                                                   combine_segments=True, skip_overlap_checks=True)
+    except (ValueError, KeyError, AttributeError, TypeError, OSError) as exc:
+        raise InvalidInputError(f"the segmentation cannot be read onto its series: {exc}",
+                                code="unreadable_segmentation") from exc
+    segments = tuple((int(s.SegmentNumber), str(s.SegmentLabel)) for s in seg.SegmentSequence)
+    return Segmentation(np.asarray(labels, dtype=np.uint8), segments)

@@ -1,0 +1,139 @@
+// The workspace shell: configuration, session, role-aware navigation and hash routes.
+//
+//   #/signin                 sign-in
+//   #/worklist               radiologist worklist (radiologist, admin)
+//   #/viewer/<job>/<uid>     study viewer (radiologist, admin)
+//   #/pathology, #/risk, #/models   views still to come (pathologist / clinician / ML engineer, admin)
+
+import { api, clearSession, loadSession, saveSession } from "./modules/api.js";
+import { announce, h, replace } from "./modules/dom.js";
+import { renderSignIn, ROLE_NAMES } from "./modules/signin.js";
+import { renderViewer } from "./modules/viewer.js";
+import { renderWorklist } from "./modules/worklist.js";
+
+const VIEWS = [
+  { id: "worklist", title: "Worklist", roles: ["radiologist", "admin"], render: renderWorklist },
+  { id: "pathology", title: "Pathology", roles: ["pathologist", "admin"], planned: true },
+  { id: "risk", title: "Patient risk", roles: ["clinician", "admin"], planned: true },
+  { id: "models", title: "Models", roles: ["ml_engineer", "admin"], planned: true },
+];
+const VIEWER_ROLES = ["radiologist", "admin"];
+
+let config = { dev_mode: false, roles: Object.keys(ROLE_NAMES) };
+let cleanup = () => {};
+
+function allowed(roles, session) {
+  return session !== null && roles.some((role) => session.roles.includes(role));
+}
+
+function parseRoute() {
+  const parts = window.location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  return { name: parts[0] || "", args: parts.slice(1) };
+}
+
+function go(hash) {
+  if (window.location.hash === hash) route();
+  else window.location.hash = hash;
+}
+
+function renderHeader(session, current) {
+  const nav = document.getElementById("nav");
+  const box = document.getElementById("session");
+  if (session === null) {
+    replace(nav);
+    replace(box);
+    return;
+  }
+  const items = VIEWS.filter((view) => allowed(view.roles, session)).map((view) => h("li", {},
+    h("a", { href: `#/${view.id}`, "aria-current": view.id === current ? "page" : false },
+      view.title, view.planned ? h("span", { class: "muted" }, " (planned)") : null)));
+  replace(nav, h("ul", {}, items));
+  const roles = session.roles.map((r) => ROLE_NAMES[r] ?? r).join(", ");
+  replace(box, h("span", { id: "whoami" }, `${session.subject} · ${roles}`),
+    h("button", { type: "button", id: "sign-out", onClick: () => { clearSession(); go("#/signin"); } }, "Sign out"));
+}
+
+function renderPlanned(main, view) {
+  replace(main, h("section", { "aria-labelledby": "planned-heading", class: "card" },
+    h("h1", { id: "planned-heading" }, view.title),
+    h("p", {}, `The ${view.title.toLowerCase()} view is planned for a later milestone of the workspace.`)));
+  return () => {};
+}
+
+function renderForbidden(main, session) {
+  const home = VIEWS.find((view) => allowed(view.roles, session));
+  replace(main, h("section", { class: "card", "aria-labelledby": "forbidden-heading" },
+    h("h1", { id: "forbidden-heading" }, "Not available for your role"),
+    h("p", {}, "This view needs another role than the ones your credential carries."),
+    home ? h("p", {}, h("a", { href: `#/${home.id}` }, `Go to ${home.title}`)) : null));
+  return () => {};
+}
+
+function focusHeading(main) {
+  const heading = main.querySelector("h1");
+  if (heading) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({ preventScroll: true });
+    document.title = `${heading.textContent} · cds`;
+  }
+}
+
+function route() {
+  cleanup();
+  cleanup = () => {};
+  const main = document.getElementById("main");
+  const session = loadSession();
+  const { name, args } = parseRoute();
+  if (session === null || name === "signin") {
+    renderHeader(null);
+    if (session !== null) clearSession();
+    cleanup = renderSignIn(main, config, () => go("#/"));
+    focusHeading(main);
+    return;
+  }
+  const view = VIEWS.find((v) => v.id === name);
+  if (name === "viewer") {
+    cleanup = allowed(VIEWER_ROLES, session) ? renderViewer(main, args[0], args[1]) : renderForbidden(main, session);
+  } else if (view) {
+    cleanup = !allowed(view.roles, session) ? renderForbidden(main, session)
+      : view.planned ? renderPlanned(main, view) : view.render(main);
+  } else {
+    const home = VIEWS.find((v) => allowed(v.roles, session));
+    if (home) {
+      go(`#/${home.id}`);
+      return;
+    }
+    cleanup = renderForbidden(main, session);
+  }
+  renderHeader(session, name === "viewer" ? "worklist" : name);
+  focusHeading(main);
+}
+
+async function start() {
+  try {
+    config = await (await fetch("config.json", { cache: "no-store" })).json();
+  } catch {
+    announce("The workspace configuration could not be loaded; dev sign-in is hidden.");
+  }
+  document.getElementById("skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
+  window.addEventListener("hashchange", route);
+  window.addEventListener("cds:signed-out", (event) => {
+    announce(event.detail);
+    go("#/signin");
+  });
+  const session = loadSession();
+  if (session !== null) {
+    try { // refresh the roles the server recognises in the stored credential
+      const me = await api("/v1/me");
+      saveSession({ ...session, subject: me.subject, roles: me.roles });
+    } catch {
+      // a 401 already signed the user out; other errors leave the stored roles in place
+    }
+  }
+  route();
+}
+
+start();

@@ -1,0 +1,99 @@
+// The findings panel of the viewer: each finding's probability against its operating threshold (or each
+// segmented structure's volume) and the reader's review: accept or reject, with an optional comment, stored by
+// POST .../feedback. The newest stored verdict per finding is shown, so a reload shows what was said.
+
+import { api } from "./api.js";
+import { announce, h, replace, when } from "./dom.js";
+
+const MAX_COMMENT = 1000;
+
+/** A label as people read it ("Pleural_Thickening" -> "Pleural Thickening"); the API keeps the original. */
+export function displayName(label) {
+  return label.replaceAll("_", " ");
+}
+
+function verdictText(entry) {
+  if (!entry) return "Not reviewed";
+  const comment = entry.comment ? ` — “${entry.comment}”` : "";
+  const verdict = entry.verdict === "accepted" ? "Accepted" : "Rejected";
+  return `${verdict} by ${entry.actor}, ${when(entry.created_at)}${comment}`;
+}
+
+function probabilityBar(probability, threshold) {
+  const fill = h("span", { class: "fill" });
+  const mark = h("span", { class: "mark" });
+  fill.style.width = `${Math.min(1, Math.max(0, probability)) * 100}%`;
+  mark.style.left = `${Math.min(1, Math.max(0, threshold)) * 100}%`;
+  return h("span", { class: "bar", "aria-hidden": "true" }, fill, mark);
+}
+
+function reviewCell(base, label, current) {
+  const name = displayName(label);
+  const status = h("p", { class: "verdict", dataset: { verdict: current?.verdict ?? "" } }, verdictText(current));
+  const error = h("p", { class: "error", role: "alert", hidden: true });
+  const comment = h("input", { type: "text", class: "comment", maxlength: MAX_COMMENT, placeholder: "Comment (optional)",
+    "aria-label": `Comment on ${name}` });
+  const buttons = ["accepted", "rejected"].map((verdict) => h("button", {
+    type: "button", class: `review ${verdict}`, dataset: { verdict },
+    "aria-pressed": current?.verdict === verdict ? "true" : "false",
+    "aria-label": `${verdict === "accepted" ? "Accept" : "Reject"} ${name}`,
+  }, verdict === "accepted" ? "Accept" : "Reject"));
+  async function submit(verdict) {
+    error.hidden = true;
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      const saved = await api(`${base}/feedback`, { method: "POST", json: { label, verdict, comment: comment.value } });
+      status.dataset.verdict = saved.verdict;
+      status.textContent = verdictText(saved);
+      buttons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.verdict === saved.verdict)));
+      comment.value = "";
+      announce(`${name}: ${saved.verdict}`);
+    } catch (problem) {
+      replace(error, `Not saved: ${problem.message}`);
+      error.hidden = false;
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+  buttons.forEach((b) => b.addEventListener("click", () => submit(b.dataset.verdict)));
+  return h("td", { class: "review-cell" }, status, h("div", { class: "review-controls" }, comment, buttons), error);
+}
+
+function findingRows(view, base, latest) {
+  const sorted = [...view.findings].sort((a, b) => (b.positive - a.positive) || ((b.ratio ?? 0) - (a.ratio ?? 0)));
+  return sorted.map((f) => h("tr", { class: f.positive ? "positive" : "", dataset: { label: f.label } },
+    h("th", { scope: "row" }, h("span", { class: "label" }, displayName(f.label)),
+      f.positive ? h("span", { class: "badge positive" }, "Positive") : h("span", { class: "muted" }, "Negative")),
+    h("td", { class: "numbers" },
+      h("span", {}, `${f.probability.toFixed(3)} vs ${f.threshold.toFixed(3)}`),
+      probabilityBar(f.probability, f.threshold),
+      h("span", { class: "muted" }, f.ratio === null ? "" : `${f.ratio.toFixed(1)}× threshold`)),
+    reviewCell(base, f.label, latest.get(f.label))));
+}
+
+function structureRows(view, base, latest) {
+  return view.structures.map((s) => {
+    const swatch = h("span", { class: "swatch", "aria-hidden": "true" });
+    if (s.colour) swatch.style.backgroundColor = s.colour;
+    return h("tr", { dataset: { label: s.label } },
+      h("th", { scope: "row" }, h("span", { class: "label" }, swatch, displayName(s.label)),
+        h("span", { class: "muted" }, s.segment === null ? "Not found" : "Segmented")),
+      h("td", { class: "numbers" }, s.volume_ml === null ? "—" : `${s.volume_ml.toFixed(1)} mL`),
+      reviewCell(base, s.label, latest.get(s.label)));
+  });
+}
+
+/** The findings (or structures) table with review controls; `feedback` is GET .../feedback (newest first). */
+export function renderFindings(view, feedback, base) {
+  const latest = new Map();
+  for (const entry of feedback) if (!latest.has(entry.label)) latest.set(entry.label, entry);
+  const ct = view.kind === "ct";
+  const head = ct ? ["Structure", "Volume", "Your review"] : ["Finding", "Probability vs threshold", "Your review"];
+  return h("section", { class: "findings-panel", "aria-labelledby": "findings-heading" },
+    h("h2", { id: "findings-heading" }, ct ? "Segmented structures" : "AI findings"),
+    h("p", { class: "muted" }, ct ? "Accept or reject each structure's segmentation."
+      : "Positive findings first. Accept or reject each finding; a comment is optional."),
+    h("table", { class: "findings", id: "findings-table" },
+      h("thead", {}, h("tr", {}, head.map((title) => h("th", { scope: "col" }, title)))),
+      h("tbody", {}, ct ? structureRows(view, base, latest) : findingRows(view, base, latest))));
+}

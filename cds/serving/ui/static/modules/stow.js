@@ -1,0 +1,35 @@
+// STOW-RS from the browser: the selected files as one multipart/related request, each file one
+// application/dicom part. The files are not read into JavaScript: the Blob references them and the browser streams
+// them into the request.
+
+function randomBoundary() {
+  const bytes = new Uint8Array(16);
+  window.crypto.getRandomValues(bytes);
+  return `cds-ui-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** {body: Blob, contentType} of a STOW-RS request holding `files` (File objects). */
+export function stowRequest(files) {
+  const boundary = randomBoundary();
+  const parts = [];
+  for (const file of files) {
+    parts.push(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`, file, "\r\n");
+  }
+  parts.push(`--${boundary}--\r\n`);
+  return {
+    body: new Blob(parts),
+    contentType: `multipart/related; type="application/dicom"; boundary=${boundary}`,
+  };
+}
+
+const REFERENCED = "00081199"; // ReferencedSOPSequence
+const FAILED = "00081198"; // FailedSOPSequence
+const ERROR_COMMENT = "00000902";
+
+/** Counts of stored and failed instances, and the failures' reason codes, from a STOW-RS DICOM JSON answer. */
+export function stowSummary(document) {
+  const stored = document?.[REFERENCED]?.Value?.length ?? 0;
+  const failed = document?.[FAILED]?.Value ?? [];
+  const reasons = failed.map((item) => item?.[ERROR_COMMENT]?.Value?.[0] ?? "unknown");
+  return { stored, failed: failed.length, reasons };
+}

@@ -1,0 +1,83 @@
+"""Readers' verdicts on AI findings: each accept or reject is a row of its own and an audit event.
+
+Rows are only ever added, so the history of a finding's review stays readable; the newest row for a label is its
+current verdict. The free-text comment stays in the table and never enters the audit chain (only its length does).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cds.errors import InvalidInputError
+from cds.store.audit import AuditEvent, append_event
+from cds.store.tables import FindingFeedbackRow
+
+MAX_COMMENT_CHARS = 1000
+
+
+class Verdict(StrEnum):
+    """What the reader said about a finding."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class ReviewedOutcome:
+    """The pre-read outcome the feedback is about: where it came from and which labels it has."""
+
+    job_id: str
+    uid: str
+    study_uid: str
+    model: str  # name:version
+    input_sha256: str
+    labels: tuple[str, ...]  # its findings (radiograph) or structures (CT)
+
+
+def record_feedback(
+    session: Session, outcome: ReviewedOutcome, *, label: str, verdict: Verdict | str, comment: str, actor: str,
+    role: str,
+) -> FindingFeedbackRow:  # fmt: skip
+    """Store one verdict and its audit event in the caller's transaction.
+
+    Raises:
+        InvalidInputError: ``unknown_finding`` (the outcome has no such label), ``invalid_verdict`` or
+            ``comment_too_long`` (over :data:`MAX_COMMENT_CHARS` characters).
+    """
+    if label not in outcome.labels:
+        raise InvalidInputError(f"no finding {label!r} in this pre-read; findings: {', '.join(outcome.labels)}",
+                                code="unknown_finding")
+    try:
+        verdict = Verdict(verdict)
+    except ValueError as exc:
+        raise InvalidInputError(f"verdict {verdict!r}; allowed: accepted, rejected", code="invalid_verdict") from exc
+    comment = comment.strip()
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise InvalidInputError(f"the comment has {len(comment)} characters, at most {MAX_COMMENT_CHARS} are kept",
+                                code="comment_too_long")
+    row = FindingFeedbackRow(job_id=outcome.job_id, uid=outcome.uid, label=label, verdict=verdict.value,
+                             comment=comment, model=outcome.model, actor=actor, role=role,
+                             created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))  # fmt: skip
+    session.add(row)
+    append_event(session, AuditEvent(
+        actor=actor, role=role, action="imaging.feedback", resource=f"ImagingStudy/{outcome.study_uid}",
+        outcome="success", model=outcome.model, input_sha256=outcome.input_sha256,
+        detail={"job": outcome.job_id, "uid": outcome.uid, "label": label, "verdict": verdict.value,
+                "comment_chars": len(comment)}))  # fmt: skip
+    session.flush()
+    return row
+
+
+def list_feedback(session: Session, job_id: str, uid: str) -> list[FindingFeedbackRow]:
+    """Every verdict on the outcome ``uid`` of pre-read ``job_id``, newest first."""
+    query = (
+        select(FindingFeedbackRow)
+        .where(FindingFeedbackRow.job_id == job_id, FindingFeedbackRow.uid == uid)
+        .order_by(FindingFeedbackRow.id.desc())
+    )
+    return list(session.execute(query).scalars())
