@@ -155,6 +155,7 @@ def run_classifier(task_class: type[ClassifierTask[Any]], argv: list[str] | None
     try:
         splits = task.splits(SPLITS if world.is_main else ("train", "validation"))
         train_set, val_set = task.dataset(splits["train"], train=True), task.dataset(splits["validation"], train=False)
+        torch.manual_seed(config.train.seed)  # the initial weights, whatever ran in this process before
         body = build_network(config.network_spec(Activation.NONE))
         if not world.is_main:
             fit(body, train_set, val_set, loss_fn=loss, config=config.train, world=world, score_fn=macro_auc)

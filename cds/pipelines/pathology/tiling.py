@@ -168,3 +168,4 @@ def read_tiles(slide: Slide, coords: Iterable[TileCoord], *, size: int, batch_si
             region = slide.read_region(coord.level, coord.x, coord.y, coord.read_size, coord.read_size)
             pixels[index] = resize_rgb(region, size, size)
         yield batch, pixels
+        del pixels  # not kept alive while the next batch is read

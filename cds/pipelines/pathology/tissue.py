@@ -134,7 +134,15 @@ def _drop_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
 def detect_tissue(slide: Slide, options: TissueOptions | None = None) -> TissueMask:
     """The tissue mask of ``slide``, computed on a thumbnail (read in bounded memory)."""
     options = options or TissueOptions()
-    thumbnail = slide.thumbnail(options.thumbnail_side)
+    return tissue_from_thumbnail(slide.thumbnail(options.thumbnail_side), slide.dimensions, options)
+
+
+def tissue_from_thumbnail(thumbnail: np.ndarray, dimensions: tuple[int, int],
+                          options: TissueOptions | None = None) -> TissueMask:
+    """The tissue mask of a slide whose level 0 is ``dimensions`` (width, height), from a thumbnail already read.
+
+    The slide pipeline reads one thumbnail and uses it twice: for the mask and as its heatmap's background.
+    """
     mask, threshold = tissue_mask(thumbnail, options)
-    width0, height0 = slide.dimensions
+    width0, height0 = dimensions
     return TissueMask(mask=mask, scale=(width0 / mask.shape[1], height0 / mask.shape[0]), threshold=threshold)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import tifffile
+
+from cds.pipelines.pathology.tissue import TissueMask
+from training.data.he_slide import GeneratedSlide
+from training.data.he_tiles import Layout
 
 
 def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
@@ -35,3 +40,19 @@ def write_pyramid(path: Path, image: np.ndarray, *, tile: int = 128, levels: int
                 extra["subfiletype"] = 1
             tif.write(array, **options, **extra)  # type: ignore[arg-type]
     return arrays
+
+
+def tumour_layout(width: int, height: int, *, cells: int = 64) -> Layout:
+    """A rectangle of tissue with a round tumour in its left half: ground truth with plenty of both classes."""
+    cell = max(width, height) / cells
+    rows, columns = math.ceil(height / cell), math.ceil(width / cell)
+    yy, xx = np.mgrid[0:rows, 0:columns].astype(np.float32)
+    tissue = ((yy >= 0.15 * rows) & (yy < 0.85 * rows) & (xx >= 0.08 * columns) & (xx < 0.92 * columns))
+    tumour = ((yy - 0.5 * rows) ** 2 + (xx - 0.32 * columns) ** 2 <= (0.3 * min(rows, columns)) ** 2) & tissue
+    return Layout(tissue.astype(np.float32), tumour.astype(np.float32), cell)
+
+
+def patch_truth(slide: GeneratedSlide, x0: float, y0: float, extent0: float) -> float:
+    """Share of a level-0 box that the generator made tumour."""
+    mask = TissueMask(mask=slide.tumour_mask, scale=(slide.mask_scale, slide.mask_scale), threshold=0.0)
+    return mask.box_fraction(mask.integral(), x0, y0, extent0, extent0)
