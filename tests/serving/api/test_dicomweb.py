@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import highdicom as hd
@@ -15,6 +14,7 @@ from cds.settings import Settings
 from cds.store.audit import verify_chain
 from cds.store.tables import AuditEventRow
 from tests.serving.api.conftest import bearer
+from tests.support.jobs import wait_for_job
 from training.data.chest_xray import render
 from training.data.ct_volumes import generate_case
 from training.data.dicom_files import write_radiograph
@@ -27,14 +27,7 @@ def _multipart(parts: list[bytes], part_type: str = "application/dicom") -> tupl
     return body, {"Content-Type": f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'}
 
 
-def _wait(client: TestClient, location: str, headers: dict[str, str], timeout_s: float = 120) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = client.get(location, headers=headers).json()
-        if status["state"] in ("done", "failed"):
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"pre-read not finished: {status}")
+
 
 
 @pytest.fixture
@@ -58,7 +51,7 @@ def test_stow_queues_a_preread_whose_outputs_are_served_and_audited(client: Test
     assert len(document["00081199"]["Value"]) == len(study) - 1  # every DICOM part stored
     (failure,) = document["00081198"]["Value"]
     assert failure["00081197"]["Value"] == [0xC000] and failure["00000902"]["Value"] == ["not_dicom"]
-    status = _wait(client, stored.headers["Location"], headers)
+    status = wait_for_job(client, stored.headers["Location"], headers)
     assert status["state"] == "done", status
     outcomes = {o["kind"]: o for o in status["result"]["outcomes"]}
     assert set(outcomes) == {"radiograph", "ct"} and status["result"]["refusals"] == []
@@ -109,5 +102,5 @@ def test_stow_refusals_and_roles(client: TestClient, tmp_path: Path) -> None:
     ct_as_cr = write_radiograph(tmp_path / "x.dcm", render_non_chest("ct_abdomen", 448, 9, 0))
     body, content_type = _multipart([ct_as_cr.read_bytes()])
     stored = client.post("/dicomweb/studies", content=body, headers=headers | content_type)
-    status = _wait(client, stored.headers["Location"], headers)
+    status = wait_for_job(client, stored.headers["Location"], headers)
     assert status["state"] == "failed" and "implausible" in status["error"] and status["attempts"] == 1

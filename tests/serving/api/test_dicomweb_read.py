@@ -20,7 +20,8 @@ from cds.settings import Settings
 from cds.store.audit import verify_chain
 from cds.store.tables import AuditEventRow
 from tests.serving.api.conftest import bearer
-from tests.serving.api.test_dicomweb import _multipart, _wait
+from tests.serving.api.test_dicomweb import _multipart
+from tests.support.jobs import wait_for_job
 from training.data.chest_xray import render
 from training.data.ct_volumes import generate_case
 from training.data.dicom_files import write_radiograph
@@ -56,7 +57,7 @@ def archive(client: TestClient, tmp_path: Path) -> dict[str, list[Path]]:
     body, content_type = _multipart([f.read_bytes() for paths in files.values() for f in paths])
     stored = client.post("/dicomweb/studies", content=body, headers=headers | content_type)
     assert stored.status_code == 202, stored.text
-    assert _wait(client, stored.headers["Location"], headers)["state"] == "done"
+    assert wait_for_job(client, stored.headers["Location"], headers)["state"] == "done"
     return files
 
 

@@ -3,7 +3,6 @@ roles and patient scope; audit."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from cds.store.audit import verify_chain
 from cds.store.tables import AuditEventRow
 from tests.pipelines.pathology.slides import tumour_layout
 from tests.serving.api.conftest import bearer
+from tests.support.jobs import wait_for_job
 from training.data.he_slide import write_slide
 
 
@@ -31,14 +31,7 @@ def _submit(client: TestClient, path: Path, headers: dict[str, str], **params: s
                        headers=headers | {"Content-Type": "application/octet-stream"})  # fmt: skip
 
 
-def _wait(client: TestClient, location: str, headers: dict[str, str], timeout_s: float = 180) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = client.get(location, headers=headers).json()
-        if status["state"] in ("done", "failed"):
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"pathology job not finished: {status}")
+
 
 
 def test_slide_upload_gives_a_scored_read_out_with_report_and_heatmap(client: TestClient, tmp_path: Path) -> None:
@@ -47,7 +40,7 @@ def test_slide_upload_gives_a_scored_read_out_with_report_and_heatmap(client: Te
     headers = bearer(client, Role.PATHOLOGIST)
     queued = _submit(client, slide.path, headers, subject="Patient/7")
     assert queued.status_code == 202, queued.text
-    status = _wait(client, queued.headers["Location"], headers)
+    status = wait_for_job(client, queued.headers["Location"], headers)
     assert status["state"] == "done", status
     result = status["result"]
     assert result["status"] == "scored" and result["model"].startswith("pathology-demo:")
@@ -69,13 +62,13 @@ def test_blank_slide_is_a_no_tissue_result_and_bad_files_fail_with_their_reason(
                                                                                  tmp_path: Path) -> None:  # fmt: skip
     headers = bearer(client, Role.PATHOLOGIST)
     blank = write_slide(tmp_path / "blank.tif", 1024, 768, seed=6, mpp=0.5, tile=128, factor=2, blank=True)
-    status = _wait(client, _submit(client, blank.path, headers).headers["Location"], headers)
+    status = wait_for_job(client, _submit(client, blank.path, headers).headers["Location"], headers)
     assert status["state"] == "done" and status["result"]["status"] == "no_tissue"
     assert status["result"]["finding"] is None and "heatmap.png" not in status["result"]["outputs"]
 
     truncated = tmp_path / "cut.tif"
     truncated.write_bytes(blank.path.read_bytes()[: blank.path.stat().st_size // 2])
-    failed = _wait(client, _submit(client, truncated, headers).headers["Location"], headers)
+    failed = wait_for_job(client, _submit(client, truncated, headers).headers["Location"], headers)
     assert failed["state"] == "failed" and failed["attempts"] == 1 and "truncated" in failed["error"]
 
     wrong_type = client.post("/v1/pathology/jobs", params={"filename": "notes.txt"}, content=b"x", headers=headers)

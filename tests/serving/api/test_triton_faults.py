@@ -20,7 +20,8 @@ from cds.serving.triton.launcher import TritonPorts, TritonServer
 from cds.serving.triton.repository import export_model_repository
 from cds.settings import REPO_ROOT, Settings
 from tests.serving.api.conftest import bearer
-from tests.serving.api.test_dicomweb import _multipart, _wait
+from tests.serving.api.test_dicomweb import _multipart
+from tests.support.jobs import wait_for_job
 from tests.support.servers import serve_in_thread
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
@@ -153,7 +154,7 @@ def test_preread_runs_its_models_on_triton(tmp_path: Path) -> None:
             headers = bearer(client, Role.RADIOLOGIST)
             body, content_type = _multipart([radiograph.read_bytes()])
             stored = client.post("/dicomweb/studies", content=body, headers=headers | content_type)
-            status = _wait(client, stored.headers["Location"], headers)
+            status = wait_for_job(client, stored.headers["Location"], headers)
             assert status["state"] == "done", status
             (outcome,) = status["result"]["outcomes"]
             result = client.get(f"{stored.headers['Location']}/{outcome['uid']}/result.json", headers=headers).json()

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from cds.errors import InvalidInputError, ModelNotFoundError
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import StateDep, require
+from cds.serving.api.uploads import save_upload
 from cds.serving.jobs import RISK_FILE
 from cds.store import jobs
 from cds.store.audit import AuditEvent, append_event
@@ -47,14 +48,7 @@ async def submit_cohort(score: str, request: Request, state: StateDep, principal
     uploads.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
     source, target = uploads / f"{name}.csv", uploads / f"{name}-scored.parquet"
-    size = 0
-    with source.open("wb") as sink:
-        async for chunk in request.stream():
-            size += len(chunk)
-            sink.write(chunk)
-    if size == 0:
-        source.unlink()
-        raise InvalidInputError("the cohort file is empty", code="empty_input")
+    await save_upload(request, source, what="cohort file")
     payload = {"method": score, "input": str(source), "output": str(target)}
     with state.database.session() as session:
         job_id = jobs.enqueue(session, kind=RISK_FILE, payload=payload, actor=principal.subject,

@@ -23,6 +23,7 @@ from cds.errors import InvalidInputError, ModelNotFoundError
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import StateDep, enforce_patient_scope, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
+from cds.serving.api.uploads import save_upload
 from cds.serving.jobs import PATHOLOGY
 from cds.store import jobs
 from cds.store.audit import AuditEvent, append_event
@@ -54,14 +55,7 @@ async def submit_slide(
     folder = state.settings.data_dir / "pathology" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     source = folder / (SAFE_NAME.sub("_", Path(filename).stem)[:100] + suffix)
-    size = 0
-    with source.open("wb") as sink:
-        async for chunk in request.stream():
-            size += len(chunk)
-            sink.write(chunk)
-    if size == 0:
-        source.unlink()
-        raise InvalidInputError("the uploaded file is empty", code="empty_input")
+    await save_upload(request, source, what="uploaded file")
     payload = {"file": str(source), "output": str(folder / "outputs"), "model": state.settings.pathology_model,
                "actor": principal.subject, "role": principal.role_text, "subject": subject}  # fmt: skip
     with state.database.session() as session:
