@@ -43,6 +43,16 @@ LOW_CONTRAST = """() => {
   }
   return low;
 }"""
+# What the focused element is and the name assistive technology would read for it.
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const byId = (ids) => ids.split(/\\s+/).map((id) => document.getElementById(id)?.textContent || "").join(" ");
+  const name = el.getAttribute("aria-label") || (el.getAttribute("aria-labelledby") && byId(el.getAttribute("aria-labelledby")))
+    || (el.labels && el.labels.length ? Array.from(el.labels).map((l) => l.textContent).join(" ") : "")
+    || el.textContent || el.getAttribute("title") || "";
+  return {id: el.id, tag: el.tagName.toLowerCase(), type: el.type || "", name: name.trim()};
+}"""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -106,15 +116,19 @@ def wait_for_preread(url: str, job_id: str, headers: dict[str, str]) -> dict[str
     raise AssertionError(f"pre-read {job_id} not finished in {PREREAD_TIMEOUT_S} s: {status}")
 
 
-def store_and_preread(url: str, files: list[Path]) -> dict[str, Any]:
-    """Send ``files`` in one STOW-RS request (over HTTP, not the UI) and wait for the pre-read to finish."""
-    headers = dev_headers(url, "radiologist")
+def stow(url: str, files: list[Path]) -> str:
+    """Send ``files`` in one STOW-RS request (over HTTP, not the UI); answers the pre-read job's id."""
     body = multipart_body([f.read_bytes() for f in files])
     content_type = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
-    stored = httpx.post(f"{url}/dicomweb/studies", content=body, headers=headers | {"Content-Type": content_type},
-                        timeout=60)
+    stored = httpx.post(f"{url}/dicomweb/studies", content=body,
+                        headers=dev_headers(url, "radiologist") | {"Content-Type": content_type}, timeout=60)
     assert stored.status_code == 202, stored.text
-    status = wait_for_preread(url, stored.headers["Location"].rsplit("/", 1)[-1], headers)
+    return str(stored.headers["Location"].rsplit("/", 1)[-1])
+
+
+def store_and_preread(url: str, files: list[Path]) -> dict[str, Any]:
+    """Send ``files`` in one STOW-RS request (over HTTP, not the UI) and wait for the pre-read to finish."""
+    status = wait_for_preread(url, stow(url, files), dev_headers(url, "radiologist"))
     assert status["state"] == "done", status
     return status
 
@@ -151,6 +165,20 @@ def page(browser: Any) -> Iterator[Any]:
     yield tab
     context.close()
     assert errors == [], f"errors in the page: {errors}"
+
+
+def tab_through(page: Any, limit: int = 150) -> list[dict[str, str]]:
+    """Press Tab from the top of the page until focus comes round again: what the keyboard reaches, in order."""
+    page.evaluate("() => { document.body.tabIndex = -1; document.body.focus(); }")
+    reached: list[dict[str, str]] = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if focused is None or (reached and focused == reached[0]):
+            break
+        reached.append(focused)
+    assert reached and reached[0]["name"] == "Skip to main content"
+    return reached
 
 
 def sign_in(page: Any, server: str, role: str = "radiologist") -> None:

@@ -29,7 +29,9 @@ def test_the_shell_is_served_without_credentials_and_with_a_strict_policy(client
     policy = index.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "default-src 'none'" in policy and "img-src 'self' blob:" in policy
     assert index.headers["x-content-type-options"] == "nosniff"
-    for module in ("app.js", "modules/api.js", "modules/viewer.js", "modules/worklist.js", "modules/stow.js"):
+    for module in ("app.js", "modules/api.js", "modules/viewer.js", "modules/worklist.js", "modules/stow.js",
+                   "modules/risk.js", "modules/dashboard.js", "modules/chart.js", "modules/pathology.js",
+                   "modules/slide.js"):
         script = client.get(f"/ui/{module}")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"], module
     assert client.get("/ui/styles.css").headers["content-type"].startswith("text/css")

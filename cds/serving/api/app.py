@@ -18,6 +18,7 @@ from cds.serving.api.middleware import BodyLimitMiddleware, Metrics, MetricsMidd
 from cds.serving.api.routes import (
     audit,
     cds_hooks,
+    dashboard,
     dev,
     dicomweb,
     dicomweb_read,
@@ -26,7 +27,9 @@ from cds.serving.api.routes import (
     jobs,
     models,
     panel,
+    panel_sample,
     pathology,
+    pathology_list,
     results,
     risk,
     worklist,
@@ -102,9 +105,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.cds = state
     errors.install(app)
     for router in (
-        health.router, models.router, jobs.router, panel.router, risk.router, results.router, audit.router,
-        cds_hooks.router, worklist.router, feedback.router,  # before dicomweb: .../{uid}/view, /feedback are no files
-        dicomweb.router, dicomweb_read.router, pathology.router, ui_router,
+        health.router, models.router, jobs.router, panel.router, panel_sample.router, risk.router, results.router,
+        audit.router, cds_hooks.router, dashboard.router,
+        worklist.router, feedback.router,  # before dicomweb: .../{uid}/view, /feedback are no files
+        dicomweb.router, dicomweb_read.router, pathology.router, pathology_list.router, ui_router,
     ):
         app.include_router(router)
     if settings.dev_mode:

@@ -62,8 +62,11 @@ def test_blank_slide_is_a_no_tissue_result_and_bad_files_fail_with_their_reason(
                                                                                  tmp_path: Path) -> None:  # fmt: skip
     headers = bearer(client, Role.PATHOLOGIST)
     blank = write_slide(tmp_path / "blank.tif", 1024, 768, seed=6, mpp=0.5, tile=128, factor=2, blank=True)
-    status = wait_for_job(client, _submit(client, blank.path, headers).headers["Location"], headers)
+    location = _submit(client, blank.path, headers).headers["Location"]
+    status = wait_for_job(client, location, headers)
     assert status["state"] == "done" and status["result"]["status"] == "no_tissue"
+    scoped = client.get(location, headers=bearer(client, Role.PATHOLOGIST, patient="Patient/8"))
+    assert scoped.status_code == 403  # a slide with no patient is no patient-scoped token's slide
     assert status["result"]["finding"] is None and "heatmap.png" not in status["result"]["outputs"]
 
     truncated = tmp_path / "cut.tif"

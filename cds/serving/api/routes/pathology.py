@@ -71,7 +71,7 @@ def _job(state: Any, request: Request, principal: Principal, job_id: str) -> Any
         job = jobs.get_job(session, job_id)
     if job.kind != PATHOLOGY:
         raise ModelNotFoundError(f"no pathology job {job_id!r}", code="job_not_found")
-    if job.subject:
+    if job.subject or principal.patient is not None:  # a patient-scoped token reads only its patient's slides
         enforce_patient_scope(state, request, principal, job.subject)
     return job
 

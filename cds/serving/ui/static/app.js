@@ -3,19 +3,26 @@
 //   #/signin                 sign-in
 //   #/worklist               radiologist worklist (radiologist, admin)
 //   #/viewer/<job>/<uid>     study viewer (radiologist, admin)
-//   #/pathology, #/risk, #/models   views still to come (pathologist / clinician / ML engineer, admin)
+//   #/pathology[/<job>]      pathologist's slide reads and one read with its heatmap and zoom (pathologist, admin)
+//   #/risk                   clinician's patient risk panel (clinician, admin)
+//   #/models                 ML engineer's model dashboard (ml_engineer, admin)
 
 import { api, clearSession, loadSession, saveSession } from "./modules/api.js";
+import { renderDashboard } from "./modules/dashboard.js";
 import { announce, h, replace } from "./modules/dom.js";
+import { renderPathology } from "./modules/pathology.js";
+import { renderRiskPanel } from "./modules/risk.js";
 import { renderSignIn, ROLE_NAMES } from "./modules/signin.js";
+import { renderSlide } from "./modules/slide.js";
 import { renderViewer } from "./modules/viewer.js";
 import { renderWorklist } from "./modules/worklist.js";
 
 const VIEWS = [
   { id: "worklist", title: "Worklist", roles: ["radiologist", "admin"], render: renderWorklist },
-  { id: "pathology", title: "Pathology", roles: ["pathologist", "admin"], planned: true },
-  { id: "risk", title: "Patient risk", roles: ["clinician", "admin"], planned: true },
-  { id: "models", title: "Models", roles: ["ml_engineer", "admin"], planned: true },
+  { id: "pathology", title: "Pathology", roles: ["pathologist", "admin"],
+    render: (main, args) => (args[0] ? renderSlide(main, args[0]) : renderPathology(main)) },
+  { id: "risk", title: "Patient risk", roles: ["clinician", "admin"], render: renderRiskPanel },
+  { id: "models", title: "Models", roles: ["ml_engineer", "admin"], render: renderDashboard },
 ];
 const VIEWER_ROLES = ["radiologist", "admin"];
 
@@ -45,19 +52,11 @@ function renderHeader(session, current) {
     return;
   }
   const items = VIEWS.filter((view) => allowed(view.roles, session)).map((view) => h("li", {},
-    h("a", { href: `#/${view.id}`, "aria-current": view.id === current ? "page" : false },
-      view.title, view.planned ? h("span", { class: "muted" }, " (planned)") : null)));
+    h("a", { href: `#/${view.id}`, "aria-current": view.id === current ? "page" : false }, view.title)));
   replace(nav, h("ul", {}, items));
   const roles = session.roles.map((r) => ROLE_NAMES[r] ?? r).join(", ");
   replace(box, h("span", { id: "whoami" }, `${session.subject} · ${roles}`),
     h("button", { type: "button", id: "sign-out", onClick: () => { clearSession(); go("#/signin"); } }, "Sign out"));
-}
-
-function renderPlanned(main, view) {
-  replace(main, h("section", { "aria-labelledby": "planned-heading", class: "card" },
-    h("h1", { id: "planned-heading" }, view.title),
-    h("p", {}, `The ${view.title.toLowerCase()} view is planned for a later milestone of the workspace.`)));
-  return () => {};
 }
 
 function renderForbidden(main, session) {
@@ -95,8 +94,7 @@ function route() {
   if (name === "viewer") {
     cleanup = allowed(VIEWER_ROLES, session) ? renderViewer(main, args[0], args[1]) : renderForbidden(main, session);
   } else if (view) {
-    cleanup = !allowed(view.roles, session) ? renderForbidden(main, session)
-      : view.planned ? renderPlanned(main, view) : view.render(main);
+    cleanup = allowed(view.roles, session) ? view.render(main, args) : renderForbidden(main, session);
   } else {
     const home = VIEWS.find((v) => allowed(v.roles, session));
     if (home) {

@@ -1,0 +1,71 @@
+// A stacked bar chart drawn as inline SVG (no library): one bar per day, one colour per series, with a legend.
+// The SVG is an image with a title and a description for screen readers; callers also render the numbers as a
+// table (the accessible alternative), so nothing is conveyed by colour alone.
+
+const SVG = "http://www.w3.org/2000/svg";
+// Distinct on the dark surface (each at least 3:1 against it) and told apart by the legend's text too.
+export const PALETTE = ["#8cc4ff", "#ffb366", "#b39dff", "#7ee0b0", "#ff8fa3", "#f2e07a", "#6fd3e8", "#d9a3ff"];
+
+function svg(tag, attributes = {}, ...children) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+  element.append(...children);
+  return element;
+}
+
+function niceMax(value) {
+  if (value <= 5) return 5;
+  const step = 10 ** Math.floor(Math.log10(value));
+  return Math.ceil(value / step) * step;
+}
+
+/**
+ * An SVG stacked bar chart.
+ * @param {string[]} categories  x-axis labels (days), in order
+ * @param {{label: string, values: number[]}[]} series  one value per category each
+ * @param {{id: string, title: string, description: string, width?: number, height?: number}} options
+ */
+export function stackedBars(categories, series, options) {
+  const width = options.width ?? 560;
+  const height = options.height ?? 220;
+  const margin = { top: 10, right: 10, bottom: 34, left: 36 };
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const totals = categories.map((_, i) => series.reduce((sum, s) => sum + s.values[i], 0));
+  const top = niceMax(Math.max(0, ...totals));
+  const y = (value) => margin.top + plotH - (value / top) * plotH;
+  const slot = plotW / Math.max(1, categories.length);
+  const barW = Math.max(2, Math.min(36, slot * 0.7));
+
+  const titleId = `${options.id}-title`;
+  const descId = `${options.id}-desc`;
+  const chart = svg("svg", { id: options.id, class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-labelledby": `${titleId} ${descId}`, width, height },
+  svg("title", { id: titleId }, options.title), svg("desc", { id: descId }, options.description));
+
+  for (const tick of [0, top / 2, top]) {
+    chart.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: y(tick), y2: y(tick), class: "grid" }),
+      svg("text", { x: margin.left - 6, y: y(tick) + 4, "text-anchor": "end", class: "tick" },
+        Number.isInteger(tick) ? String(tick) : tick.toFixed(1)));
+  }
+  const labelEvery = Math.ceil(categories.length / 8);
+  categories.forEach((category, i) => {
+    const x = margin.left + i * slot + (slot - barW) / 2;
+    let base = 0;
+    series.forEach((s, k) => {
+      const value = s.values[i];
+      if (!value) return;
+      const rect = svg("rect", { x, y: y(base + value), width: barW, height: y(base) - y(base + value),
+        fill: PALETTE[k % PALETTE.length], class: "bar-segment", "data-series": s.label, "data-category": category },
+      svg("title", {}, `${category}: ${s.label}: ${value}`));
+      chart.append(rect);
+      base += value;
+    });
+    if (i % labelEvery === 0 || i === categories.length - 1) {
+      chart.append(svg("text", { x: x + barW / 2, y: height - margin.bottom + 16, "text-anchor": "middle",
+        class: "tick" }, category.slice(5)));
+    }
+  });
+  chart.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: y(0), y2: y(0), class: "axis" }));
+  return chart;
+}
