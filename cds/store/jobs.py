@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from cds.errors import ModelNotFoundError, OverloadedError
+from cds.errors import InvalidInputError, ModelNotFoundError, OverloadedError
 from cds.store.audit import AuditEvent, append_event
 from cds.store.tables import JobRow
 
@@ -102,15 +102,18 @@ def fail(session: Session, job_id: str, worker: str, error: str, *, retry: bool)
                                          detail={"kind": job.kind, "error": error[:200]}))  # fmt: skip
 
 
-def get_job(session: Session, job_id: str) -> JobRow:
-    """A job by id.
+def get_job(session: Session, job_id: str, *, kind: str | None = None, done: bool = False) -> JobRow:
+    """A job by id; of ``kind`` when given; finished when ``done`` is asked for.
 
     Raises:
-        ModelNotFoundError: Unknown id (404).
+        ModelNotFoundError: Unknown id, or a job of another kind (404, ``job_not_found``).
+        InvalidInputError: ``done`` and the job is not (422, ``job_not_done``).
     """
     job = session.get(JobRow, job_id)
-    if job is None:
-        raise ModelNotFoundError(f"no job {job_id!r}", code="job_not_found")
+    if job is None or (kind is not None and job.kind != kind):
+        raise ModelNotFoundError(f"no {kind + ' ' if kind else ''}job {job_id!r}", code="job_not_found")
+    if done and job.state != DONE:
+        raise InvalidInputError(f"{job.kind} job {job_id} is {job.state}, not done", code="job_not_done")
     return job
 
 

@@ -105,12 +105,9 @@ async def stow(request: Request, state: StateDep, principal: Radiology) -> JSONR
                         headers={"Location": f"/v1/preread/{job_id}"})
 
 
-def _preread_job(state: Any, job_id: str) -> Any:
+def _preread_job(state: Any, job_id: str, *, done: bool = False) -> Any:
     with state.database.session() as session:
-        job = jobs.get_job(session, job_id)
-        if job.kind != PREREAD:
-            raise ModelNotFoundError(f"no pre-read job {job_id!r}")
-        return job
+        return jobs.get_job(session, job_id, kind=PREREAD, done=done)
 
 
 @router.get("/v1/preread/{job_id}")
@@ -130,9 +127,7 @@ def preread_output(job_id: str, uid: str, name: str, state: StateDep, principal:
     ``result.json``, ``diagnostic-report.json``, ``report-sr.dcm``, ``segmentation-seg.dcm``, overlays (PNG,
     secondary capture).
     """
-    job = _preread_job(state, job_id)
-    if job.state != jobs.DONE:
-        raise InvalidInputError(f"pre-read {job_id} is {job.state}, not done", code="job_not_done")
+    job = _preread_job(state, job_id, done=True)
     outcomes = {o["uid"]: o for o in json.loads(job.result)["outcomes"]}
     folder = Path(json.loads(job.payload)["output"]) / uid
     files = {p.name: p for p in folder.iterdir()} if uid in outcomes and folder.is_dir() else {}

@@ -75,9 +75,7 @@ def job_status(job_id: str, state: StateDep, principal: Clinical) -> JobPublic:
 def job_result(job_id: str, state: StateDep, principal: Clinical) -> FileResponse:
     """The scored cohort (Parquet) of a finished job; the download is audited."""
     with state.database.session() as session:
-        job = jobs.get_job(session, job_id)
-        if job.state != jobs.DONE:
-            raise InvalidInputError(f"job {job_id} is {job.state}, not done", code="job_not_done")
+        job = jobs.get_job(session, job_id, done=True)
         path = json.loads(job.payload)["output"]
         append_event(session, AuditEvent(actor=principal.subject, role=principal.role_text, action="job.result.read",
                                          resource=f"Job/{job_id}", outcome="success"))  # fmt: skip

@@ -66,11 +66,10 @@ async def submit_slide(
                         headers={"Location": f"/v1/pathology/jobs/{job_id}"})  # fmt: skip
 
 
-def _job(state: Any, request: Request, principal: Principal, job_id: str) -> Any:
+def pathology_job(state: Any, request: Request, principal: Principal, job_id: str, *, done: bool = False) -> Any:
+    """The pathology job ``job_id`` (finished when ``done``), if the caller may see its patient (403, audited)."""
     with state.database.session() as session:
-        job = jobs.get_job(session, job_id)
-    if job.kind != PATHOLOGY:
-        raise ModelNotFoundError(f"no pathology job {job_id!r}", code="job_not_found")
+        job = jobs.get_job(session, job_id, kind=PATHOLOGY, done=done)
     if job.subject or principal.patient is not None:  # a patient-scoped token reads only its patient's slides
         enforce_patient_scope(state, request, principal, job.subject)
     return job
@@ -79,7 +78,7 @@ def _job(state: Any, request: Request, principal: Principal, job_id: str) -> Any
 @router.get("/jobs/{job_id}")
 def slide_status(job_id: str, request: Request, state: StateDep, principal: Pathology) -> JobPublic:
     """The job's state and, when done, the slide-level answer (score, tumour area, call) or ``no_tissue``."""
-    job = _job(state, request, principal, job_id)
+    job = pathology_job(state, request, principal, job_id)
     with state.database.session() as session:
         append_event(session, AuditEvent(actor=principal.subject, role=principal.role_text,
                                          action="pathology.result.read", resource=f"Job/{job_id}",
@@ -90,9 +89,7 @@ def slide_status(job_id: str, request: Request, state: StateDep, principal: Path
 @router.get("/jobs/{job_id}/{name}", response_class=FileResponse)
 def slide_output(job_id: str, name: str, request: Request, state: StateDep, principal: Pathology) -> FileResponse:
     """One output of a finished job: ``result.json``, ``diagnostic-report.json`` or ``heatmap.png``."""
-    job = _job(state, request, principal, job_id)
-    if job.state != jobs.DONE:
-        raise InvalidInputError(f"pathology job {job_id} is {job.state}, not done", code="job_not_done")
+    job = pathology_job(state, request, principal, job_id, done=True)
     path = Path(json.loads(job.payload)["output"]) / name
     if name not in OUTPUTS or not path.is_file():
         raise ModelNotFoundError(f"no output {name!r} for job {job_id} (a slide without tissue has no heatmap)",

@@ -18,14 +18,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from cds.errors import InvalidInputError, ModelNotFoundError
-from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import StateDep, enforce_patient_scope
-from cds.serving.api.routes.pathology import Pathology
-from cds.serving.api.state import AppState
+from cds.errors import InvalidInputError
+from cds.serving.api.auth import Role
+from cds.serving.api.deps import StateDep
+from cds.serving.api.routes.pathology import Pathology, pathology_job
 from cds.serving.jobs import PATHOLOGY
 from cds.serving.ui import render
-from cds.store import jobs
 from cds.store.audit import AuditEvent, append_event
 from cds.store.tables import JobRow
 
@@ -98,18 +96,6 @@ def list_slides(
     return PathologyJobPage(items=items, total=total, limit=limit, offset=offset)
 
 
-def _done_job(state: AppState, request: Request, principal: Principal, job_id: str) -> JobRow:
-    with state.database.session() as session:
-        job = jobs.get_job(session, job_id)
-    if job.kind != PATHOLOGY:
-        raise ModelNotFoundError(f"no pathology job {job_id!r}", code="job_not_found")
-    if job.subject or principal.patient is not None:
-        enforce_patient_scope(state, request, principal, job.subject)
-    if job.state != jobs.DONE:
-        raise InvalidInputError(f"pathology job {job_id} is {job.state}, not done", code="job_not_done")
-    return job
-
-
 def _level_for(downsamples: list[float], scale: float) -> int:
     """The coarsest level that still has at least one source pixel per output pixel (``scale`` = level-0 px each)."""
     fitting = [index for index, downsample in enumerate(downsamples) if downsample <= scale]
@@ -136,7 +122,7 @@ def render_region(
     from cds.pipelines.pathology import open_slide
     from cds.pipelines.pathology.slide import resize_rgb
 
-    job = _done_job(state, request, principal, job_id)
+    job = pathology_job(state, request, principal, job_id, done=True)
     with open_slide(Path(json.loads(job.payload)["file"])) as slide:
         full_width, full_height = slide.dimensions
         if x >= full_width or y >= full_height:

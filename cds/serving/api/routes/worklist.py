@@ -107,11 +107,7 @@ def done_outcome(state: AppState, request: Request, principal: Principal, job_id
         ForbiddenError: A patient-scoped caller and another patient's study (403, audited).
     """
     with state.database.session() as session:
-        job = jobs.get_job(session, job_id)
-        if job.kind != PREREAD:
-            raise ModelNotFoundError(f"no pre-read job {job_id!r}", code="job_not_found")
-        if job.state != jobs.DONE:
-            raise InvalidInputError(f"pre-read {job_id} is {job.state}, not done", code="job_not_done")
+        job = jobs.get_job(session, job_id, kind=PREREAD, done=True)
         outcomes = {o["uid"]: o for o in json.loads(job.result)["outcomes"]}
         if uid not in outcomes:
             raise ModelNotFoundError(f"pre-read {job_id} has no outcome {uid!r}", code="outcome_not_found")
