@@ -28,8 +28,8 @@ from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind
 from cds.pipelines.pathology.outputs import write_slide_outputs
 from cds.pipelines.pathology.pipeline import SlideOptions, SlidePipeline
-from cds.pipelines.pathology.result import SlideAnalysis
 from cds.pipelines.pathology.tissue import TissueMask
+from cds.results.slide import SlideAnalysis
 from cds.serving.backends import create_backend
 from cds.settings import REPO_ROOT
 

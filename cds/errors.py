@@ -40,10 +40,34 @@ class InvalidSpecError(CdsError, ValueError):
     default_code = "invalid_spec"
 
 
-class ModelNotFoundError(CdsError, LookupError):
+class NotFoundError(CdsError, LookupError):
+    """What was asked for does not exist (HTTP 404); subclasses name what was missing."""
+
+    default_code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
     """No registered model matches the requested name or version."""
 
     default_code = "model_not_found"
+
+
+class JobNotFoundError(NotFoundError):
+    """No job with that id (of that kind)."""
+
+    default_code = "job_not_found"
+
+
+class ResultNotFoundError(NotFoundError):
+    """No stored result, or no outcome of a job, with that id."""
+
+    default_code = "result_not_found"
+
+
+class OutputNotFoundError(NotFoundError):
+    """No such output file, source file or rendering of a result."""
+
+    default_code = "file_not_found"
 
 
 class ArtifactIntegrityError(CdsError, ValueError):

@@ -32,13 +32,8 @@ from tqdm import tqdm
 
 from cds.models.card import CardContent
 from cds.models.spec import Activation
-from cds.pipelines.pathology.preprocess import (
-    PREPROCESSING_FILE,
-    StainMethod,
-    StainTarget,
-    TilePreprocessing,
-    TilePreprocessor,
-)
+from cds.models.tile_preprocessing import PREPROCESSING_FILE, StainMethod, TilePreprocessing
+from cds.pipelines.pathology.preprocess import TilePreprocessor, fit_stain_target
 from cds.pipelines.pathology.slide import open_slide
 from cds.settings import REPO_ROOT
 from training.classifier import SPLITS, ClassifierConfig, ClassifierTask, Split, run_classifier
@@ -110,7 +105,7 @@ def preprocessing_of(config: PathologyConfig) -> TilePreprocessing:
     else:
         reference = he_tile(0, seed=config.stain.reference_seed, size=config.tile_size, mpp=config.tile_mpp)
     return TilePreprocessing(mpp=config.tile_mpp, size=config.tile_size,
-                             stain=StainTarget.fit(config.stain.method, reference))
+                             stain=fit_stain_target(config.stain.method, reference))
 
 
 class ToModelInputd(MapTransform):

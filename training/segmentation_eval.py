@@ -19,7 +19,7 @@ from cds.models.card import StructureMetrics
 from cds.models.spec import VolumePreprocessing
 from cds.pipelines.ct_segmentation import sliding_window_probabilities, source_labels, structure_volumes
 from cds.pipelines.ct_volume import to_model_grid
-from cds.pipelines.dicom_series import Volume
+from cds.results.imaging import Volume
 from training.evaluation import dice_hd95
 
 

@@ -103,9 +103,9 @@ def pathology(
     without tissue is reported as such, unscored. Refusals are listed, with reason codes, in
     --output/refused.json; the run goes on past them.
     """
+    from cds.models.tile_preprocessing import TilePreprocessing
     from cds.pipelines.pathology.outputs import write_slide_outputs
     from cds.pipelines.pathology.pipeline import SlideOptions, SlidePipeline
-    from cds.pipelines.pathology.preprocess import TilePreprocessing
     from cds.serving.backends import create_backend
 
     def body() -> None:

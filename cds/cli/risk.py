@@ -15,7 +15,7 @@ from cds.cli.common import out, run_command
 from cds.errors import InvalidInputError, ModelNotFoundError
 from cds.models.risk import RiskEquation, available_equations
 from cds.models.spec import Task
-from cds.pipelines.results import MethodRef
+from cds.results.risk import MethodRef
 
 app = typer.Typer(
     help="Clinical risk: validated equations and ML risk models; score a patient or a whole cohort.",

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cds.interop import fhir_inputs
 from cds.models.risk.base import RiskBand
-from cds.pipelines.patient_panel import PanelEntry
-from cds.pipelines.results import RiskStatus
+from cds.results.risk import PanelEntry, RiskStatus
 
 # Every LOINC code the input mapping reads, plus the blood-pressure panel that carries SBP/DBP as components.
 OBSERVATION_CODES = (*fhir_inputs.OBSERVATION_CODES, fhir_inputs.SMOKING_STATUS, "85354-9")

@@ -36,7 +36,7 @@ from cds import __version__
 from cds.errors import InvalidInputError
 from cds.interop.dicom_seg import MANUFACTURER, local_code, local_scheme, source_header
 from cds.models.backend import ModelRef
-from cds.pipelines.results import ClassificationResult
+from cds.results.classification import ClassificationResult
 
 MILLILITER = Code("ml", "UCUM", "milliliter")
 _PROCEDURES = {"CR": codes.cid100.XRUnspecifiedBodyRegion, "DX": codes.cid100.XRUnspecifiedBodyRegion,

@@ -14,7 +14,8 @@ import datetime as dt
 from typing import Any
 
 from cds.errors import MissingDependencyError
-from cds.pipelines.results import ClassificationResult, SegmentationResult, StructureVolume
+from cds.results.classification import ClassificationResult
+from cds.results.segmentation import SegmentationResult, StructureVolume
 
 LOINC = "http://loinc.org"
 DICOM_UID = "urn:dicom:uid"

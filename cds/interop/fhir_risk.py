@@ -8,7 +8,7 @@ from typing import Any
 
 from cds.errors import MissingDependencyError
 from cds.models.risk.base import RiskBand
-from cds.pipelines.results import RiskResult, RiskStatus
+from cds.results.risk import RiskResult, RiskStatus
 
 RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
 METHOD_SYSTEM = "urn:cds:risk-method"

@@ -14,7 +14,8 @@ from cds.errors import InvalidInputError
 from cds.models.backend import Backend
 from cds.models.spec import ModelSpec, Task
 from cds.pipelines.base import Pipeline
-from cds.pipelines.results import ClassificationResult, Finding, hash_arrays
+from cds.results.classification import ClassificationResult, Finding
+from cds.results.identity import hash_arrays
 
 TensorInput = np.ndarray | Mapping[str, np.ndarray]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -29,8 +29,10 @@ from cds.models.spec import ImagingContract, Task, VolumePreprocessing
 from cds.pipelines.ct_volume import ModelGrid, labels_to_source_grid, model_grid, to_model_grid
 from cds.pipelines.dicom_contract import check_series
 from cds.pipelines.dicom_reader import DEFAULT_MAX_PIXEL_BYTES, DicomInstance
-from cds.pipelines.dicom_series import Volume, build_volume
-from cds.pipelines.results import SegmentationResult, StructureVolume, hash_arrays
+from cds.pipelines.dicom_series import build_volume
+from cds.results.identity import hash_arrays
+from cds.results.imaging import CtSegmentation, Volume
+from cds.results.segmentation import SegmentationResult, StructureVolume
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # float32 [B, 1, *roi] → float32 [B, classes, *roi] probabilities
 
@@ -98,16 +100,6 @@ class CtSegmentationOptions:
     blend: Literal["gaussian", "constant"] = "gaussian"
     max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES
     max_model_voxels: int = 48 * 2**20
-
-
-@dataclass
-class CtSegmentation:
-    """A segmented series: the typed result, the label volume on the source grid, the volume read, stage times."""
-
-    result: SegmentationResult
-    labels: np.ndarray  # uint8 [slices, rows, columns] in the volume's slice order; values index spec.labels
-    volume: Volume
-    stage_ms: dict[str, float] = field(default_factory=dict)
 
 
 class CtSegmentationPipeline:

@@ -22,7 +22,7 @@ import numpy as np
 
 from cds.errors import InvalidInputError
 from cds.models.spec import VolumePreprocessing
-from cds.pipelines.dicom_series import Volume
+from cds.results.imaging import Volume
 
 # canonical voxel axis i runs along LPS world axis CANONICAL_WORLD[i]: slice → z (superior), row → y (posterior),
 # column → x (patient's left)

@@ -12,32 +12,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
 from cds.errors import InvalidInputError
 from cds.pipelines.dicom_reader import DEFAULT_MAX_PIXEL_BYTES, DicomInstance, declared_pixel_bytes
+from cds.results.imaging import Volume
 
 SeriesKey = tuple[str, str]  # (StudyInstanceUID, SeriesInstanceUID)
-
-
-@dataclass(frozen=True)
-class Volume:
-    """A 3-D image: ``voxels`` float32 [slices, rows, columns] (rescaled), its affine and provenance."""
-
-    voxels: np.ndarray
-    affine: np.ndarray  # 4x4, (slice, row, column, 1) -> LPS millimetres
-    spacing: tuple[float, float, float]  # slice, row, column (mm)
-    study_uid: str
-    series_uid: str
-    modality: str
-    sop_instance_uids: tuple[str, ...]  # in slice order
-
-    def monai_meta(self) -> dict[str, object]:
-        """Metadata in MONAI's conventions for a channel-first [1, x, y, z] tensor (``space`` LPS)."""
-        return {"affine": self.affine, "spacing": np.array(self.spacing), "space": "LPS",
-                "original_channel_dim": "no_channel", "spatial_shape": np.array(self.voxels.shape)}
 
 
 def group_series(instances: Iterable[DicomInstance]) -> dict[SeriesKey, list[DicomInstance]]:

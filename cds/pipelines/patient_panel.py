@@ -7,21 +7,10 @@ missing; nothing is imputed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 
 from cds.models.risk import get_equation
-from cds.pipelines.results import RiskResult
 from cds.pipelines.risk import EquationPipeline
-
-
-class Topic(StrEnum):
-    """What a panel entry is about."""
-
-    CARDIOVASCULAR = "cardiovascular"
-    DIABETES = "diabetes"
-    KIDNEY = "kidney"
-
+from cds.results.risk import PanelEntry, Topic
 
 # Preferred method first: PREVENT needs eGFR; the Pooled Cohort Equations do not.
 METHODS: dict[Topic, tuple[str, ...]] = {
@@ -29,17 +18,6 @@ METHODS: dict[Topic, tuple[str, ...]] = {
     Topic.DIABETES: ("findrisc",),
     Topic.KIDNEY: ("ckd_epi_2021",),
 }
-
-
-@dataclass(frozen=True)
-class PanelEntry:
-    """One topic: a result, or the method that was tried and the inputs it lacked."""
-
-    topic: Topic
-    result: RiskResult | None
-    method: str
-    missing: tuple[str, ...] = ()
-    outcome: str = ""
 
 
 def assess_patient(values: Mapping[str, object]) -> list[PanelEntry]:

@@ -14,7 +14,7 @@ import numpy as np
 from cds.interop.dicom_sc import build_overlay_sc
 from cds.interop.dicom_sr import build_classification_sr
 from cds.interop.fhir_report import diagnostic_report
-from cds.pipelines.radiograph_preread import RadiographPreread
+from cds.results.imaging import RadiographPreread
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:

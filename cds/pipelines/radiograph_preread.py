@@ -10,10 +10,8 @@ exact model input, the source study/series/instance UIDs and the time taken per 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
-from pydicom import Dataset
 
 from cds.errors import InvalidInputError
 from cds.models.backend import Backend
@@ -23,33 +21,8 @@ from cds.pipelines.dicom_contract import check_instance
 from cds.pipelines.dicom_reader import DicomInstance
 from cds.pipelines.plausibility import PlausibilityCheck
 from cds.pipelines.radiograph import MODEL_RANGE, display_pixels, to_model_input
-from cds.pipelines.results import ClassificationResult
 from cds.pipelines.saliency import occlusion_heatmaps
-
-
-@dataclass(frozen=True)
-class SourceImage:
-    """Which DICOM image was read."""
-
-    study_uid: str
-    series_uid: str
-    sop_instance_uid: str
-    modality: str
-    name: str
-
-
-@dataclass
-class RadiographPreread:
-    """A pre-read: the typed result, the display image at model size, one heatmap per positive finding."""
-
-    result: ClassificationResult
-    source: SourceImage
-    image: np.ndarray  # float32 [S, S] in [0, 1], what the model saw (before scaling)
-    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # label -> float32 [S, S] in [0, 1]
-    stage_ms: dict[str, float] = field(default_factory=dict)
-    plausibility: float | None = None  # the gate's score, when the contract names a gate
-    header: Dataset | None = None  # the source's DICOM attributes, for outputs that reference it (SR, SC)
-    not_for_diagnostic_use: bool = True  # the model's caveat, carried onto every output
+from cds.results.imaging import RadiographPreread, SourceImage
 
 
 class RadiographPrereadPipeline:

@@ -13,7 +13,7 @@ import numpy as np
 
 from cds.models.risk import RiskEquation
 from cds.models.risk.base import EquationOutput
-from cds.pipelines.results import Contribution, MethodKind, MethodRef, RiskResult, RiskStatus
+from cds.results.risk import Contribution, MethodKind, MethodRef, RiskResult, RiskStatus
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from cds.errors import InvalidSpecError
 from cds.models.backend import Backend
 from cds.models.risk.base import Columns, FieldSpec, RiskBand, RiskEquation, banded
 from cds.models.spec import Task
-from cds.pipelines.results import MethodKind, MethodRef
+from cds.results.risk import MethodKind, MethodRef
 
 
 class ModelRiskEquation(RiskEquation):

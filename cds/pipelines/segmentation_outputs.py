@@ -19,8 +19,8 @@ from cds.interop.dicom_sc import build_overlay_sc
 from cds.interop.dicom_seg import build_segmentation
 from cds.interop.dicom_sr import build_segmentation_sr
 from cds.interop.fhir_report import diagnostic_report
-from cds.pipelines.ct_segmentation import CtSegmentation
 from cds.pipelines.dicom_reader import DicomInstance
+from cds.results.imaging import CtSegmentation
 
 DISPLAY_WINDOW = (-160.0, 240.0)  # abdominal soft-tissue window (HU) for the overlay
 PALETTE = np.array([(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),

@@ -15,7 +15,7 @@ from cds.interop.dicom_seg import build_segmentation
 from cds.interop.dicom_sr import build_classification_sr, build_segmentation_sr, device_uid
 from cds.models.backend import ModelRef
 from cds.models.spec import BackendKind
-from cds.pipelines.results import ClassificationResult, Finding
+from cds.results.classification import ClassificationResult, Finding
 from training.data.dicom_files import write_ct_series, write_radiograph
 
 XR_MODEL = ModelRef(name="chest-xray-demo", version="1.0.0", sha256="ab" * 32, backend=BackendKind.ONNXRUNTIME)

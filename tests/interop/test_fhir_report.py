@@ -3,7 +3,7 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from cds.interop.fhir_report import MODEL_SHA256, diagnostic_report
 from cds.models.backend import ModelRef
 from cds.models.spec import BackendKind
-from cds.pipelines.results import ClassificationResult, Finding
+from cds.results.classification import ClassificationResult, Finding
 
 RESULT = ClassificationResult(
     model=ModelRef(name="chest-xray-demo", version="1.0.0", sha256="ab" * 32, backend=BackendKind.ONNXRUNTIME),

@@ -4,7 +4,7 @@ import pytest
 from cds.errors import InvalidInputError
 from cds.models.spec import ModelSpec
 from cds.pipelines.classification import TensorClassificationPipeline, findings_from_probabilities
-from cds.pipelines.results import hash_arrays
+from cds.results.identity import hash_arrays
 from cds.serving.backends import OnnxRuntimeBackend
 from training.data.lesions import generate
 

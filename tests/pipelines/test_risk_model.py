@@ -6,9 +6,9 @@ import pytest
 from cds.errors import InvalidInputError, InvalidSpecError
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind, ModelSpec
-from cds.pipelines.results import MethodKind, RiskStatus
 from cds.pipelines.risk import EquationPipeline
 from cds.pipelines.risk_model import ModelRiskEquation
+from cds.results.risk import MethodKind, RiskStatus
 from cds.serving.backends import OnnxRuntimeBackend, TritonBackend, TritonOptions
 from tests.conftest import PIMA
 from training.pima_diabetes import build_model, load_split

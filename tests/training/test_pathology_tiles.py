@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from cds.models.registry import ModelRegistry
+from cds.models.tile_preprocessing import PREPROCESSING_FILE, TilePreprocessing
 from cds.pipelines.pathology.pipeline import SlidePipeline
-from cds.pipelines.pathology.preprocess import PREPROCESSING_FILE, TilePreprocessing, TilePreprocessor
+from cds.pipelines.pathology.preprocess import TilePreprocessor
 from cds.serving.backends import create_backend
 from cds.settings import REPO_ROOT
 from training.core.config import load_config

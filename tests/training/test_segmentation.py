@@ -19,7 +19,7 @@ from cds.pipelines.ct_volume import (
     to_model_grid,
     window,
 )
-from cds.pipelines.dicom_series import Volume
+from cds.results.imaging import Volume
 from training.segmentation import mean_dice
 from training.segmentation_eval import bootstrap_mean_ci
 

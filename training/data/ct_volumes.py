@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
 
-from cds.pipelines.dicom_series import Volume
+from cds.results.imaging import Volume
 
 LABELS = ("background", "liver", "spleen", "kidney_left", "kidney_right")
 LIVER, SPLEEN, KIDNEY_LEFT, KIDNEY_RIGHT = 1, 2, 3, 4

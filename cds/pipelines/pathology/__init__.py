@@ -6,25 +6,18 @@
 * :mod:`~cds.pipelines.pathology.tiling`: the patch grid at a target mpp and batched patch reads.
 * :mod:`~cds.pipelines.pathology.stain`: Macenko and Reinhard stain normalisation.
 * :mod:`~cds.pipelines.pathology.preprocess`: the patch preprocessing shared by training and serving
-  (:class:`TilePreprocessing`, shipped as ``preprocessing.json`` beside a model; :class:`TilePreprocessor`).
+  (:class:`TilePreprocessor`; what it does is :class:`cds.models.tile_preprocessing.TilePreprocessing`, shipped as
+  ``preprocessing.json`` beside a model).
 * :mod:`~cds.pipelines.pathology.pipeline`: :class:`SlidePipeline`, slide → tumour probabilities → slide answer,
   decoding overlapped with inference through :class:`~cds.pipelines.pathology.stream.BoundedPrefetch`.
 * :mod:`~cds.pipelines.pathology.aggregate`, :mod:`~cds.pipelines.pathology.heatmap`: slide-level aggregation and
-  the heatmap; :mod:`~cds.pipelines.pathology.result`: the typed :class:`SlideResult`;
-  :mod:`~cds.pipelines.pathology.outputs`: JSON, FHIR DiagnosticReport and PNG.
+  the heatmap. The typed result (:class:`cds.results.slide.SlideResult`) and its writers
+  (:mod:`cds.interop.outputs.slide`) live with the other results and writers.
 """
 
-from cds.pipelines.pathology.aggregate import ProbabilityGrid, SlideScore, aggregate
+from cds.pipelines.pathology.aggregate import aggregate
 from cds.pipelines.pathology.pipeline import SlideOptions, SlidePipeline
-from cds.pipelines.pathology.preprocess import (
-    PREPROCESSING_FILE,
-    StainMethod,
-    StainTarget,
-    TilePreprocessing,
-    TilePreprocessor,
-    load_preprocessing,
-)
-from cds.pipelines.pathology.result import SlideAnalysis, SlideResult, SlideSource, SlideStatus, TileSummary
+from cds.pipelines.pathology.preprocess import TilePreprocessor, fit_stain_target, stain_normalizer
 from cds.pipelines.pathology.slide import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DEFAULT_MAX_PIXELS,
@@ -41,38 +34,28 @@ from cds.pipelines.pathology.tissue import TissueMask, TissueOptions, detect_tis
 __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",
     "DEFAULT_MAX_PIXELS",
-    "PREPROCESSING_FILE",
     "BoundedPrefetch",
     "MacenkoNormalizer",
-    "ProbabilityGrid",
     "ReinhardNormalizer",
     "Slide",
-    "SlideAnalysis",
     "SlideLevel",
     "SlideOptions",
     "SlidePipeline",
     "SlideReader",
-    "SlideResult",
-    "SlideScore",
-    "SlideSource",
-    "SlideStatus",
-    "StainMethod",
     "StainNormalizer",
-    "StainTarget",
     "TileCoord",
     "TileGrid",
-    "TilePreprocessing",
     "TilePreprocessor",
     "TileSpec",
-    "TileSummary",
     "TissueMask",
     "TissueOptions",
     "aggregate",
     "detect_tissue",
+    "fit_stain_target",
     "iter_tiles",
-    "load_preprocessing",
     "open_slide",
     "plan_grid",
     "read_tiles",
+    "stain_normalizer",
     "tissue_mask",
 ]

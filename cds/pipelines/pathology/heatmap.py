@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cds.pipelines.pathology.aggregate import ProbabilityGrid
+from cds.results.slide import ProbabilityGrid
 
 _STOPS = np.array([[40.0, 80.0, 255.0], [255.0, 220.0, 0.0], [230.0, 20.0, 20.0]])  # at 0, 0.5 and 1
 

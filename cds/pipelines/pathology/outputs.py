@@ -16,8 +16,8 @@ from typing import Any
 from cds.errors import MissingDependencyError
 from cds.interop.fhir_report import LOINC, diagnostic_report
 from cds.pipelines.pathology.heatmap import write_png
-from cds.pipelines.pathology.result import SlideAnalysis, SlideResult, SlideStatus
-from cds.pipelines.results import ClassificationResult
+from cds.results.classification import ClassificationResult
+from cds.results.slide import SlideAnalysis, SlideResult, SlideStatus
 
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
 UCUM = "http://unitsofmeasure.org"

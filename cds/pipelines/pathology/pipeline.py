@@ -29,23 +29,26 @@ import numpy as np
 from cds.errors import InvalidInputError
 from cds.models.backend import Backend
 from cds.models.spec import Task
-from cds.pipelines.pathology.aggregate import ProbabilityGrid, SlideScore, aggregate
+from cds.models.tile_preprocessing import TilePreprocessing, load_preprocessing
+from cds.pipelines.pathology.aggregate import aggregate
 from cds.pipelines.pathology.heatmap import heatmap_at, overlay
 from cds.pipelines.pathology.image_tile import ImageTile
-from cds.pipelines.pathology.preprocess import TilePreprocessing, TilePreprocessor, load_preprocessing
-from cds.pipelines.pathology.result import (
-    SlideAnalysis,
-    SlideResult,
-    SlideSource,
-    SlideStatus,
-    TileSummary,
-    input_sha256,
-)
+from cds.pipelines.pathology.preprocess import TilePreprocessor
 from cds.pipelines.pathology.slide import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_PIXELS, Slide, open_slide
 from cds.pipelines.pathology.stream import BoundedPrefetch
 from cds.pipelines.pathology.tiling import TileCoord, TileGrid, TileSpec, iter_tiles, plan_grid, read_tiles
 from cds.pipelines.pathology.tissue import TissueMask, TissueOptions, tissue_from_thumbnail, tissue_mask
-from cds.pipelines.results import Finding
+from cds.results.classification import Finding
+from cds.results.identity import hash_path
+from cds.results.slide import (
+    ProbabilityGrid,
+    SlideAnalysis,
+    SlideResult,
+    SlideScore,
+    SlideSource,
+    SlideStatus,
+    TileSummary,
+)
 
 ProgressFn = Callable[[int, int], None]  # (patches scored so far, patches to score)
 
@@ -130,7 +133,7 @@ class SlidePipeline:
         stage["open_ms"] = _ms(tic)
         with slide:
             tic = time.perf_counter()
-            digest = input_sha256(path)
+            digest = hash_path(path)
             stage["hash_ms"] = _ms(tic)
             self.backend.load()
             if isinstance(slide, ImageTile):

@@ -11,9 +11,9 @@ from cds.errors import BackendUnavailableError, CdsError
 from cds.models.registry import ModelRegistry
 from cds.models.risk import RiskEquation, available_equations
 from cds.models.spec import ModelSpec, Task
-from cds.pipelines.results import MethodRef
 from cds.pipelines.risk import equation_ref
 from cds.pipelines.risk_model import ModelRiskEquation
+from cds.results.risk import MethodRef
 from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier
 from cds.serving.api.middleware import Metrics

@@ -15,7 +15,8 @@ import numpy as np
 
 from cds.models.registry import sha256_file
 from cds.models.spec import BackendKind, ModelSpec
-from cds.pipelines.pathology.preprocess import PREPROCESSING_FILE, StainTarget, TilePreprocessing
+from cds.models.tile_preprocessing import PREPROCESSING_FILE, TilePreprocessing
+from cds.pipelines.pathology.preprocess import fit_stain_target
 from cds.serving.backends.base import BaseBackend
 from training.data.he_tiles import he_tile
 
@@ -44,7 +45,7 @@ def patch_spec(folder: Path, *, size: int = 64, labels: tuple[str, ...] = ("tumo
 
 def macenko_preprocessing(size: int = 64, mpp: float = 0.5) -> TilePreprocessing:
     """Macenko to a generated normal tile, the way the shipped model's preprocessing is made."""
-    return TilePreprocessing(mpp=mpp, size=size, stain=StainTarget.fit("macenko", he_tile(0, seed=77)))
+    return TilePreprocessing(mpp=mpp, size=size, stain=fit_stain_target("macenko", he_tile(0, seed=77)))
 
 
 class DarknessBackend(BaseBackend):

@@ -16,7 +16,8 @@ from cds.errors import InvalidInputError
 from cds.pipelines.pathology.outputs import write_slide_outputs
 from cds.pipelines.pathology.pipeline import SlideOptions, SlidePipeline
 from cds.pipelines.pathology.preprocess import TilePreprocessor
-from cds.pipelines.pathology.result import SlideAnalysis, SlideResult, SlideStatus, input_sha256
+from cds.results.identity import hash_path
+from cds.results.slide import SlideAnalysis, SlideResult, SlideStatus
 from tests.pipelines.pathology.fakes import DarknessBackend, macenko_preprocessing, patch_spec
 from tests.pipelines.pathology.slides import patch_truth
 from training.data.he_slide import GeneratedSlide, write_slide
@@ -138,10 +139,10 @@ def test_the_model_sees_exactly_the_shared_preprocessing(tmp_path: Path) -> None
 def test_input_hash_of_a_file_and_of_a_folder(tmp_path: Path) -> None:
     data = np.random.default_rng(1).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
     (tmp_path / "a.bin").write_bytes(data)
-    assert input_sha256(tmp_path / "a.bin") == hashlib.sha256(data).hexdigest()
-    before = input_sha256(tmp_path)
+    assert hash_path(tmp_path / "a.bin") == hashlib.sha256(data).hexdigest()
+    before = hash_path(tmp_path)
     (tmp_path / "b.bin").write_bytes(b"x")
-    assert input_sha256(tmp_path) != before
+    assert hash_path(tmp_path) != before
 
 
 def test_models_that_are_not_rgb_patch_classifiers_are_refused(tmp_path: Path) -> None:

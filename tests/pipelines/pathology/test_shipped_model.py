@@ -12,9 +12,9 @@ from sklearn.metrics import roc_auc_score
 from cds.models.importer import ImportOptions, import_model
 from cds.models.registry import ModelRegistry
 from cds.models.spec import Modality, ModelSpec
+from cds.models.tile_preprocessing import PREPROCESSING_FILE, StainMethod, TilePreprocessing
 from cds.pipelines.pathology.pipeline import SlidePipeline
-from cds.pipelines.pathology.preprocess import PREPROCESSING_FILE, StainMethod, TilePreprocessing
-from cds.pipelines.pathology.result import SlideAnalysis, SlideStatus
+from cds.results.slide import SlideAnalysis, SlideStatus
 from cds.serving.backends import create_backend
 from cds.settings import REPO_ROOT
 from tests.pipelines.pathology.slides import patch_truth

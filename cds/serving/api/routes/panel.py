@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from cds.interop.fhir_inputs import FhirInputs, parse_bundle
 from cds.models.risk import RiskEquation, get_equation
 from cds.pipelines.patient_panel import assess_patient
-from cds.pipelines.results import RiskResult
+from cds.results.risk import RiskResult
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import StateDep, enforce_patient_scope, require
 from cds.store.results import release_result

@@ -15,8 +15,8 @@ from cds.errors import BackendUnavailableError, InvalidInputError, ModelNotFound
 from cds.interop.fhir_inputs import parse_bundle
 from cds.interop.fhir_risk import risk_assessment
 from cds.models.risk import RiskEquation
-from cds.pipelines.results import MethodRef, RiskResult
 from cds.pipelines.risk import EquationPipeline
+from cds.results.risk import MethodRef, RiskResult
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import StateDep, enforce_patient_scope, require
 from cds.serving.api.state import AppState

@@ -1,26 +1,23 @@
-"""The typed result of reading one slide (or one tile): what was read, by which model, and what it found.
+"""Slide results: what was read, by which model, and what it found; the patch grid and heatmap beside it.
 
-Like every cds result it carries the model's identity (name, version, artifact sha256, backend) and the input's
-sha256 (of the file's bytes, hashed in chunks), plus the sha256 of the patch preprocessing used, since the same
-network served different stain targets would give different answers. A slide without tissue is a result too,
-with status ``no_tissue`` and no score, never a score of zero.
+Like every cds result a :class:`SlideResult` carries the model's identity (name, version, artifact sha256, backend)
+and the input's sha256 (of the file's bytes, hashed in chunks), plus the sha256 of the patch preprocessing used,
+since the same network served different stain targets would give different answers. A slide without tissue is a
+result too, with status ``no_tissue`` and no score, never a score of zero. :class:`SlideScore` is the slide-level
+aggregation of patch probabilities (see :mod:`cds.pipelines.pathology.aggregate` for how it is computed).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from cds.models.backend import ModelRef
-from cds.models.registry import sha256_file
-from cds.pipelines.pathology.aggregate import ProbabilityGrid, SlideScore
-from cds.pipelines.pathology.preprocess import TilePreprocessing
-from cds.pipelines.results import Finding
+from cds.models.tile_preprocessing import TilePreprocessing
+from cds.results.classification import Finding
 
 
 class SlideStatus(StrEnum):
@@ -80,6 +77,32 @@ class TileSummary(_Frozen):
     unnormalised: int = Field(ge=0)
 
 
+class SlideScore(BaseModel):
+    """Slide-level aggregation of patch probabilities (see the module docstring).
+
+    Attributes:
+        top_k: How many patches the top-k mean averaged (fewer when the slide has fewer tissue patches).
+        top_k_mean: Mean probability of the ``top_k`` highest patches; the slide score.
+        mean_probability: Mean probability over all scored patches.
+        max_probability: Highest patch probability.
+        tumour_tiles: Patches at or above the threshold.
+        tumour_area_fraction: ``tumour_tiles`` over scored patches (0-1).
+        threshold: The operating threshold used.
+        positive: Whether ``top_k_mean`` reaches the threshold.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    top_k: int = Field(ge=1)
+    top_k_mean: float = Field(ge=0.0, le=1.0)
+    mean_probability: float = Field(ge=0.0, le=1.0)
+    max_probability: float = Field(ge=0.0, le=1.0)
+    tumour_tiles: int = Field(ge=0)
+    tumour_area_fraction: float = Field(ge=0.0, le=1.0)
+    threshold: float = Field(ge=0.0, le=1.0)
+    positive: bool
+
+
 class SlideResult(_Frozen):
     """One slide read by one patch classifier.
 
@@ -120,6 +143,31 @@ class SlideResult(_Frozen):
 
 
 @dataclass
+class ProbabilityGrid:
+    """Patch probabilities laid out on the patch grid, and where the grid sits on the slide.
+
+    Attributes:
+        values: float32 [rows, columns]; NaN where no patch was scored (glass, or too little tissue).
+        extent0: Side of one grid cell in level-0 pixels.
+        dimensions: ``(width, height)`` of level 0.
+    """
+
+    values: np.ndarray
+    extent0: float
+    dimensions: tuple[int, int]
+
+    @classmethod
+    def empty(cls, rows: int, columns: int, extent0: float, dimensions: tuple[int, int]) -> ProbabilityGrid:
+        """A grid with nothing scored yet."""
+        return cls(np.full((rows, columns), np.nan, np.float32), extent0, dimensions)
+
+    @property
+    def scored(self) -> int:
+        """How many patches hold a probability."""
+        return int(np.count_nonzero(~np.isnan(self.values)))
+
+
+@dataclass
 class SlideAnalysis:
     """A read slide: the typed result, the patch probabilities on their grid, and the heatmap overlay.
 
@@ -134,14 +182,3 @@ class SlideAnalysis:
     grid: ProbabilityGrid | None = None
     heatmap: np.ndarray | None = None
     not_for_diagnostic_use: bool = True
-
-
-def input_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in chunks; of a folder's files (names and bytes, in name order)."""
-    if path.is_file():
-        return sha256_file(path)
-    digest = hashlib.sha256()
-    for member in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{member.relative_to(path).as_posix()}\0".encode())
-        digest.update(bytes.fromhex(sha256_file(member)))
-    return digest.hexdigest()

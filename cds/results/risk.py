@@ -1,0 +1,97 @@
+"""Risk results: one patient's score from a validated equation or a risk model, and a patient's panel of topics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from cds.models.risk.base import RiskBand
+from cds.models.spec import BackendKind
+
+
+class MethodKind(StrEnum):
+    """What produced a risk result."""
+
+    EQUATION = "equation"
+    MODEL = "model"
+
+
+class MethodRef(BaseModel):
+    """Identity of the equation or model behind a risk result.
+
+    For an equation, ``sha256`` is the hash of the module that implements it; for a model, of its artifact.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: MethodKind
+    name: str
+    version: str
+    title: str
+    source: str
+    sha256: str
+    backend: BackendKind | None = None
+
+    @property
+    def key(self) -> str:
+        """``name@version``: how a risk method is named in stored results, audit events and FHIR method codes."""
+        return f"{self.name}@{self.version}"
+
+
+class Contribution(BaseModel):
+    """How much one input moved the score (unit given by the result's ``contribution_unit``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: str
+    value: float | str | None
+    reference: float | str | None = None
+    contribution: float
+
+
+class RiskStatus(StrEnum):
+    """Whether a score was produced."""
+
+    SCORED = "scored"
+    OUT_OF_RANGE = "out_of_range"
+
+
+class RiskResult(BaseModel):
+    """One patient's score from one equation or model, with the inputs used and their contributions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: MethodRef
+    status: RiskStatus
+    score: float | None
+    score_unit: str
+    band: RiskBand | None = None
+    category: str | None = None
+    out_of_range_fields: tuple[str, ...] = ()
+    contributions: tuple[Contribution, ...] = ()
+    contribution_unit: str = ""
+    inputs: dict[str, float | str]
+    input_sha256: str
+    population: str
+    warnings: tuple[str, ...] = ()
+
+
+class Topic(StrEnum):
+    """What a panel entry is about."""
+
+    CARDIOVASCULAR = "cardiovascular"
+    DIABETES = "diabetes"
+    KIDNEY = "kidney"
+
+
+@dataclass(frozen=True)
+class PanelEntry:
+    """One topic of a patient's panel: a result, or the method that was tried and the inputs it lacked."""
+
+    topic: Topic
+    result: RiskResult | None
+    method: str
+    missing: tuple[str, ...] = ()
+    outcome: str = ""
