@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.reporting import command_line, device_name, stage_table, write_results
+from cds.interop.outputs.segmentation import write_segmentation
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind
-from cds.pipelines.ct_segmentation import CtSegmentationPipeline
-from cds.pipelines.dicom_reader import read_instance
-from cds.pipelines.segmentation_outputs import write_segmentation
+from cds.pipelines.imaging.ct_segmentation import CtSegmentationPipeline
+from cds.pipelines.imaging.dicom_reader import read_instance
 from cds.serving.backends import create_backend
 from cds.settings import Settings
 from training.data.ct_volumes import generate_case

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.reporting import RESULTS, command_line, device_name, stage_table, write_results
+from cds.interop.outputs.slide import write_slide_outputs
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind
-from cds.pipelines.pathology.outputs import write_slide_outputs
 from cds.pipelines.pathology.pipeline import SlideOptions, SlidePipeline
 from cds.pipelines.pathology.tissue import TissueMask
 from cds.results.slide import SlideAnalysis

@@ -28,9 +28,9 @@ from benchmarks.reporting import command_line, device_name, write_results
 from cds.errors import CdsError
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind
-from cds.pipelines.dicom_reader import read_instance
-from cds.pipelines.plausibility import PlausibilityCheck
-from cds.pipelines.radiograph import display_pixels
+from cds.pipelines.imaging.dicom_reader import read_instance
+from cds.pipelines.imaging.plausibility import PlausibilityCheck
+from cds.pipelines.imaging.radiograph import display_pixels
 from cds.serving.backends import create_backend
 from cds.settings import Settings
 from training.data.chest_xray import render

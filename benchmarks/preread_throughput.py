@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import tempfile
 import time
 from contextlib import ExitStack
@@ -20,13 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.reporting import command_line, device_name, stage_table, write_results
+from cds.interop.outputs.radiograph import write_preread
 from cds.models.registry import ModelRegistry
-from cds.pipelines.dicom_reader import read_instance
-from cds.pipelines.preread_outputs import write_preread
-from cds.serving.preread import radiograph_pipeline
+from cds.models.spec import BackendKind
+from cds.pipelines.imaging.dicom_reader import read_instance
+from cds.services.preread import radiograph_pipeline
+from cds.serving.backends import create_backend
 from cds.settings import Settings
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
+
+ORT = functools.partial(create_backend, BackendKind.ONNXRUNTIME)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         files = [write_radiograph(folder / f"{i}.dcm", render(args.size, 500, i)[0]) for i in range(args.images)]
         for grid in (int(g) for g in args.saliency_grid.split(",")):
             with ExitStack() as stack:
-                pipeline = radiograph_pipeline(models, spec, stack, saliency_grid=grid)
+                pipeline = radiograph_pipeline(models, spec, stack, saliency_grid=grid, backends=ORT)
                 pipeline(read_instance(files[0]))  # warm-up
                 stages: dict[str, list[float]] = {}
                 start = time.perf_counter()

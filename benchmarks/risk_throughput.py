@@ -27,8 +27,8 @@ import pandas as pd
 from benchmarks.reporting import command_line, device_name, write_results
 from cds.models.registry import ModelRegistry
 from cds.models.risk import RiskEquation, available_equations
-from cds.pipelines.risk import EquationPipeline
-from cds.pipelines.risk_model import ModelRiskEquation
+from cds.pipelines.risk.equation import EquationPipeline
+from cds.pipelines.risk.model import ModelRiskEquation
 from cds.serving.backends import OnnxRuntimeBackend, OnnxRuntimeOptions
 from cds.settings import Settings
 
@@ -102,7 +102,7 @@ def file_scoring(rows: int, folder: Path) -> dict[str, float]:
     pd.DataFrame({k: data[k] for k in available_equations()["pce"].field_names()}).to_csv(source, index=False)
     code = (
         "import time; from pathlib import Path; from cds.models.risk import get_equation;"
-        "from cds.pipelines.risk_file import score_file; t = time.perf_counter();"
+        "from cds.pipelines.risk.cohort_file import score_file; t = time.perf_counter();"
         f"s = score_file(get_equation('pce'), Path('{source}'), Path('{folder}/out-{rows}.parquet'));"
         "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0];"
         "print(s.rows, time.perf_counter() - t, hwm)"

@@ -20,7 +20,7 @@ from monai.data import CacheDataset
 from benchmarks.reporting import command_line, device_name, write_results
 from cds.models.nets import build_network
 from cds.models.spec import Activation, Architecture, NetworkSpec
-from cds.pipelines.radiograph import to_model_input
+from cds.pipelines.imaging.radiograph import to_model_input
 from training.core.config import TrainConfig
 from training.core.distributed import init_world
 from training.core.loop import fit

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cds.models.spec import BackendKind
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVICE_BACKENDS = (BackendKind.ONNXRUNTIME, BackendKind.TRITON)  # torch is the reference engine, not a server
 
 
 class Settings(BaseSettings):
@@ -75,10 +78,18 @@ class Settings(BaseSettings):
     ct_model: str = "ct-organs-demo"
     preread_saliency_grid: int = Field(default=7, ge=0, le=32)
     pathology_model: str = "pathology-demo"
-    backend: Literal["onnxruntime", "triton"] = "onnxruntime"
+    backend: BackendKind = BackendKind.ONNXRUNTIME
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"
     triton_timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+    @field_validator("backend")
+    @classmethod
+    def _served_engine(cls, value: BackendKind) -> BackendKind:
+        if value not in SERVICE_BACKENDS:
+            raise ValueError(f"the service runs models on {' or '.join(k.value for k in SERVICE_BACKENDS)}, "
+                             f"not {value.value}")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -3,10 +3,10 @@
     python -m training.chest_plausibility            # training/configs/chest_plausibility.yaml, minutes on 2 CPU cores
 
 DICOM tags can lie: a CT slice, a knee film or a scanned form can arrive tagged CR, CHEST, PA. The chest X-ray model
-would score any of them. This small classifier sees the display-normalised image at 64×64 (the same reading and
-resizing as the chest model, :mod:`cds.pipelines.radiograph`) and gives the probability that it is a frontal chest
-radiograph; the pre-read refuses the image (``implausible_image``) below its operating threshold, chosen on
-validation (Youden's J; for separable classes the middle of the gap between them).
+would score any of them. This small classifier sees the display-normalised image at 64×64 (the same reading and resizing
+as the chest model, :mod:`cds.pipelines.imaging.radiograph`) and gives the probability that it is a frontal chest
+radiograph; the pre-read refuses the image (``implausible_image``) below its operating threshold, chosen on validation
+(Youden's J; for separable classes the middle of the gap between them).
 
 Positives are generated chest radiographs (``training/data/chest_xray.py``, findings at the usual prevalence);
 negatives are generated images of thirteen other kinds (``training/data/non_chest.py``). Same flow as every
@@ -25,7 +25,7 @@ from monai.transforms import Compose, RandAffined, RandFlipd
 
 from cds.models.card import CardContent
 from cds.models.spec import Activation
-from cds.pipelines.radiograph import to_model_input
+from cds.pipelines.imaging.radiograph import to_model_input
 from cds.settings import REPO_ROOT
 from training.classifier import SPLITS, ClassifierConfig, ClassifierTask, Split, run_classifier
 from training.core.config import as_dict
@@ -65,7 +65,7 @@ class PlausibilitySplit(Split):
 
 
 def _stretch(image: np.ndarray) -> np.ndarray:
-    """Over the image's own range, as :func:`cds.pipelines.radiograph.display_pixels` does for every DICOM image."""
+    """Over the image's own range, as :func:`cds.pipelines.imaging.radiograph.display_pixels` does for DICOM."""
     low, high = float(image.min()), float(image.max())
     return (image - low) / max(high - low, 1e-6)
 

@@ -22,7 +22,7 @@ from monai.transforms import Compose, MapTransform, RandAffined
 
 from cds.models.card import CardContent
 from cds.models.spec import Activation
-from cds.pipelines.radiograph import MODEL_RANGE, read_radiograph, to_model_input
+from cds.pipelines.imaging.radiograph import MODEL_RANGE, read_radiograph, to_model_input
 from cds.settings import REPO_ROOT
 from training.classifier import SPLITS, ClassifierConfig, ClassifierTask, Split, run_classifier
 from training.core.config import as_dict

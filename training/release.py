@@ -23,13 +23,13 @@ import torch
 from torch.utils.data import Dataset
 
 from cds.models.card import CardContent, Evaluation, Parity
+from cds.models.conversion import check_parity, export_onnx
 from cds.models.promote import TORCH_NETWORK_KEY, promote
 from cds.models.spec import NetworkSpec
 from cds.settings import REPO_ROOT
 from training.core.config import TrainConfig
 from training.core.distributed import World
 from training.core.loop import FitResult, LossFn, ScoreFn, fit
-from training.export import check_parity, export_onnx
 from training.tracking import Run
 
 log = logging.getLogger("training.release")

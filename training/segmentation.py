@@ -1,7 +1,7 @@
 """The command flow of every volumetric segmentation training CLI: train → evaluate → export → log → promote.
 
 A task (CT organs) says how to get its labelled volumes and describe its model (:class:`SegmentationTask`);
-everything else is here, once. Volumes reach the network through :mod:`cds.pipelines.ct_volume`, the module the
+everything else is here, once. Volumes reach the network through :mod:`cds.pipelines.imaging.ct_volume`, the module the
 serving pipeline uses: reoriented, resampled to the model spacing, windowed to [0, 1], labels mapped nearest. The
 shared fit loop (``training.core``) trains on random ``roi_size`` patches (``RandCropByPosNegLabeld``, light
 intensity augmentation) with Dice + cross-entropy and picks the epoch by the mean foreground Dice of fixed validation
@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from cds.models.card import CardContent, Evaluation
 from cds.models.nets import build_network
 from cds.models.spec import Activation, Architecture, NetworkSpec, VolumePreprocessing
-from cds.pipelines.ct_volume import labels_to_model_grid, to_model_grid
+from cds.pipelines.imaging.ct_volume import labels_to_model_grid, to_model_grid
 from training.core.config import TrainConfig, as_dict, load_config
 from training.core.distributed import init_world, shutdown
 from training.core.loop import fit, unwrap_copy

@@ -1,8 +1,8 @@
 """Whole-volume evaluation of a volumetric segmentation network, the way the serving pipeline runs it.
 
-Each held-out volume goes through :func:`cds.pipelines.ct_volume.to_model_grid`, the sliding-window inferer of
-:mod:`cds.pipelines.ct_segmentation` and its :func:`~cds.pipelines.ct_segmentation.source_labels`; the labels on the
-source grid are compared with the ground truth there: Dice and HD95 per structure
+Each held-out volume goes through :func:`cds.pipelines.imaging.ct_volume.to_model_grid`, the sliding-window inferer of
+:mod:`cds.pipelines.imaging.ct_segmentation` and its :func:`~cds.pipelines.imaging.ct_segmentation.source_labels`; the
+labels on the source grid are compared with the ground truth there: Dice and HD95 per structure
 (:func:`training.evaluation.dice_hd95`) and the volume error in mL. Per-split summaries are means over volumes with
 percentile-bootstrap intervals.
 """
@@ -17,8 +17,8 @@ import torch
 
 from cds.models.card import StructureMetrics
 from cds.models.spec import VolumePreprocessing
-from cds.pipelines.ct_segmentation import sliding_window_probabilities, source_labels, structure_volumes
-from cds.pipelines.ct_volume import to_model_grid
+from cds.pipelines.imaging.ct_segmentation import sliding_window_probabilities, source_labels, structure_volumes
+from cds.pipelines.imaging.ct_volume import to_model_grid
 from cds.results.imaging import Volume
 from training.evaluation import dice_hd95
 

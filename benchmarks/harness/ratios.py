@@ -8,6 +8,7 @@ thread count, so that only serving differs); the batcher and end-to-end ratios m
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import math
 import tempfile
@@ -19,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness.backends import Environment, options_for
+from benchmarks.harness.batcher import BatcherOptions, MicroBatcher
 from benchmarks.harness.measure import OtherLoad, measure, sample_inputs
 from benchmarks.harness.runner import Settings, bench_spec
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind, ModelSpec
 from cds.serving.backends import OnnxRuntimeOptions, create_backend
-from cds.serving.backends.batcher import BatcherOptions, MicroBatcher
 from cds.serving.backends.onnxruntime import CPU
 
 NAMES = ("onnxruntime-vs-torch", "batcher", "triton", "end-to-end")
@@ -131,13 +132,13 @@ def end_to_end(models: ModelRegistry, spec: ModelSpec, settings: Settings, image
     """Chest pre-read from DICOM bytes to findings (saliency off) vs the same model alone at batch 1.
 
     ``images`` generated CR files of ``size``² pixels (``training.data``) are read from memory through
-    :func:`cds.pipelines.dicom_reader.read_instance` and the pipeline that
-    :func:`cds.serving.preread.radiograph_pipeline` builds (contract check, decode, plausibility gate,
+    :func:`cds.pipelines.imaging.dicom_reader.read_instance` and the pipeline that
+    :func:`cds.services.preread.radiograph_pipeline` builds (contract check, decode, plausibility gate,
     preprocess, infer, postprocess). The model-only figure is the same backend (default ONNX Runtime options,
     as the pipeline uses) on one random valid input per call.
     """
-    from cds.pipelines.dicom_reader import read_instance
-    from cds.serving.preread import radiograph_pipeline
+    from cds.pipelines.imaging.dicom_reader import read_instance
+    from cds.services.preread import radiograph_pipeline
     from training.data.chest_xray import render
     from training.data.dicom_files import write_radiograph
 
@@ -154,7 +155,8 @@ def end_to_end(models: ModelRegistry, spec: ModelSpec, settings: Settings, image
     load = OtherLoad()
     load.start()
     with ExitStack() as stack:
-        pipeline = radiograph_pipeline(models, spec, stack, saliency_grid=0)
+        pipeline = radiograph_pipeline(models, spec, stack, saliency_grid=0,
+                                       backends=functools.partial(create_backend, BackendKind.ONNXRUNTIME))
         providers = pipeline.backend.metadata().details.get("providers", "")
         full = measure(one, 1, images, max(1, settings.warmup), settings.max_seconds)
     timed = stages[-full.iterations :]

@@ -22,6 +22,7 @@ from cds.errors import CdsError, InvalidInputError
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind
 from cds.pipelines.pathology.slide import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_PIXELS
+from cds.results.slide import SlideResult
 from cds.settings import Settings
 
 app = typer.Typer()
@@ -54,13 +55,13 @@ def _folder_name(source: Path, taken: set[str]) -> str:
     return candidate
 
 
-def _summary(result: dict[str, object]) -> str:
-    score, tiles = result.get("score"), result.get("tiles")
-    if not isinstance(score, dict) or not isinstance(tiles, dict):
-        return f"no tissue ({result.get('reason')})"
-    call = "POSITIVE" if score["positive"] else "negative"
-    return (f"{result['label']} {call}: top-{score['top_k']} mean {score['top_k_mean']:.3f} (threshold "
-            f"{score['threshold']:.3f}), area {score['tumour_area_fraction']:.1%} of {tiles['scored']} tissue patches")
+def _summary(result: SlideResult) -> str:
+    score, tiles = result.score, result.tiles
+    if score is None or tiles is None:
+        return f"no tissue ({result.reason})"
+    call = "POSITIVE" if score.positive else "negative"
+    return (f"{result.label} {call}: top-{score.top_k} mean {score.top_k_mean:.3f} (threshold "
+            f"{score.threshold:.3f}), area {score.tumour_area_fraction:.1%} of {tiles.scored} tissue patches")
 
 
 def _progress(bar: tqdm[Any]) -> Callable[[int, int], None]:
@@ -103,8 +104,8 @@ def pathology(
     without tissue is reported as such, unscored. Refusals are listed, with reason codes, in
     --output/refused.json; the run goes on past them.
     """
+    from cds.interop.outputs.slide import write_slide_outputs
     from cds.models.tile_preprocessing import TilePreprocessing
-    from cds.pipelines.pathology.outputs import write_slide_outputs
     from cds.pipelines.pathology.pipeline import SlideOptions, SlidePipeline
     from cds.serving.backends import create_backend
 
@@ -130,8 +131,7 @@ def pathology(
                         tqdm.write(f"refused {source}: {exc.code}: {exc.message}")
                         continue
                 done += 1
-                result = analysis.result.model_dump(mode="json")
-                tqdm.write(f"{source.name}: {_summary(result)} -> {folder}")
+                tqdm.write(f"{source.name}: {_summary(analysis.result)} -> {folder}")
         (output / "refused.json").write_text(json.dumps(refusals, indent=2), encoding="utf-8")
         out(f"{done} read, {len(refusals)} refused (reasons in {output / 'refused.json'})")
         if not done:

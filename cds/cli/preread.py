@@ -8,7 +8,9 @@ refused is listed with its reason code and the run goes on.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +20,9 @@ from tqdm import tqdm
 from cds.cli.common import out, run_command
 from cds.errors import CdsError, InvalidInputError
 from cds.models.registry import ModelRegistry
+from cds.results.classification import Finding
+from cds.results.jobs import OutcomeKind, PrereadOutcome, PrereadReport, Refusal
+from cds.results.segmentation import StructureVolume
 from cds.settings import Settings
 
 app = typer.Typer()
@@ -31,20 +36,23 @@ def _files(path: Path) -> list[Path]:
     raise InvalidInputError(f"{path} does not exist", code="input_missing")
 
 
-def _findings_table(findings: list[dict[str, object]]) -> str:
+def _findings_table(findings: Sequence[Finding]) -> str:
     lines = [f"  {'FINDING':<28} {'PROBABILITY':>11} {'THRESHOLD':>9}  CALL"]
     for f in findings:
-        threshold = f["threshold"]
-        call = "POSITIVE" if f["positive"] else "-"
-        lines.append(f"  {f['label']!s:<28} {f['probability']:>11.3f} "
-                     f"{threshold if threshold is None else format(threshold, '.3f')!s:>9}  {call}")
+        threshold = "None" if f.threshold is None else format(f.threshold, ".3f")
+        lines.append(f"  {f.label:<28} {f.probability:>11.3f} {threshold:>9}  {'POSITIVE' if f.positive else '-'}")
     return "\n".join(lines)
 
 
-def _structures_table(structures: list[dict[str, object]]) -> str:
+def _structures_table(structures: Sequence[StructureVolume]) -> str:
     lines = [f"  {'STRUCTURE':<20} {'VOLUME (mL)':>11} {'VOXELS':>10}"]
-    lines += [f"  {s['label']!s:<20} {s['volume_ml']:>11.1f} {s['voxels']:>10}" for s in structures]
+    lines += [f"  {s.label:<20} {s.volume_ml:>11.1f} {s.voxels:>10}" for s in structures]
     return "\n".join(lines)
+
+
+def _table(outcome: PrereadOutcome) -> str:
+    return _structures_table(outcome.structures) if outcome.kind is OutcomeKind.CT else _findings_table(
+        outcome.findings)
 
 
 @app.command("preread")
@@ -65,8 +73,10 @@ def preread(
     heatmap PNG + secondary capture per positive finding (radiographs) or segmentation-seg.dcm (DICOM SEG) and an
     overlay (CT). Refusals, with their reasons, are listed in --out/refused.json; the run goes on past them.
     """
-    from cds.pipelines.dicom_reader import read_instance
-    from cds.serving.preread import PrereadReport, PrereadRunner, Refusal
+    from cds.models.spec import BackendKind
+    from cds.pipelines.imaging.dicom_reader import read_instance
+    from cds.services.preread import PrereadRunner
+    from cds.serving.backends import create_backend
 
     def body() -> None:
         models = ModelRegistry.from_directory(registry or Settings().registry_dir)
@@ -74,20 +84,21 @@ def preread(
         ct = models.get(ct_model) if ct_model else None
         files = _files(path)
         report = PrereadReport()
-        with PrereadRunner(models, radiograph, ct, output, saliency_grid=saliency_grid) as runner:
+        with PrereadRunner(models, radiograph, ct, output, saliency_grid=saliency_grid,
+                           backends=functools.partial(create_backend, BackendKind.ONNXRUNTIME)) as runner:
             instances = []
             for file in tqdm(files, desc="read", unit="file", disable=len(files) < 2):
                 try:
                     instances.append(read_instance(file, name=str(file)))
                 except CdsError as exc:
-                    report.refusals.append(Refusal(str(file), exc.code, exc.message))
+                    report.refusals.append(Refusal(source=str(file), reason=exc.code, message=exc.message))
             series = runner.group(instances)
             for members in tqdm(series, desc="pre-read", unit="series", disable=len(series) < 2):
                 done, refused = len(report.outcomes), len(report.refusals)
                 runner.run_series(members, report)
                 for outcome in report.outcomes[done:]:
-                    table = _structures_table if outcome.kind == "ct" else _findings_table
-                    tqdm.write(f"{outcome.kind} {outcome.uid} -> {outcome.folder}\n{table(outcome.summary)}")
+                    tqdm.write(f"{outcome.kind.value} {outcome.uid} -> {runner.layout(outcome).folder}\n"
+                               f"{_table(outcome)}")
                 for refusal in report.refusals[refused:]:
                     tqdm.write(f"refused {refusal.source}: {refusal.reason}: {refusal.message}")
         output.mkdir(parents=True, exist_ok=True)

@@ -30,9 +30,10 @@ RegistryOption = Annotated[
 def _risk_method(name: str, registry: Path | None) -> Iterator[tuple[RiskEquation, MethodRef]]:
     """An equation by name, or else a registered tabular risk model on ONNX Runtime, adapted to one interface."""
     from cds.models.registry import ModelRegistry
-    from cds.pipelines.risk import equation_ref
-    from cds.pipelines.risk_model import ModelRiskEquation
-    from cds.serving.backends import OnnxRuntimeBackend
+    from cds.models.spec import BackendKind
+    from cds.pipelines.risk.equation import equation_ref
+    from cds.pipelines.risk.model import ModelRiskEquation
+    from cds.serving.backends import create_backend
     from cds.settings import Settings
 
     equations = available_equations()
@@ -46,7 +47,7 @@ def _risk_method(name: str, registry: Path | None) -> Iterator[tuple[RiskEquatio
             f"no risk equation or risk model {name!r}; equations: {', '.join(sorted(equations))}; "
             f"models: {', '.join(risk_models) or 'none'}"
         )
-    with OnnxRuntimeBackend(models.get(name)) as backend:
+    with create_backend(BackendKind.ONNXRUNTIME, models.get(name)) as backend:
         adapted = ModelRiskEquation(backend)
         yield adapted, adapted.method()
 
@@ -112,7 +113,7 @@ def _score_one(equation: RiskEquation, method: MethodRef, input_path: Path, set_
     """Score the patient in ``input_path`` (JSON fields or a FHIR Bundle) and print the result."""
     from cds.interop.fhir_inputs import parse_bundle
     from cds.interop.fhir_risk import risk_assessment
-    from cds.pipelines.risk import EquationPipeline
+    from cds.pipelines.risk.equation import EquationPipeline
 
     document = _read_json(input_path)
     if not isinstance(document, dict):
@@ -141,7 +142,7 @@ def score_file_command(
     registry: RegistryOption = None,
 ) -> None:
     """Score a whole cohort file in chunks; bad rows are kept and explained in the `error` column."""
-    from cds.pipelines.risk_file import count_rows, score_file
+    from cds.pipelines.risk.cohort_file import count_rows, score_file
 
     def body() -> None:
         if not source.is_file():

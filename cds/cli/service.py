@@ -39,21 +39,22 @@ def serve(
 @serve_app.command("worker")
 def worker() -> None:
     """Run background jobs from the database (for scaling out; set CDS_JOB_WORKERS=0 on the servers then)."""
-    from cds.serving.api.app import build_state
+    from cds.serving.engine import build_engine
+    from cds.serving.worker import engine_worker
 
     def body() -> None:
-        state = build_state(Settings())
-        state.database.migrate()
-        state.load_models()
-        job_worker = state.job_worker()
-        where = state.database.engine.url.render_as_string(hide_password=True)
+        engine = build_engine(Settings())
+        engine.database.migrate()
+        engine.load_models()
+        job_worker = engine_worker(engine)
+        where = engine.database.engine.url.render_as_string(hide_password=True)
         out(f"cds worker {job_worker.worker_id} polling {where}")
         try:
             job_worker.run_forever()
         except KeyboardInterrupt:
             out("stopping")
         finally:
-            state.close()
+            engine.close()
 
     run_command(body)
 

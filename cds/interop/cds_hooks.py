@@ -91,6 +91,22 @@ class HookResponse(BaseModel):
     cards: list[Card]
 
 
+class FeedbackItem(BaseModel):
+    """The EHR's feedback on one card (the spec's other fields, such as override reasons, are kept as sent)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    card: str = Field(min_length=1, max_length=100)
+    outcome: str = Field(pattern="^(accepted|overridden)$")
+    outcomeTimestamp: str  # noqa: N815 - the spec's name
+
+
+class Feedback(BaseModel):
+    """The feedback request body."""
+
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=100)
+
+
 def merge_prefetch(prefetch: dict[str, Any]) -> dict[str, Any]:
     """One collection Bundle from the prefetched Patient and search Bundles."""
     entries: list[dict[str, Any]] = []

@@ -46,7 +46,7 @@ def build_overlay_sc(
     """A Secondary Capture of an RGB overlay, in the source image's study, in a new series.
 
     Args:
-        overlay: uint8 [rows, columns, 3] RGB, e.g. from :func:`cds.pipelines.preread_outputs.overlay`.
+        overlay: uint8 [rows, columns, 3] RGB, e.g. from :func:`cds.interop.outputs.radiograph.overlay`.
         source: The image the overlay was computed from (pixel data not needed).
         finding: The finding the heatmap explains.
         model: The model whose output the heatmap explains.

@@ -25,6 +25,15 @@ class ModelRef(BaseModel):
     sha256: str
     backend: BackendKind
 
+    @property
+    def key(self) -> str:
+        """``name:version``, spelled as :attr:`cds.models.spec.ModelSpec.key` spells it.
+
+        How job outcomes, audit events and feedback refer to the model; the full identity (sha256, backend) is in
+        each result.
+        """
+        return f"{self.name}:{self.version}"
+
 
 class BackendMetadata(BaseModel):
     """What a loaded backend runs and how."""

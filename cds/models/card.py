@@ -2,7 +2,9 @@
 
 :class:`Evaluation` and :class:`CardContent` are what a training run records (as JSON, next to the model in
 MLflow); :func:`render_card` turns them and the :class:`~cds.models.spec.ModelSpec` into Markdown. The artifact
-table and version come from the spec, never from the training run.
+table and version come from the spec, never from the training run. A model brought in with ``cds models import``
+has no evaluation: its card (the same renderer, ``evaluation=None``) says plainly that cds neither trained nor
+evaluated it.
 """
 
 from __future__ import annotations
@@ -181,14 +183,22 @@ def _classification(evaluation: Evaluation) -> list[str]:
     return lines
 
 
-def render_card(spec: ModelSpec, evaluation: Evaluation, content: CardContent) -> str:
-    """The card's Markdown text for ``spec``."""
+IMPORTED = ("> **Imported model.** cds did not train or evaluate this model. Its provenance, training data and "
+            "performance are unknown to cds; what follows is what the imported file and the person who imported it "
+            "stated.\n")
+NOT_EVALUATED = ("Metrics: none measured by cds. Evaluate the model on data from your own setting before relying on "
+                 "any output.")
+
+
+def render_card(spec: ModelSpec, evaluation: Evaluation | None, content: CardContent) -> str:
+    """The card's Markdown text for ``spec``; ``evaluation`` is ``None`` for an imported model cds never evaluated."""
     root = spec.model_card.parent
     torch_artifact = spec.artifacts.torch
     lines = [
         f"# Model card: {spec.name} {spec.version}",
         "",
         "> **Not for diagnostic use.**\n" if spec.not_for_diagnostic_use else "",
+        *([IMPORTED] if evaluation is None else []),
         "## Model details",
         f"- Task: {spec.task.value}; modality: {spec.modality.value}; labels: {', '.join(spec.labels)}",
         f"- {spec.description}",
@@ -221,12 +231,12 @@ def render_card(spec: ModelSpec, evaluation: Evaluation, content: CardContent) -
     ]
     for role, tensors in (("input", spec.inputs), ("output", spec.outputs)):
         lines += [f"| {role} | `{t.name}` | `{t.describe()}` | {t.value_range or '—'} |" for t in tensors]
-    lines += [""] + _performance(evaluation)
+    lines += [""] + (_performance(evaluation) if evaluation is not None else ["## Performance", NOT_EVALUATED])
     for title, body in content.sections.items():
         lines += ["", f"## {title}", body]
     if content.figures:
         lines += ["", "## Figures"] + [f"![{Path(f).stem}]({figure_name(spec, f)})" for f in content.figures]
-    if evaluation.parity is not None:
+    if evaluation is not None and evaluation.parity is not None:
         p = evaluation.parity
         lines += [
             "",
@@ -247,7 +257,7 @@ def render_card(spec: ModelSpec, evaluation: Evaluation, content: CardContent) -
     return "\n".join(lines)
 
 
-def write_card(spec: ModelSpec, evaluation: Evaluation, content: CardContent) -> str:
+def write_card(spec: ModelSpec, evaluation: Evaluation | None, content: CardContent) -> str:
     """Render the card and write it where the spec says; returns the text."""
     text = render_card(spec, evaluation, content)
     spec.model_card.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
-"""The mechanics of importing a user's model: graphs, TorchScript, MONAI bundle networks, export and parity.
+"""Torch to ONNX and back: graphs, TorchScript, MONAI bundle networks, the one exporter and its parity check.
 
 Reads an ONNX graph's contract, loads TorchScript or builds a MONAI bundle's network, exports torch to ONNX with a
-dynamic batch, appends an output activation and runs both engines for the parity check. Used by
-:mod:`cds.models.importer`; torch, onnx and ONNX Runtime are imported only when a function needs them.
+dynamic batch (:func:`export_onnx`, optionally computing in fp16), appends an output activation and compares both
+engines (:func:`check_parity`). Training (``training/release.py``) and ``cds models import``
+(:mod:`cds.models.importer`) both export through here; torch, onnx and ONNX Runtime are imported only when a
+function needs them.
 
 Trust boundary: an ONNX file is data. A TorchScript file is code (TorchScript, run by the torch interpreter), so
 import only TorchScript you trust. A MONAI bundle's ``network_def`` goes through ``monai.bundle.ConfigParser`` only
@@ -15,11 +17,12 @@ Weights (``model.pt``) are read with ``torch.load(weights_only=True)``, which un
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import pydoc
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -261,19 +264,39 @@ def build_bundle_network(config: Mapping[str, Any], weights: Path) -> torch.nn.M
     return network.eval()
 
 
-def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, *, input_name: str,
-                output_name: str) -> None:
-    """Write ``module`` as ONNX (opset 18) with a dynamic batch dimension.
+def _half_precision(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` computing in fp16 while taking and returning fp32, so the input contract stays the same."""
+    import torch
+
+    class HalfPrecision(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = copy.deepcopy(inner).half()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x.half()).float()  # type: ignore[no-any-return]
+
+    return HalfPrecision(module).eval()
+
+
+def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, *, input_name: str, output_name: str,
+                fp16: bool = False) -> Path:
+    """Write ``module`` (put in eval mode) as ONNX (opset 18) with a dynamic batch dimension; returns ``path``.
 
     A ScriptModule goes through the TorchScript-based exporter (``dynamo=False``: the ``torch.export`` path does
     not take ScriptModules in torch 2.13); an eager module through ``torch.export``, falling back to the
-    TorchScript-based exporter when ``torch.export`` cannot trace it.
+    TorchScript-based exporter when ``torch.export`` cannot trace it. ``fp16`` exports a copy that computes in half
+    precision with fp32 inputs and outputs (eager modules only).
 
     Raises:
         InvalidInputError: Neither exporter could write the model (``export_failed``).
     """
     import torch
 
+    module = module.eval()
+    if fp16:
+        module = _half_precision(module)
+    path.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     # the exporters announce progress on stdout and warn about deprecations; neither belongs in cds output
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -286,14 +309,14 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, *, i
                                             dynamic_shapes=({0: batch},))
                 if program is not None:
                     program.save(str(path))
-                    return
+                    return path
             except Exception as exc:  # noqa: BLE001 - fall back to the TorchScript-based exporter
                 errors.append(f"torch.export: {_first_line(exc)}")
         try:
             torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=OPSET,
                               input_names=[input_name], output_names=[output_name],
                               dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}})
-            return
+            return path
         except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
             errors.append(f"TorchScript-based exporter: {_first_line(exc)}")
     raise InvalidInputError(f"cannot export the model to ONNX: {'; '.join(errors)}", code="export_failed")
@@ -351,19 +374,48 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     return model
 
 
-def check_parity(path: Path, feeds: Mapping[str, np.ndarray], expected: np.ndarray, atol: float) -> float:
-    """Largest absolute difference between ``expected`` (torch) and the ONNX file's first output on ``feeds``.
+@dataclass(frozen=True)
+class Parity:
+    """Largest absolute and relative differences between torch and ONNX Runtime outputs on the same inputs."""
+
+    max_abs: float
+    max_rel: float
+    samples: int
+
+
+class ParityError(InvalidInputError):
+    """The exported model disagrees with torch beyond the tolerance."""
+
+    default_code = "parity_failed"
+
+
+def check_parity(reference: torch.nn.Module | np.ndarray, path: Path, inputs: np.ndarray, *, input_name: str,
+                 atol: float, batch: int = 64) -> Parity:  # fmt: skip
+    """Compare ONNX Runtime (CPU) running ``path`` on ``inputs`` with torch, ``batch`` inputs at a time.
+
+    ``reference`` is the torch module, run here, or its outputs on ``inputs`` computed beforehand (an export may
+    alter a ScriptModule; an appended activation is applied by the caller).
 
     Raises:
-        InvalidInputError: Above ``atol``, or shapes that differ (``parity_failed``).
+        ParityError: ``parity_failed``: the largest absolute difference is above ``atol``, or shapes differ.
+        InvalidInputError: ONNX Runtime cannot run the file (``onnx_invalid``).
     """
-    actual = run_onnx(path, feeds)[0]
-    diff = float(np.abs(expected - actual).max()) if expected.shape == actual.shape else float("inf")
-    if not diff <= atol:
-        raise InvalidInputError(
-            f"ONNX Runtime disagrees with torch by {diff:.3g} (max abs over {len(expected)} random inputs; shapes "
-            f"{list(expected.shape)} vs {list(actual.shape)}), above the tolerance {atol:g}", code="parity_failed")
-    return diff
+    onnx, max_abs, max_rel = onnx_runner(path), 0.0, 0.0
+    for start in range(0, len(inputs), batch):
+        chunk = inputs[start : start + batch]
+        expected = (run_torch(reference, chunk) if not isinstance(reference, np.ndarray)
+                    else reference[start : start + batch])  # fmt: skip
+        actual = onnx({input_name: chunk})[0]
+        if expected.shape != actual.shape:
+            raise ParityError(f"ONNX export {path.name} differs from torch in shape: {list(expected.shape)} vs "
+                              f"{list(actual.shape)}")
+        diff = np.abs(expected.astype(np.float64) - actual)
+        max_abs = max(max_abs, float(diff.max()))
+        max_rel = max(max_rel, float((diff / np.maximum(np.abs(expected), 1e-6)).max()))
+    if not max_abs <= atol:
+        raise ParityError(f"ONNX export {path.name} differs from torch by {max_abs:.3g} (max abs over {len(inputs)} "
+                          f"inputs), above the tolerance {atol:g}")
+    return Parity(max_abs=max_abs, max_rel=max_rel, samples=len(inputs))
 
 
 def smoke_run(path: Path, inputs: list[TensorSpec], batch: int) -> None:
@@ -372,8 +424,8 @@ def smoke_run(path: Path, inputs: list[TensorSpec], batch: int) -> None:
         run_onnx(path, {t.name: random_inputs(t, (batch, *t.shape[1:])) for t in inputs})
 
 
-def run_onnx(path: Path, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    """Run the ONNX file once on CPU; every output, in graph order.
+def onnx_runner(path: Path) -> Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]:
+    """A CPU ONNX Runtime session on ``path`` as a function: feeds -> every output, in graph order.
 
     Raises:
         InvalidInputError: ONNX Runtime cannot load or run the file (``onnx_invalid``).
@@ -382,11 +434,24 @@ def run_onnx(path: Path, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
 
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        outputs: list[np.ndarray] = session.run(None, dict(feeds))
     except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-        raise InvalidInputError(f"ONNX Runtime cannot run {path.name}: {_first_line(exc)}",
+        raise InvalidInputError(f"ONNX Runtime cannot load {path.name}: {_first_line(exc)}",
                                 code="onnx_invalid") from exc
-    return outputs
+
+    def run(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            outputs: list[np.ndarray] = session.run(None, dict(feeds))
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+            raise InvalidInputError(f"ONNX Runtime cannot run {path.name}: {_first_line(exc)}",
+                                    code="onnx_invalid") from exc
+        return outputs
+
+    return run
+
+
+def run_onnx(path: Path, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Run the ONNX file once on CPU; every output, in graph order (see :func:`onnx_runner`)."""
+    return onnx_runner(path)(feeds)
 
 
 def random_inputs(spec: TensorSpec, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cds.errors import InvalidInputError
 from cds.models import conversion
+from cds.models.card import CardContent, write_card
 from cds.models.registry import SPEC_FILENAME, load_spec, sha256_file
 from cds.models.spec import Activation, Modality, ModelSpec, Task
 from cds.models.tensors import DYNAMIC, DType, TensorSpec
@@ -159,7 +160,7 @@ class _Source:
     input_dtype: DType = DType.FLOAT32
     input_range: tuple[float, float] | None = None
     names: tuple[str, str] = ("image", "pred")
-    notes: tuple[str, ...] = ()
+    notes: tuple[tuple[str, str], ...] = ()
 
     @property
     def display(self) -> str:
@@ -245,8 +246,13 @@ def import_model(source: Path, options: ImportOptions | None = None, *, registry
                  f"to ONNX (opset {conversion.OPSET}, dynamic batch){added}; max absolute difference between torch "
                  f"and ONNX Runtime CPU on {options.parity_samples} random inputs {parity:.2e} "
                  f"(tolerance {options.parity_atol:g})")
-    card.parent.mkdir(parents=True, exist_ok=True)
-    card.write_text(render_import_card(spec, (*found.notes, f"conversion: {converted}")), encoding="utf-8")
+    notes = dict(found.notes) | {"conversion": converted}
+    write_card(spec, None, CardContent(
+        data_statement="Unknown to cds.", notes=notes,
+        limitations=["cds did not train or evaluate this model: nothing is known to cds about where it works or "
+                     "fails.", "Check the input contract above against what the model was trained on."],
+        reproduce=f"cds models import {found.display} --name {spec.name} --version {spec.version} (the model's own "
+                  "training is not reproducible from cds)"))
     return ImportedModel(spec=spec, folder=folder, source_format=fmt, source_file=found.file, source_sha256=sha,
                          activation=activation, parity_max_abs=parity)
 
@@ -268,7 +274,8 @@ def _convert(found: _Source, options: ImportOptions, target: Path) -> tuple[dict
         return document, activation, None
     x, raw = reference
     expected = conversion.activate(raw, activation)
-    return document, activation, conversion.check_parity(target, {found.names[0]: x}, expected, options.parity_atol)
+    parity = conversion.check_parity(expected, target, x, input_name=found.names[0], atol=options.parity_atol)
+    return document, activation, parity.max_abs
 
 
 def _graph(found: _Source, shape: tuple[int, ...] | None, samples: int,
@@ -399,36 +406,5 @@ def _read_bundle(folder: Path) -> _Source:
         labels=labels if all(labels) else (), description=meta.description, intended_use=meta.intended_use,
         input_shape=(image.num_channels, *dims) if len(dims) == len(image.spatial_shape) else None,
         input_dtype=DType(image.dtype), input_range=image.value_range or None, names=(input_name, output_name),
-        notes=tuple(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in notes if v),
+        notes=tuple((k, ", ".join(v) if isinstance(v, list) else v) for k, v in notes if v),
     )
-
-
-def render_import_card(spec: ModelSpec, notes: tuple[str, ...] = ()) -> str:
-    """The Markdown card of an imported model: what the source and the importer stated, and what cds does not know.
-
-    Args:
-        spec: The registry entry.
-        notes: Extra "key: value" lines for the model details (bundle authors, conversion and parity).
-    """
-    lines = [f"# Model card: {spec.name} {spec.version}", ""]
-    if spec.not_for_diagnostic_use:
-        lines += ["> **Not for diagnostic use.**", ""]
-    lines += [
-        "> **Imported model.** cds did not train or evaluate this model. Its provenance, training data and "
-        "performance are unknown to cds; what follows is what the imported file and the person who imported it "
-        "stated.", "",
-        "## Model details",
-        f"- Task: {spec.task.value}; modality: {spec.modality.value}; labels: {', '.join(spec.labels) or '—'}",
-        f"- {spec.description}", f"- Source: {spec.training_run}", *[f"- {note}" for note in notes], "",
-        "## Intended use", spec.intended_use, "",
-        "## Training and evaluation data", "Unknown to cds.", "",
-        "## Performance", "Metrics: none measured by cds. Evaluate the model on data from your own setting before "
-        "relying on any output.", "",
-        "## Inputs and outputs", "| role | name | dtype and shape | value range |", "| --- | --- | --- | --- |",
-    ]
-    for role, tensors in (("input", spec.inputs), ("output", spec.outputs)):
-        lines += [f"| {role} | `{t.name}` | `{t.describe()}` | {t.value_range or '—'} |" for t in tensors]
-    artifact = spec.artifacts.onnx
-    lines += ["", "## Artifacts", "| kind | file | sha256 |", "| --- | --- | --- |",
-              f"| onnx | `{os.path.relpath(artifact.path, spec.model_card.parent)}` | `{artifact.sha256}` |", ""]
-    return "\n".join(lines)

@@ -166,7 +166,7 @@ class VolumePreprocessing(_Frozen):
     left), resampled to ``spacing_mm``, clipped to ``window`` and scaled to [0, 1] (low → 0, high → 1); the model
     then runs on ``roi_size`` windows that overlap by ``overlap`` and whose outputs are blended into one map, whose
     arg-max labels go back onto the source voxels. Training reads its volumes the same way
-    (:mod:`cds.pipelines.ct_volume`).
+    (:mod:`cds.pipelines.imaging.ct_volume`).
 
     Attributes:
         spacing_mm: Voxel spacing of the model grid (slice, row, column), in millimetres.

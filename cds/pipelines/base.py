@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Generic, TypeVar
@@ -10,6 +9,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from cds.models.backend import Backend
+from cds.pipelines.timing import StageTimer
 
 RawT = TypeVar("RawT")
 ResultT = TypeVar("ResultT")
@@ -37,9 +37,10 @@ class Pipeline(ABC, Generic[RawT, ResultT]):
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
         """Call the backend; return its outputs and the wall time in milliseconds."""
-        start = time.perf_counter()
-        outputs = self.backend.infer(inputs)
-        return outputs, (time.perf_counter() - start) * 1000.0
+        timer = StageTimer()
+        with timer.stage("infer"):
+            outputs = self.backend.infer(inputs)
+        return outputs, timer.ms["infer_ms"]
 
     @abstractmethod
     def postprocess(

@@ -215,6 +215,37 @@ def parse_outcome(kind: JobKind | str, text: str) -> JobOutcome:
 
 
 @dataclass(frozen=True)
+class ClaimedJob:
+    """A job a worker holds: who queued it and its payload, still as JSON until the handler reads it.
+
+    Attributes:
+        id: The job's id.
+        kind: Its kind, as stored.
+        payload: Its payload, JSON.
+        actor: Who queued it.
+        role: Their roles, as recorded.
+        subject: The patient it concerns (empty when none is known).
+        attempts: This attempt's number (1 for the first).
+    """
+
+    id: str
+    kind: str
+    payload: str
+    actor: str
+    role: str
+    subject: str
+    attempts: int
+
+    def payload_as(self, model: type[T]) -> T:
+        """The payload read through ``model``.
+
+        Raises:
+            InvalidInputError: ``invalid_payload`` naming what does not fit.
+        """
+        return _parse(model, self.payload, f"{self.kind} job payload", "invalid_payload")
+
+
+@dataclass(frozen=True)
 class JobRecord:
     """A job as the store holds it, with its payload and (when done) its outcome parsed.
 
@@ -225,11 +256,12 @@ class JobRecord:
         attempts: Times a worker took it.
         error: The last failure, ``"<code>: <message>"`` (empty when none).
         error_code: The last failure's reason code alone.
+        refused: Whether it failed because its input was refused (rather than for want of resources).
         subject: The patient it concerns (``Patient/<id>``; empty when none is known).
         created_by: Who queued it.
         role: Their roles, as recorded.
-        created_at: When it was queued (aware UTC).
-        updated_at: Its last change (aware UTC).
+        created_at: When it was queued (naive UTC, as the queue stores it).
+        updated_at: Its last change (naive UTC).
         payload: What it works on.
         outcome: What it left (``None`` until done).
     """
@@ -240,6 +272,7 @@ class JobRecord:
     attempts: int
     error: str
     error_code: str
+    refused: bool
     subject: str
     created_by: str
     role: str

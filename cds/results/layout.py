@@ -5,9 +5,9 @@ of_outcome`), a slide read into the job's output folder. Writers (:mod:`cds.inte
 each file goes; readers (routes, the viewer, the CLI) ask it what a name is and which files a read left. Per-finding
 files carry the finding's label in their name as a slug (``heatmap-pleural-effusion.png``).
 
-Heatmaps are saved twice: the overlay a person looks at (PNG, and a DICOM secondary capture in the source study)
-and the raw map (float32 ``.npy``, values in [0, 1] on the model's input grid), so nothing downstream has to recover
-the map from an overlay's pixels.
+A radiograph finding's heatmap is saved as the overlay a person looks at (PNG, and a DICOM secondary capture in the
+source study) and as the raw map (float32 ``.npy``, values in [0, 1] on the model's input grid), so nothing
+downstream has to recover the map from an overlay's pixels.
 """
 
 from __future__ import annotations
@@ -65,8 +65,7 @@ class OutputLayout:
     OVERLAY = OutputFile(OutputKind.OVERLAY, "overlay.png", PNG)
     OVERLAY_CAPTURE = OutputFile(OutputKind.OVERLAY_CAPTURE, "overlay-sc.dcm", DICOM)
     SLIDE_HEATMAP = OutputFile(OutputKind.HEATMAP, "heatmap.png", PNG)
-    SLIDE_HEATMAP_VALUES = OutputFile(OutputKind.HEATMAP_VALUES, "heatmap.npy", NPY)
-    FIXED = (RESULT, REPORT, SR, SEGMENTATION, OVERLAY, OVERLAY_CAPTURE, SLIDE_HEATMAP, SLIDE_HEATMAP_VALUES)
+    FIXED = (RESULT, REPORT, SR, SEGMENTATION, OVERLAY, OVERLAY_CAPTURE, SLIDE_HEATMAP)
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

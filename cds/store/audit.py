@@ -4,6 +4,9 @@
 Appending locks the chain head (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers), so events
 from many workers form one chain. :func:`verify_chain` finds the first edited, deleted, inserted or reordered event.
 Events never hold tokens; patient references stay in the database and never reach logs or metrics.
+
+What happened is one of :class:`AuditAction` and how it ended one of :class:`AuditOutcome`; :func:`record_event`
+is the one helper that writes an event for an :class:`Actor`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -25,20 +29,66 @@ _HASHED = ("seq", "occurred_at", "actor", "role", "action", "resource", "subject
            "outcome", "detail", "prev_hash")  # fmt: skip
 
 
+class AuditAction(StrEnum):
+    """Everything the audit trail records, by what was done (the dashboard and exports filter on these)."""
+
+    ACCESS_DENIED = "access.denied"
+    RESULT_CREATE = "result.create"
+    RESULT_READ = "result.read"
+    JOB_CREATE = "job.create"
+    JOB_DONE = "job.done"
+    JOB_FAILED = "job.failed"
+    JOB_RESULT_READ = "job.result.read"
+    HOOKS_CALL = "hooks.call"
+    HOOKS_FEEDBACK = "hooks.feedback"
+    IMAGING_PREREAD = "imaging.preread"
+    IMAGING_RESULT_READ = "imaging.result.read"
+    IMAGING_WORKLIST_READ = "imaging.worklist.read"
+    IMAGING_VIEWER_OPEN = "imaging.viewer.open"
+    IMAGING_VIEWER_RENDER = "imaging.viewer.render"
+    IMAGING_FEEDBACK = "imaging.feedback"
+    IMAGING_FEEDBACK_READ = "imaging.feedback.read"
+    IMAGING_SEARCH = "imaging.search"
+    IMAGING_RETRIEVE = "imaging.retrieve"
+    PATHOLOGY_READ = "pathology.read"
+    PATHOLOGY_RESULT_READ = "pathology.result.read"
+    PATHOLOGY_JOBS_READ = "pathology.jobs.read"
+    PATHOLOGY_VIEWER_RENDER = "pathology.viewer.render"
+    DASHBOARD_READ = "dashboard.read"
+
+
+class AuditOutcome(StrEnum):
+    """How an audited action ended."""
+
+    SUCCESS = "success"
+    DENIED = "denied"  # refused for want of credentials, role or scope
+    REFUSED = "refused"  # refused because of its input (an image the contract or gate refused)
+    ERROR = "error"  # failed
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: the subject, their roles as recorded, and the one patient a scoped token is limited to."""
+
+    subject: str
+    role: str
+    patient: str | None = None
+
+
 class AuditEvent(BaseModel):
     """What happened, to be appended to the chain.
 
     Who (actor, role) did what (action) to what (resource, patient subject), with which model and input, and how
-    it ended (``success``, ``denied``, ``refused``, ``error``).
+    it ended.
     """
 
     model_config = ConfigDict(frozen=True)
 
     actor: str
     role: str
-    action: str
+    action: AuditAction
     resource: str
-    outcome: str
+    outcome: AuditOutcome
     subject: str = ""
     model: str = ""
     input_sha256: str = ""
@@ -59,12 +109,12 @@ def append_event(session: Session, event: AuditEvent, *, now: dt.datetime | None
         "occurred_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds"),
         "actor": event.actor,
         "role": event.role,
-        "action": event.action,
+        "action": event.action.value,
         "resource": event.resource,
         "subject": event.subject,
         "model": event.model,
         "input_sha256": event.input_sha256,
-        "outcome": event.outcome,
+        "outcome": event.outcome.value,
         "detail": json.dumps(event.detail, sort_keys=True, separators=(",", ":")),
         "prev_hash": head.hash,
     }
@@ -73,6 +123,29 @@ def append_event(session: Session, event: AuditEvent, *, now: dt.datetime | None
     head.seq, head.hash = row.seq, row.hash
     session.flush()
     return row
+
+
+def record_event(
+    session: Session, action: AuditAction, actor: Actor, resource: str, *,
+    outcome: AuditOutcome = AuditOutcome.SUCCESS, subject: str = "", model: str = "", input_sha256: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEventRow:  # fmt: skip
+    """Append what ``actor`` did to the chain, inside the caller's transaction (durable when that commits).
+
+    Args:
+        session: The caller's open session.
+        action: What was done.
+        actor: Who did it.
+        resource: What it was done to (``Job/<id>``, ``ImagingStudy/<uid>``, ``GET /v1/...``).
+        outcome: How it ended.
+        subject: The patient it concerns (``Patient/<id>``), if known.
+        model: The model or method key (``name:version`` / ``name@version``) that produced the data.
+        input_sha256: The hash of the input concerned.
+        detail: Further facts (reason codes, counts); never free text a person typed or a patient identifier.
+    """
+    return append_event(session, AuditEvent(actor=actor.subject, role=actor.role, action=action, resource=resource,
+                                            outcome=outcome, subject=subject, model=model,
+                                            input_sha256=input_sha256, detail=detail or {}))  # fmt: skip
 
 
 @dataclass(frozen=True)

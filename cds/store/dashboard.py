@@ -3,8 +3,9 @@
 * :func:`card_headlines` reads the headline of each evaluation split from a model card, in the format
   :mod:`cds.models.card` writes it: ``### test (n = 2000; macro AUC 0.9273)`` for classification and
   ``### test (n = 16 volumes; mean Dice 0.7885)`` for segmentation (the tables under them are not read).
-* :func:`refusals_by_day` counts refused images (``imaging.preread`` events with outcome ``refused``; the reason
-  is in the event's detail) and jobs that failed for good (``job.failed``; the reason is the error's code) per UTC
+* :func:`refusals_by_day` counts refused images (:attr:`AuditAction.IMAGING_PREREAD` events with outcome
+  ``refused``; the reason is in the event's detail) and jobs that failed for good (:attr:`AuditAction.JOB_FAILED`;
+  the reason code is in the detail, ``unknown`` for events written before failures recorded their code) per UTC
   day, from the audit trail.
 * :func:`agreement` is the share of readers' current verdicts (the newest per finding) that accept the AI finding,
   overall, per model and per (model, label).
@@ -22,11 +23,11 @@ from pathlib import Path
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from cds.store.audit import AuditAction, AuditOutcome
 from cds.store.tables import AuditEventRow, FindingFeedbackRow
 
 _HEADLINE = re.compile(r"^### (?P<split>.+?) \(n = (?P<n>\d+)(?P<volumes> volumes)?; "
                        r"(?P<metric>macro AUC|mean Dice) (?P<value>\d+(?:\.\d+)?|—)\)\s*$", re.MULTILINE)
-_ERROR_CODE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): ")  # str(CdsError) is "code: message"; others "Type: ..."
 IMAGE_REFUSED = "image_refused"
 JOB_FAILED = "job_failed"
 
@@ -90,10 +91,9 @@ def _reason_of(row: AuditEventRow) -> tuple[str, str, str]:
         detail = json.loads(row.detail or "{}")
     except ValueError:
         detail = {}
-    if row.action == "imaging.preread":
+    if row.action == AuditAction.IMAGING_PREREAD:
         return IMAGE_REFUSED, "preread", str(detail.get("reason") or "unknown")
-    match = _ERROR_CODE.match(str(detail.get("error", "")))
-    return JOB_FAILED, str(detail.get("kind") or "unknown"), match.group(1) if match else "unknown"
+    return JOB_FAILED, str(detail.get("kind") or "unknown"), str(detail.get("code") or "unknown")
 
 
 def refusals_by_day(session: Session, *, since: dt.datetime) -> list[RefusalCount]:
@@ -102,7 +102,8 @@ def refusals_by_day(session: Session, *, since: dt.datetime) -> list[RefusalCoun
     row = AuditEventRow
     query = select(row).where(
         row.occurred_at >= cutoff,
-        or_(and_(row.action == "imaging.preread", row.outcome == "refused"), row.action == "job.failed"))
+        or_(and_(row.action == AuditAction.IMAGING_PREREAD, row.outcome == AuditOutcome.REFUSED),
+            row.action == AuditAction.JOB_FAILED))
     counts: Counter[tuple[str, str, str, str]] = Counter()
     for event in session.execute(query).scalars():
         counts[(event.occurred_at[:10], *_reason_of(event))] += 1

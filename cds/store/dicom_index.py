@@ -70,6 +70,12 @@ def index_dataset(session: Session, dataset: Dataset, path: Path, *, origin: str
     return merged
 
 
+def patient_of_study(session: Session, study_uid: str) -> str:
+    """The Patient ID the index holds for ``study_uid`` (empty when the study is unknown or has none)."""
+    query = select(DicomInstanceRow.patient_id).where(DicomInstanceRow.study_uid == study_uid).limit(1)
+    return session.scalar(query) or ""
+
+
 @dataclass(frozen=True)
 class InstanceQuery:
     """QIDO-RS match keys (empty: any) and paging.

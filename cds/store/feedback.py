@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cds.errors import InvalidInputError
-from cds.store.audit import AuditEvent, append_event
+from cds.store.audit import Actor, AuditAction, record_event
 from cds.store.tables import FindingFeedbackRow
 
 MAX_COMMENT_CHARS = 1000
@@ -40,8 +40,7 @@ class ReviewedOutcome:
 
 
 def record_feedback(
-    session: Session, outcome: ReviewedOutcome, *, label: str, verdict: Verdict | str, comment: str, actor: str,
-    role: str,
+    session: Session, outcome: ReviewedOutcome, *, label: str, verdict: Verdict | str, comment: str, actor: Actor,
 ) -> FindingFeedbackRow:  # fmt: skip
     """Store one verdict and its audit event in the caller's transaction.
 
@@ -61,14 +60,13 @@ def record_feedback(
         raise InvalidInputError(f"the comment has {len(comment)} characters, at most {MAX_COMMENT_CHARS} are kept",
                                 code="comment_too_long")
     row = FindingFeedbackRow(job_id=outcome.job_id, uid=outcome.uid, label=label, verdict=verdict.value,
-                             comment=comment, model=outcome.model, actor=actor, role=role,
+                             comment=comment, model=outcome.model, actor=actor.subject, role=actor.role,
                              created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))  # fmt: skip
     session.add(row)
-    append_event(session, AuditEvent(
-        actor=actor, role=role, action="imaging.feedback", resource=f"ImagingStudy/{outcome.study_uid}",
-        outcome="success", model=outcome.model, input_sha256=outcome.input_sha256,
-        detail={"job": outcome.job_id, "uid": outcome.uid, "label": label, "verdict": verdict.value,
-                "comment_chars": len(comment)}))  # fmt: skip
+    record_event(session, AuditAction.IMAGING_FEEDBACK, actor, f"ImagingStudy/{outcome.study_uid}",
+                 model=outcome.model, input_sha256=outcome.input_sha256,
+                 detail={"job": outcome.job_id, "uid": outcome.uid, "label": label, "verdict": verdict.value,
+                         "comment_chars": len(comment)})
     session.flush()
     return row
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cds.errors import ModelNotFoundError
-from cds.store.audit import AuditEvent, append_event
+from cds.errors import ResultNotFoundError
+from cds.store.audit import Actor, AuditAction, record_event
 from cds.store.tables import ResultRow
 
 
@@ -26,13 +26,8 @@ def release_result(
             payload=json.dumps(payload, separators=(",", ":")), created_by=actor, created_at=dt.datetime.now(dt.UTC),
         )  # fmt: skip
     )
-    append_event(
-        session,
-        AuditEvent(
-            actor=actor, role=role, action="result.create", resource=f"Result/{result_id}", subject=subject,
-            model=method, input_sha256=input_sha256, outcome="success", detail={"kind": kind},
-        ),  # fmt: skip
-    )
+    record_event(session, AuditAction.RESULT_CREATE, Actor(actor, role), f"Result/{result_id}", subject=subject,
+                 model=method, input_sha256=input_sha256, detail={"kind": kind})
     return result_id
 
 
@@ -40,9 +35,9 @@ def read_result(session: Session, result_id: str) -> ResultRow:
     """A stored result.
 
     Raises:
-        ModelNotFoundError: No result with that id (404).
+        ResultNotFoundError: No result with that id (404, ``result_not_found``).
     """
     row = session.get(ResultRow, result_id)
     if row is None:
-        raise ModelNotFoundError(f"no result {result_id!r}", code="result_not_found")
+        raise ResultNotFoundError(f"no result {result_id!r}")
     return row

@@ -107,7 +107,9 @@ class JobRow(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     payload: Mapped[str] = mapped_column(Text)
     result: Mapped[str] = mapped_column(Text, default="")
-    error: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str] = mapped_column(Text, default="")  # "<code>: <message>" of the last failure
+    error_code: Mapped[str] = mapped_column(String(64), default="")  # the last failure's reason code alone
+    refused: Mapped[bool] = mapped_column(Boolean, default=False)  # failed because its input was refused
     subject: Mapped[str] = mapped_column(String(200), default="")
     created_by: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(200), default="")

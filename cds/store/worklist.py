@@ -2,35 +2,36 @@
 
 A job's state becomes the item's state, with one refinement: a study whose images were all refused (a finished
 job without an outcome for it, or a job that failed with a refusal's reason code) is ``refused`` rather than
-``done`` or ``failed``. Studies, patients and modalities come from the DICOM index: by study for finished jobs, by
-the stored files' SOP Instance UIDs for jobs still waiting (the files are named by those UIDs).
+``done`` or ``failed``. Studies, patients and modalities come from the DICOM index, by the SOP Instance UIDs the
+job names: those of its stored instances while it waits, those its refusals cover once it ran, and by study for
+its outcomes.
 
-The order (studies with positive findings first, then newest) is computed from each job's result, so the listing
+The order (studies with positive findings first, then newest) is computed from each job's outcome, so the listing
 reads the newest :data:`SCAN_LIMIT` pre-read jobs and filters, sorts and pages them in memory.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cds.errors import InvalidInputError
+from cds.results.jobs import JobKind, JobRecord, PrereadOutcome, PrereadPayload, PrereadReport
 from cds.store.dicom_index import STORED
+from cds.store.jobs import DONE, FAILED, record
 from cds.store.tables import DicomInstanceRow, JobRow
 
+log = logging.getLogger(__name__)
 REFUSED = "refused"
 STATES = ("queued", "running", "done", REFUSED, "failed")
 SCAN_LIMIT = 2000
-_REASON = re.compile(r"^([a-z][a-z0-9_]*): ")  # "implausible_image: cr.dcm: ..." (a CdsError's str)
-_SOP_FILE = re.compile(r"([0-9]+(?:\.[0-9]+)+)\.dcm")
 _CHUNK = 500
+_UNKNOWN = ("", "", "")
 
 
 @dataclass
@@ -47,7 +48,7 @@ class WorklistItem:
     positive_findings: int = 0
     max_ratio: float | None = None  # highest probability / threshold over the study's findings
     refused_reasons: list[str] = field(default_factory=list)
-    outcomes: list[dict[str, str]] = field(default_factory=list)  # uid, kind, model: what the viewer opens
+    outcomes: list[PrereadOutcome] = field(default_factory=list)  # what the viewer opens
 
     @property
     def critical(self) -> bool:
@@ -97,15 +98,10 @@ def _by_study(session: Session, studies: set[str]) -> dict[str, tuple[str, set[s
     return found
 
 
-def _sop_of(source: str) -> str | None:
-    match = _SOP_FILE.search(source)
-    return match.group(1) if match else None
-
-
 class _JobStudies:
     """One job's items, gathered study by study."""
 
-    def __init__(self, job: JobRow, studies: dict[str, tuple[str, set[str]]]) -> None:
+    def __init__(self, job: JobRecord, studies: dict[str, tuple[str, set[str]]]) -> None:
         self.job, self.studies = job, studies
         self.items: dict[str, WorklistItem] = {}
 
@@ -116,17 +112,13 @@ class _JobStudies:
                                              _aware(self.job.updated_at), patient, sorted(modalities))
         return self.items[study]
 
-    def add_outcome(self, outcome: dict[str, Any]) -> None:
-        entry = self.item(str(outcome.get("study_uid", "")))
-        entry.outcomes.append({k: str(outcome.get(k, "")) for k in ("uid", "kind", "model")})
-        for finding in outcome.get("summary", []):
-            if "probability" not in finding:
-                continue  # a segmented structure: a volume, not a finding
-            entry.positive_findings += bool(finding.get("positive"))
-            threshold = float(finding.get("threshold") or 0.0)
-            if threshold > 0:
-                ratio = float(finding["probability"]) / threshold
-                entry.max_ratio = ratio if entry.max_ratio is None else max(entry.max_ratio, ratio)
+    def add_outcome(self, outcome: PrereadOutcome) -> None:
+        entry = self.item(outcome.study_uid)
+        entry.outcomes.append(outcome)
+        for finding in outcome.findings:  # a CT outcome's structures are volumes, not findings
+            entry.positive_findings += finding.positive
+            if finding.ratio is not None:
+                entry.max_ratio = finding.ratio if entry.max_ratio is None else max(entry.max_ratio, finding.ratio)
 
     def add_instance(self, instance: tuple[str, str, str], reason: str | None = None) -> None:
         study, patient, modality = instance
@@ -140,40 +132,60 @@ class _JobStudies:
     def finish(self) -> list[WorklistItem]:
         if not self.items:
             self.item("")
-        failed = self.job.state == "failed"
-        reason = _REASON.match(self.job.error or "") if failed else None
+        reason = self.job.error_code if self.job.state == FAILED and self.job.refused else ""
         for entry in self.items.values():
-            if reason is not None:
+            if reason:
                 entry.state = REFUSED
-                entry.refused_reasons = entry.refused_reasons or [reason.group(1)]
-            elif self.job.state == "done" and not entry.outcomes:
+                entry.refused_reasons = entry.refused_reasons or [reason]
+            elif self.job.state == DONE and not entry.outcomes:
                 entry.state = REFUSED
         return list(self.items.values())
 
 
-def _job_items(job: JobRow, result: dict[str, Any], payload: dict[str, Any],
-               sops: dict[str, tuple[str, str, str]], studies: dict[str, tuple[str, set[str]]]) -> list[WorklistItem]:
-    gathered, unknown = _JobStudies(job, studies), ("", "", "")
-    for outcome in result.get("outcomes", []):
+def _report(job: JobRecord) -> PrereadReport:
+    return job.outcome if isinstance(job.outcome, PrereadReport) else PrereadReport()
+
+
+def _waiting(job: JobRecord) -> list[str]:
+    """The SOP Instance UIDs of a job that has not finished."""
+    if job.state == DONE:
+        return []
+    return [i.sop_instance_uid for i in job.payload_as(PrereadPayload).instances if i.sop_instance_uid]
+
+
+def _job_items(job: JobRecord, sops: dict[str, tuple[str, str, str]],
+               studies: dict[str, tuple[str, set[str]]]) -> list[WorklistItem]:  # fmt: skip
+    gathered, report = _JobStudies(job, studies), _report(job)
+    for outcome in report.outcomes:
         gathered.add_outcome(outcome)
-    for refusal in result.get("refusals", []):
-        sop = _sop_of(str(refusal.get("source", "")))
-        gathered.add_instance(sops.get(sop or "", unknown), str(refusal.get("reason", "")))
-    if job.state != "done":
-        for file in payload.get("files", []):
-            gathered.add_instance(sops.get(Path(str(file)).stem, unknown))
+    for refusal in report.refusals:
+        covered = [sops[uid] for uid in refusal.sop_instance_uids if uid in sops] or [_UNKNOWN]
+        for instance in covered:
+            gathered.add_instance(instance, refusal.reason)
+    for uid in _waiting(job):
+        gathered.add_instance(sops.get(uid, _UNKNOWN))
     return gathered.finish()
 
 
+def _records(rows: Iterable[JobRow]) -> list[JobRecord]:
+    """The rows read through their models; a row that no longer reads is left out (and logged, by id only)."""
+    records = []
+    for row in rows:
+        try:
+            records.append(record(row))
+        except InvalidInputError as exc:
+            log.warning("worklist skips job %s: %s", row.id, exc.code)
+    return records
+
+
 def list_worklist(
-    session: Session, *, kind: str, states: Iterable[str] = (), modality: str = "", patient: str | None = None,
+    session: Session, *, states: Iterable[str] = (), modality: str = "", patient: str | None = None,
     limit: int = 50, offset: int = 0, scan_limit: int = SCAN_LIMIT,
 ) -> WorklistPage:  # fmt: skip
     """The worklist: studies with positive findings first, then newest; filtered, then paged.
 
     Args:
         session: An open session.
-        kind: The pre-read job kind (``cds.serving.jobs.PREREAD``).
         states: Keep items in these states (any of :data:`STATES`; empty: all).
         modality: Keep studies holding this modality (e.g. ``CR``; empty: all).
         patient: Keep only this patient's studies (a patient-scoped caller); ``None``: everyone's.
@@ -181,23 +193,20 @@ def list_worklist(
         offset: Items to skip.
         scan_limit: How many of the newest pre-read jobs are read.
     """
-    query = (select(JobRow).where(JobRow.kind == kind).order_by(JobRow.created_at.desc(), JobRow.id)
-             .limit(scan_limit))  # fmt: skip
-    jobs = list(session.execute(query).scalars())
-    parsed = [(job, json.loads(job.result) if job.result else {}, json.loads(job.payload) if job.state != "done"
-               else {}) for job in jobs]  # fmt: skip
-    wanted_sops: set[str] = set()
-    for _job, result, payload in parsed:
-        wanted_sops.update(Path(str(f)).stem for f in payload.get("files", []))
-        wanted_sops.update(s for r in result.get("refusals", []) if (s := _sop_of(str(r.get("source", "")))))
+    query = (select(JobRow).where(JobRow.kind == JobKind.PREREAD.value)
+             .order_by(JobRow.created_at.desc(), JobRow.id).limit(scan_limit))  # fmt: skip
+    rows = list(session.execute(query).scalars())
+    jobs = _records(rows)
+    wanted_sops = {uid for job in jobs for uid in _waiting(job)}
+    wanted_sops |= {uid for job in jobs for r in _report(job).refusals for uid in r.sop_instance_uids}
     sops = _by_sop(session, wanted_sops)
-    wanted_studies = {str(o.get("study_uid", "")) for _j, r, _p in parsed for o in r.get("outcomes", [])}
+    wanted_studies = {o.study_uid for job in jobs for o in _report(job).outcomes}
     studies = _by_study(session, wanted_studies | {study for study, _p, _m in sops.values()})
-    items = [item for job, result, payload in parsed for item in _job_items(job, result, payload, sops, studies)]
+    items = [item for job in jobs for item in _job_items(job, sops, studies)]
     keep = set(states)
     wanted_modality = modality.upper()
     items = [i for i in items if (not keep or i.state in keep)
              and (not wanted_modality or wanted_modality in i.modalities)
              and (patient is None or i.patient_id == patient)]  # fmt: skip
     items.sort(key=lambda i: (not i.critical, -i.created_at.timestamp(), i.job_id, i.study_uid))
-    return WorklistPage(items=items[offset : offset + limit], total=len(items), scanned_jobs=len(jobs))
+    return WorklistPage(items=items[offset : offset + limit], total=len(items), scanned_jobs=len(rows))

@@ -9,9 +9,9 @@ from pydicom.uid import SecondaryCaptureImageStorage
 from cds import __version__
 from cds.errors import InvalidInputError
 from cds.interop.dicom_sc import NOT_FOR_DIAGNOSTIC_USE, build_overlay_sc
+from cds.interop.outputs.radiograph import overlay
 from cds.models.backend import ModelRef
 from cds.models.spec import BackendKind
-from cds.pipelines.preread_outputs import overlay
 from training.data.dicom_files import write_radiograph
 
 MODEL = ModelRef(name="chest-xray-demo", version="1.0.0", sha256="ab" * 32, backend=BackendKind.ONNXRUNTIME)

@@ -10,7 +10,7 @@ from cds.interop.fhir_inputs import parse_bundle
 from cds.interop.fhir_risk import risk_assessment
 from cds.interop.units import Quantity, to_canonical
 from cds.models.risk import get_equation
-from cds.pipelines.risk import EquationPipeline
+from cds.pipelines.risk.equation import EquationPipeline
 
 
 def observation(id_: str, loinc: str, value: float, unit: str, date: str = "2025-06-01") -> dict:

@@ -12,8 +12,8 @@ import pytest
 from cds.errors import InvalidInputError
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind, ModelSpec
-from cds.pipelines.ct_segmentation import CtSegmentationOptions, CtSegmentationPipeline
-from cds.pipelines.dicom_reader import DicomInstance, read_instance
+from cds.pipelines.imaging.ct_segmentation import CtSegmentationOptions, CtSegmentationPipeline
+from cds.pipelines.imaging.dicom_reader import DicomInstance, read_instance
 from cds.results.imaging import CtSegmentation, Volume
 from cds.serving.backends.base import BaseBackend
 from tests.conftest import EchoBackend

@@ -6,8 +6,8 @@ import pytest
 
 from cds.errors import InvalidInputError
 from cds.models.spec import ImagingContract, Modality
-from cds.pipelines.dicom_contract import check_instance, check_series
-from cds.pipelines.dicom_reader import read_instance
+from cds.pipelines.imaging.dicom_contract import check_instance, check_series
+from cds.pipelines.imaging.dicom_reader import read_instance
 from training.data.dicom_files import write_ct_series, write_radiograph
 
 CXR = ImagingContract(modalities=(Modality.CR, Modality.DX), body_parts=("CHEST",), views=("PA", "AP"),

@@ -10,7 +10,7 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from cds.errors import InvalidInputError
-from cds.pipelines.dicom_reader import read_instance
+from cds.pipelines.imaging.dicom_reader import read_instance
 from training.data.dicom_files import write_radiograph
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"  # bundled files only: nothing is downloaded

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cds.errors import InvalidInputError
-from cds.pipelines.dicom_reader import read_instance
-from cds.pipelines.dicom_series import build_volume, group_series
+from cds.pipelines.imaging.dicom_reader import read_instance
+from cds.pipelines.imaging.dicom_series import build_volume, group_series
 from training.data.dicom_files import write_ct_series, write_radiograph
 
 

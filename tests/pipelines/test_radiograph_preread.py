@@ -1,5 +1,6 @@
 """The shipped chest X-ray model behind the pre-read pipeline and `cds preread`."""
 
+import functools
 import json
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,10 +15,10 @@ from cds.cli.main import app
 from cds.errors import InvalidInputError
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind
-from cds.pipelines.dicom_reader import read_instance
-from cds.pipelines.radiograph_preread import RadiographPrereadPipeline
+from cds.pipelines.imaging.dicom_reader import read_instance
+from cds.pipelines.imaging.radiograph_preread import RadiographPrereadPipeline
+from cds.services.preread import radiograph_pipeline
 from cds.serving.backends import create_backend
-from cds.serving.preread import radiograph_pipeline
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
 from training.data.non_chest import render_non_chest
@@ -28,7 +29,8 @@ PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 @pytest.fixture(scope="module")
 def pipeline(registry: ModelRegistry):  # type: ignore[no-untyped-def]
     with ExitStack() as stack:
-        yield radiograph_pipeline(registry, registry.get("chest-xray-demo"), stack, saliency_grid=4)
+        yield radiograph_pipeline(registry, registry.get("chest-xray-demo"), stack, saliency_grid=4,
+                                  backends=functools.partial(create_backend, BackendKind.ONNXRUNTIME))
 
 
 def _study(tmp_path: Path, name: str, findings: set[str], **kwargs: object) -> Path:

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from cds.cli.main import app
 from cds.errors import InvalidInputError
 from cds.models.risk import get_equation
-from cds.pipelines.risk_file import score_file
+from cds.pipelines.risk.cohort_file import score_file
 
 runner = CliRunner()
 

@@ -6,8 +6,8 @@ import pytest
 from cds.errors import InvalidInputError, InvalidSpecError
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind, ModelSpec
-from cds.pipelines.risk import EquationPipeline
-from cds.pipelines.risk_model import ModelRiskEquation
+from cds.pipelines.risk.equation import EquationPipeline
+from cds.pipelines.risk.model import ModelRiskEquation
 from cds.results.risk import MethodKind, RiskStatus
 from cds.serving.backends import OnnxRuntimeBackend, TritonBackend, TritonOptions
 from tests.conftest import PIMA

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cds.pipelines.saliency import occlusion_heatmaps
+from cds.pipelines.imaging.saliency import occlusion_heatmaps
 
 
 def _model(batch: np.ndarray) -> np.ndarray:

@@ -65,8 +65,8 @@ def test_cli_verify_reports_and_exits_nonzero(tmp_path: Path, monkeypatch: pytes
     db = Database(f"sqlite:///{tmp_path}/cds.db")
     db.migrate()
     with db.session() as session:
-        append_event(session, AuditEvent(actor="a", role="admin", action="x", resource="r", outcome="success"))
-        append_event(session, AuditEvent(actor="b", role="admin", action="y", resource="r", outcome="success"))
+        append_event(session, AuditEvent(actor="a", role="admin", action="result.read", resource="r", outcome="success"))
+        append_event(session, AuditEvent(actor="b", role="admin", action="job.create", resource="r", outcome="success"))
     runner = CliRunner()
     assert "audit chain intact: 2 events" in runner.invoke(app, ["audit", "verify"]).output
     with db.session() as session:

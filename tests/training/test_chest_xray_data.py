@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cds.errors import InvalidInputError
-from cds.pipelines.radiograph import MODEL_RANGE, read_radiograph, to_model_input
+from cds.pipelines.imaging.radiograph import MODEL_RANGE, read_radiograph, to_model_input
 from training.data.chest_xray import DERIVED, LABELS, PRIMARY, generate, render
 from training.data.dicom_files import write_radiograph
 from training.data.folder import read_labels_csv, write_generated_chest_xrays

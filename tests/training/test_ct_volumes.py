@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import binary_erosion
 
-from cds.pipelines.dicom_reader import read_instance
-from cds.pipelines.dicom_series import build_volume
+from cds.pipelines.imaging.dicom_reader import read_instance
+from cds.pipelines.imaging.dicom_series import build_volume
 from training.data.ct_volumes import KIDNEY_LEFT, KIDNEY_RIGHT, LABELS, LIVER, SPLEEN, CtCase, generate_case
 
 # (plain, contrast-enhanced) ranges of each structure's median HU: the generator's ranges, 6 HU wider for its smooth

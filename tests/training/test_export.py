@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from cds.models.conversion import ParityError, check_parity, export_onnx
 from training.data.lesions import generate
-from training.export import ParityError, check_parity, export_onnx
 
 
 def test_generator_is_deterministic_and_labelled() -> None:

@@ -11,7 +11,7 @@ import pytest
 from cds.errors import InvalidInputError, InvalidSpecError
 from cds.models.registry import ModelRegistry, load_spec
 from cds.models.spec import ModelSpec, VolumePreprocessing
-from cds.pipelines.ct_volume import (
+from cds.pipelines.imaging.ct_volume import (
     canonical_axes,
     labels_to_model_grid,
     labels_to_source_grid,
@@ -152,7 +152,7 @@ def test_smoke_configuration_trains_exports_and_promotes(tmp_path: Path) -> None
     from mlflow.tracking import MlflowClient
 
     from cds.models.spec import BackendKind
-    from cds.pipelines.ct_segmentation import CtSegmentationPipeline
+    from cds.pipelines.imaging.ct_segmentation import CtSegmentationPipeline
     from cds.serving.backends import create_backend
     from training.ct_organs import main
     from training.data.ct_volumes import generate_case

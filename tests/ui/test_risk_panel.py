@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from cds.serving.api.routes.panel_sample import sample_bundle
+from cds.services.risk import sample_bundle
 from tests.ui.conftest import LOW_CONTRAST, sign_in, tab_through
 
 pytestmark = [pytest.mark.ui, pytest.mark.browser, pytest.mark.slow]

@@ -3,7 +3,7 @@
 Each kind is something a PACS could send to a chest model with tags that claim CR/DX chest: another body part's
 radiograph (limb, pelvis, skull, breast), a cross-sectional slice (CT abdomen, MR head), an ultrasound sector, a
 scanned document, a chest radiograph with inverted polarity or rotated, a crop of part of a chest, or plain
-noise and gradients. All are display-normalised like :func:`cds.pipelines.radiograph.display_pixels`: float32
+noise and gradients. All are display-normalised like :func:`cds.pipelines.imaging.radiograph.display_pixels`: float32
 [size, size] in [0, 1] over their own range, bright = dense.
 """
 

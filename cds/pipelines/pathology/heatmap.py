@@ -9,8 +9,6 @@ cluttering a small map.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from cds.results.slide import ProbabilityGrid
@@ -49,12 +47,3 @@ def overlay(thumbnail: np.ndarray, heat: np.ndarray, *, threshold: float, alpha:
     blended = thumbnail.astype(np.float32) * (1.0 - weight) + colour(heat) * weight
     result: np.ndarray = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return result
-
-
-def write_png(path: Path, rgb: np.ndarray) -> Path:
-    """Write a uint8 RGB image as PNG."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(rgb), mode="RGB").save(path)
-    return path

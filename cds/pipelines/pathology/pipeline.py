@@ -19,7 +19,6 @@ patch (resized to the model's size). Refusals are :class:`~cds.errors.InvalidInp
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from cds.pipelines.pathology.slide import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_
 from cds.pipelines.pathology.stream import BoundedPrefetch
 from cds.pipelines.pathology.tiling import TileCoord, TileGrid, TileSpec, iter_tiles, plan_grid, read_tiles
 from cds.pipelines.pathology.tissue import TissueMask, TissueOptions, tissue_from_thumbnail, tissue_mask
+from cds.pipelines.timing import StageTimer
 from cds.results.classification import Finding
 from cds.results.identity import hash_path
 from cds.results.slide import (
@@ -85,8 +85,7 @@ class _Batch:
     coords: list[TileCoord]
     pixels: np.ndarray
     unnormalised: int
-    read_s: float
-    preprocess_s: float
+    timer: StageTimer  # read and preprocess, in the reader thread
 
 
 class SlidePipeline:
@@ -127,33 +126,29 @@ class SlidePipeline:
 
     def __call__(self, path: str | Path, *, progress: ProgressFn | None = None) -> SlideAnalysis:
         """Read one slide or tile; raises :class:`InvalidInputError` (with its reason code) when refused."""
-        path, options, stage = Path(path), self.options, {}
-        start = tic = time.perf_counter()
-        slide = open_slide(path, max_pixels=options.max_pixels, max_image_pixels=options.max_image_pixels)
-        stage["open_ms"] = _ms(tic)
+        path, options, timer = Path(path), self.options, StageTimer()
+        with timer.stage("open"):
+            slide = open_slide(path, max_pixels=options.max_pixels, max_image_pixels=options.max_image_pixels)
         with slide:
-            tic = time.perf_counter()
-            digest = hash_path(path)
-            stage["hash_ms"] = _ms(tic)
+            with timer.stage("hash"):
+                digest = hash_path(path)
             self.backend.load()
             if isinstance(slide, ImageTile):
-                analysis = self._tile(slide, digest, stage, progress)
+                analysis = self._tile(slide, digest, timer, progress)
             else:
-                analysis = self._slide(slide, digest, stage, progress)
-        timings = dict(analysis.result.stage_ms, total_ms=round(_ms(start), 3))
+                analysis = self._slide(slide, digest, timer, progress)
+        timings = dict(analysis.result.stage_ms, total_ms=round(timer.total_ms(), 3))
         analysis.result = analysis.result.model_copy(update={"stage_ms": timings})
         return analysis
 
-    def _slide(self, slide: Slide, digest: str, stage: dict[str, float], progress: ProgressFn | None
-               ) -> SlideAnalysis:
+    def _slide(self, slide: Slide, digest: str, timer: StageTimer, progress: ProgressFn | None) -> SlideAnalysis:
         options, warnings = self.options, list(self._model_warnings)
-        tic = time.perf_counter()
-        thumbnail = slide.thumbnail(options.tissue.thumbnail_side)
-        tissue = tissue_from_thumbnail(thumbnail, slide.dimensions, options.tissue)
-        stage["tissue_ms"] = _ms(tic)
+        with timer.stage("tissue"):
+            thumbnail = slide.thumbnail(options.tissue.thumbnail_side)
+            tissue = tissue_from_thumbnail(thumbnail, slide.dimensions, options.tissue)
         source = self._source(slide, tissue.fraction)
         if tissue.empty:
-            return self._no_tissue(digest, source, None, stage, "no tissue found: the slide shows only glass")
+            return self._no_tissue(digest, source, None, timer, "no tissue found: the slide shows only glass")
         spec = TileSpec(mpp=self.preprocessing.mpp, size=self.preprocessing.size,
                         tissue_threshold=options.tissue_threshold)
         grid = plan_grid(slide, spec, slide_mpp=options.slide_mpp)
@@ -161,12 +156,12 @@ class SlidePipeline:
             warnings.append(f"the slide does not state its resolution; {options.slide_mpp} µm/px was assumed")
         total = sum(1 for _ in self._coords(grid, tissue))
         if total == 0:
-            return self._no_tissue(digest, source, _summary(grid, options, 0, 0), stage,
+            return self._no_tissue(digest, source, _summary(grid, options, 0, 0), timer,
                                    f"no tissue found: no patch is at least {options.tissue_threshold:.0%} tissue")
         probabilities = ProbabilityGrid.empty(grid.rows, grid.columns, grid.extent0, slide.dimensions)
-        unnormalised = self._stream(slide, grid, tissue, probabilities, stage, total, progress)
+        unnormalised = self._stream(slide, grid, tissue, probabilities, timer, total, progress)
         return self._scored(digest, source, _summary(grid, options, total, unnormalised), probabilities,
-                            thumbnail, stage, warnings)
+                            thumbnail, timer, warnings)
 
     def _coords(self, grid: TileGrid, tissue: TissueMask) -> Iterator[TileCoord]:
         return iter_tiles(grid, tissue, tissue_threshold=self.options.tissue_threshold)
@@ -175,104 +170,104 @@ class SlidePipeline:
         """Runs in the reader thread: read a batch of patches, preprocess it."""
         batches = read_tiles(slide, self._coords(grid, tissue), size=grid.size, batch_size=self.options.batch_size)
         while True:
-            tic = time.perf_counter()
-            try:
-                coords, pixels = next(batches)
-            except StopIteration:
+            timer = StageTimer()
+            with timer.stage("read"):
+                read = next(batches, None)
+            if read is None:
                 return
-            middle = time.perf_counter()
-            prepared = self._preprocess(pixels)
-            yield _Batch(coords, prepared.pixels, int(prepared.unnormalised.sum()), middle - tic,
-                         time.perf_counter() - middle)
-            del coords, pixels, prepared  # the consumer may be done with them: hold nothing past its slot
+            coords, pixels = read
+            with timer.stage("preprocess"):
+                prepared = self._preprocess(pixels)
+            yield _Batch(coords, prepared.pixels, int(prepared.unnormalised.sum()), timer)
+            del read, coords, pixels, prepared  # the consumer may be done with them: hold nothing past its slot
 
     def _stream(self, slide: Slide, grid: TileGrid, tissue: TissueMask, probabilities: ProbabilityGrid,
-                stage: dict[str, float], total: int, progress: ProgressFn | None) -> int:
-        """Score every tissue patch into ``probabilities``; returns how many were not stain-normalised."""
+                timer: StageTimer, total: int, progress: ProgressFn | None) -> int:
+        """Score every tissue patch into ``probabilities``; returns how many were not stain-normalised.
+
+        ``read`` and ``preprocess`` ran in the reader thread, overlapped with ``infer``; ``wait`` is how long
+        inference waited for patches; ``stream`` the whole.
+        """
         name, output = self.backend.spec.inputs[0].name, self.backend.spec.outputs[0].name
         done = unnormalised = 0
-        read_s = preprocess_s = infer_s = wait_s = 0.0
-        start = tic = time.perf_counter()
-        with BoundedPrefetch(self._batches(slide, grid, tissue), depth=self.options.prefetch) as batches:
-            for batch in batches:
-                wait_s += time.perf_counter() - tic
-                tic = time.perf_counter()
-                scores = self.backend.infer({name: batch.pixels})[output][:, self._column]
-                infer_s += time.perf_counter() - tic
+        for stage in ("read", "preprocess", "infer", "wait"):
+            timer.add(stage, 0.0)
+        with timer.stage("stream"), BoundedPrefetch(self._batches(slide, grid, tissue),
+                                                    depth=self.options.prefetch) as prefetch:  # fmt: skip
+            batches = iter(prefetch)
+            while True:
+                with timer.stage("wait"):
+                    batch = next(batches, None)
+                if batch is None:
+                    break
+                with timer.stage("infer"):
+                    scores = self.backend.infer({name: batch.pixels})[output][:, self._column]
                 for coord, value in zip(batch.coords, scores, strict=True):
                     probabilities.values[coord.row, coord.column] = value
                 done += len(batch.coords)
                 unnormalised += batch.unnormalised
-                read_s, preprocess_s = read_s + batch.read_s, preprocess_s + batch.preprocess_s
+                for stage in ("read", "preprocess"):  # measured in the reader thread
+                    timer.add(stage, batch.timer.ms[f"{stage}_ms"] / 1000.0)
                 if progress is not None:
                     progress(done, total)
                 del batch  # before the next is asked for: the prefetch bound counts on it
-                tic = time.perf_counter()
-        stage.update(read_ms=read_s * 1000, preprocess_ms=preprocess_s * 1000, infer_ms=infer_s * 1000,
-                     wait_ms=wait_s * 1000, stream_ms=_ms(start))
         return unnormalised
 
-    def _tile(self, slide: Slide, digest: str, stage: dict[str, float], progress: ProgressFn | None
-              ) -> SlideAnalysis:
+    def _tile(self, slide: Slide, digest: str, timer: StageTimer, progress: ProgressFn | None) -> SlideAnalysis:
         """One PNG/JPEG tile: one patch, resized to the model's size."""
         warnings = list(self._model_warnings)
         width, height = slide.dimensions
-        tic = time.perf_counter()
-        pixels = slide.read_region(0, 0, 0, width, height)
-        mask, _ = tissue_mask(pixels, self.options.tissue)
-        stage["tissue_ms"] = _ms(tic)
+        with timer.stage("tissue"):
+            pixels = slide.read_region(0, 0, 0, width, height)
+            mask, _ = tissue_mask(pixels, self.options.tissue)
         source = self._source(slide, float(mask.mean()))
         summary = TileSummary(level=0, level_mpp=self.options.slide_mpp, read_size=max(width, height),
                               grid_columns=1, grid_rows=1, tissue_threshold=0.0, scored=0, unnormalised=0)
         if not mask.any():
-            return self._no_tissue(digest, source, summary, stage, "no tissue found: the tile shows only glass")
+            return self._no_tissue(digest, source, summary, timer, "no tissue found: the tile shows only glass")
         if self.options.slide_mpp is None:
             warnings.append(f"a single tile states no resolution; it is taken to be at the model's "
                             f"{self.preprocessing.mpp} µm/px")
         if width != height:
             warnings.append(f"the {width} × {height} tile was resized to a {self.preprocessing.size}-pixel square")
-        tic = time.perf_counter()
-        prepared = self._preprocess(pixels[None])
-        stage["preprocess_ms"] = _ms(tic)
-        tic = time.perf_counter()
+        with timer.stage("preprocess"):
+            prepared = self._preprocess(pixels[None])
         spec = self.backend.spec
-        value = self.backend.infer({spec.inputs[0].name: prepared.pixels})[spec.outputs[0].name][0, self._column]
-        stage["infer_ms"] = _ms(tic)
+        with timer.stage("infer"):
+            value = self.backend.infer({spec.inputs[0].name: prepared.pixels})[spec.outputs[0].name][0, self._column]
         if progress is not None:
             progress(1, 1)
         grid = ProbabilityGrid.empty(1, 1, float(max(width, height)), (width, height))
         grid.values[0, 0] = value
         summary = summary.model_copy(update={"scored": 1, "unnormalised": int(prepared.unnormalised.sum())})
         thumbnail = slide.thumbnail(min(self.options.tissue.thumbnail_side, max(width, height)))
-        return self._scored(digest, source, summary, grid, thumbnail, stage, warnings)
+        return self._scored(digest, source, summary, grid, thumbnail, timer, warnings)
 
     def _scored(self, digest: str, source: SlideSource, summary: TileSummary, grid: ProbabilityGrid,
-                thumbnail: np.ndarray, stage: dict[str, float], warnings: list[str]) -> SlideAnalysis:
-        tic = time.perf_counter()
-        score = aggregate(grid.values, threshold=self.threshold, top_k=self.options.top_k)
-        stage["aggregate_ms"] = _ms(tic)
-        tic = time.perf_counter()
-        heat = heatmap_at(grid, thumbnail.shape[1], thumbnail.shape[0])
-        image = overlay(thumbnail, heat, threshold=self.threshold)
-        stage["heatmap_ms"] = _ms(tic)
+                thumbnail: np.ndarray, timer: StageTimer, warnings: list[str]) -> SlideAnalysis:
+        with timer.stage("aggregate"):
+            score = aggregate(grid.values, threshold=self.threshold, top_k=self.options.top_k)
+        with timer.stage("heatmap"):
+            heat = heatmap_at(grid, thumbnail.shape[1], thumbnail.shape[0])
+            image = overlay(thumbnail, heat, threshold=self.threshold)
         if summary.unnormalised:
             warnings.append(f"{summary.unnormalised} of {summary.scored} patches could not be stain-normalised "
                             "(too little stain or one colour) and were scored as they were")
         finding = Finding(label=self.label, probability=score.top_k_mean, threshold=self.threshold,
                           positive=score.positive)
-        result = self._result(digest, source, SlideStatus.SCORED, "", summary, stage, warnings,
+        result = self._result(digest, source, SlideStatus.SCORED, "", summary, timer, warnings,
                               finding=finding, score=score)
         return SlideAnalysis(result=result, grid=grid, heatmap=image,
                              not_for_diagnostic_use=self.backend.spec.not_for_diagnostic_use)
 
-    def _no_tissue(self, digest: str, source: SlideSource, summary: TileSummary | None, stage: dict[str, float],
+    def _no_tissue(self, digest: str, source: SlideSource, summary: TileSummary | None, timer: StageTimer,
                    reason: str) -> SlideAnalysis:
-        result = self._result(digest, source, SlideStatus.NO_TISSUE, reason, summary, stage,
+        result = self._result(digest, source, SlideStatus.NO_TISSUE, reason, summary, timer,
                               list(self._model_warnings))
         return SlideAnalysis(result=result, not_for_diagnostic_use=self.backend.spec.not_for_diagnostic_use)
 
     def _result(self, digest: str, source: SlideSource, status: SlideStatus, reason: str,
-                summary: TileSummary | None, stage: dict[str, float], warnings: list[str], *,
+                summary: TileSummary | None, timer: StageTimer, warnings: list[str], *,
                 finding: Finding | None = None, score: SlideScore | None = None) -> SlideResult:
         spec = self.backend.spec
         if spec.not_for_diagnostic_use:
@@ -282,17 +277,13 @@ class SlidePipeline:
             "preprocessing_sha256": self.preprocessing.sha256, "source": source, "status": status,
             "reason": reason, "label": self.label, "finding": finding, "score": score, "tiles": summary,
             "intended_use": spec.intended_use, "warnings": tuple(warnings),
-            "stage_ms": {k: round(v, 3) for k, v in stage.items()}, "inference_ms": stage.get("infer_ms", 0.0)})
+            "stage_ms": {k: round(v, 3) for k, v in timer.ms.items()}, "inference_ms": timer.ms.get("infer_ms", 0.0)})
 
     def _source(self, slide: Slide, tissue_fraction: float) -> SlideSource:
         width, height = slide.dimensions
         return SlideSource(name=slide.source, reader=type(slide).__name__, width=width, height=height,
                            levels=len(slide.levels), mpp=slide.mpp if slide.mpp is not None else self.options.slide_mpp,
                            tissue_fraction=min(max(tissue_fraction, 0.0), 1.0))
-
-
-def _ms(tic: float) -> float:
-    return (time.perf_counter() - tic) * 1000
 
 
 def _summary(grid: TileGrid, options: SlideOptions, scored: int, unnormalised: int) -> TileSummary:

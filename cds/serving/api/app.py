@@ -10,37 +10,35 @@ from fastapi import FastAPI
 
 from cds import __version__
 from cds.errors import ConfigurationError
-from cds.models.registry import ModelRegistry
 from cds.serving.api import errors
 from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier, load_clients
-from cds.serving.api.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
+from cds.serving.api.middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
 from cds.serving.api.routes import (
     audit,
     cds_hooks,
     dashboard,
     dev,
     dicomweb,
-    dicomweb_read,
-    feedback,
     health,
     jobs,
+    me,
     models,
-    panel,
-    panel_sample,
     pathology,
-    pathology_list,
+    preread,
     results,
     risk,
     worklist,
 )
 from cds.serving.api.state import AppState
+from cds.serving.engine import build_engine
 from cds.serving.ui import mount_ui
-from cds.serving.ui import router as ui_router
+from cds.serving.worker import engine_worker
 from cds.settings import Settings
-from cds.store.db import Database
 
 log = logging.getLogger(__name__)
+ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb,
+           pathology)  # one module per URL resource; no two of them share a path prefix
 
 
 def check_security(settings: Settings) -> None:
@@ -59,15 +57,11 @@ def check_security(settings: Settings) -> None:
 
 
 def build_state(settings: Settings) -> AppState:
-    """Registry, database, authenticators and metrics for ``settings`` (used by the app and by ``cds worker``)."""
-    state = AppState(
-        settings=settings,
-        registry=ModelRegistry.from_directory(settings.registry_dir),
-        database=Database(settings.resolved_database_url),
-        authenticator=Authenticator(settings),
-        metrics=Metrics(),
-        hook_verifier=HookTokenVerifier(load_clients(settings.hooks_clients_file)),
-    )
+    """The engine and what only HTTP needs: authenticators, CDS Hooks clients, request metrics."""
+    engine = build_engine(settings)
+    state = AppState(engine=engine, authenticator=Authenticator(settings),
+                     hook_verifier=HookTokenVerifier(load_clients(settings.hooks_clients_file)),
+                     http_metrics=HttpMetrics(engine.metrics.registry))  # fmt: skip
     if settings.dev_mode:
         state.dev_hook_client = DevHookClient()
         state.hook_verifier.clients[DevHookClient.issuer] = state.dev_hook_client.client
@@ -82,19 +76,19 @@ def create_app(settings: Settings) -> FastAPI:
     """
     check_security(settings)
     state = build_state(settings)
-    database = state.database
+    engine = state.engine
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        database.migrate()
-        state.load_models()
-        workers = [state.job_worker() for _ in range(settings.job_workers)]
+        engine.database.migrate()
+        engine.load_models()
+        workers = [engine_worker(engine) for _ in range(settings.job_workers)]
         for worker in workers:
             worker.start()
         yield
         for worker in workers:
             worker.stop()
-        state.close()
+        engine.close()
 
     app = FastAPI(
         title="cds",
@@ -104,18 +98,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.cds = state
     errors.install(app)
-    for router in (
-        health.router, models.router, jobs.router, panel.router, panel_sample.router, risk.router, results.router,
-        audit.router, cds_hooks.router, dashboard.router,
-        worklist.router, feedback.router,  # before dicomweb: .../{uid}/view, /feedback are no files
-        dicomweb.router, dicomweb_read.router, pathology.router, pathology_list.router, ui_router,
-    ):
-        app.include_router(router)
+    for module in ROUTERS:
+        app.include_router(module.router)
     if settings.dev_mode:
         app.include_router(dev.router)
     mount_ui(app, dev_mode=settings.dev_mode)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes
     )
-    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(MetricsMiddleware, metrics=state.http_metrics)
     return app

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from cds.errors import InvalidInputError, NotAuthenticatedError
 from cds.settings import Settings
+from cds.store.audit import Actor
 from cds.store.tables import ApiKeyRow
 
 ALGORITHMS = ("RS256", "RS384", "ES256", "ES384")
@@ -54,6 +55,11 @@ class Principal:
     def role_text(self) -> str:
         """Roles as a sorted, comma-separated string (for audit records)."""
         return ",".join(sorted(r.value for r in self.roles))
+
+    @property
+    def actor(self) -> Actor:
+        """The caller as the services and the audit trail know them."""
+        return Actor(self.subject, self.role_text, self.patient)
 
 
 def _roles(values: Any) -> frozenset[Role]:

@@ -14,9 +14,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from cds.errors import ForbiddenError, NotAuthenticatedError
+from cds.services.engine import Engine
 from cds.serving.api.auth import Principal, Role, verify_api_key
 from cds.serving.api.state import AppState
-from cds.store.audit import AuditEvent, append_event
+from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
 
 
 def get_state(request: Request) -> AppState:
@@ -28,18 +29,24 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
+def get_engine(request: Request) -> Engine:
+    """The engine the use cases run on."""
+    engine: Engine = request.app.state.cds.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
 def _route(request: Request) -> str:
     return str(getattr(request.scope.get("route"), "path", request.url.path))
 
 
 def audit_denial(state: AppState, request: Request, actor: str, roles: str, reason: str) -> None:
     """Record a refused request (401/403) in its own committed transaction."""
-    event = AuditEvent(
-        actor=actor, role=roles, action="access.denied", resource=f"{request.method} {_route(request)}",
-        outcome="denied", detail={"reason": reason},
-    )  # fmt: skip
     with state.database.session() as session:
-        append_event(session, event)
+        record_event(session, AuditAction.ACCESS_DENIED, Actor(actor, roles), f"{request.method} {_route(request)}",
+                     outcome=AuditOutcome.DENIED, detail={"reason": reason})
 
 
 def authenticate(request: Request, state: StateDep) -> Principal:
@@ -82,10 +89,15 @@ def require(*roles: Role) -> Callable[..., Principal]:
 
 
 def enforce_patient_scope(state: AppState, request: Request, principal: Principal, subject: str) -> None:
-    """Refuse (403, audited) a patient-scoped token access to another patient's data."""
+    """Refuse (403, audited) a patient-scoped token access to another patient's data (``subject``, a reference)."""
     if principal.patient is not None and principal.patient != subject:
         audit_denial(state, request, principal.subject, principal.role_text, "patient_scope")
         raise ForbiddenError("this token is limited to another patient", code="patient_scope")
+
+
+def scoped_patient_id(principal: Principal) -> str | None:
+    """The patient ID a patient-scoped caller is limited to (``Patient/<id>`` without its prefix); ``None`` if any."""
+    return principal.patient.removeprefix("Patient/") if principal.patient is not None else None
 
 
 ALL_ROLES = tuple(Role)

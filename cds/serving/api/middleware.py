@@ -6,49 +6,29 @@ import json
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds.errors import PayloadTooLargeError
-from cds.models.spec import ModelSpec
+from cds.services.metrics import SECONDS_BUCKETS
 
 
-class Metrics:
-    """The service's Prometheus metrics, in a registry of its own."""
+class HttpMetrics:
+    """Request counts and latency by route template, in the engine's metrics registry (so ``/metrics`` has both)."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
-            "cds_http_requests_total", "HTTP requests", ("method", "route", "status"), registry=self.registry
+            "cds_http_requests_total", "HTTP requests", ("method", "route", "status"), registry=registry
         )
         self.latency = Histogram(
-            "cds_http_request_seconds", "HTTP request latency", ("route",), registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )  # fmt: skip
-        self.inferences = Counter(
-            "cds_inferences_total", "Scored requests", ("method", "outcome"), registry=self.registry
+            "cds_http_request_seconds", "HTTP request latency", ("route",), registry=registry, buckets=SECONDS_BUCKETS
         )
-        self.ready = Gauge("cds_ready", "1 when models and database are available", registry=self.registry)
-        self.jobs = Gauge("cds_jobs", "Jobs by state (queued = queue depth)", ("state",), registry=self.registry)
-        self.batch_size = Histogram(
-            "cds_inference_batch_size", "Items per engine call", ("model",), registry=self.registry,
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-        )  # fmt: skip
-        self.engine_seconds = Histogram(
-            "cds_inference_seconds", "Engine time per call", ("model",), registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )  # fmt: skip
-
-    def observe_batch(self, spec: ModelSpec, items: int, seconds: float) -> None:
-        """A backend's engine call (the label is the model name: no request or patient data)."""
-        self.batch_size.labels(spec.name).observe(items)
-        self.engine_seconds.labels(spec.name).observe(seconds)
 
 
 class MetricsMiddleware:
     """Counts requests and observes latency per route template."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
 

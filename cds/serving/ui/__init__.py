@@ -1,19 +1,17 @@
 """The web workspace: static HTML, CSS and ES modules served by ``cds serve`` under ``/ui``.
 
-The shell needs no authentication (it holds no data); everything it shows comes from the API with the user's
-bearer token or API key. ``/ui/config.json`` tells the shell whether dev sign-in exists, and ``GET /v1/me`` (any
-role) tells it who the credential belongs to, so navigation follows the roles the server recognises. Static
-responses carry a strict Content-Security-Policy: scripts, styles and connections from this origin only, images
-also from ``blob:`` (rendered images are fetched with the token and shown from blobs).
+The shell needs no authentication (it holds no data); everything it shows comes from the API with the user's bearer
+token or API key. ``/ui/config.json`` tells the shell whether dev sign-in exists, and ``GET /v1/me``
+(:mod:`cds.serving.api.routes.me`) tells it who the credential belongs to, so navigation follows the roles the server
+recognises. Static responses carry a strict Content-Security-Policy: scripts, styles and connections from this origin
+only, images also from ``blob:`` (rendered images are fetched with the token and shown from blobs).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
-from pydantic import BaseModel
+from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -22,8 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__
-from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import ALL_ROLES, require
+from cds.serving.api.auth import Role
 
 STATIC = Path(__file__).with_name("static")
 SECURITY_HEADERS = {
@@ -33,25 +30,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }  # fmt: skip
-
-router = APIRouter(tags=["ui"])
-
-
-class SessionPublic(BaseModel):
-    """Who the credential belongs to."""
-
-    subject: str
-    roles: list[Role]
-    patient: str | None
-    via: str
-
-
-@router.get("/v1/me")
-def me(principal: Annotated[Principal, Depends(require(*ALL_ROLES))]) -> SessionPublic:
-    """The caller's subject and roles (the workspace shows only what these allow)."""
-    return SessionPublic(subject=principal.subject, roles=sorted(principal.roles), patient=principal.patient,
-                         via=principal.via)
-
 
 class _SecurityHeaders:
     """Adds :data:`SECURITY_HEADERS` to every response of the wrapped app."""

@@ -11,9 +11,8 @@ import io
 
 import numpy as np
 
-from cds.pipelines.segmentation_outputs import PALETTE
-
-HEATMAP_FLOOR = 0.2  # the pre-read's overlays leave heat at or below this out (cds.pipelines.preread_outputs)
+from cds.interop.outputs.radiograph import HEATMAP_FLOOR
+from cds.interop.outputs.segmentation import PALETTE
 
 
 def window_level(values: np.ndarray, window: float, level: float, *, invert: bool = False) -> np.ndarray:
@@ -49,22 +48,6 @@ def png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def heatmap_from_overlay(blended: np.ndarray) -> np.ndarray:
-    """float32 [H, W] in [0, 1]: the heatmap a pre-read overlay PNG was blended from.
-
-    The overlay mixes the grey image ``g`` with the colour (255, 255·h, 0) at weight ``w = α·h`` (zero at or below
-    the floor), so red − blue = 255·w exactly, whatever the grey. Occlusion heatmaps peak at 1, so dividing ``w`` by
-    its maximum gives ``h`` back without knowing α (to within the PNG's rounding).
-    """
-    rgb = np.asarray(blended, dtype=np.float32)
-    if rgb.ndim != 3 or rgb.shape[2] < 3:
-        raise ValueError(f"expected an RGB overlay, got shape {rgb.shape}")
-    weight = np.clip(rgb[..., 0] - rgb[..., 2], 0.0, None) / 255.0
-    peak = float(weight.max())
-    heat: np.ndarray = (weight / peak if peak > 0 else weight).astype(np.float32)
-    return heat
-
-
 def heatmap_layer(heat: np.ndarray) -> np.ndarray:
     """uint8 RGBA: red (cool) to yellow (hot), opacity following the heat; transparent at or below the floor."""
     heat = np.clip(np.asarray(heat, dtype=np.float32), 0.0, 1.0)
@@ -77,7 +60,7 @@ def heatmap_layer(heat: np.ndarray) -> np.ndarray:
 
 
 def colour(label_value: int) -> str:
-    """``#rrggbb`` of a label value, as in the pre-read's own overlay (cds.pipelines.segmentation_outputs)."""
+    """``#rrggbb`` of a label value, as in the pre-read's own overlay (cds.interop.outputs.segmentation)."""
     r, g, b = (int(c) for c in PALETTE[label_value % len(PALETTE)])
     return f"#{r:02x}{g:02x}{b:02x}"
 

@@ -1,6 +1,6 @@
 """The pixels behind the viewer: a pre-read outcome's source image or CT series, and a CT segmentation's labels.
 
-Sources are the instances the STOW-RS request stored (the job's ``files``); they are read with the same defensive
+Sources are the instances the STOW-RS request stored (the job's stored instances); they are read with the same defensive
 reader and series builder as the pre-read, so slices are in the order the model saw them (along the slice normal)
 and values are modality values (Hounsfield units for CT). A CT series and its label volume are kept in a small
 cache, so scrolling through slices or changing the window does not rebuild them.
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cds.errors import InvalidInputError, ModelNotFoundError
-from cds.pipelines.dicom_reader import DicomInstance, read_instance
-from cds.pipelines.dicom_series import build_volume
+from cds.errors import InvalidInputError, OutputNotFoundError
+from cds.pipelines.imaging.dicom_reader import DicomInstance, read_instance
+from cds.pipelines.imaging.dicom_series import build_volume
+from cds.results.jobs import StoredInstance
 
 CT_DEFAULT_WINDOW = (400.0, 40.0)  # width, level: abdominal soft tissue (HU)
 
@@ -51,27 +52,23 @@ def _file_window(instance: DicomInstance) -> tuple[float, float] | None:
     return (width, centre) if width is not None and centre is not None and width > 0 else None
 
 
-def _find(files: Sequence[str], uid: str) -> Path:
-    for file in files:
-        if Path(file).stem == uid:
-            return Path(file)
-    for file in files:  # stored under another name (the SOP Instance UID was not a plain UID)
-        instance = read_instance(Path(file))
-        if str(instance.dataset.get("SOPInstanceUID", "")) == uid:
-            return Path(file)
-    raise ModelNotFoundError(f"the source image {uid} is no longer stored", code="source_missing")
+def _find(instances: Sequence[StoredInstance], uid: str) -> Path:
+    for stored in instances:
+        if stored.sop_instance_uid == uid and stored.path.is_file():
+            return stored.path
+    raise OutputNotFoundError(f"the source image {uid} is no longer stored", code="source_missing")
 
 
-def radiograph_image(files: Sequence[str], uid: str) -> ViewerImage:
-    """The radiograph whose SOP Instance UID is ``uid``, among the stored ``files``.
+def radiograph_image(instances: Sequence[StoredInstance], uid: str) -> ViewerImage:
+    """The radiograph whose SOP Instance UID is ``uid``, among the stored ``instances``.
 
     Raises:
-        ModelNotFoundError: ``source_missing`` (404).
+        OutputNotFoundError: ``source_missing`` (404).
         InvalidInputError: Any reason of the DICOM reader, or ``not_greyscale``.
     """
     from pydicom.pixels.processing import apply_modality_lut
 
-    instance = read_instance(_find(files, uid))
+    instance = read_instance(_find(instances, uid))
     raw = instance.pixels()
     if raw.ndim != 2:
         raise InvalidInputError(f"expected one grey-level frame, got shape {raw.shape}", code="not_greyscale")
@@ -83,17 +80,17 @@ def radiograph_image(files: Sequence[str], uid: str) -> ViewerImage:
 
 
 @lru_cache(maxsize=2)  # a 512 x 512 x 300 series is 300 MiB of float32
-def ct_series(files: tuple[str, ...], uid: str) -> ViewerImage:
-    """The CT series ``uid`` among the stored ``files``, slices along the normal (cached).
+def ct_series(stored: tuple[StoredInstance, ...], uid: str) -> ViewerImage:
+    """The CT series ``uid`` among the ``stored`` instances, slices along the normal (cached).
 
     Raises:
-        ModelNotFoundError: ``source_missing`` (404).
+        OutputNotFoundError: ``source_missing`` (404).
         InvalidInputError: Any reason of the reader or the series builder.
     """
-    instances = [instance for file in files if Path(file).is_file()
-                 if str((instance := read_instance(Path(file))).dataset.get("SeriesInstanceUID", "")) == uid]
+    instances = [instance for entry in stored if entry.path.is_file()
+                 if str((instance := read_instance(entry.path)).dataset.get("SeriesInstanceUID", "")) == uid]
     if not instances:
-        raise ModelNotFoundError(f"the source series {uid} is no longer stored", code="source_missing")
+        raise OutputNotFoundError(f"the source series {uid} is no longer stored", code="source_missing")
     volume = build_volume(instances)
     window = _file_window(instances[0]) or CT_DEFAULT_WINDOW
     return ViewerImage(volume.voxels, volume.sop_instance_uids, window, False, "HU")

@@ -1,21 +1,21 @@
 """What the study viewer shows beside the pixels, and where its pictures come from.
 
-An outcome is one entry of a finished pre-read job's result (``uid``, ``kind``, ``model``, ``summary``); the job's
-payload names the stored source files and the outputs folder. Radiograph heatmaps are read from the pre-read's
-overlay PNGs (``heatmap-<label>.png``, named as :mod:`cds.pipelines.preread_outputs` names them) and CT outlines from
-its DICOM SEG (``segmentation-seg.dcm``).
+An outcome is one :class:`~cds.results.jobs.PrereadOutcome` of a finished pre-read
+(:class:`~cds.services.preread.FinishedOutcome`); its job names the stored source instances and its layout the
+output files. A radiograph finding's heatmap is the raw map the pre-read saved
+(:meth:`~cds.results.layout.OutputLayout.heatmap_values`), and CT outlines come from its DICOM SEG.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 from pydantic import BaseModel
 
-from cds.errors import CdsError, InvalidInputError, ModelNotFoundError
+from cds.errors import CdsError, InvalidInputError, OutputNotFoundError
 from cds.models.registry import ModelRegistry
+from cds.results.jobs import OutcomeKind
+from cds.results.layout import OutputLayout
+from cds.services.preread import FinishedOutcome
 from cds.serving.ui import render, sources
 
 
@@ -35,7 +35,7 @@ class FindingView(BaseModel):
 
     label: str
     probability: float
-    threshold: float
+    threshold: float | None
     positive: bool
     ratio: float | None
     heatmap: bool
@@ -80,49 +80,38 @@ class ViewerPublic(BaseModel):
     outlines: bool
 
 
-def image_of(outcome: dict[str, Any], payload: dict[str, Any]) -> sources.ViewerImage:
+def image_of(read: FinishedOutcome) -> sources.ViewerImage:
     """The outcome's source: the radiograph, or the CT series."""
-    files = tuple(str(f) for f in payload.get("files", []))
-    if outcome["kind"] == "ct":
-        return sources.ct_series(files, outcome["uid"])
-    return sources.radiograph_image(files, outcome["uid"])
+    if read.outcome.kind is OutcomeKind.CT:
+        return sources.ct_series(read.payload.instances, read.outcome.uid)
+    return sources.radiograph_image(read.payload.instances, read.outcome.uid)
 
 
-def _outputs(payload: dict[str, Any], uid: str) -> Path:
-    return Path(payload["output"]) / uid
-
-
-def segmentation_of(outcome: dict[str, Any], payload: dict[str, Any],
-                    image: sources.ViewerImage) -> sources.Segmentation | None:
+def segmentation_of(read: FinishedOutcome, image: sources.ViewerImage) -> sources.Segmentation | None:
     """The CT outcome's label volume on ``image``'s slices; ``None`` for a radiograph or without a SEG."""
-    seg = _outputs(payload, outcome["uid"]) / "segmentation-seg.dcm"
-    if outcome["kind"] != "ct" or not seg.is_file():
+    seg = read.layout.path(OutputLayout.SEGMENTATION)
+    if read.outcome.kind is not OutcomeKind.CT or not seg.is_file():
         return None
     return sources.segmentation(str(seg), image.sop_instance_uids)
 
 
-def heatmap_file(payload: dict[str, Any], uid: str, label: str) -> Path:
-    """Where the pre-read wrote ``label``'s overlay (it exists only for positive findings)."""
-    safe = "".join(c if c.isalnum() else "-" for c in label).strip("-").lower()
-    return _outputs(payload, uid) / f"heatmap-{safe}.png"
+def _has_heatmap(read: FinishedOutcome, label: str) -> bool:
+    return read.layout.path(OutputLayout.heatmap_values(label)).is_file()
 
 
-def heatmap_of(outcome: dict[str, Any], payload: dict[str, Any], label: str) -> np.ndarray:
-    """float32 [S, S] in [0, 1]: the heatmap of a positive finding, on the model's input grid.
+def heatmap_of(read: FinishedOutcome, label: str) -> np.ndarray:
+    """float32 [S, S] in [0, 1]: the heatmap of a positive finding, on the model's input grid, as the pre-read saved it.
 
     Raises:
-        ModelNotFoundError: ``heatmap_not_found`` (404): no such finding, or no heatmap for it (it is negative).
+        OutputNotFoundError: ``heatmap_not_found`` (404): no such finding, or no heatmap for it (it is negative).
     """
-    from PIL import Image
-
-    file = heatmap_file(payload, outcome["uid"], label)
-    labels = [f["label"] for f in outcome["summary"] if "probability" in f]
-    if label not in labels or not file.is_file():
-        shown = [name for name in labels if heatmap_file(payload, outcome["uid"], name).is_file()]
-        raise ModelNotFoundError(f"no heatmap for {label!r}; heatmaps: {', '.join(shown) or 'none'}",
-                                 code="heatmap_not_found")
-    with Image.open(file) as overlay:
-        return render.heatmap_from_overlay(np.asarray(overlay.convert("RGB")))
+    labels = [f.label for f in read.outcome.findings]
+    if label not in labels or not _has_heatmap(read, label):
+        shown = [name for name in labels if _has_heatmap(read, name)]
+        raise OutputNotFoundError(f"no heatmap for {label!r}; heatmaps: {', '.join(shown) or 'none'}",
+                                  code="heatmap_not_found")
+    heat: np.ndarray = np.load(read.layout.path(OutputLayout.heatmap_values(label)), allow_pickle=False)
+    return heat.astype(np.float32, copy=False)
 
 
 def slice_of(image: sources.ViewerImage, index: int) -> np.ndarray:
@@ -150,26 +139,23 @@ def model_info(registry: ModelRegistry, key: str) -> ModelInfo:
                      not_for_diagnostic_use=spec.not_for_diagnostic_use, model_card=spec.model_card.name)
 
 
-def build_view(registry: ModelRegistry, job_id: str, outcome: dict[str, Any], payload: dict[str, Any],
-               patient_id: str) -> ViewerPublic:
-    """The viewer's data for one outcome of pre-read ``job_id``."""
-    uid = outcome["uid"]
-    image = image_of(outcome, payload)
-    seg = segmentation_of(outcome, payload, image)
-    findings = [FindingView(label=f["label"], probability=f["probability"], threshold=f["threshold"],
-                            positive=f["positive"], ratio=f["probability"] / f["threshold"] if f["threshold"] else None,
-                            heatmap=heatmap_file(payload, uid, f["label"]).is_file())
-                for f in outcome["summary"] if "probability" in f]  # fmt: skip
+def build_view(registry: ModelRegistry, read: FinishedOutcome) -> ViewerPublic:
+    """The viewer's data for one outcome of a finished pre-read."""
+    outcome = read.outcome
+    image = image_of(read)
+    seg = segmentation_of(read, image)
+    findings = [FindingView(label=f.label, probability=f.probability, threshold=f.threshold, positive=f.positive,
+                            ratio=f.ratio, heatmap=_has_heatmap(read, f.label)) for f in outcome.findings]
     segments = {label: number for number, label in seg.segments} if seg is not None else {}
-    structures = [StructureView(label=s["label"], volume_ml=s.get("volume_ml"), segment=segments.get(s["label"]),
-                                colour=render.colour(segments[s["label"]]) if s["label"] in segments else None)
-                  for s in outcome["summary"] if "probability" not in s]  # fmt: skip
+    structures = [StructureView(label=s.label, volume_ml=s.volume_ml, segment=segments.get(s.label),
+                                colour=render.colour(segments[s.label]) if s.label in segments else None)
+                  for s in outcome.structures]  # fmt: skip
     slices, height, width = image.values.shape
     low, high = image.value_range
     geometry = ImageView(width=width, height=height, slices=slices,
                          initial_slice=seg.busiest_slice() if seg is not None else 0, window=image.default_window[0],
                          level=image.default_window[1], min=low, max=high, units=image.units)  # fmt: skip
-    return ViewerPublic(job_id=job_id, uid=uid, kind=outcome["kind"], study_uid=outcome["study_uid"],
-                        series_uid=outcome["series_uid"], patient_id=patient_id,
-                        model=model_info(registry, outcome["model"]), findings=findings, structures=structures,
+    return ViewerPublic(job_id=read.job.id, uid=outcome.uid, kind=outcome.kind.value, study_uid=outcome.study_uid,
+                        series_uid=outcome.series_uid, patient_id=read.patient_id,
+                        model=model_info(registry, outcome.model), findings=findings, structures=structures,
                         image=geometry, outlines=seg is not None)

@@ -13,7 +13,7 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from cds.errors import InvalidInputError
-from cds.pipelines.pathology.outputs import write_slide_outputs
+from cds.interop.outputs.slide import write_slide_outputs
 from cds.pipelines.pathology.pipeline import SlideOptions, SlidePipeline
 from cds.pipelines.pathology.preprocess import TilePreprocessor
 from cds.results.identity import hash_path

@@ -16,10 +16,10 @@ from PIL import Image
 
 from cds.models.card import CardContent, Evaluation, LabelMetrics, StructureMetrics, render_card
 from cds.models.registry import ModelRegistry
+from cds.services.risk import sample_bundle
 from cds.serving.api.app import create_app
 from cds.serving.api.auth import Role
 from cds.serving.api.routes.dashboard import bucket_quantile
-from cds.serving.api.routes.panel_sample import sample_bundle
 from cds.settings import REPO_ROOT, Settings
 from cds.store.audit import AuditEvent, append_event
 from cds.store.dashboard import card_headlines, read_card_headlines
@@ -101,8 +101,9 @@ def test_dashboard_reports_models_engine_metrics_refusals_and_agreement(idle: Te
     _event(idle, NOW, "imaging.preread", "refused", reason="implausible_image")
     _event(idle, NOW, "imaging.preread", "refused", reason="implausible_image")
     _event(idle, yesterday, "imaging.preread", "refused", reason="wrong_modality")
-    _event(idle, yesterday, "job.failed", "error", kind="pathology", error="truncated_file: cut.tif: ends early")
-    _event(idle, yesterday, "job.failed", "error", kind="risk_file", error="OSError: disk full")
+    _event(idle, yesterday, "job.failed", "error", kind="pathology", code="truncated_file",
+           error="truncated_file: cut.tif: ends early")
+    _event(idle, yesterday, "job.failed", "error", kind="risk_file", code="OSError", error="OSError: disk full")
     _event(idle, long_ago, "imaging.preread", "refused", reason="implausible_image")  # outside the window
     _event(idle, NOW, "imaging.preread", "success")  # not a refusal
     _verdict(idle, "j1", "Effusion", "rejected")

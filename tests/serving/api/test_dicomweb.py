@@ -70,7 +70,7 @@ def test_stow_queues_a_preread_whose_outputs_are_served_and_audited(client: Test
     assert [s.SegmentLabel for s in hd.seg.segread(path).SegmentSequence][0] == "liver"
     missing = client.get(f"{base}/{outcomes['ct']['uid']}/../../cds.db", headers=headers)
     assert missing.status_code == 404
-    assert client.get(f"{base}/{outcomes['ct']['uid']}/nope.dcm", headers=headers).json()["code"] == "model_not_found"
+    assert client.get(f"{base}/{outcomes['ct']['uid']}/nope.dcm", headers=headers).json()["code"] == "file_not_found"
     with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
         assert verify_chain(session).ok
         actions = [(r.action, r.outcome, r.model) for r in session.query(AuditEventRow).all()]

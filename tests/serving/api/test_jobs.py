@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds.serving.api.auth import Role
-from cds.serving.jobs import JobWorker
 from cds.serving.triton.launcher import free_port
+from cds.serving.worker import JobWorker
 from cds.store import jobs
 from cds.store.db import Database
 from tests.pipelines.test_risk_file import cohort

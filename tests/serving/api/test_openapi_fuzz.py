@@ -23,7 +23,7 @@ def _app(root: Path):  # noqa: ANN202
     app = create_app(Settings(dev_mode=True, data_dir=root, job_workers=0))
     state = app.state.cds
     state.database.migrate()
-    state.load_models()
+    state.engine.load_models()
     return app
 
 

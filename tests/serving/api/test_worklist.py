@@ -54,13 +54,15 @@ def _instance(client: TestClient, folder: Path, *, sop: str, study: str, patient
 
 
 def _job(client: TestClient, *, minutes: int, state: str, files: list[str], result: dict[str, Any] | None = None,
-         error: str = "", kind: str = "preread") -> str:
+         error: str = "", kind: str = "preread", refused: bool = False) -> str:
     job_id = f"00000000-0000-0000-0000-{minutes:012d}"
     created = NOW + dt.timedelta(minutes=minutes)
+    instances = [{"path": f, "sop_instance_uid": Path(f).stem, "study_uid": ""} for f in files]  # as STOW stores them
+    payload = {"instances": instances, "output": "/nonexistent", "model": "chest-xray-demo"}
     with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
-        session.add(JobRow(id=job_id, kind=kind, state=state, attempts=1, max_attempts=3,
-                           payload=json.dumps({"files": files, "output": "/nonexistent"}),
-                           result=json.dumps(result) if result else "", error=error, subject="", created_by="t",
+        session.add(JobRow(id=job_id, kind=kind, state=state, attempts=1, max_attempts=3, payload=json.dumps(payload),
+                           result=json.dumps(result) if result else "", error=error,
+                           error_code=error.partition(":")[0], refused=refused, subject="", created_by="t",
                            role="radiologist", created_at=created, updated_at=created, lease_until=None, worker=""))
     return job_id
 
@@ -89,11 +91,12 @@ def listed(client: TestClient, tmp_path: Path) -> dict[str, str]:
             "1.2", "1.2.1", [("Effusion", 0.1, 0.2)])], "refusals": []}),
         "queued": _job(client, minutes=10, state="queued", files=c),
         "refused": _job(client, minutes=30, state="failed", files=[d],
-                        error="implausible_image: 1.4.1.dcm: this is not a chest radiograph"),
+                        error="implausible_image: 1.4.1.dcm: this is not a chest radiograph", refused=True),
         "failed": _job(client, minutes=40, state="failed", files=[e], error="RuntimeError: out of memory"),
         "mixed": _job(client, minutes=5, state="done", files=[g1, g2], result={
             "outcomes": [_outcome("1.6", "1.6.1", [("Mass", 0.5, 0.1)])],
-            "refusals": [{"source": "1.7.1.dcm", "reason": "wrong_modality", "message": "no model for MR"}]}),
+            "refusals": [{"source": "1.7.1.dcm", "reason": "wrong_modality", "message": "no model for MR",
+                          "sop_instance_uids": ["1.7.1"]}]}),
         "risk": _job(client, minutes=50, state="done", files=[], kind="risk_file", result={"rows": 1}),
     }
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import StateDep, require
 from cds.serving.api.state import AppState
-from cds.store.audit import AuditEvent, append_event
+from cds.store.audit import AuditAction, record_event
 from cds.store.dashboard import Tally, agreement, read_card_headlines, refusals_by_day
 
 router = APIRouter(tags=["dashboard"])
@@ -193,7 +193,8 @@ def _serves(state: AppState) -> dict[str, list[str]]:
     settings, registry = state.settings, state.registry
     uses: dict[str, list[str]] = {}
     configured = [(settings.preread_model, "radiograph pre-read"), (settings.ct_model, "CT pre-read"),
-                  (settings.pathology_model, "pathology read"), *((name, "risk scoring") for name in state.backends)]
+                  (settings.pathology_model, "pathology read"),
+                  *((name, "risk scoring") for name in state.engine.served)]
     for name, use in configured:
         if not name or name not in registry.names():
             continue
@@ -231,8 +232,7 @@ def dashboard(state: StateDep, principal: Engineer,
     with state.database.session() as session:
         refusals = refusals_by_day(session, since=since)
         agreed = agreement(session)
-        append_event(session, AuditEvent(actor=principal.subject, role=principal.role_text, action="dashboard.read",
-                                         resource="Dashboard", outcome="success", detail={"days": days}))
+        record_event(session, AuditAction.DASHBOARD_READ, principal.actor, "Dashboard", detail={"days": days})
     return DashboardPublic(
         generated_at=now.isoformat(timespec="seconds"), since=since.date().isoformat(), days=days,
         percentiles="interpolated within the buckets of the service's Prometheus histograms",

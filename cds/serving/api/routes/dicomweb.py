@@ -1,41 +1,100 @@
-"""Imaging: DICOMweb STOW-RS upload that queues a pre-read, the pre-read's status, and its outputs.
+"""``/dicomweb``: STOW-RS storage that queues a pre-read; QIDO-RS searches and WADO-RS retrieval.
 
-``POST /dicomweb/studies`` takes ``multipart/related; type="application/dicom"``. Each part is read by the
-defensive DICOM reader; readable instances are stored and one durable ``preread`` job is queued for them, and the
-answer is the STOW-RS DICOM JSON response (ReferencedSOPSequence, FailedSOPSequence with FailureReason and our
-reason code as ErrorComment) with the job in ``Location``. Outputs are served by job, UID and file name, and every
-read is audited.
+Stored instances and AI results (SR, SEG, captures) alike are searched and retrieved.
+
+``POST /dicomweb/studies`` takes ``multipart/related; type="application/dicom"``; readable parts are stored and one
+durable ``preread`` job is queued for them (:func:`cds.services.stow.accept_instances`), and the answer is the STOW-RS
+DICOM JSON response (ReferencedSOPSequence, FailedSOPSequence with FailureReason and our reason code as ErrorComment)
+with the job in ``Location``. Searches answer DICOM JSON (``application/dicom+json``) at study, series and instance
+level, with match keys by keyword (``PatientID``, ``StudyDate``, ``ModalitiesInStudy`` ...), ``limit`` and ``offset``;
+keys the service does not match on are ignored with a ``Warning: 299`` header, as PS3.18 prescribes. Retrieval streams
+``multipart/related; type="application/dicom"`` in the stored transfer syntax, one file at a time, so a large study
+never sits in memory; ``.../metadata`` answers DICOM JSON without bulk data. A patient-scoped token sees only its
+patient's studies (its ``Patient/<id>`` is matched against PatientID) and is refused, audited, anything else. Every
+search and retrieval is audited.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, JSONResponse
+import pydicom
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydicom.dataelem import DataElement
 
-from cds.errors import CdsError, InvalidInputError, ModelNotFoundError
-from cds.pipelines.dicom_reader import read_instance
+from cds.errors import InvalidInputError, NotAcceptableError, NotFoundError
+from cds.services.stow import StowReceipt, accept_instances
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import StateDep, require
-from cds.serving.api.routes.jobs import JobPublic, public_job
-from cds.serving.jobs import PREREAD
-from cds.store import jobs
-from cds.store.audit import AuditEvent, append_event
-from cds.store.dicom_index import STORED, index_dataset, instance_uids
+from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, scoped_patient_id
+from cds.serving.api.state import AppState
+from cds.store.audit import AuditAction, record_event
+from cds.store.dicom_index import InstanceQuery, find_instances, find_series, find_studies
+from cds.store.tables import DicomInstanceRow
 
-router = APIRouter(tags=["imaging"])
+router = APIRouter(prefix="/dicomweb", tags=["imaging"])
 Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
-UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-CANNOT_UNDERSTAND = 0xC000  # STOW-RS FailureReason: cannot understand
-OUT_OF_RESOURCES = 0xA700  # STOW-RS FailureReason: refused, out of resources (the instance is over the cap)
-MEDIA_TYPES = {".json": "application/json", ".dcm": "application/dicom", ".png": "image/png"}
+DICOM_JSON = "application/dicom+json"
+IGNORED_QUIETLY = {"includefield", "fuzzymatching"}
+CHUNK = 1 << 20
+UidPath = Annotated[str, PathParam(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
+QIDO_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {DICOM_JSON: {}}}}
+WADO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {'multipart/related; type="application/dicom"': {"schema": {"type": "string",
+                                                                                 "format": "binary"}}}}}
+
+
+def _query(
+    request: Request,
+    principal: Radiology,
+    patient_id: Annotated[str, Query(alias="PatientID", max_length=64)] = "",
+    accession_number: Annotated[str, Query(alias="AccessionNumber", max_length=16)] = "",
+    study_date: Annotated[str, Query(alias="StudyDate", max_length=17)] = "",
+    study_uid: Annotated[str, Query(alias="StudyInstanceUID", max_length=64)] = "",
+    modalities: Annotated[str, Query(alias="ModalitiesInStudy", max_length=16)] = "",
+    modality: Annotated[str, Query(alias="Modality", max_length=16)] = "",
+    series_uid: Annotated[str, Query(alias="SeriesInstanceUID", max_length=64)] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> InstanceQuery:
+    known = {"PatientID", "AccessionNumber", "StudyDate", "StudyInstanceUID", "ModalitiesInStudy", "Modality",
+             "SeriesInstanceUID", "limit", "offset"}  # fmt: skip
+    unsupported = sorted(k for k in request.query_params if k not in known and k.lower() not in IGNORED_QUIETLY)
+    return InstanceQuery(study_uid=study_uid, series_uid=series_uid, patient_id=patient_id,
+                         accession_number=accession_number, study_date=study_date, modality=modalities or modality,
+                         only_patient=scoped_patient_id(principal), limit=limit, offset=offset, unsupported=unsupported)
+
+
+QidoQuery = Annotated[InstanceQuery, Depends(_query)]
+
+
+def _attr(vr: str, *values: Any) -> dict[str, Any]:
+    present = [v for v in values if v not in (None, "")]
+    return {"vr": vr, "Value": present} if present else {"vr": vr}
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/dicomweb"
+
+
+def _answer(request: Request, state: AppState, principal: Principal, query: InstanceQuery, level: str,
+            body: list[dict[str, Any]]) -> JSONResponse:  # fmt: skip
+    with state.database.session() as session:
+        record_event(session, AuditAction.IMAGING_SEARCH, principal.actor, f"ImagingStudy?level={level}",
+                     subject=f"Patient/{query.only_patient}" if query.only_patient else "",
+                     detail={"matches": len(body)})
+    headers = {}
+    if query.unsupported:
+        keys = ", ".join(k.encode("ascii", "backslashreplace").decode() for k in query.unsupported)  # header-safe
+        headers["Warning"] = f'299 cds "the query keys {keys} are not supported and were ignored"'
+    return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
 
 
 def _parts(content_type: str, body: bytes) -> list[bytes]:
@@ -61,83 +120,195 @@ def _item(tag_values: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     return {tag: {"vr": vr, "Value": [value]} for tag, (vr, value) in tag_values.items()}
 
 
-@router.post("/dicomweb/studies", status_code=202, openapi_extra={"requestBody": {"required": True, "content": {
+def _stow_response(receipt: StowReceipt) -> dict[str, Any]:
+    """The STOW-RS DICOM JSON response: ReferencedSOPSequence and FailedSOPSequence (reason code as ErrorComment)."""
+    document: dict[str, Any] = {}
+    if receipt.stored:
+        document["00081199"] = {"vr": "SQ", "Value": [_item({"00081150": ("UI", s.sop_class_uid),
+                                                             "00081155": ("UI", s.sop_instance_uid)})
+                                                      for s in receipt.stored]}  # fmt: skip
+    if receipt.refused:
+        document["00081198"] = {"vr": "SQ", "Value": [_item({"00081197": ("US", int(r.failure)),
+                                                             "00000902": ("LO", r.reason)})
+                                                      for r in receipt.refused]}  # fmt: skip
+    return document
+
+
+@router.post("/studies", status_code=202, openapi_extra={"requestBody": {"required": True, "content": {
     "multipart/related": {"schema": {"type": "string", "format": "binary"}}}}})  # fmt: skip
-async def stow(request: Request, state: StateDep, principal: Radiology) -> JSONResponse:
+async def stow(request: Request, engine: EngineDep, principal: Radiology) -> JSONResponse:
     """Store DICOM instances and queue their pre-read (STOW-RS); 202 with the job in ``Location``, 409 if none."""
     parts = _parts(request.headers.get("content-type", ""), await request.body())
-    folder = state.settings.data_dir / "dicom" / uuid.uuid4().hex
-    stored, referenced, failed = [], [], []
-    datasets = []
-    for index, data in enumerate(parts):
-        if len(data) > state.settings.max_instance_bytes:
-            failed.append(_item({"00081197": ("US", OUT_OF_RESOURCES), "00000902": ("LO", "instance_too_large")}))
-            continue
-        try:
-            instance = read_instance(data, name=f"part {index + 1}")
-            instance_uids(instance.dataset)
-        except CdsError as exc:
-            failed.append(_item({"00081197": ("US", CANNOT_UNDERSTAND), "00000902": ("LO", exc.code)}))
-            continue
-        sop = str(instance.dataset.get("SOPInstanceUID", ""))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / (f"{sop}.dcm" if UID.match(sop) else f"{uuid.uuid4().hex}.dcm")
-        path.write_bytes(data)
-        stored.append(str(path))
-        datasets.append((instance.dataset, path))
-        referenced.append(_item({"00081150": ("UI", str(instance.dataset.get("SOPClassUID", ""))),
-                                 "00081155": ("UI", sop)}))
-    document: dict[str, Any] = {}
-    if referenced:
-        document["00081199"] = {"vr": "SQ", "Value": referenced}
-    if failed:
-        document["00081198"] = {"vr": "SQ", "Value": failed}
-    if not stored:
-        return JSONResponse(document, status_code=409, media_type="application/dicom+json")
-    payload = {"files": stored, "output": str(folder / "outputs"), "model": state.settings.preread_model,
-               "ct_model": state.settings.ct_model or None, "actor": principal.subject, "role": principal.role_text}
+    receipt = accept_instances(engine, parts, actor=principal.actor)
+    if receipt.job_id is None:
+        return JSONResponse(_stow_response(receipt), status_code=409, media_type="application/dicom+json")
+    return JSONResponse(_stow_response(receipt), status_code=202, media_type="application/dicom+json",
+                        headers={"Location": f"/v1/preread/{receipt.job_id}"})
+
+
+@router.get("/studies", response_model=list[dict[str, Any]], responses=QIDO_RESPONSES)
+def search_studies(request: Request, state: StateDep, principal: Radiology, query: QidoQuery) -> JSONResponse:
+    """QIDO-RS: studies matching the query keys, newest first."""
     with state.database.session() as session:
-        for dataset, path in datasets:
-            index_dataset(session, dataset, path, origin=STORED)
-        job_id = jobs.enqueue(session, kind=PREREAD, payload=payload, actor=principal.subject,
-                              role=principal.role_text, max_pending=state.settings.max_pending_jobs)  # fmt: skip
-    return JSONResponse(document, status_code=202, media_type="application/dicom+json",
-                        headers={"Location": f"/v1/preread/{job_id}"})
+        studies = find_studies(session, query)
+    base = _base(request)
+    body = [{
+        "00080020": _attr("DA", s.study_date), "00080050": _attr("SH", s.accession_number),
+        "00080061": _attr("CS", *s.modalities), "00100010": _attr("PN", {"Alphabetic": s.patient_name}
+                                                                 if s.patient_name else None),
+        "00100020": _attr("LO", s.patient_id), "0020000D": _attr("UI", s.study_uid),
+        "00201206": _attr("IS", s.series), "00201208": _attr("IS", s.instances),
+        "00081190": _attr("UR", f"{base}/studies/{s.study_uid}"),
+    } for s in studies]  # fmt: skip
+    return _answer(request, state, principal, query, "study", body)
 
 
-def _preread_job(state: Any, job_id: str, *, done: bool = False) -> Any:
+@router.get("/studies/{study}/series", response_model=list[dict[str, Any]], responses=QIDO_RESPONSES)
+def search_series(study: UidPath, request: Request, state: StateDep, principal: Radiology,
+                  query: QidoQuery) -> JSONResponse:  # fmt: skip
+    """QIDO-RS: the study's series matching the query keys."""
+    query = _within(query, study_uid=study)
     with state.database.session() as session:
-        return jobs.get_job(session, job_id, kind=PREREAD, done=done)
+        series = find_series(session, query)
+    base = _base(request)
+    body = [{
+        "0020000D": _attr("UI", s.study_uid), "0020000E": _attr("UI", s.series_uid),
+        "00080060": _attr("CS", s.modality), "00200011": _attr("IS", s.series_number),
+        "0008103E": _attr("LO", s.description), "00201209": _attr("IS", s.instances),
+        "00081190": _attr("UR", f"{base}/studies/{s.study_uid}/series/{s.series_uid}"),
+    } for s in series]  # fmt: skip
+    return _answer(request, state, principal, query, "series", body)
 
 
-@router.get("/v1/preread/{job_id}")
-def preread_status(job_id: str, state: StateDep, principal: Radiology) -> JobPublic:
-    """The pre-read's state and, when done, each image's findings or each series' structures, and refusals."""
-    job = public_job(_preread_job(state, job_id))
+@router.get("/studies/{study}/series/{series}/instances", response_model=list[dict[str, Any]],
+            responses=QIDO_RESPONSES)  # fmt: skip
+def search_instances(study: UidPath, series: UidPath, request: Request, state: StateDep, principal: Radiology,
+                     query: QidoQuery) -> JSONResponse:  # fmt: skip
+    """QIDO-RS: the series' instances."""
+    query = _within(query, study_uid=study, series_uid=series)
     with state.database.session() as session:
-        append_event(session, AuditEvent(actor=principal.subject, role=principal.role_text,
-                                         action="imaging.result.read", resource=f"Job/{job_id}", outcome="success"))
-    return job
+        rows = find_instances(session, query)
+    body = [{
+        "0020000D": _attr("UI", r.study_uid), "0020000E": _attr("UI", r.series_uid),
+        "00080016": _attr("UI", r.sop_class_uid), "00080018": _attr("UI", r.sop_instance_uid),
+        "00080060": _attr("CS", r.modality), "00200013": _attr("IS", r.instance_number),
+        "00081190": _attr("UR", _instance_url(request, r)),
+    } for r in rows]  # fmt: skip
+    return _answer(request, state, principal, query, "instance", body)
 
 
-@router.get("/v1/preread/{job_id}/{uid}/{name}", response_class=FileResponse)
-def preread_output(job_id: str, uid: str, name: str, state: StateDep, principal: Radiology) -> FileResponse:
-    """One output file of a finished pre-read (the read is audited).
+def _within(query: InstanceQuery, study_uid: str, series_uid: str = "") -> InstanceQuery:
+    return replace(query, study_uid=study_uid, series_uid=series_uid or query.series_uid)
 
-    ``result.json``, ``diagnostic-report.json``, ``report-sr.dcm``, ``segmentation-seg.dcm``, overlays (PNG,
-    secondary capture).
-    """
-    job = _preread_job(state, job_id, done=True)
-    outcomes = {o["uid"]: o for o in json.loads(job.result)["outcomes"]}
-    folder = Path(json.loads(job.payload)["output"]) / uid
-    files = {p.name: p for p in folder.iterdir()} if uid in outcomes and folder.is_dir() else {}
-    if name not in files:
-        raise ModelNotFoundError(f"no output {name!r} for {uid!r} in pre-read {job_id}; outputs: "
-                                 f"{', '.join(sorted(files)) or 'none'}")
-    outcome = outcomes[uid]
+
+def _instance_url(request: Request, row: DicomInstanceRow) -> str:
+    return f"{_base(request)}/studies/{row.study_uid}/series/{row.series_uid}/instances/{row.sop_instance_uid}"
+
+
+def _retrieve(request: Request, state: AppState, principal: Principal, study: str, series: str = "",
+              sop: str = "") -> Sequence[DicomInstanceRow]:  # fmt: skip
+    """The instances addressed (all of them: retrieval does not page), scope-checked and audited."""
+    query = InstanceQuery(study_uid=study, series_uid=series, sop_instance_uid=sop, limit=None)
     with state.database.session() as session:
-        append_event(session, AuditEvent(actor=principal.subject, role=principal.role_text,
-                                         action="imaging.result.read", resource=f"ImagingStudy/{outcome['study_uid']}",
-                                         outcome="success", model=outcome["model"],
-                                         input_sha256=outcome["input_sha256"], detail={"file": name, "uid": uid}))
-    return FileResponse(files[name], media_type=MEDIA_TYPES.get(files[name].suffix, "application/octet-stream"))
+        rows = find_instances(session, query)
+    if not rows:
+        what = "/".join(p for p in (study, series, sop) if p)
+        raise NotFoundError(f"no stored instances under {what}")
+    for patient in sorted({r.patient_id for r in rows}):
+        enforce_patient_scope(state, request, principal, f"Patient/{patient}")
+    missing = [r.sop_instance_uid for r in rows if not Path(r.path).is_file()]
+    if missing:
+        raise NotFoundError(f"{len(missing)} indexed instance files are gone from storage (first {missing[0]})",
+                            code="instance_missing")
+    with state.database.session() as session:
+        record_event(session, AuditAction.IMAGING_RETRIEVE, principal.actor, f"ImagingStudy/{study}",
+                     subject=f"Patient/{rows[0].patient_id}" if rows[0].patient_id else "",
+                     detail={"series": series, "instance": sop, "instances": len(rows)})
+    return rows
+
+
+def _accepts_dicom_multipart(accept: str) -> bool:
+    """Whether ``Accept`` admits multipart/related application/dicom in the stored transfer syntax."""
+    if not accept.strip():
+        return True
+    for media_range in accept.split(","):
+        kind, *params = (p.strip() for p in media_range.split(";"))
+        options = {k.strip().lower(): v.strip().strip('"') for k, _, v in (p.partition("=") for p in params)}
+        if kind in ("*/*", "multipart/*") or (
+            kind == "multipart/related" and options.get("type", "application/dicom") == "application/dicom"
+            and options.get("transfer-syntax", "*") == "*"
+        ):  # fmt: skip
+            return True
+    return False
+
+
+def _multipart(request: Request, rows: Sequence[DicomInstanceRow]) -> StreamingResponse:
+    accept = request.headers.get("accept", "")
+    if not _accepts_dicom_multipart(accept):
+        raise NotAcceptableError(
+            f'instances are served as multipart/related; type="application/dicom" in their stored transfer syntax '
+            f"(transfer-syntax=* or none); Accept was {accept[:200]!r}"
+        )
+    boundary = uuid.uuid4().hex
+    urls = [_instance_url(request, r) for r in rows]
+    paths = [Path(r.path) for r in rows]
+
+    def parts() -> Iterator[bytes]:
+        for url, path in zip(urls, paths, strict=True):
+            yield f"--{boundary}\r\nContent-Type: application/dicom\r\nContent-Location: {url}\r\n\r\n".encode()
+            with path.open("rb") as source:
+                while chunk := source.read(CHUNK):
+                    yield chunk
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    return StreamingResponse(parts(), media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
+
+
+def _bulk_uri(url: str) -> Callable[[DataElement], str]:
+    """Bulk data of an instance's metadata is retrievable with the instance itself."""
+    return lambda _element: url
+
+
+def _metadata(request: Request, rows: Sequence[DicomInstanceRow]) -> JSONResponse:
+    body = []
+    for row in rows:
+        url = _instance_url(request, row)
+        dataset = pydicom.dcmread(row.path, stop_before_pixels=True)
+        body.append(dataset.to_json_dict(bulk_data_threshold=4096, bulk_data_element_handler=_bulk_uri(url)))
+    return JSONResponse(body, media_type=DICOM_JSON)
+
+
+@router.get("/studies/{study}", response_class=StreamingResponse, responses=WADO_RESPONSES)
+def retrieve_study(study: UidPath, request: Request, state: StateDep, principal: Radiology) -> StreamingResponse:
+    """WADO-RS: every instance of the study (stored and AI results)."""
+    return _multipart(request, _retrieve(request, state, principal, study))
+
+
+@router.get("/studies/{study}/series/{series}", response_class=StreamingResponse, responses=WADO_RESPONSES)
+def retrieve_series(study: UidPath, series: UidPath, request: Request, state: StateDep,
+                    principal: Radiology) -> StreamingResponse:  # fmt: skip
+    """WADO-RS: every instance of the series."""
+    return _multipart(request, _retrieve(request, state, principal, study, series))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}", response_class=StreamingResponse,
+            responses=WADO_RESPONSES)  # fmt: skip
+def retrieve_instance(study: UidPath, series: UidPath, sop: UidPath, request: Request, state: StateDep,
+                      principal: Radiology) -> StreamingResponse:  # fmt: skip
+    """WADO-RS: one instance."""
+    return _multipart(request, _retrieve(request, state, principal, study, series, sop))
+
+
+@router.get("/studies/{study}/metadata", response_model=list[dict[str, Any]], responses=QIDO_RESPONSES)
+def study_metadata(study: UidPath, request: Request, state: StateDep, principal: Radiology) -> JSONResponse:
+    """WADO-RS: the study's instances as DICOM JSON, bulk data as BulkDataURI."""
+    return _metadata(request, _retrieve(request, state, principal, study))
+
+
+@router.get("/studies/{study}/series/{series}/metadata", response_model=list[dict[str, Any]],
+            responses=QIDO_RESPONSES)  # fmt: skip
+def series_metadata(study: UidPath, series: UidPath, request: Request, state: StateDep,
+                    principal: Radiology) -> JSONResponse:  # fmt: skip
+    """WADO-RS: the series' instances as DICOM JSON, bulk data as BulkDataURI."""
+    return _metadata(request, _retrieve(request, state, principal, study, series))

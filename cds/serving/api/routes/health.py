@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds.errors import CdsError
-from cds.serving.api.deps import StateDep
+from cds.serving.api.deps import EngineDep
 from cds.store import jobs
 
 router = APIRouter(tags=["health"])
@@ -36,34 +36,34 @@ def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def readyz(state: StateDep) -> JSONResponse:
+def readyz(engine: EngineDep) -> JSONResponse:
     """Ready when the database answers and every registered risk model is loaded and healthy (else 503)."""
-    state.retry_unreachable()
+    engine.retry_unreachable()
     try:
-        state.database.ping()
+        engine.database.ping()
         database = "ok"
     except CdsError as exc:
         database = exc.code
-    health_by_key = {b.spec.key: b.health() for b in state.backends.values()}
+    health_by_key = {b.spec.key: b.health() for b in engine.served.values()}
     models = {key: "ok" if h.ready else h.reason for key, h in health_by_key.items()}
-    refused = {key: f"refused: {code}" for key, code in state.load_errors.items()}
+    refused = {key: f"refused: {code}" for key, code in engine.load_errors.items()}
     served = {key.split(":")[0] for key in models}
     unserved = [key for key in refused if key.split(":")[0] not in served]
     ready = database == "ok" and all(v == "ok" for v in models.values()) and not unserved
     models |= refused
-    state.metrics.ready.set(1 if ready else 0)
+    engine.metrics.ready.set(1 if ready else 0)
     body = Readiness(ready=ready, database=database, models=models)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(state: StateDep) -> Response:
+def metrics(engine: EngineDep) -> Response:
     """Prometheus metrics (request counts and latency by route template, scores, jobs by state, readiness)."""
     try:
-        with state.database.session() as session:
+        with engine.database.session() as session:
             by_state = jobs.counts(session)
-        for name in (jobs.QUEUED, jobs.RUNNING, jobs.DONE, jobs.FAILED):
-            state.metrics.jobs.labels(name).set(by_state.get(name, 0))
+        for state in jobs.JobState:
+            engine.metrics.jobs.labels(state.value).set(by_state.get(state.value, 0))
     except SQLAlchemyError:
         pass  # metrics stay available while the database is down; readiness reports the outage
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)

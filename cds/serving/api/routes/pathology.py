@@ -1,50 +1,52 @@
-"""Pathology: upload a slide or a tile → durable job → tumour read-out, FHIR report and heatmap.
+"""``/v1/pathology/jobs``: upload a slide or tile → durable job → tumour read-out; list reads; zoom into a slide.
 
-``POST /v1/pathology/jobs`` streams the body to disk (pyramidal TIFF, SVS/NDPI where OpenSlide reads them, DICOM
-WSI, PNG or JPEG; capped by ``CDS_MAX_UPLOAD_BYTES``) and queues a ``pathology`` job that runs the slide pipeline
-(:class:`cds.pipelines.pathology.pipeline.SlidePipeline`) with ``CDS_PATHOLOGY_MODEL``. The job's result is the
-slide-level answer (or ``no_tissue``); its files (``result.json``, ``diagnostic-report.json``, ``heatmap.png``)
-are served by name. An optional ``subject`` (``Patient/<id>``) ties the slide to a patient: patient-scoped
-tokens may only read their own. Uploads, reads and refusals are audited.
+``POST`` streams the body to disk (pyramidal TIFF, SVS/NDPI where OpenSlide reads them, DICOM WSI, PNG or JPEG;
+capped by ``CDS_MAX_UPLOAD_BYTES``) and queues a ``pathology`` job (:mod:`cds.services.pathology`) read with
+``CDS_PATHOLOGY_MODEL``. ``GET`` lists the caller's reads, newest first, with the slide-level answer of those that
+finished (an administrator sees everyone's); a job's state and answer, its files by the names the output layout
+gives them, and ``render/region.png``, a region of the uploaded slide read at the pyramid level that fits the
+requested size (the zoom behind the heatmap). An optional ``subject`` (``Patient/<id>``) ties a slide to a patient:
+patient-scoped tokens may only read their own. Uploads, reads and refusals are audited.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel
 
-from cds.errors import InvalidInputError, ModelNotFoundError
+from cds.errors import InvalidInputError
+from cds.results.jobs import JobRecord, PathologyOutcome, PathologyPayload
+from cds.services import pathology
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import StateDep, enforce_patient_scope, require
+from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
 from cds.serving.api.uploads import save_upload
-from cds.serving.jobs import PATHOLOGY
-from cds.store import jobs
-from cds.store.audit import AuditEvent, append_event
+from cds.serving.ui import render
+from cds.store.audit import AuditAction
+from cds.store.jobs import QUEUED
 
-router = APIRouter(prefix="/v1/pathology", tags=["pathology"])
+router = APIRouter(prefix="/v1/pathology/jobs", tags=["pathology"])
 Pathology = Annotated[Principal, Depends(require(Role.PATHOLOGIST, Role.ADMIN))]
 SUFFIXES = {".tif", ".tiff", ".svs", ".ndpi", ".mrxs", ".dcm", ".png", ".jpg", ".jpeg"}
-OUTPUTS = {"result.json": "application/json", "diagnostic-report.json": "application/json", "heatmap.png": "image/png"}
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
+MAX_SIDE = 1024
 
 
-@router.post("/jobs", status_code=202, openapi_extra={"requestBody": {"required": True, "content": {
+@router.post("", status_code=202, openapi_extra={"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})  # fmt: skip
 async def submit_slide(
-    request: Request,
-    state: StateDep,
-    principal: Pathology,
+    request: Request, state: StateDep, engine: EngineDep, principal: Pathology,
     filename: Annotated[str, Query(min_length=1, max_length=200, description="e.g. slide.tiff; its extension "
                                    "tells the reader what the file is")],  # fmt: skip
     subject: Annotated[str, Query(max_length=200, description="FHIR reference of the patient")] = "",
-) -> JSONResponse:
+) -> JSONResponse:  # fmt: skip
     """Queue a slide or tile for a tumour read-out; 202 with the job in ``Location``."""
     if subject:
         enforce_patient_scope(state, request, principal, subject)
@@ -52,53 +54,125 @@ async def submit_slide(
     if suffix not in SUFFIXES:
         raise InvalidInputError(f"file type {suffix or '(none)'} is not read; send one of {sorted(SUFFIXES)}",
                                 code="unsupported_media_type")  # fmt: skip
-    folder = state.settings.data_dir / "pathology" / uuid.uuid4().hex
+    folder = engine.settings.data_dir / "pathology" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     source = folder / (SAFE_NAME.sub("_", Path(filename).stem)[:100] + suffix)
     await save_upload(request, source, what="uploaded file")
-    payload = {"file": str(source), "output": str(folder / "outputs"), "model": state.settings.pathology_model,
-               "actor": principal.subject, "role": principal.role_text, "subject": subject}  # fmt: skip
-    with state.database.session() as session:
-        job_id = jobs.enqueue(session, kind=PATHOLOGY, payload=payload, actor=principal.subject,
-                              role=principal.role_text, subject=subject,
-                              max_pending=state.settings.max_pending_jobs)  # fmt: skip
-    return JSONResponse({"job_id": job_id, "state": jobs.QUEUED}, status_code=202,
+    job_id = pathology.queue_slide(engine, source, folder / "outputs", subject=subject, actor=principal.actor)
+    return JSONResponse({"job_id": job_id, "state": QUEUED.value}, status_code=202,
                         headers={"Location": f"/v1/pathology/jobs/{job_id}"})  # fmt: skip
 
 
-def pathology_job(state: Any, request: Request, principal: Principal, job_id: str, *, done: bool = False) -> Any:
-    """The pathology job ``job_id`` (finished when ``done``), if the caller may see its patient (403, audited)."""
-    with state.database.session() as session:
-        job = jobs.get_job(session, job_id, kind=PATHOLOGY, done=done)
-    if job.subject or principal.patient is not None:  # a patient-scoped token reads only its patient's slides
+class PathologyJobSummary(BaseModel):
+    """One slide read: its state and, when done, the slide-level answer."""
+
+    id: str
+    state: str
+    file: str
+    subject: str
+    created_by: str
+    created_at: str
+    updated_at: str
+    status: str | None  # scored | no_tissue, when done
+    label: str | None
+    positive: bool | None
+    score: float | None  # the slide score (top-k mean of patch probabilities)
+    threshold: float | None
+    tumour_area_fraction: float | None
+    model: str | None
+    error: str
+
+
+class PathologyJobPage(BaseModel):
+    """A page of the caller's slide reads."""
+
+    items: list[PathologyJobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+def _summary(job: JobRecord) -> PathologyJobSummary:
+    outcome = job.outcome if isinstance(job.outcome, PathologyOutcome) else None
+    score = outcome.score if outcome is not None else None
+    return PathologyJobSummary(
+        id=job.id, state=job.state, file=job.payload_as(PathologyPayload).file.name, subject=job.subject,
+        created_by=job.created_by, created_at=job.created_at.isoformat() + "+00:00",
+        updated_at=job.updated_at.isoformat() + "+00:00", status=outcome.status.value if outcome else None,
+        label=outcome.label if outcome else None, positive=score.positive if score else None,
+        score=score.top_k_mean if score else None, threshold=score.threshold if score else None,
+        tumour_area_fraction=score.tumour_area_fraction if score else None,
+        model=outcome.model if outcome else None, error=job.error_code)  # fmt: skip
+
+
+@router.get("")
+def list_slides(
+    engine: EngineDep, principal: Pathology,
+    limit: Annotated[int, Query(ge=1, le=200)] = 25,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> PathologyJobPage:  # fmt: skip
+    """The caller's slide reads, newest first (an administrator's list holds everyone's)."""
+    page = pathology.list_slides(engine, created_by=None if Role.ADMIN in principal.roles else principal.subject,
+                                 patient=principal.patient, limit=limit, offset=offset, actor=principal.actor)
+    return PathologyJobPage(items=[_summary(job) for job in page.jobs], total=page.total, limit=limit, offset=offset)
+
+
+def _scoped(state: StateDep, request: Request, principal: Principal, job: JobRecord) -> JobRecord:
+    """``job``, if the caller may see its patient (403, audited): a patient-scoped token reads only its own."""
+    if job.subject or principal.patient is not None:
         enforce_patient_scope(state, request, principal, job.subject)
     return job
 
 
-@router.get("/jobs/{job_id}")
-def slide_status(job_id: str, request: Request, state: StateDep, principal: Pathology) -> JobPublic:
+def slide_job(state: StateDep, engine: EngineDep, request: Request, principal: Pathology, job_id: str) -> JobRecord:
+    """The pathology job ``job_id``, if the caller may see its patient."""
+    return _scoped(state, request, principal, pathology.slide_job(engine, job_id))
+
+
+def finished_slide_job(state: StateDep, engine: EngineDep, request: Request, principal: Pathology,
+                       job_id: str) -> JobRecord:  # fmt: skip
+    """The finished pathology job ``job_id``, if the caller may see its patient."""
+    return _scoped(state, request, principal, pathology.slide_job(engine, job_id, done=True))
+
+
+SlideJob = Annotated[JobRecord, Depends(slide_job)]
+FinishedSlideJob = Annotated[JobRecord, Depends(finished_slide_job)]
+
+
+@router.get("/{job_id}")
+def slide_status(job: SlideJob, engine: EngineDep, principal: Pathology) -> JobPublic:
     """The job's state and, when done, the slide-level answer (score, tumour area, call) or ``no_tissue``."""
-    job = pathology_job(state, request, principal, job_id)
-    with state.database.session() as session:
-        append_event(session, AuditEvent(actor=principal.subject, role=principal.role_text,
-                                         action="pathology.result.read", resource=f"Job/{job_id}",
-                                         subject=job.subject, outcome="success"))  # fmt: skip
+    pathology.record_slide_event(engine, AuditAction.PATHOLOGY_RESULT_READ, principal.actor, job)
     return public_job(job)
 
 
-@router.get("/jobs/{job_id}/{name}", response_class=FileResponse)
-def slide_output(job_id: str, name: str, request: Request, state: StateDep, principal: Pathology) -> FileResponse:
+Extent = Annotated[int | None, Query(ge=1, le=10_000_000, description="level-0 pixels; default: to the edge")]
+
+
+@router.get("/{job_id}/render/region.png", response_class=Response, responses=PNG)
+def render_region(
+    job: FinishedSlideJob, engine: EngineDep, principal: Pathology,
+    x: Annotated[int, Query(ge=0, le=10_000_000, description="left edge, level-0 pixels")] = 0,
+    y: Annotated[int, Query(ge=0, le=10_000_000, description="top edge, level-0 pixels")] = 0,
+    width: Extent = None,
+    height: Extent = None,
+    size: Annotated[int, Query(ge=16, le=MAX_SIDE, description="longer side of the picture")] = 512,
+) -> Response:  # fmt: skip
+    """A region of the uploaded slide (level-0 coordinates) as a PNG whose longer side is at most ``size``.
+
+    The region is read at the coarsest pyramid level that still has a pixel for every output pixel; a region
+    smaller than ``size`` comes at level-0 resolution (the browser enlarges it).
+    """
+    region = pathology.read_region(job, x, y, width, height, size)
+    pathology.record_slide_event(engine, AuditAction.PATHOLOGY_VIEWER_RENDER, principal.actor, job, x=x, y=y,
+                                 width=region.width, height=region.height, level=region.level)
+    return Response(render.png(region.pixels), media_type="image/png",
+                    headers={"Cache-Control": "no-store", "X-Slide-Level": str(region.level)})
+
+
+@router.get("/{job_id}/{name}", response_class=FileResponse)
+def slide_output(name: str, job: FinishedSlideJob, engine: EngineDep, principal: Pathology) -> FileResponse:
     """One output of a finished job: ``result.json``, ``diagnostic-report.json`` or ``heatmap.png``."""
-    job = pathology_job(state, request, principal, job_id, done=True)
-    path = Path(json.loads(job.payload)["output"]) / name
-    if name not in OUTPUTS or not path.is_file():
-        raise ModelNotFoundError(f"no output {name!r} for job {job_id} (a slide without tissue has no heatmap)",
-                                 code="not_found")  # fmt: skip
-    result = json.loads(job.result)
-    with state.database.session() as session:
-        append_event(session, AuditEvent(actor=principal.subject, role=principal.role_text,
-                                         action="pathology.result.read", resource=f"Job/{job_id}",
-                                         subject=job.subject, outcome="success", model=result.get("model", ""),
-                                         input_sha256=result.get("input_sha256", ""),
-                                         detail={"file": name}))  # fmt: skip
-    return FileResponse(path, media_type=OUTPUTS[name])
+    path, media_type = pathology.slide_output(job, name)
+    pathology.record_slide_event(engine, AuditAction.PATHOLOGY_RESULT_READ, principal.actor, job, file=name)
+    return FileResponse(path, media_type=media_type)

@@ -1,4 +1,4 @@
-"""Reading stored results; every read is audited and patient-scoped tokens see only their patient."""
+"""``/v1/results``: reading stored results; every read is audited and patient-scoped tokens see only their patient."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import StateDep, enforce_patient_scope, require
-from cds.store.audit import AuditEvent, append_event
+from cds.store.audit import AuditAction, record_event
 from cds.store.results import read_result
 
 router = APIRouter(prefix="/v1/results", tags=["results"])
@@ -37,13 +37,8 @@ def get_result(result_id: str, request: Request, state: StateDep, principal: Rea
         row = read_result(session, result_id)
     enforce_patient_scope(state, request, principal, row.subject)
     with state.database.session() as session:
-        append_event(
-            session,
-            AuditEvent(
-                actor=principal.subject, role=principal.role_text, action="result.read", resource=f"Result/{row.id}",
-                subject=row.subject, model=row.method, input_sha256=row.input_sha256, outcome="success",
-            ),  # fmt: skip
-        )
+        record_event(session, AuditAction.RESULT_READ, principal.actor, f"Result/{row.id}", subject=row.subject,
+                     model=row.method, input_sha256=row.input_sha256)
     return StoredResult(
         id=row.id, kind=row.kind, subject=row.subject, method=row.method, input_sha256=row.input_sha256,
         created_by=row.created_by, created_at=row.created_at.isoformat(), result=json.loads(row.payload),

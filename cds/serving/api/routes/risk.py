@@ -1,30 +1,34 @@
-"""Risk scoring: plain JSON in, RiskResult out; FHIR Bundle in, RiskAssessment out.
+"""``/v1/risk``: risk methods and scoring (JSON or FHIR in), the patient risk panel, and cohort-file jobs.
 
-Every score is stored and audited, in one transaction, before it is returned.
+Every score is stored and audited, in one transaction, before it is returned (:mod:`cds.services.risk`). The
+panel's routes are declared before ``/{score}`` so that ``panel`` is never taken for a method's name.
 """
 
 from __future__ import annotations
 
 import math
+import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.errors import BackendUnavailableError, InvalidInputError, ModelNotFoundError
-from cds.interop.fhir_inputs import parse_bundle
-from cds.interop.fhir_risk import risk_assessment
-from cds.models.risk import RiskEquation
-from cds.pipelines.risk import EquationPipeline
-from cds.results.risk import MethodRef, RiskResult
+from cds.errors import InvalidInputError
+from cds.interop.fhir_inputs import FhirInputs, parse_bundle
+from cds.models.risk import RiskEquation, get_equation
+from cds.results.risk import RiskResult
+from cds.services import cohort, risk
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import StateDep, enforce_patient_scope, require
-from cds.serving.api.state import AppState
-from cds.store.results import release_result
+from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
+from cds.serving.api.uploads import save_upload
+from cds.store.jobs import QUEUED
 
 router = APIRouter(prefix="/v1/risk", tags=["risk"])
 Clinical = Annotated[Principal, Depends(require(Role.CLINICIAN, Role.ADMIN))]
 Value = float | int | bool | str
+FROM_PATIENT = frozenset({"age", "sex", "race"})  # read from the Patient resource itself
 
 
 class RiskRequest(BaseModel):
@@ -54,15 +58,104 @@ class MethodInfo(BaseModel):
     fields: list[dict[str, Any]]
 
 
-def _method(state: AppState, name: str) -> tuple[RiskEquation, MethodRef]:
-    state.retry_unreachable()
-    methods = state.risk_methods()
-    if name not in methods and state.is_unreachable(name):
-        raise BackendUnavailableError(f"risk model {name!r} is registered but its inference backend is not "
-                                      "reachable; retry shortly", code="backend_unreachable")
-    if name not in methods:
-        raise ModelNotFoundError(f"no risk method {name!r}; available: {', '.join(sorted(methods))}")
-    return methods[name]
+class PanelInput(BaseModel):
+    """One input of a topic's equation: what was used, in the equation's unit, and where it came from."""
+
+    field: str
+    description: str
+    unit: str
+    value: float | int | bool | str | None
+    date: str | None = None  # of the Observation it came from
+    source: str | None = None  # "Observation/<id>", "Condition/<id>", ...
+    contribution: float | None = None
+
+
+class PanelTopic(BaseModel):
+    """One topic: the method tried, its result (or none), its inputs, and what is missing."""
+
+    topic: str
+    outcome: str
+    method: str
+    method_title: str
+    method_version: str
+    method_source: str
+    result_id: str | None
+    result: RiskResult | None
+    inputs: list[PanelInput]
+    missing: list[PanelInput]
+
+
+class Panel(BaseModel):
+    """The patient's panel."""
+
+    patient: str | None
+    as_of: str | None
+    topics: list[PanelTopic]
+
+
+def _describer(equation: RiskEquation, extracted: FhirInputs, result: RiskResult | None) -> Callable[[str], PanelInput]:
+    """Describes an input of ``equation``: value, unit, date and source, and its contribution to ``result``."""
+    contributions = {c.field: c.contribution for c in result.contributions} if result is not None else {}
+    fields = {f.name: f for f in equation.fields}
+
+    def described(name: str) -> PanelInput:
+        spec, day = fields[name], extracted.observed.get(name)
+        value = extracted.values.get(name)
+        return PanelInput(field=name, description=spec.description, unit=spec.unit,
+                          value=value if isinstance(value, float | int | bool | str) else None,
+                          date=day.isoformat() if day else None,
+                          source=extracted.basis.get(name) or (extracted.patient_reference if name in FROM_PATIENT
+                                                               and value is not None else None),
+                          contribution=contributions.get(name))  # fmt: skip
+
+    return described
+
+
+@router.post("/panel")
+def risk_panel(
+    bundle: Annotated[dict[str, Any], Body(description="FHIR R4 Bundle: Patient, Observations, Conditions, "
+                                                      "MedicationRequest/MedicationStatement")],
+    http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
+) -> Panel:  # fmt: skip
+    """Cardiovascular, diabetes and kidney risk with inputs, contributions and what is missing (stored, audited).
+
+    The Bundle is read the way the CDS Hooks service reads its prefetch; a patient-scoped token may only send its
+    own patient's.
+    """
+    extracted = parse_bundle(bundle)
+    enforce_patient_scope(state, http, principal, extracted.patient_reference or "")
+    topics = []
+    for released in risk.panel(engine, extracted, actor=principal.actor):
+        entry, equation = released.entry, get_equation(released.entry.method)
+        described = _describer(equation, extracted, entry.result)
+        used = [described(f.name) for f in equation.fields if extracted.values.get(f.name) is not None]
+        topics.append(PanelTopic(topic=entry.topic.value, outcome=entry.outcome, method=entry.method,
+                                 method_title=equation.title, method_version=equation.version,
+                                 method_source=equation.source, result_id=released.result_id, result=entry.result,
+                                 inputs=used, missing=[described(name) for name in entry.missing]))  # fmt: skip
+    return Panel(patient=extracted.patient_reference, topics=topics,
+                 as_of=extracted.effective.isoformat() if extracted.effective else None)
+
+
+@router.get("/panel/sample")
+def panel_sample(_principal: Clinical) -> dict[str, Any]:
+    """A synthetic patient's FHIR Bundle (Patient, Observations, medication) to try the panel with."""
+    return risk.sample_bundle()
+
+
+@router.get("")
+def list_methods(engine: EngineDep, _principal: Clinical) -> list[MethodInfo]:
+    """Equations and risk models, with their inputs, units and validated ranges."""
+    return [
+        MethodInfo(
+            name=name, title=equation.title, source=equation.source, kind=method.kind.value,
+            score_unit=equation.score_unit,
+            fields=[{"name": f.name, "unit": f.unit, "description": f.description, "kind": f.kind.value,
+                     "valid": f.valid, "categories": list(f.categories), "required": f.required}
+                    for f in equation.fields],
+        )  # fmt: skip
+        for name, (equation, method) in sorted(engine.risk_methods().items())
+    ]
 
 
 def _reject_non_finite(values: dict[str, Any]) -> None:
@@ -73,72 +166,48 @@ def _reject_non_finite(values: dict[str, Any]) -> None:
             raise InvalidInputError(f"{name} must be a finite number, got {value!r}", code="not_finite")
 
 
-@router.get("")
-def list_methods(state: StateDep, _principal: Clinical) -> list[MethodInfo]:
-    """Equations and risk models, with their inputs, units and validated ranges."""
-    return [
-        MethodInfo(
-            name=name, title=equation.title, source=equation.source, kind=method.kind.value,
-            score_unit=equation.score_unit,
-            fields=[{"name": f.name, "unit": f.unit, "description": f.description, "kind": f.kind.value,
-                     "valid": f.valid, "categories": list(f.categories), "required": f.required}
-                    for f in equation.fields],
-        )  # fmt: skip
-        for name, (equation, method) in sorted(state.risk_methods().items())
-    ]
-
-
 @router.post("/{score}")
-def score(
-    score: str, request: RiskRequest, http: Request, state: StateDep, principal: Clinical
-) -> RiskResponse:
+def score(score: str, request: RiskRequest, http: Request, state: StateDep, engine: EngineDep,
+          principal: Clinical) -> RiskResponse:  # fmt: skip
     """Score one patient with an equation or risk model; the result is stored and audited."""
     if request.subject:
         enforce_patient_scope(state, http, principal, request.subject)
     _reject_non_finite(request.inputs)
-    equation, method = _method(state, score)
-    result = EquationPipeline(equation, method)(request.inputs)
-    with state.database.session() as session:
-        result_id = release_result(
-            session, kind="risk", subject=request.subject, method=f"{method.name}@{method.version}",
-            input_sha256=result.input_sha256, payload=result.model_dump(mode="json"), actor=principal.subject,
-            role=principal.role_text,
-        )  # fmt: skip
-    state.metrics.inferences.labels(method.name, result.status.value).inc()
-    return RiskResponse(result_id=result_id, result=result)
+    released = risk.score(engine, score, request.inputs, subject=request.subject, actor=principal.actor)
+    return RiskResponse(result_id=released.result_id, result=released.result)
 
 
 @router.post("/{score}/fhir", response_model=dict[str, Any])
 def score_fhir(
     score: str,
     bundle: Annotated[dict[str, Any], Body(description="FHIR R4 Bundle with a Patient and Observations")],
-    http: Request,
-    state: StateDep,
-    principal: Clinical,
-    bp_treated: bool | None = None,
-    diabetes: bool | None = None,
-    statin: bool | None = None,
+    http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
+    bp_treated: bool | None = None, diabetes: bool | None = None, statin: bool | None = None,
     race: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """Score the patient in a FHIR Bundle and answer with a FHIR RiskAssessment (stored and audited).
 
     Facts no Observation carries come as query parameters (``bp_treated``, ``diabetes``, ``statin``, ``race``).
     """
     extracted = parse_bundle(bundle)
-    subject = extracted.patient_reference or ""
-    enforce_patient_scope(state, http, principal, subject)
+    enforce_patient_scope(state, http, principal, extracted.patient_reference or "")
     overrides = {k: v for k, v in {"bp_treated": bp_treated, "diabetes": diabetes, "statin": statin,
                                    "race": race}.items() if v is not None}  # fmt: skip
-    equation, method = _method(state, score)
-    result = EquationPipeline(equation, method)(extracted.values | overrides)
-    basis = {k: v for k, v in extracted.basis.items() if k in result.inputs}
-    resource = risk_assessment(result, outcome=equation.outcome, patient_reference=subject or None, basis=basis)
-    with state.database.session() as session:
-        result_id = release_result(
-            session, kind="risk", subject=subject, method=f"{method.name}@{method.version}",
-            input_sha256=result.input_sha256, payload=result.model_dump(mode="json"), actor=principal.subject,
-            role=principal.role_text,
-        )  # fmt: skip
-    resource["id"] = result_id
-    state.metrics.inferences.labels(method.name, result.status.value).inc()
-    return resource
+    return risk.score_bundle(engine, score, extracted, overrides, actor=principal.actor)
+
+
+@router.post("/{score}/jobs", status_code=202, openapi_extra={
+    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})  # fmt: skip
+async def submit_cohort(score: str, request: Request, engine: EngineDep, principal: Clinical) -> JSONResponse:
+    """Queue a cohort CSV (one column per input field) for scoring; answers 202 with the job id."""
+    engine.risk_method(score)
+    if not request.headers.get("content-type", "").startswith("text/csv"):
+        raise InvalidInputError("send the cohort as text/csv", code="unsupported_media_type")
+    uploads = engine.settings.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    name = uuid.uuid4().hex
+    source, target = uploads / f"{name}.csv", uploads / f"{name}-scored.parquet"
+    await save_upload(request, source, what="cohort file")
+    job_id = cohort.queue_cohort(engine, score, source, target, actor=principal.actor)
+    return JSONResponse({"job_id": job_id, "state": QUEUED.value}, status_code=202,
+                        headers={"Location": f"/v1/jobs/{job_id}"})  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cds.models.risk import get_equation
-from cds.pipelines.risk import EquationPipeline
+from cds.pipelines.risk.equation import EquationPipeline
 from cds.results.risk import PanelEntry, Topic
 
 # Preferred method first: PREVENT needs eGFR; the Pooled Cohort Equations do not.

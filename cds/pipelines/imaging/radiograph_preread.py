@@ -2,14 +2,12 @@
 
 Refusals happen before inference: the model's imaging contract (modality, body part, view, photometric, size,
 spacing) is checked from the header alone, then the pixels are decoded under the size limits of
-:mod:`cds.pipelines.dicom_reader`, then the plausibility gate the contract names (if any) checks that the pixels
+:mod:`cds.pipelines.imaging.dicom_reader`, then the plausibility gate the contract names (if any) checks that the pixels
 are what the model was trained on, since tags can lie. The result carries the model's identity, the sha256 of the
 exact model input, the source study/series/instance UIDs and the time taken per stage.
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
@@ -17,11 +15,12 @@ from cds.errors import InvalidInputError
 from cds.models.backend import Backend
 from cds.models.spec import Task
 from cds.pipelines.classification import TensorClassificationPipeline
-from cds.pipelines.dicom_contract import check_instance
-from cds.pipelines.dicom_reader import DicomInstance
-from cds.pipelines.plausibility import PlausibilityCheck
-from cds.pipelines.radiograph import MODEL_RANGE, display_pixels, to_model_input
-from cds.pipelines.saliency import occlusion_heatmaps
+from cds.pipelines.imaging.dicom_contract import check_instance
+from cds.pipelines.imaging.dicom_reader import DicomInstance
+from cds.pipelines.imaging.plausibility import PlausibilityCheck
+from cds.pipelines.imaging.radiograph import MODEL_RANGE, display_pixels, to_model_input
+from cds.pipelines.imaging.saliency import occlusion_heatmaps
+from cds.pipelines.timing import StageTimer
 from cds.results.imaging import RadiographPreread, SourceImage
 
 
@@ -64,30 +63,25 @@ class RadiographPrereadPipeline:
 
     def __call__(self, instance: DicomInstance) -> RadiographPreread:
         """Pre-read one image; raises :class:`InvalidInputError` (with its reason code) when refused."""
-        stage: dict[str, float] = {}
-        tic = time.perf_counter()
-        if self.backend.spec.imaging is not None:
-            check_instance(instance, self.backend.spec.imaging)
-        pixels = display_pixels(instance)
-        stage["decode_ms"] = (time.perf_counter() - tic) * 1000
+        timer = StageTimer()
+        with timer.stage("decode"):
+            if self.backend.spec.imaging is not None:
+                check_instance(instance, self.backend.spec.imaging)
+            pixels = display_pixels(instance)
         plausibility = None
         if self.plausibility is not None:
-            tic = time.perf_counter()
-            plausibility = self.plausibility(pixels, source=instance.source)
-            stage["plausibility_ms"] = (time.perf_counter() - tic) * 1000
-        tic = time.perf_counter()
-        model_input = to_model_input(pixels, self.size)
-        stage["preprocess_ms"] = (time.perf_counter() - tic) * 1000
-        tic = time.perf_counter()
-        result = self.classifier(model_input[None])[0]
-        stage["infer_ms"] = (time.perf_counter() - tic) * 1000
-        tic = time.perf_counter()
-        positives = [i for i, finding in enumerate(result.findings) if finding.positive]
-        heatmaps: dict[str, np.ndarray] = {}
-        if positives and self.saliency_grid > 0:
-            maps = occlusion_heatmaps(self._probabilities, model_input, positives, grid=self.saliency_grid)
-            heatmaps = {result.findings[i].label: m for i, m in zip(positives, maps, strict=True)}
-        stage["saliency_ms"] = (time.perf_counter() - tic) * 1000
+            with timer.stage("plausibility"):
+                plausibility = self.plausibility(pixels, source=instance.source)
+        with timer.stage("preprocess"):
+            model_input = to_model_input(pixels, self.size)
+        with timer.stage("infer"):
+            result = self.classifier(model_input[None])[0]
+        with timer.stage("saliency"):
+            positives = [i for i, finding in enumerate(result.findings) if finding.positive]
+            heatmaps: dict[str, np.ndarray] = {}
+            if positives and self.saliency_grid > 0:
+                maps = occlusion_heatmaps(self._probabilities, model_input, positives, grid=self.saliency_grid)
+                heatmaps = {result.findings[i].label: m for i, m in zip(positives, maps, strict=True)}
         ds = instance.dataset
         source = SourceImage(
             study_uid=str(ds.get("StudyInstanceUID", "")),
@@ -99,5 +93,5 @@ class RadiographPrereadPipeline:
         low, high = MODEL_RANGE
         image = (model_input[0] - low) / (high - low)
         return RadiographPreread(result=result, source=source, image=image.astype(np.float32), heatmaps=heatmaps,
-                                 stage_ms=stage, plausibility=plausibility, header=ds,
+                                 stage_ms=timer.ms, plausibility=plausibility, header=ds,
                                  not_for_diagnostic_use=self.backend.spec.not_for_diagnostic_use)

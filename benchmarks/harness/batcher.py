@@ -1,4 +1,8 @@
-"""Micro-batching: many concurrent small requests become few batched backend calls.
+"""Micro-batching: many concurrent small requests become few batched backend calls (the benchmark's batcher ratio).
+
+It is not in the product's serving path: measured on the 2-core CPU this project runs on, batching bought latency,
+not throughput (``python -m benchmarks run``: 0.78x-1.52x), and a deployment that wants batching on a GPU gets it
+from Triton's dynamic batcher (``cds triton export-repo``, tuned from ``benchmarks.triton_tuning``).
 
 Callers ``await batcher.infer(inputs)``. A worker gathers queued requests until ``max_batch_size`` items are
 waiting or ``max_delay_s`` has passed since the first, concatenates them along the batch axis, runs one backend

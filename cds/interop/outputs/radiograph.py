@@ -1,7 +1,7 @@
-"""Write a radiograph pre-read's outputs.
+"""Write a radiograph pre-read's outputs where :class:`~cds.results.layout.OutputLayout` says.
 
-Typed JSON, FHIR DiagnosticReport, DICOM SR (TID 1500), and per positive finding a heatmap overlay as PNG and as
-DICOM secondary capture.
+Typed JSON, FHIR DiagnosticReport, DICOM SR (TID 1500), and per positive finding its heatmap three ways: the raw
+map (float32 ``.npy``), an overlay PNG and the same overlay as a DICOM secondary capture in the source study.
 """
 
 from __future__ import annotations
@@ -15,32 +15,32 @@ from cds.interop.dicom_sc import build_overlay_sc
 from cds.interop.dicom_sr import build_classification_sr
 from cds.interop.fhir_report import diagnostic_report
 from cds.results.imaging import RadiographPreread
+from cds.results.layout import OutputLayout
+
+HEATMAP_FLOOR = 0.2  # heat at or below this is left out of overlays (and out of the viewer's layer)
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """uint8 RGB [H, W, 3]: the grey image with the heatmap blended in red-yellow where it is above 0.2."""
+    """uint8 RGB [H, W, 3]: the grey image with the heatmap blended in red-yellow where it is above the floor."""
     grey = np.repeat((np.clip(image, 0, 1) * 255)[..., None], 3, axis=2)
     heat = np.clip(heatmap, 0, 1)
     colour = np.stack([np.full_like(heat, 255.0), 255.0 * heat, np.zeros_like(heat)], axis=2)
-    weight = (alpha * heat * (heat > 0.2))[..., None]
+    weight = (alpha * heat * (heat > HEATMAP_FLOOR))[..., None]
     blended: np.ndarray = np.round(grey * (1 - weight) + colour * weight).astype(np.uint8)
     return blended
 
 
-def _safe(label: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in label).strip("-").lower()
-
-
 def write_preread(preread: RadiographPreread, folder: Path, *, title: str) -> list[Path]:
-    """Write the outputs; returns their paths.
+    """Write the outputs into ``folder``; returns their paths.
 
-    ``result.json``, ``diagnostic-report.json``, ``report-sr.dcm`` and per positive finding ``heatmap-<label>.png``
-    and ``heatmap-<label>-sc.dcm`` (the DICOM files only when the source was DICOM).
+    The result, the FHIR report, the SR and per positive finding the raw heatmap, its overlay PNG and its
+    secondary capture (the DICOM files only when the source was DICOM).
     """
     from PIL import Image
 
+    layout = OutputLayout(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    written = [layout.path(OutputLayout.RESULT), layout.path(OutputLayout.REPORT)]
     document = {
         "result": preread.result.model_dump(mode="json"),
         "source": {"study_uid": preread.source.study_uid, "series_uid": preread.source.series_uid,
@@ -50,20 +50,20 @@ def write_preread(preread: RadiographPreread, folder: Path, *, title: str) -> li
         "heatmaps": sorted(preread.heatmaps),
         "plausibility": preread.plausibility,
     }
-    written.append(folder / "result.json")
-    written[-1].write_text(json.dumps(document, indent=2), encoding="utf-8")
+    written[0].write_text(json.dumps(document, indent=2), encoding="utf-8")
     report = diagnostic_report(preread.result, study_uid=preread.source.study_uid, title=title)
-    written.append(folder / "diagnostic-report.json")
-    written[-1].write_text(json.dumps(report, indent=2), encoding="utf-8")
+    written[1].write_text(json.dumps(report, indent=2), encoding="utf-8")
     if preread.header is not None:
-        written.append(folder / "report-sr.dcm")
+        written.append(layout.path(OutputLayout.SR))
         build_classification_sr(preread.result, preread.header).save_as(written[-1])
     for label, heatmap in preread.heatmaps.items():
+        written.append(layout.path(OutputLayout.heatmap_values(label)))
+        np.save(written[-1], np.asarray(heatmap, dtype=np.float32), allow_pickle=False)
         rgb = overlay(preread.image, heatmap)
-        written.append(folder / f"heatmap-{_safe(label)}.png")
+        written.append(layout.path(OutputLayout.heatmap(label)))
         Image.fromarray(rgb).save(written[-1])
         if preread.header is not None:
-            written.append(folder / f"heatmap-{_safe(label)}-sc.dcm")
+            written.append(layout.path(OutputLayout.heatmap_capture(label)))
             capture = build_overlay_sc(rgb, preread.header, finding=label, model=preread.result.model,
                                        not_for_diagnostic_use=preread.not_for_diagnostic_use)
             capture.save_as(written[-1])

@@ -13,7 +13,7 @@ import numpy as np
 from cds.errors import InvalidInputError
 from cds.models.backend import Backend
 from cds.models.spec import Task
-from cds.pipelines.radiograph import to_model_input
+from cds.pipelines.imaging.radiograph import to_model_input
 
 
 class PlausibilityCheck:

@@ -1,4 +1,4 @@
-"""Write a CT segmentation's outputs.
+"""Write a CT segmentation's outputs where :class:`~cds.results.layout.OutputLayout` says.
 
 Typed JSON, FHIR DiagnosticReport (one Observation per structure volume), DICOM SEG (the label volume, one segment
 per structure), DICOM SR (TID 1500 with one volumetric measurement per structure, referencing its SEG segment), and
@@ -19,8 +19,8 @@ from cds.interop.dicom_sc import build_overlay_sc
 from cds.interop.dicom_seg import build_segmentation
 from cds.interop.dicom_sr import build_segmentation_sr
 from cds.interop.fhir_report import diagnostic_report
-from cds.pipelines.dicom_reader import DicomInstance
 from cds.results.imaging import CtSegmentation
+from cds.results.layout import OutputLayout
 
 DISPLAY_WINDOW = (-160.0, 240.0)  # abdominal soft-tissue window (HU) for the overlay
 PALETTE = np.array([(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
@@ -37,8 +37,8 @@ def label_overlay(hu: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np
     return blended
 
 
-def _headers_in_slice_order(ct: CtSegmentation, instances: Sequence[DicomInstance]) -> list[Dataset]:
-    by_uid = {str(i.dataset.get("SOPInstanceUID", "")): i.dataset for i in instances}
+def _headers_in_slice_order(ct: CtSegmentation, headers: Sequence[Dataset]) -> list[Dataset]:
+    by_uid = {str(h.get("SOPInstanceUID", "")): h for h in headers}
     missing = [uid for uid in ct.volume.sop_instance_uids if uid not in by_uid]
     if missing:
         raise InvalidInputError(f"{len(missing)} slices of the segmented volume are not among the instances given",
@@ -46,16 +46,17 @@ def _headers_in_slice_order(ct: CtSegmentation, instances: Sequence[DicomInstanc
     return [by_uid[uid] for uid in ct.volume.sop_instance_uids]
 
 
-def write_segmentation(ct: CtSegmentation, instances: Sequence[DicomInstance], folder: Path, *, title: str,
+def write_segmentation(ct: CtSegmentation, sources: Sequence[Dataset], folder: Path, *, title: str,
                        not_for_diagnostic_use: bool = True) -> list[Path]:
-    """Write the outputs; returns their paths.
+    """Write the outputs into ``folder``; returns their paths.
 
-    ``result.json``, ``diagnostic-report.json``, ``segmentation-seg.dcm``, ``report-sr.dcm``, ``overlay.png`` and
-    ``overlay-sc.dcm``. ``instances`` are the series' DICOM instances (any order; matched by SOP Instance UID).
+    The result, the FHIR report, the SEG, the SR, and the overlay as PNG and secondary capture. ``sources`` are
+    the series' DICOM headers (any order; matched by SOP Instance UID).
     """
     from PIL import Image
 
-    headers = _headers_in_slice_order(ct, instances)
+    headers = _headers_in_slice_order(ct, sources)
+    layout = OutputLayout(folder)
     folder.mkdir(parents=True, exist_ok=True)
     result, volume, written = ct.result, ct.volume, []
     document = {
@@ -64,24 +65,24 @@ def write_segmentation(ct: CtSegmentation, instances: Sequence[DicomInstance], f
                    "slices": len(volume.sop_instance_uids)},
         "stage_ms": {k: round(v, 2) for k, v in ct.stage_ms.items()},
     }
-    written.append(folder / "result.json")
+    written.append(layout.path(OutputLayout.RESULT))
     written[-1].write_text(json.dumps(document, indent=2), encoding="utf-8")
-    written.append(folder / "diagnostic-report.json")
+    written.append(layout.path(OutputLayout.REPORT))
     written[-1].write_text(json.dumps(diagnostic_report(result, study_uid=volume.study_uid, title=title), indent=2),
                            encoding="utf-8")
     names = [s.label for s in result.structures]
     seg = build_segmentation(ct.labels, headers, names, result.model)
-    written.append(folder / "segmentation-seg.dcm")
+    written.append(layout.path(OutputLayout.SEGMENTATION))
     seg.save_as(written[-1])
     volumes = [(s.label, s.volume_ml) for s in result.structures]
-    written.append(folder / "report-sr.dcm")
+    written.append(layout.path(OutputLayout.SR))
     build_segmentation_sr(seg, volumes, result.model, input_sha256=result.input_sha256).save_as(written[-1])
     index = int(np.argmax((ct.labels > 0).reshape(len(ct.labels), -1).sum(axis=1)))
     rgb = label_overlay(volume.voxels[index], ct.labels[index])
-    written.append(folder / "overlay.png")
+    written.append(layout.path(OutputLayout.OVERLAY))
     Image.fromarray(rgb).save(written[-1])
     capture = build_overlay_sc(rgb, headers[index], finding="segmentation",
                                model=result.model, not_for_diagnostic_use=not_for_diagnostic_use)
-    written.append(folder / "overlay-sc.dcm")
+    written.append(layout.path(OutputLayout.OVERLAY_CAPTURE))
     capture.save_as(written[-1])
     return written

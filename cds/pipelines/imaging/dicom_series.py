@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from cds.errors import InvalidInputError
-from cds.pipelines.dicom_reader import DEFAULT_MAX_PIXEL_BYTES, DicomInstance, declared_pixel_bytes
+from cds.pipelines.imaging.dicom_reader import DEFAULT_MAX_PIXEL_BYTES, DicomInstance, declared_pixel_bytes
 from cds.results.imaging import Volume
 
 SeriesKey = tuple[str, str]  # (StudyInstanceUID, SeriesInstanceUID)

@@ -1,4 +1,4 @@
-"""Write a slide read-out: typed JSON, a FHIR R4 DiagnosticReport and the heatmap PNG.
+"""Write a slide read-out where :class:`~cds.results.layout.OutputLayout` says: typed JSON, FHIR, heatmap.
 
 The FHIR report reuses :func:`cds.interop.fhir_report.diagnostic_report` (the contained model ``Device`` with its
 sha256, the slide-level finding as an Observation with its POS/NEG interpretation) and makes it a pathology report:
@@ -13,10 +13,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cds.errors import MissingDependencyError
 from cds.interop.fhir_report import LOINC, diagnostic_report
-from cds.pipelines.pathology.heatmap import write_png
 from cds.results.classification import ClassificationResult
+from cds.results.layout import OutputLayout
 from cds.results.slide import SlideAnalysis, SlideResult, SlideStatus
 
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
@@ -76,11 +78,15 @@ def slide_report(result: SlideResult, *, title: str, patient_reference: str | No
 
 
 def write_slide_outputs(analysis: SlideAnalysis, folder: Path, *, title: str) -> list[Path]:
-    """Write ``result.json``, ``diagnostic-report.json`` and (when scored) ``heatmap.png``; returns their paths."""
+    """Write the result, the FHIR report and (when scored) the heatmap overlay; returns their paths."""
+    from PIL import Image
+
+    layout = OutputLayout(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / "result.json", folder / "diagnostic-report.json"]
+    written = [layout.path(OutputLayout.RESULT), layout.path(OutputLayout.REPORT)]
     written[0].write_text(analysis.result.model_dump_json(indent=2), encoding="utf-8")
     written[1].write_text(json.dumps(slide_report(analysis.result, title=title), indent=2), encoding="utf-8")
     if analysis.heatmap is not None:
-        written.append(write_png(folder / "heatmap.png", analysis.heatmap))
+        written.append(layout.path(OutputLayout.SLIDE_HEATMAP))
+        Image.fromarray(np.ascontiguousarray(analysis.heatmap), mode="RGB").save(written[-1])
     return written

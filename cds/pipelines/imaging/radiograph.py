@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cds.errors import InvalidInputError
-from cds.pipelines.dicom_reader import DicomInstance, read_instance
+from cds.pipelines.imaging.dicom_reader import DicomInstance, read_instance
 
 MODEL_RANGE = (-1024.0, 1024.0)  # TorchXRayVision's input convention: [0, 1] display values scaled to this range
 PNG_SUFFIXES = frozenset({".png"})
@@ -61,7 +61,7 @@ def read_radiograph(path: Path) -> np.ndarray:
 
     Raises:
         InvalidInputError: Unreadable PNG (``unreadable_image``), any DICOM reading reason (see
-            :mod:`cds.pipelines.dicom_reader`), or not a single grey-level frame (``not_greyscale``).
+            :mod:`cds.pipelines.imaging.dicom_reader`), or not a single grey-level frame (``not_greyscale``).
     """
     if path.suffix.lower() in PNG_SUFFIXES:
         return _png_pixels(path)

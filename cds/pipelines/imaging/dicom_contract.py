@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from cds.errors import InvalidInputError
 from cds.models.spec import ImagingContract
-from cds.pipelines.dicom_reader import DicomInstance
+from cds.pipelines.imaging.dicom_reader import DicomInstance
 
 
 def _text(instance: DicomInstance, keyword: str) -> str:

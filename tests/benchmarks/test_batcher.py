@@ -4,8 +4,8 @@ import threading
 import numpy as np
 import pytest
 
+from benchmarks.harness.batcher import BatcherOptions, MicroBatcher
 from cds.errors import BackendUnavailableError, InferenceError, InvalidInputError, OverloadedError
-from cds.serving.backends.batcher import BatcherOptions, MicroBatcher
 from tests.conftest import POISON, EchoBackend
 
 

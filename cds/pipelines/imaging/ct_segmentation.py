@@ -2,21 +2,20 @@
 
 Stages, each timed in ``stage_ms``: the model's imaging contract is checked from the headers (``contract_ms``),
 the slices are assembled into a volume in Hounsfield units (``decode_ms``), the volume is reoriented, resampled and
-windowed onto the model grid (``preprocess_ms``, :mod:`cds.pipelines.ct_volume`), MONAI's sliding-window inferer
+windowed onto the model grid (``preprocess_ms``, :mod:`cds.pipelines.imaging.ct_volume`), MONAI's sliding-window inferer
 runs the backend over overlapping windows and blends their class probabilities (``infer_ms``), and the arg-max
 labels (cut to each structure's largest part when the spec says ``largest_component_only``) go back onto the source
 voxels, where each structure's voxels are counted (``postprocess_ms``). The backend
 is only ever called through :meth:`Backend.infer` with NumPy arrays.
 
 Refusals are :class:`~cds.errors.InvalidInputError` with a reason code: those of
-:func:`~cds.pipelines.dicom_contract.check_series` and :func:`~cds.pipelines.dicom_series.build_volume`
+:func:`~cds.pipelines.imaging.dicom_contract.check_series` and :func:`~cds.pipelines.imaging.dicom_series.build_volume`
 (``wrong_modality``, ``wrong_slice_count``, ``missing_slices``, …), ``slice_spacing_out_of_range``,
 ``oblique_orientation`` and ``volume_too_large`` (the model grid would exceed ``max_model_voxels``).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -26,10 +25,11 @@ import numpy as np
 from cds.errors import InvalidInputError
 from cds.models.backend import Backend
 from cds.models.spec import ImagingContract, Task, VolumePreprocessing
-from cds.pipelines.ct_volume import ModelGrid, labels_to_source_grid, model_grid, to_model_grid
-from cds.pipelines.dicom_contract import check_series
-from cds.pipelines.dicom_reader import DEFAULT_MAX_PIXEL_BYTES, DicomInstance
-from cds.pipelines.dicom_series import build_volume
+from cds.pipelines.imaging.ct_volume import ModelGrid, labels_to_source_grid, model_grid, to_model_grid
+from cds.pipelines.imaging.dicom_contract import check_series
+from cds.pipelines.imaging.dicom_reader import DEFAULT_MAX_PIXEL_BYTES, DicomInstance
+from cds.pipelines.imaging.dicom_series import build_volume
+from cds.pipelines.timing import StageTimer
 from cds.results.identity import hash_arrays
 from cds.results.imaging import CtSegmentation, Volume
 from cds.results.segmentation import SegmentationResult, StructureVolume
@@ -131,41 +131,36 @@ class CtSegmentationPipeline:
 
     def __call__(self, series: Sequence[DicomInstance] | Volume) -> CtSegmentation:
         """Segment one series; raises :class:`InvalidInputError` (with its reason code) when refused."""
-        spec, stage = self.backend.spec, {}
-        tic = time.perf_counter()
-        if not isinstance(series, Volume) and spec.imaging is not None:
-            check_series(list(series), spec.imaging)
-        stage["contract_ms"] = (time.perf_counter() - tic) * 1000
-        tic = time.perf_counter()
-        volume = series if isinstance(series, Volume) else build_volume(list(series), self.options.max_pixel_bytes)
-        if spec.imaging is not None:
-            check_volume(volume, spec.imaging)
-        stage["decode_ms"] = (time.perf_counter() - tic) * 1000
-        tic = time.perf_counter()
-        grid = model_grid(volume, self.params)
-        if int(np.prod(grid.shape)) > self.options.max_model_voxels:
-            raise InvalidInputError(f"the volume resamples to {list(grid.shape)} voxels, over the limit of "
-                                    f"{self.options.max_model_voxels}", code="volume_too_large")
-        image, grid = to_model_grid(volume, self.params)
-        stage["preprocess_ms"] = (time.perf_counter() - tic) * 1000
-        tic = time.perf_counter()
-        probabilities = sliding_window_probabilities(image, self._predict, self.params,
-                                                     sw_batch_size=min(self.options.sw_batch_size, spec.max_batch_size),
-                                                     blend=self.options.blend)
-        stage["infer_ms"] = inference_ms = (time.perf_counter() - tic) * 1000
-        tic = time.perf_counter()
-        labels = source_labels(probabilities, grid, self.params)
-        result = SegmentationResult(
-            model=self.backend.metadata().model,
-            input_sha256=hash_arrays({spec.inputs[0].name: image[None, None]}),
-            structures=structure_volumes(labels, spec.labels, volume.spacing),
-            spacing_mm=volume.spacing,
-            intended_use=spec.intended_use,
-            warnings=_warnings(labels, spec.labels, spec.not_for_diagnostic_use),
-            inference_ms=inference_ms,
-        )
-        stage["postprocess_ms"] = (time.perf_counter() - tic) * 1000
-        return CtSegmentation(result=result, labels=labels, volume=volume, stage_ms=stage)
+        spec, timer = self.backend.spec, StageTimer()
+        with timer.stage("contract"):
+            if not isinstance(series, Volume) and spec.imaging is not None:
+                check_series(list(series), spec.imaging)
+        with timer.stage("decode"):
+            volume = series if isinstance(series, Volume) else build_volume(list(series), self.options.max_pixel_bytes)
+            if spec.imaging is not None:
+                check_volume(volume, spec.imaging)
+        with timer.stage("preprocess"):
+            grid = model_grid(volume, self.params)
+            if int(np.prod(grid.shape)) > self.options.max_model_voxels:
+                raise InvalidInputError(f"the volume resamples to {list(grid.shape)} voxels, over the limit of "
+                                        f"{self.options.max_model_voxels}", code="volume_too_large")
+            image, grid = to_model_grid(volume, self.params)
+        with timer.stage("infer"):
+            batch = min(self.options.sw_batch_size, spec.max_batch_size)
+            probabilities = sliding_window_probabilities(image, self._predict, self.params, sw_batch_size=batch,
+                                                         blend=self.options.blend)
+        with timer.stage("postprocess"):
+            labels = source_labels(probabilities, grid, self.params)
+            result = SegmentationResult(
+                model=self.backend.metadata().model,
+                input_sha256=hash_arrays({spec.inputs[0].name: image[None, None]}),
+                structures=structure_volumes(labels, spec.labels, volume.spacing),
+                spacing_mm=volume.spacing,
+                intended_use=spec.intended_use,
+                warnings=_warnings(labels, spec.labels, spec.not_for_diagnostic_use),
+                inference_ms=timer.ms["infer_ms"],
+            )
+        return CtSegmentation(result=result, labels=labels, volume=volume, stage_ms=timer.ms)
 
 
 def structure_volumes(labels: np.ndarray, names: Sequence[str],
@@ -180,7 +175,7 @@ def structure_volumes(labels: np.ndarray, names: Sequence[str],
 def check_volume(volume: Volume, contract: ImagingContract) -> None:
     """What the contract says about an assembled volume: modality, slice count, in-plane and slice spacing.
 
-    The reason codes are those of :func:`~cds.pipelines.dicom_contract.check_series`, plus
+    The reason codes are those of :func:`~cds.pipelines.imaging.dicom_contract.check_series`, plus
     ``slice_spacing_out_of_range``.
     """
     allowed = [m.value for m in contract.modalities]

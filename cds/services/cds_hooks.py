@@ -1,0 +1,98 @@
+"""CDS Hooks use cases: a ``patient-view`` call answered with risk cards, and the EHR's feedback on cards.
+
+The patient's record comes from the prefetch when it is complete, else from the CDS Client's FHIR server with the
+access token it handed over; Conditions and medications from either are the complete active lists, so absence
+counts as "no". Every card's score is released (stored and audited) with the call's own audit event, in one
+transaction, before the answer leaves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import httpx
+
+from cds.errors import BackendUnavailableError, InvalidInputError, PreconditionFailedError
+from cds.interop.cds_hooks import PREFETCH, Card, FeedbackItem, HookRequest, card_for, merge_prefetch
+from cds.interop.fhir_inputs import parse_bundle
+from cds.pipelines.risk.panel import assess_patient
+from cds.services.engine import Engine
+from cds.services.risk import release_panel
+from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.tables import HookFeedbackRow
+
+SERVICE_ID = "cds-risk"
+CLIENT_ROLE = "cds_client"
+
+
+def client_actor(issuer: str, subject: str) -> Actor:
+    """The actor a verified CDS Client is recorded as."""
+    return Actor(subject=f"cds-client:{issuer}#{subject}", role=CLIENT_ROLE)
+
+
+def fetch_record(request: HookRequest, patient_id: str) -> dict[str, Any]:
+    """The prefetch templates' resources, fetched from the CDS Client's FHIR server.
+
+    Raises:
+        PreconditionFailedError: ``prefetch_missing``: no FHIR server or authorization to fetch with (412).
+        BackendUnavailableError: ``fhir_fetch``: the FHIR server failed (503).
+    """
+    if request.fhirServer is None or request.fhirAuthorization is None:
+        raise PreconditionFailedError(
+            "prefetch is incomplete and no fhirServer with fhirAuthorization was given", code="prefetch_missing"
+        )
+    headers = {"Authorization": f"Bearer {request.fhirAuthorization.access_token}", "Accept": "application/fhir+json"}
+    fetched: dict[str, Any] = {}
+    try:
+        with httpx.Client(base_url=request.fhirServer.rstrip("/") + "/", headers=headers, timeout=10.0) as fhir:
+            for key, template in PREFETCH.items():
+                response = fhir.get(template.replace("{{context.patientId}}", patient_id))
+                response.raise_for_status()
+                fetched[key] = response.json()
+    except httpx.HTTPError as exc:
+        raise BackendUnavailableError(f"FHIR server fetch failed: {type(exc).__name__}", code="fhir_fetch") from exc
+    return fetched
+
+
+def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url: str) -> list[Card]:
+    """The cards for the patient in context: one per topic, with score and band, or what is missing.
+
+    Raises:
+        InvalidInputError: ``wrong_hook``, ``missing_context``, ``patient_mismatch`` or an input's reason.
+        PreconditionFailedError, BackendUnavailableError: See :func:`fetch_record`.
+    """
+    if request.hook != "patient-view":
+        raise InvalidInputError(f"service {SERVICE_ID} answers patient-view, not {request.hook!r}", code="wrong_hook")
+    patient_id = str(request.context.get("patientId") or "")
+    if not patient_id:
+        raise InvalidInputError("context.patientId is required", code="missing_context")
+    prefetch = request.prefetch or {}
+    sources = prefetch if all(prefetch.get(k) for k in PREFETCH) else fetch_record(request, patient_id)
+    extracted = parse_bundle(merge_prefetch(sources), complete_lists=True)
+    subject = f"Patient/{patient_id}"
+    if extracted.patient_reference not in (None, subject):
+        raise InvalidInputError("the prefetched Patient is not the patient in context", code="patient_mismatch")
+    entries = assess_patient(extracted.values)
+    with engine.database.session() as session:
+        release_panel(session, entries, subject=subject, actor=actor)
+        record_event(session, AuditAction.HOOKS_CALL, actor, f"cds-services/{SERVICE_ID}", subject=subject,
+                     detail={"hookInstance": request.hookInstance, "cards": len(entries)})
+    for entry in entries:
+        if entry.result is not None:
+            engine.metrics.count_scored(entry.result.method.name, entry.result.status.value)
+    return [card_for(entry, base_url) for entry in entries]
+
+
+def record_feedback(engine: Engine, items: list[FeedbackItem], *, actor: Actor) -> int:
+    """Store the clinician's responses to cards (accepted or overridden, with reasons), each audited."""
+    now = dt.datetime.now(dt.UTC)
+    with engine.database.session() as session:
+        for item in items:
+            session.add(HookFeedbackRow(service_id=SERVICE_ID, card=item.card, outcome=item.outcome,
+                                        payload=json.dumps(item.model_dump(), separators=(",", ":")),
+                                        client=actor.subject, received_at=now))  # fmt: skip
+            record_event(session, AuditAction.HOOKS_FEEDBACK, actor, f"card/{item.card}",
+                         detail={"feedback": item.outcome})
+    return len(items)

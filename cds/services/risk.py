@@ -1,0 +1,140 @@
+"""Score and release risk results: one patient from fields or a FHIR Bundle, or a patient's whole panel.
+
+Releasing is one step wherever a score comes from (the risk API, the panel, CDS Hooks): the result is stored with
+its ``result.create`` audit event in one transaction before anyone sees it (:func:`release`), and counted in the
+engine's metrics. Nothing here knows HTTP; a caller's right to the patient is checked before these are called.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cds.errors import NotFoundError
+from cds.interop.cds_hooks import merge_prefetch
+from cds.interop.fhir_inputs import FhirInputs
+from cds.interop.fhir_risk import risk_assessment
+from cds.pipelines.risk.equation import EquationPipeline
+from cds.pipelines.risk.panel import assess_patient
+from cds.results.risk import PanelEntry, RiskResult
+from cds.services.engine import Engine
+from cds.settings import REPO_ROOT
+from cds.store.audit import Actor
+from cds.store.results import release_result
+
+RISK = "risk"  # the kind of stored risk results
+SAMPLES = REPO_ROOT / "samples"
+BUNDLE, HOOK_REQUEST = "fhir-bundle-risk.json", "cds-hooks-patient-view.json"
+
+
+@dataclass(frozen=True)
+class Released:
+    """A stored result's id and the result."""
+
+    result_id: str
+    result: RiskResult
+
+
+@dataclass(frozen=True)
+class ReleasedEntry:
+    """A panel topic, and the id its result was stored under (``None`` when the topic could not be scored)."""
+
+    entry: PanelEntry
+    result_id: str | None
+
+
+def release(session: Session, result: RiskResult, *, subject: str, actor: Actor) -> str:
+    """Store ``result`` and its audit event in the caller's transaction; return the result id."""
+    return release_result(session, kind=RISK, subject=subject, method=result.method.key,
+                          input_sha256=result.input_sha256, payload=result.model_dump(mode="json"),
+                          actor=actor.subject, role=actor.role)  # fmt: skip
+
+
+def _count(engine: Engine, results: Sequence[RiskResult]) -> None:
+    for result in results:
+        engine.metrics.count_scored(result.method.name, result.status.value)
+
+
+def score(engine: Engine, method: str, inputs: Mapping[str, object], *, subject: str, actor: Actor) -> Released:
+    """Score one patient's fields with the equation or risk model ``method``, then release the result.
+
+    Raises:
+        ModelNotFoundError: No such method. BackendUnavailableError: Its backend is down.
+        InvalidInputError: Missing or impossible inputs.
+    """
+    equation, ref = engine.risk_method(method)
+    result = EquationPipeline(equation, ref)(inputs)
+    with engine.database.session() as session:
+        result_id = release(session, result, subject=subject, actor=actor)
+    _count(engine, [result])
+    return Released(result_id, result)
+
+
+def score_bundle(engine: Engine, method: str, extracted: FhirInputs, overrides: Mapping[str, object], *,
+                 actor: Actor) -> dict[str, Any]:  # fmt: skip
+    """Score the patient read from a FHIR Bundle (``overrides`` state what no resource does); release the result.
+
+    Returns:
+        The FHIR RiskAssessment, its ``id`` the stored result's, its ``basis`` the resources the inputs came from.
+    """
+    equation, ref = engine.risk_method(method)
+    subject = extracted.patient_reference or ""
+    result = EquationPipeline(equation, ref)(extracted.values | dict(overrides))
+    basis = {k: v for k, v in extracted.basis.items() if k in result.inputs}
+    resource = risk_assessment(result, outcome=equation.outcome, patient_reference=subject or None, basis=basis)
+    with engine.database.session() as session:
+        resource["id"] = release(session, result, subject=subject, actor=actor)
+    _count(engine, [result])
+    return resource
+
+
+def release_panel(session: Session, entries: Sequence[PanelEntry], *, subject: str,
+                  actor: Actor) -> list[ReleasedEntry]:  # fmt: skip
+    """Release each scored topic of a panel in the caller's transaction."""
+    return [ReleasedEntry(entry, release(session, entry.result, subject=subject, actor=actor)
+                          if entry.result is not None else None) for entry in entries]  # fmt: skip
+
+
+def panel(engine: Engine, extracted: FhirInputs, *, actor: Actor) -> list[ReleasedEntry]:
+    """Score every topic the patient's data allow (cardiovascular, diabetes, kidney); release each result.
+
+    Raises:
+        InvalidInputError: An impossible value (the field named).
+    """
+    entries = assess_patient(extracted.values)
+    with engine.database.session() as session:
+        released = release_panel(session, entries, subject=extracted.patient_reference or "", actor=actor)
+    _count(engine, [e.result for e in entries if e.result is not None])
+    return released
+
+
+def sample_bundle(folder: Path = SAMPLES) -> dict[str, Any]:
+    """A synthetic patient to try the panel with: the repository's FHIR samples merged into one Bundle.
+
+    ``samples/fhir-bundle-risk.json`` (Patient and Observations) with the resources of
+    ``samples/cds-hooks-patient-view.json``'s prefetch added (its active MedicationRequest, its Conditions), each
+    ``resourceType/id`` once, the Bundle's own copy first. No real patient.
+
+    Raises:
+        NotFoundError: ``sample_not_found`` (404) when the sample files are not there.
+    """
+    try:
+        bundle = json.loads((folder / BUNDLE).read_text(encoding="utf-8"))
+        hook = json.loads((folder / HOOK_REQUEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise NotFoundError(f"the sample patient is not available: {exc}", code="sample_not_found") from exc
+    prefetched = merge_prefetch(hook.get("prefetch", {}))["entry"]
+    resources = [entry["resource"] for entry in [*bundle.get("entry", []), *prefetched]]
+    seen: set[tuple[str, str]] = set()
+    entries = []
+    for resource in resources:
+        key = (str(resource.get("resourceType")), str(resource.get("id")))
+        if key not in seen:
+            seen.add(key)
+            entries.append({"resource": resource})
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}

@@ -1,0 +1,29 @@
+"""``/v1/me``: who the credential belongs to (the web workspace shows only what these roles allow)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from cds.serving.api.auth import Principal, Role
+from cds.serving.api.deps import ALL_ROLES, require
+
+router = APIRouter(tags=["ui"])
+
+
+class SessionPublic(BaseModel):
+    """Who the credential belongs to."""
+
+    subject: str
+    roles: list[Role]
+    patient: str | None
+    via: str
+
+
+@router.get("/v1/me")
+def me(principal: Annotated[Principal, Depends(require(*ALL_ROLES))]) -> SessionPublic:
+    """The caller's subject and roles."""
+    return SessionPublic(subject=principal.subject, roles=sorted(principal.roles), patient=principal.patient,
+                         via=principal.via)

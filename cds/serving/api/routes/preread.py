@@ -1,0 +1,173 @@
+"""``/v1/preread/{job}``: a pre-read's state, and per outcome the viewer's data, pictures, verdicts and files.
+
+An outcome is a radiograph (by SOP Instance UID) or a CT series (by Series Instance UID) of a finished pre-read
+(:func:`cds.services.preread.finished_outcome`). ``.../view`` answers what the viewer shows beside the image;
+``.../render/*.png`` the pictures (the source windowed on the server, a finding's heatmap layer from the raw map the
+pre-read saved, a CT slice's segmentation outlines); ``.../feedback`` a reader's verdicts; ``.../{name}`` one
+output file by the name the output layout gives it. Every call is audited; a patient-scoped token reads only its
+patient's studies. The file route is declared last so that ``view`` and ``feedback`` are never taken for names.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+
+from cds.errors import NotFoundError
+from cds.results.jobs import JobKind, OutcomeKind
+from cds.services import feedback
+from cds.services.preread import FinishedOutcome, finished_outcome, record_outcome_event
+from cds.serving.api.auth import Principal, Role
+from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
+from cds.serving.api.routes.jobs import JobPublic, public_job
+from cds.serving.ui import render, viewer
+from cds.store import jobs
+from cds.store.audit import AuditAction, record_event
+from cds.store.feedback import MAX_COMMENT_CHARS, Verdict
+from cds.store.tables import FindingFeedbackRow
+
+router = APIRouter(prefix="/v1/preread/{job_id}", tags=["imaging"])
+Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
+MAX_DISPLAY_SIDE = 1024
+PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def outcome_for(request: Request, state: StateDep, engine: EngineDep, principal: Radiology, job_id: str,
+                uid: str) -> FinishedOutcome:  # fmt: skip
+    """Outcome ``uid`` of finished pre-read ``job_id``, if the caller may see its patient (403, audited)."""
+    read = finished_outcome(engine, job_id, uid)
+    if principal.patient is not None:
+        enforce_patient_scope(state, request, principal, f"Patient/{read.patient_id}")
+    return read
+
+
+Outcome = Annotated[FinishedOutcome, Depends(outcome_for)]
+
+
+@router.get("")
+def preread_status(job_id: str, engine: EngineDep, principal: Radiology) -> JobPublic:
+    """The pre-read's state and, when done, each image's findings or each series' structures, and refusals."""
+    with engine.database.session() as session:
+        job = jobs.read_job(session, job_id, kind=JobKind.PREREAD)
+        record_event(session, AuditAction.IMAGING_RESULT_READ, principal.actor, f"Job/{job_id}")
+    return public_job(job)
+
+
+@router.get("/{uid}/view")
+def view(read: Outcome, engine: EngineDep, principal: Radiology) -> viewer.ViewerPublic:
+    """What the viewer shows for one outcome of a finished pre-read (audited as the viewer's opening)."""
+    answer = viewer.build_view(engine.registry, read)
+    record_outcome_event(engine, AuditAction.IMAGING_VIEWER_OPEN, principal.actor, read)
+    return answer
+
+
+@router.get("/{uid}/render/image.png", response_class=Response, responses=PNG)
+def render_image(
+    read: Outcome, engine: EngineDep, principal: Radiology,
+    window: Annotated[float | None, Query(gt=0, le=1e6, description="width; default: the file's")] = None,
+    level: Annotated[float | None, Query(ge=-1e6, le=1e6, description="centre; default: the file's")] = None,
+    slice_index: Annotated[int, Query(alias="slice", ge=0, le=100_000)] = 0,
+) -> Response:  # fmt: skip
+    """The source image (one CT slice) as an 8-bit PNG, windowed on the server (longer side at most 1024)."""
+    image = viewer.image_of(read)
+    pixels = viewer.slice_of(image, slice_index)
+    width = window if window is not None else image.default_window[0]
+    centre = level if level is not None else image.default_window[1]
+    grey = render.fit(render.window_level(pixels, width, centre, invert=image.invert), MAX_DISPLAY_SIDE)
+    record_outcome_event(engine, AuditAction.IMAGING_VIEWER_RENDER, principal.actor, read, layer="image",
+                         slice=slice_index)
+    return Response(render.png(grey), media_type="image/png", headers=NO_STORE)
+
+
+@router.get("/{uid}/render/heatmap.png", response_class=Response, responses=PNG)
+def render_heatmap(read: Outcome, engine: EngineDep, principal: Radiology,
+                   label: Annotated[str, Query(min_length=1, max_length=100)]) -> Response:
+    """A positive finding's heatmap as a transparent layer on the model's grid (stretched over the image)."""
+    heat = viewer.heatmap_of(read, label)
+    record_outcome_event(engine, AuditAction.IMAGING_VIEWER_RENDER, principal.actor, read, layer="heatmap",
+                         label=label)
+    return Response(render.png(render.heatmap_layer(heat)), media_type="image/png", headers=NO_STORE)
+
+
+@router.get("/{uid}/render/outline.png", response_class=Response, responses=PNG)
+def render_outline(
+    read: Outcome, engine: EngineDep, principal: Radiology,
+    slice_index: Annotated[int, Query(alias="slice", ge=0, le=100_000)] = 0,
+) -> Response:  # fmt: skip
+    """A CT slice's segmentation outlines (from the pre-read's DICOM SEG) as a transparent layer."""
+    outcome = read.outcome
+    if outcome.kind is not OutcomeKind.CT:
+        raise NotFoundError(f"{outcome.uid} is a {outcome.kind.value}: it has no segmentation", code="no_segmentation")
+    image = viewer.image_of(read)
+    seg = viewer.segmentation_of(read, image)
+    if seg is None:
+        raise NotFoundError(f"pre-read {read.job.id} wrote no segmentation for {outcome.uid}", code="no_segmentation")
+    viewer.slice_of(image, slice_index)
+    record_outcome_event(engine, AuditAction.IMAGING_VIEWER_RENDER, principal.actor, read, layer="outline",
+                         slice=slice_index)
+    return Response(render.png(render.outline_layer(seg.labels[slice_index])), media_type="image/png",
+                    headers=NO_STORE)
+
+
+class FeedbackCreate(BaseModel):
+    """A verdict on one finding (or segmented structure) of the outcome."""
+
+    label: Annotated[str, Field(min_length=1, max_length=100, description="the finding's label, as in the summary")]
+    verdict: Verdict
+    comment: Annotated[str, Field(description=f"optional; at most {MAX_COMMENT_CHARS} characters (422 "
+                                  "comment_too_long)", json_schema_extra={"maxLength": MAX_COMMENT_CHARS})] = ""
+
+
+class FeedbackPublic(BaseModel):
+    """A stored verdict."""
+
+    id: int
+    job_id: str
+    uid: str
+    label: str
+    verdict: Verdict
+    comment: str
+    model: str
+    actor: str
+    created_at: str
+
+
+def _public(row: FindingFeedbackRow) -> FeedbackPublic:
+    return FeedbackPublic(id=row.id, job_id=row.job_id, uid=row.uid, label=row.label, verdict=Verdict(row.verdict),
+                          comment=row.comment, model=row.model, actor=row.actor,
+                          created_at=row.created_at.isoformat() + "+00:00")  # fmt: skip
+
+
+@router.post("/{uid}/feedback", status_code=201)
+def submit_feedback(body: FeedbackCreate, read: Outcome, engine: EngineDep, principal: Radiology) -> FeedbackPublic:
+    """Accept or reject one finding of a finished pre-read; stored and audited.
+
+    422 with ``unknown_finding``, ``comment_too_long`` or ``job_not_done``; 404 for an unknown job or outcome.
+    """
+    row = feedback.submit_verdict(engine, read, label=body.label, verdict=body.verdict, comment=body.comment,
+                                  actor=principal.actor)  # fmt: skip
+    return _public(row)
+
+
+@router.get("/{uid}/feedback")
+def read_feedback(read: Outcome, engine: EngineDep, principal: Radiology) -> list[FeedbackPublic]:
+    """Every verdict on the outcome, newest first (the read is audited)."""
+    rows = [_public(row) for row in feedback.verdicts(engine, read)]
+    record_outcome_event(engine, AuditAction.IMAGING_FEEDBACK_READ, principal.actor, read, returned=len(rows))
+    return rows
+
+
+@router.get("/{uid}/{name}", response_class=FileResponse)
+def preread_output(name: str, read: Outcome, engine: EngineDep, principal: Radiology) -> FileResponse:
+    """One output file of a finished pre-read, by the name the output layout gives it (the read is audited).
+
+    ``result.json``, ``diagnostic-report.json``, ``report-sr.dcm``, ``segmentation-seg.dcm``, per finding its
+    heatmap (``heatmap-<label>.png``, ``-sc.dcm``, ``.npy``), a CT overlay (``overlay.png``, ``overlay-sc.dcm``).
+    """
+    output = read.layout.find(name, read.outcome.labels)
+    record_outcome_event(engine, AuditAction.IMAGING_RESULT_READ, principal.actor, read, file=name)
+    return FileResponse(read.layout.path(output), media_type=output.media_type)
