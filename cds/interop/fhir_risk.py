@@ -1,4 +1,4 @@
-"""A :class:`~cds.pipelines.results.RiskResult` as a FHIR R4 ``RiskAssessment``, validated with fhir.resources."""
+"""A :class:`~cds.results.risk.RiskResult` as a FHIR R4 ``RiskAssessment``, validated with fhir.resources."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def risk_assessment(
         "status": "final",
         "occurrenceDateTime": (occurrence or dt.datetime.now(dt.UTC)).isoformat(),
         "method": {
-            "coding": [{"system": METHOD_SYSTEM, "code": f"{method.name}@{method.version}", "display": method.title}],
+            "coding": [{"system": METHOD_SYSTEM, "code": method.key, "display": method.title}],
             "text": f"{method.title} ({method.source})",
         },
         "note": [{"text": _note(result)}],
