@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cds import REPO_ROOT
 from cds.models.spec import BackendKind
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["REPO_ROOT", "SERVICE_BACKENDS", "Settings"]  # REPO_ROOT: see cds
 SERVICE_BACKENDS = (BackendKind.ONNXRUNTIME, BackendKind.TRITON)  # torch is the reference engine, not a server
 
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import yaml
 
+from cds import REPO_ROOT
 from cds.errors import ArtifactIntegrityError, CdsError, InvalidInputError, ModelNotFoundError
 from cds.models.card import CardContent, Evaluation, figure_name, write_card
 from cds.models.registry import load_spec, sha256_file, verify_artifact
 from cds.models.spec import ModelSpec
-from cds.settings import REPO_ROOT
 
 RUN_FOLDER = "cds"
 SPEC_FILE = "spec.json"
