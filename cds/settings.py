@@ -41,6 +41,14 @@ class Settings(BaseSettings):
         job_workers: In-process job workers; 0 when separate ``cds worker`` processes run the jobs
             [CDS_JOB_WORKERS].
         job_lease_s: How long a worker holds a job before others may take it over [CDS_JOB_LEASE_S].
+        job_timeout_s: Longest a job may run; past it the job fails (``job_timeout``) and its worker is replaced
+            [CDS_JOB_TIMEOUT_S].
+        decode_timeout_s: Longest one image may take to decode before its decoder process is killed
+            (``decoder_timeout``) [CDS_DECODE_TIMEOUT_S].
+        decode_memory_bytes: Address space of each decoder process (``decoder_memory`` beyond it)
+            [CDS_DECODE_MEMORY_BYTES].
+        decode_workers: Decoder processes (images decoded at once); 0 decodes in-process, unprotected
+            [CDS_DECODE_WORKERS].
         max_pending_jobs: Queued plus running jobs beyond which new ones are refused with 503 [CDS_MAX_PENDING_JOBS].
         preread_model: Registered chest radiograph model for uploaded studies [CDS_PREREAD_MODEL].
         ct_model: Registered CT segmentation model for uploaded CT series; empty for none [CDS_CT_MODEL].
@@ -74,6 +82,10 @@ class Settings(BaseSettings):
     max_instance_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     job_workers: int = Field(default=1, ge=0, le=16)
     job_lease_s: float = Field(default=300.0, gt=0)
+    job_timeout_s: float = Field(default=3600.0, gt=0)
+    decode_timeout_s: float = Field(default=60.0, gt=0)
+    decode_memory_bytes: int = Field(default=4 << 30, ge=256 << 20)
+    decode_workers: int = Field(default=2, ge=0, le=64)
     max_pending_jobs: int = Field(default=1000, ge=1)
     preread_model: str = "chest-xray-demo"
     ct_model: str = "ct-organs-demo"

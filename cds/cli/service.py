@@ -49,11 +49,13 @@ def worker() -> None:
         job_worker = engine_worker(engine)
         where = engine.database.engine.url.render_as_string(hide_password=True)
         out(f"cds worker {job_worker.worker_id} polling {where}")
+        job_worker.start()
         try:
-            job_worker.run_forever()
+            job_worker.wait()
         except KeyboardInterrupt:
             out("stopping")
         finally:
+            job_worker.stop()
             engine.close()
 
     run_command(body)

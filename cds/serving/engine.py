@@ -9,6 +9,8 @@ from __future__ import annotations
 from cds.models.backend import Backend
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind, ModelSpec
+from cds.pipelines import isolation
+from cds.pipelines.isolation import IsolationLimits
 from cds.services.engine import Engine
 from cds.services.metrics import EngineMetrics
 from cds.serving.backends import BackendOptions, TritonOptions, create_backend
@@ -26,7 +28,12 @@ def backend_options(settings: Settings) -> BackendOptions | None:
 
 
 def build_engine(settings: Settings) -> Engine:
-    """The engine for ``settings``: nothing is loaded or migrated yet (see :meth:`Engine.load_models`)."""
+    """The engine for ``settings``: nothing is loaded or migrated yet (see :meth:`Engine.load_models`).
+
+    Also sets the process's limits for decoding untrusted pixel data (:mod:`cds.pipelines.isolation`).
+    """
+    isolation.configure(IsolationLimits(timeout_s=settings.decode_timeout_s,
+                                        memory_bytes=settings.decode_memory_bytes, workers=settings.decode_workers))
     metrics = EngineMetrics()
     options = backend_options(settings)
 

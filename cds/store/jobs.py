@@ -73,7 +73,11 @@ def enqueue(
 
 
 def claim(session: Session, worker: str, lease_s: float) -> JobRow | None:
-    """Lease the oldest claimable job (queued, or running with an expired lease) to ``worker``."""
+    """Lease the oldest claimable job (queued, or running with an expired lease) to ``worker``.
+
+    A running job whose lease expired after its last allowed attempt is not taken again: its workers died on it
+    ``max_attempts`` times (a poison input), so it fails for good (``attempts_exhausted``) and the next is taken.
+    """
     now = _now()
     query = (
         select(JobRow)
@@ -82,7 +86,10 @@ def claim(session: Session, worker: str, lease_s: float) -> JobRow | None:
         .limit(1)
         .with_for_update(skip_locked=True)
     )
-    job = session.execute(query).scalar_one_or_none()
+    while (job := session.execute(query).scalar_one_or_none()) is not None and job.attempts >= job.max_attempts:
+        _end(session, job, code="attempts_exhausted", final=True, refused=False,
+             message=f"the job's worker stopped during each of its {job.attempts} attempts")
+        session.flush()
     if job is None:
         return None
     job.state, job.worker, job.attempts = RUNNING, worker, job.attempts + 1
@@ -112,19 +119,25 @@ def renew(session: Session, job_id: str, worker: str, lease_s: float) -> bool:
     return True
 
 
-def fail(session: Session, job_id: str, worker: str, *, code: str, message: str, retry: bool) -> None:
+def fail(session: Session, job_id: str, worker: str, *, code: str, message: str, retry: bool,
+         refused: bool | None = None) -> None:
     """Record a failure: back to the queue while attempts remain and ``retry`` is set, else failed for good.
 
     The job keeps ``code`` (a reason code, or the exception's type for an unexpected error) and the sentence
-    ``"<code>: <message>"``; a failure without ``retry`` is a refusal of the job's input (``refused``). The audit
-    event of a final failure carries the code.
+    ``"<code>: <message>"``; a failure without ``retry`` is a refusal of the job's input (``refused``) unless said
+    otherwise. The audit event of a final failure carries the code.
     """
     job = session.execute(select(JobRow).where(JobRow.id == job_id).with_for_update()).scalar_one_or_none()
     if job is None or job.state != RUNNING or job.worker != worker:
         return
-    final = not retry or job.attempts >= job.max_attempts
+    _end(session, job, code=code, message=message, final=not retry or job.attempts >= job.max_attempts,
+         refused=not retry if refused is None else refused)
+
+
+def _end(session: Session, job: JobRow, *, code: str, message: str, final: bool, refused: bool) -> None:
+    """Fail ``job`` (for good when ``final``, else back to the queue), audited when final."""
     error = f"{code}: {message}"[:500]
-    job.state, job.error, job.error_code, job.refused = (FAILED if final else QUEUED), error, code[:64], not retry
+    job.state, job.error, job.error_code, job.refused = (FAILED if final else QUEUED), error, code[:64], refused
     job.updated_at, job.lease_until = _now(), None
     if final:
         append_event(session, AuditEvent(actor=job.created_by, role=job.role, action=AuditAction.JOB_FAILED,

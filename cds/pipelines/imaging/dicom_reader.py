@@ -9,7 +9,9 @@ columns × frames × samples × bits over the cap, checked before decoding), ``p
 the header declares), ``unsupported_transfer_syntax`` (no installed decoder), ``pixel_decode_failed``.
 
 Compressed transfer syntaxes (JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, RLE) decode through pydicom's
-pixel-data plugins (pylibjpeg with its libjpeg, openjpeg and rle plugins, and pyjpegls).
+pixel-data plugins (pylibjpeg with its libjpeg, openjpeg and rle plugins, and pyjpegls). Decoding runs isolated
+(:mod:`cds.pipelines.isolation`): a decoder that panics, loops or exhausts memory on a crafted file is refused as
+``decoder_crashed``, ``decoder_timeout`` or ``decoder_memory`` and never takes the worker down.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cds.errors import InvalidInputError
+from cds.pipelines.isolation import isolation
 
 DEFAULT_MAX_PIXEL_BYTES = 1 << 30  # 1 GiB of decoded pixels per instance
 _NO_DECODER = ("decoders available", "missing required dependencies", "missing dependencies", "not supported")
@@ -97,7 +100,8 @@ def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PI
 
     Raises:
         InvalidInputError: ``no_pixel_data``, ``invalid_header``, ``image_too_large``, ``pixel_data_short``,
-            ``unsupported_transfer_syntax`` or ``pixel_decode_failed``.
+            ``unsupported_transfer_syntax``, ``pixel_decode_failed``, ``decoder_crashed``, ``decoder_timeout`` or
+            ``decoder_memory``.
     """
     ds = instance.dataset
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
@@ -116,13 +120,23 @@ def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PI
         if stored < expected:
             raise _refuse(instance.source, "pixel_data_short",
                           f"pixel data has {stored} bytes, the header declares {expected}")
+    return isolation().run(_decode, ds, instance.source, source=instance.source)
+
+
+def _decode(dataset: Any, source: str) -> np.ndarray:
+    """Decode ``dataset``'s pixels (runs in an isolated child process).
+
+    Raises:
+        InvalidInputError: ``unsupported_transfer_syntax`` or ``pixel_decode_failed``.
+    """
+    syntax = dataset.file_meta.TransferSyntaxUID
     try:
-        return np.asarray(ds.pixel_array)
+        return np.asarray(dataset.pixel_array)
     except (NotImplementedError, RuntimeError) as exc:
         text = str(exc)
         if "all available plugins" not in text and any(s in text for s in _NO_DECODER):
-            raise _refuse(instance.source, "unsupported_transfer_syntax",
+            raise _refuse(source, "unsupported_transfer_syntax",
                           f"no installed decoder for {syntax.name} ({syntax})") from exc
-        raise _refuse(instance.source, "pixel_decode_failed", f"{syntax.name}: {' '.join(text.split())}") from exc
+        raise _refuse(source, "pixel_decode_failed", f"{syntax.name}: {' '.join(text.split())}") from exc
     except (ValueError, TypeError, AttributeError, KeyError, EOFError, OverflowError) as exc:
-        raise _refuse(instance.source, "pixel_decode_failed", f"{type(exc).__name__}: {exc}") from exc
+        raise _refuse(source, "pixel_decode_failed", f"{type(exc).__name__}: {exc}") from exc

@@ -82,11 +82,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         engine.database.migrate()
         engine.load_models()
-        workers = [engine_worker(engine) for _ in range(settings.job_workers)]
-        for worker in workers:
+        state.workers = [engine_worker(engine) for _ in range(settings.job_workers)]
+        for worker in state.workers:
             worker.start()
         yield
-        for worker in workers:
+        for worker in state.workers:
             worker.stop()
         engine.close()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cds.models.registry import ModelRegistry
 from cds.services.engine import Engine
@@ -10,6 +10,7 @@ from cds.services.metrics import EngineMetrics
 from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier
 from cds.serving.api.middleware import HttpMetrics
+from cds.serving.worker import JobWorker
 from cds.settings import Settings
 from cds.store.db import Database
 
@@ -23,6 +24,7 @@ class AppState:
     hook_verifier: HookTokenVerifier
     http_metrics: HttpMetrics
     dev_hook_client: DevHookClient | None = None
+    workers: list[JobWorker] = field(default_factory=list)  # the in-process job workers, once started
 
     @property
     def settings(self) -> Settings:

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds.errors import CdsError
-from cds.serving.api.deps import EngineDep
+from cds.serving.api.deps import EngineDep, StateDep
 from cds.store import jobs
 
 router = APIRouter(tags=["health"])
@@ -21,12 +21,21 @@ class Health(BaseModel):
     status: str
 
 
+class WorkerStatus(BaseModel):
+    """The in-process job workers: how many should run, how many do, and threads left in jobs past their limit."""
+
+    configured: int
+    running: int
+    abandoned: int
+
+
 class Readiness(BaseModel):
-    """Readiness: models loaded, database reachable, and what is missing."""
+    """Readiness: models loaded, database reachable, job workers running, and what is missing."""
 
     ready: bool
     database: str
     models: dict[str, str]
+    workers: WorkerStatus
 
 
 @router.get("/healthz")
@@ -36,8 +45,8 @@ def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def readyz(engine: EngineDep) -> JSONResponse:
-    """Ready when the database answers and every registered risk model is loaded and healthy (else 503)."""
+def readyz(engine: EngineDep, state: StateDep) -> JSONResponse:
+    """Ready when the database, every registered risk model and every configured job worker are (else 503)."""
     engine.retry_unreachable()
     try:
         engine.database.ping()
@@ -49,10 +58,13 @@ def readyz(engine: EngineDep) -> JSONResponse:
     refused = {key: f"refused: {code}" for key, code in engine.load_errors.items()}
     served = {key.split(":")[0] for key in models}
     unserved = [key for key in refused if key.split(":")[0] not in served]
-    ready = database == "ok" and all(v == "ok" for v in models.values()) and not unserved
+    workers = WorkerStatus(configured=len(state.workers), running=sum(w.alive for w in state.workers),
+                           abandoned=sum(w.abandoned for w in state.workers))
+    ready = (database == "ok" and all(v == "ok" for v in models.values()) and not unserved
+             and workers.running == workers.configured)  # fmt: skip
     models |= refused
     engine.metrics.ready.set(1 if ready else 0)
-    body = Readiness(ready=ready, database=database, models=models)
+    body = Readiness(ready=ready, database=database, models=models, workers=workers)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 

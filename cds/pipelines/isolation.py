@@ -1,0 +1,209 @@
+"""Run untrusted decoding where a crash, a panic, an endless loop or a memory bomb costs only that one input.
+
+Decoders of compressed pixel data are native code fed by whoever sends a file: one crafted fragment can panic
+(a Rust ``PanicException`` derives from ``BaseException`` and escapes ``except Exception``), loop forever or ask
+for gigabytes. :class:`Isolation` runs such calls in a small pool of child processes (``spawn``: no threads or
+locks are inherited), each with an address-space limit; a call that does not answer within its time limit has its
+child killed and replaced. Every outcome comes back as a result or a refusal with a reason code:
+
+* ``decoder_crashed``: the decoder raised something that is not a refusal (a panic, a segfault of the child);
+* ``decoder_timeout``: no answer within ``timeout_s``; the child is killed;
+* ``decoder_memory``: the decoder ran out of its address-space budget (``memory_bytes``).
+
+A refusal the called function raises itself (:class:`~cds.errors.InvalidInputError`) comes back with its own code.
+The process-wide pool is configured once by the composition root (:func:`configure`) and made on first use;
+``workers=0`` runs calls in-process (no isolation, for debugging only), as does a daemonic process (a training
+DataLoader worker), which may not start children.
+
+This module imports only the standard library at the top, so a child starts without numpy or any decoder loaded
+until its first call, and with one thread per numerical library.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, TypeVar
+
+from cds.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_CHILD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")} | {
+    "RUST_BACKTRACE": "0"}  # a decoder's panic is reported by code, not by a backtrace on stderr
+
+
+@dataclass(frozen=True)
+class IsolationLimits:
+    """How untrusted decoding runs.
+
+    Attributes:
+        timeout_s: Longest a call may take before its child is killed (``decoder_timeout``).
+        memory_bytes: Address space each child may use (``decoder_memory`` beyond it).
+        workers: Child processes (concurrent calls); 0 runs calls in-process, unprotected.
+    """
+
+    timeout_s: float = 60.0
+    memory_bytes: int = 4 << 30
+    workers: int = 2
+
+
+def _limit_memory(memory_bytes: int) -> None:
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    except (ImportError, ValueError, OSError) as exc:  # not on this platform: the time limit still holds
+        log.warning("decoder memory limit not set: %s", type(exc).__name__)
+
+
+def _serve(connection: Connection, memory_bytes: int) -> None:
+    """The child's loop: receive ``(function, args)``, answer ``(status, ...)``; never raise."""
+    os.environ.update(_CHILD_ENV)
+    _limit_memory(memory_bytes)
+    while True:
+        try:
+            function, args = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple[Any, ...] = ("ok", function(*args))
+        except InvalidInputError as exc:
+            answer = ("refused", exc.code, exc.message)
+        except MemoryError:
+            answer = ("refused", "decoder_memory", "the decoder ran out of its memory budget")
+        except BaseException as exc:  # noqa: BLE001 - a panic or any other escape from native code
+            answer = ("refused", "decoder_crashed", f"the decoder failed ({type(exc).__name__}: {str(exc)[:200]})")
+        try:
+            connection.send(answer)
+        except MemoryError:
+            connection.send(("refused", "decoder_memory", "the decoded result does not fit the memory budget"))
+
+
+class _Child:
+    """One child process and the parent's end of its pipe."""
+
+    def __init__(self, context: Any, memory_bytes: int) -> None:
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child_end, memory_bytes), name="cds-decoder",
+                                       daemon=True)  # fmt: skip
+        self.process.start()
+        child_end.close()
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.connection.close()
+
+
+def _death(source: str, exit_code: int | None) -> InvalidInputError:
+    """The refusal for a child that died: killed or aborted (an allocation refused) is memory, anything else a crash."""
+    if exit_code in (-signal.SIGABRT, -signal.SIGKILL):
+        name = signal.Signals(-exit_code).name
+        return InvalidInputError(f"{source}: the decoder process was stopped by {name}, as when an allocation exceeds "
+                                 "its memory budget; refused", code="decoder_memory")  # fmt: skip
+    return InvalidInputError(f"{source}: the decoder process died (exit {exit_code}); refused", code="decoder_crashed")
+
+
+class Isolation:
+    """A pool of child processes that run calls under :class:`IsolationLimits`.
+
+    Args:
+        limits: Time, memory and the number of children.
+    """
+
+    def __init__(self, limits: IsolationLimits | None = None) -> None:
+        self.limits = limits or IsolationLimits()
+        self._context = multiprocessing.get_context("spawn")
+        self._idle: queue.Queue[_Child] = queue.Queue()
+        self._started = 0
+        self._lock = threading.Lock()
+
+    def _take(self) -> _Child:
+        with self._lock:
+            if self._idle.empty() and self._started < self.limits.workers:
+                self._started += 1
+                return _Child(self._context, self.limits.memory_bytes)
+        return self._idle.get()
+
+    def _replace(self, child: _Child) -> None:
+        child.stop()
+        with self._lock:
+            self._started -= 1
+
+    def run(self, function: Callable[..., T], *args: Any, source: str = "input") -> T:
+        """``function(*args)`` in a child; ``function`` must be importable by name (a module-level function).
+
+        Raises:
+            InvalidInputError: ``decoder_crashed``, ``decoder_timeout``, ``decoder_memory``, or the function's own
+                refusal, each naming ``source``.
+        """
+        if self.limits.workers == 0 or multiprocessing.current_process().daemon:
+            return function(*args)  # off, or a daemonic process (a DataLoader worker) that may not have children
+        child: _Child | None = self._take()
+        try:
+            assert child is not None
+            child.connection.send((function, args))
+            if not child.connection.poll(self.limits.timeout_s):
+                self._replace(child)
+                child = None
+                raise InvalidInputError(f"{source}: decoding did not finish within {self.limits.timeout_s:g} s; "
+                                        "refused", code="decoder_timeout")  # fmt: skip
+            answer = child.connection.recv()
+        except (EOFError, OSError):
+            exit_code = None
+            if child is not None:
+                child.process.join(1)
+                exit_code = child.process.exitcode
+                self._replace(child)
+                child = None
+            raise _death(source, exit_code) from None
+        finally:
+            if child is not None:
+                self._idle.put(child)
+        if answer[0] == "refused":
+            _, code, message = answer
+            prefix = "" if message.startswith(f"{source}:") else f"{source}: "
+            raise InvalidInputError(f"{prefix}{message}", code=code)
+        result: T = answer[1]
+        return result
+
+    def close(self) -> None:
+        """Stop every idle child (children busy in other threads stop when those calls end)."""
+        while True:
+            try:
+                child = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            self._replace(child)
+
+
+_limits = IsolationLimits()
+_pool: Isolation | None = None
+_pool_lock = threading.Lock()
+
+
+def configure(limits: IsolationLimits) -> None:
+    """Set the process-wide limits (the pool is remade with them on next use)."""
+    global _limits, _pool  # noqa: PLW0603 - one pool per process, configured by the composition root
+    with _pool_lock:
+        _limits = limits
+        if _pool is not None:
+            _pool.close()
+        _pool = None
+
+
+def isolation() -> Isolation:
+    """The process-wide pool, made on first use."""
+    global _pool  # noqa: PLW0603
+    with _pool_lock:
+        if _pool is None:
+            _pool = Isolation(_limits)
+        return _pool

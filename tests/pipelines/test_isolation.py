@@ -1,0 +1,53 @@
+"""Untrusted pixel data decodes in isolated processes: a panic, an endless loop and a memory bomb each cost one
+refusal with its reason, and the next image decodes as usual."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cds.errors import InvalidInputError
+from cds.pipelines import isolation
+from cds.pipelines.imaging.dicom_reader import read_instance
+from tests.support.poison import j2k_endless, rle_bomb, rle_panic
+from training.data.dicom_files import write_radiograph
+
+
+@pytest.fixture
+def limits() -> Iterator[isolation.IsolationLimits]:
+    chosen = isolation.IsolationLimits(timeout_s=3.0, memory_bytes=1 << 30, workers=1)
+    isolation.configure(chosen)
+    yield chosen
+    isolation.configure(isolation.IsolationLimits())
+
+
+def _refusal(path: Path) -> tuple[str, float]:
+    start = time.monotonic()
+    with pytest.raises(InvalidInputError) as refused:
+        read_instance(path).pixels()
+    assert path.name in refused.value.message
+    return refused.value.code, time.monotonic() - start
+
+
+@pytest.mark.parametrize(("build", "code"), [(rle_panic, "decoder_crashed"), (j2k_endless, "decoder_timeout"),
+                                             (rle_bomb, "decoder_memory")])
+def test_a_hostile_file_is_refused_and_the_next_image_decodes(tmp_path: Path, limits: isolation.IsolationLimits,
+                                                              build: object, code: str) -> None:
+    hostile = build(tmp_path / "hostile.dcm")  # type: ignore[operator]
+    refused, seconds = _refusal(hostile)
+    assert refused == code and seconds < limits.timeout_s + 5  # the endless loop is cut at the time limit
+    good = write_radiograph(tmp_path / "good.dcm", np.linspace(0, 1, 128 * 128).reshape(128, 128))
+    pixels = read_instance(good).pixels()  # a fresh child replaced one that was killed or died
+    assert pixels.shape == (128, 128) and int(pixels.max()) == 4095
+
+
+def test_the_same_image_decodes_alike_in_and_out_of_isolation(tmp_path: Path, limits: isolation.IsolationLimits
+                                                              ) -> None:  # fmt: skip
+    good = write_radiograph(tmp_path / "good.dcm", np.random.default_rng(2).random((64, 96)))
+    isolated = read_instance(good).pixels()
+    isolation.configure(isolation.IsolationLimits(workers=0))
+    np.testing.assert_array_equal(isolated, read_instance(good).pixels())
