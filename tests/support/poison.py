@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import JPEG2000Lossless, RLELossless, UID, generate_uid
+from pydicom.uid import UID, JPEG2000Lossless, RLELossless, generate_uid
 
 CR = UID("1.2.840.10008.5.1.4.1.1.1")
 
