@@ -240,6 +240,13 @@ def finished_outcome(engine: Engine, job_id: str, uid: str) -> FinishedOutcome:
     return FinishedOutcome(job, job.payload_as(PrereadPayload), outcome, patient)
 
 
+def patients_of(engine: Engine, job: JobRecord) -> set[str]:
+    """The Patient IDs (as the DICOM index holds them) of every study a pre-read job stored."""
+    studies = {stored.study_uid for stored in job.payload_as(PrereadPayload).instances}
+    with engine.database.session() as session:
+        return {patient_of_study(session, study) for study in studies}
+
+
 def record_outcome_event(engine: Engine, action: AuditAction, actor: Actor, read: FinishedOutcome,
                          **detail: Any) -> None:  # fmt: skip
     """Audit ``actor``'s ``action`` on one outcome (its study, model and input hash)."""

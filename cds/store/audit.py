@@ -38,6 +38,7 @@ class AuditAction(StrEnum):
     JOB_CREATE = "job.create"
     JOB_DONE = "job.done"
     JOB_FAILED = "job.failed"
+    JOB_READ = "job.read"
     JOB_RESULT_READ = "job.result.read"
     HOOKS_CALL = "hooks.call"
     HOOKS_FEEDBACK = "hooks.feedback"

@@ -42,10 +42,23 @@ ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard,
 
 
 def check_security(settings: Settings) -> None:
-    """Refuse to run without real authentication unless dev mode is explicitly on."""
+    """Refuse to run without real authentication unless dev mode is explicitly on, and refuse mixtures.
+
+    Dev mode (anyone may mint any token) never runs beside production authentication; outside dev mode the CDS
+    Hooks audience comes from ``CDS_PUBLIC_URL`` alone, never from a request's ``Host`` header.
+    """
     if settings.dev_mode:
+        if settings.jwt_jwks_file is not None or settings.api_keys_only or settings.hooks_clients_file is not None:
+            raise ConfigurationError(
+                "dev mode mints tokens for anyone and cannot run beside production authentication: unset "
+                "CDS_DEV_MODE, or unset CDS_JWT_JWKS_FILE, CDS_API_KEYS_ONLY and CDS_HOOKS_CLIENTS_FILE",
+                code="dev_mode_with_production_auth")  # fmt: skip
         log.warning("DEV MODE: self-signed tokens are issued at POST /v1/dev/token; never use this in production")
         return
+    if settings.hooks_clients_file is not None and not settings.public_url:
+        raise ConfigurationError("CDS_PUBLIC_URL is required with CDS_HOOKS_CLIENTS_FILE: EHRs sign for the "
+                                 "service's configured URL, not for whatever Host a request names",
+                                 code="public_url_required")  # fmt: skip
     if settings.jwt_jwks_file is None and not settings.api_keys_only:
         raise ConfigurationError(
             "no authentication configured: set CDS_JWT_JWKS_FILE and CDS_JWT_ISSUER (identity provider), or "

@@ -95,6 +95,14 @@ def enforce_patient_scope(state: AppState, request: Request, principal: Principa
         raise ForbiddenError("this token is limited to another patient", code="patient_scope")
 
 
+def refuse_patient_scoped(state: AppState, request: Request, principal: Principal, what: str) -> None:
+    """Refuse (403, audited) a patient-scoped token access to ``what``, which holds many patients' data."""
+    if principal.patient is not None:
+        audit_denial(state, request, principal.subject, principal.role_text, "patient_scope")
+        raise ForbiddenError(f"this token is limited to one patient; {what} holds many patients' data",
+                             code="patient_scope")
+
+
 def scoped_patient_id(principal: Principal) -> str | None:
     """The patient ID a patient-scoped caller is limited to (``Patient/<id>`` without its prefix); ``None`` if any."""
     return principal.patient.removeprefix("Patient/") if principal.patient is not None else None

@@ -132,3 +132,26 @@ def test_audit_cursor_beyond_the_sequence_column_is_a_422_not_a_crash(client: Te
     for too_big in (2**31, 2**63):
         assert client.get(f"/v1/audit/events?after={too_big}", headers=headers).status_code == 422
     assert client.get(f"/v1/audit/events?after={2**31 - 1}", headers=headers).json() == []
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({"dev_mode": True, "api_keys_only": True}, "dev_mode_with_production_auth"),
+    ({"dev_mode": True, "jwt_jwks_file": "jwks.json", "jwt_issuer": "https://idp"}, "dev_mode_with_production_auth"),
+    ({"api_keys_only": True, "hooks_clients_file": "clients.json"}, "public_url_required"),
+])
+def test_unsafe_mixtures_refuse_to_start(tmp_path, changes: dict, code: str) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigurationError) as err:
+        create_app(Settings(data_dir=tmp_path, **changes))
+    assert err.value.code == code
+
+
+def test_outside_dev_mode_the_hooks_audience_never_follows_the_host_header(tmp_path) -> None:  # noqa: ANN001
+    from cds.serving.api.routes.cds_hooks import base_url
+
+    class Request:  # what base_url reads of a request
+        base_url = "http://attacker.example/"
+
+    production = create_app(Settings(data_dir=tmp_path, api_keys_only=True)).state.cds
+    assert base_url(Request(), production) == ""  # type: ignore[arg-type]  # no audience: every EHR call is 401
+    development = create_app(Settings(data_dir=tmp_path / "dev", dev_mode=True)).state.cds
+    assert base_url(Request(), development) == "http://attacker.example"  # type: ignore[arg-type]

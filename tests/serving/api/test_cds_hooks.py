@@ -168,7 +168,8 @@ def ehr(tmp_path: Path) -> dict:
 
 @pytest.fixture
 def ehr_client(ehr: dict, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(api_keys_only=True, data_dir=tmp_path / "data", hooks_clients_file=ehr["file"])
+    settings = Settings(api_keys_only=True, data_dir=tmp_path / "data", hooks_clients_file=ehr["file"],
+                        public_url="http://testserver")
     with TestClient(create_app(settings)) as test_client:
         test_client.app.state.cds.hook_verifier.fetch = lambda url: ehr["ec_jwks"]  # only reached for allowed jku
         yield test_client

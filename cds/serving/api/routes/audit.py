@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import StateDep, require
+from cds.serving.api.deps import StateDep, refuse_patient_scoped, require
 from cds.store.audit import to_fhir_audit_event, verify_chain
 from cds.store.tables import AuditEventRow
 
@@ -28,7 +28,7 @@ class ChainStatus(BaseModel):
 
 @router.get("/verify")
 def verify(state: StateDep, _principal: Admin) -> ChainStatus:
-    """Check every event's hash and link; name the first broken one."""
+    """Check every event's hash and link; name the first broken one (no event's content is returned)."""
     with state.database.session() as session:
         report = verify_chain(session)
     return ChainStatus(ok=report.ok, checked=report.checked, broken_at=report.broken_at, reason=report.reason)
@@ -36,10 +36,11 @@ def verify(state: StateDep, _principal: Admin) -> ChainStatus:
 
 @router.get("/events")
 def events(
-    state: StateDep, _principal: Admin, after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    request: Request, state: StateDep, principal: Admin, after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Events with sequence number above ``after``, as FHIR AuditEvent resources."""
+    """Events with sequence number above ``after``, as FHIR AuditEvent resources (not for patient-scoped tokens)."""
+    refuse_patient_scoped(state, request, principal, "the audit trail")
     with state.database.session() as session:
         rows = session.execute(
             select(AuditEventRow).where(AuditEventRow.seq > after).order_by(AuditEventRow.seq).limit(limit)

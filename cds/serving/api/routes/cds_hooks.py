@@ -34,8 +34,9 @@ SERVICE = {
 
 
 def base_url(request: Request, state: StateDep) -> str:
-    """The service's external base URL (configured, else as requested)."""
-    return (state.settings.public_url or str(request.base_url)).rstrip("/")
+    """The service's external base URL: configured (``CDS_PUBLIC_URL``); as requested only in dev mode."""
+    settings = state.settings
+    return (settings.public_url or (str(request.base_url) if settings.dev_mode else "")).rstrip("/")
 
 
 def hook_client(request: Request, state: StateDep) -> HookClient:

@@ -1,16 +1,21 @@
-"""``/v1/jobs``: a background job's state and outcome, and a finished cohort job's scored file."""
+"""``/v1/jobs``: a cohort job's state and outcome, and its scored file.
+
+Pre-reads and slide reads have routes of their own, which check the patient (``/v1/preread``,
+``/v1/pathology/jobs``); here only cohort jobs are answered, and never to a patient-scoped token (a cohort holds
+many patients). Every read is audited.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from cds.results.jobs import JobKind, JobRecord, RiskFilePayload
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, require
+from cds.serving.api.deps import EngineDep, StateDep, refuse_patient_scoped, require
 from cds.store import jobs
 from cds.store.audit import AuditAction, record_event
 
@@ -39,15 +44,20 @@ def public_job(job: JobRecord) -> JobPublic:
 
 
 @router.get("/v1/jobs/{job_id}")
-def job_status(job_id: str, engine: EngineDep, principal: Clinical) -> JobPublic:
-    """A job's state (queued, running, done, failed), attempts and result summary."""
+def job_status(job_id: str, request: Request, state: StateDep, engine: EngineDep, principal: Clinical) -> JobPublic:
+    """A cohort job's state (queued, running, done, failed), attempts and result summary (audited)."""
+    refuse_patient_scoped(state, request, principal, "a cohort job")
     with engine.database.session() as session:
-        return public_job(jobs.record(jobs.get_job(session, job_id)))
+        job = jobs.read_job(session, job_id, kind=JobKind.RISK_FILE)
+        record_event(session, AuditAction.JOB_READ, principal.actor, f"Job/{job_id}")
+    return public_job(job)
 
 
 @router.get("/v1/jobs/{job_id}/result", response_class=FileResponse)
-def job_result(job_id: str, engine: EngineDep, principal: Clinical) -> FileResponse:
+def job_result(job_id: str, request: Request, state: StateDep, engine: EngineDep, principal: Clinical
+               ) -> FileResponse:  # fmt: skip
     """The scored cohort (Parquet) of a finished cohort job; the download is audited."""
+    refuse_patient_scoped(state, request, principal, "a cohort job")
     with engine.database.session() as session:
         job = jobs.read_job(session, job_id, kind=JobKind.RISK_FILE, done=True)
         record_event(session, AuditAction.JOB_RESULT_READ, principal.actor, f"Job/{job_id}")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from cds.errors import NotFoundError
 from cds.results.jobs import JobKind, OutcomeKind
 from cds.services import feedback
-from cds.services.preread import FinishedOutcome, finished_outcome, record_outcome_event
+from cds.services.preread import FinishedOutcome, finished_outcome, patients_of, record_outcome_event
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
@@ -49,10 +49,18 @@ Outcome = Annotated[FinishedOutcome, Depends(outcome_for)]
 
 
 @router.get("")
-def preread_status(job_id: str, engine: EngineDep, principal: Radiology) -> JobPublic:
-    """The pre-read's state and, when done, each image's findings or each series' structures, and refusals."""
+def preread_status(job_id: str, request: Request, state: StateDep, engine: EngineDep,
+                   principal: Radiology) -> JobPublic:  # fmt: skip
+    """The pre-read's state and, when done, each image's findings or each series' structures, and refusals.
+
+    A patient-scoped token reads only a pre-read whose every study is its patient's.
+    """
     with engine.database.session() as session:
         job = jobs.read_job(session, job_id, kind=JobKind.PREREAD)
+    if principal.patient is not None:
+        for patient in sorted(patients_of(engine, job)):
+            enforce_patient_scope(state, request, principal, f"Patient/{patient}")
+    with engine.database.session() as session:
         record_event(session, AuditAction.IMAGING_RESULT_READ, principal.actor, f"Job/{job_id}")
     return public_job(job)
 

@@ -21,7 +21,7 @@ from cds.models.risk import RiskEquation, get_equation
 from cds.results.risk import RiskResult
 from cds.services import cohort, risk
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
+from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, refuse_patient_scoped, require
 from cds.serving.api.uploads import save_upload
 from cds.store.jobs import QUEUED
 
@@ -198,8 +198,10 @@ def score_fhir(
 
 @router.post("/{score}/jobs", status_code=202, openapi_extra={
     "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})  # fmt: skip
-async def submit_cohort(score: str, request: Request, engine: EngineDep, principal: Clinical) -> JSONResponse:
+async def submit_cohort(score: str, request: Request, state: StateDep, engine: EngineDep,
+                        principal: Clinical) -> JSONResponse:  # fmt: skip
     """Queue a cohort CSV (one column per input field) for scoring; answers 202 with the job id."""
+    refuse_patient_scoped(state, request, principal, "a cohort file")
     engine.risk_method(score)
     if not request.headers.get("content-type", "").startswith("text/csv"):
         raise InvalidInputError("send the cohort as text/csv", code="unsupported_media_type")
