@@ -72,6 +72,25 @@ def _bundle_model() -> Any:
     return Bundle
 
 
+def _known_types(bundle: Mapping[str, Any]) -> None:
+    """Refuse entries whose ``resourceType`` FHIR R4 does not define (``unknown_resource_type``), naming them."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    entries = bundle.get("entry") if isinstance(bundle, Mapping) else None
+    unknown = set()
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        kind = resource.get("resourceType") if isinstance(resource, Mapping) else None
+        if isinstance(kind, str):
+            try:
+                get_fhir_model_class(kind)
+            except (ValueError, KeyError):
+                unknown.add(kind[:64])
+    if unknown:
+        raise InvalidInputError("the Bundle holds resource types FHIR R4 does not define: "
+                                f"{', '.join(sorted(unknown))}", code="unknown_resource_type")
+
+
 def parse_bundle(
     bundle: Mapping[str, Any], *, as_of: dt.date | None = None, complete_lists: bool = False
 ) -> FhirInputs:
@@ -89,9 +108,10 @@ def parse_bundle(
     Raises:
         InvalidInputError: Not a valid FHIR Bundle, no Patient, or a quantity in a unit that cannot be converted.
     """
+    _known_types(bundle)
     try:
         model = _bundle_model().model_validate(dict(bundle))
-    except (ValidationError, ValueError, TypeError) as exc:
+    except (ValidationError, ValueError, TypeError, KeyError) as exc:
         raise InvalidInputError(f"not a valid FHIR R4 Bundle: {str(exc)[:500]}", code="invalid_fhir") from None
     resources = [entry.resource for entry in (model.entry or []) if entry.resource is not None]
     patients = [r for r in resources if r.get_resource_type() == "Patient"]

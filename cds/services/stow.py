@@ -8,6 +8,7 @@ when it is a plain UID), indexed for QIDO/WADO and queued together as one ``prer
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -86,9 +87,13 @@ def accept_instances(engine: Engine, parts: Sequence[bytes], *, actor: Actor) ->
         return receipt
     payload = PrereadPayload(instances=tuple(stored), output=folder / "outputs", model=settings.preread_model,
                              ct_model=settings.ct_model or None)
-    with engine.database.session() as session:
-        for dataset, path in datasets:
-            index_dataset(session, dataset, path, origin=STORED)
-        receipt.job_id = jobs.enqueue(session, kind=JobKind.PREREAD, payload=payload, actor=actor.subject,
-                                      role=actor.role, max_pending=settings.max_pending_jobs)  # fmt: skip
+    try:
+        with engine.database.session() as session:
+            for dataset, path in datasets:
+                index_dataset(session, dataset, path, origin=STORED)
+            receipt.job_id = jobs.enqueue(session, kind=JobKind.PREREAD, payload=payload, actor=actor.subject,
+                                          role=actor.role, max_pending=settings.max_pending_jobs)  # fmt: skip
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing indexed or queued: nothing kept
+        raise
     return receipt

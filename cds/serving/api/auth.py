@@ -116,7 +116,7 @@ class Authenticator:
             )
         except jwt.ExpiredSignatureError:
             raise NotAuthenticatedError("token expired", code="token_expired") from None
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:  # TypeError: a key of another type than alg's
             raise NotAuthenticatedError(f"token rejected: {type(exc).__name__}", code="invalid_token") from None
         patient = claims.get("patient")
         return Principal(

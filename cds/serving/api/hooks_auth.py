@@ -121,7 +121,7 @@ class HookTokenVerifier:
             )  # fmt: skip
         except jwt.ExpiredSignatureError:
             raise NotAuthenticatedError("CDS Client JWT expired", code="token_expired") from None
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:  # TypeError: a key of another type than alg's
             reason = type(exc).__name__
             raise NotAuthenticatedError(f"CDS Client JWT rejected: {reason}", code="invalid_token") from None
         if int(claims["exp"]) - int(claims["iat"]) > MAX_LIFETIME_S:

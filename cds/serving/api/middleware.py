@@ -9,7 +9,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cds.errors import PayloadTooLargeError
 from cds.services.metrics import SECONDS_BUCKETS
 
 
@@ -54,9 +53,14 @@ class MetricsMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over the cap with 413 problem+json, by Content-Length or while streaming.
+    """Refuses what no route should see, before the route sees it, with problem+json.
 
-    Upload routes (paths ending in ``/jobs``, and DICOMweb) get ``max_upload_bytes``; everything else ``max_bytes``.
+    * bodies over the cap: 413, by Content-Length or while streaming (chunked bodies too); upload routes (paths
+      ending in ``/jobs``, and DICOMweb) get ``max_upload_bytes``, everything else ``max_bytes``;
+    * a NUL character in the path, the query string or a JSON body: 422 ``nul_character`` (no database stores it,
+      and no clinical text holds one).
+
+    A refusal is answered at once; whatever the route would have sent afterwards is dropped.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
@@ -74,37 +78,48 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit)
+            await _problem(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
             return
-        seen = 0
-        started = {"response": False}
+        if "\x00" in scope["path"] or b"%00" in bytes(scope.get("query_string") or b""):
+            await _problem(send, 422, "nul_character", "the path or query holds a NUL character")
+            return
+        json_body = b"json" in headers.get(b"content-type", b"").lower()
+        seen, tail, answered = 0, b"", False
 
-        async def limited() -> Message:
-            nonlocal seen
+        async def checked() -> Message:
+            nonlocal seen, tail, answered
+            if answered:
+                return {"type": "http.disconnect"}
             message = await receive()
-            seen += len(message.get("body", b""))
+            body = message.get("body", b"")
+            seen += len(body)
+            window = tail + body
             if seen > limit:
-                raise PayloadTooLargeError(f"request body exceeds {limit} bytes")
-            return message
+                await _problem(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
+            elif json_body and (b"\\u0000" in window or b"\x00" in window):
+                await _problem(send, 422, "nul_character", "the JSON body holds a NUL character")
+            else:
+                tail = window[-5:]
+                return message
+            answered = True
+            return {"type": "http.disconnect"}
 
-        async def tracking_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started["response"] = True
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not answered:
+                await send(message)
 
         try:
-            await self.app(scope, limited, tracking_send)
-        except PayloadTooLargeError:  # raised outside the app's own error handling
-            if not started["response"]:
-                await _too_large(send, limit)
+            await self.app(scope, checked, guarded_send)
+        except Exception:
+            if not answered:  # the refusal was already sent; anything the route raised after is moot
+                raise
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body: dict[str, Any] = {
-        "type": "urn:cds:problem:payload_too_large", "title": "Payload too large", "status": 413,
-        "detail": f"request body exceeds {limit} bytes", "code": "payload_too_large",
-    }  # fmt: skip
+async def _problem(send: Send, status: int, code: str, detail: str) -> None:
+    title = {413: "Payload too large", 422: "Invalid request"}.get(status, "Refused")
+    body: dict[str, Any] = {"type": f"urn:cds:problem:{code}", "title": title, "status": status, "detail": detail,
+                            "code": code}  # fmt: skip
     payload = json.dumps(body).encode()
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -26,7 +26,7 @@ from cds.services import pathology
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
-from cds.serving.api.uploads import save_upload
+from cds.serving.api.uploads import discarded_on_failure, save_upload
 from cds.serving.ui import render
 from cds.store.audit import AuditAction
 from cds.store.jobs import QUEUED
@@ -57,8 +57,9 @@ async def submit_slide(
     folder = engine.settings.data_dir / "pathology" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     source = folder / (SAFE_NAME.sub("_", Path(filename).stem)[:100] + suffix)
-    await save_upload(request, source, what="uploaded file")
-    job_id = pathology.queue_slide(engine, source, folder / "outputs", subject=subject, actor=principal.actor)
+    with discarded_on_failure(folder):
+        await save_upload(request, source, what="uploaded file")
+        job_id = pathology.queue_slide(engine, source, folder / "outputs", subject=subject, actor=principal.actor)
     return JSONResponse({"job_id": job_id, "state": QUEUED.value}, status_code=202,
                         headers={"Location": f"/v1/pathology/jobs/{job_id}"})  # fmt: skip
 

@@ -22,7 +22,7 @@ from cds.results.risk import RiskResult
 from cds.services import cohort, risk
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, refuse_patient_scoped, require
-from cds.serving.api.uploads import save_upload
+from cds.serving.api.uploads import discarded_on_failure, save_upload
 from cds.store.jobs import QUEUED
 
 router = APIRouter(prefix="/v1/risk", tags=["risk"])
@@ -209,7 +209,8 @@ async def submit_cohort(score: str, request: Request, state: StateDep, engine: E
     uploads.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
     source, target = uploads / f"{name}.csv", uploads / f"{name}-scored.parquet"
-    await save_upload(request, source, what="cohort file")
-    job_id = cohort.queue_cohort(engine, score, source, target, actor=principal.actor)
+    with discarded_on_failure(source):
+        await save_upload(request, source, what="cohort file")
+        job_id = cohort.queue_cohort(engine, score, source, target, actor=principal.actor)
     return JSONResponse({"job_id": job_id, "state": QUEUED.value}, status_code=202,
                         headers={"Location": f"/v1/jobs/{job_id}"})  # fmt: skip
