@@ -49,6 +49,11 @@ class Settings(BaseSettings):
             [CDS_DECODE_MEMORY_BYTES].
         decode_workers: Decoder processes (images decoded at once); 0 decodes in-process, unprotected
             [CDS_DECODE_WORKERS].
+        audit_key_file: Ed25519 key that signs audit checkpoints; keep it away from the database; default
+            ``data_dir/audit-signing-key.pem``, made on first use [CDS_AUDIT_KEY_FILE].
+        audit_checkpoint_dir: Where signed checkpoints of the audit chain's head are appended, outside the
+            database; default ``data_dir/audit`` [CDS_AUDIT_CHECKPOINT_DIR].
+        audit_checkpoint_s: Seconds between checkpoints while the service runs [CDS_AUDIT_CHECKPOINT_S].
         max_pending_jobs: Queued plus running jobs beyond which new ones are refused with 503 [CDS_MAX_PENDING_JOBS].
         preread_model: Registered chest radiograph model for uploaded studies [CDS_PREREAD_MODEL].
         ct_model: Registered CT segmentation model for uploaded CT series; empty for none [CDS_CT_MODEL].
@@ -86,6 +91,9 @@ class Settings(BaseSettings):
     decode_timeout_s: float = Field(default=60.0, gt=0)
     decode_memory_bytes: int = Field(default=4 << 30, ge=256 << 20)
     decode_workers: int = Field(default=2, ge=0, le=64)
+    audit_key_file: Path | None = None
+    audit_checkpoint_dir: Path | None = None
+    audit_checkpoint_s: float = Field(default=60.0, gt=0)
     max_pending_jobs: int = Field(default=1000, ge=1)
     preread_model: str = "chest-xray-demo"
     ct_model: str = "ct-organs-demo"
@@ -103,6 +111,16 @@ class Settings(BaseSettings):
             raise ValueError(f"the service runs models on {' or '.join(k.value for k in SERVICE_BACKENDS)}, "
                              f"not {value.value}")
         return value
+
+    @property
+    def resolved_audit_key_file(self) -> Path:
+        """The audit signing key's file, defaulting to one in ``data_dir``."""
+        return self.audit_key_file or self.data_dir / "audit-signing-key.pem"
+
+    @property
+    def resolved_audit_checkpoint_dir(self) -> Path:
+        """The checkpoint folder, defaulting to ``data_dir/audit``."""
+        return self.audit_checkpoint_dir or self.data_dir / "audit"
 
     @property
     def resolved_database_url(self) -> str:

@@ -63,20 +63,47 @@ def worker() -> None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Walk the audit chain; exit 1 and name the first edited, deleted or reordered event if it is broken."""
+    """Walk the audit chain and hold it to its newest signed checkpoint; exit 1 naming what is wrong.
+
+    Finds edited, deleted, inserted or reordered events inside the chain, and truncation, wiping or a consistent
+    rewrite against the checkpoints kept outside the database.
+    """
     from cds.store.audit import verify_chain
+    from cds.store.audit_anchor import checkpoint_store, verify_anchor
     from cds.store.db import Database
 
     def body() -> None:
-        database = Database(Settings().resolved_database_url)
+        settings = Settings()
+        database, store = Database(settings.resolved_database_url), checkpoint_store(settings)
         database.migrate()
         with database.session() as session:
             report = verify_chain(session)
-        if report.ok:
-            out(f"audit chain intact: {report.checked} events")
-            return
-        out(f"AUDIT CHAIN BROKEN at event {report.broken_at}: {report.reason} ({report.checked} events verified)")
-        raise typer.Exit(1)
+            anchor = verify_anchor(session, store.read(), store.public_key)
+        if not report.ok:
+            out(f"AUDIT CHAIN BROKEN at event {report.broken_at}: {report.reason} ({report.checked} events verified)")
+        if not anchor.ok:
+            out(f"AUDIT CHAIN DOES NOT MATCH ITS CHECKPOINT: {anchor.reason}")
+        if not (report.ok and anchor.ok):
+            raise typer.Exit(1)
+        where = f"anchored at event {anchor.anchored_at}" if anchor.anchored_at else anchor.reason
+        out(f"audit chain intact: {report.checked} events ({where})")
+
+    run_command(body)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's head and append it to the checkpoint file (the service also does so every minute)."""
+    from cds.store.audit_anchor import checkpoint_store
+    from cds.store.db import Database
+
+    def body() -> None:
+        settings = Settings()
+        database = Database(settings.resolved_database_url)
+        database.migrate()
+        with database.session() as session:
+            checkpoint = checkpoint_store(settings).write(session)
+        out(f"checkpoint at event {checkpoint.seq}" if checkpoint else "no new event since the last checkpoint")
 
     run_command(body)
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import StateDep, refuse_patient_scoped, require
 from cds.store.audit import to_fhir_audit_event, verify_chain
+from cds.store.audit_anchor import checkpoint_store, verify_anchor
 from cds.store.tables import AuditEventRow
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -18,20 +19,30 @@ Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
 class ChainStatus(BaseModel):
-    """Result of walking the chain."""
+    """Result of walking the chain and holding it to its newest signed checkpoint (kept outside the database)."""
 
     ok: bool
     checked: int
     broken_at: int | None
     reason: str
+    anchored_at: int | None  # the checkpoint's event; None before the first checkpoint
+    anchor_ok: bool
+    anchor_reason: str
 
 
 @router.get("/verify")
 def verify(state: StateDep, _principal: Admin) -> ChainStatus:
-    """Check every event's hash and link; name the first broken one (no event's content is returned)."""
+    """Check every event's hash and link, and the chain against its newest signed checkpoint (no event is returned).
+
+    ``ok`` is false when either check fails.
+    """
+    store = checkpoint_store(state.settings)
     with state.database.session() as session:
         report = verify_chain(session)
-    return ChainStatus(ok=report.ok, checked=report.checked, broken_at=report.broken_at, reason=report.reason)
+        anchor = verify_anchor(session, store.read(), store.public_key)
+    return ChainStatus(ok=report.ok and anchor.ok, checked=report.checked, broken_at=report.broken_at,
+                       reason=report.reason, anchored_at=anchor.anchored_at, anchor_ok=anchor.ok,
+                       anchor_reason=anchor.reason)
 
 
 @router.get("/events")
