@@ -18,6 +18,7 @@ from cds.errors import CdsError, InvalidInputError
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind, ModelSpec
 from cds.pipelines.classification import TensorClassificationPipeline
+from cds.privacy import quiet_library_warnings
 from cds.serving.backends import (
     BackendOptions,
     OnnxRuntimeOptions,
@@ -59,6 +60,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log prog
     """Set up logging for every command."""
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    quiet_library_warnings()  # the DICOM libraries warn with the values they found: patient names, UIDs
 
 
 @models_app.command("list")

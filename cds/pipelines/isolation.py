@@ -66,8 +66,11 @@ def _limit_memory(memory_bytes: int) -> None:
 
 def _serve(connection: Connection, memory_bytes: int) -> None:
     """The child's loop: receive ``(function, args)``, answer ``(status, ...)``; never raise."""
+    from cds.privacy import quiet_library_warnings
+
     os.environ.update(_CHILD_ENV)
     _limit_memory(memory_bytes)
+    quiet_library_warnings()
     while True:
         try:
             function, args = connection.recv()

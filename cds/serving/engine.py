@@ -11,11 +11,14 @@ from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind, ModelSpec
 from cds.pipelines import isolation
 from cds.pipelines.isolation import IsolationLimits
+from cds.privacy import quiet_library_warnings
 from cds.services.engine import Engine
 from cds.services.metrics import EngineMetrics
 from cds.serving.backends import BackendOptions, TritonOptions, create_backend
 from cds.serving.backends.triton import TritonProtocol
 from cds.settings import Settings
+from cds.store.audit import use_pseudonym_key
+from cds.store.audit_anchor import load_signing_key, pseudonym_key
 from cds.store.db import Database
 
 
@@ -30,10 +33,13 @@ def backend_options(settings: Settings) -> BackendOptions | None:
 def build_engine(settings: Settings) -> Engine:
     """The engine for ``settings``: nothing is loaded or migrated yet (see :meth:`Engine.load_models`).
 
-    Also sets the process's limits for decoding untrusted pixel data (:mod:`cds.pipelines.isolation`).
+    Also sets what is process-wide: the limits for decoding untrusted pixel data (:mod:`cds.pipelines.isolation`),
+    withheld library warnings, and the key of the audit details' pseudonyms (:mod:`cds.privacy`).
     """
     isolation.configure(IsolationLimits(timeout_s=settings.decode_timeout_s,
                                         memory_bytes=settings.decode_memory_bytes, workers=settings.decode_workers))
+    quiet_library_warnings()
+    use_pseudonym_key(pseudonym_key(load_signing_key(settings.resolved_audit_key_file)))
     metrics = EngineMetrics()
     options = backend_options(settings)
 

@@ -17,13 +17,13 @@ import os
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from cds.errors import CdsError, InvalidInputError
+from cds.privacy import where
 from cds.results.jobs import ClaimedJob, JobKind
 from cds.services import cohort, pathology, preread
 from cds.services.engine import Engine
@@ -134,8 +134,7 @@ class JobWorker:
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # noqa: BLE001 - anything else may be transient: retry within the limit
-            log.warning("job %s attempt failed: %s", job.id, type(exc).__name__)
-            log.debug("%s", traceback.format_exc())
+            log.warning("job %s attempt failed: %s", job.id, where(exc))  # no message: it may hold input values
             code, message = (exc.code, exc.message) if isinstance(exc, CdsError) else (type(exc).__name__, str(exc))
             self._fail(job.id, code, message, retry=True)
             return True

@@ -6,7 +6,9 @@ from many workers form one chain. :func:`verify_chain` finds the first edited, d
 Events never hold tokens; patient references stay in the database and never reach logs or metrics.
 
 What happened is one of :class:`AuditAction` and how it ended one of :class:`AuditOutcome`; :func:`record_event`
-is the one helper that writes an event for an :class:`Actor`.
+is the one helper that writes an event for an :class:`Actor`. Identifiers in an event's details (UIDs, file names:
+:data:`IDENTIFYING_DETAILS`) are written as keyed hashes (:func:`pseudonym`), under a key the composition root sets
+from the audit signing key (:func:`use_pseudonym_key`; a process that never sets one uses a random key).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -22,9 +25,23 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cds.privacy import Pseudonymizer
 from cds.store.tables import AuditEventRow, AuditHeadRow
 
 GENESIS = "0" * 64
+IDENTIFYING_DETAILS = ("uid", "series", "instance", "file")  # detail keys whose values are pseudonymized
+_pseudonyms = Pseudonymizer(secrets.token_bytes(32))
+
+
+def use_pseudonym_key(key: bytes) -> None:
+    """Set the key of the details' keyed hashes (the same for every process of one deployment)."""
+    global _pseudonyms  # noqa: PLW0603 - one key per process, set by the composition root
+    _pseudonyms = Pseudonymizer(key)
+
+
+def pseudonym(identifier: str) -> str:
+    """The keyed hash an identifier is written as in audit details."""
+    return _pseudonyms(identifier)
 _HASHED = ("seq", "occurred_at", "actor", "role", "action", "resource", "subject", "model", "input_sha256",
            "outcome", "detail", "prev_hash")  # fmt: skip
 
@@ -142,11 +159,13 @@ def record_event(
         subject: The patient it concerns (``Patient/<id>``), if known.
         model: The model or method key (``name:version`` / ``name@version``) that produced the data.
         input_sha256: The hash of the input concerned.
-        detail: Further facts (reason codes, counts); never free text a person typed or a patient identifier.
+        detail: Further facts (reason codes, counts); never free text a person typed. Values under
+            :data:`IDENTIFYING_DETAILS` are written as keyed hashes.
     """
+    details = _pseudonyms.details(detail or {}, IDENTIFYING_DETAILS)
     return append_event(session, AuditEvent(actor=actor.subject, role=actor.role, action=action, resource=resource,
                                             outcome=outcome, subject=subject, model=model,
-                                            input_sha256=input_sha256, detail=detail or {}))  # fmt: skip
+                                            input_sha256=input_sha256, detail=details))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import logging
 import threading
@@ -157,6 +158,13 @@ def verify_anchor(session: Session, checkpoints: list[Checkpoint], key: Ed25519P
         return AnchorReport(False, newest.seq, f"event {newest.seq} does not have the hash signed at {newest.at}: "
                                                "the chain was rewritten")  # fmt: skip
     return AnchorReport(True, newest.seq)
+
+
+def pseudonym_key(key: Ed25519PrivateKey) -> bytes:
+    """The audit details' pseudonym key, derived from the signing key (one secret to keep, not two)."""
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                            serialization.NoEncryption())  # fmt: skip
+    return hashlib.sha256(b"cds-audit-pseudonyms\0" + raw).digest()
 
 
 def checkpoint_store(settings: Settings) -> CheckpointStore:

@@ -27,6 +27,7 @@ from cds.errors import (
     PayloadTooLargeError,
     PreconditionFailedError,
 )
+from cds.privacy import where
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -95,5 +96,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled %s", type(exc).__name__)  # message only: no request data is logged
+        log.error("unhandled %s", where(exc))  # type and place only: the message may hold request values
         return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from cds.serving.api.app import create_app
 from cds.serving.api.auth import Role
 from cds.settings import Settings
-from cds.store.audit import verify_chain
+from cds.store.audit import pseudonym, verify_chain
 from cds.store.dicom_index import STORED, index_dataset
 from cds.store.tables import FindingFeedbackRow, JobRow
 from tests.serving.api.conftest import bearer
@@ -295,7 +295,7 @@ def test_feedback_is_validated_stored_listed_and_audited(reader: Any) -> None:
     assert len(reviews) == 3
     detail = json.loads(reviews[0]["outcomeDesc"])
     assert detail == {"comment_chars": 5, "job": outcomes["radiograph"]["job_id"], "label": "Cardiomegaly",
-                      "uid": outcomes["radiograph"]["uid"], "verdict": "accepted"}  # the comment itself stays out
+                      "uid": pseudonym(outcomes["radiograph"]["uid"]), "verdict": "accepted"}  # the comment stays out
     assert reviews[0]["entity"][0]["what"]["display"] == f"ImagingStudy/{outcomes['radiograph']['study_uid']}"
 
 
@@ -359,7 +359,7 @@ def test_viewer_reads_are_audited_with_the_model_and_input(reader: Any) -> None:
     mine = [e for e in events if e["agent"][0]["who"]["display"] == "dr-audit"]
     assert [e["type"]["code"] for e in mine] == ["imaging.viewer.open", "imaging.viewer.render"]
     assert json.loads(mine[1]["outcomeDesc"]) == {"job": outcome["job_id"], "layer": "outline", "slice": 3,
-                                                  "uid": outcome["uid"]}
+                                                  "uid": pseudonym(outcome["uid"])}  # a keyed hash, not the UID
     with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
         from cds.store.tables import AuditEventRow
 
