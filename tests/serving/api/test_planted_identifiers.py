@@ -7,7 +7,6 @@ import io
 import logging
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
