@@ -137,9 +137,9 @@ class Isolation:
         return self._idle.get()
 
     def _replace(self, child: _Child) -> None:
+        """Stop ``child`` and put a fresh one in its place (a caller waiting for an idle child gets it)."""
         child.stop()
-        with self._lock:
-            self._started -= 1
+        self._idle.put(_Child(self._context, self.limits.memory_bytes))
 
     def run(self, function: Callable[..., T], *args: Any, source: str = "input") -> T:
         """``function(*args)`` in a child; ``function`` must be importable by name (a module-level function).
@@ -179,13 +179,13 @@ class Isolation:
         return result
 
     def close(self) -> None:
-        """Stop every idle child (children busy in other threads stop when those calls end)."""
+        """Stop every idle child (children busy in other threads stay until the process ends: they are daemons)."""
         while True:
             try:
                 child = self._idle.get_nowait()
             except queue.Empty:
                 return
-            self._replace(child)
+            child.stop()
 
 
 _limits = IsolationLimits()

@@ -23,6 +23,7 @@ from cds.pipelines.risk.model import ModelRiskEquation
 from cds.results.risk import MethodRef
 from cds.services.metrics import EngineMetrics
 from cds.settings import Settings
+from cds.store.audit_anchor import CheckpointStore
 from cds.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class Engine:
         database: Results, jobs, audit.
         metrics: Engine calls, scored requests, jobs, readiness.
         backends: Makes an unloaded backend for a model version on the configured engine, metered.
+        checkpoints: Where the audit chain's signed checkpoints go (outside the database).
         served: Loaded risk-model backends by model name.
         load_errors: Reason codes of model versions that could not be loaded, by ``name:version``.
     """
@@ -49,6 +51,7 @@ class Engine:
     database: Database
     metrics: EngineMetrics
     backends: BackendFactory
+    checkpoints: CheckpointStore
     served: dict[str, Backend] = field(default_factory=dict)
     load_errors: dict[str, str] = field(default_factory=dict)
     _methods: dict[str, RiskMethod] = field(default_factory=dict)

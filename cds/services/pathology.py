@@ -98,7 +98,7 @@ def list_slides(engine: Engine, *, created_by: str | None, patient: str | None, 
         total = session.scalar(select(func.count()).select_from(JobRow).where(*where)) or 0
         rows = session.execute(select(JobRow).where(*where).order_by(JobRow.created_at.desc(), JobRow.id)
                                .limit(limit).offset(offset)).scalars().all()  # fmt: skip
-        page = SlidePage([jobs.record(row) for row in rows], total)
+        page = SlidePage(jobs.readable(rows), total)
         record_event(session, AuditAction.PATHOLOGY_JOBS_READ, actor, "Job?kind=pathology",
                      detail={"returned": len(page.jobs)})
     return page

@@ -18,7 +18,7 @@ from cds.serving.backends import BackendOptions, TritonOptions, create_backend
 from cds.serving.backends.triton import TritonProtocol
 from cds.settings import Settings
 from cds.store.audit import use_pseudonym_key
-from cds.store.audit_anchor import load_signing_key, pseudonym_key
+from cds.store.audit_anchor import checkpoint_store, pseudonym_key
 from cds.store.db import Database
 
 
@@ -39,7 +39,8 @@ def build_engine(settings: Settings) -> Engine:
     isolation.configure(IsolationLimits(timeout_s=settings.decode_timeout_s,
                                         memory_bytes=settings.decode_memory_bytes, workers=settings.decode_workers))
     quiet_library_warnings()
-    use_pseudonym_key(pseudonym_key(load_signing_key(settings.resolved_audit_key_file)))
+    checkpoints = checkpoint_store(settings)
+    use_pseudonym_key(pseudonym_key(checkpoints.key))
     metrics = EngineMetrics()
     options = backend_options(settings)
 
@@ -49,4 +50,5 @@ def build_engine(settings: Settings) -> Engine:
         return backend
 
     return Engine(settings=settings, registry=ModelRegistry.from_directory(settings.registry_dir),
-                  database=Database(settings.resolved_database_url), metrics=metrics, backends=backends)
+                  database=Database(settings.resolved_database_url), metrics=metrics, backends=backends,
+                  checkpoints=checkpoints)

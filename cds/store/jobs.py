@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -37,6 +38,7 @@ class JobState(StrEnum):
     FAILED = "failed"
 
 
+log = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED = JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.FAILED
 Document = BaseModel | Mapping[str, Any]
 
@@ -174,6 +176,17 @@ def record(row: JobRow) -> JobRecord:
         updated_at=row.updated_at, payload=parse_payload(kind, row.payload),
         outcome=parse_outcome(kind, row.result) if row.state == DONE and row.result else None,
     )  # fmt: skip
+
+
+def readable(rows: Iterable[JobRow]) -> list[JobRecord]:
+    """The rows that read through their models, for listings: a broken row is left out, logged by id and code."""
+    records = []
+    for row in rows:
+        try:
+            records.append(record(row))
+        except InvalidInputError as exc:
+            log.warning("job %s left out of a listing: %s", row.id, exc.code)
+    return records
 
 
 def read_job(session: Session, job_id: str, *, kind: JobKind, done: bool = False) -> JobRecord:

@@ -13,20 +13,17 @@ reads the newest :data:`SCAN_LIMIT` pre-read jobs and filters, sorts and pages t
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cds.errors import InvalidInputError
 from cds.results.jobs import JobKind, JobRecord, PrereadOutcome, PrereadPayload, PrereadReport
 from cds.store.dicom_index import STORED
-from cds.store.jobs import DONE, FAILED, record
+from cds.store.jobs import DONE, FAILED, readable
 from cds.store.tables import DicomInstanceRow, JobRow
 
-log = logging.getLogger(__name__)
 REFUSED = "refused"
 STATES = ("queued", "running", "done", REFUSED, "failed")
 SCAN_LIMIT = 2000
@@ -167,17 +164,6 @@ def _job_items(job: JobRecord, sops: dict[str, tuple[str, str, str]],
     return gathered.finish()
 
 
-def _records(rows: Iterable[JobRow]) -> list[JobRecord]:
-    """The rows read through their models; a row that no longer reads is left out (and logged, by id only)."""
-    records = []
-    for row in rows:
-        try:
-            records.append(record(row))
-        except InvalidInputError as exc:
-            log.warning("worklist skips job %s: %s", row.id, exc.code)
-    return records
-
-
 def list_worklist(
     session: Session, *, states: Iterable[str] = (), modality: str = "", patient: str | None = None,
     limit: int = 50, offset: int = 0, scan_limit: int = SCAN_LIMIT,
@@ -196,7 +182,7 @@ def list_worklist(
     query = (select(JobRow).where(JobRow.kind == JobKind.PREREAD.value)
              .order_by(JobRow.created_at.desc(), JobRow.id).limit(scan_limit))  # fmt: skip
     rows = list(session.execute(query).scalars())
-    jobs = _records(rows)
+    jobs = readable(rows)
     wanted_sops = {uid for job in jobs for uid in _waiting(job)}
     wanted_sops |= {uid for job in jobs for r in _report(job).refusals for uid in r.sop_instance_uids}
     sops = _by_sop(session, wanted_sops)

@@ -51,3 +51,17 @@ def test_the_same_image_decodes_alike_in_and_out_of_isolation(tmp_path: Path, li
     isolated = read_instance(good).pixels()
     isolation.configure(isolation.IsolationLimits(workers=0))
     np.testing.assert_array_equal(isolated, read_instance(good).pixels())
+
+
+def test_a_call_waiting_for_the_only_child_gets_its_replacement(tmp_path: Path,
+                                                                limits: isolation.IsolationLimits) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    hostile = j2k_endless(tmp_path / "hostile.dcm")
+    good = write_radiograph(tmp_path / "good.dcm", np.zeros((64, 64)))
+    with ThreadPoolExecutor(2) as pool:
+        stuck = pool.submit(_refusal, hostile)
+        time.sleep(0.5)  # the endless decode holds the one child; the next call waits for it
+        waiting = pool.submit(lambda: read_instance(good).pixels())
+        assert stuck.result(timeout=30)[0] == "decoder_timeout"
+        assert waiting.result(timeout=30).shape == (64, 64)  # it got the child that replaced the killed one

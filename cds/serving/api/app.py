@@ -35,7 +35,7 @@ from cds.serving.engine import build_engine
 from cds.serving.ui import mount_ui
 from cds.serving.worker import engine_worker
 from cds.settings import Settings
-from cds.store.audit_anchor import Checkpointer, checkpoint_store
+from cds.store.audit_anchor import Checkpointer
 
 log = logging.getLogger(__name__)
 ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb,
@@ -99,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
         state.workers = [engine_worker(engine) for _ in range(settings.job_workers)]
         for worker in state.workers:
             worker.start()
-        checkpointer = Checkpointer(engine.database, checkpoint_store(settings), settings.audit_checkpoint_s)
+        checkpointer = Checkpointer(engine.database, engine.checkpoints, settings.audit_checkpoint_s)
         checkpointer.start()
         yield
         for worker in state.workers:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import StateDep, refuse_patient_scoped, require
 from cds.store.audit import to_fhir_audit_event, verify_chain
-from cds.store.audit_anchor import checkpoint_store, verify_anchor
+from cds.store.audit_anchor import verify_anchor
 from cds.store.tables import AuditEventRow
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -36,7 +36,7 @@ def verify(state: StateDep, _principal: Admin) -> ChainStatus:
 
     ``ok`` is false when either check fails.
     """
-    store = checkpoint_store(state.settings)
+    store = state.engine.checkpoints
     with state.database.session() as session:
         report = verify_chain(session)
         anchor = verify_anchor(session, store.read(), store.public_key)
