@@ -134,3 +134,9 @@ class PreconditionFailedError(CdsError, ValueError):
     """The request lacks data the service needs and cannot fetch itself (HTTP 412, as CDS Hooks prescribes)."""
 
     default_code = "precondition_failed"
+
+
+class UnsupportedMediaTypeError(CdsError, ValueError):
+    """The request body is of a media type the route does not take (HTTP 415)."""
+
+    default_code = "unsupported_media_type"

@@ -10,8 +10,11 @@ child killed and replaced. Every outcome comes back as a result or a refusal wit
 * ``decoder_timeout``: no answer within ``timeout_s``; the child is killed;
 * ``decoder_memory``: the decoder ran out of its address-space budget (``memory_bytes``).
 
-A refusal the called function raises itself (:class:`~cds.errors.InvalidInputError`) comes back with its own code.
-The process-wide pool is configured once by the composition root (:func:`configure`) and made on first use;
+A refusal the called function raises itself (:class:`~cds.errors.InvalidInputError`), or any other
+:class:`~cds.errors.CdsError`, comes back as the same class with its own code.
+A caller whose calls share state in the child (an open slide and its tile cache) takes a
+:class:`DedicatedChild` instead, under the same limits. The process-wide pool is configured once by the
+composition root (:func:`configure`) and made on first use;
 ``workers=0`` runs calls in-process (no isolation, for debugging only), as does a daemonic process (a training
 DataLoader worker), which may not start children.
 
@@ -32,7 +35,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from cds.errors import InvalidInputError
+from cds import errors
+from cds.errors import CdsError, InvalidInputError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,8 +82,8 @@ def _serve(connection: Connection, memory_bytes: int) -> None:
             return
         try:
             answer: tuple[Any, ...] = ("ok", function(*args))
-        except InvalidInputError as exc:
-            answer = ("refused", exc.code, exc.message)
+        except CdsError as exc:  # a refusal, or another of ours (a reader's missing package): sent back as it is
+            answer = ("refused", exc.code, exc.message, type(exc).__name__)
         except MemoryError:
             answer = ("refused", "decoder_memory", "the decoder ran out of its memory budget")
         except BaseException as exc:  # noqa: BLE001 - a panic or any other escape from native code
@@ -115,6 +119,41 @@ def _death(source: str, exit_code: int | None) -> InvalidInputError:
     return InvalidInputError(f"{source}: the decoder process died (exit {exit_code}); refused", code="decoder_crashed")
 
 
+class _ChildLostError(Exception):
+    """The child of a call is gone (killed after its time limit, or dead); ``refusal`` says why."""
+
+    def __init__(self, refusal: InvalidInputError) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def _exchange(child: _Child, function: Callable[..., T], args: tuple[Any, ...], source: str, timeout_s: float) -> T:
+    """Run ``function(*args)`` in ``child`` and return its result.
+
+    Raises:
+        InvalidInputError: The function's own refusal (the child is fine).
+        _ChildLostError: No answer within ``timeout_s``, or the child died; the caller must stop the child.
+    """
+    try:
+        child.connection.send((function, args))
+        if not child.connection.poll(timeout_s):
+            late = InvalidInputError(f"{source}: decoding did not finish within {timeout_s:g} s; refused",
+                                     code="decoder_timeout")  # fmt: skip
+            raise _ChildLostError(late)
+        answer = child.connection.recv()
+    except (EOFError, OSError):
+        child.process.join(1)
+        raise _ChildLostError(_death(source, child.process.exitcode)) from None
+    if answer[0] == "refused":
+        code, message, kind = answer[1], answer[2], answer[3] if len(answer) > 3 else "InvalidInputError"
+        prefix = "" if message.startswith(f"{source}:") else f"{source}: "
+        error_class = getattr(errors, kind, InvalidInputError)
+        raise (error_class if issubclass(error_class, CdsError) else InvalidInputError)(f"{prefix}{message}",
+                                                                                        code=code)  # fmt: skip
+    result: T = answer[1]
+    return result
+
+
 class Isolation:
     """A pool of child processes that run calls under :class:`IsolationLimits`.
 
@@ -128,6 +167,11 @@ class Isolation:
         self._idle: queue.Queue[_Child] = queue.Queue()
         self._started = 0
         self._lock = threading.Lock()
+
+    @property
+    def in_process(self) -> bool:
+        """Whether calls run in this process (isolation off, or a daemonic process that may not have children)."""
+        return self.limits.workers == 0 or multiprocessing.current_process().daemon
 
     def _take(self) -> _Child:
         with self._lock:
@@ -148,35 +192,26 @@ class Isolation:
             InvalidInputError: ``decoder_crashed``, ``decoder_timeout``, ``decoder_memory``, or the function's own
                 refusal, each naming ``source``.
         """
-        if self.limits.workers == 0 or multiprocessing.current_process().daemon:
-            return function(*args)  # off, or a daemonic process (a DataLoader worker) that may not have children
+        if self.in_process:
+            return function(*args)
         child: _Child | None = self._take()
         try:
             assert child is not None
-            child.connection.send((function, args))
-            if not child.connection.poll(self.limits.timeout_s):
-                self._replace(child)
-                child = None
-                raise InvalidInputError(f"{source}: decoding did not finish within {self.limits.timeout_s:g} s; "
-                                        "refused", code="decoder_timeout")  # fmt: skip
-            answer = child.connection.recv()
-        except (EOFError, OSError):
-            exit_code = None
-            if child is not None:
-                child.process.join(1)
-                exit_code = child.process.exitcode
-                self._replace(child)
-                child = None
-            raise _death(source, exit_code) from None
+            return _exchange(child, function, args, source, self.limits.timeout_s)
+        except _ChildLostError as lost:
+            self._replace(child)  # type: ignore[arg-type]
+            child = None
+            raise lost.refusal from None
         finally:
             if child is not None:
                 self._idle.put(child)
-        if answer[0] == "refused":
-            _, code, message = answer
-            prefix = "" if message.startswith(f"{source}:") else f"{source}: "
-            raise InvalidInputError(f"{prefix}{message}", code=code)
-        result: T = answer[1]
-        return result
+
+    def dedicated(self) -> DedicatedChild:
+        """A child of its own (not from the pool) for calls that keep state in it, such as an open slide.
+
+        The caller closes it. Not for :attr:`in_process` pools.
+        """
+        return DedicatedChild(_Child(self._context, self.limits.memory_bytes), self.limits.timeout_s)
 
     def close(self) -> None:
         """Stop every idle child (children busy in other threads stay until the process ends: they are daemons)."""
@@ -186,6 +221,40 @@ class Isolation:
             except queue.Empty:
                 return
             child.stop()
+
+
+class DedicatedChild:
+    """One child process that serves one owner's calls in turn, under the pool's limits.
+
+    State kept in the child (module globals set by a call) lasts until :meth:`close`. After a timeout or a death
+    every later call is refused with the same reason.
+    """
+
+    def __init__(self, child: _Child, timeout_s: float) -> None:
+        self._child: _Child | None = child
+        self._timeout_s = timeout_s
+        self._lost: InvalidInputError | None = None
+        self._lock = threading.Lock()
+
+    def run(self, function: Callable[..., T], *args: Any, source: str = "input") -> T:
+        """``function(*args)`` in this child (see :meth:`Isolation.run`)."""
+        with self._lock:
+            if self._child is None:
+                raise self._lost or InvalidInputError(f"{source}: the decoder process is closed",
+                                                      code="decoder_crashed")  # fmt: skip
+            try:
+                return _exchange(self._child, function, args, source, self._timeout_s)
+            except _ChildLostError as lost:
+                self._child.stop()
+                self._child, self._lost = None, lost.refusal
+                raise lost.refusal from None
+
+    def close(self) -> None:
+        """Stop the child (idempotent)."""
+        with self._lock:
+            if self._child is not None:
+                self._child.stop()
+                self._child = None
 
 
 _limits = IsolationLimits()

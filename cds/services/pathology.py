@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from cds.errors import InvalidInputError
 from cds.interop.outputs.slide import write_slide_outputs
-from cds.pipelines.pathology import open_slide
+from cds.pipelines.pathology.isolated_slide import open_isolated_slide
 from cds.pipelines.pathology.pipeline import SlidePipeline
 from cds.pipelines.pathology.slide import resize_rgb
 from cds.results.jobs import ClaimedJob, JobKind, JobRecord, PathologyOutcome, PathologyPayload
@@ -129,7 +129,7 @@ def read_region(job: JobRecord, x: int, y: int, width: int | None, height: int |
     Raises:
         InvalidInputError: ``invalid_region`` (outside the slide), or the slide reader's reason.
     """
-    with open_slide(job.payload_as(PathologyPayload).file) as slide:
+    with open_isolated_slide(job.payload_as(PathologyPayload).file) as slide:
         full_width, full_height = slide.dimensions
         if x >= full_width or y >= full_height:
             raise InvalidInputError(f"region at ({x}, {y}) lies outside the slide of {full_width} × {full_height} "

@@ -1,8 +1,10 @@
 """Accept DICOM instances sent by STOW-RS: read each defensively, store the readable ones, queue one pre-read.
 
-Each part is checked against the per-instance size cap, read by the defensive DICOM reader and must carry the UIDs
-the index needs; refused parts are reported with their reason and the rest stored (under their SOP Instance UID
-when it is a plain UID), indexed for QIDO/WADO and queued together as one ``preread`` job.
+The parts arrive as files (the route streams them to disk; one over the per-instance cap arrives as ``None``). Each
+is read by the defensive DICOM reader (a deflated dataset may inflate to the per-instance cap, no more) and must
+carry the UIDs the index needs; refused parts are reported with their reason and removed, the rest kept (under
+their SOP Instance UID when it is a plain UID), indexed for QIDO/WADO with their DICOM JSON metadata, and queued
+together as one ``preread`` job.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from pathlib import Path
 
 from cds.errors import CdsError
 from cds.pipelines.imaging.dicom_reader import read_instance
@@ -23,6 +26,7 @@ from cds.store.audit import Actor
 from cds.store.dicom_index import STORED, index_dataset, instance_uids
 
 PLAIN_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # safe as a file name
+OVER_BUDGET = frozenset({"inflated_too_large"})  # refusals that are about size, not content
 
 
 class FailureReason(IntEnum):
@@ -34,10 +38,12 @@ class FailureReason(IntEnum):
 
 @dataclass(frozen=True)
 class StoredPart:
-    """An instance that was stored: its SOP Class and Instance UIDs."""
+    """An instance that was stored: its SOP Class, Instance, Study and Series UIDs."""
 
     sop_class_uid: str
     sop_instance_uid: str
+    study_uid: str
+    series_uid: str
 
 
 @dataclass(frozen=True)
@@ -57,33 +63,36 @@ class StowReceipt:
     job_id: str | None = None
 
 
-def accept_instances(engine: Engine, parts: Sequence[bytes], *, actor: Actor) -> StowReceipt:
-    """Store the readable parts and queue their pre-read (nothing is queued when no part was stored).
+def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None], *, actor: Actor) -> StowReceipt:
+    """Store the readable ``parts`` (files in ``folder``; ``None``: over the size cap) and queue their pre-read.
+
+    Refused parts' files are removed, and ``folder`` with them when nothing was stored.
 
     Raises:
-        OverloadedError: The job queue is full (nothing is indexed or queued).
+        OverloadedError: The job queue is full (nothing is indexed or queued, nothing kept).
     """
     settings = engine.settings
-    folder = settings.data_dir / "dicom" / uuid.uuid4().hex
     receipt, stored, datasets = StowReceipt(), [], []
-    for index, data in enumerate(parts):
-        if len(data) > settings.max_instance_bytes:
+    for index, part in enumerate(parts):
+        if part is None:
             receipt.refused.append(RefusedPart(FailureReason.OUT_OF_RESOURCES, "instance_too_large"))
             continue
         try:
-            instance = read_instance(data, name=f"part {index + 1}")
+            instance = read_instance(part, name=f"part {index + 1}", max_inflated_bytes=settings.max_instance_bytes)
             uids = instance_uids(instance.dataset)
         except CdsError as exc:
-            receipt.refused.append(RefusedPart(FailureReason.CANNOT_UNDERSTAND, exc.code))
+            part.unlink(missing_ok=True)
+            failure = FailureReason.OUT_OF_RESOURCES if exc.code in OVER_BUDGET else FailureReason.CANNOT_UNDERSTAND
+            receipt.refused.append(RefusedPart(failure, exc.code))
             continue
         sop = uids["SOPInstanceUID"]
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / (f"{sop}.dcm" if PLAIN_UID.match(sop) else f"{uuid.uuid4().hex}.dcm")
-        path.write_bytes(data)
+        path = part.rename(folder / (f"{sop}.dcm" if PLAIN_UID.match(sop) else f"{uuid.uuid4().hex}.dcm"))
         stored.append(StoredInstance(path=path, sop_instance_uid=sop, study_uid=uids["StudyInstanceUID"]))
         datasets.append((instance.dataset, path))
-        receipt.stored.append(StoredPart(uids["SOPClassUID"], sop))
+        receipt.stored.append(StoredPart(uids["SOPClassUID"], sop, uids["StudyInstanceUID"],
+                                         uids["SeriesInstanceUID"]))  # fmt: skip
     if not stored:
+        shutil.rmtree(folder, ignore_errors=True)
         return receipt
     payload = PrereadPayload(instances=tuple(stored), output=folder / "outputs", model=settings.preread_model,
                              ct_model=settings.ct_model or None)

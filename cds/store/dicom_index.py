@@ -9,6 +9,7 @@ they page through large archives without loading them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from cds.errors import InvalidInputError
 from cds.store.tables import DicomInstanceRow
 
 STORED, AI_RESULT = "stored", "ai_result"
+BULK_THRESHOLD = 4096  # bytes; longer values are bulk data, retrieved with the instance
 DATE = re.compile(r"^\d{8}$")
 
 
@@ -47,8 +49,19 @@ def instance_uids(dataset: Dataset) -> dict[str, str]:
     return uids
 
 
+def dicom_json(dataset: Dataset) -> str:
+    """``dataset`` as DICOM JSON text (PS3.18 F.2).
+
+    Binary values over 4 KiB become a ``BulkDataURI`` left empty, for the server to fill in; elements whose values
+    cannot be expressed are left out.
+    """
+    document = dataset.to_json_dict(bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=lambda _e: "",
+                                    suppress_invalid_tags=True)  # fmt: skip
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
 def index_dataset(session: Session, dataset: Dataset, path: Path, *, origin: str) -> DicomInstanceRow:
-    """Add (or replace) the index entry of the instance ``dataset`` whose file is at ``path``.
+    """Add (or replace) the index entry of the instance ``dataset`` whose file is at ``path``, with its metadata.
 
     Raises:
         InvalidInputError: The dataset lacks a Study, Series or SOP Instance UID (``missing_uid``).
@@ -65,6 +78,7 @@ def index_dataset(session: Session, dataset: Dataset, path: Path, *, origin: str
         study_date=str(dataset.get("StudyDate", "") or "")[:8],
         accession_number=str(dataset.get("AccessionNumber", "") or "")[:16],
         origin=origin, path=str(path), created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        metadata_json=dicom_json(dataset),
     )  # fmt: skip
     merged: DicomInstanceRow = session.merge(row)
     return merged

@@ -142,6 +142,8 @@ class DicomInstanceRow(Base):
     origin: Mapped[str] = mapped_column(String(20))  # "stored" (STOW-RS) or "ai_result" (pre-read output)
     path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    # DICOM JSON without bulk data (BulkDataURI left empty), extracted when indexed; None for older rows
+    metadata_json: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
 
 class FindingFeedbackRow(Base):

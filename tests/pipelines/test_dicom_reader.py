@@ -1,6 +1,7 @@
 """Defensive DICOM reading: pydicom's own test files, compressed syntaxes, and hostile inputs."""
 
 import io
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
@@ -11,11 +12,13 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from cds.errors import InvalidInputError
 from cds.pipelines.imaging.dicom_reader import read_instance
+from cds.pipelines.imaging.pixel_values import DISPLAY, MODALITY_FLOAT32
+from tests.support.poison import deflate_bomb, rle_bomb
 from training.data.dicom_files import write_radiograph
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"  # bundled files only: nothing is downloaded
 REASONS = {"empty_file", "not_dicom", "invalid_header", "no_pixel_data", "image_too_large", "pixel_data_short",
-           "unsupported_transfer_syntax", "pixel_decode_failed"}
+           "unsupported_transfer_syntax", "pixel_decode_failed", "corrupt_deflate", "inflated_too_large"}
 
 
 def test_every_bundled_pydicom_file_is_read_or_refused_with_a_reason() -> None:
@@ -99,3 +102,50 @@ def test_structured_report_has_no_pixels() -> None:
     with pytest.raises(InvalidInputError) as err:
         read_instance(PYDICOM_FILES / "test-SR.dcm").pixels()
     assert err.value.code == "no_pixel_data"
+
+
+def test_a_deflated_file_reads_as_pydicom_reads_it() -> None:
+    path = PYDICOM_FILES / "image_dfl.dcm"
+    ours, theirs = read_instance(path), pydicom.dcmread(path)
+    assert ours.dataset.file_meta.TransferSyntaxUID == pydicom.uid.DeflatedExplicitVRLittleEndian
+    assert [e.tag for e in ours.dataset] == [e.tag for e in theirs]
+    assert ours.dataset.PatientName == theirs.PatientName
+    assert np.array_equal(ours.pixels(), theirs.pixel_array)
+
+
+def test_a_deflate_bomb_is_refused_within_its_budget(tmp_path: Path) -> None:
+    bomb = deflate_bomb(tmp_path / "bomb.dcm", inflated=512 << 20)
+    assert bomb.stat().st_size < 1 << 20  # ~0.5 MiB that would inflate to 512 MiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInputError) as err:
+            read_instance(bomb, max_inflated_bytes=16 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.code == "inflated_too_large"
+    assert peak < 48 << 20, f"{peak / 2**20:.0f} MiB"  # the file, the cap and one chunk; pydicom alone takes 512
+    raw = bomb.read_bytes()
+    with pytest.raises(InvalidInputError) as err:
+        read_instance(raw[: len(raw) // 2], max_inflated_bytes=1 << 30)  # cut in the middle of the stream
+    assert err.value.code == "corrupt_deflate"
+
+
+def test_the_pixel_budget_counts_conversions(tmp_path: Path) -> None:
+    path = write_radiograph(tmp_path / "cr.dcm", np.random.default_rng(0).random((1024, 1024)))
+    instance = read_instance(path)  # 1024 x 1024 16-bit: 2 MiB stored
+    assert instance.pixels(10 << 20).dtype == np.uint16
+    for conversion in (MODALITY_FLOAT32, DISPLAY):
+        with pytest.raises(InvalidInputError) as err:
+            instance.pixels(10 << 20, conversion)  # 2 MiB + 12 or 20 bytes per sample
+        assert err.value.code == "image_too_large" and "with their conversions" in err.value.message
+    display = instance.pixels(24 << 20, DISPLAY)
+    assert display.dtype == np.float32 and float(display.min()) == 0.0 and float(display.max()) == 1.0
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInputError) as err:  # 512 MiB stored passes a 1 GiB cap; as float it does not
+            read_instance(rle_bomb(tmp_path / "rle.dcm")).pixels(1 << 30, DISPLAY)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.code == "image_too_large" and peak < 64 << 20

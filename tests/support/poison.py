@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -56,3 +57,55 @@ def rle_bomb(path: Path, side: int = 16384) -> Path:
     """RLE Lossless of ``side`` x ``side`` 16-bit pixels (512 MiB decoded at 16384) in a few MiB of runs."""
     segment = bytes([0x81, 7]) * (side * side // 128)  # replicate runs of 128 bytes
     return _cr(path, RLELossless, side, _rle_frame(segment, segment))
+
+
+def deflate_bomb(path: Path, inflated: int = 512 << 20) -> Path:
+    """Deflated Explicit VR Little Endian CR whose private OB element of ``inflated`` zero bytes deflates to ~0.1 %.
+
+    Written as a stream: neither the inflated dataset nor the element is ever held in memory here.
+    """
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CR, generate_uid()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = CR, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality, ds.PatientID = generate_uid(), generate_uid(), "CR", "B-1"
+    ds.add_new(0x7FE10010, "LO", "CDS BOMB")  # the private creator of the element below
+    header = DicomBytesIO()  # the inflated body is Explicit VR Little Endian (PS3.5 A.5)
+    header.is_little_endian, header.is_implicit_VR = True, False
+    write_dataset(header, ds)
+    element = struct.pack("<HH2sHI", 0x7FE1, 0x1000, b"OB", 0, inflated)
+    prefix = io.BytesIO()
+    prefix.write(bytes(128) + b"DICM")
+    write_file_meta_info(prefix, meta, enforce_standard=True)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    with path.open("wb") as out:
+        out.write(prefix.getvalue())
+        out.write(deflater.compress(header.getvalue() + element))
+        for _ in range(inflated >> 20):
+            out.write(deflater.compress(zeros))
+        out.write(deflater.flush())
+    return path
+
+
+def tiff_tile_bomb(path: Path, side: int = 9216) -> Path:
+    """A one-tile RGB TIFF whose deflate tile of ~0.2 MiB inflates to ``side`` x ``side`` x 3 bytes.
+
+    243 MiB at 9216, just under the slide reader's cap on one segment; reading any region decodes the whole tile.
+    """
+    import numpy as np
+    import tifffile
+
+    deflater, zeros, chunks = zlib.compressobj(9), bytes(1 << 20), []
+    for _ in range(side * side * 3 >> 20):
+        chunks.append(deflater.compress(zeros))
+    chunks.append(deflater.flush())
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(iter([b"".join(chunks)]), shape=(side, side, 3), dtype=np.uint8, tile=(side, side),
+                  compression="zlib", photometric="rgb")  # fmt: skip
+    return path

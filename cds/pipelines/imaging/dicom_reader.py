@@ -3,10 +3,17 @@
 Every failure is an :class:`~cds.errors.InvalidInputError` whose ``code`` says what was wrong, so a hostile or
 broken file is refused with a reason and never crashes a worker:
 
-``empty_file``, ``not_dicom`` (no DICM preamble or unparseable header), ``invalid_header`` (a required attribute
-is missing or malformed), ``no_pixel_data`` (an SR, RT or other non-image object), ``image_too_large`` (rows ×
-columns × frames × samples × bits over the cap, checked before decoding), ``pixel_data_short`` (fewer bytes than
-the header declares), ``unsupported_transfer_syntax`` (no installed decoder), ``pixel_decode_failed``.
+``empty_file``, ``not_dicom`` (no DICM preamble or unparseable header), ``corrupt_deflate`` and
+``inflated_too_large`` (a Deflated Explicit VR Little Endian dataset that is corrupt, or inflates beyond the cap),
+``invalid_header`` (a required attribute is missing or malformed), ``no_pixel_data`` (an SR, RT or other non-image
+object), ``image_too_large`` (the decoded pixels and every conversion the caller asks for, over the budget; checked
+from the header before decoding), ``pixel_data_short`` (fewer bytes than the header declares),
+``unsupported_transfer_syntax`` (no installed decoder), ``pixel_decode_failed``.
+
+A deflated dataset is inflated by a streaming decompressor that stops at the cap, so a few hundred kilobytes that
+would inflate to gigabytes cost no more than the cap. Decoded pixels can be converted (modality LUT, display
+windowing, see :mod:`cds.pipelines.imaging.pixel_values`) in the decoder process before they come back, and the
+pixel budget counts the peak memory of those conversions, not only the stored samples.
 
 Compressed transfer syntaxes (JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, RLE) decode through pydicom's
 pixel-data plugins (pylibjpeg with its libjpeg, openjpeg and rle plugins, and pyjpegls). Decoding runs isolated
@@ -17,6 +24,8 @@ pixel-data plugins (pylibjpeg with its libjpeg, openjpeg and rle plugins, and py
 from __future__ import annotations
 
 import io
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +35,9 @@ import numpy as np
 from cds.errors import InvalidInputError
 from cds.pipelines.isolation import isolation
 
-DEFAULT_MAX_PIXEL_BYTES = 1 << 30  # 1 GiB of decoded pixels per instance
+DEFAULT_MAX_PIXEL_BYTES = 1 << 30  # 1 GiB of decoded pixels and their conversions per instance
+DEFAULT_MAX_INFLATED_BYTES = 256 << 20  # a deflated dataset may inflate to this much
+_INFLATE_CHUNK = 1 << 20
 _NO_DECODER = ("decoders available", "missing required dependencies", "missing dependencies", "not supported")
 
 
@@ -37,22 +48,79 @@ class DicomInstance:
     dataset: Any  # pydicom.Dataset
     source: str
 
-    def pixels(self, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> np.ndarray:
-        """Decoded pixel array, after the size and length checks (see :func:`decode_pixels`)."""
-        return decode_pixels(self, max_pixel_bytes)
+    def pixels(self, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES, conversion: Conversion | None = None
+               ) -> np.ndarray:  # fmt: skip
+        """Decoded (and converted) pixel array, after the size and length checks (see :func:`decode_pixels`)."""
+        return decode_pixels(self, max_pixel_bytes, conversion)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What is done to decoded pixels in the decoder process, and the peak memory it adds per sample.
+
+    Attributes:
+        function: ``function(pixels, dataset) -> array``; module-level (it is sent to the decoder process by name).
+        work_bytes_per_sample: Bytes per sample the conversion holds at its peak, beyond the decoded samples
+            (for example 8 for a float64 intermediate plus 4 for the float32 result: 12).
+    """
+
+    function: Callable[[np.ndarray, Any], np.ndarray]
+    work_bytes_per_sample: int
 
 
 def _refuse(source: str, code: str, message: str) -> InvalidInputError:
     return InvalidInputError(f"{source}: {message}", code=code)
 
 
-def read_instance(data: Path | bytes, *, name: str | None = None) -> DicomInstance:
+def inflate(data: bytes | memoryview, limit: int, source: str = "input") -> bytes:
+    """Raw-deflate ``data`` (PS3.5 A.5) with a streaming decompressor that stops once ``limit`` bytes are out.
+
+    Raises:
+        InvalidInputError: ``inflated_too_large`` (more than ``limit`` bytes) or ``corrupt_deflate``.
+    """
+    inflater, chunks, size = zlib.decompressobj(-zlib.MAX_WBITS), [], 0
+    pending: bytes | memoryview = data
+    try:
+        while pending and not inflater.eof:
+            chunk = inflater.decompress(pending, _INFLATE_CHUNK)
+            size += len(chunk)
+            if size > limit:
+                raise _refuse(source, "inflated_too_large", f"the deflated dataset inflates beyond the "
+                                                            f"{limit / 2**20:.0f} MiB limit; refused")  # fmt: skip
+            chunks.append(chunk)
+            pending = inflater.unconsumed_tail
+    except zlib.error as exc:
+        raise _refuse(source, "corrupt_deflate", f"the deflated dataset is corrupt ({exc})") from exc
+    if not inflater.eof:
+        raise _refuse(source, "corrupt_deflate", "the deflated dataset is truncated")
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes, source: str, max_inflated_bytes: int) -> Any:
+    """The dataset of Part 10 bytes ``raw``; a deflated body is inflated within ``max_inflated_bytes`` first."""
+    import pydicom
+    from pydicom.dataset import FileDataset
+    from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+
+    stream = io.BytesIO(raw)
+    preamble = read_preamble(stream, False)
+    meta = _read_file_meta_info(stream)  # what dcmread reads first; pydicom is pinned below 3.1
+    if meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return pydicom.dcmread(io.BytesIO(raw), force=False)
+    body = inflate(memoryview(raw)[stream.tell():], max_inflated_bytes, source)
+    dataset = FileDataset(source, read_dataset(io.BytesIO(body), False, True), preamble, meta, False, True)
+    dataset.set_original_encoding(False, True, dataset._character_set)
+    return dataset
+
+
+def read_instance(data: Path | bytes, *, name: str | None = None,
+                  max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> DicomInstance:  # fmt: skip
     """Parse a DICOM file or in-memory bytes without decoding pixels.
 
     Raises:
-        InvalidInputError: ``empty_file``, ``not_dicom`` or ``invalid_header``.
+        InvalidInputError: ``empty_file``, ``not_dicom``, ``corrupt_deflate``, ``inflated_too_large`` or
+            ``invalid_header``.
     """
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     source = name or (data.name if isinstance(data, Path) else "<bytes>")
@@ -60,7 +128,9 @@ def read_instance(data: Path | bytes, *, name: str | None = None) -> DicomInstan
     if not raw:
         raise _refuse(source, "empty_file", "the file is empty")
     try:
-        dataset = pydicom.dcmread(io.BytesIO(raw), force=False)
+        dataset = _parse(raw, source, max_inflated_bytes)
+    except InvalidInputError:
+        raise
     except InvalidDicomError as exc:
         raise _refuse(source, "not_dicom", f"not a DICOM Part 10 file ({exc})") from exc
     except (EOFError, ValueError, KeyError, TypeError, AttributeError, OverflowError, NotImplementedError) as exc:
@@ -83,6 +153,11 @@ def _attribute(instance: DicomInstance, keyword: str, default: int | None = None
     return number
 
 
+def declared_samples(instance: DicomInstance) -> int:
+    """Samples the header declares: rows × columns × frames × samples per pixel."""
+    return declared_pixel_bytes(instance) * 8 // max(_attribute(instance, "BitsAllocated"), 8)
+
+
 def declared_pixel_bytes(instance: DicomInstance) -> int:
     """Decoded size the header declares: rows × columns × frames × samples × bits allocated / 8."""
     rows, columns = _attribute(instance, "Rows"), _attribute(instance, "Columns")
@@ -95,8 +170,11 @@ def declared_pixel_bytes(instance: DicomInstance) -> int:
     return rows * columns * frames * samples * max(bits, 8) // 8
 
 
-def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> np.ndarray:
-    """Check limits from the header, then decode.
+def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES,
+                  conversion: Conversion | None = None) -> np.ndarray:  # fmt: skip
+    """Check limits from the header, then decode (and convert) in an isolated decoder process.
+
+    The budget ``max_pixel_bytes`` holds the decoded samples plus ``conversion.work_bytes_per_sample`` for each.
 
     Raises:
         InvalidInputError: ``no_pixel_data``, ``invalid_header``, ``image_too_large``, ``pixel_data_short``,
@@ -108,10 +186,11 @@ def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PI
         kind = str(ds.get("Modality", "")) or str(ds.get("SOPClassUID", "unknown"))
         raise _refuse(instance.source, "no_pixel_data", f"not an image (no pixel data; {kind})")
     declared = declared_pixel_bytes(instance)
-    if declared > max_pixel_bytes:
+    needed = declared + declared_samples(instance) * (conversion.work_bytes_per_sample if conversion else 0)
+    if needed > max_pixel_bytes:
         raise _refuse(instance.source, "image_too_large",
-                      f"header declares {declared / 2**20:.0f} MiB of pixels, over the {max_pixel_bytes / 2**20:.0f} "
-                      "MiB limit; refused before decoding")
+                      f"header declares {declared / 2**20:.0f} MiB of pixels, {needed / 2**20:.0f} MiB with their "
+                      f"conversions, over the {max_pixel_bytes / 2**20:.0f} MiB limit; refused before decoding")
     syntax = ds.file_meta.TransferSyntaxUID
     if not syntax.is_compressed and "PixelData" in ds:
         stored = len(ds.PixelData)
@@ -120,18 +199,20 @@ def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PI
         if stored < expected:
             raise _refuse(instance.source, "pixel_data_short",
                           f"pixel data has {stored} bytes, the header declares {expected}")
-    return isolation().run(_decode, ds, instance.source, source=instance.source)
+    function = conversion.function if conversion else None
+    return isolation().run(_decode, ds, instance.source, function, source=instance.source)
 
 
-def _decode(dataset: Any, source: str) -> np.ndarray:
-    """Decode ``dataset``'s pixels (runs in an isolated child process).
+def _decode(dataset: Any, source: str, convert: Callable[[np.ndarray, Any], np.ndarray] | None = None
+            ) -> np.ndarray:  # fmt: skip
+    """Decode ``dataset``'s pixels and apply ``convert`` (runs in an isolated child process).
 
     Raises:
         InvalidInputError: ``unsupported_transfer_syntax`` or ``pixel_decode_failed``.
     """
     syntax = dataset.file_meta.TransferSyntaxUID
     try:
-        return np.asarray(dataset.pixel_array)
+        pixels = np.asarray(dataset.pixel_array)
     except (NotImplementedError, RuntimeError) as exc:
         text = str(exc)
         if "all available plugins" not in text and any(s in text for s in _NO_DECODER):
@@ -140,3 +221,10 @@ def _decode(dataset: Any, source: str) -> np.ndarray:
         raise _refuse(source, "pixel_decode_failed", f"{syntax.name}: {' '.join(text.split())}") from exc
     except (ValueError, TypeError, AttributeError, KeyError, EOFError, OverflowError) as exc:
         raise _refuse(source, "pixel_decode_failed", f"{type(exc).__name__}: {exc}") from exc
+    if convert is None:
+        return pixels
+    try:
+        return convert(pixels, dataset)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        raise _refuse(source, "invalid_header", f"the LUT or window attributes cannot be applied "
+                                               f"({type(exc).__name__}: {exc})") from exc  # fmt: skip

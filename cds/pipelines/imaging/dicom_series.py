@@ -16,7 +16,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from cds.errors import InvalidInputError
-from cds.pipelines.imaging.dicom_reader import DEFAULT_MAX_PIXEL_BYTES, DicomInstance, declared_pixel_bytes
+from cds.pipelines.imaging.dicom_reader import DEFAULT_MAX_PIXEL_BYTES, DicomInstance, declared_samples
+from cds.pipelines.imaging.pixel_values import MODALITY_FLOAT32
 from cds.results.imaging import Volume
 
 SeriesKey = tuple[str, str]  # (StudyInstanceUID, SeriesInstanceUID)
@@ -75,20 +76,21 @@ def build_volume(instances: list[DicomInstance], max_pixel_bytes: int = DEFAULT_
     """
     if not instances:
         raise InvalidInputError("no instances in the series", code="empty_series")
-    total = sum(declared_pixel_bytes(i) for i in instances)
+    total = sum(declared_samples(i) for i in instances) * np.dtype(np.float32).itemsize  # the volume itself
     if total > max_pixel_bytes:
-        raise InvalidInputError(f"series declares {total / 2**20:.0f} MiB of pixels, over the "
+        raise InvalidInputError(f"series needs {total / 2**20:.0f} MiB as float32 voxels, over the "
                                 f"{max_pixel_bytes / 2**20:.0f} MiB limit", code="image_too_large")
     ordered, orientation, origin, spacing = _ordered(instances)
-    from pydicom.pixels.processing import apply_modality_lut
-
-    slices: list[np.ndarray] = []
-    for instance in ordered:
-        pixels = instance.pixels(max_pixel_bytes)
-        if slices and pixels.shape != slices[0].shape:
-            raise InvalidInputError(f"{instance.source}: slice shape {pixels.shape} differs from {slices[0].shape}",
+    voxels: np.ndarray | None = None
+    for index, instance in enumerate(ordered):
+        values = instance.pixels(max_pixel_bytes, MODALITY_FLOAT32)  # decoded and rescaled in the decoder process
+        if voxels is None:
+            voxels = np.empty((len(ordered), *values.shape), dtype=np.float32)
+        elif values.shape != voxels.shape[1:]:
+            raise InvalidInputError(f"{instance.source}: slice shape {values.shape} differs from {voxels.shape[1:]}",
                                     code="inconsistent_slices")
-        slices.append(np.asarray(apply_modality_lut(pixels, instance.dataset), dtype=np.float32))
+        voxels[index] = values
+    assert voxels is not None
     row_spacing, column_spacing = (float(v) for v in _vector(ordered[0], "PixelSpacing", 2))
     normal = np.cross(orientation[0], orientation[1])
     affine = np.eye(4)
@@ -99,7 +101,7 @@ def build_volume(instances: list[DicomInstance], max_pixel_bytes: int = DEFAULT_
     affine[:3, 3] = origin
     ds = ordered[0].dataset
     return Volume(
-        voxels=np.stack(slices),
+        voxels=voxels,
         affine=affine,
         spacing=(spacing, row_spacing, column_spacing),
         study_uid=str(ds.get("StudyInstanceUID", "")),

@@ -14,31 +14,19 @@ import numpy as np
 
 from cds.errors import InvalidInputError
 from cds.pipelines.imaging.dicom_reader import DicomInstance, read_instance
+from cds.pipelines.imaging.pixel_values import DISPLAY
 
 MODEL_RANGE = (-1024.0, 1024.0)  # TorchXRayVision's input convention: [0, 1] display values scaled to this range
 PNG_SUFFIXES = frozenset({".png"})
 
 
 def display_pixels(instance: DicomInstance) -> np.ndarray:
-    """Display-normalised float32 [H, W] in [0, 1] of a single-frame grey-level DICOM image.
+    """Display-normalised float32 [H, W] in [0, 1] of a single-frame grey-level DICOM image (see ``DISPLAY``).
 
     Raises:
         InvalidInputError: Any reason from decoding, or ``not_greyscale`` (colour or multi-frame).
     """
-    from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
-
-    raw = instance.pixels()
-    dataset = instance.dataset
-    if raw.ndim != 2:
-        raise InvalidInputError(
-            f"{instance.source}: expected one grey-level frame, got pixel array of shape {raw.shape}",
-            code="not_greyscale",
-        )
-    pixels = np.asarray(apply_voi_lut(apply_modality_lut(raw, dataset), dataset), dtype=np.float32)
-    if str(dataset.get("PhotometricInterpretation", "MONOCHROME2")) == "MONOCHROME1":
-        pixels = pixels.max() - pixels
-    low, high = float(pixels.min()), float(pixels.max())
-    return (pixels - low) / max(high - low, 1e-6)
+    return instance.pixels(conversion=DISPLAY)
 
 
 def _png_pixels(path: Path) -> np.ndarray:

@@ -57,6 +57,11 @@ class ImageTile(Slide):
         self._levels = (SlideLevel(width, height, 1.0),)
 
     @property
+    def single_image(self) -> bool:
+        """A tile is one image, decoded whole."""
+        return True
+
+    @property
     def levels(self) -> tuple[SlideLevel, ...]:
         """The single level."""
         return self._levels

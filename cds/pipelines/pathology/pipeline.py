@@ -2,7 +2,8 @@
 
 :class:`SlidePipeline` runs a patch classifier (input [-1, 3, S, S], e.g. ``pathology-demo``) over a slide:
 
-1. open the slide lazily, refusing bad input before decoding (:func:`~cds.pipelines.pathology.slide.open_slide`),
+1. open the slide lazily in a decoder process of its own, refusing bad input before decoding
+   (:func:`~cds.pipelines.pathology.isolated_slide.open_isolated_slide`),
    and hash the file in chunks;
 2. read one thumbnail; find the tissue on it (the same thumbnail becomes the heatmap's background);
 3. plan the patch grid at the model's resolution and keep the patches with enough tissue;
@@ -31,9 +32,9 @@ from cds.models.spec import Task
 from cds.models.tile_preprocessing import TilePreprocessing, load_preprocessing
 from cds.pipelines.pathology.aggregate import aggregate
 from cds.pipelines.pathology.heatmap import heatmap_at, overlay
-from cds.pipelines.pathology.image_tile import ImageTile
+from cds.pipelines.pathology.isolated_slide import open_isolated_slide
 from cds.pipelines.pathology.preprocess import TilePreprocessor
-from cds.pipelines.pathology.slide import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_PIXELS, Slide, open_slide
+from cds.pipelines.pathology.slide import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_PIXELS, Slide
 from cds.pipelines.pathology.stream import BoundedPrefetch
 from cds.pipelines.pathology.tiling import TileCoord, TileGrid, TileSpec, iter_tiles, plan_grid, read_tiles
 from cds.pipelines.pathology.tissue import TissueMask, TissueOptions, tissue_from_thumbnail, tissue_mask
@@ -128,12 +129,13 @@ class SlidePipeline:
         """Read one slide or tile; raises :class:`InvalidInputError` (with its reason code) when refused."""
         path, options, timer = Path(path), self.options, StageTimer()
         with timer.stage("open"):
-            slide = open_slide(path, max_pixels=options.max_pixels, max_image_pixels=options.max_image_pixels)
+            slide = open_isolated_slide(path, max_pixels=options.max_pixels,
+                                        max_image_pixels=options.max_image_pixels)
         with slide:
             with timer.stage("hash"):
                 digest = hash_path(path)
             self.backend.load()
-            if isinstance(slide, ImageTile):
+            if slide.single_image:
                 analysis = self._tile(slide, digest, timer, progress)
             else:
                 analysis = self._slide(slide, digest, timer, progress)
@@ -281,7 +283,7 @@ class SlidePipeline:
 
     def _source(self, slide: Slide, tissue_fraction: float) -> SlideSource:
         width, height = slide.dimensions
-        return SlideSource(name=slide.source, reader=type(slide).__name__, width=width, height=height,
+        return SlideSource(name=slide.source, reader=slide.reader, width=width, height=height,
                            levels=len(slide.levels), mpp=slide.mpp if slide.mpp is not None else self.options.slide_mpp,
                            tissue_fraction=min(max(tissue_fraction, 0.0), 1.0))
 

@@ -139,6 +139,16 @@ class Slide(ABC):
         """Release the file handles (idempotent)."""
 
     @property
+    def reader(self) -> str:
+        """The reader's name (``TiffSlide``, ``OpenSlideSlide``, ``DicomSlide``, ``ImageTile``)."""
+        return type(self).__name__
+
+    @property
+    def single_image(self) -> bool:
+        """Whether this is one image decoded whole (a PNG or JPEG tile), not a pyramid read lazily."""
+        return False
+
+    @property
     def dimensions(self) -> tuple[int, int]:
         """``(width, height)`` of level 0."""
         return self.levels[0].size
@@ -248,6 +258,17 @@ def _sniff(path: Path) -> SlideReader:
                  f"({', '.join(sorted(VENDOR_EXTENSIONS))})")
 
 
+def slide_kind(path: Path, reader: SlideReader = SlideReader.AUTO) -> SlideReader:
+    """The reader for ``path``: ``reader`` itself, or for ``auto`` the one the file's first bytes call for.
+
+    Raises:
+        InvalidInputError: ``not_found``, ``empty_file`` or ``not_a_slide``.
+    """
+    if not path.exists():
+        raise refuse(path.name, "not_found", "no such file or folder")
+    return _sniff(path) if reader is SlideReader.AUTO else reader
+
+
 def _openslide_available() -> bool:
     try:
         import openslide  # noqa: F401
@@ -272,9 +293,7 @@ def open_slide(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         MissingDependencyError: the reader's package (openslide-python, wsidicom) is not installed.
     """
     path = Path(path)
-    if not path.exists():
-        raise refuse(path.name, "not_found", "no such file or folder")
-    kind = _sniff(path) if SlideReader(reader) is SlideReader.AUTO else SlideReader(reader)
+    kind = slide_kind(path, SlideReader(reader))
     if kind is SlideReader.TIFF:
         from cds.pipelines.pathology.tiff_slide import TiffSlide
 

@@ -154,6 +154,8 @@ class TiffSlide(Slide):
             data = handle.read(count)
         try:
             decoded, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
+        except MemoryError:
+            raise  # the decoder's memory budget, not a damaged tile (``decoder_memory`` when isolated)
         except Exception as exc:  # noqa: BLE001 - codecs raise anything; all of it means a damaged tile
             raise refuse(self.source, "tile_decode_failed", f"segment {index} of level {level} does not decode "
                          f"({type(exc).__name__}: {exc})") from exc

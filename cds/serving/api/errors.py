@@ -26,6 +26,7 @@ from cds.errors import (
     OverloadedError,
     PayloadTooLargeError,
     PreconditionFailedError,
+    UnsupportedMediaTypeError,
 )
 from cds.privacy import where
 
@@ -38,6 +39,7 @@ STATUS: tuple[tuple[type[CdsError], int], ...] = (
     (NotFoundError, 404),
     (NotAcceptableError, 406),
     (PayloadTooLargeError, 413),
+    (UnsupportedMediaTypeError, 415),
     (PreconditionFailedError, 412),
     (ArtifactIntegrityError, 503),
     (InvalidSpecError, 503),

@@ -18,6 +18,7 @@ import numpy as np
 from cds.errors import InvalidInputError, OutputNotFoundError
 from cds.pipelines.imaging.dicom_reader import DicomInstance, read_instance
 from cds.pipelines.imaging.dicom_series import build_volume
+from cds.pipelines.imaging.pixel_values import MODALITY_FLOAT32
 from cds.results.jobs import StoredInstance
 
 CT_DEFAULT_WINDOW = (400.0, 40.0)  # width, level: abdominal soft tissue (HU)
@@ -66,13 +67,11 @@ def radiograph_image(instances: Sequence[StoredInstance], uid: str) -> ViewerIma
         OutputNotFoundError: ``source_missing`` (404).
         InvalidInputError: Any reason of the DICOM reader, or ``not_greyscale``.
     """
-    from pydicom.pixels.processing import apply_modality_lut
-
     instance = read_instance(_find(instances, uid))
-    raw = instance.pixels()
-    if raw.ndim != 2:
-        raise InvalidInputError(f"expected one grey-level frame, got shape {raw.shape}", code="not_greyscale")
-    values = np.asarray(apply_modality_lut(raw, instance.dataset), dtype=np.float32)[None]
+    values = instance.pixels(conversion=MODALITY_FLOAT32)
+    if values.ndim != 2:
+        raise InvalidInputError(f"expected one grey-level frame, got shape {values.shape}", code="not_greyscale")
+    values = values[None]
     low, high = float(values.min()), float(values.max())
     window = _file_window(instance) or (max(high - low, 1.0), (high + low) / 2.0)
     invert = str(instance.dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1"

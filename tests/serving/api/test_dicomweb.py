@@ -85,7 +85,7 @@ def test_stow_refusals_and_roles(client: TestClient, tmp_path: Path) -> None:
     refused = client.post("/dicomweb/studies", content=junk, headers=headers | content_type)
     assert refused.status_code == 409 and len(refused.json()["00081198"]["Value"]) == 2
     wrong = client.post("/dicomweb/studies", content=b"{}", headers=headers | {"Content-Type": "application/json"})
-    assert wrong.status_code == 422 and wrong.json()["code"] == "unsupported_media_type"
+    assert wrong.status_code == 415 and wrong.json()["code"] == "unsupported_media_type"
     body, content_type = _multipart([b"x"], part_type="image/png")
     assert client.post("/dicomweb/studies", content=body, headers=headers | content_type).json()["code"] == \
         "unsupported_media_type"

@@ -56,7 +56,7 @@ def archive(client: TestClient, tmp_path: Path) -> dict[str, list[Path]]:
     headers = bearer(client, Role.RADIOLOGIST)
     body, content_type = _multipart([f.read_bytes() for paths in files.values() for f in paths])
     stored = client.post("/dicomweb/studies", content=body, headers=headers | content_type)
-    assert stored.status_code == 202, stored.text
+    assert stored.status_code == 200, stored.text
     assert wait_for_job(client, stored.headers["Location"], headers)["state"] == "done"
     return files
 
@@ -135,7 +135,8 @@ def test_wado_returns_the_stored_bytes_and_the_ai_segmentation(client: TestClien
     metadata = client.get(f"/dicomweb/studies/{study_uid}/series/{series['CT']}/metadata", headers=headers)
     assert metadata.status_code == 200 and len(metadata.json()) == len(archive["Q-9"])
     first = metadata.json()[0]
-    assert _value(first, "0020000D") == [study_uid] and "7FE00010" not in first  # no bulk pixel data
+    assert _value(first, "0020000D") == [study_uid]
+    assert set(first["7FE00010"]) == {"vr", "BulkDataURI"} and "/instances/" in first["7FE00010"]["BulkDataURI"]
 
     refused = client.get(f"/dicomweb/studies/{study_uid}", headers=headers | {"Accept": "application/json"})
     assert refused.status_code == 406 and refused.json()["code"] == "not_acceptable"

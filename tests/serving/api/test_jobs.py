@@ -50,7 +50,7 @@ def test_job_requests_are_checked(client: TestClient) -> None:
     headers = bearer(client, Role.CLINICIAN)
     assert client.post("/v1/risk/nope/jobs", content=b"a", headers=headers | {"Content-Type": "text/csv"}).status_code == 404
     wrong_type = client.post("/v1/risk/pce/jobs", content=b"{}", headers=headers | {"Content-Type": "application/json"})
-    assert wrong_type.status_code == 422 and wrong_type.json()["code"] == "unsupported_media_type"
+    assert wrong_type.status_code == 415 and wrong_type.json()["code"] == "unsupported_media_type"
     assert client.get("/v1/jobs/unknown", headers=headers).status_code == 404
     assert client.post("/v1/risk/pce/jobs", content=b"x", headers={"Content-Type": "text/csv"}).status_code == 401
     assert client.get("/v1/jobs/x", headers=bearer(client, Role.RADIOLOGIST)).status_code == 403

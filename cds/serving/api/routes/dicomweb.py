@@ -2,41 +2,44 @@
 
 Stored instances and AI results (SR, SEG, captures) alike are searched and retrieved.
 
-``POST /dicomweb/studies`` takes ``multipart/related; type="application/dicom"``; readable parts are stored and one
-durable ``preread`` job is queued for them (:func:`cds.services.stow.accept_instances`), and the answer is the STOW-RS
-DICOM JSON response (ReferencedSOPSequence, FailedSOPSequence with FailureReason and our reason code as ErrorComment)
-with the job in ``Location``. Searches answer DICOM JSON (``application/dicom+json``) at study, series and instance
-level, with match keys by keyword (``PatientID``, ``StudyDate``, ``ModalitiesInStudy`` ...), ``limit`` and ``offset``;
-keys the service does not match on are ignored with a ``Warning: 299`` header, as PS3.18 prescribes. Retrieval streams
+``POST /dicomweb/studies`` takes ``multipart/related; type="application/dicom"``, split into files while it arrives;
+readable parts are stored and one durable ``preread`` job is queued for them
+(:func:`cds.services.stow.accept_instances`), and the answer is the STOW-RS DICOM JSON response (ReferencedSOPSequence
+with RetrieveURLs, FailedSOPSequence with FailureReason and our reason code as ErrorComment) with the job in
+``Location``: 200 when all parts were stored, 202 when some were, 409 when none was, 415 for another media type.
+Searches answer DICOM JSON (``application/dicom+json``) at study, series and instance level, with match keys by
+keyword (``PatientID``, ``StudyDate``, ``ModalitiesInStudy`` ...), ``limit`` and ``offset``; keys the service does
+not match on are ignored with a ``Warning: 299`` header, as PS3.18 prescribes. Retrieval streams
 ``multipart/related; type="application/dicom"`` in the stored transfer syntax, one file at a time, so a large study
-never sits in memory; ``.../metadata`` answers DICOM JSON without bulk data. A patient-scoped token sees only its
-patient's studies (its ``Patient/<id>`` is matched against PatientID) and is refused, audited, anything else. Every
-search and retrieval is audited.
+never sits in memory; ``.../metadata`` answers the DICOM JSON (bulk data as BulkDataURI) extracted when the instance
+was stored, without reading the file again. A patient-scoped token sees only its patient's studies (its
+``Patient/<id>`` is matched against PatientID) and is refused, audited, anything else. Every search and retrieval is
+audited.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from email.parser import BytesParser
-from email.policy import HTTP
 from pathlib import Path
 from typing import Annotated, Any
 
-import pydicom
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydicom.dataelem import DataElement
+from sqlalchemy import update
 
-from cds.errors import InvalidInputError, NotAcceptableError, NotFoundError
+from cds.errors import NotAcceptableError, NotFoundError
+from cds.pipelines.imaging.dicom_reader import read_instance
 from cds.services.stow import StowReceipt, accept_instances
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, scoped_patient_id
 from cds.serving.api.state import AppState
+from cds.serving.api.uploads import discarded_on_failure, save_parts
 from cds.store.audit import AuditAction, record_event
-from cds.store.dicom_index import InstanceQuery, find_instances, find_series, find_studies
+from cds.store.dicom_index import InstanceQuery, dicom_json, find_instances, find_series, find_studies
 from cds.store.tables import DicomInstanceRow
 
 router = APIRouter(prefix="/dicomweb", tags=["imaging"])
@@ -46,6 +49,11 @@ IGNORED_QUIETLY = {"includefield", "fuzzymatching"}
 CHUNK = 1 << 20
 UidPath = Annotated[str, PathParam(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
 QIDO_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {DICOM_JSON: {}}}}
+STOW_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Every instance stored; the pre-read job is in Location", "content": {DICOM_JSON: {}}},
+    202: {"description": "Some instances stored; FailedSOPSequence says why the others were not",
+          "content": {DICOM_JSON: {}}},
+    409: {"description": "No instance stored; FailedSOPSequence says why", "content": {DICOM_JSON: {}}}}
 WADO_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {'multipart/related; type="application/dicom"': {"schema": {"type": "string",
                                                                                  "format": "binary"}}}}}
@@ -97,36 +105,25 @@ def _answer(request: Request, state: AppState, principal: Principal, query: Inst
     return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
 
 
-def _parts(content_type: str, body: bytes) -> list[bytes]:
-    """The bodies of a multipart/related request whose parts are application/dicom."""
-    if not content_type.lower().startswith("multipart/related") or "application/dicom" not in content_type.lower():
-        raise InvalidInputError('send multipart/related; type="application/dicom"', code="unsupported_media_type")
-    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-    if not message.is_multipart():
-        raise InvalidInputError("the multipart body has no parts (boundary missing or wrong)", code="invalid_multipart")
-    parts = []
-    for part in message.iter_parts():
-        if part.get_content_type() != "application/dicom":
-            raise InvalidInputError(f"a part is {part.get_content_type()}, expected application/dicom",
-                                    code="unsupported_media_type")
-        payload = part.get_payload(decode=True)
-        parts.append(payload if isinstance(payload, bytes) else b"")
-    if not parts:
-        raise InvalidInputError("the request holds no DICOM part", code="empty_input")
-    return parts
-
-
 def _item(tag_values: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     return {tag: {"vr": vr, "Value": [value]} for tag, (vr, value) in tag_values.items()}
 
 
-def _stow_response(receipt: StowReceipt) -> dict[str, Any]:
-    """The STOW-RS DICOM JSON response: ReferencedSOPSequence and FailedSOPSequence (reason code as ErrorComment)."""
+def _stow_response(receipt: StowReceipt, base: str) -> dict[str, Any]:
+    """The STOW-RS DICOM JSON response (PS3.18 10.5.3).
+
+    RetrieveURL of the study when one study was stored, ReferencedSOPSequence with each instance's RetrieveURL,
+    FailedSOPSequence with our reason code as ErrorComment.
+    """
     document: dict[str, Any] = {}
+    studies = {s.study_uid for s in receipt.stored}
+    if len(studies) == 1:
+        document["00081190"] = {"vr": "UR", "Value": [f"{base}/studies/{studies.pop()}"]}
     if receipt.stored:
-        document["00081199"] = {"vr": "SQ", "Value": [_item({"00081150": ("UI", s.sop_class_uid),
-                                                             "00081155": ("UI", s.sop_instance_uid)})
-                                                      for s in receipt.stored]}  # fmt: skip
+        document["00081199"] = {"vr": "SQ", "Value": [_item({
+            "00081150": ("UI", s.sop_class_uid), "00081155": ("UI", s.sop_instance_uid),
+            "00081190": ("UR", f"{base}/studies/{s.study_uid}/series/{s.series_uid}/instances/{s.sop_instance_uid}"),
+        }) for s in receipt.stored]}  # fmt: skip
     if receipt.refused:
         document["00081198"] = {"vr": "SQ", "Value": [_item({"00081197": ("US", int(r.failure)),
                                                              "00000902": ("LO", r.reason)})
@@ -134,15 +131,24 @@ def _stow_response(receipt: StowReceipt) -> dict[str, Any]:
     return document
 
 
-@router.post("/studies", status_code=202, openapi_extra={"requestBody": {"required": True, "content": {
-    "multipart/related": {"schema": {"type": "string", "format": "binary"}}}}})  # fmt: skip
+@router.post("/studies", status_code=200, openapi_extra={"requestBody": {"required": True, "content": {
+    'multipart/related; type="application/dicom"': {"schema": {"type": "string", "format": "binary"}}}}},
+    responses=STOW_RESPONSES)  # fmt: skip
 async def stow(request: Request, engine: EngineDep, principal: Radiology) -> JSONResponse:
-    """Store DICOM instances and queue their pre-read (STOW-RS); 202 with the job in ``Location``, 409 if none."""
-    parts = _parts(request.headers.get("content-type", ""), await request.body())
-    receipt = accept_instances(engine, parts, actor=principal.actor)
+    """Store DICOM instances and queue their pre-read (STOW-RS).
+
+    200 when every part was stored, 202 when some were (the failures are in FailedSOPSequence), 409 when none
+    was; the pre-read job is in ``Location``. The body is split into files while it arrives.
+    """
+    folder = engine.settings.data_dir / "dicom" / uuid.uuid4().hex
+    with discarded_on_failure(folder):
+        parts = await save_parts(request, folder, part_type="application/dicom",
+                                 max_part_bytes=engine.settings.max_instance_bytes)  # fmt: skip
+        receipt = accept_instances(engine, folder, [p.path for p in parts], actor=principal.actor)
+    document = _stow_response(receipt, _base(request))
     if receipt.job_id is None:
-        return JSONResponse(_stow_response(receipt), status_code=409, media_type="application/dicom+json")
-    return JSONResponse(_stow_response(receipt), status_code=202, media_type="application/dicom+json",
+        return JSONResponse(document, status_code=409, media_type=DICOM_JSON)
+    return JSONResponse(document, status_code=202 if receipt.refused else 200, media_type=DICOM_JSON,
                         headers={"Location": f"/v1/preread/{receipt.job_id}"})
 
 
@@ -265,17 +271,26 @@ def _multipart(request: Request, rows: Sequence[DicomInstanceRow]) -> StreamingR
     return StreamingResponse(parts(), media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
 
 
-def _bulk_uri(url: str) -> Callable[[DataElement], str]:
-    """Bulk data of an instance's metadata is retrievable with the instance itself."""
-    return lambda _element: url
+def _with_bulk_uri(value: Any, url: str) -> Any:
+    """``value`` (DICOM JSON) with every ``BulkDataURI`` pointing at ``url``: bulk data comes with the instance."""
+    if isinstance(value, dict):
+        return {k: url if k == "BulkDataURI" else _with_bulk_uri(v, url) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_bulk_uri(v, url) for v in value]
+    return value
 
 
-def _metadata(request: Request, rows: Sequence[DicomInstanceRow]) -> JSONResponse:
+def _metadata(request: Request, state: AppState, rows: Sequence[DicomInstanceRow]) -> JSONResponse:
+    """The instances' DICOM JSON as extracted when they were stored (older rows: extracted now, and kept)."""
     body = []
     for row in rows:
-        url = _instance_url(request, row)
-        dataset = pydicom.dcmread(row.path, stop_before_pixels=True)
-        body.append(dataset.to_json_dict(bulk_data_threshold=4096, bulk_data_element_handler=_bulk_uri(url)))
+        text = row.metadata_json
+        if text is None:
+            text = dicom_json(read_instance(Path(row.path), name=row.sop_instance_uid).dataset)
+            with state.database.session() as session:
+                session.execute(update(DicomInstanceRow).where(DicomInstanceRow.sop_instance_uid ==
+                                                               row.sop_instance_uid).values(metadata_json=text))
+        body.append(_with_bulk_uri(json.loads(text), _instance_url(request, row)))
     return JSONResponse(body, media_type=DICOM_JSON)
 
 
@@ -303,7 +318,7 @@ def retrieve_instance(study: UidPath, series: UidPath, sop: UidPath, request: Re
 @router.get("/studies/{study}/metadata", response_model=list[dict[str, Any]], responses=QIDO_RESPONSES)
 def study_metadata(study: UidPath, request: Request, state: StateDep, principal: Radiology) -> JSONResponse:
     """WADO-RS: the study's instances as DICOM JSON, bulk data as BulkDataURI."""
-    return _metadata(request, _retrieve(request, state, principal, study))
+    return _metadata(request, state, _retrieve(request, state, principal, study))
 
 
 @router.get("/studies/{study}/series/{series}/metadata", response_model=list[dict[str, Any]],
@@ -311,4 +326,4 @@ def study_metadata(study: UidPath, request: Request, state: StateDep, principal:
 def series_metadata(study: UidPath, series: UidPath, request: Request, state: StateDep,
                     principal: Radiology) -> JSONResponse:  # fmt: skip
     """WADO-RS: the series' instances as DICOM JSON, bulk data as BulkDataURI."""
-    return _metadata(request, _retrieve(request, state, principal, study, series))
+    return _metadata(request, state, _retrieve(request, state, principal, study, series))

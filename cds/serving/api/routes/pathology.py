@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
-from cds.errors import InvalidInputError
+from cds.errors import UnsupportedMediaTypeError
 from cds.results.jobs import JobRecord, PathologyOutcome, PathologyPayload
 from cds.services import pathology
 from cds.serving.api.auth import Principal, Role
@@ -52,8 +52,8 @@ async def submit_slide(
         enforce_patient_scope(state, request, principal, subject)
     suffix = Path(filename).suffix.lower()
     if suffix not in SUFFIXES:
-        raise InvalidInputError(f"file type {suffix or '(none)'} is not read; send one of {sorted(SUFFIXES)}",
-                                code="unsupported_media_type")  # fmt: skip
+        raise UnsupportedMediaTypeError(f"file type {suffix or '(none)'} is not read; send one of "
+                                        f"{sorted(SUFFIXES)}")  # fmt: skip
     folder = engine.settings.data_dir / "pathology" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     source = folder / (SAFE_NAME.sub("_", Path(filename).stem)[:100] + suffix)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.errors import InvalidInputError
+from cds.errors import InvalidInputError, UnsupportedMediaTypeError
 from cds.interop.fhir_inputs import FhirInputs, parse_bundle
 from cds.models.risk import RiskEquation, get_equation
 from cds.results.risk import RiskResult
@@ -204,7 +204,7 @@ async def submit_cohort(score: str, request: Request, state: StateDep, engine: E
     refuse_patient_scoped(state, request, principal, "a cohort file")
     engine.risk_method(score)
     if not request.headers.get("content-type", "").startswith("text/csv"):
-        raise InvalidInputError("send the cohort as text/csv", code="unsupported_media_type")
+        raise UnsupportedMediaTypeError("send the cohort as text/csv")
     uploads = engine.settings.data_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
