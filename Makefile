@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run demo test lint typecheck pytest bench triton-env browser clean
+.PHONY: setup run demo test lint typecheck pytest fuzz-smoke fuzz bench triton-env browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ run: demo
 	$(BIN)/cds serve --dev
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check cds training benchmarks tests
+	$(BIN)/ruff check cds training benchmarks tests fuzz
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
@@ -46,7 +46,15 @@ browser:
 pytest: setup browser
 	$(BIN)/python -m pytest
 
-test: lint typecheck pytest
+# Coverage-guided fuzzing of the untrusted-input readers (fuzz/README.md): a minute each in `make test`, ten in
+# `make fuzz`; a finding fails the target and is left in fuzz/runs/<harness>/.
+fuzz-smoke: $(VENV)/.installed
+	$(BIN)/python -m fuzz.run --seconds 60
+
+fuzz: $(VENV)/.installed
+	$(BIN)/python -m fuzz.run --seconds 600
+
+test: lint typecheck pytest fuzz-smoke
 
 # Every shipped model on every backend present (Triton through a local server), the four ratios, and a plot:
 # benchmarks/results/<device>-<date>.{json,md,png}. Options: .venv/bin/python -m benchmarks run --help
@@ -54,4 +62,4 @@ bench: $(VENV)/.installed triton-env
 	$(BIN)/python -m benchmarks run
 
 clean:
-	rm -rf $(VENV) .venv-triton .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-triton .mypy_cache .ruff_cache .pytest_cache fuzz/runs

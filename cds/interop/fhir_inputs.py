@@ -146,9 +146,9 @@ def _read_patient(patient: Any, out: FhirInputs, as_of: dt.date) -> None:
     out.patient_reference = f"Patient/{patient.id}" if patient.id else None
     if patient.gender in ("female", "male"):
         out.values["sex"] = patient.gender
-    if patient.birthDate is not None:
-        born = patient.birthDate
-        out.values["age"] = as_of.year - born.year - ((as_of.month, as_of.day) < (born.month, born.day))
+    age = _age(patient.birthDate, as_of)
+    if age is not None:
+        out.values["age"] = age
     for extension in patient.extension or []:
         if extension.url != US_CORE_RACE:
             continue
@@ -157,6 +157,29 @@ def _read_patient(patient: Any, out: FhirInputs, as_of: dt.date) -> None:
             if part.url == "ombCategory" and coding is not None and coding.code in RACE_CODES:
                 out.values["race"] = RACE_CODES[coding.code]
         out.values.setdefault("race", "other")
+
+
+def _age(born: dt.date | str | None, as_of: dt.date) -> int | None:
+    """Age in whole years at ``as_of``, or None.
+
+    A partial birth date (``YYYY`` or ``YYYY-MM``, which FHIR allows) gives an age only when every day it may stand
+    for gives the same one: an age is never guessed.
+    """
+    if born is None:
+        return None
+    if isinstance(born, dt.date):
+        first = last = born
+    else:
+        year, _, month = str(born).partition("-")
+        if not year.isdigit() or not 1 <= int(year) <= 9998 or (month and not month[:2].isdigit()):
+            return None
+        low, high = (int(month[:2]),) * 2 if month else (1, 12)
+        if not 1 <= low <= 12:
+            return None
+        first = dt.date(int(year), low, 1)
+        last = (dt.date(int(year) + high // 12, high % 12 + 1, 1) - dt.timedelta(days=1))
+    ages = {as_of.year - d.year - ((as_of.month, as_of.day) < (d.month, d.day)) for d in (first, last)}
+    return ages.pop() if len(ages) == 1 else None
 
 
 def _read_observation(observation: Any, out: FhirInputs, latest: dict[str, dt.datetime]) -> None:

@@ -1,6 +1,7 @@
 """FHIR Bundle in (LOINC + UCUM), RiskAssessment out, validated with fhir.resources."""
 
 import copy
+import datetime as dt
 
 import pytest
 from fhir.resources.R4B.riskassessment import RiskAssessment
@@ -133,3 +134,13 @@ def test_complete_lists_turn_absence_into_no_only_when_safe() -> None:
     assert unclassifiable.values["bp_treated"] is True and "statin" not in unclassifiable.values
     doc["entry"].append(observation("a1c", "4548-4", 7.1, "%"))
     assert "diabetes" not in parse_bundle(doc, complete_lists=True).values  # HbA1c >= 6.5 % without a diagnosis
+
+
+@pytest.mark.parametrize(("born", "age"), [("1961-04", 65), ("1961-12", None), ("1961", None), ("1961-11-30", 65),
+                                           ("1961-12-02", 64)])
+def test_a_partial_birth_date_gives_an_age_only_when_it_is_certain(born: str, age: int | None) -> None:
+    doc = bundle()
+    patient = next(e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "Patient")
+    patient["birthDate"] = born  # FHIR allows YYYY and YYYY-MM; the age at 2026-12-01 is certain for some
+    values = parse_bundle(doc, as_of=dt.date(2026, 12, 1)).values
+    assert values.get("age") == age

@@ -129,11 +129,15 @@ def read_instance(data: Path | bytes, *, name: str | None = None,
         raise _refuse(source, "empty_file", "the file is empty")
     try:
         dataset = _parse(raw, source, max_inflated_bytes)
+        for _element in dataset.iterall():  # every value converted now: later reads of the header cannot fail
+            pass
     except InvalidInputError:
         raise
     except InvalidDicomError as exc:
         raise _refuse(source, "not_dicom", f"not a DICOM Part 10 file ({exc})") from exc
-    except (EOFError, ValueError, KeyError, TypeError, AttributeError, OverflowError, NotImplementedError) as exc:
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a malformed header (OSError for an item
+        # without a tag, BytesLengthException for a value of the wrong length, RecursionError for endless nesting,
+        # struct.error, ...); the block runs only pydicom's parser on the untrusted bytes, so all mean "unreadable"
         raise _refuse(source, "not_dicom", f"unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
     try:
         dataset.file_meta.TransferSyntaxUID  # noqa: B018 - raises when the meta header lacks it
@@ -192,6 +196,9 @@ def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PI
                       f"header declares {declared / 2**20:.0f} MiB of pixels, {needed / 2**20:.0f} MiB with their "
                       f"conversions, over the {max_pixel_bytes / 2**20:.0f} MiB limit; refused before decoding")
     syntax = ds.file_meta.TransferSyntaxUID
+    if not syntax.is_transfer_syntax:  # a private or mistyped UID: no decoder knows how the pixels are encoded
+        raise _refuse(instance.source, "unsupported_transfer_syntax",
+                      f"the Transfer Syntax UID {str(syntax)[:64]!r} is not a known transfer syntax")
     if not syntax.is_compressed and "PixelData" in ds:
         stored = len(ds.PixelData)
         bits = _attribute(instance, "BitsAllocated")

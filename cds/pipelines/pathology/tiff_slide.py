@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cds.errors import InvalidInputError
 from cds.pipelines.pathology.slide import BACKGROUND, Slide, SlideLevel, check_pixels, refuse
 
 MAX_SEGMENT_BYTES = 256 * 1024 * 1024  # one decoded tile or strip; larger ones cannot be read lazily
@@ -92,21 +92,25 @@ class TiffSlide(Slide):
         self._cache_bytes = 0
         try:
             self._tif = tifffile.TiffFile(path)
-        except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError, struct.error) as exc:
+        except Exception as exc:  # noqa: BLE001 - tifffile parses the untrusted structure and raises many kinds
             raise refuse(self.source, "corrupt_file",
                          f"unreadable TIFF structure ({type(exc).__name__}: {exc})") from exc
         try:
             self._levels, self._mpp = self._inspect(max_pixels, path.stat().st_size)
+        except InvalidInputError:
+            self._tif.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - a malformed tag (a tuple where a number belongs, ...) in tifffile
+            self._tif.close()
+            raise refuse(self.source, "corrupt_file",
+                         f"unreadable TIFF structure ({type(exc).__name__}: {exc})") from exc
         except BaseException:
             self._tif.close()
             raise
 
     def _inspect(self, max_pixels: int, file_size: int) -> tuple[list[_Level], float | None]:
-        try:
-            series = self._tif.series
-            pages = [level.keyframe for level in series[0].levels] if series else []
-        except (ValueError, IndexError, KeyError, AttributeError) as exc:
-            raise refuse(self.source, "corrupt_file", f"unreadable TIFF structure ({exc})") from exc
+        series = self._tif.series
+        pages = [level.keyframe for level in series[0].levels] if series else []
         if not pages or pages[0] is None:
             raise refuse(self.source, "truncated_file", "the TIFF holds no readable image (cut short or damaged)")
         base = pages[0]

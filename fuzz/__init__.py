@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing (atheris) of the readers that take untrusted input; see ``fuzz/README.md``."""
