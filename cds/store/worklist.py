@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,8 +25,19 @@ from cds.store.dicom_index import STORED
 from cds.store.jobs import DONE, FAILED, readable
 from cds.store.tables import DicomInstanceRow, JobRow
 
-REFUSED = "refused"
-STATES = ("queued", "running", "done", REFUSED, "failed")
+
+class WorklistState(StrEnum):
+    """Where a study of the worklist is: its job's state, or ``refused`` (done, but every image was refused)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+REFUSED = WorklistState.REFUSED.value
+STATES = tuple(state.value for state in WorklistState)
 SCAN_LIMIT = 2000
 _CHUNK = 500
 _UNKNOWN = ("", "", "")

@@ -121,7 +121,9 @@ def read_instance(data: Path | bytes, *, name: str | None = None,
         InvalidInputError: ``empty_file``, ``not_dicom``, ``corrupt_deflate``, ``inflated_too_large`` or
             ``invalid_header``.
     """
+    from pydicom.dataelem import DataElement
     from pydicom.errors import InvalidDicomError
+    from pydicom.uid import UID
 
     source = name or (data.name if isinstance(data, Path) else "<bytes>")
     raw = data.read_bytes() if isinstance(data, Path) else data
@@ -140,9 +142,11 @@ def read_instance(data: Path | bytes, *, name: str | None = None,
         # struct.error, ...); the block runs only pydicom's parser on the untrusted bytes, so all mean "unreadable"
         raise _refuse(source, "not_dicom", f"unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
     try:
-        dataset.file_meta.TransferSyntaxUID  # noqa: B018 - raises when the meta header lacks it
+        syntax = dataset.file_meta.TransferSyntaxUID
     except AttributeError as exc:
         raise _refuse(source, "invalid_header", "the file meta header has no Transfer Syntax UID") from exc
+    if not isinstance(syntax, UID):  # written with another VR (PN, LO, ...): read as the UID its text names
+        dataset.file_meta[0x00020010] = DataElement(0x00020010, "UI", UID(str(syntax).strip("\x00 ")))
     return DicomInstance(dataset=dataset, source=source)
 
 

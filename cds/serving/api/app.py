@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from cds import __version__
 from cds.errors import ConfigurationError
-from cds.serving.api import errors
+from cds.serving.api import errors, openapi
 from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier, load_clients
 from cds.serving.api.middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
@@ -114,12 +114,12 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.cds = state
-    errors.install(app)
-    for module in ROUTERS:
-        app.include_router(module.router)
-    if settings.dev_mode:
-        app.include_router(dev.router)
+    routers = [module.router for module in ROUTERS] + ([dev.router] if settings.dev_mode else [])
+    errors.install(app, routers)
+    for router in routers:
+        app.include_router(router)
     mount_ui(app, dev_mode=settings.dev_mode)
+    openapi.install(app, routers)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes
     )

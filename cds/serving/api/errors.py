@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -69,8 +71,10 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     return JSONResponse(body | extra, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+def install(app: FastAPI, routers: Sequence[APIRouter] = ()) -> None:
+    """Register the handlers on ``app``; a 405 lists in ``Allow`` every method the ``routers`` serve on its path."""
+    served = [(route.path_regex, route.methods or set()) for router in routers for route in router.routes
+              if isinstance(route, APIRoute)]  # fmt: skip
 
     @app.exception_handler(CdsError)
     async def cds_error(_request: Request, exc: CdsError) -> JSONResponse:
@@ -84,10 +88,14 @@ def install(app: FastAPI) -> None:
         return problem(422, "invalid_request", "Invalid request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         response = problem(exc.status_code, code, "HTTP error", str(exc.detail))
-        response.headers.update(exc.headers or {})  # e.g. Allow on 405
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of one route; a path may have several
+            allowed = {m for regex, methods in served if regex.match(request.url.path) for m in methods}
+            if allowed:
+                response.headers["Allow"] = ", ".join(sorted(allowed))
         return response
 
     @app.exception_handler(SQLAlchemyError)

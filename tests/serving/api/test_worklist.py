@@ -145,7 +145,7 @@ def test_worklist_filters_by_state_and_modality_and_pages(client: TestClient, li
 def test_worklist_refuses_bad_filters(client: TestClient) -> None:
     headers = bearer(client, Role.RADIOLOGIST)
     bad_state = client.get("/v1/worklist?state=finished", headers=headers)
-    assert bad_state.status_code == 422 and bad_state.json()["code"] == "invalid_state"
+    assert bad_state.status_code == 422 and bad_state.json()["code"] == "invalid_request"
     assert bad_state.headers["content-type"] == "application/problem+json"
     for query in ("?modality=C1", "?limit=0", "?limit=500", "?offset=-1"):
         answer = client.get(f"/v1/worklist{query}", headers=headers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cds.errors import NotAuthenticatedError
 from cds.serving.api.auth import Role
@@ -14,6 +14,8 @@ router = APIRouter(prefix="/v1/dev", tags=["dev"])
 
 class TokenRequest(BaseModel):
     """Who the dev token is for."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, not ignored
 
     subject: str = Field(default="dev-user", min_length=1, max_length=100)
     roles: list[Role] = Field(min_length=1)
@@ -37,6 +39,8 @@ def dev_token(request: TokenRequest, state: StateDep) -> TokenResponse:
 
 class HookTokenRequest(BaseModel):
     """Which CDS service URL the pretend EHR signs for."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, not ignored
 
     audience: str = Field(description="The service URL, e.g. http://127.0.0.1:8000/cds-services/cds-risk")
 

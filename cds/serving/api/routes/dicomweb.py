@@ -64,7 +64,8 @@ def _query(
     principal: Radiology,
     patient_id: Annotated[str, Query(alias="PatientID", max_length=64)] = "",
     accession_number: Annotated[str, Query(alias="AccessionNumber", max_length=16)] = "",
-    study_date: Annotated[str, Query(alias="StudyDate", max_length=17)] = "",
+    study_date: Annotated[str, Query(alias="StudyDate", pattern=r"^(\d{8}|\d{8}-|-\d{8}|\d{8}-\d{8})?$",
+                                     description="YYYYMMDD, or a range with either end open")] = "",
     study_uid: Annotated[str, Query(alias="StudyInstanceUID", max_length=64)] = "",
     modalities: Annotated[str, Query(alias="ModalitiesInStudy", max_length=16)] = "",
     modality: Annotated[str, Query(alias="Modality", max_length=16)] = "",
@@ -132,7 +133,8 @@ def _stow_response(receipt: StowReceipt, base: str) -> dict[str, Any]:
 
 
 @router.post("/studies", status_code=200, openapi_extra={"requestBody": {"required": True, "content": {
-    'multipart/related; type="application/dicom"': {"schema": {"type": "string", "format": "binary"}}}}},
+    'multipart/related; type="application/dicom"': {"schema": {"type": "string", "format": "binary",
+                                                               "minLength": 1}}}}},
     responses=STOW_RESPONSES)  # fmt: skip
 async def stow(request: Request, engine: EngineDep, principal: Radiology) -> JSONResponse:
     """Store DICOM instances and queue their pre-read (STOW-RS).

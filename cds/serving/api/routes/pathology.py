@@ -20,7 +20,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
-from cds.errors import UnsupportedMediaTypeError
 from cds.results.jobs import JobRecord, PathologyOutcome, PathologyPayload
 from cds.services import pathology
 from cds.serving.api.auth import Principal, Role
@@ -34,26 +33,25 @@ from cds.store.jobs import QUEUED
 router = APIRouter(prefix="/v1/pathology/jobs", tags=["pathology"])
 Pathology = Annotated[Principal, Depends(require(Role.PATHOLOGIST, Role.ADMIN))]
 SUFFIXES = {".tif", ".tiff", ".svs", ".ndpi", ".mrxs", ".dcm", ".png", ".jpg", ".jpeg"}
+SLIDE_NAME = r"(?i)^.*\.(" + "|".join(sorted(suffix[1:] for suffix in SUFFIXES)) + ")$"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
 MAX_SIDE = 1024
 
 
 @router.post("", status_code=202, openapi_extra={"requestBody": {"required": True, "content": {
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})  # fmt: skip
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1}}}}})  # fmt: skip
 async def submit_slide(
     request: Request, state: StateDep, engine: EngineDep, principal: Pathology,
-    filename: Annotated[str, Query(min_length=1, max_length=200, description="e.g. slide.tiff; its extension "
-                                   "tells the reader what the file is")],  # fmt: skip
+    filename: Annotated[str, Query(min_length=1, max_length=200, pattern=SLIDE_NAME,
+                                   description=f"e.g. slide.tiff; its extension ({', '.join(sorted(SUFFIXES))}) "
+                                               "tells the reader what the file is")],  # fmt: skip
     subject: Annotated[str, Query(max_length=200, description="FHIR reference of the patient")] = "",
 ) -> JSONResponse:  # fmt: skip
     """Queue a slide or tile for a tumour read-out; 202 with the job in ``Location``."""
     if subject:
         enforce_patient_scope(state, request, principal, subject)
     suffix = Path(filename).suffix.lower()
-    if suffix not in SUFFIXES:
-        raise UnsupportedMediaTypeError(f"file type {suffix or '(none)'} is not read; send one of "
-                                        f"{sorted(SUFFIXES)}")  # fmt: skip
     folder = engine.settings.data_dir / "pathology" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     source = folder / (SAFE_NAME.sub("_", Path(filename).stem)[:100] + suffix)

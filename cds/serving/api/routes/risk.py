@@ -197,7 +197,8 @@ def score_fhir(
 
 
 @router.post("/{score}/jobs", status_code=202, openapi_extra={
-    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})  # fmt: skip
+    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string",
+                                                                          "minLength": 1}}}}})  # fmt: skip
 async def submit_cohort(score: str, request: Request, state: StateDep, engine: EngineDep,
                         principal: Clinical) -> JSONResponse:  # fmt: skip
     """Queue a cohort CSV (one column per input field) for scoring; answers 202 with the job id."""

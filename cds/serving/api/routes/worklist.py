@@ -11,11 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from cds.errors import InvalidInputError
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, require, scoped_patient_id
 from cds.store.audit import AuditAction, record_event
-from cds.store.worklist import STATES, WorklistItem, list_worklist
+from cds.store.worklist import WorklistItem, WorklistState, list_worklist
 
 router = APIRouter(tags=["imaging"])
 Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
@@ -68,20 +67,17 @@ def _public(item: WorklistItem) -> WorklistItemPublic:
 @router.get("/v1/worklist")
 def worklist(
     engine: EngineDep, principal: Radiology,
-    status: Annotated[list[str] | None, Query(alias="state", description=f"any of {', '.join(STATES)}")] = None,
+    status: Annotated[list[WorklistState] | None, Query(alias="state")] = None,
     modality: Annotated[str, Query(max_length=16, pattern=r"^[A-Za-z]*$")] = "",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> WorklistPublic:  # fmt: skip
     """Pre-read studies: positive findings first, then newest; filter by ``state`` (repeatable) and ``modality``."""
-    unknown = sorted(set(status or ()) - set(STATES))
-    if unknown:
-        raise InvalidInputError(f"unknown state {', '.join(unknown)}; states: {', '.join(STATES)}",
-                                code="invalid_state")
+    states = sorted({state.value for state in status or ()})
     with engine.database.session() as session:
-        page = list_worklist(session, states=status or (), modality=modality, patient=scoped_patient_id(principal),
+        page = list_worklist(session, states=states, modality=modality, patient=scoped_patient_id(principal),
                              limit=limit, offset=offset)  # fmt: skip
         record_event(session, AuditAction.IMAGING_WORKLIST_READ, principal.actor, "Worklist",
-                     detail={"state": sorted(status or ()), "modality": modality.upper(),
+                     detail={"state": states, "modality": modality.upper(),
                              "returned": len(page.items)})  # fmt: skip
     return WorklistPublic(items=[_public(i) for i in page.items], total=page.total, limit=limit, offset=offset)
