@@ -111,8 +111,12 @@ def parse_bundle(
     _known_types(bundle)
     try:
         model = _bundle_model().model_validate(dict(bundle))
-    except (ValidationError, ValueError, TypeError, KeyError) as exc:
+    except ValidationError as exc:
         raise InvalidInputError(f"not a valid FHIR R4 Bundle: {str(exc)[:500]}", code="invalid_fhir") from None
+    except Exception as exc:  # noqa: BLE001 - fhir.resources' own validators fail on some malformed input with
+        # AttributeError, TypeError, KeyError ... (an extension of a primitive that is a number, ...): not valid FHIR
+        raise InvalidInputError(f"not a valid FHIR R4 Bundle ({type(exc).__name__}: {str(exc)[:300]})",
+                                code="invalid_fhir") from None
     resources = [entry.resource for entry in (model.entry or []) if entry.resource is not None]
     patients = [r for r in resources if r.get_resource_type() == "Patient"]
     if len(patients) != 1:

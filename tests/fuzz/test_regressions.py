@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from cds.errors import InvalidInputError
-from cds.pipelines import isolation
 from cds.pipelines.pathology.isolated_slide import open_isolated_slide
 from fuzz.run import HARNESSES
+from tests.support.isolation import isolation_limits
 
 REGRESSIONS = Path(__file__).resolve().parents[2] / "fuzz" / "regressions"
 FOUND = sorted((h, p) for h in HARNESSES for p in sorted((REGRESSIONS / h).glob("*")) if p.is_file())
@@ -22,9 +22,8 @@ FOUND = sorted((h, p) for h in HARNESSES for p in sorted((REGRESSIONS / h).glob(
 
 @pytest.fixture(autouse=True)
 def limits() -> Iterator[None]:
-    isolation.configure(isolation.IsolationLimits(timeout_s=2.0, memory_bytes=1 << 30, workers=1))
-    yield
-    isolation.configure(isolation.IsolationLimits())
+    with isolation_limits(timeout_s=2.0, memory_bytes=1 << 30, workers=1):
+        yield
 
 
 def test_there_are_regressions_to_replay() -> None:

@@ -13,16 +13,15 @@ import pytest
 from cds.errors import InvalidInputError
 from cds.pipelines import isolation
 from cds.pipelines.imaging.dicom_reader import read_instance
+from tests.support.isolation import isolation_limits
 from tests.support.poison import j2k_endless, rle_bomb, rle_panic
 from training.data.dicom_files import write_radiograph
 
 
 @pytest.fixture
 def limits() -> Iterator[isolation.IsolationLimits]:
-    chosen = isolation.IsolationLimits(timeout_s=3.0, memory_bytes=1 << 30, workers=1)
-    isolation.configure(chosen)
-    yield chosen
-    isolation.configure(isolation.IsolationLimits())
+    with isolation_limits(timeout_s=3.0, memory_bytes=1 << 30, workers=1) as chosen:
+        yield chosen
 
 
 def _refusal(path: Path) -> tuple[str, float]:

@@ -15,15 +15,14 @@ from cds.pipelines import isolation
 from cds.pipelines.pathology.isolated_slide import IsolatedSlide, open_isolated_slide
 from cds.pipelines.pathology.slide import open_slide
 from tests.pipelines.pathology.slides import write_pyramid
+from tests.support.isolation import isolation_limits
 from tests.support.poison import tiff_tile_bomb
 
 
 @pytest.fixture
 def limits() -> Iterator[isolation.IsolationLimits]:
-    chosen = isolation.IsolationLimits(timeout_s=20.0, memory_bytes=320 << 20, workers=1)
-    isolation.configure(chosen)
-    yield chosen
-    isolation.configure(isolation.IsolationLimits())
+    with isolation_limits(timeout_s=20.0, memory_bytes=320 << 20, workers=1) as chosen:
+        yield chosen
 
 
 def test_an_isolated_slide_reads_what_the_reader_reads(tmp_path: Path, limits: isolation.IsolationLimits) -> None:
