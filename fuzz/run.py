@@ -1,6 +1,7 @@
 """Run the fuzzing harnesses for a while each and report executions, coverage and findings.
 
-``python -m fuzz.run --seconds 60`` (CI, ``make fuzz-smoke``) or ``--seconds 600`` (``make fuzz``). Each harness gets
+``python -m fuzz.run --seconds 60 --seed 1`` (CI, ``make fuzz-smoke``: the same mutations each run, so CI's verdict
+does not depend on luck) or ``--seconds 600`` (``make fuzz``, a new seed each run). Each harness gets
 its seed corpus written into ``<workdir>/<harness>/corpus`` (libFuzzer adds what it finds there, so later runs
 start further), its log in ``fuzz.log``, and any finding (``crash-*``, ``timeout-*``, ``oom-*``) next to them; a
 finding belongs in ``fuzz/regressions/<harness>/`` once fixed, where ``tests/fuzz`` replays it. The report, also
@@ -41,7 +42,7 @@ class Outcome:
     findings: list[str]
 
 
-def _run(harness: str, seconds: int, workdir: Path) -> Outcome:
+def _run(harness: str, seconds: int, workdir: Path, seed: int) -> Outcome:
     from importlib import import_module
 
     folder = workdir / harness
@@ -54,6 +55,8 @@ def _run(harness: str, seconds: int, workdir: Path) -> Outcome:
             old.unlink()
     command = [sys.executable, "-m", f"fuzz.{harness}", str(corpus), f"-max_total_time={seconds}", "-timeout=5",
                "-rss_limit_mb=3072", "-max_len=131072", "-print_final_stats=1", f"-artifact_prefix={folder}/"]
+    if seed:
+        command.append(f"-seed={seed}")
     if harness in DICTIONARIES:
         command.append(f"-dict={DICTIONARIES[harness]}")
     start = time.monotonic()
@@ -78,6 +81,7 @@ def main() -> None:
     parser.add_argument("harnesses", nargs="*", help=f"some of {', '.join(HARNESSES)} (default: all)")
     parser.add_argument("--seconds", type=int, default=60, help="fuzzing time per harness")
     parser.add_argument("--workdir", type=Path, default=HERE / "runs")
+    parser.add_argument("--seed", type=int, default=0, help="libFuzzer's random seed (0: a new one each run)")
     args = parser.parse_args()
     unknown = sorted(set(args.harnesses) - set(HARNESSES))
     if unknown:
@@ -85,12 +89,12 @@ def main() -> None:
     outcomes = []
     for harness in args.harnesses or HARNESSES:
         print(f"fuzzing {harness} for {args.seconds} s ...", flush=True)
-        outcome = _run(harness, args.seconds, args.workdir)
+        outcome = _run(harness, args.seconds, args.workdir, args.seed)
         outcomes.append(outcome)
         verdict = "no findings" if not outcome.findings else f"FINDINGS: {', '.join(outcome.findings)}"
         print(f"  {outcome.executions:,} executions ({outcome.executions_per_s}/s), cov {outcome.coverage}, "
               f"ft {outcome.features}, corpus {outcome.corpus}: {verdict}", flush=True)
-    report = {"seconds_per_harness": args.seconds, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    report = {"seconds_per_harness": args.seconds, "seed": args.seed, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               "harnesses": [asdict(o) for o in outcomes]}  # fmt: skip
     (args.workdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if any(o.findings for o in outcomes):

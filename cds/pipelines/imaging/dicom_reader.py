@@ -24,6 +24,7 @@ pixel-data plugins (pylibjpeg with its libjpeg, openjpeg and rle plugins, and py
 from __future__ import annotations
 
 import io
+import pickle
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,17 @@ from cds.pipelines.isolation import isolation
 DEFAULT_MAX_PIXEL_BYTES = 1 << 30  # 1 GiB of decoded pixels and their conversions per instance
 DEFAULT_MAX_INFLATED_BYTES = 256 << 20  # a deflated dataset may inflate to this much
 _INFLATE_CHUNK = 1 << 20
+PIXEL_KEYWORDS = (  # the Image Pixel module, frames, and what the modality and VOI LUTs read
+    "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "Rows", "Columns", "BitsAllocated",
+    "BitsStored", "HighBit", "PixelRepresentation", "NumberOfFrames", "ExtendedOffsetTable",
+    "ExtendedOffsetTableLengths", "PixelPaddingValue", "PixelPaddingRangeLimit", "RedPaletteColorLookupTableDescriptor",
+    "GreenPaletteColorLookupTableDescriptor", "BluePaletteColorLookupTableDescriptor",
+    "RedPaletteColorLookupTableData", "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
+    "SegmentedRedPaletteColorLookupTableData", "SegmentedGreenPaletteColorLookupTableData",
+    "SegmentedBluePaletteColorLookupTableData", "ICCProfile", "RescaleSlope", "RescaleIntercept", "RescaleType",
+    "ModalityLUTSequence", "VOILUTSequence", "WindowCenter", "WindowWidth", "VOILUTFunction", "Modality",
+    "PixelData", "FloatPixelData", "DoubleFloatPixelData",
+)  # fmt: skip
 _NO_DECODER = ("decoders available", "missing required dependencies", "missing dependencies", "not supported")
 
 
@@ -211,7 +223,28 @@ def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PI
             raise _refuse(instance.source, "pixel_data_short",
                           f"pixel data has {stored} bytes, the header declares {expected}")
     function = conversion.function if conversion else None
-    return isolation().run(_decode, ds, instance.source, function, source=instance.source)
+    try:
+        return isolation().run(_decode, _pixel_dataset(ds), instance.source, function, source=instance.source)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:  # a value that cannot go to the decoder
+        raise _refuse(instance.source, "invalid_header", f"the image attributes cannot be handed to the decoder "
+                                                         f"({type(exc).__name__})") from exc  # fmt: skip
+
+
+def _pixel_dataset(dataset: Any) -> Any:
+    """The part of ``dataset`` that decoding and the conversions read: its file meta and :data:`PIXEL_KEYWORDS`.
+
+    Only this goes to the decoder process, so patient data and odd values elsewhere in the header stay here.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    subset = Dataset()
+    subset.file_meta = FileMetaDataset(dataset.file_meta)
+    for keyword in PIXEL_KEYWORDS:
+        if keyword in dataset:
+            subset.add(dataset.data_element(keyword))
+    subset.set_original_encoding(dataset.original_encoding[0], dataset.original_encoding[1],
+                                 dataset.original_character_set)  # fmt: skip
+    return subset
 
 
 def _decode(dataset: Any, source: str, convert: Callable[[np.ndarray, Any], np.ndarray] | None = None
