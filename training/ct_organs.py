@@ -81,7 +81,8 @@ class CtOrgansTask(SegmentationTask[CtOrgansConfig]):
             "not_for_diagnostic_use": True,
             "imaging": {"modalities": ["CT"], "body_parts": ["ABDOMEN", "ABDOMENPELVIS", "CHESTABDOMEN"],
                         "photometric": ["MONOCHROME2"], "min_rows": 64, "min_columns": 64, "min_slices": 16,
-                        "max_slices": 1000, "pixel_spacing_mm": [0.5, 1.2], "slice_spacing_mm": [1.0, 6.0]},
+                        "max_slices": 1000, "pixel_spacing_mm": [0.5, 1.2], "spacing_required": True,
+                        "slice_spacing_mm": [1.0, 6.0]},
         }
 
     def card(self, reproduce: str) -> CardContent:

@@ -127,7 +127,7 @@ class FeatureSpec(_Frozen):
 
 
 class ImagingContract(_Frozen):
-    """What a DICOM study must be for an imaging model to read it; checked before any pixel is decoded.
+    r"""What a DICOM study must be for an imaging model to read it; checked before any pixel is decoded.
 
     Attributes:
         modalities: Accepted DICOM Modality values (e.g. CR and DX for a radiograph model).
@@ -138,7 +138,11 @@ class ImagingContract(_Frozen):
         min_columns: Smallest image width in pixels.
         min_slices: Fewest slices (1 for projection images).
         max_slices: Most slices (``None``: no limit beyond the pixel-size cap).
-        pixel_spacing_mm: Accepted in-plane pixel spacing range, when the image carries PixelSpacing.
+        pixel_spacing_mm: Accepted in-plane pixel spacing range, checked when the image states its spacing (Pixel
+            Spacing, else Imager Pixel Spacing; ``0\0``, negative or absent values mean "unknown", as many CR
+            systems write them).
+        spacing_required: The model needs the physical spacing: an image that does not state it is refused
+            (``spacing_unknown``). Off by default: a projection radiograph model reads pixels, not millimetres.
         plausibility_model: Registry key (``name:version``) of a one-label classifier that must score the decoded
             image at or above its threshold, because tags can lie (e.g. a CT slice tagged CR CHEST); below it the
             image is refused with ``implausible_image``.
@@ -155,6 +159,7 @@ class ImagingContract(_Frozen):
     min_slices: int = Field(default=1, ge=1)
     max_slices: int | None = Field(default=None, ge=1)
     pixel_spacing_mm: tuple[float, float] | None = None
+    spacing_required: bool = False
     plausibility_model: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]*:[0-9A-Za-z.+-]+$")
     slice_spacing_mm: tuple[float, float] | None = None
 

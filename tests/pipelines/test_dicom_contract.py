@@ -6,7 +6,7 @@ import pytest
 
 from cds.errors import InvalidInputError
 from cds.models.spec import ImagingContract, Modality
-from cds.pipelines.imaging.dicom_contract import check_instance, check_series
+from cds.pipelines.imaging.dicom_contract import check_instance, check_series, pixel_spacing
 from cds.pipelines.imaging.dicom_reader import read_instance
 from training.data.dicom_files import write_ct_series, write_radiograph
 
@@ -46,3 +46,23 @@ def test_series_slice_count(tmp_path: Path) -> None:
         check_series(ct, contract)
     assert err.value.code == "wrong_slice_count" and "got 4" in err.value.message
     check_series(ct, contract.model_copy(update={"min_slices": 4}))
+
+
+@pytest.mark.parametrize(("pixel", "imager", "spacing"), [
+    ("0\\0", None, None), ("0\\0", "0.15\\0.15", (0.15, 0.15)), ("-0.1\\-0.1", None, None), (None, None, None),
+    ("0.2\\0.3", "0.15\\0.15", (0.2, 0.3)), ("0.2", None, None),
+])  # fmt: skip
+def test_zero_negative_or_absent_spacing_is_unknown_and_refused_only_by_a_model_that_needs_it(
+        tmp_path: Path, pixel: str | None, imager: str | None, spacing: tuple[float, float] | None) -> None:
+    instance = read_instance(write_radiograph(tmp_path / "cr.dcm", np.zeros((256, 256), np.float32)))
+    del instance.dataset.PixelSpacing
+    if pixel is not None:  # as the file would carry it: DS text, values separated by a backslash
+        instance.dataset.add_new(0x00280030, "DS", pixel)
+    if imager is not None:
+        instance.dataset.add_new(0x00181164, "DS", imager)
+    assert pixel_spacing(instance) == spacing
+    check_instance(instance, CXR)  # a chest model reads pixels: unknown spacing is not held against the film
+    if spacing is None:
+        with pytest.raises(InvalidInputError) as err:
+            check_instance(instance, CXR.model_copy(update={"spacing_required": True}))
+        assert err.value.code == "spacing_unknown"

@@ -7,6 +7,7 @@ expects and what arrived, e.g. ``wrong_modality: model expects CR/DX, got MR``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from cds.errors import InvalidInputError
@@ -43,13 +44,33 @@ def check_instance(instance: DicomInstance, contract: ImagingContract) -> None:
         raise InvalidInputError(
             f"model needs at least {contract.min_rows}x{contract.min_columns} pixels, got {rows}x{columns} "
             f"({instance.source})", code="image_too_small")
-    spacing = instance.dataset.get("PixelSpacing") or instance.dataset.get("ImagerPixelSpacing")
-    if contract.pixel_spacing_mm is not None and spacing:
+    spacing = pixel_spacing(instance)
+    if spacing is None:
+        if contract.spacing_required:
+            raise InvalidInputError(f"model needs the physical pixel spacing, and the image states none (Pixel Spacing "
+                                    f"and Imager Pixel Spacing absent, zero or negative) ({instance.source})",
+                                    code="spacing_unknown")  # fmt: skip
+        return
+    if contract.pixel_spacing_mm is not None:
         low, high = contract.pixel_spacing_mm
-        values = [float(v) for v in spacing]
-        if not all(low <= v <= high for v in values):
-            raise InvalidInputError(f"model expects pixel spacing {low}-{high} mm, got {values} ({instance.source})",
-                                    code="spacing_out_of_range")
+        if not all(low <= v <= high for v in spacing):
+            raise InvalidInputError(f"model expects pixel spacing {low}-{high} mm, got {list(spacing)} "
+                                    f"({instance.source})", code="spacing_out_of_range")  # fmt: skip
+
+
+def pixel_spacing(instance: DicomInstance) -> tuple[float, float] | None:
+    r"""Row and column spacing in mm: Pixel Spacing, else Imager Pixel Spacing; None when neither states a usable one.
+
+    ``0\0`` (which many CR systems write), negative, non-finite, malformed or absent values mean "unknown".
+    """
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            values = [float(v) for v in instance.dataset.get(keyword) or ()]  # one value (not iterable): unknown
+        except (TypeError, ValueError):
+            continue
+        if len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values):
+            return values[0], values[1]
+    return None
 
 
 def check_series(instances: Sequence[DicomInstance], contract: ImagingContract) -> None:
