@@ -49,3 +49,11 @@ def test_series_grouping_and_geometry_refusals(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as err:
         build_volume(ct, max_pixel_bytes=1000)
     assert err.value.code == "image_too_large"
+    for instance in ct:
+        instance.dataset.PixelSpacing = [0, 0]  # as many systems write "unknown"
+    with pytest.raises(InvalidInputError) as err:
+        build_volume(ct)
+    assert err.value.code == "spacing_unknown"
+    for instance in ct:
+        instance.dataset.ImagerPixelSpacing = [0.7, 0.7]  # the detector's spacing stands in
+    assert build_volume(ct).spacing[1:] == (0.7, 0.7)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from cds.errors import InvalidInputError
+from cds.pipelines.imaging.dicom_contract import pixel_spacing
 from cds.pipelines.imaging.dicom_reader import DEFAULT_MAX_PIXEL_BYTES, DicomInstance, declared_samples
 from cds.pipelines.imaging.pixel_values import MODALITY_FLOAT32
 from cds.results.imaging import Volume
@@ -71,7 +72,7 @@ def build_volume(instances: list[DicomInstance], max_pixel_bytes: int = DEFAULT_
 
     Raises:
         InvalidInputError: ``empty_series``, ``image_too_large`` (whole series over the cap, before decoding),
-            ``invalid_geometry``, ``mixed_orientation``, ``duplicate_slices``, ``missing_slices``,
+            ``invalid_geometry``, ``spacing_unknown``, ``mixed_orientation``, ``duplicate_slices``, ``missing_slices``,
             ``inconsistent_slices`` (different sizes), or any reason from decoding a slice.
     """
     if not instances:
@@ -91,7 +92,12 @@ def build_volume(instances: list[DicomInstance], max_pixel_bytes: int = DEFAULT_
                                     code="inconsistent_slices")
         voxels[index] = values
     assert voxels is not None
-    row_spacing, column_spacing = (float(v) for v in _vector(ordered[0], "PixelSpacing", 2))
+    spacing_rc = pixel_spacing(ordered[0])
+    if spacing_rc is None:
+        raise InvalidInputError(f"{ordered[0].source}: a volume needs its pixel spacing, and the series states none "
+                                "usable (Pixel Spacing and Imager Pixel Spacing absent, zero or negative)",
+                                code="spacing_unknown")  # fmt: skip
+    row_spacing, column_spacing = spacing_rc
     normal = np.cross(orientation[0], orientation[1])
     affine = np.eye(4)
     # voxel (k, i, j): k along the normal, i down the rows (column direction cosine), j along a row
