@@ -91,8 +91,9 @@ def preread(
                 try:
                     instances.append(read_instance(file, name=str(file)))
                 except CdsError as exc:
-                    report.refusals.append(Refusal(source=str(file), reason=exc.code, message=exc.message))
-            series = runner.group(instances)
+                    report.refusals.append(Refusal(source=str(file), reason=exc.code, message=exc.message,
+                                                   files=(str(file),)))
+            series = runner.group(instances, report)
             for members in tqdm(series, desc="pre-read", unit="series", disable=len(series) < 2):
                 done, refused = len(report.outcomes), len(report.refusals)
                 runner.run_series(members, report)
@@ -102,7 +103,8 @@ def preread(
                 for refusal in report.refusals[refused:]:
                     tqdm.write(f"refused {refusal.source}: {refusal.reason}: {refusal.message}")
         output.mkdir(parents=True, exist_ok=True)
-        refusals = [{"file": r.source, "reason": r.reason, "message": r.message} for r in report.refusals]
+        refusals = [{"file": r.source, "files": list(r.files or (r.source,)), "reason": r.reason, "message": r.message}
+                    for r in report.refusals]  # fmt: skip
         (output / "refused.json").write_text(json.dumps(refusals, indent=2), encoding="utf-8")
         out(f"{len(report.outcomes)} pre-read, {len(refusals)} refused (reasons in {output / 'refused.json'})")
         if not report.outcomes:

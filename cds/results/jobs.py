@@ -120,12 +120,17 @@ class PrereadOutcome(_Record):
 
 
 class Refusal(_Record):
-    """An input that was not pre-read: where it came from, the reason code and sentence, the instances it covers."""
+    """An input that was not pre-read: where it came from, the reason code and sentence, the instances it covers.
+
+    ``source`` names it in one line (a file, or "series of N files starting ..."); ``files`` lists every input file
+    it covers (empty in reports written before it was kept).
+    """
 
     source: str
     reason: str
     message: str
     sop_instance_uids: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
 
 
 class PrereadReport(BaseModel):

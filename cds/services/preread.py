@@ -105,9 +105,24 @@ class PrereadRunner:
         """Where ``outcome``'s files are."""
         return OutputLayout.of_outcome(self.output, outcome.uid)
 
-    def group(self, instances: Iterable[DicomInstance]) -> list[list[DicomInstance]]:
-        """Series, in first-seen order."""
-        return list(group_series(instances).values())
+    def group(self, instances: Iterable[DicomInstance], report: PrereadReport) -> list[list[DicomInstance]]:
+        """Series, in first-seen order.
+
+        An instance whose SOP Instance UID came before is refused into ``report`` (``duplicate_instance``), so that
+        no two inputs write the same outputs.
+        """
+        first: dict[str, str] = {}
+        unique = []
+        for instance in instances:
+            uid = str(instance.dataset.get("SOPInstanceUID", "") or "")
+            if uid and uid in first:
+                report.refusals.append(Refusal(
+                    source=instance.source, reason="duplicate_instance", sop_instance_uids=(uid,),
+                    files=(instance.source,), message=f"the same SOP Instance UID as {first[uid]}; pre-read once"))
+                continue
+            first.setdefault(uid, instance.source)
+            unique.append(instance)
+        return list(group_series(unique).values())
 
     def run_series(self, instances: Sequence[DicomInstance], report: PrereadReport) -> None:
         """Pre-read one series into ``report`` (outcomes or refusals; never raises a :class:`CdsError`)."""
@@ -126,14 +141,15 @@ class PrereadRunner:
             where = instances[0].source if len(instances) == 1 else (
                 f"series of {len(instances)} files starting {instances[0].source}")
             report.refusals.append(Refusal(source=where, reason=exc.code, message=exc.message,
-                                           sop_instance_uids=_uids(instances)))
+                                           sop_instance_uids=_uids(instances),
+                                           files=tuple(i.source for i in instances)))  # fmt: skip
             return
         for instance in instances:
             try:
                 report.outcomes.append(self._radiograph_image(instance))
             except CdsError as exc:  # one bad image never stops the series
                 report.refusals.append(Refusal(source=instance.source, reason=exc.code, message=exc.message,
-                                               sop_instance_uids=_uids([instance])))
+                                               sop_instance_uids=_uids([instance]), files=(instance.source,)))
 
     def _radiograph_image(self, instance: DicomInstance) -> PrereadOutcome:
         spec = self.radiograph_spec
@@ -181,11 +197,11 @@ def run_preread(engine: Engine, job: ClaimedJob) -> PrereadReport:
             instances.append(read_instance(stored.path, name=stored.path.name))
         except CdsError as exc:
             report.refusals.append(Refusal(source=stored.path.name, reason=exc.code, message=exc.message,
-                                           sop_instance_uids=(stored.sop_instance_uid,)))
+                                           sop_instance_uids=(stored.sop_instance_uid,), files=(stored.path.name,)))
     models, ct = engine.registry, payload.ct_model
     with PrereadRunner(models, models.get(payload.model), models.get(ct) if ct else None, payload.output,
                        saliency_grid=engine.settings.preread_saliency_grid, backends=engine.backends) as runner:
-        for series in runner.group(instances):
+        for series in runner.group(instances, report):
             runner.run_series(series, report)
     actor = Actor(job.actor, job.role)
     with engine.database.session() as session:

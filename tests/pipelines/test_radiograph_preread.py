@@ -122,3 +122,26 @@ def test_every_gate_a_contract_names_is_in_the_registry(registry: ModelRegistry)
     for key in gates:
         name, version = key.split(":")
         assert registry.get(name, version).labels == ("chest_radiograph",)
+
+
+def test_cli_refuses_duplicates_and_never_groups_files_without_a_series_uid(tmp_path: Path) -> None:
+    studies = tmp_path / "in"
+    original = _study(studies, "a.dcm", {"Effusion"})
+    (studies / "a-again.dcm").write_bytes(original.read_bytes())  # the same SOP Instance UID twice
+    for index in range(2):  # two MR images of one series: one series refusal that names both files
+        mr = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm")
+        mr.SOPInstanceUID = f"{mr.SOPInstanceUID}.{index}"
+        mr.save_as(studies / f"mr-{index}.dcm")
+        del mr.SeriesInstanceUID  # and two without a Series Instance UID: each refused on its own
+        mr.SOPInstanceUID = f"{mr.SOPInstanceUID}.9"
+        mr.save_as(studies / f"loose-{index}.dcm")
+    result = CliRunner().invoke(app, ["preread", str(studies), "--out", str(tmp_path / "out"), "--saliency-grid", "0"])
+    assert result.exit_code == 0, result.output
+    assert "1 pre-read, 4 refused" in result.output
+    refused = json.loads((tmp_path / "out" / "refused.json").read_text())
+    by_reason = sorted((r["reason"], sorted(Path(f).name for f in r["files"])) for r in refused)
+    (duplicate, duplicated), *others = by_reason  # whichever of the two came second is the duplicate
+    assert duplicate == "duplicate_instance" and duplicated in (["a.dcm"], ["a-again.dcm"])
+    assert others == [("wrong_modality", ["loose-0.dcm"]), ("wrong_modality", ["loose-1.dcm"]),
+                      ("wrong_modality", ["mr-0.dcm", "mr-1.dcm"])]
+    assert len(list((tmp_path / "out").rglob("result.json"))) == 1

@@ -25,11 +25,16 @@ SeriesKey = tuple[str, str]  # (StudyInstanceUID, SeriesInstanceUID)
 
 
 def group_series(instances: Iterable[DicomInstance]) -> dict[SeriesKey, list[DicomInstance]]:
-    """Instances by (study, series) UID, in input order."""
+    """Instances by (study, series) UID, in input order.
+
+    An instance without a Series Instance UID is a group of its own (keyed by its place in the input), never put
+    together with others that lack one.
+    """
     groups: dict[SeriesKey, list[DicomInstance]] = defaultdict(list)
-    for instance in instances:
+    for index, instance in enumerate(instances):
         ds = instance.dataset
-        groups[(str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")))].append(instance)
+        series = str(ds.get("SeriesInstanceUID", "") or "").strip() or f"#{index}"  # no UID: a series of one
+        groups[(str(ds.get("StudyInstanceUID", "") or ""), series)].append(instance)
     return dict(groups)
 
 
