@@ -15,7 +15,7 @@ from pathlib import Path
 INSTRUMENT = ("cds", "pydicom")
 REASONS = frozenset({
     "empty_file", "not_dicom", "corrupt_deflate", "inflated_too_large", "invalid_header", "no_pixel_data",
-    "image_too_large", "pixel_data_short", "unsupported_transfer_syntax", "pixel_decode_failed", "not_greyscale",
+    "image_too_large", "pixel_data_short", "unsupported_transfer_syntax", "pixel_data_corrupt", "not_greyscale",
     "decoder_crashed", "decoder_timeout", "decoder_memory", "missing_uid",
 })  # fmt: skip
 MAX_SEED_BYTES = 64 * 1024

@@ -1,8 +1,9 @@
 """Accept DICOM instances sent by STOW-RS: read each defensively, store the readable ones, queue one pre-read.
 
 The parts arrive as files (the route streams them to disk; one over the per-instance cap arrives as ``None``). Each
-is read by the defensive DICOM reader (a deflated dataset may inflate to the per-instance cap, no more) and must
-carry the UIDs the index needs; refused parts are reported with their reason and removed, the rest kept (under
+is read by the defensive DICOM reader (a deflated dataset may inflate to the per-instance cap, no more), must
+carry the UIDs the index needs and, if it is an image, pixel data that is whole (frames and items checked, not
+decoded); refused parts are reported with their reason and removed, the rest kept (under
 their SOP Instance UID when it is a plain UID), indexed for QIDO/WADO with their DICOM JSON metadata, and queued
 together as one ``preread`` job.
 """
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-from cds.errors import CdsError
-from cds.pipelines.imaging.dicom_reader import read_instance
+from cds.errors import CdsError, InvalidInputError
+from cds.pipelines.imaging.dicom_reader import DicomInstance, check_pixel_data, read_instance
 from cds.results.jobs import JobKind, PrereadPayload, StoredInstance
 from cds.services.engine import Engine
 from cds.store import jobs
@@ -63,6 +64,19 @@ class StowReceipt:
     job_id: str | None = None
 
 
+def _pixel_data_whole(instance: DicomInstance) -> None:
+    """Refuse an image whose pixel data is cut off or malformed (an object without pixels, such as an SR, passes).
+
+    Raises:
+        InvalidInputError: ``truncated_file``, ``pixel_data_short``, ``pixel_data_corrupt`` or ``invalid_header``.
+    """
+    try:
+        check_pixel_data(instance)
+    except InvalidInputError as exc:
+        if exc.code != "no_pixel_data":
+            raise
+
+
 def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None], *, actor: Actor) -> StowReceipt:
     """Store the readable ``parts`` (files in ``folder``; ``None``: over the size cap) and queue their pre-read.
 
@@ -80,6 +94,7 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
         try:
             instance = read_instance(part, name=f"part {index + 1}", max_inflated_bytes=settings.max_instance_bytes)
             uids = instance_uids(instance.dataset)
+            _pixel_data_whole(instance)
         except CdsError as exc:
             part.unlink(missing_ok=True)
             failure = FailureReason.OUT_OF_RESOURCES if exc.code in OVER_BUDGET else FailureReason.CANNOT_UNDERSTAND

@@ -18,7 +18,7 @@ from training.data.dicom_files import write_radiograph
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"  # bundled files only: nothing is downloaded
 REASONS = {"empty_file", "not_dicom", "invalid_header", "no_pixel_data", "image_too_large", "pixel_data_short",
-           "unsupported_transfer_syntax", "pixel_decode_failed", "corrupt_deflate", "inflated_too_large"}
+           "unsupported_transfer_syntax", "pixel_data_corrupt", "corrupt_deflate", "inflated_too_large"}
 
 
 def test_every_bundled_pydicom_file_is_read_or_refused_with_a_reason() -> None:
@@ -149,3 +149,15 @@ def test_the_pixel_budget_counts_conversions(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert err.value.code == "image_too_large" and peak < 64 << 20
+
+
+@pytest.mark.parametrize("name", ["SC_rgb_jpeg_dcmtk.dcm", "JPGExtended.dcm", "MR_small_jpeg_ls_lossless.dcm",
+                                  "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm"])  # JPEG, JPEG-LS, J2K, RLE
+def test_compressed_pixel_data_cut_short_is_a_truncated_file(name: str) -> None:
+    raw = (PYDICOM_FILES / name).read_bytes()
+    end = raw.rfind(b"\xfe\xff\xdd\xe0")  # the sequence delimiter after the last fragment
+    assert end > 0
+    for cut in (raw[: end - 10], raw[: len(raw) // 2]):  # the last bytes of the last frame missing; half the file
+        with pytest.raises(InvalidInputError) as err:
+            read_instance(cut, name=name).pixels()
+        assert err.value.code == "truncated_file", (name, err.value.code, err.value.message)

@@ -8,7 +8,7 @@ broken file is refused with a reason and never crashes a worker:
 ``invalid_header`` (a required attribute is missing or malformed), ``no_pixel_data`` (an SR, RT or other non-image
 object), ``image_too_large`` (the decoded pixels and every conversion the caller asks for, over the budget; checked
 from the header before decoding), ``pixel_data_short`` (fewer bytes than the header declares),
-``unsupported_transfer_syntax`` (no installed decoder), ``pixel_decode_failed``.
+``unsupported_transfer_syntax`` (no installed decoder), ``pixel_data_corrupt``.
 
 A deflated dataset is inflated by a streaming decompressor that stops at the cap, so a few hundred kilobytes that
 would inflate to gigabytes cost no more than the cap. Decoded pixels can be converted (modality LUT, display
@@ -39,6 +39,7 @@ from cds.pipelines.isolation import isolation
 DEFAULT_MAX_PIXEL_BYTES = 1 << 30  # 1 GiB of decoded pixels and their conversions per instance
 DEFAULT_MAX_INFLATED_BYTES = 256 << 20  # a deflated dataset may inflate to this much
 _INFLATE_CHUNK = 1 << 20
+_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 PIXEL_KEYWORDS = (  # the Image Pixel module, frames, and what the modality and VOI LUTs read
     "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "Rows", "Columns", "BitsAllocated",
     "BitsStored", "HighBit", "PixelRepresentation", "NumberOfFrames", "ExtendedOffsetTable",
@@ -118,7 +119,11 @@ def _parse(raw: bytes, source: str, max_inflated_bytes: int) -> Any:
     preamble = read_preamble(stream, False)
     meta = _read_file_meta_info(stream)  # what dcmread reads first; pydicom is pinned below 3.1
     if meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
-        return pydicom.dcmread(io.BytesIO(raw), force=False)
+        dataset = pydicom.dcmread(io.BytesIO(raw), force=False)
+        if not len(dataset) and len(pydicom.dcmread(io.BytesIO(raw), force=False, stop_before_pixels=True)):
+            # pydicom gives an empty dataset when the file ends inside undefined-length pixel data
+            raise _refuse(source, "truncated_file", "the file ends inside its pixel data (cut off in transfer?)")
+        return dataset
     body = inflate(memoryview(raw)[stream.tell():], max_inflated_bytes, source)
     dataset = FileDataset(source, read_dataset(io.BytesIO(body), False, True), preamble, meta, False, True)
     dataset.set_original_encoding(False, True, dataset._character_set)
@@ -190,6 +195,50 @@ def declared_pixel_bytes(instance: DicomInstance) -> int:
     return rows * columns * frames * samples * max(bits, 8) // 8
 
 
+def check_pixel_data(instance: DicomInstance) -> None:
+    """Whether the pixel data is all there, without decoding it (STOW-RS checks this before it keeps a file).
+
+    An image header (rows, columns, bits) without pixel data is a file cut off in its pixel data (pydicom drops an
+    element the file ends inside of); native pixel data must be as long as the header declares; encapsulated pixel
+    data must hold its items whole, one frame or more per declared frame.
+
+    Raises:
+        InvalidInputError: ``no_pixel_data`` (not an image: an SR, a presentation state ...), ``truncated_file``,
+            ``pixel_data_short``, ``pixel_data_corrupt`` or ``invalid_header``.
+    """
+    ds = instance.dataset
+    if not any(tag in ds for tag in _PIXEL_TAGS):
+        if all(keyword in ds for keyword in ("Rows", "Columns", "BitsAllocated")):
+            raise _refuse(instance.source, "truncated_file", "the header describes an image but the file ends "
+                                                             "before its pixel data is complete")  # fmt: skip
+        kind = str(ds.get("Modality", "")) or str(ds.get("SOPClassUID", "unknown"))
+        raise _refuse(instance.source, "no_pixel_data", f"not an image (no pixel data; {kind})")
+    if "PixelData" not in ds:
+        return
+    syntax = ds.file_meta.TransferSyntaxUID
+    if not syntax.is_transfer_syntax:
+        return  # decode_pixels refuses it as unsupported_transfer_syntax
+    declared = declared_pixel_bytes(instance)
+    if not syntax.is_encapsulated:
+        stored = len(ds.PixelData)
+        bits = _attribute(instance, "BitsAllocated")
+        expected = declared if bits >= 8 else declared * bits // 8
+        if stored < expected:
+            raise _refuse(instance.source, "pixel_data_short",
+                          f"pixel data has {stored} bytes, the header declares {expected}")
+        return
+    from pydicom.encaps import generate_frames
+
+    frames = _attribute(instance, "NumberOfFrames", 1) or 1
+    try:
+        found = sum(1 for _ in generate_frames(ds.PixelData, number_of_frames=frames))
+    except Exception as exc:  # noqa: BLE001 - pydicom's item parser raises several kinds on broken items
+        raise _refuse(instance.source, "pixel_data_corrupt", f"the encapsulated pixel data is malformed "
+                                                             f"({type(exc).__name__}: {exc})") from exc  # fmt: skip
+    if found < frames:
+        raise _refuse(instance.source, "truncated_file", f"the pixel data holds {found} of {frames} frames")
+
+
 def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES,
                   conversion: Conversion | None = None) -> np.ndarray:  # fmt: skip
     """Check limits from the header, then decode (and convert) in an isolated decoder process.
@@ -197,14 +246,13 @@ def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PI
     The budget ``max_pixel_bytes`` holds the decoded samples plus ``conversion.work_bytes_per_sample`` for each.
 
     Raises:
-        InvalidInputError: ``no_pixel_data``, ``invalid_header``, ``image_too_large``, ``pixel_data_short``,
-            ``unsupported_transfer_syntax``, ``pixel_decode_failed``, ``decoder_crashed``, ``decoder_timeout`` or
-            ``decoder_memory``.
+        InvalidInputError: ``no_pixel_data``, ``truncated_file``, ``invalid_header``, ``image_too_large``,
+            ``pixel_data_short``, ``unsupported_transfer_syntax``, ``pixel_data_corrupt``, ``decoder_crashed``,
+            ``decoder_timeout`` or ``decoder_memory``.
     """
     ds = instance.dataset
-    if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        kind = str(ds.get("Modality", "")) or str(ds.get("SOPClassUID", "unknown"))
-        raise _refuse(instance.source, "no_pixel_data", f"not an image (no pixel data; {kind})")
+    if not any(tag in ds for tag in _PIXEL_TAGS):
+        check_pixel_data(instance)  # says why there are none: not an image, or a file cut off
     declared = declared_pixel_bytes(instance)
     needed = declared + declared_samples(instance) * (conversion.work_bytes_per_sample if conversion else 0)
     if needed > max_pixel_bytes:
@@ -215,13 +263,7 @@ def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PI
     if not syntax.is_transfer_syntax:  # a private or mistyped UID: no decoder knows how the pixels are encoded
         raise _refuse(instance.source, "unsupported_transfer_syntax",
                       f"the Transfer Syntax UID {str(syntax)[:64]!r} is not a known transfer syntax")
-    if not syntax.is_compressed and "PixelData" in ds:
-        stored = len(ds.PixelData)
-        bits = _attribute(instance, "BitsAllocated")
-        expected = declared if bits >= 8 else declared * bits // 8
-        if stored < expected:
-            raise _refuse(instance.source, "pixel_data_short",
-                          f"pixel data has {stored} bytes, the header declares {expected}")
+    check_pixel_data(instance)  # lengths, items and frames, after the budget: an absurd header is too large first
     function = conversion.function if conversion else None
     try:
         return isolation().run(_decode, _pixel_dataset(ds), instance.source, function, source=instance.source)
@@ -252,7 +294,7 @@ def _decode(dataset: Any, source: str, convert: Callable[[np.ndarray, Any], np.n
     """Decode ``dataset``'s pixels and apply ``convert`` (runs in an isolated child process).
 
     Raises:
-        InvalidInputError: ``unsupported_transfer_syntax`` or ``pixel_decode_failed``.
+        InvalidInputError: ``unsupported_transfer_syntax`` or ``pixel_data_corrupt``.
     """
     syntax = dataset.file_meta.TransferSyntaxUID
     try:
@@ -262,9 +304,9 @@ def _decode(dataset: Any, source: str, convert: Callable[[np.ndarray, Any], np.n
         if "all available plugins" not in text and any(s in text for s in _NO_DECODER):
             raise _refuse(source, "unsupported_transfer_syntax",
                           f"no installed decoder for {syntax.name} ({syntax})") from exc
-        raise _refuse(source, "pixel_decode_failed", f"{syntax.name}: {' '.join(text.split())}") from exc
+        raise _refuse(source, "pixel_data_corrupt", f"{syntax.name}: {' '.join(text.split())}") from exc
     except (ValueError, TypeError, AttributeError, KeyError, EOFError, OverflowError) as exc:
-        raise _refuse(source, "pixel_decode_failed", f"{type(exc).__name__}: {exc}") from exc
+        raise _refuse(source, "pixel_data_corrupt", f"{type(exc).__name__}: {exc}") from exc
     if convert is None:
         return pixels
     try:

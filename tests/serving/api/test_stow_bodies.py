@@ -60,15 +60,16 @@ def test_stow_answers_200_202_409_and_keeps_only_what_it_stored(client: TestClie
     cut = bomb[:1024]  # the meta header and the start of the deflate stream
     tracemalloc.start()
     try:
-        some = client.post("/dicomweb/studies", content=multipart_body([_radiograph(tmp_path, 2), bomb, cut,
-                                                                        b"x" * (9 * MiB)]), headers=headers | STOW)
+        parts = [_radiograph(tmp_path, 2), bomb, cut, b"x" * (9 * MiB), _radiograph(tmp_path, 4)[:-1000]]
+        some = client.post("/dicomweb/studies", content=multipart_body(parts), headers=headers | STOW)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert some.status_code == 202, some.text
     assert len(some.json()["00081199"]["Value"]) == 1
     failures = [(f["00081197"]["Value"][0], f["00000902"]["Value"][0]) for f in some.json()["00081198"]["Value"]]
-    assert failures == [(0xA700, "inflated_too_large"), (0xC000, "corrupt_deflate"), (0xA700, "instance_too_large")]
+    assert failures == [(0xA700, "inflated_too_large"), (0xC000, "corrupt_deflate"), (0xA700, "instance_too_large"),
+                        (0xC000, "pixel_data_short")]  # the last: a radiograph cut short in its pixel data
     assert peak < 80 * MiB, f"{peak / MiB:.0f} MiB"  # the body (~10 MiB, twice) and the cap; the bomb is 512 MiB
 
     none = client.post("/dicomweb/studies", content=multipart_body([cut, b"junk"]), headers=headers | STOW)
