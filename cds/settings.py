@@ -59,6 +59,8 @@ class Settings(BaseSettings):
         ct_model: Registered CT segmentation model for uploaded CT series; empty for none [CDS_CT_MODEL].
         preread_saliency_grid: Occlusion grid per side for radiograph heatmaps; 0 for none
             [CDS_PREREAD_SALIENCY_GRID].
+        patient_id_system: The identifier system of DICOM Patient IDs at this site (its MRN system URI), under which
+            pre-read reports name their patient [CDS_PATIENT_ID_SYSTEM].
         pathology_model: Registered patch classifier for uploaded slides and tiles [CDS_PATHOLOGY_MODEL].
         backend: Where the risk models and the pre-read's imaging models run: ``onnxruntime`` (in-process) or
             ``triton`` (a Triton Inference Server serving the repository ``cds triton export-repo`` writes)
@@ -98,6 +100,7 @@ class Settings(BaseSettings):
     preread_model: str = "chest-xray-demo"
     ct_model: str = "ct-organs-demo"
     preread_saliency_grid: int = Field(default=7, ge=0, le=32)
+    patient_id_system: str = Field(default="urn:cds:dicom-patient-id", min_length=1)
     pathology_model: str = "pathology-demo"
     backend: BackendKind = BackendKind.ONNXRUNTIME
     triton_url: str = "127.0.0.1:8001"

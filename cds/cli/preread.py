@@ -79,13 +79,15 @@ def preread(
     from cds.serving.backends import create_backend
 
     def body() -> None:
-        models = ModelRegistry.from_directory(registry or Settings().registry_dir)
+        settings = Settings()
+        models = ModelRegistry.from_directory(registry or settings.registry_dir)
         radiograph = models.get(model, version)
         ct = models.get(ct_model) if ct_model else None
         files = _files(path)
         report = PrereadReport()
         with PrereadRunner(models, radiograph, ct, output, saliency_grid=saliency_grid,
-                           backends=functools.partial(create_backend, BackendKind.ONNXRUNTIME)) as runner:
+                           backends=functools.partial(create_backend, BackendKind.ONNXRUNTIME),
+                           patient_system=settings.patient_id_system) as runner:
             instances = []
             for file in tqdm(files, desc="read", unit="file", disable=len(files) < 2):
                 try:

@@ -19,6 +19,7 @@ from typing import Any
 import pydicom
 
 from cds.errors import CdsError, InvalidInputError, ResultNotFoundError
+from cds.interop.fhir_report import PATIENT_ID_SYSTEM
 from cds.interop.outputs.radiograph import write_preread
 from cds.interop.outputs.segmentation import write_segmentation
 from cds.models.backend import Backend
@@ -83,11 +84,14 @@ class PrereadRunner:
         output: Root folder; each image or series gets the layout of its UID.
         backends: Makes each model's backend (the engine's factory in the service; ONNX Runtime in the CLI).
         saliency_grid: Occlusion grid per side for radiograph heatmaps (0: none).
+        patient_system: The identifier system of DICOM Patient IDs, for the reports' subject.
     """
 
     def __init__(self, models: ModelRegistry, radiograph: ModelSpec, ct: ModelSpec | None, output: Path, *,
-                 backends: BackendFactory, saliency_grid: int = 7) -> None:  # fmt: skip
+                 backends: BackendFactory, saliency_grid: int = 7,
+                 patient_system: str = PATIENT_ID_SYSTEM) -> None:  # fmt: skip
         self.models, self.radiograph_spec, self.ct_spec = models, radiograph, ct
+        self.patient_system = patient_system
         self.output, self.saliency_grid = output, saliency_grid
         self._stack = ExitStack()
         self._backends = backends
@@ -160,7 +164,7 @@ class PrereadRunner:
         source = preread.source
         uid = source.sop_instance_uid or Path(instance.source).stem
         write_preread(preread, OutputLayout.of_outcome(self.output, uid).folder,
-                      title=f"AI pre-read: {spec.name} {spec.version}")
+                      title=f"AI pre-read: {spec.name} {spec.version}", patient_system=self.patient_system)
         return PrereadOutcome(kind=OutcomeKind.RADIOGRAPH, study_uid=source.study_uid, series_uid=source.series_uid,
                               uid=uid, model=preread.result.model.key, input_sha256=preread.result.input_sha256,
                               summary=preread.result.findings)  # fmt: skip
@@ -174,7 +178,8 @@ class PrereadRunner:
         folder = OutputLayout.of_outcome(self.output, uid).folder
         write_segmentation(segmentation, [i.dataset for i in instances], folder,
                            title=f"AI segmentation: {spec.name} {spec.version}",
-                           not_for_diagnostic_use=spec.not_for_diagnostic_use)  # fmt: skip
+                           not_for_diagnostic_use=spec.not_for_diagnostic_use,
+                           patient_system=self.patient_system)  # fmt: skip
         return PrereadOutcome(kind=OutcomeKind.CT, study_uid=volume.study_uid, series_uid=volume.series_uid, uid=uid,
                               model=segmentation.result.model.key, input_sha256=segmentation.result.input_sha256,
                               summary=segmentation.result.structures)  # fmt: skip
@@ -200,7 +205,8 @@ def run_preread(engine: Engine, job: ClaimedJob) -> PrereadReport:
                                            sop_instance_uids=(stored.sop_instance_uid,), files=(stored.path.name,)))
     models, ct = engine.registry, payload.ct_model
     with PrereadRunner(models, models.get(payload.model), models.get(ct) if ct else None, payload.output,
-                       saliency_grid=engine.settings.preread_saliency_grid, backends=engine.backends) as runner:
+                       saliency_grid=engine.settings.preread_saliency_grid, backends=engine.backends,
+                       patient_system=engine.settings.patient_id_system) as runner:
         for series in runner.group(instances, report):
             runner.run_series(series, report)
     actor = Actor(job.actor, job.role)

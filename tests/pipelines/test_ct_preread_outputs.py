@@ -36,6 +36,11 @@ def preread_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list
     return root / "out", files, case
 
 
+def capture_patient(folder: Path) -> str:
+    """The Patient ID the outputs carry (the SEG copies it from the source series)."""
+    return str(pydicom.dcmread(folder / "segmentation-seg.dcm", stop_before_pixels=True).PatientID)
+
+
 def test_the_seg_holds_the_label_volume_on_the_source_slices(preread_folder: tuple[Path, list[Path], object]) -> None:
     out, files, case = preread_folder
     sources = [pydicom.dcmread(f) for f in files]
@@ -77,6 +82,8 @@ def test_sr_and_fhir_report_the_same_volumes_as_the_result(preread_folder: tuple
     report = DiagnosticReport.model_validate(json.loads((folder / "diagnostic-report.json").read_text()))
     observed = {o.code.text.removesuffix(" volume"): float(o.valueQuantity.value) for o in report.contained[1:]}
     assert observed == pytest.approx(volumes, abs=1e-3)
+    assert report.subject.identifier.value == capture_patient(folder)  # whose: the series' Patient ID
+    assert report.imagingStudy[0].identifier.value == f"urn:oid:{document['source']['study_uid']}"
     capture = pydicom.dcmread(folder / "overlay-sc.dcm")
     assert capture.StudyInstanceUID == document["source"]["study_uid"] and capture.SamplesPerPixel == 3
     assert "NOT FOR DIAGNOSTIC USE" in str(capture.get("ImageComments", "")).upper()

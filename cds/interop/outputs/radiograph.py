@@ -13,7 +13,7 @@ import numpy as np
 
 from cds.interop.dicom_sc import build_overlay_sc
 from cds.interop.dicom_sr import build_classification_sr
-from cds.interop.fhir_report import diagnostic_report
+from cds.interop.fhir_report import PATIENT_ID_SYSTEM, diagnostic_report
 from cds.results.imaging import RadiographPreread
 from cds.results.layout import OutputLayout
 
@@ -30,7 +30,8 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.n
     return blended
 
 
-def write_preread(preread: RadiographPreread, folder: Path, *, title: str) -> list[Path]:
+def write_preread(preread: RadiographPreread, folder: Path, *, title: str,
+                  patient_system: str = PATIENT_ID_SYSTEM) -> list[Path]:  # fmt: skip
     """Write the outputs into ``folder``; returns their paths.
 
     The result, the FHIR report, the SR and per positive finding the raw heatmap, its overlay PNG and its
@@ -51,7 +52,8 @@ def write_preread(preread: RadiographPreread, folder: Path, *, title: str) -> li
         "plausibility": preread.plausibility,
     }
     written[0].write_text(json.dumps(document, indent=2), encoding="utf-8")
-    report = diagnostic_report(preread.result, study_uid=preread.source.study_uid, title=title)
+    report = diagnostic_report(preread.result, study_uid=preread.source.study_uid, title=title, header=preread.header,
+                               patient_system=patient_system, instance_uid=preread.source.sop_instance_uid)
     written[1].write_text(json.dumps(report, indent=2), encoding="utf-8")
     if preread.header is not None:
         written.append(layout.path(OutputLayout.SR))

@@ -18,7 +18,7 @@ from cds.errors import InvalidInputError
 from cds.interop.dicom_sc import build_overlay_sc
 from cds.interop.dicom_seg import build_segmentation
 from cds.interop.dicom_sr import build_segmentation_sr
-from cds.interop.fhir_report import diagnostic_report
+from cds.interop.fhir_report import PATIENT_ID_SYSTEM, diagnostic_report
 from cds.results.imaging import CtSegmentation
 from cds.results.layout import OutputLayout
 
@@ -47,7 +47,7 @@ def _headers_in_slice_order(ct: CtSegmentation, headers: Sequence[Dataset]) -> l
 
 
 def write_segmentation(ct: CtSegmentation, sources: Sequence[Dataset], folder: Path, *, title: str,
-                       not_for_diagnostic_use: bool = True) -> list[Path]:
+                       not_for_diagnostic_use: bool = True, patient_system: str = PATIENT_ID_SYSTEM) -> list[Path]:
     """Write the outputs into ``folder``; returns their paths.
 
     The result, the FHIR report, the SEG, the SR, and the overlay as PNG and secondary capture. ``sources`` are
@@ -68,8 +68,9 @@ def write_segmentation(ct: CtSegmentation, sources: Sequence[Dataset], folder: P
     written.append(layout.path(OutputLayout.RESULT))
     written[-1].write_text(json.dumps(document, indent=2), encoding="utf-8")
     written.append(layout.path(OutputLayout.REPORT))
-    written[-1].write_text(json.dumps(diagnostic_report(result, study_uid=volume.study_uid, title=title), indent=2),
-                           encoding="utf-8")
+    report = diagnostic_report(result, study_uid=volume.study_uid, title=title, header=headers[0] if headers else None,
+                               patient_system=patient_system, instance_uid=volume.series_uid)
+    written[-1].write_text(json.dumps(report, indent=2), encoding="utf-8")
     names = [s.label for s in result.structures]
     seg = build_segmentation(ct.labels, headers, names, result.model)
     written.append(layout.path(OutputLayout.SEGMENTATION))
