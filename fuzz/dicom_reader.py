@@ -16,7 +16,7 @@ INSTRUMENT = ("cds", "pydicom")
 REASONS = frozenset({
     "empty_file", "not_dicom", "corrupt_deflate", "inflated_too_large", "invalid_header", "no_pixel_data",
     "image_too_large", "pixel_data_short", "unsupported_transfer_syntax", "pixel_data_corrupt", "not_greyscale",
-    "decoder_crashed", "decoder_timeout", "decoder_memory", "missing_uid",
+    "decoder_crashed", "decoder_timeout", "decoder_memory", "missing_uid", "truncated_file",
 })  # fmt: skip
 MAX_SEED_BYTES = 64 * 1024
 MAX_PIXEL_BYTES = 64 << 20  # a fuzzer's input is small; its declared image need not be

@@ -18,7 +18,7 @@ from training.data.dicom_files import write_radiograph
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"  # bundled files only: nothing is downloaded
 REASONS = {"empty_file", "not_dicom", "invalid_header", "no_pixel_data", "image_too_large", "pixel_data_short",
-           "unsupported_transfer_syntax", "pixel_data_corrupt", "corrupt_deflate", "inflated_too_large"}
+           "unsupported_transfer_syntax", "pixel_data_corrupt", "corrupt_deflate", "inflated_too_large", "truncated_file"}
 
 
 def test_every_bundled_pydicom_file_is_read_or_refused_with_a_reason() -> None:
