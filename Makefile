@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run demo test lint typecheck pytest fuzz-smoke fuzz bench triton-env browser clean
+.PHONY: setup run demo test lint typecheck pytest fuzz-smoke fuzz bench triton-env browser dicom3tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-pytest: setup browser
+# dciodvfy and dcentvfy (Debian's dicom3tools) check every DICOM output in tests/interop/test_dicom_conformance.py.
+dicom3tools:
+	@command -v dciodvfy >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dicom3tools; }
+
+pytest: setup browser dicom3tools
 	$(BIN)/python -m pytest
 
 # Coverage-guided fuzzing of the untrusted-input readers (fuzz/README.md): a minute each in `make test`, ten in

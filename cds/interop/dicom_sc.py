@@ -33,6 +33,9 @@ def _orientation(source: Dataset, given: tuple[str, str] | None) -> tuple[str, s
     return FRONTAL_CHEST
 
 
+FILED_BY = ("BodyPartExamined", "StudyDescription", "Laterality")
+
+
 def build_overlay_sc(
     overlay: np.ndarray,
     source: Dataset,
@@ -96,4 +99,8 @@ def build_overlay_sc(
     reference.ReferencedSOPInstanceUID = source.SOPInstanceUID
     image.SourceImageSequence = [reference]
     image.BurnedInAnnotation = "NO"
+    for keyword in FILED_BY:  # what hanging protocols sort by, as the source has them (Laterality: paired parts)
+        value = source.get(keyword)
+        if value:
+            setattr(image, keyword, value)
     return image
