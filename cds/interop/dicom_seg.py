@@ -19,6 +19,7 @@ refused. The helpers :func:`source_header`, :func:`local_code` and :func:`local_
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 
 import highdicom as hd
@@ -62,6 +63,18 @@ def local_code(label: str) -> Code:
     """A code for ``label`` in the local scheme :data:`LOCAL_SCHEME`: value = slug, meaning = the label."""
     slug = "-".join(re.findall(r"[a-z0-9]+", label.lower())) or "unnamed"
     return Code(slug, LOCAL_SCHEME, label)
+
+
+TRACKING_NAMESPACE = uuid.UUID("0b5d6f0e-8f61-4c55-9a3a-2f7f5b1c9e42")
+
+
+def stable_uid(*parts: str) -> str:
+    """A UID (``2.25.``, from a hash of ``parts``) that is the same whenever the same parts are given.
+
+    Tracking UIDs come from it, so that the same finding of the same model on the same image keeps its UID across
+    re-runs, and a reader's system can match them.
+    """
+    return f"2.25.{uuid.uuid5(TRACKING_NAMESPACE, '|'.join(parts)).int}"  # a UUID-derived UID (PS3.5 B.2)
 
 
 def local_scheme() -> CodingSchemeIdentificationItem:
@@ -171,7 +184,8 @@ def build_segmentation(
         description = hd.seg.SegmentDescription(
             segment_number=number, segment_label=name.strip(), segmented_property_category=category,
             segmented_property_type=kind, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm, tracking_uid=hd.UID(), tracking_id=name.strip())
+            algorithm_identification=algorithm, tracking_id=name.strip(),
+            tracking_uid=stable_uid(str(sources[0].get("SeriesInstanceUID", "")), model.key, name.strip()))
         if side is not None:
             description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
                 hd.sr.CodedConcept.from_code(side)]

@@ -34,13 +34,15 @@ from pydicom.uid import SegmentationStorage
 
 from cds import __version__
 from cds.errors import InvalidInputError
-from cds.interop.dicom_seg import MANUFACTURER, local_code, local_scheme, source_header
+from cds.interop.dicom_seg import MANUFACTURER, local_code, local_scheme, source_header, stable_uid
 from cds.models.backend import ModelRef
 from cds.results.classification import ClassificationResult
 
 MILLILITER = Code("ml", "UCUM", "milliliter")
-_PROCEDURES = {"CR": codes.cid100.XRUnspecifiedBodyRegion, "DX": codes.cid100.XRUnspecifiedBodyRegion,
-               "CT": codes.cid100.CTUnspecifiedBodyRegion}
+_PROCEDURES: dict[str, Code] = {"CR": codes.cid100.XRUnspecifiedBodyRegion, "DX": codes.cid100.XRUnspecifiedBodyRegion,
+                                "CT": codes.cid100.CTUnspecifiedBodyRegion}
+CHEST_IMAGING: Code = codes.SCT.ChestImaging  # SCT 413815006, as the DICOM standard's code tables give it
+IMAGING_PROCEDURE: Code = codes.cid100.ImagingProcedure
 
 
 def device_uid(model: ModelRef) -> str:
@@ -117,6 +119,7 @@ def build_classification_sr(
     algorithm = _algorithm(result.model, result.input_sha256)
     images = [hd.sr.SourceImageForMeasurementGroup.from_source_image(h) for h in headers]
     groups = []
+    sop_uids = sorted(str(h.SOPInstanceUID) for h in headers)
     for finding in result.findings:
         code = local_code(finding.label)
         measurements = [hd.sr.Measurement(name=codes.DCM.Probability, value=finding.probability,
@@ -128,15 +131,32 @@ def build_classification_sr(
             evaluations.append(hd.sr.QualitativeEvaluation(
                 name=code, value=codes.SCT.Present if finding.positive else codes.SCT.Absent))
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=finding.label),
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=stable_uid(*sop_uids, result.model.key, finding.label),
+                                                         identifier=finding.label),
             finding_type=code, algorithm_id=algorithm, measurements=measurements,
             qualitative_evaluations=evaluations or None, source_images=images))
-    procedure = _PROCEDURES.get(str(headers[0].get("Modality", "")), codes.cid100.ImagingProcedure)
+    procedure = _procedure(headers[0])
     report = hd.sr.MeasurementReport(observation_context=_observation_context(result.model),
                                      procedure_reported=procedure, imaging_measurements=groups)
     model = result.model
     return _document(headers, report, model, series_number,
                      series_description or f"AI pre-read: {model.name} {model.version}")
+
+
+def _procedure(header: Dataset) -> hd.sr.CodedConcept | Code:
+    """The procedure reported, from the source's header.
+
+    The study's own Procedure Code when it carries one (the code the order was placed under), else chest imaging
+    for a chest radiograph, else the modality's unspecified-region code.
+    """
+    for keyword in ("ProcedureCodeSequence", "RequestedProcedureCodeSequence"):
+        items = header.get(keyword) or []
+        if items and all(k in items[0] for k in ("CodeValue", "CodingSchemeDesignator", "CodeMeaning")):
+            return _concept(items[0])
+    modality = str(header.get("Modality", "") or "").upper()
+    if modality in ("CR", "DX") and str(header.get("BodyPartExamined", "") or "").upper() == "CHEST":
+        return CHEST_IMAGING
+    return _PROCEDURES.get(modality, IMAGING_PROCEDURE)
 
 
 def _concept(item: Dataset) -> hd.sr.CodedConcept:

@@ -59,7 +59,7 @@ def test_classification_sr_round_trips_findings_and_references(tmp_path: Path) -
                                   source.SOPClassUID)]
     assert sr.ContentTemplateSequence[0].TemplateIdentifier == "1500"
     procedure = hd.sr.utils.find_content_items(sr, name=codes.DCM.ProcedureReported)[0]
-    assert procedure.ConceptCodeSequence[0].CodeValue == "43468-8"  # XR unspecified body region
+    assert procedure.ConceptCodeSequence[0].CodeValue == "413815006"  # SCT chest imaging: the source is a chest film
 
     groups = sr.content.get_image_measurement_groups()
     assert [g.finding_type.meaning for g in groups] == ["Effusion", "Nodule", "Hernia"]
@@ -79,6 +79,28 @@ def test_classification_sr_round_trips_findings_and_references(tmp_path: Path) -
         assert "model_sha256=" + "ab" * 32 in parameters and "input_sha256=" + "cd" * 32 in parameters
         family = hd.sr.utils.find_content_items(group[0], name=codes.DCM.AlgorithmFamily)[0]
         assert family.ConceptCodeSequence[0].CodeValue == "123110"  # Artificial Intelligence
+
+
+def _tracking_uids(document: pydicom.Dataset, path: Path) -> dict[str, str]:
+    groups = _save_and_read(document, path).content.get_image_measurement_groups()
+    return {g.tracking_identifier: g.tracking_uid for g in groups}
+
+
+def test_tracking_uids_are_stable_and_the_procedure_comes_from_the_study(tmp_path: Path) -> None:
+    source = _radiograph(tmp_path)
+    first = _tracking_uids(build_classification_sr(RESULT, source), tmp_path / "a.dcm")
+    again = _tracking_uids(build_classification_sr(RESULT, source), tmp_path / "b.dcm")
+    assert first == again and len(set(first.values())) == 3  # the same per finding on a re-run; one per finding
+    other = _radiograph(tmp_path, "other.dcm")
+    assert set(_tracking_uids(build_classification_sr(RESULT, other), tmp_path / "c.dcm").values()).isdisjoint(
+        first.values())  # another image: other findings
+    ordered = pydicom.Dataset()
+    ordered.CodeValue, ordered.CodingSchemeDesignator, ordered.CodeMeaning = "36643-5", "LN", "XR Chest 2V"
+    source.ProcedureCodeSequence = [ordered]  # the code the study was ordered under wins
+    sr = _save_and_read(build_classification_sr(RESULT, source), tmp_path / "d.dcm")
+    procedure = hd.sr.utils.find_content_items(sr, name=codes.DCM.ProcedureReported)[0]
+    assert (procedure.ConceptCodeSequence[0].CodeValue, procedure.ConceptCodeSequence[0].CodingSchemeDesignator) == (
+        "36643-5", "LN")
 
 
 def test_observer_is_the_model_as_a_device(tmp_path: Path) -> None:
