@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cds.pipelines.imaging.saliency import occlusion_heatmaps
+from cds.pipelines.imaging.saliency import localises, occlusion_heatmaps
 
 
 def _model(batch: np.ndarray) -> np.ndarray:
@@ -26,3 +26,18 @@ def test_heatmaps_point_at_the_region_each_label_depends_on() -> None:
 def test_one_image_only() -> None:
     with pytest.raises(ValueError, match="one image"):
         occlusion_heatmaps(_model, np.zeros((2, 1, 8, 8), np.float32), [0])
+
+
+def test_a_map_that_points_nowhere_is_no_localisation() -> None:
+    image = np.zeros((1, 64, 64), np.float32)
+    image[0, :32, :32] = 1.0
+
+    def faint(batch: np.ndarray) -> np.ndarray:  # hiding the quadrant moves the score by 0.002 only
+        return (0.6 + 0.002 * batch[:, 0, :32, :32].mean(axis=(1, 2)))[:, None].astype(np.float32)
+
+    (flat,) = occlusion_heatmaps(faint, image, [0], grid=4)
+    assert flat.max() == 0.0 and not localises(flat)  # below the least drop: no picture of noise
+    (weak,) = occlusion_heatmaps(faint, image, [0], grid=4, min_drop=0.0001)
+    assert localises(weak) and weak[:32, :32].min() == 1.0
+    assert not localises(np.ones((8, 8), np.float32))  # every region alike: points nowhere
+    assert localises(occlusion_heatmaps(_model, image, [0], grid=4)[0])

@@ -19,7 +19,7 @@ from cds.pipelines.imaging.dicom_contract import check_instance
 from cds.pipelines.imaging.dicom_reader import DicomInstance
 from cds.pipelines.imaging.plausibility import PlausibilityCheck
 from cds.pipelines.imaging.radiograph import MODEL_RANGE, display_pixels, to_model_input
-from cds.pipelines.imaging.saliency import occlusion_heatmaps
+from cds.pipelines.imaging.saliency import localises, occlusion_heatmaps
 from cds.pipelines.timing import StageTimer
 from cds.results.imaging import RadiographPreread, SourceImage
 
@@ -81,7 +81,11 @@ class RadiographPrereadPipeline:
             heatmaps: dict[str, np.ndarray] = {}
             if positives and self.saliency_grid > 0:
                 maps = occlusion_heatmaps(self._probabilities, model_input, positives, grid=self.saliency_grid)
-                heatmaps = {result.findings[i].label: m for i, m in zip(positives, maps, strict=True)}
+                heatmaps = {result.findings[i].label: m for i, m in zip(positives, maps, strict=True) if localises(m)}
+                unexplained = [result.findings[i].label for i in positives if result.findings[i].label not in heatmaps]
+                if unexplained:  # said in words, never drawn as an empty picture
+                    note = f"no localisation for {', '.join(unexplained)}: hiding no region of the image changes it"
+                    result = result.model_copy(update={"warnings": (*result.warnings, note)})
         ds = instance.dataset
         source = SourceImage(
             study_uid=str(ds.get("StudyInstanceUID", "")),

@@ -13,14 +13,26 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 Infer = Callable[[np.ndarray], np.ndarray]  # float32 [N, C, H, W] -> probabilities [N, L]
+MIN_DROP = 0.01  # a region whose hiding lowers the probability by less than this does not explain it
+MIN_CONTRAST = 0.05  # a map whose cells all matter within this of each other points nowhere in particular
+
+
+def localises(heatmap: np.ndarray) -> bool:
+    """Whether a map (from :func:`occlusion_heatmaps`) points somewhere: not all zero, and not the same everywhere.
+
+    A finding whose map does not is reported as "no localisation", never drawn as an empty or uniform picture.
+    """
+    return bool(heatmap.size) and float(heatmap.max()) > 0.0 and float(heatmap.max() - heatmap.min()) >= MIN_CONTRAST
 
 
 def occlusion_heatmaps(
-    infer: Infer, image: np.ndarray, labels: Sequence[int], *, grid: int = 7, batch: int = 16
+    infer: Infer, image: np.ndarray, labels: Sequence[int], *, grid: int = 7, batch: int = 16,
+    min_drop: float = MIN_DROP,
 ) -> np.ndarray:
     """float32 [len(labels), H, W] in [0, 1] for one image [C, H, W]; 0 where hiding a region raises the score.
 
-    Each map is scaled by its own maximum drop; a label whose probability no occlusion lowers gets an all-zero map.
+    Each map is scaled by its own maximum drop; a label whose probability no occlusion lowers by ``min_drop`` or
+    more gets an all-zero map (no localisation: scaling noise up would draw a confident picture of nothing).
     """
     if image.ndim != 3:
         raise ValueError(f"expected one image [C, H, W], got shape {image.shape}")
@@ -39,4 +51,5 @@ def occlusion_heatmaps(
     for n, (i, j) in enumerate(cells):
         maps[:, rows[i] : rows[i + 1], cols[j] : cols[j + 1]] = drops[n][:, None, None]
     peak = maps.reshape(len(labels), -1).max(axis=1)
-    return np.where(peak[:, None, None] > 0, maps / np.maximum(peak, 1e-12)[:, None, None], 0.0).astype(np.float32)
+    scaled = maps / np.maximum(peak, 1e-12)[:, None, None]
+    return np.where(peak[:, None, None] >= min_drop, scaled, 0.0).astype(np.float32)
