@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.filebase import DicomBytesIO
 from pydicom.uid import ExplicitVRLittleEndian
 
 from cds.errors import InvalidInputError
@@ -70,6 +71,26 @@ def test_in_memory_bytes_and_hostile_inputs(tmp_path: Path) -> None:
         with pytest.raises(InvalidInputError) as err:
             read_instance(data, name="upload").pixels()
         assert err.value.code == code
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_a_bare_dataset_without_part_10_header_is_read_like_the_file(tmp_path: Path, implicit: bool) -> None:
+    # older systems and some vendors send the dataset alone: no preamble, no DICM, no file meta
+    path = write_radiograph(tmp_path / "cr.dcm", np.random.default_rng(0).random((24, 20)), monochrome1=True)
+    original = read_instance(path)
+    bare = DicomBytesIO()
+    bare.is_little_endian, bare.is_implicit_VR = True, implicit
+    pydicom.filewriter.write_dataset(bare, pydicom.dcmread(path))  # the dataset alone, file meta left out
+    assert bare.getvalue()[128:132] != b"DICM"
+    instance = read_instance(bare.getvalue(), name="bare")
+    assert instance.dataset.SOPInstanceUID == original.dataset.SOPInstanceUID
+    assert instance.dataset.file_meta.TransferSyntaxUID == ("1.2.840.10008.1.2" if implicit else ExplicitVRLittleEndian)
+    np.testing.assert_array_equal(instance.pixels(conversion=DISPLAY), original.pixels(conversion=DISPLAY))
+    # group 0008 first but no SOP Class or Instance: still not DICOM
+    for junk in (b"\x08\x00\x16\x00" + b"\x00" * 60, b"\x08\x00" + bytes(range(200))):
+        with pytest.raises(InvalidInputError) as err:
+            read_instance(junk, name="junk")
+        assert err.value.code == "not_dicom"
 
 
 def _rewrite(path: Path, **changes: object) -> bytes:

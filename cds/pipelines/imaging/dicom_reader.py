@@ -3,7 +3,8 @@
 Every failure is an :class:`~cds.errors.InvalidInputError` whose ``code`` says what was wrong, so a hostile or
 broken file is refused with a reason and never crashes a worker:
 
-``empty_file``, ``not_dicom`` (no DICM preamble or unparseable header), ``corrupt_deflate`` and
+``empty_file``, ``not_dicom`` (neither a Part 10 file nor a bare dataset that names its SOP Class and Instance, or
+an unparseable header), ``corrupt_deflate`` and
 ``inflated_too_large`` (a Deflated Explicit VR Little Endian dataset that is corrupt, or inflates beyond the cap),
 ``invalid_header`` (a required attribute is missing or malformed), ``no_pixel_data`` (an SR, RT or other non-image
 object), ``image_too_large`` (the decoded pixels and every conversion the caller asks for, over the budget; checked
@@ -109,12 +110,41 @@ def inflate(data: bytes | memoryview, limit: int, source: str = "input") -> byte
     return b"".join(chunks)
 
 
+def _bare_dataset(raw: bytes) -> Any:
+    """A dataset stored without the Part 10 preamble and file meta (older and some vendors' systems write these).
+
+    Taken only when its first element is an identifying one (group 0008) in little-endian order and it names its SOP
+    Class and Instance; the file meta it lacks is filled in from those and from the encoding pydicom detected.
+    """
+    import struct
+
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.errors import InvalidDicomError
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if len(raw) < 8 or struct.unpack("<H", raw[:2])[0] != 0x0008:
+        raise InvalidDicomError("no DICM prefix, and not a bare dataset either (it does not start with group 0008)")
+    dataset = pydicom.dcmread(io.BytesIO(raw), force=True)
+    if not dataset.get("SOPClassUID") or not dataset.get("SOPInstanceUID") or not dataset.is_little_endian:
+        raise InvalidDicomError("no DICM prefix, and the bare dataset does not name its SOP Class and Instance")
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian if dataset.is_implicit_VR else ExplicitVRLittleEndian
+    dataset.file_meta = meta
+    return dataset
+
+
 def _parse(raw: bytes, source: str, max_inflated_bytes: int) -> Any:
-    """The dataset of Part 10 bytes ``raw``; a deflated body is inflated within ``max_inflated_bytes`` first."""
+    """The dataset of Part 10 bytes ``raw`` (or of a bare dataset, :func:`_bare_dataset`); a deflated body is
+    inflated within ``max_inflated_bytes`` first."""
     import pydicom
     from pydicom.dataset import FileDataset
     from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 
+    if raw[128:132] != b"DICM":
+        return _bare_dataset(raw)
     stream = io.BytesIO(raw)
     preamble = read_preamble(stream, False)
     meta = _read_file_meta_info(stream)  # what dcmread reads first; pydicom is pinned below 3.1
