@@ -67,10 +67,10 @@ class ChestXrays:
 class _Canvas:
     """Normalised coordinates and the random stream of one image."""
 
-    def __init__(self, size: int, rng: np.random.Generator) -> None:
+    def __init__(self, size: int, rng: np.random.Generator, zoom: float = 1.0) -> None:
         self.size = size
         self.rng = rng
-        grid = (np.arange(size, dtype=np.float32) + 0.5) / size
+        grid = ((np.arange(size, dtype=np.float32) + 0.5) / size - 0.5) / zoom + 0.5
         self.y, self.x = np.meshgrid(grid, grid, indexing="ij")
 
     def ellipse(self, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
@@ -103,25 +103,43 @@ class _Anatomy:
     heart_ry: float
     mediastinum_half: float
     dome: float
+    body_rx: float = 0.45
+    child: bool = False
+    arms: bool = True
+    neck: bool = True
+    breasts: bool = False
     right_dome_raise: float = 0.0
     lung_darkening: float = 0.0
     marking_scale: float = 1.0
     fracture: tuple[int, int, float] | None = None  # (rib index, side, x position)
 
 
-def _anatomy(c: _Canvas, female: bool) -> _Anatomy:
+def _anatomy(c: _Canvas, female: bool, child: bool) -> _Anatomy:
+    """Habitus: lung and heart proportions, body width, arms, neck and breast shadows; children (about one in
+    seven) have shorter, rounder chests and a larger heart for their size, within normal limits."""
     rng = c.rng
     scale = 0.95 if female else 1.0
-    return _Anatomy(
-        lung_cy=0.47 + rng.uniform(-0.02, 0.02),
-        lung_ry=0.29 * scale + rng.uniform(-0.02, 0.02),
-        lung_rx=0.145 * scale + rng.uniform(-0.01, 0.01),
-        lung_dx=0.175 * scale + rng.uniform(-0.01, 0.01),
+    a = _Anatomy(
+        lung_cy=0.47 + rng.uniform(-0.03, 0.03),
+        lung_ry=0.29 * scale + rng.uniform(-0.03, 0.03),
+        lung_rx=0.145 * scale + rng.uniform(-0.015, 0.015),
+        lung_dx=0.175 * scale + rng.uniform(-0.015, 0.015),
         heart_rx=(0.14 if female else 0.15) + rng.uniform(-0.01, 0.01),
         heart_ry=0.1 + rng.uniform(-0.008, 0.008),
         mediastinum_half=0.055 + rng.uniform(-0.006, 0.006),
-        dome=0.05 + rng.uniform(-0.01, 0.01),
+        dome=0.05 + rng.uniform(-0.015, 0.015),
+        body_rx=float(rng.uniform(0.42, 0.62)),
+        child=child,
+        arms=bool(rng.random() < 0.7),
+        neck=bool(rng.random() < 0.7),
+        breasts=female and not child and bool(rng.random() < 0.7),
     )
+    if child:
+        a.lung_ry *= 0.85
+        a.lung_rx *= 1.08
+        a.heart_rx *= 1.1
+        a.mediastinum_half *= 1.15
+    return a
 
 
 def _lung_masks(c: _Canvas, a: _Anatomy) -> tuple[np.ndarray, np.ndarray]:
@@ -139,11 +157,12 @@ def _lung_masks(c: _Canvas, a: _Anatomy) -> tuple[np.ndarray, np.ndarray]:
 def _ribs(c: _Canvas, a: _Anatomy, body: np.ndarray) -> np.ndarray:
     ribs = np.zeros_like(c.x)
     thickness = 0.011
+    bend = 0.05 if a.child else 0.09  # children's ribs run more horizontally
     for k in range(10):
         for side in (-1, 1):
             cx = 0.5 + side * (a.lung_dx - 0.02)
             y0 = 0.2 + k * 0.052
-            curve = y0 + 0.09 * ((c.x - cx) / 0.2) ** 2 - 0.03 * side * (c.x - 0.5)
+            curve = y0 + bend * ((c.x - cx) / 0.2) ** 2 - 0.03 * side * (c.x - 0.5)
             band = np.clip(1.0 - np.abs(c.y - curve) / thickness, 0.0, 1.0)
             lateral = (side * (c.x - 0.5) > 0.04) & (side * (c.x - 0.5) < 0.36)
             rib = band * lateral
@@ -159,10 +178,13 @@ def _ribs(c: _Canvas, a: _Anatomy, body: np.ndarray) -> np.ndarray:
 
 def _render_anatomy(c: _Canvas, a: _Anatomy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Attenuation map of the normal chest, plus both lung masks (for placing findings)."""
-    body = c.ellipse(0.55, 0.5, 0.52, 0.45 + c.rng.uniform(-0.02, 0.02))
+    body = np.maximum(c.ellipse(0.6, 0.5, 0.6, a.body_rx), _extremities(c, a))
     right, left = _lung_masks(c, a)
     lungs = np.clip(right + left, 0.0, 1.0)
     image = 0.10 + 0.40 * body
+    if a.breasts:
+        for side in (-1, 1):
+            image += 0.05 * c.ellipse(a.lung_cy + a.lung_ry * 0.75, 0.5 + side * a.lung_dx * 1.1, 0.11, 0.14)
     markings = a.marking_scale * 0.035 * c.smooth_noise(1.2)
     hilar = 0.06 * (np.exp(-((c.y - 0.45) ** 2 + (np.abs(c.x - 0.5) - 0.1) ** 2) / 0.006))
     image = image * (1 - lungs) + lungs * (0.16 - a.lung_darkening + markings + hilar)
@@ -171,6 +193,16 @@ def _render_anatomy(c: _Canvas, a: _Anatomy) -> tuple[np.ndarray, np.ndarray, np
     image = np.maximum(image, 0.55 * mediastinum)
     heart = c.ellipse(a.lung_cy + 0.16, 0.535, a.heart_ry, a.heart_rx)
     image = np.maximum(image, 0.58 * heart)
+    trachea = np.clip((0.014 - np.abs(c.x - 0.5 + 0.004)) * c.size, 0.0, 1.0) * (c.y < a.lung_cy - 0.08)
+    image -= 0.12 * trachea * body
+    if c.rng.random() < 0.6:  # gastric bubble under the left dome
+        image -= 0.2 * c.ellipse(a.lung_cy + a.lung_ry * 0.95, 0.5 + a.lung_dx * 0.9, 0.03, 0.05) * body
+    if a.arms:  # humeral heads and shafts
+        for side in (-1, 1):
+            head = c.ellipse(0.19, 0.5 + side * (a.body_rx + 0.01), 0.045, 0.04)
+            shaft = np.clip((0.02 - np.abs(c.x - 0.5 - side * (a.body_rx + 0.03))) * c.size, 0.0, 1.0) \
+                * (c.y > 0.19) * (c.y < 0.7)
+            image += 0.2 * np.maximum(head, shaft)
     spine = np.clip((0.028 - np.abs(c.x - 0.5)) * c.size, 0.0, 1.0) * body
     vertebrae = 0.5 + 0.5 * np.cos(2 * np.pi * c.y / 0.045)
     image += 0.12 * spine * (0.7 + 0.3 * vertebrae)
@@ -180,6 +212,18 @@ def _render_anatomy(c: _Canvas, a: _Anatomy) -> tuple[np.ndarray, np.ndarray, np
         image += 0.18 * band * (side * (c.x - 0.5) < 0.3)
     image += 0.13 * _ribs(c, a, body)
     return image, right, left
+
+
+def _extremities(c: _Canvas, a: _Anatomy) -> np.ndarray:
+    """Soft tissue of the shoulders and arms at the sides, and the neck above the chest, where the film shows them."""
+    out = c.ellipse(0.22, 0.5, 0.14, a.body_rx + 0.03)  # shoulder girdle
+    if a.neck:
+        out = np.maximum(out, np.clip((0.09 - np.abs(c.x - 0.5)) * c.size, 0.0, 1.0) * (c.y < 0.2))
+    if a.arms:
+        for side in (-1, 1):
+            arm = np.clip((0.05 - np.abs(c.x - 0.5 - side * (a.body_rx + 0.03))) * c.size, 0.0, 1.0)
+            out = np.maximum(out, arm * (c.y > 0.18) * (c.y < 0.8))
+    return out
 
 
 def _pick_lung(c: _Canvas, a: _Anatomy, zone: tuple[float, float] = (0.25, 0.75)) -> tuple[float, float, int]:
@@ -308,26 +352,31 @@ def _apply_to_anatomy(a: _Anatomy, present: set[str], rng: np.random.Generator) 
 
 
 def render(
-    size: int, seed: int, index: int, prevalence: float = 0.1, findings: set[str] | None = None
+    size: int, seed: int, index: int, prevalence: float = 0.1, findings: set[str] | None = None,
+    child: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """One radiograph: float32 [size, size] in [0, 1], its 18 labels, and the subgroup ("F"/"M").
 
     Patient (anatomy), findings and acquisition (exposure, noise) come from three separate random streams of
     ``(seed, index)``, so ``findings`` (primary labels, replacing the random draw) gives the same patient with and
-    without a finding, e.g. for tests and samples.
+    without a finding, e.g. for tests and samples. ``child`` forces paediatric proportions on or off (about one
+    image in seven has them otherwise).
     """
     patient = np.random.default_rng((seed, index, 0))
     finding_rng = np.random.default_rng((seed, index, 1))
     acquisition = np.random.default_rng((seed, index, 2))
     female = bool(patient.random() < 0.5)
+    drawn_child = bool(patient.random() < 0.15)
+    child = drawn_child if child is None else child
+    zoom = float(patient.uniform(0.85, 1.15))  # field of view: part of the shoulders and abdomen, or more air
     present = _draw_labels(finding_rng, prevalence)
     if findings is not None:
         unknown = set(findings) - set(PRIMARY)
         if unknown:
             raise ValueError(f"unknown or derived findings {sorted(unknown)}; primary findings: {list(PRIMARY)}")
         present = set(findings) | {parent for parent, children in DERIVED.items() if set(findings) & set(children)}
-    c = _Canvas(size, patient)
-    a = _anatomy(c, female)
+    c = _Canvas(size, patient, zoom)
+    a = _anatomy(c, female, child)
     _apply_to_anatomy(a, present, finding_rng)
     image, right, left = _render_anatomy(c, a)
     c.rng = finding_rng
