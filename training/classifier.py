@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -56,6 +57,7 @@ class ClassifierConfig:
     experiment: str = "default"
     max_batch_size: int = 32
     target_sensitivity: float | None = None  # operating thresholds: Youden's J when None
+    activation_maps: bool = False  # export class activation maps as a second ONNX output (global-pooling heads)
 
     def network_spec(self, activation: Activation) -> NetworkSpec:
         """The network, with ``activation`` appended (none while training, sigmoid when served)."""
@@ -100,6 +102,12 @@ class ClassifierTask(ABC, Generic[C]):
     def card(self, reproduce: str) -> CardContent:
         """The card's prose."""
 
+    def held_out_sections(self, score: Callable[[np.ndarray], np.ndarray], thresholds: dict[str, float]
+                          ) -> dict[str, str]:
+        """Card sections measured with the trained model (``score``: model inputs [N, ...] → probabilities
+        [N, labels]) on held-out sets of the task's own; none by default."""
+        return {}
+
 
 def macro_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Mean ROC AUC over labels with both classes present (the validation score for early stopping)."""
@@ -123,13 +131,22 @@ def _release(task: ClassifierTask[Any], args: argparse.Namespace, run: Run, body
                                    target_sensitivity=config.target_sensitivity)
     evaluation = evaluate_multilabel({name: (splits[name].labels, probs[name]) for name in ("validation", "test")},
                                      task.labels, thresholds, subgroups=splits["test"].subgroups)
+    card = task.card(reproduce_command(task, args).strip())
+
+    def score(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            model.eval()
+            return model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+
+    card = card.model_copy(update={"sections": card.sections | task.held_out_sections(score, thresholds)})
     count = min(config.parity_samples, len(splits["test"].items))
     inputs = np.stack([np.asarray(test_set[i]["image"], dtype=np.float32) for i in range(count)])
     network = config.network_spec(Activation.SIGMOID) if config.torch_weights else None
     published = publish(run, model, inputs, name=config.name, output_name="probabilities",
                         document=task.spec_document(thresholds), evaluation=evaluation,
-                        card=task.card(reproduce_command(task, args).strip()), parity_atol=config.parity_atol,
-                        fp16_copy=config.fp16_copy, torch_network=network)
+                        card=card, parity_atol=config.parity_atol,
+                        fp16_copy=config.fp16_copy, torch_network=network,
+                        activation_maps=config.activation_maps)
     evaluation = published.evaluation
     aucs = {f"test.auc.{k}": m.auc for k, m in evaluation.splits["test"].items() if m.auc is not None}
     run.log_metrics(aucs | {"test.macro_auc": evaluation.macro_auc("test") or float("nan"),

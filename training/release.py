@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from torch.utils.data import Dataset
 
+from cds.models.activation_maps import add_class_activation_maps
 from cds.models.card import CardContent, Evaluation, Parity
 from cds.models.conversion import check_parity, export_onnx
 from cds.models.promote import TORCH_NETWORK_KEY, promote
@@ -87,13 +89,19 @@ class Published:
 
 def publish(run: Run, model: torch.nn.Module, inputs: np.ndarray, *, name: str, output_name: str,
             document: dict[str, Any], evaluation: Evaluation, card: CardContent, parity_atol: float,
-            fp16_copy: bool = False, torch_network: NetworkSpec | None = None) -> Published:
+            fp16_copy: bool = False, torch_network: NetworkSpec | None = None,
+            activation_maps: bool = False) -> Published:
     """Export ``model`` (input ``image``, batch dimension dynamic) to ONNX, check parity on ``inputs``, log and
-    register it with the spec document, evaluation and card; ``torch_network`` also ships the state_dict."""
+    register it with the spec document, evaluation and card; ``torch_network`` also ships the state_dict;
+    ``activation_maps`` adds the class activation maps output (:mod:`cds.models.activation_maps`)."""
     example = torch.from_numpy(inputs[:1])
     with tempfile.TemporaryDirectory(prefix="cds-export-") as scratch:
         folder = Path(scratch)
         onnx_path = export_onnx(model, example, folder / "model.onnx", input_name="image", output_name=output_name)
+        if activation_maps:
+            graph = onnx.load(str(onnx_path))
+            add_class_activation_maps(graph)
+            onnx.save(graph, str(onnx_path))
         checked = check_parity(model, onnx_path, inputs, input_name="image", atol=parity_atol)
         parity = Parity(max_abs=checked.max_abs, max_rel=checked.max_rel, samples=checked.samples, atol=parity_atol)
         evaluation = evaluation.model_copy(update={"parity": parity})
