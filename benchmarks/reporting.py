@@ -57,12 +57,14 @@ def slug(text: str) -> str:
 
 
 def stage_table(title: str, report: dict[str, object], rows: list[dict[str, Any]], key: str, rate: str) -> str:
-    """Markdown: title, device and command, then per row its ``key``, its ``rate`` and each ``stage_ms`` mean."""
-    stages = list(rows[0]["stage_ms"]) if rows else []
+    """Markdown: title, device and command, then per row its ``key``, its ``rate`` and each ``stage_ms`` mean
+    (``—`` where a row has no such stage)."""
+    stages = list(dict.fromkeys(stage for row in rows for stage in row["stage_ms"]))
     lines = [f"# {title}", "", f"Device: {report['device']}; command: `{report['command']}`", "",
              f"| {key.replace('_', ' ')} | {rate.replace('_per_', '/').replace('_', ' ')} | "
              + " | ".join(f"{s} (mean)" for s in stages) + " |",
              "| --- | --- | " + " | ".join("---" for _ in stages) + " |"]
-    lines += [f"| {row[key]} | {row[rate]:.2f} | " + " | ".join(f"{row['stage_ms'][s]:.1f}" for s in stages) + " |"
+    lines += [f"| {row[key]} | {row[rate]:.2f} | "
+              + " | ".join(f"{row['stage_ms'][s]:.1f}" if s in row["stage_ms"] else "—" for s in stages) + " |"
               for row in rows]
     return "\n".join(lines) + "\n"

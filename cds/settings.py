@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds import REPO_ROOT
 from cds.models.spec import BackendKind
+from cds.pipelines.imaging.plausibility import PlausibilityPolicy
+from cds.pipelines.imaging.saliency import HeatmapMethod
 
 __all__ = ["REPO_ROOT", "SERVICE_BACKENDS", "Settings"]  # REPO_ROOT: see cds
 SERVICE_BACKENDS = (BackendKind.ONNXRUNTIME, BackendKind.TRITON)  # torch is the reference engine, not a server
@@ -57,8 +59,16 @@ class Settings(BaseSettings):
         max_pending_jobs: Queued plus running jobs beyond which new ones are refused with 503 [CDS_MAX_PENDING_JOBS].
         preread_model: Registered chest radiograph model for uploaded studies [CDS_PREREAD_MODEL].
         ct_model: Registered CT segmentation model for uploaded CT series; empty for none [CDS_CT_MODEL].
+        preread_heatmaps: How radiograph findings are localised: ``auto`` (class activation maps from the model's
+            own forward pass when it exports them, else occlusion), ``cam``, ``occlusion`` or ``off``
+            [CDS_PREREAD_HEATMAPS].
         preread_saliency_grid: Occlusion grid per side for radiograph heatmaps; 0 for none
             [CDS_PREREAD_SALIENCY_GRID].
+        plausibility_policy: What this site does with a radiograph its plausibility gate scores below threshold:
+            ``refuse`` it (``implausible_image``) or ``warn``: pre-read it with an ``out_of_distribution``
+            warning on every output [CDS_PLAUSIBILITY_POLICY].
+        plausibility_refuse_below: Under ``warn``, gate scores below this are refused all the same (0: never)
+            [CDS_PLAUSIBILITY_REFUSE_BELOW].
         patient_id_system: The identifier system of DICOM Patient IDs at this site (its MRN system URI), under which
             pre-read reports name their patient [CDS_PATIENT_ID_SYSTEM].
         pathology_model: Registered patch classifier for uploaded slides and tiles [CDS_PATHOLOGY_MODEL].
@@ -99,7 +109,10 @@ class Settings(BaseSettings):
     max_pending_jobs: int = Field(default=1000, ge=1)
     preread_model: str = "chest-xray-demo"
     ct_model: str = "ct-organs-demo"
+    preread_heatmaps: HeatmapMethod = HeatmapMethod.AUTO
     preread_saliency_grid: int = Field(default=7, ge=0, le=32)
+    plausibility_policy: PlausibilityPolicy = PlausibilityPolicy.REFUSE
+    plausibility_refuse_below: float = Field(default=0.0, ge=0.0, le=1.0)
     patient_id_system: str = Field(default="urn:cds:dicom-patient-id", min_length=1)
     pathology_model: str = "pathology-demo"
     backend: BackendKind = BackendKind.ONNXRUNTIME

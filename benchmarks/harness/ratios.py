@@ -138,7 +138,8 @@ def end_to_end(models: ModelRegistry, spec: ModelSpec, settings: Settings, image
     as the pipeline uses) on one random valid input per call.
     """
     from cds.pipelines.imaging.dicom_reader import read_instance
-    from cds.services.preread import radiograph_pipeline
+    from cds.pipelines.imaging.saliency import HeatmapMethod
+    from cds.services.preread import RadiographOptions, radiograph_pipeline
     from training.data.chest_xray import render
     from training.data.dicom_files import write_radiograph
 
@@ -155,7 +156,7 @@ def end_to_end(models: ModelRegistry, spec: ModelSpec, settings: Settings, image
     load = OtherLoad()
     load.start()
     with ExitStack() as stack:
-        pipeline = radiograph_pipeline(models, spec, stack, saliency_grid=0,
+        pipeline = radiograph_pipeline(models, spec, stack, options=RadiographOptions(heatmaps=HeatmapMethod.OFF),
                                        backends=functools.partial(create_backend, BackendKind.ONNXRUNTIME))
         providers = pipeline.backend.metadata().details.get("providers", "")
         full = measure(one, 1, images, max(1, settings.warmup), settings.max_seconds)

@@ -20,6 +20,8 @@ from tqdm import tqdm
 from cds.cli.common import out, run_command
 from cds.errors import CdsError, InvalidInputError
 from cds.models.registry import ModelRegistry
+from cds.pipelines.imaging.plausibility import PlausibilityPolicy
+from cds.pipelines.imaging.saliency import HeatmapMethod
 from cds.results.classification import Finding
 from cds.results.jobs import OutcomeKind, PrereadOutcome, PrereadReport, Refusal
 from cds.results.segmentation import StructureVolume
@@ -64,7 +66,13 @@ def preread(
     model: Annotated[str, typer.Option(help="Registered chest radiograph model.")] = "chest-xray-demo",
     version: Annotated[str | None, typer.Option(help="Its version (default: newest).")] = None,
     ct_model: Annotated[str, typer.Option(help="Registered CT segmentation model ('' for none).")] = "ct-organs-demo",
+    heatmaps: Annotated[HeatmapMethod, typer.Option(
+        help="auto: class activation maps from the model's forward pass when it exports them, else occlusion.")
+    ] = HeatmapMethod.AUTO,
     saliency_grid: Annotated[int, typer.Option(help="Occlusion grid per side for heatmaps (0: none).")] = 7,
+    plausibility_policy: Annotated[PlausibilityPolicy | None, typer.Option(
+        help="Below the plausibility gate's threshold: refuse, or warn (out_of_distribution on every output); "
+             "default: the site's CDS_PLAUSIBILITY_POLICY.")] = None,
     registry: Annotated[Path | None, typer.Option(help="Model registry folder.")] = None,
 ) -> None:
     """Pre-read radiographs (findings, heatmaps) and CT series (organ segmentation) from DICOM files.
@@ -75,7 +83,7 @@ def preread(
     """
     from cds.models.spec import BackendKind
     from cds.pipelines.imaging.dicom_reader import read_instance
-    from cds.services.preread import PrereadRunner
+    from cds.services.preread import PrereadRunner, RadiographOptions
     from cds.serving.backends import create_backend
 
     def body() -> None:
@@ -85,7 +93,11 @@ def preread(
         ct = models.get(ct_model) if ct_model else None
         files = _files(path)
         report = PrereadReport()
-        with PrereadRunner(models, radiograph, ct, output, saliency_grid=saliency_grid,
+        site = RadiographOptions.from_settings(settings)
+        options = RadiographOptions(heatmaps=heatmaps, saliency_grid=saliency_grid,
+                                    plausibility_policy=plausibility_policy or site.plausibility_policy,
+                                    refuse_below=site.refuse_below)
+        with PrereadRunner(models, radiograph, ct, output, options=options,
                            backends=functools.partial(create_backend, BackendKind.ONNXRUNTIME),
                            patient_system=settings.patient_id_system) as runner:
             instances = []

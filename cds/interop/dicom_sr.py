@@ -7,10 +7,12 @@ sha256. Every measurement group carries an Algorithm Identification (TID 4019: m
 "Artificial Intelligence" from CID 7162) whose parameters record ``model_sha256``, ``input_sha256`` (when known)
 and ``backend``, so a reader can trace the output to the exact artifact and input.
 
-* :func:`build_classification_sr`: one measurement group (TID 1501) per finding: the finding as a local code
-  (scheme ``99CDS``), its probability (DCM "Probability", UCUM ``1``), the operating threshold (DCM "Threshold
-  Value", UCUM ``1``) and a qualitative evaluation "<finding>: Present / Absent" (SNOMED CT) meaning at or above /
-  below that threshold. A finding without a threshold has neither. Each group names the source image(s).
+* :func:`build_classification_sr`: one measurement group (TID 1501) per finding: the finding's SNOMED CT code
+  where it has a checked one, else a local code (scheme ``99CDS``; :mod:`cds.interop.finding_codes`), its
+  probability (DCM "Probability", UCUM ``1``), the operating threshold (DCM "Threshold Value", UCUM ``1``) and a
+  qualitative evaluation "<finding>: Present / Absent" (SNOMED CT) meaning at or above / below that threshold. A
+  finding without a threshold has neither. Each group names the source image(s). The result's warnings follow
+  the groups as Comments (DCM 121106).
 * :func:`build_segmentation_sr`: one volumetric ROI group (TID 1411) per structure: its volume (SNOMED CT
   "Volume", UCUM ``ml``), the segment's category and type (and laterality as a finding site) and a Referenced
   Segment that points to the segment in the SEG and to the source series.
@@ -34,7 +36,8 @@ from pydicom.uid import SegmentationStorage
 
 from cds import __version__
 from cds.errors import InvalidInputError
-from cds.interop.dicom_seg import MANUFACTURER, local_code, local_scheme, source_header, stable_uid
+from cds.interop.dicom_seg import MANUFACTURER, local_scheme, source_header, stable_uid
+from cds.interop.finding_codes import finding_code
 from cds.models.backend import ModelRef
 from cds.results.classification import ClassificationResult
 
@@ -121,7 +124,7 @@ def build_classification_sr(
     groups = []
     sop_uids = sorted(str(h.SOPInstanceUID) for h in headers)
     for finding in result.findings:
-        code = local_code(finding.label)
+        code = finding_code(finding.label)
         measurements = [hd.sr.Measurement(name=codes.DCM.Probability, value=finding.probability,
                                           unit=codes.UCUM.NoUnits)]
         evaluations = []
@@ -138,6 +141,9 @@ def build_classification_sr(
     procedure = _procedure(headers[0])
     report = hd.sr.MeasurementReport(observation_context=_observation_context(result.model),
                                      procedure_reported=procedure, imaging_measurements=groups)
+    for warning in result.warnings:  # caveats (out of distribution, no localisation, ...) travel with the findings
+        report[0].ContentSequence.append(hd.sr.TextContentItem(
+            name=codes.DCM.Comment, value=warning[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
     model = result.model
     return _document(headers, report, model, series_number,
                      series_description or f"AI pre-read: {model.name} {model.version}")

@@ -32,6 +32,7 @@ class OutputKind(StrEnum):
     HEATMAP = "heatmap"  # a finding's (or a slide's) heatmap overlay, PNG
     HEATMAP_CAPTURE = "heatmap_capture"  # the same overlay as a DICOM secondary capture
     HEATMAP_VALUES = "heatmap_values"  # the raw heatmap, float32 .npy
+    HEATMAP_MAP = "heatmap_map"  # the raw heatmap on the source's grid as a DICOM Parametric Map
     OVERLAY = "overlay"  # a segmentation drawn on its busiest slice, PNG
     OVERLAY_CAPTURE = "overlay_capture"  # the same as a DICOM secondary capture
 
@@ -86,6 +87,11 @@ class OutputLayout:
         return OutputFile(OutputKind.HEATMAP_CAPTURE, f"heatmap-{slug(label)}-sc.dcm", DICOM, label)
 
     @staticmethod
+    def heatmap_map(label: str) -> OutputFile:
+        """A finding's heatmap as a DICOM Parametric Map on the source image's grid (for viewers to overlay)."""
+        return OutputFile(OutputKind.HEATMAP_MAP, f"heatmap-{slug(label)}-pm.dcm", DICOM, label)
+
+    @staticmethod
     def heatmap_values(label: str) -> OutputFile:
         """A finding's raw heatmap (float32 .npy on the model's input grid, values in [0, 1])."""
         return OutputFile(OutputKind.HEATMAP_VALUES, f"heatmap-{slug(label)}.npy", NPY, label)
@@ -96,8 +102,8 @@ class OutputLayout:
 
     def expected(self, labels: Iterable[str] = ()) -> list[OutputFile]:
         """Every file a read may leave here, given the labels of its findings."""
-        per_label = [make(label) for label in labels
-                     for make in (self.heatmap, self.heatmap_capture, self.heatmap_values)]  # fmt: skip
+        makers = (self.heatmap, self.heatmap_capture, self.heatmap_values, self.heatmap_map)
+        per_label = [make(label) for label in labels for make in makers]
         return [*self.FIXED, *per_label]
 
     def present(self, labels: Iterable[str] = ()) -> list[OutputFile]:

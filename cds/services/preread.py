@@ -28,8 +28,9 @@ from cds.models.spec import ModelSpec
 from cds.pipelines.imaging.ct_segmentation import CtSegmentationPipeline
 from cds.pipelines.imaging.dicom_reader import DicomInstance, read_instance
 from cds.pipelines.imaging.dicom_series import group_series
-from cds.pipelines.imaging.plausibility import PlausibilityCheck
+from cds.pipelines.imaging.plausibility import PlausibilityCheck, PlausibilityPolicy
 from cds.pipelines.imaging.radiograph_preread import RadiographPrereadPipeline
+from cds.pipelines.imaging.saliency import HeatmapMethod
 from cds.results.jobs import (
     ClaimedJob,
     JobKind,
@@ -42,6 +43,7 @@ from cds.results.jobs import (
 )
 from cds.results.layout import DICOM, OutputLayout
 from cds.services.engine import BackendFactory, Engine
+from cds.settings import Settings
 from cds.store import jobs
 from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
 from cds.store.dicom_index import AI_RESULT, index_dataset, patient_of_study
@@ -54,8 +56,24 @@ def _opened(stack: ExitStack, backend: Backend) -> Backend:
     return backend
 
 
+@dataclass(frozen=True)
+class RadiographOptions:
+    """How radiographs are pre-read at this site: heatmaps (method, occlusion grid) and the plausibility policy."""
+
+    heatmaps: HeatmapMethod = HeatmapMethod.AUTO
+    saliency_grid: int = 7
+    plausibility_policy: PlausibilityPolicy = PlausibilityPolicy.REFUSE
+    refuse_below: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RadiographOptions:
+        """The site's options from its settings."""
+        return cls(heatmaps=settings.preread_heatmaps, saliency_grid=settings.preread_saliency_grid,
+                   plausibility_policy=settings.plausibility_policy, refuse_below=settings.plausibility_refuse_below)
+
+
 def radiograph_pipeline(models: ModelRegistry, spec: ModelSpec, stack: ExitStack, *, backends: BackendFactory,
-                        saliency_grid: int = 7) -> RadiographPrereadPipeline:  # fmt: skip
+                        options: RadiographOptions = RadiographOptions()) -> RadiographPrereadPipeline:  # fmt: skip
     """A radiograph pre-read pipeline with the plausibility gate its contract names; backends close with ``stack``.
 
     Raises:
@@ -66,8 +84,10 @@ def radiograph_pipeline(models: ModelRegistry, spec: ModelSpec, stack: ExitStack
     gate = None
     if key is not None:
         name, version = key.split(":", 1)
-        gate = PlausibilityCheck(_opened(stack, backends(models.get(name, version))))
-    return RadiographPrereadPipeline(backend, saliency_grid=saliency_grid, plausibility=gate)
+        gate = PlausibilityCheck(_opened(stack, backends(models.get(name, version))),
+                                 policy=options.plausibility_policy, refuse_below=options.refuse_below)
+    return RadiographPrereadPipeline(backend, heatmaps=options.heatmaps, saliency_grid=options.saliency_grid,
+                                     plausibility=gate)
 
 
 def _uids(instances: Iterable[DicomInstance]) -> tuple[str, ...]:
@@ -83,16 +103,16 @@ class PrereadRunner:
         ct: The CT segmentation model, or ``None`` for none.
         output: Root folder; each image or series gets the layout of its UID.
         backends: Makes each model's backend (the engine's factory in the service; ONNX Runtime in the CLI).
-        saliency_grid: Occlusion grid per side for radiograph heatmaps (0: none).
+        options: How radiographs are pre-read (heatmaps, plausibility policy).
         patient_system: The identifier system of DICOM Patient IDs, for the reports' subject.
     """
 
     def __init__(self, models: ModelRegistry, radiograph: ModelSpec, ct: ModelSpec | None, output: Path, *,
-                 backends: BackendFactory, saliency_grid: int = 7,
+                 backends: BackendFactory, options: RadiographOptions = RadiographOptions(),
                  patient_system: str = PATIENT_ID_SYSTEM) -> None:  # fmt: skip
         self.models, self.radiograph_spec, self.ct_spec = models, radiograph, ct
         self.patient_system = patient_system
-        self.output, self.saliency_grid = output, saliency_grid
+        self.output, self.options = output, options
         self._stack = ExitStack()
         self._backends = backends
         self._radiograph: RadiographPrereadPipeline | None = None
@@ -158,7 +178,7 @@ class PrereadRunner:
     def _radiograph_image(self, instance: DicomInstance) -> PrereadOutcome:
         spec = self.radiograph_spec
         if self._radiograph is None:
-            self._radiograph = radiograph_pipeline(self.models, spec, self._stack, saliency_grid=self.saliency_grid,
+            self._radiograph = radiograph_pipeline(self.models, spec, self._stack, options=self.options,
                                                    backends=self._backends)
         preread = self._radiograph(instance)
         source = preread.source
@@ -205,7 +225,7 @@ def run_preread(engine: Engine, job: ClaimedJob) -> PrereadReport:
                                            sop_instance_uids=(stored.sop_instance_uid,), files=(stored.path.name,)))
     models, ct = engine.registry, payload.ct_model
     with PrereadRunner(models, models.get(payload.model), models.get(ct) if ct else None, payload.output,
-                       saliency_grid=engine.settings.preread_saliency_grid, backends=engine.backends,
+                       options=RadiographOptions.from_settings(engine.settings), backends=engine.backends,
                        patient_system=engine.settings.patient_id_system) as runner:
         for series in runner.group(instances, report):
             runner.run_series(series, report)

@@ -35,6 +35,7 @@ def test_every_dicom_output_passes_dciodvfy_and_dcentvfy(tmp_path: Path) -> None
     outputs = sorted(out.rglob("*.dcm"))
     kinds = {p.name.split("-")[0] for p in outputs}
     assert {"report", "segmentation", "overlay", "heatmap"} <= kinds, kinds  # SR, SEG and both kinds of SC
+    assert any(p.name.endswith("-pm.dcm") for p in outputs)  # and the heatmaps' Parametric Maps
     for path in outputs:
         assert _errors(["dciodvfy", "-new", str(path)]) == [], path.name
     sources = sorted(studies.rglob("*.dcm"))

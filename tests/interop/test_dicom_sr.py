@@ -29,6 +29,7 @@ RESULT = ClassificationResult(
         Finding(label="Hernia", probability=0.2, threshold=None, positive=False),
     ),
     intended_use="demo",
+    warnings=("not for diagnostic use", "out_of_distribution: the pixels do not look like a chest radiograph"),
     inference_ms=12.0,
 )
 
@@ -61,8 +62,14 @@ def test_classification_sr_round_trips_findings_and_references(tmp_path: Path) -
     procedure = hd.sr.utils.find_content_items(sr, name=codes.DCM.ProcedureReported)[0]
     assert procedure.ConceptCodeSequence[0].CodeValue == "413815006"  # SCT chest imaging: the source is a chest film
 
+    comments = hd.sr.utils.find_content_items(sr, name=codes.DCM.Comment)
+    assert [c.TextValue for c in comments] == list(RESULT.warnings)  # caveats travel with the findings
+
     groups = sr.content.get_image_measurement_groups()
-    assert [g.finding_type.meaning for g in groups] == ["Effusion", "Nodule", "Hernia"]
+    # SNOMED CT where a checked code exists; the local scheme (declared in the SR) where none does
+    assert [(g.finding_type.scheme_designator, g.finding_type.value) for g in groups] == [
+        ("SCT", "60046008"), ("SCT", "27925004"), ("99CDS", "hernia")]
+    assert "99CDS" in {item.CodingSchemeDesignator for item in sr.CodingSchemeIdentificationSequence}
     assert [g.tracking_identifier for g in groups] == ["Effusion", "Nodule", "Hernia"]
     for group, finding in zip(groups, RESULT.findings, strict=True):
         (probability,) = group.get_measurements(name=codes.DCM.Probability)

@@ -60,7 +60,7 @@ def test_zero_negative_or_absent_spacing_is_unknown_and_refused_only_by_a_model_
         instance.dataset.add_new(0x00280030, "DS", pixel)
     if imager is not None:
         instance.dataset.add_new(0x00181164, "DS", imager)
-    assert pixel_spacing(instance) == spacing
+    assert pixel_spacing(instance.dataset) == spacing
     check_instance(instance, CXR)  # a chest model reads pixels: unknown spacing is not held against the film
     if spacing is None:
         with pytest.raises(InvalidInputError) as err:

@@ -2,35 +2,42 @@
 
 import functools
 import json
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import highdicom
 import pydicom
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from pydicom.sr.codedict import codes
+from pydicom.uid import ParametricMapStorage
 from typer.testing import CliRunner
 
 from cds.cli.main import app
 from cds.errors import InvalidInputError
+from cds.interop.outputs.radiograph import write_preread
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind
 from cds.pipelines.imaging.dicom_reader import read_instance
+from cds.pipelines.imaging.plausibility import OUT_OF_DISTRIBUTION, PlausibilityPolicy
 from cds.pipelines.imaging.radiograph_preread import RadiographPrereadPipeline
-from cds.services.preread import radiograph_pipeline
+from cds.pipelines.imaging.saliency import HeatmapMethod
+from cds.services.preread import RadiographOptions, radiograph_pipeline
 from cds.serving.backends import create_backend
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
 from training.data.non_chest import render_non_chest
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
+ORT = functools.partial(create_backend, BackendKind.ONNXRUNTIME)
+GATE = "chest-xray-plausibility:2.0.0"
 
 
 @pytest.fixture(scope="module")
 def pipeline(registry: ModelRegistry):  # type: ignore[no-untyped-def]
     with ExitStack() as stack:
-        yield radiograph_pipeline(registry, registry.get("chest-xray-demo"), stack, saliency_grid=4,
-                                  backends=functools.partial(create_backend, BackendKind.ONNXRUNTIME))
+        yield radiograph_pipeline(registry, registry.get("chest-xray-demo"), stack, options=RadiographOptions(),
+                                  backends=ORT)
 
 
 def _study(tmp_path: Path, name: str, findings: set[str], **kwargs: object) -> Path:
@@ -45,9 +52,12 @@ def test_a_generated_radiograph_is_pre_read_with_heatmaps_for_positive_findings(
     result = preread.result
     assert result.model.name == "chest-xray-demo" and len(result.findings) == 18
     assert preread.source.modality == "CR" and preread.source.study_uid
-    assert set(preread.heatmaps) == {f.label for f in result.positives}
+    positives = {f.label for f in result.positives}
+    unexplained = " ".join(w for w in result.warnings if w.startswith("no localisation"))
+    assert set(preread.heatmaps) <= positives and all(p in preread.heatmaps or p in unexplained for p in positives)
     for heatmap in preread.heatmaps.values():
         assert heatmap.shape == (224, 224) and heatmap.min() >= 0.0 and heatmap.max() == pytest.approx(1.0)
+    assert pipeline.heatmaps is HeatmapMethod.CAM  # the model exports activation maps: no extra inference
     assert {"decode_ms", "plausibility_ms", "preprocess_ms", "infer_ms", "saliency_ms"} <= set(preread.stage_ms)
     assert preread.plausibility is not None and preread.plausibility >= pipeline.plausibility.threshold  # type: ignore[union-attr]
     # the same patient without findings scores lower on the findings it has
@@ -89,6 +99,9 @@ def test_cli_pre_reads_a_folder_and_keeps_going_past_bad_files(tmp_path: Path) -
         assert len(list(report.parent.glob("heatmap-*.png"))) == len(document["heatmaps"])
         captures = [pydicom.dcmread(f) for f in sorted(report.parent.glob("heatmap-*-sc.dcm"))]
         assert len(captures) == len(document["heatmaps"])
+        maps = [pydicom.dcmread(f) for f in sorted(report.parent.glob("heatmap-*-pm.dcm"))]
+        assert len(maps) == len(document["heatmaps"])
+        assert all((m.Rows, m.Columns) == (448, 448) and m.SOPClassUID == ParametricMapStorage for m in maps)
         assert {c.StudyInstanceUID for c in captures} <= {document["source"]["study_uid"]}
         sr = highdicom.sr.srread(report.parent / "report-sr.dcm")
         evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
@@ -105,7 +118,7 @@ def test_an_image_whose_tags_lie_is_refused_by_the_plausibility_gate(
         assert instance.dataset.BodyPartExamined == "CHEST" and instance.dataset.Modality == "CR"
         with pytest.raises(InvalidInputError) as err:
             pipeline(instance)
-        assert err.value.code == "implausible_image" and "chest-xray-plausibility:1.0.0" in err.value.message
+        assert err.value.code == "implausible_image" and GATE in err.value.message
 
 
 def test_a_model_whose_contract_names_a_gate_is_not_run_without_it(registry: ModelRegistry) -> None:
@@ -118,7 +131,7 @@ def test_a_model_whose_contract_names_a_gate_is_not_run_without_it(registry: Mod
 def test_every_gate_a_contract_names_is_in_the_registry(registry: ModelRegistry) -> None:
     gates = [spec.imaging.plausibility_model for name in registry.names() for spec in [registry.get(name)]
              if spec.imaging is not None and spec.imaging.plausibility_model is not None]
-    assert gates == ["chest-xray-plausibility:1.0.0"]
+    assert gates == [GATE]
     for key in gates:
         name, version = key.split(":")
         assert registry.get(name, version).labels == ("chest_radiograph",)
@@ -145,3 +158,44 @@ def test_cli_refuses_duplicates_and_never_groups_files_without_a_series_uid(tmp_
     assert others == [("wrong_modality", ["loose-0.dcm"]), ("wrong_modality", ["loose-1.dcm"]),
                       ("wrong_modality", ["mr-0.dcm", "mr-1.dcm"])]
     assert len(list((tmp_path / "out").rglob("result.json"))) == 1
+
+
+def test_a_warn_site_pre_reads_an_implausible_image_with_an_out_of_distribution_warning(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    instance = read_instance(write_radiograph(tmp_path / "ct.dcm", render_non_chest("ct_abdomen", 448, 5, 0)))
+    spec = registry.get("chest-xray-demo")
+    with ExitStack() as stack:
+        warn = radiograph_pipeline(registry, spec, stack, backends=ORT, options=RadiographOptions(
+            heatmaps=HeatmapMethod.OFF, plausibility_policy=PlausibilityPolicy.WARN))
+        preread = warn(instance)
+        floor = radiograph_pipeline(registry, spec, stack, backends=ORT, options=RadiographOptions(
+            heatmaps=HeatmapMethod.OFF, plausibility_policy=PlausibilityPolicy.WARN, refuse_below=0.999))
+        with pytest.raises(InvalidInputError) as err:
+            floor(instance)
+    assert err.value.code == "implausible_image"
+    assert preread.plausibility is not None and preread.plausibility < warn.plausibility.threshold  # type: ignore[union-attr]
+    assert [w for w in preread.result.warnings if w.startswith(OUT_OF_DISTRIBUTION)]
+    written = write_preread(preread, tmp_path / "out", title="AI pre-read")
+    report = json.loads(next(p for p in written if p.name == "diagnostic-report.json").read_text())
+    assert OUT_OF_DISTRIBUTION in report["conclusion"].lower()
+    sr = highdicom.sr.srread(next(p for p in written if p.name == "report-sr.dcm"))
+    comments = highdicom.sr.utils.find_content_items(sr, name=codes.DCM.Comment)
+    assert any(c.TextValue.startswith(OUT_OF_DISTRIBUTION) for c in comments)
+
+
+def test_heatmaps_by_occlusion_on_request_and_cam_only_where_the_model_exports_maps(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    instance = read_instance(_study(tmp_path, "effusion.dcm", {"Effusion", "Cardiomegaly"}))
+    with ExitStack() as stack:
+        occlusion = radiograph_pipeline(registry, registry.get("chest-xray-demo"), stack, backends=ORT,
+                                        options=RadiographOptions(heatmaps=HeatmapMethod.OCCLUSION, saliency_grid=4))
+        preread = occlusion(instance)
+        gate = stack.enter_context(closing(ORT(registry.get("chest-xray-plausibility"))))
+        with pytest.raises(InvalidInputError) as err:
+            RadiographPrereadPipeline(gate, heatmaps=HeatmapMethod.CAM)
+    assert err.value.code == "no_activation_maps"
+    assert occlusion.heatmaps is HeatmapMethod.OCCLUSION and preread.heatmaps
+    unexplained = " ".join(w for w in preread.result.warnings if w.startswith("no localisation"))
+    assert all(f.label in preread.heatmaps or f.label in unexplained for f in preread.result.positives)

@@ -55,7 +55,7 @@ def test_ml_engineer_sees_models_inference_refusals_and_agreement(page: Any, ser
     registered = httpx.get(f"{server}/v1/models", headers=dev_headers(server, "ml_engineer"), timeout=30).json()
     models = page.locator("#models-table tbody tr")
     expect(models).to_have_count(len(registered))
-    chest = page.locator('#models-table tr[data-model="chest-xray-demo:1.0.0"]')
+    chest = page.locator('#models-table tr[data-model="chest-xray-demo:2.0.0"]')
     expect(chest).to_contain_text("radiograph pre-read")
     expect(chest.locator(".card-metrics li")).to_have_text(["validation: macro AUC 0.9001 (n = 400 cases)",
                                                             "test: macro AUC 0.9060 (n = 1000 cases)"])
@@ -70,7 +70,7 @@ def test_ml_engineer_sees_models_inference_refusals_and_agreement(page: Any, ser
     expect(page.locator("#engine-heading + p")).to_contain_text("interpolated within the buckets")
 
     expect(page.locator("#agreement-overall")).to_contain_text("50 % of 2 reviewed findings accepted")
-    expect(page.locator('#agreement-models tr[data-model="chest-xray-demo:1.0.0"] .rate')).to_have_text("50 %")
+    expect(page.locator('#agreement-models tr[data-model="chest-xray-demo:2.0.0"] .rate')).to_have_text("50 %")
     expect(page.locator(f'#agreement-labels tr[data-label="{activity["accepted"]}"] .rate')).to_have_text("100 %")
     expect(page.locator(f'#agreement-labels tr[data-label="{activity["rejected"]}"] .rate')).to_have_text("0 %")
 

@@ -1,7 +1,8 @@
 """Write a radiograph pre-read's outputs where :class:`~cds.results.layout.OutputLayout` says.
 
-Typed JSON, FHIR DiagnosticReport, DICOM SR (TID 1500), and per positive finding its heatmap three ways: the raw
-map (float32 ``.npy``), an overlay PNG and the same overlay as a DICOM secondary capture in the source study.
+Typed JSON, FHIR DiagnosticReport, DICOM SR (TID 1500), and per positive finding its heatmap four ways: the raw
+map (float32 ``.npy``), an overlay PNG, the same overlay as a DICOM secondary capture in the source study, and the
+map on the source's grid as a DICOM Parametric Map that viewers can overlay.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cds.interop.dicom_pmap import build_heatmap_pmap
 from cds.interop.dicom_sc import build_overlay_sc
 from cds.interop.dicom_sr import build_classification_sr
 from cds.interop.fhir_report import PATIENT_ID_SYSTEM, diagnostic_report
@@ -34,8 +36,8 @@ def write_preread(preread: RadiographPreread, folder: Path, *, title: str,
                   patient_system: str = PATIENT_ID_SYSTEM) -> list[Path]:  # fmt: skip
     """Write the outputs into ``folder``; returns their paths.
 
-    The result, the FHIR report, the SR and per positive finding the raw heatmap, its overlay PNG and its
-    secondary capture (the DICOM files only when the source was DICOM).
+    The result, the FHIR report, the SR and per positive finding the raw heatmap, its overlay PNG, its secondary
+    capture and its Parametric Map (the DICOM files only when the source was DICOM).
     """
     from PIL import Image
 
@@ -69,4 +71,7 @@ def write_preread(preread: RadiographPreread, folder: Path, *, title: str,
             capture = build_overlay_sc(rgb, preread.header, finding=label, model=preread.result.model,
                                        not_for_diagnostic_use=preread.not_for_diagnostic_use)
             capture.save_as(written[-1])
+            written.append(layout.path(OutputLayout.heatmap_map(label)))
+            build_heatmap_pmap(heatmap, preread.header, finding=label, model=preread.result.model,
+                               not_for_diagnostic_use=preread.not_for_diagnostic_use).save_as(written[-1])
     return written

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from cds.errors import InvalidInputError
 from cds.models.spec import ImagingContract
@@ -44,7 +45,7 @@ def check_instance(instance: DicomInstance, contract: ImagingContract) -> None:
         raise InvalidInputError(
             f"model needs at least {contract.min_rows}x{contract.min_columns} pixels, got {rows}x{columns} "
             f"({instance.source})", code="image_too_small")
-    spacing = pixel_spacing(instance)
+    spacing = pixel_spacing(instance.dataset)
     if spacing is None:
         if contract.spacing_required:
             raise InvalidInputError(f"model needs the physical pixel spacing, and the image states none (Pixel Spacing "
@@ -58,14 +59,14 @@ def check_instance(instance: DicomInstance, contract: ImagingContract) -> None:
                                     f"({instance.source})", code="spacing_out_of_range")  # fmt: skip
 
 
-def pixel_spacing(instance: DicomInstance) -> tuple[float, float] | None:
-    r"""Row and column spacing in mm: Pixel Spacing, else Imager Pixel Spacing; None when neither states a usable one.
+def pixel_spacing(header: Any) -> tuple[float, float] | None:
+    r"""Row and column spacing in mm of a DICOM header: Pixel Spacing, else Imager Pixel Spacing, else None.
 
     ``0\0`` (which many CR systems write), negative, non-finite, malformed or absent values mean "unknown".
     """
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         try:
-            values = [float(v) for v in instance.dataset.get(keyword) or ()]  # one value (not iterable): unknown
+            values = [float(v) for v in header.get(keyword) or ()]  # one value (not iterable): unknown
         except (TypeError, ValueError):
             continue
         if len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values):

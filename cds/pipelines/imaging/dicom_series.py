@@ -97,7 +97,7 @@ def build_volume(instances: list[DicomInstance], max_pixel_bytes: int = DEFAULT_
                                     code="inconsistent_slices")
         voxels[index] = values
     assert voxels is not None
-    spacing_rc = pixel_spacing(ordered[0])
+    spacing_rc = pixel_spacing(ordered[0].dataset)
     if spacing_rc is None:
         raise InvalidInputError(f"{ordered[0].source}: a volume needs its pixel spacing, and the series states none "
                                 "usable (Pixel Spacing and Imager Pixel Spacing absent, zero or negative)",

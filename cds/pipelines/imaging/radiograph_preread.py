@@ -1,5 +1,8 @@
 """Chest radiograph pre-read: one DICOM CR/DX image → contract check → findings → heatmaps for positive findings.
 
+Heatmaps come from the same forward pass when the model exports class activation maps
+(:mod:`cds.models.activation_maps`), else from occlusion (:mod:`cds.pipelines.imaging.saliency`).
+
 Refusals happen before inference: the model's imaging contract (modality, body part, view, photometric, size,
 spacing) is checked from the header alone, then the pixels are decoded under the size limits of
 :mod:`cds.pipelines.imaging.dicom_reader`, then the plausibility gate the contract names (if any) checks that the pixels
@@ -12,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from cds.errors import InvalidInputError
+from cds.models.activation_maps import ACTIVATION_MAPS, upsample_map
 from cds.models.backend import Backend
 from cds.models.spec import Task
 from cds.pipelines.classification import TensorClassificationPipeline
@@ -19,7 +23,7 @@ from cds.pipelines.imaging.dicom_contract import check_instance
 from cds.pipelines.imaging.dicom_reader import DicomInstance
 from cds.pipelines.imaging.plausibility import PlausibilityCheck
 from cds.pipelines.imaging.radiograph import MODEL_RANGE, display_pixels, to_model_input
-from cds.pipelines.imaging.saliency import localises, occlusion_heatmaps
+from cds.pipelines.imaging.saliency import HeatmapMethod, localises, occlusion_heatmaps
 from cds.pipelines.timing import StageTimer
 from cds.results.imaging import RadiographPreread, SourceImage
 
@@ -29,13 +33,20 @@ class RadiographPrereadPipeline:
 
     Args:
         backend: A loaded backend for a classification model with one input [-1, 1, S, S].
-        saliency_grid: Occlusion grid per side for the heatmaps; 0 turns heatmaps off.
+        heatmaps: How positive findings are localised: class activation maps from the model's own
+            ``activation_maps`` output (``cam``: no extra inference), occlusion (``occlusion``: ``saliency_grid²``
+            extra inferences), ``auto`` (CAM when the model exports maps, else occlusion) or ``off``.
+        saliency_grid: Occlusion grid per side; 0 turns heatmaps off whatever ``heatmaps`` says.
         plausibility: The gate for the model named by its contract's ``plausibility_model``; required when the
             contract names one (the pipeline fails closed), refused when it names another model.
+
+    Raises:
+        InvalidInputError: ``wrong_task``, ``plausibility_model_mismatch``, or ``no_activation_maps`` when ``cam``
+            is asked of a model without that output.
     """
 
-    def __init__(self, backend: Backend, *, saliency_grid: int = 7, plausibility: PlausibilityCheck | None = None
-                 ) -> None:
+    def __init__(self, backend: Backend, *, heatmaps: HeatmapMethod = HeatmapMethod.AUTO, saliency_grid: int = 7,
+                 plausibility: PlausibilityCheck | None = None) -> None:
         spec = backend.spec
         shape = spec.inputs[0].shape
         if spec.task is not Task.CLASSIFICATION or len(shape) != 4 or shape[1] != 1 or shape[2] != shape[3]:
@@ -55,6 +66,13 @@ class RadiographPrereadPipeline:
         self.size = int(shape[2])
         self.saliency_grid = saliency_grid
         self.classifier = TensorClassificationPipeline(backend)
+        has_maps = any(t.name == ACTIVATION_MAPS for t in spec.outputs)
+        if heatmaps is HeatmapMethod.CAM and not has_maps:
+            raise InvalidInputError(f"model {spec.key} has no {ACTIVATION_MAPS!r} output for class activation maps; "
+                                    "use occlusion heatmaps", code="no_activation_maps")
+        if heatmaps is HeatmapMethod.AUTO:
+            heatmaps = HeatmapMethod.CAM if has_maps else HeatmapMethod.OCCLUSION
+        self.heatmaps = HeatmapMethod.OFF if saliency_grid <= 0 else heatmaps
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
         spec = self.backend.spec
@@ -68,23 +86,34 @@ class RadiographPrereadPipeline:
             if self.backend.spec.imaging is not None:
                 check_instance(instance, self.backend.spec.imaging)
             pixels = display_pixels(instance)
-        plausibility = None
+        plausibility: float | None = None
+        warnings: tuple[str, ...] = ()
         if self.plausibility is not None:
             with timer.stage("plausibility"):
-                plausibility = self.plausibility(pixels, source=instance.source)
+                verdict = self.plausibility.judge(pixels, source=instance.source)
+                plausibility, warnings = verdict.score, verdict.warnings
         with timer.stage("preprocess"):
             model_input = to_model_input(pixels, self.size)
         with timer.stage("infer"):
-            result = self.classifier(model_input[None])[0]
+            inputs = self.classifier.preprocess(model_input[None])
+            outputs, elapsed_ms = self.classifier.infer(inputs)
+            result = self.classifier.postprocess(inputs, outputs, elapsed_ms)[0]
+            if warnings:
+                result = result.model_copy(update={"warnings": (*result.warnings, *warnings)})
         with timer.stage("saliency"):
             positives = [i for i, finding in enumerate(result.findings) if finding.positive]
             heatmaps: dict[str, np.ndarray] = {}
-            if positives and self.saliency_grid > 0:
-                maps = occlusion_heatmaps(self._probabilities, model_input, positives, grid=self.saliency_grid)
+            if positives and self.heatmaps is not HeatmapMethod.OFF:
+                if self.heatmaps is HeatmapMethod.CAM:
+                    maps = [upsample_map(outputs[ACTIVATION_MAPS][0, i], (self.size, self.size)) for i in positives]
+                else:
+                    maps = list(occlusion_heatmaps(self._probabilities, model_input, positives,
+                                                   grid=self.saliency_grid))
                 heatmaps = {result.findings[i].label: m for i, m in zip(positives, maps, strict=True) if localises(m)}
                 unexplained = [result.findings[i].label for i in positives if result.findings[i].label not in heatmaps]
                 if unexplained:  # said in words, never drawn as an empty picture
-                    note = f"no localisation for {', '.join(unexplained)}: hiding no region of the image changes it"
+                    note = (f"no localisation for {', '.join(unexplained)}: its {self.heatmaps.value} map points to "
+                            "no region of the image")
                     result = result.model_copy(update={"warnings": (*result.warnings, note)})
         ds = instance.dataset
         source = SourceImage(

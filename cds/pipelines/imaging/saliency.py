@@ -9,8 +9,19 @@ extra inferences per image, batched.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 
 import numpy as np
+
+
+class HeatmapMethod(StrEnum):
+    """How a radiograph pre-read localises its positive findings (see the pre-read pipeline)."""
+
+    AUTO = "auto"
+    CAM = "cam"
+    OCCLUSION = "occlusion"
+    OFF = "off"
+
 
 Infer = Callable[[np.ndarray], np.ndarray]  # float32 [N, C, H, W] -> probabilities [N, L]
 MIN_DROP = 0.01  # a region whose hiding lowers the probability by less than this does not explain it

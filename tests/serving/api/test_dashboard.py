@@ -85,7 +85,7 @@ def _event(client: TestClient, when: dt.datetime, action: str, outcome: str, **d
                                          detail=detail), now=when)  # fmt: skip
 
 
-def _verdict(client: TestClient, job: str, label: str, verdict: str, model: str = "chest-xray-demo:1.0.0") -> None:
+def _verdict(client: TestClient, job: str, label: str, verdict: str, model: str = "chest-xray-demo:2.0.0") -> None:
     with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
         session.add(FindingFeedbackRow(job_id=job, uid="1.2.3", label=label, verdict=verdict, model=model,
                                        actor="dr", created_at=NOW.replace(tzinfo=None)))  # fmt: skip
@@ -117,11 +117,11 @@ def test_dashboard_reports_models_engine_metrics_refusals_and_agreement(idle: Te
     data = answer.json()
     assert [m["key"] for m in data["models"]] == [s.key for s in state.registry]
     by_key = {m["key"]: m for m in data["models"]}
-    assert by_key["chest-xray-demo:1.0.0"]["serves"] == ["radiograph pre-read"]
-    assert by_key["chest-xray-plausibility:1.0.0"]["serves"] == ["plausibility gate of the radiograph pre-read"]
+    assert by_key["chest-xray-demo:2.0.0"]["serves"] == ["radiograph pre-read"]
+    assert by_key["chest-xray-plausibility:2.0.0"]["serves"] == ["plausibility gate of the radiograph pre-read"]
     assert by_key["pima-diabetes-lr:1.0.0"]["serves"] == ["risk scoring"]
     assert {"split": "test", "n": 1000, "unit": "cases", "metric": "macro AUC", "value": 0.906} in \
-        by_key["chest-xray-demo:1.0.0"]["card_metrics"]
+        by_key["chest-xray-demo:2.0.0"]["card_metrics"]
     (engine,) = [e for e in data["engine"] if e["model"] == "chest-xray-demo"]
     assert (engine["calls"], engine["items"], engine["mean_batch"]) == (3, 16, pytest.approx(16 / 3))
     assert engine["mean_ms"] == pytest.approx(250 / 3)
@@ -140,10 +140,10 @@ def test_dashboard_reports_models_engine_metrics_refusals_and_agreement(idle: Te
     assert (data["agreement"]["accepted"], data["agreement"]["rejected"]) == (3, 1)
     assert data["agreement"]["rate"] == pytest.approx(0.75)
     models = {a["model"]: a["rate"] for a in data["agreement_by_model"]}
-    assert models == {"chest-xray-demo:1.0.0": pytest.approx(2 / 3), "ct-organs-demo:1.0.0": 1.0}
+    assert models == {"chest-xray-demo:2.0.0": pytest.approx(2 / 3), "ct-organs-demo:1.0.0": 1.0}
     labels = {(a["model"], a["label"]): (a["accepted"], a["rejected"]) for a in data["agreement_by_label"]}
-    assert labels[("chest-xray-demo:1.0.0", "Effusion")] == (2, 0)
-    assert labels[("chest-xray-demo:1.0.0", "Cardiomegaly")] == (0, 1)
+    assert labels[("chest-xray-demo:2.0.0", "Effusion")] == (2, 0)
+    assert labels[("chest-xray-demo:2.0.0", "Cardiomegaly")] == (0, 1)
 
     with state.database.session() as session:
         reads = session.query(AuditEventRow).filter(AuditEventRow.action == "dashboard.read").all()
