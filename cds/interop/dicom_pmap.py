@@ -17,7 +17,7 @@ from pydicom.sr.codedict import codes
 
 from cds import __version__
 from cds.errors import InvalidInputError
-from cds.interop.dicom_sc import FILED_BY, NOT_FOR_DIAGNOSTIC_USE
+from cds.interop.dicom_sc import NOT_FOR_DIAGNOSTIC_USE, file_like_source
 from cds.interop.dicom_seg import MANUFACTURER, source_header, stable_uid
 from cds.interop.finding_codes import finding_code
 from cds.models.backend import ModelRef
@@ -105,8 +105,5 @@ def build_heatmap_pmap(
         description = f"{NOT_FOR_DIAGNOSTIC_USE}. {description}"
         pmap.ImageComments = NOT_FOR_DIAGNOSTIC_USE
     pmap.DerivationDescription = description[:1024]
-    for keyword in FILED_BY:
-        value = source.get(keyword)
-        if value:
-            setattr(pmap, keyword, value)
+    file_like_source(pmap, source)
     return pmap

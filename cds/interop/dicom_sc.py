@@ -99,8 +99,13 @@ def build_overlay_sc(
     reference.ReferencedSOPInstanceUID = source.SOPInstanceUID
     image.SourceImageSequence = [reference]
     image.BurnedInAnnotation = "NO"
-    for keyword in FILED_BY:  # what hanging protocols sort by, as the source has them (Laterality: paired parts)
+    file_like_source(image, source)
+    return image
+
+
+def file_like_source(output: Dataset, source: Dataset) -> None:
+    """Copy onto ``output`` what hanging protocols sort by, as the source has them (:data:`FILED_BY`)."""
+    for keyword in FILED_BY:
         value = source.get(keyword)
         if value:
-            setattr(image, keyword, value)
-    return image
+            setattr(output, keyword, value)

@@ -137,8 +137,10 @@ def _bare_dataset(raw: bytes) -> Any:
 
 
 def _parse(raw: bytes, source: str, max_inflated_bytes: int) -> Any:
-    """The dataset of Part 10 bytes ``raw`` (or of a bare dataset, :func:`_bare_dataset`); a deflated body is
-    inflated within ``max_inflated_bytes`` first."""
+    """The dataset of Part 10 bytes ``raw``, or of a bare dataset (:func:`_bare_dataset`).
+
+    A deflated body is inflated within ``max_inflated_bytes`` first.
+    """
     import pydicom
     from pydicom.dataset import FileDataset
     from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
