@@ -75,7 +75,7 @@ def test_stow_queues_a_preread_whose_outputs_are_served_and_audited(client: Test
         assert verify_chain(session).ok
         actions = [(r.action, r.outcome, r.model) for r in session.query(AuditEventRow).all()]
     assert ("imaging.preread", "success", "ct-organs-demo:1.0.0") in actions
-    assert ("imaging.preread", "success", "chest-xray-demo:1.0.0") in actions
+    assert ("imaging.preread", "success", "chest-xray-demo:2.0.0") in actions
     assert sum(a == "imaging.result.read" for a, _, _ in actions) >= 5
 
 

@@ -70,7 +70,7 @@ def _job(client: TestClient, *, minutes: int, state: str, files: list[str], resu
 def _outcome(study: str, uid: str, findings: list[tuple[str, float, float]]) -> dict[str, Any]:
     summary = [{"label": label, "probability": p, "threshold": t, "positive": p >= t} for label, p, t in findings]
     return {"kind": "radiograph", "study_uid": study, "series_uid": f"{study}.1", "uid": uid,
-            "model": "chest-xray-demo:1.0.0", "input_sha256": "0" * 64, "summary": summary}
+            "model": "chest-xray-demo:2.0.0", "input_sha256": "0" * 64, "summary": summary}
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_worklist_lists_critical_studies_first_then_newest(client: TestClient, l
     critical = by_study["1.1"]
     assert critical["critical"] and critical["positive_findings"] == 2 and critical["max_ratio"] == 3.0
     assert critical["patient_id"] == "P1" and critical["modalities"] == ["CR"] and critical["state"] == "done"
-    assert critical["outcomes"] == [{"uid": "1.1.1", "kind": "radiograph", "model": "chest-xray-demo:1.0.0"}]
+    assert critical["outcomes"] == [{"uid": "1.1.1", "kind": "radiograph", "model": "chest-xray-demo:2.0.0"}]
     assert critical["created_at"].endswith("+00:00")
     assert by_study["1.2"]["positive_findings"] == 0 and by_study["1.2"]["max_ratio"] == 0.5
     assert by_study["1.3"]["state"] == "queued" and by_study["1.3"]["modalities"] == ["CT"]
@@ -210,7 +210,7 @@ def test_the_view_shows_findings_against_thresholds_and_the_models_caveat(reader
     client, outcomes = reader
     view = client.get(f"{_base(outcomes['radiograph'])}/view", headers=bearer(client, Role.RADIOLOGIST)).json()
     assert view["kind"] == "radiograph" and view["patient_id"] == "SYNTH-W"
-    assert view["model"]["key"] == "chest-xray-demo:1.0.0" and view["model"]["not_for_diagnostic_use"] is True
+    assert view["model"]["key"] == "chest-xray-demo:2.0.0" and view["model"]["not_for_diagnostic_use"] is True
     assert "Not a medical device" in view["model"]["intended_use"]
     assert len(view["findings"]) == 18
     for finding in view["findings"]:
@@ -280,7 +280,7 @@ def test_feedback_is_validated_stored_listed_and_audited(reader: Any) -> None:
     assert accepted.status_code == 201, accepted.text
     assert accepted.json() | {"id": 0, "created_at": ""} == {
         "id": 0, "job_id": outcomes["radiograph"]["job_id"], "uid": outcomes["radiograph"]["uid"],
-        "label": "Cardiomegaly", "verdict": "accepted", "comment": "agree", "model": "chest-xray-demo:1.0.0",
+        "label": "Cardiomegaly", "verdict": "accepted", "comment": "agree", "model": "chest-xray-demo:2.0.0",
         "actor": "dr-feedback", "created_at": ""}
     rejected = client.post(f"{base}/feedback", headers=radiologist, json={"label": "Effusion", "verdict": "rejected"})
     assert rejected.status_code == 201 and rejected.json()["comment"] == ""
