@@ -48,7 +48,7 @@ def test_smoke_run_writes_a_sane_report(tmp_path: Path) -> None:
     assert set(ratios) == {"onnxruntime_vs_torch", "batcher", "end_to_end"}
     assert all(_finite(entries) for entries in ratios.values())
     assert ratios["batcher"][0]["callers"] == 64
-    assert ratios["end_to_end"]["model"] == "chest-xray-demo:1.0.0"
+    assert ratios["end_to_end"]["model"] == "chest-xray-demo:2.0.0"
     assert "triton" in report["ratios_skipped"]  # not requested as a backend, so named with its reason
     assert (tmp_path / report["plot"]).read_bytes().startswith(PNG)
     markdown = next(tmp_path.glob("*.md")).read_text()

@@ -45,16 +45,28 @@ REASONS = {401: "Not authenticated (audited)", 403: "Not allowed for this role o
 
 
 NO_NUL = "^[^\\x00]*$"
+ANY_WITHOUT_NUL = "AnyWithoutNul"
+ANY_WITHOUT_NUL_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value with no NUL character in any string or key (a property the service ignores)",
+    "anyOf": [
+        {"type": "string", "pattern": NO_NUL}, {"type": "number"}, {"type": "boolean"}, {"type": "null"},
+        {"type": "array", "items": {"$ref": f"#/components/schemas/{ANY_WITHOUT_NUL}"}},
+        {"type": "object", "propertyNames": {"pattern": NO_NUL},
+         "additionalProperties": {"$ref": f"#/components/schemas/{ANY_WITHOUT_NUL}"}},
+    ],
+}
 
 
 def _without_nul(schema: Any) -> None:
     """Give string schemas without a pattern or format of their own, and objects' property names, :data:`NO_NUL`.
 
-    Changes ``schema`` in place.
+    Objects that ignore unknown properties document them as :data:`ANY_WITHOUT_NUL`. Changes ``schema`` in place.
     """
     if isinstance(schema, dict):
         if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
             schema.setdefault("propertyNames", {"pattern": NO_NUL})
+            if schema.get("additionalProperties", True) is True:  # unknown properties: ignored, but never a NUL
+                schema["additionalProperties"] = {"$ref": f"#/components/schemas/{ANY_WITHOUT_NUL}"}
         if schema.get("type") == "string" and "pattern" not in schema and "format" not in schema \
                 and "enum" not in schema and "const" not in schema:  # fmt: skip
             schema["pattern"] = NO_NUL
@@ -127,6 +139,7 @@ def install(app: FastAPI, routers: Sequence[APIRouter]) -> None:
         spec["components"]["schemas"].pop("ValidationError", None)
         _without_nul(spec["paths"])
         _without_nul({k: v for k, v in spec["components"]["schemas"].items() if k != "Problem"})
+        spec["components"]["schemas"][ANY_WITHOUT_NUL] = ANY_WITHOUT_NUL_SCHEMA
         app.openapi_schema = spec
         return spec
 

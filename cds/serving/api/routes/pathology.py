@@ -33,7 +33,7 @@ from cds.store.jobs import QUEUED
 router = APIRouter(prefix="/v1/pathology/jobs", tags=["pathology"])
 Pathology = Annotated[Principal, Depends(require(Role.PATHOLOGIST, Role.ADMIN))]
 SUFFIXES = {".tif", ".tiff", ".svs", ".ndpi", ".mrxs", ".dcm", ".png", ".jpg", ".jpeg"}
-SLIDE_NAME = r"(?i)^.*\.(" + "|".join(sorted(suffix[1:] for suffix in SUFFIXES)) + ")$"
+SLIDE_NAME = r"(?i)^[^\x00]*\.(" + "|".join(sorted(suffix[1:] for suffix in SUFFIXES)) + ")$"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
 MAX_SIDE = 1024
