@@ -78,7 +78,7 @@ def test_radiologist_uploads_reads_and_reviews_a_study(page: Any, server: str, r
     row.get_by_role("button", name="Open radiograph of SYNTH-UI-1").click()
     _wait_for_viewer(page)
     expect(page.locator("#nfdu")).to_contain_text("Not for diagnostic use")
-    expect(page.locator("#fact-model")).to_have_text("chest-xray-demo 1.0.0")
+    expect(page.locator("#fact-model")).to_have_text("chest-xray-demo 2.0.0")
     positives = page.locator("#findings-table tr.positive")
     assert positives.count() >= 2
     expect(positives.first.locator("td").first).to_contain_text(" vs ")  # probability against its threshold
