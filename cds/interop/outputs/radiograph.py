@@ -51,6 +51,7 @@ def write_preread(preread: RadiographPreread, folder: Path, *, title: str,
                    "file": preread.source.name},
         "stage_ms": {k: round(v, 2) for k, v in preread.stage_ms.items()},
         "heatmaps": sorted(preread.heatmaps),
+        "heatmap_method": preread.heatmap_method,
         "plausibility": preread.plausibility,
     }
     written[0].write_text(json.dumps(document, indent=2), encoding="utf-8")

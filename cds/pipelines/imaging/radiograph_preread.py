@@ -126,5 +126,6 @@ class RadiographPrereadPipeline:
         low, high = MODEL_RANGE
         image = (model_input[0] - low) / (high - low)
         return RadiographPreread(result=result, source=source, image=image.astype(np.float32), heatmaps=heatmaps,
+                                 heatmap_method=self.heatmaps.value,
                                  stage_ms=timer.ms, plausibility=plausibility, header=ds,
                                  not_for_diagnostic_use=self.backend.spec.not_for_diagnostic_use)

@@ -8,6 +8,8 @@ output files. A radiograph finding's heatmap is the raw map the pre-read saved
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from pydantic import BaseModel
 
@@ -78,6 +80,7 @@ class ViewerPublic(BaseModel):
     structures: list[StructureView]
     image: ImageView
     outlines: bool
+    heatmap_method: str | None  # "cam" or "occlusion" as the pre-read wrote it; None for outputs without the field
 
 
 def image_of(read: FinishedOutcome) -> sources.ViewerImage:
@@ -93,6 +96,15 @@ def segmentation_of(read: FinishedOutcome, image: sources.ViewerImage) -> source
     if read.outcome.kind is not OutcomeKind.CT or not seg.is_file():
         return None
     return sources.segmentation(str(seg), image.sop_instance_uids)
+
+
+def _heatmap_method(read: FinishedOutcome) -> str | None:
+    path = read.layout.path(OutputLayout.RESULT)
+    try:
+        method = json.loads(path.read_text(encoding="utf-8")).get("heatmap_method")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return method if isinstance(method, str) else None
 
 
 def _has_heatmap(read: FinishedOutcome, label: str) -> bool:
@@ -158,4 +170,4 @@ def build_view(registry: ModelRegistry, read: FinishedOutcome) -> ViewerPublic:
     return ViewerPublic(job_id=read.job.id, uid=outcome.uid, kind=outcome.kind.value, study_uid=outcome.study_uid,
                         series_uid=outcome.series_uid, patient_id=read.patient_id,
                         model=model_info(registry, outcome.model), findings=findings, structures=structures,
-                        image=geometry, outlines=seg is not None)
+                        image=geometry, outlines=seg is not None, heatmap_method=_heatmap_method(read))

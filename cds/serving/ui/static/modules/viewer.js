@@ -13,6 +13,10 @@ import { ApiImage } from "./layers.js";
 
 const DEBOUNCE_MS = 150;
 const CT_PRESETS = [["Soft tissue", 400, 40], ["Lung", 1500, -600], ["Bone", 1800, 400]];
+const HEATMAP_METHODS = {
+  cam: "Class activation map from the model's own forward pass: where the evidence for the finding lies, on the model's 7×7 grid.",
+  occlusion: "Occlusion saliency on the model's grid: where hiding the image lowers the finding most.",
+};
 
 function rangeField(id, label, { min, max, step, value }, onInput) {
   const range = h("input", { type: "range", id, min, max, step, value });
@@ -107,7 +111,7 @@ export function renderViewer(main, jobId, uid) {
     const controls = [display];
     const withHeatmap = view.findings.filter((f) => f.heatmap);
     if (view.kind !== "ct") {
-      controls.push(withHeatmap.length ? heatmapControls(withHeatmap, heat, heatLayer, s)
+      controls.push(withHeatmap.length ? heatmapControls(withHeatmap, heat, heatLayer, s, view)
         : h("p", { class: "muted", id: "no-heatmap" }, "No heatmap: the model called no finding positive."));
       heat.hidden = withHeatmap.length === 0;
     } else {
@@ -123,7 +127,7 @@ export function renderViewer(main, jobId, uid) {
     loadImage();
   }
 
-  function heatmapControls(findings, heat, heatLayer, s) {
+  function heatmapControls(findings, heat, heatLayer, s, view) {
     const toggle = h("input", { type: "checkbox", id: "overlay-toggle", checked: true });
     const strongest = [...findings].sort((a, b) => (b.ratio ?? 0) - (a.ratio ?? 0));
     const which = h("select", { id: "overlay-finding" }, strongest.map((f) => h("option", { value: f.label },
@@ -144,7 +148,7 @@ export function renderViewer(main, jobId, uid) {
       h("div", { class: "field checkbox" }, toggle, h("label", { for: "overlay-toggle" }, "Show AI heatmap")),
       h("div", { class: "field" }, h("label", { for: "overlay-finding" }, "Heatmap of"), which),
       h("div", { class: "field range-field" }, h("label", { for: "overlay-opacity" }, "Heatmap opacity"), opacity, shown),
-      h("p", { class: "muted" }, "Occlusion saliency on the model's grid: where hiding the image lowers the finding most."));
+      h("p", { class: "muted" }, HEATMAP_METHODS[view.heatmap_method] ?? "Saliency on the model's grid."));
   }
 
   function sliceControls(image, s, loadImage, stage, outline, view) {
