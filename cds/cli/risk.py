@@ -114,17 +114,20 @@ def _score_one(equation: RiskEquation, method: MethodRef, input_path: Path, set_
     from cds.interop.fhir_inputs import parse_bundle
     from cds.interop.fhir_risk import risk_assessment
     from cds.pipelines.risk.equation import EquationPipeline
+    from cds.services.risk import with_input_warnings
 
     document = _read_json(input_path)
     if not isinstance(document, dict):
         raise InvalidInputError("INPUT must be a JSON object or a FHIR Bundle", code="invalid_json")
     overrides = _overrides(set_values)
-    if document.get("resourceType") == "Bundle":
-        extracted = parse_bundle(document)
+    extracted = parse_bundle(document) if document.get("resourceType") == "Bundle" else None
+    if extracted is not None:
         values, basis, patient = extracted.values | overrides, extracted.basis, extracted.patient_reference
     else:
         values, basis, patient = document | overrides, {}, None
     result = EquationPipeline(equation, method)(values)
+    if extracted is not None:
+        result = with_input_warnings(result, extracted)
     if fhir:
         used = {k: v for k, v in basis.items() if k in result.inputs}
         resource = risk_assessment(result, outcome=equation.outcome, patient_reference=patient, basis=used)

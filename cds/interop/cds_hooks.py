@@ -153,6 +153,8 @@ def card_for(entry: PanelEntry, base_url: str) -> Card:
     if top:
         detail += "Largest contributions: " + ", ".join(f"{c.field} ({c.contribution:+.3g})" for c in top) + ".\n\n"
     detail += f"Population: {result.population}. Not for diagnostic use."
+    if result.warnings:  # the equation's caveats, and what reading the record left out
+        detail += "\n\nCaveats: " + "; ".join(result.warnings) + "."
     return Card(
         uuid=str(uuid.uuid4()),
         summary=summary[:140],

@@ -1,11 +1,13 @@
 """Risk-equation inputs from a FHIR R4 Bundle of Patient, Observations and Conditions.
 
-Observations are matched by LOINC code and converted to each equation's units (UCUM); for each field the most
-recent observation wins. Patient gives age (at the evaluation date) and sex; the US Core race extension gives race.
-Diabetes is taken as present when the Bundle holds an active diabetes Condition (SNOMED CT or ICD-10); absence of
-such a Condition is *not* taken as absence of diabetes: pass ``overrides={"diabetes": False}`` to state it, as for
-``bp_treated``, which no Observation carries. The Bundle is validated with ``fhir.resources`` (R4B models, which
-read R4 Patient, Observation and Condition resources) before anything is read from it.
+Only resources about the Bundle's Patient are read: one whose subject names another patient (or anything else) is
+left out and named in a warning, as is an Observation dated after the evaluation date. Observations are matched by
+LOINC code and converted to each equation's units (UCUM); for each field the most recent observation wins. Patient
+gives age (at the evaluation date) and sex; the US Core race extension gives race. Diabetes is taken as present when
+the Bundle holds an active diabetes Condition (SNOMED CT or ICD-10); absence of such a Condition is *not* taken as
+absence of diabetes: pass ``overrides={"diabetes": False}`` to state it, as for ``bp_treated``, which no Observation
+carries. The Bundle is validated with ``fhir.resources`` (R4B models, which read R4 Patient, Observation and
+Condition resources) before anything is read from it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class FhirInputs:
     observed: dict[str, dt.date] = field(default_factory=dict)  # field -> date of the Observation used
     patient_reference: str | None = None
     effective: dt.date | None = None
+    warnings: list[str] = field(default_factory=list)  # resources left out, and why
 
 
 def _bundle_model() -> Any:
@@ -117,16 +120,21 @@ def parse_bundle(
         # AttributeError, TypeError, KeyError ... (an extension of a primitive that is a number, ...): not valid FHIR
         raise InvalidInputError(f"not a valid FHIR R4 Bundle ({type(exc).__name__}: {str(exc)[:300]})",
                                 code="invalid_fhir") from None
-    resources = [entry.resource for entry in (model.entry or []) if entry.resource is not None]
-    patients = [r for r in resources if r.get_resource_type() == "Patient"]
+    entries = [entry for entry in (model.entry or []) if entry.resource is not None]
+    patients = [entry for entry in entries if entry.resource.get_resource_type() == "Patient"]
     if len(patients) != 1:
         raise InvalidInputError(f"the Bundle must hold exactly one Patient, found {len(patients)}", code="invalid_fhir")
     out = FhirInputs()
+    names = _patient_names(patients[0])
+    today = as_of or dt.date.today()
     latest: dict[str, dt.datetime] = {}
     medications: list[Any] = []
-    for resource in resources:
+    for resource in _about_patient([entry.resource for entry in entries], names, out):
         kind = resource.get_resource_type()
         if kind == "Observation":
+            if _effective(resource).date() > today:
+                out.warnings.append(f"Observation/{resource.id} is dated after {today.isoformat()} and was ignored")
+                continue
             _read_observation(resource, out, latest)
         elif kind == "Condition" and _is_active_diabetes(resource):
             out.values["diabetes"] = True
@@ -142,8 +150,39 @@ def parse_bundle(
     out.observed = {name: day for name, day in dated.items() if name in out.values}
     if latest:
         out.effective = max(latest.values()).date()
-    _read_patient(patients[0], out, as_of or out.effective or dt.date.today())
+    _read_patient(patients[0].resource, out, as_of or out.effective or dt.date.today())
     return out
+
+
+def _patient_names(entry: Any) -> set[str]:
+    """How resources may name the Bundle's Patient: ``Patient/<id>``, its entry's fullUrl, or a URL ending so."""
+    patient = entry.resource
+    names = {f"Patient/{patient.id}"} if patient.id else set()
+    if entry.fullUrl:
+        names.add(str(entry.fullUrl))
+    return names
+
+
+def _about_patient(resources: list[Any], names: set[str], out: FhirInputs) -> list[Any]:
+    """The resources that are about the Bundle's Patient.
+
+    Those whose subject names anyone else are left out, each named in a warning (another patient's blood pressure
+    must never change this one's risk). A resource without a subject is taken as the Bundle's patient's: the Bundle
+    is that patient's record.
+    """
+    kept, foreign = [], []
+    for resource in resources:
+        subject = getattr(resource, "subject", None)
+        reference = str(subject.reference) if subject is not None and subject.reference else None
+        if reference is None or reference in names or any(reference.endswith(f"/{n}") for n in names
+                                                          if n.startswith("Patient/")):
+            kept.append(resource)
+        else:
+            foreign.append(f"{resource.get_resource_type()}/{resource.id}")
+    if foreign:
+        out.warnings.append(f"{len(foreign)} resource(s) about another subject ignored: {', '.join(foreign[:10])}"
+                            + (" ..." if len(foreign) > 10 else ""))
+    return kept
 
 
 def _read_patient(patient: Any, out: FhirInputs, as_of: dt.date) -> None:

@@ -17,9 +17,8 @@ import httpx
 from cds.errors import BackendUnavailableError, InvalidInputError, PreconditionFailedError
 from cds.interop.cds_hooks import PREFETCH, Card, FeedbackItem, HookRequest, card_for, merge_prefetch
 from cds.interop.fhir_inputs import parse_bundle
-from cds.pipelines.risk.panel import assess_patient
 from cds.services.engine import Engine
-from cds.services.risk import release_panel
+from cds.services.risk import assess_record, release_panel
 from cds.store.audit import Actor, AuditAction, record_event
 from cds.store.tables import HookFeedbackRow
 
@@ -74,7 +73,7 @@ def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url
     subject = f"Patient/{patient_id}"
     if extracted.patient_reference not in (None, subject):
         raise InvalidInputError("the prefetched Patient is not the patient in context", code="patient_mismatch")
-    entries = assess_patient(extracted.values)
+    entries = assess_record(extracted)
     with engine.database.session() as session:
         release_panel(session, entries, subject=subject, actor=actor)
         record_event(session, AuditAction.HOOKS_CALL, actor, f"cds-services/{SERVICE_ID}", subject=subject,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,19 @@ def score(engine: Engine, method: str, inputs: Mapping[str, object], *, subject:
     return Released(result_id, result)
 
 
+def with_input_warnings(result: RiskResult, extracted: FhirInputs) -> RiskResult:
+    """``result`` carrying what reading the record left out (another patient's resources, future dates)."""
+    if not extracted.warnings:
+        return result
+    return result.model_copy(update={"warnings": (*result.warnings, *extracted.warnings)})
+
+
+def assess_record(extracted: FhirInputs) -> list[PanelEntry]:
+    """Every topic of the panel for a patient read from FHIR, each result carrying the reading's warnings."""
+    return [replace(e, result=with_input_warnings(e.result, extracted)) if e.result is not None else e
+            for e in assess_patient(extracted.values)]
+
+
 def score_bundle(engine: Engine, method: str, extracted: FhirInputs, overrides: Mapping[str, object], *,
                  actor: Actor) -> dict[str, Any]:  # fmt: skip
     """Score the patient read from a FHIR Bundle (``overrides`` state what no resource does); release the result.
@@ -84,7 +97,7 @@ def score_bundle(engine: Engine, method: str, extracted: FhirInputs, overrides: 
     """
     equation, ref = engine.risk_method(method)
     subject = extracted.patient_reference or ""
-    result = EquationPipeline(equation, ref)(extracted.values | dict(overrides))
+    result = with_input_warnings(EquationPipeline(equation, ref)(extracted.values | dict(overrides)), extracted)
     basis = {k: v for k, v in extracted.basis.items() if k in result.inputs}
     resource = risk_assessment(result, outcome=equation.outcome, patient_reference=subject or None, basis=basis)
     with engine.database.session() as session:
@@ -106,7 +119,7 @@ def panel(engine: Engine, extracted: FhirInputs, *, actor: Actor) -> list[Releas
     Raises:
         InvalidInputError: An impossible value (the field named).
     """
-    entries = assess_patient(extracted.values)
+    entries = assess_record(extracted)
     with engine.database.session() as session:
         released = release_panel(session, entries, subject=extracted.patient_reference or "", actor=actor)
     _count(engine, [e.result for e in entries if e.result is not None])

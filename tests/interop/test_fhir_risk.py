@@ -144,3 +144,34 @@ def test_a_partial_birth_date_gives_an_age_only_when_it_is_certain(born: str, ag
     patient["birthDate"] = born  # FHIR allows YYYY and YYYY-MM; the age at 2026-12-01 is certain for some
     values = parse_bundle(doc, as_of=dt.date(2026, 12, 1)).values
     assert values.get("age") == age
+
+
+def _about(entry: dict, reference: str) -> dict:
+    entry["resource"]["subject"] = {"reference": reference}
+    return entry
+
+
+def test_only_the_patients_own_resources_are_read_and_the_rest_named() -> None:
+    own = bundle()
+    own["entry"][0]["fullUrl"] = "urn:uuid:5b1d2f4e-7c1a-4e55-9a3a-0c2b7f6d1e10"
+    _about(own["entry"][1], "Patient/p1")
+    _about(own["entry"][2], "urn:uuid:5b1d2f4e-7c1a-4e55-9a3a-0c2b7f6d1e10")  # by the Patient entry's fullUrl
+    _about(own["entry"][3], "https://ehr.example.org/fhir/Patient/p1")  # absolute URL of the same patient
+    mixed = copy.deepcopy(own)
+    newest = observation("sbp-other", "8480-6", 190, "mm[Hg]", "2025-06-20")  # another patient's, and newer
+    mixed["entry"].append(_about(newest, "Patient/p2"))
+    mixed["entry"].append(_about(observation("tc-group", "2093-3", 9.0, "mmol/L"), "Group/ward-7"))
+    clean, read = parse_bundle(own), parse_bundle(mixed)
+    assert read.values == clean.values and read.basis["systolic_bp"] == "Observation/sbp"
+    assert clean.warnings == []
+    (warning,) = read.warnings
+    assert "2 resource(s) about another subject ignored" in warning
+    assert "Observation/sbp-other" in warning and "Observation/tc-group" in warning
+
+
+def test_an_observation_dated_after_the_evaluation_date_is_ignored_with_a_warning() -> None:
+    future = bundle()
+    future["entry"].append(observation("sbp-future", "8480-6", 180, "mm[Hg]", "2031-01-01"))
+    read = parse_bundle(future, as_of=dt.date(2025, 7, 1))
+    assert read.values["systolic_bp"] == pytest.approx(120.01, abs=0.01) and read.values["age"] == 55
+    assert read.warnings == ["Observation/sbp-future is dated after 2025-07-01 and was ignored"]

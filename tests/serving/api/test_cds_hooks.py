@@ -80,6 +80,21 @@ def test_patient_view_cards_from_prefetch(client: TestClient) -> None:
                for e in events)  # fmt: skip
 
 
+def test_another_patients_observation_never_changes_the_cards(client: TestClient) -> None:
+    body = hook_request()
+    plain = client.post(SERVICE, json=body, headers=dev_token(client)).json()["cards"]
+    entries = body["prefetch"]["observations"]["entry"]
+    stranger = copy.deepcopy(next(e for e in entries if e["resource"]["code"]["coding"][0]["code"] == "8480-6"))
+    stranger["resource"].update(id="sbp-p2", subject={"reference": "Patient/p2"}, effectiveDateTime="2030-01-01")
+    stranger["resource"]["valueQuantity"]["value"] = 200
+    entries.append(stranger)
+    cards = client.post(SERVICE, json=body, headers=dev_token(client)).json()["cards"]
+    by_topic = {c["summary"].split(":")[0]: c for c in cards}
+    before = {c["summary"].split(":")[0]: c for c in plain}
+    assert by_topic["Cardiovascular"]["summary"] == before["Cardiovascular"]["summary"]
+    assert "Observation/sbp-p2" in by_topic["Cardiovascular"]["detail"]  # named, not silently dropped
+
+
 def test_uncoded_medication_is_not_read_as_untreated(client: TestClient) -> None:
     body = hook_request()
     body["prefetch"]["medications"]["entry"][0]["resource"]["medicationCodeableConcept"] = {"text": "amlodipine 5 mg"}
