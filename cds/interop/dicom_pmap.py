@@ -22,6 +22,7 @@ from cds.interop.dicom_seg import MANUFACTURER, source_header, stable_uid
 from cds.interop.finding_codes import finding_code
 from cds.models.backend import ModelRef
 from cds.pipelines.imaging.dicom_contract import pixel_spacing
+from cds.pipelines.imaging.radiograph import resize
 
 LEVELS = 65535  # stored values 0..LEVELS map to relevance 0..1
 
@@ -47,16 +48,6 @@ def _geometry(source: Dataset) -> Dataset:
     return header
 
 
-def _resampled(heatmap: np.ndarray, rows: int, columns: int) -> np.ndarray:
-    import torch
-    import torch.nn.functional as functional
-
-    tensor = torch.from_numpy(np.ascontiguousarray(heatmap, dtype=np.float32))[None, None]
-    resized = functional.interpolate(tensor, size=(rows, columns), mode="bilinear", align_corners=False)[0, 0]
-    result: np.ndarray = np.clip(resized.numpy(), 0.0, 1.0)
-    return result
-
-
 def build_heatmap_pmap(
     heatmap: np.ndarray,
     source: Dataset,
@@ -79,7 +70,8 @@ def build_heatmap_pmap(
     needed = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "Rows", "Columns")
     if not all(k in source for k in needed):
         raise InvalidInputError("the source lacks its UIDs, SOP Class or Rows/Columns", code="invalid_header")
-    values = np.round(_resampled(heatmap, int(source.Rows), int(source.Columns)) * LEVELS).astype(np.uint16)
+    grid = resize(heatmap, (int(source.Rows), int(source.Columns)))
+    values = np.round(np.clip(grid, 0.0, 1.0) * LEVELS).astype(np.uint16)
     mapping = hd.pm.RealWorldValueMapping(
         lut_label="RELEVANCE", lut_explanation=f"{finding.strip()} relevance"[:64], unit=codes.UCUM.NoUnits,
         value_range=(0, LEVELS), slope=1.0 / LEVELS, intercept=0.0, quantity_definition=finding_code(finding))

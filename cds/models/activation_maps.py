@@ -96,25 +96,3 @@ def add_class_activation_maps(model: onnx.ModelProto, output_name: str = ACTIVAT
                                                             ["batch", labels, "height", "width"]))
     onnx.checker.check_model(model)
     return labels
-
-
-MIN_CONTRAST = 0.5  # logits: a map whose cells all lie within this of their median points nowhere in particular
-
-
-def upsample_map(activation: np.ndarray, size: tuple[int, int], min_contrast: float = MIN_CONTRAST) -> np.ndarray:
-    """One label's map [h, w] (logit units) → float32 [H, W] in [0, 1], bilinearly enlarged.
-
-    Evidence above the map's median, scaled by its peak. All zero when no cell rises ``min_contrast`` above the
-    median: a flat map is "no localisation", never scaled up into a confident picture of nothing.
-    """
-    import torch
-    import torch.nn.functional as functional
-
-    positive = np.clip(activation - float(np.median(activation)), 0.0, None)
-    peak = float(positive.max())
-    if peak < min_contrast:
-        return np.zeros(size, np.float32)
-    tensor = torch.from_numpy(np.ascontiguousarray(positive / peak, dtype=np.float32))[None, None]
-    enlarged = functional.interpolate(tensor, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
-    result: np.ndarray = np.clip(enlarged / max(float(enlarged.max()), 1e-12), 0.0, 1.0).astype(np.float32)
-    return result

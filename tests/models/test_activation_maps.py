@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from cds.errors import InvalidInputError
-from cds.models.activation_maps import ACTIVATION_MAPS, add_class_activation_maps, upsample_map
+from cds.models.activation_maps import ACTIVATION_MAPS, add_class_activation_maps
 from cds.models.conversion import export_onnx
 from cds.models.nets import build_network
 from cds.models.spec import Activation, Architecture, NetworkSpec
+from cds.pipelines.imaging.saliency import upsample_map
 
 SMALL_DENSENET = NetworkSpec(architecture=Architecture("monai.DenseNet"), output_activation=Activation.NONE,
                              params={"spatial_dims": 2, "in_channels": 1, "out_channels": 3, "init_features": 8,

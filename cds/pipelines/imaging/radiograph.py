@@ -56,17 +56,23 @@ def read_radiograph(path: Path) -> np.ndarray:
     return display_pixels(read_instance(path))
 
 
-def to_model_input(pixels: np.ndarray, size: int, value_range: tuple[float, float] = MODEL_RANGE) -> np.ndarray:
-    """float32 [1, size, size] in ``value_range``: area-resized (bilinear when enlarging) and scaled from [0, 1]."""
+def resize(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """float32 [H, W] resized to ``shape``: area-averaged when shrinking, bilinear when enlarging."""
     import torch
     import torch.nn.functional as functional
 
     tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[None, None]
-    if tensor.shape[-2:] != (size, size):
-        enlarge = tensor.shape[-1] < size or tensor.shape[-2] < size
+    if tuple(tensor.shape[-2:]) != tuple(shape):
+        enlarge = tensor.shape[-2] < shape[0] or tensor.shape[-1] < shape[1]
         mode = "bilinear" if enlarge else "area"
         extra = {"align_corners": False} if enlarge else {}
-        tensor = functional.interpolate(tensor, size=(size, size), mode=mode, **extra)
+        tensor = functional.interpolate(tensor, size=tuple(shape), mode=mode, **extra)
+    resized: np.ndarray = tensor[0, 0].numpy()
+    return resized
+
+
+def to_model_input(pixels: np.ndarray, size: int, value_range: tuple[float, float] = MODEL_RANGE) -> np.ndarray:
+    """float32 [1, size, size] in ``value_range``: resized (:func:`resize`) and scaled from [0, 1]."""
     low, high = value_range
-    scaled: np.ndarray = (tensor[0].numpy() * (high - low) + low).astype(np.float32)
+    scaled: np.ndarray = (resize(pixels, (size, size))[None] * (high - low) + low).astype(np.float32)
     return scaled

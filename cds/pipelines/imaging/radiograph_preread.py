@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from cds.errors import InvalidInputError
-from cds.models.activation_maps import ACTIVATION_MAPS, upsample_map
+from cds.models.activation_maps import ACTIVATION_MAPS
 from cds.models.backend import Backend
 from cds.models.spec import Task
 from cds.pipelines.classification import TensorClassificationPipeline
@@ -23,7 +23,7 @@ from cds.pipelines.imaging.dicom_contract import check_instance
 from cds.pipelines.imaging.dicom_reader import DicomInstance
 from cds.pipelines.imaging.plausibility import PlausibilityCheck
 from cds.pipelines.imaging.radiograph import MODEL_RANGE, display_pixels, to_model_input
-from cds.pipelines.imaging.saliency import HeatmapMethod, localises, occlusion_heatmaps
+from cds.pipelines.imaging.saliency import HeatmapMethod, localises, occlusion_heatmaps, upsample_map
 from cds.pipelines.timing import StageTimer
 from cds.results.imaging import RadiographPreread, SourceImage
 

@@ -1,4 +1,6 @@
-"""Occlusion saliency: which regions of an image a finding's probability depends on, for any backend.
+"""Heatmaps: occlusion saliency for any backend, and class activation maps brought onto the image.
+
+Occlusion saliency: which regions of an image a finding's probability depends on, for any backend.
 
 Each cell of a grid over the image is replaced by the image's mean in turn; the drop in each label's probability
 when a cell is hidden is that cell's importance for the label. It needs only forward passes, so it works the same
@@ -64,3 +66,23 @@ def occlusion_heatmaps(
     peak = maps.reshape(len(labels), -1).max(axis=1)
     scaled = maps / np.maximum(peak, 1e-12)[:, None, None]
     return np.where(peak[:, None, None] >= min_drop, scaled, 0.0).astype(np.float32)
+
+
+CAM_MIN_CONTRAST = 0.5  # logits: an activation map whose cells all lie within this of their median points nowhere
+
+
+def upsample_map(activation: np.ndarray, size: tuple[int, int], min_contrast: float = CAM_MIN_CONTRAST) -> np.ndarray:
+    """One label's class activation map [h, w] (logit units) → float32 [H, W] in [0, 1], bilinearly enlarged.
+
+    Evidence above the map's median, scaled by its peak. All zero when no cell rises ``min_contrast`` above the
+    median: a flat map is "no localisation", never scaled up into a confident picture of nothing.
+    """
+    from cds.pipelines.imaging.radiograph import resize
+
+    positive = np.clip(activation - float(np.median(activation)), 0.0, None)
+    peak = float(positive.max())
+    if peak < min_contrast:
+        return np.zeros(size, np.float32)
+    enlarged = resize(positive / peak, size)
+    result: np.ndarray = np.clip(enlarged / max(float(enlarged.max()), 1e-12), 0.0, 1.0).astype(np.float32)
+    return result
