@@ -72,6 +72,9 @@ class Settings(BaseSettings):
         patient_id_system: The identifier system of DICOM Patient IDs at this site (its MRN system URI), under which
             pre-read reports name their patient [CDS_PATIENT_ID_SYSTEM].
         pathology_model: Registered patch classifier for uploaded slides and tiles [CDS_PATHOLOGY_MODEL].
+        risk_stale_days: Per-input staleness limits in days over the defaults of
+            :mod:`cds.interop.record_readings`, as JSON, e.g. ``{"total_cholesterol": 1095}``
+            [CDS_RISK_STALE_DAYS]. A stale input is still used and marked stale in the result.
         backend: Where the risk models and the pre-read's imaging models run: ``onnxruntime`` (in-process) or
             ``triton`` (a Triton Inference Server serving the repository ``cds triton export-repo`` writes)
             [CDS_BACKEND].
@@ -115,10 +118,19 @@ class Settings(BaseSettings):
     plausibility_refuse_below: float = Field(default=0.0, ge=0.0, le=1.0)
     patient_id_system: str = Field(default="urn:cds:dicom-patient-id", min_length=1)
     pathology_model: str = "pathology-demo"
+    risk_stale_days: dict[str, int] = Field(default_factory=dict)
     backend: BackendKind = BackendKind.ONNXRUNTIME
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"
     triton_timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+    @field_validator("risk_stale_days")
+    @classmethod
+    def _positive_days(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [name for name, days in value.items() if days < 1]
+        if bad:
+            raise ValueError(f"staleness limits must be at least 1 day: {', '.join(bad)}")
+        return value
 
     @field_validator("backend")
     @classmethod

@@ -13,18 +13,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.interop import fhir_inputs
-from cds.models.risk.base import RiskBand
-from cds.results.risk import PanelEntry, RiskStatus
+from cds.interop import clinical_codes
+from cds.models.risk.base import RiskBand, display_unit
+from cds.results.risk import NotScored, PanelEntry, RiskStatus
 
 # Every LOINC code the input mapping reads, plus the blood-pressure panel that carries SBP/DBP as components.
-OBSERVATION_CODES = (*fhir_inputs.OBSERVATION_CODES, fhir_inputs.SMOKING_STATUS, "85354-9")
+OBSERVATION_CODES = (*clinical_codes.OBSERVATION_CODES, clinical_codes.SMOKING_STATUS, clinical_codes.BP_PANEL)
 PREFETCH = {
     "patient": "Patient/{{context.patientId}}",
     "observations": "Observation?patient={{context.patientId}}&code="
     + ",".join(f"http://loinc.org|{c}" for c in OBSERVATION_CODES)
     + "&_sort=-date&_count=200",
-    "conditions": "Condition?patient={{context.patientId}}&clinical-status=active",
+    "conditions": "Condition?patient={{context.patientId}}",  # all: a past MI (resolved) is still ASCVD
     "medications": "MedicationRequest?patient={{context.patientId}}&status=active",
 }
 INDICATOR = {
@@ -124,27 +124,47 @@ def _percent(score: float) -> str:
     return f"{100 * score:.1f}%"
 
 
-def card_for(entry: PanelEntry, base_url: str) -> Card:
-    """The card of one panel entry: the score and band, or what is missing to compute it."""
+def about_url(base_url: str, method: str) -> str:
+    """The public page describing a risk method (source, population, inputs); it needs no token."""
+    return f"{base_url}/about/risk/{method}"
+
+
+def _not_scored_card(entry: PanelEntry, base_url: str) -> Card:
     topic = entry.topic.value.capitalize()
     result = entry.result
-    if result is None or result.status is RiskStatus.OUT_OF_RANGE:
-        reason = (
-            f"missing {', '.join(entry.missing)}" if result is None
-            else f"{', '.join(result.out_of_range_fields)} outside the validated range"
-        )  # fmt: skip
+    if entry.not_scored is NotScored.ESTABLISHED_ASCVD:
         return Card(
             uuid=str(uuid.uuid4()),
-            summary=f"{topic} risk not calculated: {reason}"[:140],
-            detail=(
-                f"{entry.method} needs: {', '.join(entry.missing)}." if result is None else "; ".join(result.warnings)
-            ),
-            indicator="info",
-            source=Source(label=f"cds {entry.method}"),
-        )
+            summary=f"{topic}: very high risk (established ASCVD); primary-prevention equations do not apply",
+            detail=(f"The record shows established atherosclerotic cardiovascular disease: {entry.reason}. Such a "
+                    "patient is at very high risk and is managed for secondary prevention; the primary-prevention "
+                    "equations (PREVENT, Pooled Cohort Equations, Framingham) were derived in people without it and "
+                    "are not computed. Not for diagnostic use."),
+            indicator="warning",
+            source=Source(label="cds secondary prevention", url=about_url(base_url, "secondary_prevention")),
+        )  # fmt: skip
+    if result is not None:  # scored as out of range
+        reason = f"{', '.join(result.out_of_range_fields)} outside the validated range"
+        detail = "; ".join(result.warnings)
+    else:
+        reason = entry.reason or f"missing {', '.join(entry.missing)}"
+        detail = f"{entry.method} could not be computed: {reason}."
+        if entry.missing:
+            detail += f" It needs: {', '.join(entry.missing)}."
+    return Card(uuid=str(uuid.uuid4()), summary=f"{topic} risk not calculated: {reason}"[:140], detail=detail,
+                indicator="info", source=Source(label=f"cds {entry.method}", url=about_url(base_url, entry.method)))
+
+
+def card_for(entry: PanelEntry, base_url: str) -> Card:
+    """The card of one panel entry: the score and band, or why there is none (missing, impossible, ASCVD)."""
+    result = entry.result
+    if result is None or result.status is RiskStatus.OUT_OF_RANGE:
+        return _not_scored_card(entry, base_url)
+    topic = entry.topic.value.capitalize()
     method = result.method
+    unit = display_unit(result.score_unit)
     value = _percent(result.score) if result.score_unit.startswith("probability") and result.score is not None else (
-        f"{result.score:.3g} {result.score_unit}" if result.score is not None else "n/a"
+        f"{result.score:.3g} {unit}" if result.score is not None else "n/a"
     )  # fmt: skip
     qualifiers = [q for q in (result.band.value.replace("_", " ") if result.band else "", result.category or "") if q]
     summary = f"{topic}: {value}" + (f" ({', '.join(qualifiers)})" if qualifiers else "")
@@ -160,6 +180,6 @@ def card_for(entry: PanelEntry, base_url: str) -> Card:
         summary=summary[:140],
         detail=detail,
         indicator=INDICATOR.get(result.band, "info") if result.band else "info",
-        source=Source(label=f"cds {method.name} {method.version}", url=f"{base_url}/v1/risk"),
-        links=[Link(label=f"About {method.name}", url=f"{base_url}/docs#/risk")],
+        source=Source(label=f"cds {method.name} {method.version}", url=about_url(base_url, method.name)),
+        links=[Link(label=f"About {method.name}", url=about_url(base_url, method.name))],
     )

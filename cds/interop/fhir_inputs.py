@@ -1,70 +1,90 @@
-"""Risk-equation inputs from a FHIR R4 Bundle of Patient, Observations and Conditions.
+"""Risk-equation inputs from a FHIR R4 Bundle: a Patient and their Observations, Conditions, Procedures and medicines.
 
 Only resources about the Bundle's Patient are read: one whose subject names another patient (or anything else) is
-left out and named in a warning, as is an Observation dated after the evaluation date. Observations are matched by
-LOINC code and converted to each equation's units (UCUM); for each field the most recent observation wins. Patient
-gives age (at the evaluation date) and sex; the US Core race extension gives race. Diabetes is taken as present when
-the Bundle holds an active diabetes Condition (SNOMED CT or ICD-10); absence of such a Condition is *not* taken as
-absence of diabetes: pass ``overrides={"diabetes": False}`` to state it, as for ``bp_treated``, which no Observation
-carries. The Bundle is validated with ``fhir.resources`` (R4B models, which read R4 Patient, Observation and
-Condition resources) before anything is read from it.
+left out and named in a warning, as is an Observation dated after the evaluation date (``as_of``, default today;
+age is computed at it too). Observations are matched by LOINC code (:mod:`cds.interop.clinical_codes`) and
+converted to each equation's units (UCUM); all of an input's readings are then resolved to one value
+(:mod:`cds.interop.record_readings`: the last visit's mean blood pressure, same-day conflicts left out and named,
+stale inputs marked). Patient gives age (bounded when the birth date is partial, :mod:`cds.interop.record_dates`)
+and sex; the US Core race extension gives race. Diabetes is present with an active diabetes Condition (ICD-10 of
+any edition, SNOMED CT) or laboratory results that meet the diagnostic criteria on two days
+(:mod:`cds.interop.record_conditions`); absence of both is *not* taken as absence of diabetes unless the lists are
+complete (``complete_lists``) or ``overrides={"diabetes": False}`` states it, as for ``bp_treated``. Established
+ASCVD (a Condition of any clinical status, or a completed revascularisation Procedure) is collected as evidence:
+primary-prevention equations do not apply to such a patient. When no eGFR is recorded it is computed from
+creatinine with CKD-EPI 2021, and the result says so. A value that cannot be read (a unit that cannot be converted)
+leaves only its own input missing, with the reason in ``problems``. The Bundle is validated with ``fhir.resources``
+(R4B models, which read R4 resources) before anything is read from it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from cds.errors import InvalidInputError, MissingDependencyError
-from cds.interop.units import Quantity, to_canonical
+from cds.interop.clinical_codes import (
+    ANTIHYPERTENSIVE_ATC,
+    ATC,
+    CURRENT_SMOKER,
+    LOINC,
+    NOT_SMOKER,
+    OBSERVATION_CODES,
+    SMOKING_STATUS,
+    SNOMED,
+    STATIN_ATC,
+)
+from cds.interop.record_conditions import GUIDELINE, ascvd_evidence, diabetes_condition, diabetes_from_labs
+from cds.interop.record_dates import age_at
+from cds.interop.record_readings import UNDATED, Reading, resolve
+from cds.interop.units import to_canonical
 
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
-ICD10 = ("http://hl7.org/fhir/sid/icd-10", "http://hl7.org/fhir/sid/icd-10-cm")
 US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
-
-# LOINC code -> (field, quantity)
-OBSERVATION_CODES: dict[str, tuple[str, Quantity]] = {
-    "8480-6": ("systolic_bp", Quantity.PRESSURE),
-    "8462-4": ("diastolic_bp", Quantity.PRESSURE),
-    "2093-3": ("total_cholesterol", Quantity.CHOLESTEROL),
-    "2085-9": ("hdl_cholesterol", Quantity.CHOLESTEROL),
-    "2160-0": ("creatinine", Quantity.CREATININE),
-    "38483-4": ("creatinine", Quantity.CREATININE),
-    "39156-5": ("bmi", Quantity.BMI),
-    "8280-0": ("waist_cm", Quantity.LENGTH),
-    "9318-7": ("uacr", Quantity.ACR),
-    "14959-1": ("uacr", Quantity.ACR),
-    "4548-4": ("hba1c", Quantity.HBA1C),
-    "98979-8": ("egfr", Quantity.EGFR),  # eGFR by CKD-EPI 2021 (creatinine)
-    "62238-1": ("egfr", Quantity.EGFR),  # eGFR by CKD-EPI (creatinine)
-}
-SMOKING_STATUS = "72166-2"
-CURRENT_SMOKER = {"449868002", "428041000124106", "77176002", "65568007", "428071000124103", "428061000124105"}
-NOT_SMOKER = {"8517006", "266919005"}
-DIABETES_SNOMED = {"73211009", "44054006", "46635009", "11530004"}
-DIABETES_ICD10 = ("E10", "E11", "E13", "E14")
 RACE_CODES = {"2106-3": "white", "2054-5": "african_american"}
-ATC = "http://www.whocc.no/atc"
-ANTIHYPERTENSIVE_ATC = ("C02", "C03", "C07", "C08", "C09")
-STATIN_ATC = ("C10AA", "C10BA", "C10BX")
-DIABETES_HBA1C = 6.5  # %, ADA diagnostic threshold: at or above it, absence of a diagnosis is not read as "no"
+EGFR_DERIVED = "CKD-EPI 2021 (creatinine)"
 
 
 @dataclass
 class FhirInputs:
-    """Values extracted from a Bundle, in equation units, and the resources each came from."""
+    """Values extracted from a Bundle, in equation units, where each came from, and what to say about them.
+
+    Attributes:
+        values: Input field -> value, in the equation's unit.
+        basis: Input field -> the resource it came from (``Observation/<id>``, ``Condition/<id>``, ...).
+        observed: Input field -> date of the reading used.
+        patient_reference: ``Patient/<id>`` of the Bundle's patient.
+        effective: Date of the most recent reading used.
+        as_of: The evaluation date (age is computed at it; later readings are ignored).
+        warnings: What reading the record left out (another subject's resources, future dates), for every result.
+        notes: Input field -> caveats for results that use it (stale, averaged, approximate, derived).
+        problems: Input field -> why it could not be used (conflicting readings, unconvertible unit, unconfirmed
+            diagnosis); the field is then missing, and only the results that need it say so.
+        ascvd: Evidence of established atherosclerotic cardiovascular disease.
+    """
 
     values: dict[str, object] = field(default_factory=dict)
-    basis: dict[str, str] = field(default_factory=dict)  # field -> "Observation/<id>"
-    observed: dict[str, dt.date] = field(default_factory=dict)  # field -> date of the Observation used
+    basis: dict[str, str] = field(default_factory=dict)
+    observed: dict[str, dt.date] = field(default_factory=dict)
     patient_reference: str | None = None
     effective: dt.date | None = None
-    warnings: list[str] = field(default_factory=list)  # resources left out, and why
+    as_of: dt.date | None = None
+    warnings: list[str] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    ascvd: list[str] = field(default_factory=list)
+
+    def note(self, name: str, text: str) -> None:
+        """Attach a caveat to input ``name``."""
+        self.notes.setdefault(name, []).append(text)
+
+    def caveats(self, names: Iterable[str]) -> list[str]:
+        """The record-wide warnings and the notes of the given input fields, in that order."""
+        return [*self.warnings, *(text for name in names for text in self.notes.get(name, ()))]
 
 
 def _bundle_model() -> Any:
@@ -95,21 +115,23 @@ def _known_types(bundle: Mapping[str, Any]) -> None:
 
 
 def parse_bundle(
-    bundle: Mapping[str, Any], *, as_of: dt.date | None = None, complete_lists: bool = False
-) -> FhirInputs:
+    bundle: Mapping[str, Any], *, as_of: dt.date | None = None, complete_lists: bool = False,
+    stale_days: Mapping[str, int] | None = None,
+) -> FhirInputs:  # fmt: skip
     """Extract inputs from a FHIR Bundle (JSON as a mapping).
 
     Args:
-        bundle: A ``Bundle`` resource with a ``Patient`` and ``Observation``/``Condition``/``MedicationRequest``/
-            ``MedicationStatement`` entries.
-        as_of: Date at which age is computed; default the most recent Observation's date, else today.
+        bundle: A ``Bundle`` resource with a ``Patient`` and ``Observation``/``Condition``/``Procedure``/
+            ``MedicationRequest``/``MedicationStatement`` entries.
+        as_of: The evaluation date: age is computed at it and later readings are ignored; default today (UTC).
         complete_lists: The Conditions and medications are the patient's complete active lists (a CDS Hooks
-            prefetch or search), so absence can be read as "no": no diabetes when no active diabetes Condition and
-            no HbA1c >= 6.5 %; not on antihypertensives / statins when every active medication has an ATC code
-            and none is in the class. Without it, only presence is ever concluded.
+            prefetch or search), so absence can be read as "no": no diabetes when no diabetes Condition and no
+            laboratory result at the diagnostic threshold; not on antihypertensives / statins when every active
+            medication has an ATC code and none is in the class. Without it, only presence is ever concluded.
+        stale_days: Per-input staleness limits in days, over the documented defaults.
 
     Raises:
-        InvalidInputError: Not a valid FHIR Bundle, no Patient, or a quantity in a unit that cannot be converted.
+        InvalidInputError: Not a valid FHIR Bundle, or not exactly one Patient.
     """
     _known_types(bundle)
     try:
@@ -124,34 +146,109 @@ def parse_bundle(
     patients = [entry for entry in entries if entry.resource.get_resource_type() == "Patient"]
     if len(patients) != 1:
         raise InvalidInputError(f"the Bundle must hold exactly one Patient, found {len(patients)}", code="invalid_fhir")
-    out = FhirInputs()
-    names = _patient_names(patients[0])
-    today = as_of or dt.date.today()
-    latest: dict[str, dt.datetime] = {}
+    today = as_of or dt.datetime.now(dt.UTC).date()
+    out = FhirInputs(as_of=today)
+    readings: dict[str, list[Reading]] = defaultdict(list)
+    unreadable: dict[str, str] = {}
     medications: list[Any] = []
-    for resource in _about_patient([entry.resource for entry in entries], names, out):
+    future: list[str] = []
+    for resource in _about_patient([entry.resource for entry in entries], _patient_names(patients[0]), out):
         kind = resource.get_resource_type()
         if kind == "Observation":
-            if _effective(resource).date() > today:
-                out.warnings.append(f"Observation/{resource.id} is dated after {today.isoformat()} and was ignored")
+            if _effective(resource) != UNDATED and _effective(resource).date() > today:
+                future.append(f"Observation/{resource.id}")
                 continue
-            _read_observation(resource, out, latest)
-        elif kind == "Condition" and _is_active_diabetes(resource):
-            out.values["diabetes"] = True
-            out.basis["diabetes"] = f"Condition/{resource.id}"
+            _read_observation(resource, readings, unreadable)
+        elif kind in ("Condition", "Procedure"):
+            _read_diagnosis(resource, out)
         elif kind in ("MedicationRequest", "MedicationStatement") and resource.status == "active":
             medications.append(resource)
+    if future:
+        out.warnings.append(f"{len(future)} Observation(s) dated after {today.isoformat()} ignored: "
+                            + ", ".join(future[:10]) + (" ..." if len(future) > 10 else ""))
     _read_medications(medications, out, complete_lists)
-    hba1c = out.values.get("hba1c")
-    below_threshold = not isinstance(hba1c, float) or hba1c < DIABETES_HBA1C
-    if complete_lists and "diabetes" not in out.values and below_threshold:
-        out.values["diabetes"] = False
-    dated = {name: when.date() for name, when in latest.items() if when > dt.datetime.min.replace(tzinfo=dt.UTC)}
-    out.observed = {name: day for name, day in dated.items() if name in out.values}
-    if latest:
-        out.effective = max(latest.values()).date()
-    _read_patient(patients[0].resource, out, as_of or out.effective or dt.date.today())
+    _resolve_readings(readings, unreadable, out, stale_days)
+    _diabetes_from_labs(readings, out, complete_lists)
+    if out.observed:
+        out.effective = max(out.observed.values())
+    _read_patient(patients[0].resource, out, today)
+    _derive_egfr(out)
     return out
+
+
+def _resolve_readings(readings: Mapping[str, list[Reading]], unreadable: Mapping[str, str], out: FhirInputs,
+                      stale_days: Mapping[str, int] | None) -> None:  # fmt: skip
+    """One value per input from its readings; conflicts and unreadable values become that input's problem."""
+    assert out.as_of is not None
+    for name, found in readings.items():
+        resolved = resolve(name, found, out.as_of, stale_days)
+        for text in resolved.notes:
+            out.note(name, text)
+        if resolved.value is None:
+            out.problems[name] = resolved.problem
+            continue
+        out.values[name], out.basis[name] = resolved.value, resolved.reference
+        if resolved.day is not None:
+            out.observed[name] = resolved.day
+    for name, reason in unreadable.items():
+        if name not in out.values:
+            out.problems.setdefault(name, reason)
+        else:
+            out.warnings.append(reason)
+
+
+def _read_diagnosis(resource: Any, out: FhirInputs) -> None:
+    """Diabetes (active Condition) and established ASCVD (Condition of any status, completed Procedure)."""
+    if resource.get_resource_type() == "Condition":
+        diabetes = diabetes_condition(resource)
+        if diabetes is not None and out.values.get("diabetes") is not True:
+            out.values["diabetes"], out.basis["diabetes"] = True, diabetes.reference
+            out.note("diabetes", f"diabetes from a recorded diagnosis: {diabetes}")
+    ascvd = ascvd_evidence(resource)
+    if ascvd is not None:
+        out.ascvd.append(str(ascvd))
+
+
+def _diabetes_from_labs(readings: Mapping[str, list[Reading]], out: FhirInputs, complete_lists: bool) -> None:
+    """Diabetes from laboratory criteria when no diagnosis is recorded; "no" only from complete lists."""
+    if out.values.get("diabetes") is True:
+        return
+    labs = diabetes_from_labs(readings)
+    if labs is None:
+        if complete_lists and "diabetes" not in out.values:
+            out.values["diabetes"] = False
+        return
+    if labs.confirmed:
+        out.values["diabetes"], out.basis["diabetes"] = True, labs.reference
+        out.note("diabetes", f"diabetes from laboratory results ({GUIDELINE} criteria, met on two days): "
+                 + labs.describe())
+    else:
+        out.values.pop("diabetes", None)
+        out.problems["diabetes"] = (f"diabetes unconfirmed: {labs.describe()} meets a diagnostic threshold of the "
+                                    f"{GUIDELINE} on one day only; it asks for a repeat test on another day (or "
+                                    "record the diagnosis)")
+
+
+def _derive_egfr(out: FhirInputs) -> None:
+    """Compute eGFR from creatinine, age and sex (CKD-EPI 2021) when the record holds no usable eGFR."""
+    needed = ("creatinine", "age", "sex")
+    if "egfr" in out.values or "egfr" in out.problems or any(out.values.get(n) is None for n in needed):
+        return
+    from cds.models.risk import get_equation  # the kidney equation, not an import at module load
+
+    try:
+        egfr = get_equation("ckd_epi_2021").evaluate({n: out.values[n] for n in needed}).score[0]
+    except InvalidInputError:
+        return  # an impossible creatinine or age: the cards that use them say so
+    if egfr != egfr:  # NaN: outside the equation's validated range
+        return
+    out.values["egfr"] = float(egfr)
+    out.basis["egfr"] = out.basis["creatinine"]
+    if "creatinine" in out.observed:
+        out.observed["egfr"] = out.observed["creatinine"]
+    out.note("egfr", f"eGFR {egfr:.0f} mL/min/1.73 m² computed from creatinine ({out.basis['creatinine']}) with "
+             f"{EGFR_DERIVED}: no eGFR is recorded")
+    out.notes["egfr"].extend(out.notes.get("creatinine", ()))
 
 
 def _patient_names(entry: Any) -> set[str]:
@@ -189,9 +286,13 @@ def _read_patient(patient: Any, out: FhirInputs, as_of: dt.date) -> None:
     out.patient_reference = f"Patient/{patient.id}" if patient.id else None
     if patient.gender in ("female", "male"):
         out.values["sex"] = patient.gender
-    age = _age(patient.birthDate, as_of)
+    age = age_at(patient.birthDate, as_of)
     if age is not None:
-        out.values["age"] = age
+        out.values["age"] = age.years
+        if age.approximate:
+            out.note("age", age.note(as_of))
+    elif patient.birthDate is not None:
+        out.problems["age"] = f"birthDate {str(patient.birthDate)!r} is after the evaluation date {as_of.isoformat()}"
     for extension in patient.extension or []:
         if extension.url != US_CORE_RACE:
             continue
@@ -202,30 +303,8 @@ def _read_patient(patient: Any, out: FhirInputs, as_of: dt.date) -> None:
         out.values.setdefault("race", "other")
 
 
-def _age(born: dt.date | str | None, as_of: dt.date) -> int | None:
-    """Age in whole years at ``as_of``, or None.
-
-    A partial birth date (``YYYY`` or ``YYYY-MM``, which FHIR allows) gives an age only when every day it may stand
-    for gives the same one: an age is never guessed.
-    """
-    if born is None:
-        return None
-    if isinstance(born, dt.date):
-        first = last = born
-    else:
-        year, _, month = str(born).partition("-")
-        if not year.isdigit() or not 1 <= int(year) <= 9998 or (month and not month[:2].isdigit()):
-            return None
-        low, high = (int(month[:2]),) * 2 if month else (1, 12)
-        if not 1 <= low <= 12:
-            return None
-        first = dt.date(int(year), low, 1)
-        last = (dt.date(int(year) + high // 12, high % 12 + 1, 1) - dt.timedelta(days=1))
-    ages = {as_of.year - d.year - ((as_of.month, as_of.day) < (d.month, d.day)) for d in (first, last)}
-    return ages.pop() if len(ages) == 1 else None
-
-
-def _read_observation(observation: Any, out: FhirInputs, latest: dict[str, dt.datetime]) -> None:
+def _read_observation(observation: Any, readings: dict[str, list[Reading]], unreadable: dict[str, str]) -> None:
+    """Every usable value of the Observation (its own and its components') as a reading of its input."""
     if observation.status in ("entered-in-error", "cancelled"):
         return
     when = _effective(observation)
@@ -236,14 +315,17 @@ def _read_observation(observation: Any, out: FhirInputs, latest: dict[str, dt.da
         for loinc in _codes(code, LOINC):
             if loinc == SMOKING_STATUS and concept is not None:
                 smoker = _smoking(concept)
-                if smoker is not None and _newer("smoker", when, latest):
-                    out.values["smoker"], out.basis["smoker"] = smoker, reference
+                if smoker is not None:
+                    readings["smoker"].append(Reading(when, smoker, reference))
             elif loinc in OBSERVATION_CODES and quantity is not None and quantity.value is not None:
-                name, kind = OBSERVATION_CODES[loinc]
+                measure = OBSERVATION_CODES[loinc]
                 unit = quantity.code or quantity.unit or ""
-                value = to_canonical(float(quantity.value), unit, kind)
-                if _newer(name, when, latest):
-                    out.values[name], out.basis[name] = value, reference
+                try:
+                    value = to_canonical(float(quantity.value), str(unit), measure.quantity)
+                except InvalidInputError as exc:
+                    unreadable[measure.field] = f"{reference} not used: {exc}"
+                    continue
+                readings[measure.field].append(Reading(when, value, reference))
 
 
 def _effective(observation: Any) -> dt.datetime:
@@ -252,14 +334,7 @@ def _effective(observation: Any) -> dt.datetime:
         return value.replace(tzinfo=value.tzinfo or dt.UTC)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    return dt.datetime.min.replace(tzinfo=dt.UTC)
-
-
-def _newer(name: str, when: dt.datetime, latest: dict[str, dt.datetime]) -> bool:
-    if name in latest and latest[name] > when:
-        return False
-    latest[name] = when
-    return True
+    return UNDATED
 
 
 def _codes(concept: Any, system: str) -> list[str]:
@@ -273,15 +348,6 @@ def _smoking(concept: Any) -> bool | None:
     if codes & NOT_SMOKER:
         return False
     return None  # unknown status: left missing
-
-
-def _is_active_diabetes(condition: Any) -> bool:
-    status = _codes(condition.clinicalStatus, "http://terminology.hl7.org/CodeSystem/condition-clinical")
-    if status and status[0] not in ("active", "recurrence", "relapse"):
-        return False
-    if set(_codes(condition.code, SNOMED)) & DIABETES_SNOMED:
-        return True
-    return any(code.startswith(DIABETES_ICD10) for system in ICD10 for code in _codes(condition.code, system))
 
 
 def _read_medications(medications: list[Any], out: FhirInputs, complete_lists: bool) -> None:

@@ -86,12 +86,33 @@ class Topic(StrEnum):
     KIDNEY = "kidney"
 
 
+class NotScored(StrEnum):
+    """Why a panel topic has no result (machine-readable; the entry's ``reason`` says it in words)."""
+
+    MISSING_INPUTS = "missing_fields"  # inputs the record does not hold, or holds unusably (see reason)
+    IMPOSSIBLE_VALUE = "impossible_value"  # a value outside physiological limits
+    ESTABLISHED_ASCVD = "established_ascvd"  # secondary prevention: primary-prevention equations do not apply
+
+
 @dataclass(frozen=True)
 class PanelEntry:
-    """One topic of a patient's panel: a result, or the method that was tried and the inputs it lacked."""
+    """One topic of a patient's panel: a result, or the method that was tried and why it gave none.
+
+    Attributes:
+        topic: What the entry is about.
+        result: The score, or ``None``.
+        method: The equation tried (the scoring one when there is a result).
+        missing: Inputs it lacked.
+        outcome: What the method predicts.
+        not_scored: Why there is no result; ``None`` when there is one.
+        reason: The why in words: which inputs are missing or unusable and why, the impossible value, or the
+            evidence of established ASCVD.
+    """
 
     topic: Topic
     result: RiskResult | None
     method: str
     missing: tuple[str, ...] = ()
     outcome: str = ""
+    not_scored: NotScored | None = None
+    reason: str = ""

@@ -69,7 +69,8 @@ def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url
         raise InvalidInputError("context.patientId is required", code="missing_context")
     prefetch = request.prefetch or {}
     sources = prefetch if all(prefetch.get(k) for k in PREFETCH) else fetch_record(request, patient_id)
-    extracted = parse_bundle(merge_prefetch(sources), complete_lists=True)
+    extracted = parse_bundle(merge_prefetch(sources), complete_lists=True,
+                             stale_days=engine.settings.risk_stale_days)
     subject = f"Patient/{patient_id}"
     if extracted.patient_reference not in (None, subject):
         raise InvalidInputError("the prefetched Patient is not the patient in context", code="patient_mismatch")

@@ -15,10 +15,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cds.errors import NotFoundError
+from cds.errors import InvalidInputError, NotFoundError
 from cds.interop.cds_hooks import merge_prefetch
 from cds.interop.fhir_inputs import FhirInputs
 from cds.interop.fhir_risk import risk_assessment
+from cds.interop.units import FIELD_QUANTITIES, to_canonical, unit_hint
+from cds.models.risk import RiskEquation
+from cds.models.risk.base import display_unit
 from cds.pipelines.risk.equation import EquationPipeline
 from cds.pipelines.risk.panel import assess_patient
 from cds.results.risk import PanelEntry, RiskResult
@@ -68,24 +71,72 @@ def score(engine: Engine, method: str, inputs: Mapping[str, object], *, subject:
         InvalidInputError: Missing or impossible inputs.
     """
     equation, ref = engine.risk_method(method)
-    result = EquationPipeline(equation, ref)(inputs)
+    result = EquationPipeline(equation, ref)(in_equation_units(equation, inputs))
     with engine.database.session() as session:
         result_id = release(session, result, subject=subject, actor=actor)
     _count(engine, [result])
     return Released(result_id, result)
 
 
+def in_equation_units(equation: RiskEquation, inputs: Mapping[str, object]) -> dict[str, object]:
+    """``inputs`` with every ``{"value": v, "unit": u}`` converted to the field's unit.
+
+    A bare number is taken in the field's own unit; when it is impossible there but possible in another unit of
+    the same quantity, the error says which (``5.2`` cholesterol looks like mmol/L).
+
+    Raises:
+        InvalidInputError: ``unsupported_unit`` (a unit the field cannot be converted from, or a unit on a field
+            that is not a measurement), or ``impossible_value`` with the unit hint.
+    """
+    converted: dict[str, object] = {}
+    for name, value in inputs.items():
+        if isinstance(value, Mapping):
+            quantity = FIELD_QUANTITIES.get(name)
+            if quantity is None:
+                raise InvalidInputError(f"{name} is not a measured quantity and takes no unit", code="unsupported_unit")
+            converted[name] = to_canonical(float(value["value"]), str(value["unit"]), quantity)
+            continue
+        converted[name] = value
+        spec = next((f for f in equation.fields if f.name == name), None)
+        if spec is None or spec.plausible is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        low, high = spec.plausible
+        if not low <= value <= high and (hint := unit_hint(name, float(value), spec.plausible)):
+            raise InvalidInputError(f"{name} is impossible ({value:g}); allowed {low:g}-{high:g} "
+                                    f"{display_unit(spec.unit)}{hint}", code="impossible_value")
+    return converted
+
+
 def with_input_warnings(result: RiskResult, extracted: FhirInputs) -> RiskResult:
-    """``result`` carrying what reading the record left out (another patient's resources, future dates)."""
-    if not extracted.warnings:
+    """``result`` carrying what reading the record left out and the caveats of the inputs it used.
+
+    What was left out: another patient's resources, future dates. Caveats: stale, averaged, approximate age,
+    derived eGFR, where diabetes came from.
+    """
+    caveats = extracted.caveats(result.inputs)
+    if not caveats:
         return result
-    return result.model_copy(update={"warnings": (*result.warnings, *extracted.warnings)})
+    return result.model_copy(update={"warnings": (*result.warnings, *caveats)})
 
 
 def assess_record(extracted: FhirInputs) -> list[PanelEntry]:
-    """Every topic of the panel for a patient read from FHIR, each result carrying the reading's warnings."""
+    """Every topic of the panel for a patient read from FHIR, each result carrying its inputs' caveats."""
+    entries = assess_patient(extracted.values, problems=extracted.problems, ascvd=extracted.ascvd)
     return [replace(e, result=with_input_warnings(e.result, extracted)) if e.result is not None else e
-            for e in assess_patient(extracted.values)]
+            for e in entries]
+
+
+def refuse_primary_prevention(equation: RiskEquation, extracted: FhirInputs) -> None:
+    """Refuse a primary-prevention equation for a patient with established ASCVD.
+
+    Raises:
+        InvalidInputError: ``established_ascvd`` (422), naming the evidence.
+    """
+    if equation.primary_prevention and extracted.ascvd:
+        raise InvalidInputError(
+            f"{equation.name} is for primary prevention and the record shows established ASCVD "
+            f"({'; '.join(extracted.ascvd[:5])}): the patient is at very high risk and managed for secondary "
+            "prevention", code="established_ascvd")
 
 
 def score_bundle(engine: Engine, method: str, extracted: FhirInputs, overrides: Mapping[str, object], *,
@@ -96,6 +147,7 @@ def score_bundle(engine: Engine, method: str, extracted: FhirInputs, overrides: 
         The FHIR RiskAssessment, its ``id`` the stored result's, its ``basis`` the resources the inputs came from.
     """
     equation, ref = engine.risk_method(method)
+    refuse_primary_prevention(equation, extracted)
     subject = extracted.patient_reference or ""
     result = with_input_warnings(EquationPipeline(equation, ref)(extracted.values | dict(overrides)), extracted)
     basis = {k: v for k, v in extracted.basis.items() if k in result.inputs}

@@ -40,21 +40,32 @@ def bundle() -> dict:
     ]}  # fmt: skip
 
 
+AS_OF = dt.date(2025, 6, 1)  # the sample's newest reading: the worked example's age (55)
+
+
 def test_bundle_values_are_converted_to_equation_units() -> None:
-    inputs = parse_bundle(bundle())
+    inputs = parse_bundle(bundle(), as_of=AS_OF)
     assert inputs.values["total_cholesterol"] == pytest.approx(213, abs=0.1)
     assert inputs.values["hdl_cholesterol"] == pytest.approx(50, abs=0.1)
     assert inputs.values["systolic_bp"] == pytest.approx(120.01, abs=0.01)  # newest reading wins, kPa -> mm[Hg]
     assert inputs.values["creatinine"] == pytest.approx(1.0)
     assert inputs.values["egfr"] == 90
     assert inputs.values["smoker"] is False and inputs.values["race"] == "white" and inputs.values["sex"] == "female"
-    assert inputs.values["age"] == 55  # at the newest observation date, 2025-06-01
+    assert inputs.values["age"] == 55  # at the evaluation date
     assert inputs.basis["systolic_bp"] == "Observation/sbp"
     assert "diabetes" not in inputs.values  # no Condition: not assumed absent
 
 
+def test_age_is_computed_at_the_evaluation_date_today_by_default() -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    born = dt.date(1970, 3, 15)
+    expected = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    assert parse_bundle(bundle()).values["age"] == expected
+    assert parse_bundle(bundle(), as_of=dt.date(2030, 3, 15)).values["age"] == 60
+
+
 def test_bundle_to_valid_risk_assessment_reproduces_the_worked_example() -> None:
-    inputs = parse_bundle(bundle())
+    inputs = parse_bundle(bundle(), as_of=AS_OF)
     equation = get_equation("pce")
     result = EquationPipeline(equation)(inputs.values | {"bp_treated": False, "diabetes": False})
     assert round(100 * result.score, 1) == 2.1
@@ -87,11 +98,15 @@ def test_out_of_range_result_has_no_prediction() -> None:
     assert "prediction" not in resource and "age outside the range" in resource["note"][0]["text"]
 
 
-def test_unsupported_unit_is_refused_naming_supported_ones() -> None:
+def test_a_unit_that_cannot_be_converted_leaves_only_its_input_missing_naming_supported_ones() -> None:
     doc = bundle()
     doc["entry"][1] = observation("tc", "2093-3", 5.5, "g/L")
+    read = parse_bundle(doc)
+    assert "total_cholesterol" not in read.values and read.values["hdl_cholesterol"] == pytest.approx(50, abs=0.1)
+    assert "Observation/tc not used" in read.problems["total_cholesterol"]
+    assert "supported: mg/dL, mmol/L" in read.problems["total_cholesterol"]
     with pytest.raises(InvalidInputError, match="supported: mg/dL, mmol/L") as err:
-        parse_bundle(doc)
+        to_canonical(5.5, "g/L", Quantity.CHOLESTEROL)
     assert err.value.code == "unsupported_unit"
 
 
@@ -136,14 +151,30 @@ def test_complete_lists_turn_absence_into_no_only_when_safe() -> None:
     assert "diabetes" not in parse_bundle(doc, complete_lists=True).values  # HbA1c >= 6.5 % without a diagnosis
 
 
-@pytest.mark.parametrize(("born", "age"), [("1961-04", 65), ("1961-12", None), ("1961", None), ("1961-11-30", 65),
-                                           ("1961-12-02", 64)])
-def test_a_partial_birth_date_gives_an_age_only_when_it_is_certain(born: str, age: int | None) -> None:
+@pytest.mark.parametrize(("born", "age", "bounds"), [
+    ("1961-04", 65, None), ("1961-11-30", 65, None), ("1961-12-02", 64, None),
+    ("1961-12", 64, "64-65"),  # 1 Dec 1961 would be 65 on 1 Dec 2026; the middle of December, 64
+    ("1961", 65, "64-65"),  # born before 2 Dec: 65; from 2 to 31 Dec: 64; mid-year: 65
+])  # fmt: skip
+def test_a_partial_birth_date_gives_an_age_stated_as_approximate_with_its_bounds(born: str, age: int,
+                                                                                  bounds: str | None) -> None:
     doc = bundle()
     patient = next(e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "Patient")
-    patient["birthDate"] = born  # FHIR allows YYYY and YYYY-MM; the age at 2026-12-01 is certain for some
-    values = parse_bundle(doc, as_of=dt.date(2026, 12, 1)).values
-    assert values.get("age") == age
+    patient["birthDate"] = born  # FHIR allows YYYY and YYYY-MM
+    read = parse_bundle(doc, as_of=dt.date(2026, 12, 1))
+    assert read.values["age"] == age
+    if bounds is None:
+        assert "age" not in read.notes
+    else:
+        (note,) = read.notes["age"]
+        assert f"gives {bounds} years at 2026-12-01" in note and "approximate" in note
+
+
+def test_a_birth_date_after_the_evaluation_date_gives_no_age_and_says_why() -> None:
+    doc = bundle()
+    doc["entry"][0]["resource"]["birthDate"] = "2030"
+    read = parse_bundle(doc, as_of=dt.date(2026, 12, 1))
+    assert "age" not in read.values and "after the evaluation date" in read.problems["age"]
 
 
 def _about(entry: dict, reference: str) -> dict:
@@ -174,4 +205,4 @@ def test_an_observation_dated_after_the_evaluation_date_is_ignored_with_a_warnin
     future["entry"].append(observation("sbp-future", "8480-6", 180, "mm[Hg]", "2031-01-01"))
     read = parse_bundle(future, as_of=dt.date(2025, 7, 1))
     assert read.values["systolic_bp"] == pytest.approx(120.01, abs=0.01) and read.values["age"] == 55
-    assert read.warnings == ["Observation/sbp-future is dated after 2025-07-01 and was ignored"]
+    assert read.warnings == ["1 Observation(s) dated after 2025-07-01 ignored: Observation/sbp-future"]

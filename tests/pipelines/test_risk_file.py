@@ -70,3 +70,52 @@ def test_cli_score_file_and_score(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "missing_fields: pce needs diabetes" in missing.output
     scored = runner.invoke(app, ["risk", "score", "pce", str(patient), "--set", "diabetes=no"])
     assert scored.exit_code == 0 and '"score": 0.0537' in scored.output
+
+
+def _resident_cohort(n: int) -> pd.DataFrame:
+    """Resident IDs as hospitals store them: 18 characters, neighbours that differ only in the last digits (which a
+    float64 cannot tell apart), one ending in the check character X, and a clinic code with leading zeros."""
+    frame = cohort(n).drop(columns=["patient"])
+    frame.insert(0, "resident_id", [f"11010119660412{i:04d}" for i in range(n)])
+    frame.loc[1, "resident_id"] = "11010119660412000X"
+    frame.insert(1, "clinic", "00731")
+    return frame
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_ids_keep_their_exact_text_and_a_bad_value_after_row_100000_is_that_rows_error(tmp_path: Path,
+                                                                                      suffix: str) -> None:
+    frame = _resident_cohort(100_050)
+    frame["systolic_bp"] = frame["systolic_bp"].astype(int).astype(str)
+    frame.loc[100_020, "systolic_bp"] = "未测"  # "not measured", in the second chunk only
+    frame.loc[100_021, "systolic_bp"] = "NA"
+    source, target = tmp_path / "in.csv", tmp_path / f"out{suffix}"
+    frame.to_csv(source, index=False)
+    summary = score_file(get_equation("pce"), source, target)  # default chunks of 100,000 rows
+    scored = (pd.read_csv(target, dtype=str, keep_default_na=False) if suffix == ".csv"
+              else pd.read_parquet(target))  # fmt: skip
+    assert summary.rows == len(scored) == len(frame)
+    assert scored["resident_id"].tolist() == frame["resident_id"].tolist()  # every ID exact, none collapsed
+    assert scored["resident_id"].nunique() == len(frame) and (scored["clinic"] == "00731").all()
+    assert "systolic_bp is impossible ('未测')" in scored.loc[100_020, "error"]
+    assert "systolic_bp is missing" in scored.loc[100_021, "error"]
+    assert scored.loc[100_022, "status"] in ("scored", "out_of_range")
+    if suffix == ".parquet":
+        assert str(pd.read_parquet(target).dtypes["systolic_bp"]) in ("string", "object")  # one type throughout
+
+
+def test_parquet_input_keeps_its_integer_ids_exact(tmp_path: Path) -> None:
+    frame = _resident_cohort(300)
+    frame["resident_id"] = [110101196604120000 + i for i in range(300)]  # int64: exact, float64 would not be
+    source, target = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    frame.to_parquet(source, index=False)
+    score_file(get_equation("pce"), source, target, chunk_rows=64)
+    assert pd.read_parquet(target)["resident_id"].tolist() == frame["resident_id"].tolist()
+
+
+def test_a_file_that_cannot_be_read_is_refused_as_unreadable(tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    source.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InvalidInputError) as err:
+        score_file(get_equation("pce"), source, tmp_path / "out.parquet")
+    assert err.value.code == "unreadable_file"

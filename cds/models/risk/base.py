@@ -112,6 +112,7 @@ class RiskEquation(ABC):
     outcome: str
     contribution_unit: str = "change in score if only this input took its reference value"
     fields: tuple[FieldSpec, ...]
+    primary_prevention: bool = False  # derived in people without known CVD: not for established ASCVD
 
     def field_names(self) -> list[str]:
         """Input field names, in declaration order."""
@@ -205,6 +206,17 @@ class RiskEquation(ABC):
             problems.extend(p for p in found if p.rows.any())
         return columns, problems
 
+    def impossible_values(self, data: Mapping[str, object]) -> list[str]:
+        """For one patient, what is impossible among the inputs that are present (missing ones are not checked)."""
+        found = []
+        for spec in self.fields:
+            value = data.get(spec.name)
+            if value is None:
+                continue
+            _, problems = _column(spec, np.atleast_1d(np.asarray(value)))
+            found += [p.describe(0) for p in problems if p.code == "impossible_value" and p.rows.any()]
+        return found
+
     def bands(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """Band per scored row (object array); equations without bands give ``None``."""
         return np.full(len(score), None, dtype=object)
@@ -248,6 +260,16 @@ class RiskEquation(ABC):
         return result, any_outside
 
 
+# How people write the UCUM units (for messages, cards and pages, never for parsing).
+DISPLAY_UNITS = {"mm[Hg]": "mmHg", "mL/min/{1.73_m2}": "mL/min/1.73 m²", "kg/m2": "kg/m²", "umol/L": "µmol/L",
+                 "[in_i]": "in", "1": "", "a": "years"}  # fmt: skip
+
+
+def display_unit(unit: str) -> str:
+    """``unit`` (UCUM) as people write it: ``mm[Hg]`` -> ``mmHg``, ``mL/min/{1.73_m2}`` -> ``mL/min/1.73 m²``."""
+    return DISPLAY_UNITS.get(unit, unit)
+
+
 _TRUE = {"true", "yes", "1", "y"}
 _FALSE = {"false", "no", "0", "n"}
 
@@ -274,7 +296,8 @@ class _Problem:
             return f"{spec.name} is {shown}; allowed: {', '.join(spec.categories)}"
         if spec.kind is FieldKind.BOOLEAN:
             return f"{spec.name} is {shown}; allowed: true/false (1/0, yes/no)"
-        limits = f"{spec.plausible[0]:g}–{spec.plausible[1]:g} {spec.unit}" if spec.plausible else "a finite number"
+        limits = (f"{spec.plausible[0]:g}–{spec.plausible[1]:g} {display_unit(spec.unit)}".rstrip() if spec.plausible
+                  else "a finite number")  # fmt: skip
         return f"{spec.name} is impossible ({shown}); allowed {limits}"
 
 

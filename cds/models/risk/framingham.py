@@ -54,6 +54,7 @@ class Framingham2008(RiskEquation):
     population = "adults 30-74 years without cardiovascular disease (Framingham cohorts, mostly white)"
     score_unit = "probability (10-year)"
     outcome = "cardiovascular event (coronary, cerebrovascular, peripheral arterial, heart failure) within 10 years"
+    primary_prevention = True
     fields = (
         validated(AGE, 30, 74),
         SEX,

@@ -71,6 +71,7 @@ class PooledCohortEquations(RiskEquation):
     population = "US adults 40-79 years without clinical ASCVD; LDL-C < 190 mg/dL"
     score_unit = "probability (10-year)"
     outcome = "first hard ASCVD event (nonfatal MI, CHD death, fatal or nonfatal stroke) within 10 years"
+    primary_prevention = True
     fields = (
         validated(AGE, 40, 79),
         SEX,

@@ -126,6 +126,7 @@ class Prevent(RiskEquation):
     version = "2023-base"
     source = "Khan SS et al. Circulation 2024;149:430-449, Supplemental Table S12A (10-year base model)"
     population = "US adults 30-79 years without known cardiovascular disease"
+    primary_prevention = True
     score_unit = "probability (10-year)"
 
     def __init__(self, outcome: PreventOutcome) -> None:

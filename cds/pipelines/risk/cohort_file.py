@@ -2,8 +2,14 @@
 
 Input: CSV or Parquet with one column per equation field (extra columns are carried through). Output: the same
 rows with ``score``, ``band``, ``category``, ``status`` (``scored``, ``out_of_range`` or ``error``),
-``out_of_range_fields`` and ``error`` appended. A row with a missing or impossible value is kept and explained
-in ``error``, never dropped.
+``out_of_range_fields`` and ``error`` appended. A row with a missing or impossible value (text where a number
+belongs, in any chunk) is kept and explained in ``error``, never dropped, and never stops the file.
+
+Columns keep what the file says: a CSV is read as text, so every carried column (an 18-digit resident ID, a code
+with leading zeros) is written back exactly as it came, and each column has one type in every chunk; a Parquet
+file's carried columns keep the file's own types. Only the equation's fields are read as numbers, per value. A file
+that cannot be read at all (not CSV, not Parquet, broken encoding) is refused with ``unreadable_file``: a
+deterministic input failure, never retried.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cds.errors import InvalidInputError
-from cds.models.risk import RiskEquation
+from cds.models.risk import FieldKind, FieldSpec, RiskEquation
 
 OUTPUT_COLUMNS = ("score", "band", "category", "status", "out_of_range_fields", "error")
+MISSING_SPELLINGS = ("#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+                     "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # pandas' default NA values  # fmt: skip
 
 
 @dataclass
@@ -35,13 +43,36 @@ class FileScoringSummary:
 
 def _read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        yield from pd.read_csv(path, chunksize=chunk_rows)
-    elif suffix in (".parquet", ".pq"):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
-    else:
+    if suffix not in (".csv", ".parquet", ".pq"):
         raise InvalidInputError(f"{path.name}: cohort files must be .csv or .parquet", code="unsupported_format")
+    try:
+        if suffix == ".csv":  # as text: nothing is guessed, so nothing changes between chunks or on the way out
+            yield from pd.read_csv(path, chunksize=chunk_rows, dtype=str, keep_default_na=False)
+        else:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+    except (ValueError, UnicodeDecodeError, pa.ArrowException) as exc:  # pandas' ParserError is a ValueError
+        raise InvalidInputError(f"{path.name} cannot be read as {suffix[1:]}: {type(exc).__name__}: "
+                                f"{str(exc)[:200]}", code="unreadable_file") from None
+
+
+def _field_values(spec: FieldSpec, column: pd.Series) -> np.ndarray:
+    """One equation field's values, read per value.
+
+    Numbers as float64; an empty cell or one of pandas' usual missing-value spellings (``NA``, ``NaN``, ``NULL``,
+    ...) is missing, and text that is no number is impossible, that row's error quoting it. Booleans and categories as
+    text, empty when missing.
+    """
+    if column.dtype.kind in "biuf":  # a typed Parquet column
+        return column.astype("float64").to_numpy()
+    text = column.astype("string").fillna("").str.strip()
+    text = text.mask(text.isin(MISSING_SPELLINGS), "")
+    if spec.kind is not FieldKind.NUMBER:
+        return text.to_numpy(dtype=str)
+    numbers = pd.to_numeric(text.replace("", None), errors="coerce").astype("float64").to_numpy(copy=True)
+    if (np.isnan(numbers) & (text != "").to_numpy(dtype=bool)).any():  # some text is no number: the equation
+        return text.to_numpy(dtype=object)  # reads these per value and names the text in the row's error
+    return numbers
 
 
 def count_rows(path: Path) -> int | None:
@@ -53,16 +84,13 @@ def count_rows(path: Path) -> int | None:
 
 def score_chunk(equation: RiskEquation, frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the output columns appended."""
-    data = {f.name: frame[f.name].to_numpy() for f in equation.fields if f.name in frame.columns}
+    data = {f.name: _field_values(f, frame[f.name]) for f in equation.fields if f.name in frame.columns}
     output = equation.evaluate(data, row_errors=True)
     errors = np.array(output.errors, dtype=object)
     failed = errors != ""
     outside = np.array([",".join(fields) for fields in output.out_of_range], dtype=object)
     result = frame.copy()
-    # Stable column types across chunks: integers as float64, text as nullable strings.
-    for column in result.select_dtypes(include=["integer", "bool"]).columns:
-        result[column] = result[column].astype("float64")
-    for column in result.select_dtypes(include=["object"]).columns:
+    for column in result.select_dtypes(include=["object", "str"]).columns:  # text (CSV, or Parquet strings) stays text
         result[column] = result[column].astype("string")
     result["score"] = output.score
     result["band"] = pd.array([b.value if b is not None else None for b in output.band], dtype="string")

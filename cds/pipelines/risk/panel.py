@@ -1,16 +1,20 @@
 """A patient's chronic-disease risk panel: cardiovascular, diabetes and kidney, from whatever data is available.
 
-Each topic tries its methods in order of preference and reports either a result or exactly which inputs are
-missing; nothing is imputed.
+Each topic tries its methods in order of preference and reports either a result or why it has none: the inputs
+that are missing (and, for an input the record holds unusably, why), or an impossible value. Topics are isolated:
+a bad value affects only the topics whose methods need it. A patient with established atherosclerotic
+cardiovascular disease gets no primary-prevention score: the cardiovascular topic says "very high risk" and names
+the evidence. Nothing is imputed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from cds.errors import InvalidInputError
 from cds.models.risk import get_equation
 from cds.pipelines.risk.equation import EquationPipeline
-from cds.results.risk import PanelEntry, Topic
+from cds.results.risk import NotScored, PanelEntry, Topic
 
 # Preferred method first: PREVENT needs eGFR; the Pooled Cohort Equations do not.
 METHODS: dict[Topic, tuple[str, ...]] = {
@@ -18,23 +22,52 @@ METHODS: dict[Topic, tuple[str, ...]] = {
     Topic.DIABETES: ("findrisc",),
     Topic.KIDNEY: ("ckd_epi_2021",),
 }
+SECONDARY_PREVENTION = "secondary_prevention"
+SECONDARY_OUTCOME = "recurrent atherosclerotic cardiovascular events"
 
 
-def assess_patient(values: Mapping[str, object]) -> list[PanelEntry]:
-    """Score every topic that the values allow; impossible values raise, missing ones are reported."""
-    entries = []
-    for topic, names in METHODS.items():
-        entry: PanelEntry | None = None
-        for name in names:
-            equation = get_equation(name)
-            missing = tuple(f.name for f in equation.fields if f.required and values.get(f.name) is None)
-            if missing:
-                if entry is None or len(missing) < len(entry.missing):
-                    entry = PanelEntry(topic, None, name, missing, equation.outcome)
-                continue
+def _missing_reason(missing: Sequence[str], problems: Mapping[str, str]) -> str:
+    unusable = [problems[name] for name in missing if name in problems]
+    return f"missing {', '.join(missing)}" + (f" ({'; '.join(unusable)})" if unusable else "")
+
+
+def _topic(topic: Topic, values: Mapping[str, object], problems: Mapping[str, str]) -> PanelEntry:
+    entry: PanelEntry | None = None
+    for name in METHODS[topic]:
+        equation = get_equation(name)
+        missing = tuple(f.name for f in equation.fields if f.required and values.get(f.name) is None)
+        if missing:
+            impossible = equation.impossible_values(values)
+            if entry is None or (entry.not_scored is NotScored.MISSING_INPUTS and len(missing) < len(entry.missing)):
+                entry = PanelEntry(topic, None, name, missing, equation.outcome,
+                                   NotScored.IMPOSSIBLE_VALUE if impossible else NotScored.MISSING_INPUTS,
+                                   "; ".join([*impossible, _missing_reason(missing, problems)]))  # fmt: skip
+            continue
+        try:
             result = EquationPipeline(equation)({f.name: values.get(f.name) for f in equation.fields})
-            entry = PanelEntry(topic, result, name, (), equation.outcome)
-            break
-        assert entry is not None
-        entries.append(entry)
+        except InvalidInputError as exc:  # an impossible value: this topic only; it says more than a missing input
+            if entry is None or entry.not_scored is NotScored.MISSING_INPUTS:
+                entry = PanelEntry(topic, None, name, (), equation.outcome, NotScored.IMPOSSIBLE_VALUE, exc.message)
+            continue
+        return PanelEntry(topic, result, name, (), equation.outcome)
+    assert entry is not None
+    return entry
+
+
+def assess_patient(values: Mapping[str, object], *, problems: Mapping[str, str] | None = None,
+                   ascvd: Sequence[str] = ()) -> list[PanelEntry]:  # fmt: skip
+    """Every topic of the panel, each scored or saying why not.
+
+    Args:
+        values: Inputs by field name, in equation units.
+        problems: Inputs the record holds but that could not be used, and why (named when they are missing).
+        ascvd: Evidence of established ASCVD; when any, the cardiovascular topic is secondary prevention.
+    """
+    entries = []
+    for topic in METHODS:
+        if topic is Topic.CARDIOVASCULAR and ascvd:
+            entries.append(PanelEntry(topic, None, SECONDARY_PREVENTION, (), SECONDARY_OUTCOME,
+                                      NotScored.ESTABLISHED_ASCVD, "; ".join(ascvd)))  # fmt: skip
+            continue
+        entries.append(_topic(topic, values, problems or {}))
     return entries

@@ -15,6 +15,7 @@ from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier, load_clients
 from cds.serving.api.middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
 from cds.serving.api.routes import (
+    about,
     audit,
     cds_hooks,
     dashboard,
@@ -38,7 +39,7 @@ from cds.settings import Settings
 from cds.store.audit_anchor import Checkpointer
 
 log = logging.getLogger(__name__)
-ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb,
+ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb, about,
            pathology)  # one module per URL resource; no two of them share a path prefix
 
 

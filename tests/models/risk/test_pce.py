@@ -62,7 +62,7 @@ def test_several_fields_out_of_range_are_all_named() -> None:
 
 @pytest.mark.parametrize(
     ("change", "fragment"),
-    [({"systolic_bp": 900}, "systolic_bp is impossible (900); allowed 50–300 mm[Hg]"),
+    [({"systolic_bp": 900}, "systolic_bp is impossible (900); allowed 50–300 mmHg"),
      ({"hdl_cholesterol": -5}, "hdl_cholesterol is impossible (-5)"),
      ({"age": float("nan")}, "age is missing"),
      ({"smoker": 2}, "smoker is 2; allowed: true/false"),

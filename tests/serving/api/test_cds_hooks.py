@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from cds.interop.record_dates import age_at
+from cds.models.risk import get_equation
 from cds.serving.api.app import create_app
 from cds.serving.api.auth import Role
 from cds.settings import Settings
@@ -67,8 +69,12 @@ def test_patient_view_cards_from_prefetch(client: TestClient) -> None:
         assert card["source"]["label"].startswith("cds ")
     kidney, cardiovascular, diabetes = (next(c for c in cards if c["summary"].startswith(t))
                                         for t in ("Kidney", "Cardiovascular", "Diabetes"))  # fmt: skip
-    # creatinine 1.0 mg/dL, woman of 55 -> CKD-EPI 2021 eGFR 66.5 (G2); no ACR, so no heat-map band
-    assert kidney["summary"] == "Kidney: 66.5 mL/min/{1.73_m2} (G2)"
+    # creatinine 1.0 mg/dL, a woman born 1970-03-15, aged at today's date (the hook's evaluation date): CKD-EPI 2021
+    # (66.5 at 55, the worked value the equation's own tests check); no ACR, so no heat-map band; units as written
+    age = age_at(dt.date(1970, 3, 15), dt.datetime.now(dt.UTC).date())
+    assert age is not None
+    egfr = get_equation("ckd_epi_2021").evaluate({"creatinine": 1.0, "age": age.years, "sex": "female"}).score[0]
+    assert kidney["summary"] == f"Kidney: {egfr:.3g} mL/min/1.73 m² (G2)"
     assert kidney["source"]["label"] == "cds ckd_epi_2021 2021"
     # complete active lists: amlodipine (ATC C08) -> treated; no statin; no diabetes Condition and no HbA1c -> no
     # diabetes; eGFR 90 is present, so PREVENT (preferred) scores: woman 55, TC 213, HDL 50, SBP 120 treated

@@ -40,7 +40,7 @@ def test_ml_risk_model_is_served(client: TestClient) -> None:
 
 
 def test_fhir_bundle_in_risk_assessment_out(client: TestClient) -> None:
-    response = client.post("/v1/risk/pce/fhir?bp_treated=false&diabetes=false", json=bundle(),
+    response = client.post("/v1/risk/pce/fhir?bp_treated=false&diabetes=false&as_of=2025-06-01", json=bundle(),
                            headers=bearer(client, Role.CLINICIAN))  # fmt: skip
     assert response.status_code == 200, response.text
     assessment = RiskAssessment.model_validate(response.json())

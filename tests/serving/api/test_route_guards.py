@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from cds.serving.api.auth import Role
 from tests.serving.api.conftest import bearer
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/cds-services", "/v1/dev/token", "/v1/dev/hooks-token"}
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/cds-services", "/v1/dev/token", "/v1/dev/hooks-token",
+          "/about/risk/{method}"}  # a method's description, linked from CDS Hooks cards: no patient data
 HOOK_SIGNED = {"/cds-services/{service_id}", "/cds-services/{service_id}/feedback"}  # the EHR's own JWT
 SAMPLE_PARAMS = {"study": "1.2.3", "series": "1.2.3.4", "sop": "1.2.3.4.5", "uid": "1.2.3.4", "name": "result.json",
                  "job_id": "00000000-0000-0000-0000-000000000000", "result_id": "00000000-0000-0000-0000-000000000000",

@@ -6,19 +6,20 @@ panel's routes are declared before ``/{score}`` so that ``panel`` is never taken
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cds.errors import InvalidInputError, UnsupportedMediaTypeError
 from cds.interop.fhir_inputs import FhirInputs, parse_bundle
-from cds.models.risk import RiskEquation, get_equation
-from cds.results.risk import RiskResult
+from cds.models.risk import FieldSpec, RiskEquation, available_equations, get_equation
+from cds.results.risk import NotScored, RiskResult
 from cds.services import cohort, risk
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, refuse_patient_scoped, require
@@ -31,12 +32,26 @@ Value = float | int | bool | str
 FROM_PATIENT = frozenset({"age", "sex", "race"})  # read from the Patient resource itself
 
 
-class RiskRequest(BaseModel):
-    """Inputs by field name (see ``GET /v1/risk``), and optionally whose they are."""
+class StatedValue(BaseModel):
+    """A measurement with its unit (UCUM, or a common spelling such as ``mmol/L``, ``µmol/L``, ``mmHg``)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    inputs: dict[str, Value] = Field(examples=[{"age": 55, "sex": "female", "systolic_bp": 120}])
+    value: float
+    unit: str = Field(min_length=1, max_length=40)
+
+
+class RiskRequest(BaseModel):
+    """Inputs by field name (see ``GET /v1/risk``), and optionally whose they are.
+
+    A measurement is a number in the field's unit, or ``{"value": 5.2, "unit": "mmol/L"}`` in any unit the field
+    can be converted from.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    inputs: dict[str, Value | StatedValue] = Field(examples=[{
+        "age": 55, "sex": "female", "systolic_bp": 120, "total_cholesterol": {"value": 5.2, "unit": "mmol/L"}}])
     subject: str = Field(default="", max_length=200, description="FHIR reference of the patient, e.g. Patient/123")
 
 
@@ -71,7 +86,7 @@ class PanelInput(BaseModel):
 
 
 class PanelTopic(BaseModel):
-    """One topic: the method tried, its result (or none), its inputs, and what is missing."""
+    """One topic: the method tried, its result (or none and why), its inputs, and what is missing."""
 
     topic: str
     outcome: str
@@ -83,6 +98,8 @@ class PanelTopic(BaseModel):
     result: RiskResult | None
     inputs: list[PanelInput]
     missing: list[PanelInput]
+    not_scored: NotScored | None = None
+    reason: str = ""
 
 
 class Panel(BaseModel):
@@ -93,13 +110,14 @@ class Panel(BaseModel):
     topics: list[PanelTopic]
 
 
-def _describer(equation: RiskEquation, extracted: FhirInputs, result: RiskResult | None) -> Callable[[str], PanelInput]:
+def _describer(equation: RiskEquation | None, extracted: FhirInputs,
+               result: RiskResult | None) -> Callable[[str], PanelInput]:  # fmt: skip
     """Describes an input of ``equation``: value, unit, date and source, and its contribution to ``result``."""
     contributions = {c.field: c.contribution for c in result.contributions} if result is not None else {}
-    fields = {f.name: f for f in equation.fields}
+    fields = {f.name: f for f in equation.fields} if equation is not None else {}
 
     def described(name: str) -> PanelInput:
-        spec, day = fields[name], extracted.observed.get(name)
+        spec, day = fields.get(name) or FieldSpec(name, "1", name), extracted.observed.get(name)
         value = extracted.values.get(name)
         return PanelInput(field=name, description=spec.description, unit=spec.unit,
                           value=value if isinstance(value, float | int | bool | str) else None,
@@ -111,28 +129,41 @@ def _describer(equation: RiskEquation, extracted: FhirInputs, result: RiskResult
     return described
 
 
+AsOf = Annotated[dt.date | None, Query(description="Evaluation date (age is computed at it; later readings are "
+                                                   "ignored); default today")]
+
+
+def _read(bundle: dict[str, Any], engine: EngineDep, as_of: dt.date | None) -> FhirInputs:
+    return parse_bundle(bundle, as_of=as_of, stale_days=engine.settings.risk_stale_days)
+
+
 @router.post("/panel")
 def risk_panel(
     bundle: Annotated[dict[str, Any], Body(description="FHIR R4 Bundle: Patient, Observations, Conditions, "
-                                                      "MedicationRequest/MedicationStatement")],
-    http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
+                                                      "Procedures, MedicationRequest/MedicationStatement")],
+    http: Request, state: StateDep, engine: EngineDep, principal: Clinical, as_of: AsOf = None,
 ) -> Panel:  # fmt: skip
     """Cardiovascular, diabetes and kidney risk with inputs, contributions and what is missing (stored, audited).
 
     The Bundle is read the way the CDS Hooks service reads its prefetch; a patient-scoped token may only send its
-    own patient's.
+    own patient's. Each topic stands alone: a topic that cannot be scored says why (``not_scored``, ``reason``).
     """
-    extracted = parse_bundle(bundle)
+    extracted = _read(bundle, engine, as_of)
     enforce_patient_scope(state, http, principal, extracted.patient_reference or "")
     topics = []
     for released in risk.panel(engine, extracted, actor=principal.actor):
-        entry, equation = released.entry, get_equation(released.entry.method)
+        entry = released.entry
+        equation = get_equation(entry.method) if entry.method in available_equations() else None
         described = _describer(equation, extracted, entry.result)
-        used = [described(f.name) for f in equation.fields if extracted.values.get(f.name) is not None]
-        topics.append(PanelTopic(topic=entry.topic.value, outcome=entry.outcome, method=entry.method,
-                                 method_title=equation.title, method_version=equation.version,
-                                 method_source=equation.source, result_id=released.result_id, result=entry.result,
-                                 inputs=used, missing=[described(name) for name in entry.missing]))  # fmt: skip
+        fields = equation.fields if equation is not None else ()
+        used = [described(f.name) for f in fields if extracted.values.get(f.name) is not None]
+        topics.append(PanelTopic(
+            topic=entry.topic.value, outcome=entry.outcome, method=entry.method,
+            method_title=equation.title if equation else "Secondary prevention (established ASCVD)",
+            method_version=equation.version if equation else "", method_source=equation.source if equation else "",
+            result_id=released.result_id, result=entry.result, inputs=used,
+            missing=[described(name) for name in entry.missing], not_scored=entry.not_scored, reason=entry.reason,
+        ))  # fmt: skip
     return Panel(patient=extracted.patient_reference, topics=topics,
                  as_of=extracted.effective.isoformat() if extracted.effective else None)
 
@@ -173,7 +204,8 @@ def score(score: str, request: RiskRequest, http: Request, state: StateDep, engi
     if request.subject:
         enforce_patient_scope(state, http, principal, request.subject)
     _reject_non_finite(request.inputs)
-    released = risk.score(engine, score, request.inputs, subject=request.subject, actor=principal.actor)
+    inputs = {k: v.model_dump() if isinstance(v, StatedValue) else v for k, v in request.inputs.items()}
+    released = risk.score(engine, score, inputs, subject=request.subject, actor=principal.actor)
     return RiskResponse(result_id=released.result_id, result=released.result)
 
 
@@ -183,13 +215,13 @@ def score_fhir(
     bundle: Annotated[dict[str, Any], Body(description="FHIR R4 Bundle with a Patient and Observations")],
     http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
     bp_treated: bool | None = None, diabetes: bool | None = None, statin: bool | None = None,
-    race: str | None = None,
+    race: str | None = None, as_of: AsOf = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Score the patient in a FHIR Bundle and answer with a FHIR RiskAssessment (stored and audited).
 
     Facts no Observation carries come as query parameters (``bp_treated``, ``diabetes``, ``statin``, ``race``).
     """
-    extracted = parse_bundle(bundle)
+    extracted = _read(bundle, engine, as_of)
     enforce_patient_scope(state, http, principal, extracted.patient_reference or "")
     overrides = {k: v for k, v in {"bp_treated": bp_treated, "diabetes": diabetes, "statin": statin,
                                    "race": race}.items() if v is not None}  # fmt: skip

@@ -100,6 +100,10 @@ function inputsTable(topic) {
 }
 
 function missingList(topic) {
+  if (topic.not_scored === "established_ascvd") {
+    return h("p", { class: "muted" }, "Primary-prevention equations were derived in people without cardiovascular "
+      + "disease and are not computed; this patient is managed for secondary prevention.");
+  }
   if (!topic.missing.length) return h("p", { class: "muted missing-none" }, "Nothing missing: every input was found.");
   return h("div", { class: "missing", id: `missing-${topic.topic}` },
     h("h3", {}, `Missing (${topic.missing.length})`),
@@ -111,11 +115,20 @@ function missingList(topic) {
       + "Observation with its LOINC code, or a medication with its ATC code)."));
 }
 
+const NOT_SCORED = {
+  established_ascvd: ["Very high risk: established ASCVD", "sev-high"],
+  impossible_value: ["Not scored: impossible value", "sev-mid"],
+  missing_fields: ["Not scored", "sev-none"],
+};
+
 function scoreBlock(topic) {
   const result = topic.result;
   if (!result) {
-    return h("div", { class: "score-block" }, h("span", { class: "badge band sev-none" }, "Not scored"),
-      h("p", { class: "muted" }, `${topic.missing.length} input${topic.missing.length === 1 ? "" : "s"} missing`));
+    const [label, severity] = NOT_SCORED[topic.not_scored] ?? NOT_SCORED.missing_fields;
+    return h("div", { class: "score-block" },
+      h("span", { class: `badge band ${severity}`, id: `band-${topic.topic}` }, label),
+      h("p", { class: "muted not-scored-reason", id: `reason-${topic.topic}` }, topic.reason
+        || `${topic.missing.length} input${topic.missing.length === 1 ? "" : "s"} missing`));
   }
   const [words, severity] = result.band ? BANDS[result.band] ?? [result.band, "sev-mid"]
     : result.category ? [`${result.category}: ${KDIGO[result.category]?.[0] ?? "category"}`,
