@@ -9,6 +9,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds import REPO_ROOT
+from cds.interop.card_language import Language
+from cds.models.risk.base import RiskPopulation
 from cds.models.spec import BackendKind
 from cds.pipelines.imaging.plausibility import PlausibilityPolicy
 from cds.pipelines.imaging.saliency import HeatmapMethod
@@ -75,6 +77,10 @@ class Settings(BaseSettings):
         risk_stale_days: Per-input staleness limits in days over the defaults of
             :mod:`cds.interop.record_readings`, as JSON, e.g. ``{"total_cholesterol": 1095}``
             [CDS_RISK_STALE_DAYS]. A stale input is still used and marked stale in the result.
+        risk_population: The population the site serves, ``china`` or ``us``: the panel and CDS Hooks use its own
+            scores first, and a result from an equation derived elsewhere says so [CDS_RISK_POPULATION].
+        language: Default language of CDS Hooks cards, ``zh-CN`` or ``en``, when a request's ``Accept-Language``
+            names neither; unset: Simplified Chinese for a Chinese population, else English [CDS_LANGUAGE].
         backend: Where the risk models and the pre-read's imaging models run: ``onnxruntime`` (in-process) or
             ``triton`` (a Triton Inference Server serving the repository ``cds triton export-repo`` writes)
             [CDS_BACKEND].
@@ -119,10 +125,19 @@ class Settings(BaseSettings):
     patient_id_system: str = Field(default="urn:cds:dicom-patient-id", min_length=1)
     pathology_model: str = "pathology-demo"
     risk_stale_days: dict[str, int] = Field(default_factory=dict)
+    risk_population: RiskPopulation = RiskPopulation.CHINA
+    language: Language | None = None
     backend: BackendKind = BackendKind.ONNXRUNTIME
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"
     triton_timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+    @property
+    def card_language(self) -> Language:
+        """The site's default language for cards: the one configured, else the population's."""
+        if self.language is not None:
+            return self.language
+        return Language.ZH if self.risk_population is RiskPopulation.CHINA else Language.EN
 
     @field_validator("risk_stale_days")
     @classmethod

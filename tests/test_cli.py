@@ -61,3 +61,20 @@ def test_export_repo_writes_config(tmp_path: Path) -> None:
     result = runner.invoke(app, ["triton", "export-repo", "lesion-demo", str(tmp_path), "--preferred-batch-size", "4"])
     assert result.exit_code == 0, result.output
     assert "preferred_batch_size: 4" in (tmp_path / "lesion-demo" / "config.pbtxt").read_text()
+
+
+def test_cli_scores_a_real_record_at_a_date_and_refuses_a_primary_prevention_score_after_an_mi(tmp_path: Path) -> None:
+    from tests.interop.test_fhir_records import condition, obs, record
+
+    runner = CliRunner()
+    bundle = tmp_path / "record.json"
+    bundle.write_text(json.dumps(record(obs("cr", "14682-9", 97, "umol/L"), birth="1966")), encoding="utf-8")
+    answer = runner.invoke(app, ["risk", "score", "ckd_epi_2021", str(bundle), "--as-of", "2026-11-20"])
+    assert answer.exit_code == 0, answer.output
+    result = json.loads(answer.output)
+    assert result["inputs"]["age"] == 60 and any("59-60 years" in w for w in result["warnings"])
+    mi = condition("mi", "http://hl7.org/fhir/sid/icd-10", "I25.2", status="inactive")
+    bundle.write_text(json.dumps(record(mi)), encoding="utf-8")
+    refused = runner.invoke(app, ["risk", "score", "pce", str(bundle), "--set", "bp_treated=true", "--set",
+                                  "diabetes=false", "--set", "smoker=false"])  # fmt: skip
+    assert refused.exit_code != 0 and "established_ascvd" in refused.output and "Condition/mi" in refused.output

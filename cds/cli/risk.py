@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,9 @@ def score(
         list[str] | None, typer.Option("--set", help="FIELD=VALUE for inputs the file lacks, e.g. bp_treated=false.")
     ] = None,
     fhir: Annotated[bool, typer.Option(help="Print a FHIR RiskAssessment instead of the result JSON.")] = False,
+    as_of: Annotated[dt.datetime | None, typer.Option(
+        "--as-of", formats=["%Y-%m-%d"], help="Evaluation date for a FHIR Bundle (age, later readings); default today.",
+    )] = None,  # fmt: skip
     registry: RegistryOption = None,
 ) -> None:
     """Score one patient and print the result with each input's contribution.
@@ -104,30 +108,34 @@ def score(
 
     def body() -> None:
         with _risk_method(equation_name, registry) as (equation, method):
-            _score_one(equation, method, input_path, set_values or [], fhir)
+            _score_one(equation, method, input_path, set_values or [], fhir, as_of.date() if as_of else None)
 
     run_command(body)
 
 
-def _score_one(equation: RiskEquation, method: MethodRef, input_path: Path, set_values: list[str], fhir: bool) -> None:
+def _score_one(equation: RiskEquation, method: MethodRef, input_path: Path, set_values: list[str], fhir: bool,
+               as_of: dt.date | None = None) -> None:  # fmt: skip
     """Score the patient in ``input_path`` (JSON fields or a FHIR Bundle) and print the result."""
     from cds.interop.fhir_inputs import parse_bundle
     from cds.interop.fhir_risk import risk_assessment
     from cds.pipelines.risk.equation import EquationPipeline
-    from cds.services.risk import with_input_warnings
+    from cds.services.risk import in_equation_units, score_record
+    from cds.settings import Settings
 
     document = _read_json(input_path)
     if not isinstance(document, dict):
         raise InvalidInputError("INPUT must be a JSON object or a FHIR Bundle", code="invalid_json")
     overrides = _overrides(set_values)
-    extracted = parse_bundle(document) if document.get("resourceType") == "Bundle" else None
-    if extracted is not None:
-        values, basis, patient = extracted.values | overrides, extracted.basis, extracted.patient_reference
+    settings = Settings()
+    population = settings.risk_population
+    if document.get("resourceType") == "Bundle":
+        extracted = parse_bundle(document, as_of=as_of, stale_days=settings.risk_stale_days)
+        result = score_record(equation, method, extracted, overrides, population)
+        basis, patient = extracted.basis, extracted.patient_reference
     else:
-        values, basis, patient = document | overrides, {}, None
-    result = EquationPipeline(equation, method)(values)
-    if extracted is not None:
-        result = with_input_warnings(result, extracted)
+        pipeline = EquationPipeline(equation, method, population=population)
+        result = pipeline(in_equation_units(equation, document | overrides))
+        basis, patient = {}, None
     if fhir:
         used = {k: v for k, v in basis.items() if k in result.inputs}
         resource = risk_assessment(result, outcome=equation.outcome, patient_reference=patient, basis=used)

@@ -14,8 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cds.interop import clinical_codes
+from cds.interop.card_language import SEPARATOR, Language, band_name, field_names, phrase, topic_name
 from cds.models.risk.base import RiskBand, display_unit
-from cds.results.risk import NotScored, PanelEntry, RiskStatus
+from cds.results.risk import NotScored, PanelEntry, RiskResult, RiskStatus
 
 # Every LOINC code the input mapping reads, plus the blood-pressure panel that carries SBP/DBP as components.
 OBSERVATION_CODES = (*clinical_codes.OBSERVATION_CODES, clinical_codes.SMOKING_STATUS, clinical_codes.BP_PANEL)
@@ -27,7 +28,7 @@ PREFETCH = {
     "conditions": "Condition?patient={{context.patientId}}",  # all: a past MI (resolved) is still ASCVD
     "medications": "MedicationRequest?patient={{context.patientId}}&status=active",
 }
-INDICATOR = {
+INDICATOR: dict[RiskBand, Literal["info", "warning", "critical"]] = {
     RiskBand.LOW: "info", RiskBand.BORDERLINE: "info", RiskBand.SLIGHTLY_ELEVATED: "info",
     RiskBand.INTERMEDIATE: "warning", RiskBand.MODERATE: "warning", RiskBand.HIGH: "critical",
     RiskBand.VERY_HIGH: "critical",
@@ -124,62 +125,73 @@ def _percent(score: float) -> str:
     return f"{100 * score:.1f}%"
 
 
+def _indicator(result: RiskResult) -> Literal["info", "warning", "critical"]:
+    """The band's indicator; never ``critical`` from an equation used outside the population it was derived in."""
+    indicator = INDICATOR.get(result.band, "info") if result.band else "info"
+    return "warning" if indicator == "critical" and result.outside_population else indicator
+
+
 def about_url(base_url: str, method: str) -> str:
     """The public page describing a risk method (source, population, inputs); it needs no token."""
     return f"{base_url}/about/risk/{method}"
 
 
-def _not_scored_card(entry: PanelEntry, base_url: str) -> Card:
-    topic = entry.topic.value.capitalize()
+def _not_scored_card(entry: PanelEntry, base_url: str, language: Language) -> Card:
+    topic = topic_name(entry.topic.value, language)
     result = entry.result
     if entry.not_scored is NotScored.ESTABLISHED_ASCVD:
-        return Card(
-            uuid=str(uuid.uuid4()),
-            summary=f"{topic}: very high risk (established ASCVD); primary-prevention equations do not apply",
-            detail=(f"The record shows established atherosclerotic cardiovascular disease: {entry.reason}. Such a "
-                    "patient is at very high risk and is managed for secondary prevention; the primary-prevention "
-                    "equations (PREVENT, Pooled Cohort Equations, Framingham) were derived in people without it and "
-                    "are not computed. Not for diagnostic use."),
-            indicator="warning",
-            source=Source(label="cds secondary prevention", url=about_url(base_url, "secondary_prevention")),
-        )  # fmt: skip
+        detail = phrase("secondary_detail", language, evidence=entry.reason) + " " + phrase("not_diagnostic", language)
+        return Card(uuid=str(uuid.uuid4()), summary=phrase("secondary", language, topic=topic), detail=detail,
+                    indicator="warning", source=Source(label="cds secondary prevention",
+                                                       url=about_url(base_url, "secondary_prevention")))  # fmt: skip
     if result is not None:  # scored as out of range
-        reason = f"{', '.join(result.out_of_range_fields)} outside the validated range"
+        reason = phrase("out_of_range", language, fields=field_names(result.out_of_range_fields, language))
         detail = "; ".join(result.warnings)
     else:
-        reason = entry.reason or f"missing {', '.join(entry.missing)}"
-        detail = f"{entry.method} could not be computed: {reason}."
+        if entry.not_scored is NotScored.IMPOSSIBLE_VALUE and language is not Language.EN:
+            reason = phrase("impossible", language, detail=entry.reason)
+        elif language is Language.EN and entry.reason:
+            reason = entry.reason  # names why an input the record holds could not be used
+        else:
+            reason = phrase("missing", language, fields=field_names(entry.missing, language))
+        detail = phrase("needs", language, method=entry.method, reason=reason)
         if entry.missing:
-            detail += f" It needs: {', '.join(entry.missing)}."
-    return Card(uuid=str(uuid.uuid4()), summary=f"{topic} risk not calculated: {reason}"[:140], detail=detail,
-                indicator="info", source=Source(label=f"cds {entry.method}", url=about_url(base_url, entry.method)))
+            detail += phrase("needs_fields", language, fields=field_names(entry.missing, language))
+        if language is Language.ZH and entry.reason and entry.not_scored is NotScored.MISSING_INPUTS:
+            detail += f" ({entry.reason})"
+    detail += " " + phrase("not_diagnostic", language)
+    summary = phrase("not_calculated", language, topic=topic, reason=reason)
+    return Card(uuid=str(uuid.uuid4()), summary=summary[:140], detail=detail, indicator="info",
+                source=Source(label=f"cds {entry.method}", url=about_url(base_url, entry.method)))
 
 
-def card_for(entry: PanelEntry, base_url: str) -> Card:
-    """The card of one panel entry: the score and band, or why there is none (missing, impossible, ASCVD)."""
+def card_for(entry: PanelEntry, base_url: str, language: Language = Language.EN) -> Card:
+    """The card of one panel entry, in ``language``: the score and band, or why there is none."""
     result = entry.result
     if result is None or result.status is RiskStatus.OUT_OF_RANGE:
-        return _not_scored_card(entry, base_url)
-    topic = entry.topic.value.capitalize()
+        return _not_scored_card(entry, base_url, language)
+    topic = topic_name(entry.topic.value, language)
     method = result.method
     unit = display_unit(result.score_unit)
     value = _percent(result.score) if result.score_unit.startswith("probability") and result.score is not None else (
         f"{result.score:.3g} {unit}" if result.score is not None else "n/a"
     )  # fmt: skip
-    qualifiers = [q for q in (result.band.value.replace("_", " ") if result.band else "", result.category or "") if q]
-    summary = f"{topic}: {value}" + (f" ({', '.join(qualifiers)})" if qualifiers else "")
+    qualifiers = [q for q in (band_name(result.band, language) if result.band else "", result.category or "") if q]
+    colon = "：" if language is Language.ZH else ": "
+    summary = f"{topic}{colon}{value}" + (f" ({', '.join(qualifiers)})" if qualifiers else "")
     top = sorted((c for c in result.contributions if c.contribution > 0), key=lambda c: -c.contribution)[:3]
-    detail = f"**{method.title}** ({method.source}). Outcome: {entry.outcome}.\n\n"
+    detail = f"**{method.title}** ({method.source}). " + phrase("outcome", language, outcome=entry.outcome) + "\n\n"
     if top:
-        detail += "Largest contributions: " + ", ".join(f"{c.field} ({c.contribution:+.3g})" for c in top) + ".\n\n"
-    detail += f"Population: {result.population}. Not for diagnostic use."
+        items = SEPARATOR[language].join(f"{field_names([c.field], language)} ({c.contribution:+.3g})" for c in top)
+        detail += phrase("largest", language, items=items) + "\n\n"
+    detail += phrase("population", language, population=result.population) + " " + phrase("not_diagnostic", language)
     if result.warnings:  # the equation's caveats, and what reading the record left out
-        detail += "\n\nCaveats: " + "; ".join(result.warnings) + "."
+        detail += "\n\n" + phrase("caveats", language, items="; ".join(result.warnings))
     return Card(
         uuid=str(uuid.uuid4()),
         summary=summary[:140],
         detail=detail,
-        indicator=INDICATOR.get(result.band, "info") if result.band else "info",
+        indicator=_indicator(result),
         source=Source(label=f"cds {method.name} {method.version}", url=about_url(base_url, method.name)),
-        links=[Link(label=f"About {method.name}", url=about_url(base_url, method.name))],
+        links=[Link(label=phrase("about", language, method=method.name), url=about_url(base_url, method.name))],
     )

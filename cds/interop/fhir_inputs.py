@@ -20,6 +20,7 @@ leaves only its own input missing, with the reason in ``problems``. The Bundle i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cds.errors import InvalidInputError, MissingDependencyError
+from cds.interop import findrisc_questionnaire
 from cds.interop.clinical_codes import (
     ANTIHYPERTENSIVE_ATC,
     ATC,
@@ -151,6 +153,7 @@ def parse_bundle(
     readings: dict[str, list[Reading]] = defaultdict(list)
     unreadable: dict[str, str] = {}
     medications: list[Any] = []
+    questionnaires: list[Any] = []
     future: list[str] = []
     for resource in _about_patient([entry.resource for entry in entries], _patient_names(patients[0]), out):
         kind = resource.get_resource_type()
@@ -163,10 +166,13 @@ def parse_bundle(
             _read_diagnosis(resource, out)
         elif kind in ("MedicationRequest", "MedicationStatement") and resource.status == "active":
             medications.append(resource)
+        elif kind == "QuestionnaireResponse" and findrisc_questionnaire.is_findrisc(resource):
+            questionnaires.append(resource)
     if future:
         out.warnings.append(f"{len(future)} Observation(s) dated after {today.isoformat()} ignored: "
                             + ", ".join(future[:10]) + (" ..." if len(future) > 10 else ""))
     _read_medications(medications, out, complete_lists)
+    _read_questionnaire(questionnaires, out)
     _resolve_readings(readings, unreadable, out, stale_days)
     _diabetes_from_labs(readings, out, complete_lists)
     if out.observed:
@@ -180,8 +186,9 @@ def _resolve_readings(readings: Mapping[str, list[Reading]], unreadable: Mapping
                       stale_days: Mapping[str, int] | None) -> None:  # fmt: skip
     """One value per input from its readings; conflicts and unreadable values become that input's problem."""
     assert out.as_of is not None
+    limits = _plausible_limits()
     for name, found in readings.items():
-        resolved = resolve(name, found, out.as_of, stale_days)
+        resolved = resolve(name, found, out.as_of, stale_days, limits.get(name))
         for text in resolved.notes:
             out.note(name, text)
         if resolved.value is None:
@@ -195,6 +202,27 @@ def _resolve_readings(readings: Mapping[str, list[Reading]], unreadable: Mapping
             out.problems.setdefault(name, reason)
         else:
             out.warnings.append(reason)
+
+
+@functools.cache
+def _plausible_limits() -> dict[str, tuple[float, float]]:
+    """Each input's physiological limits, as the equations declare them."""
+    from cds.models.risk import available_equations
+
+    return {f.name: f.plausible for e in available_equations().values() for f in e.fields if f.plausible}
+
+
+def _read_questionnaire(responses: list[Any], out: FhirInputs) -> None:
+    """FINDRISC answers from the newest completed response to cds's FINDRISC Questionnaire."""
+    if not responses:
+        return
+    newest = max(responses, key=findrisc_questionnaire.authored)
+    found, unreadable = findrisc_questionnaire.answers(newest)
+    out.warnings.extend(unreadable)
+    for name, value in found.items():
+        if name == "bp_treated" and name in out.values:
+            continue  # an active medication list says more than a questionnaire
+        out.values[name], out.basis[name] = value, f"QuestionnaireResponse/{newest.id}"
 
 
 def _read_diagnosis(resource: Any, out: FhirInputs) -> None:

@@ -61,9 +61,13 @@ def _agree(readings: Sequence[Reading]) -> bool:
     return high - low <= AGREEMENT * max(abs(high), abs(low), 1e-12)
 
 
-def resolve(name: str, readings: Sequence[Reading], as_of: dt.date,
-            stale_days: Mapping[str, int] | None = None) -> Resolved:  # fmt: skip
-    """The value of input ``name`` from its ``readings`` (at least one), at evaluation date ``as_of``."""
+def resolve(name: str, readings: Sequence[Reading], as_of: dt.date, stale_days: Mapping[str, int] | None = None,
+            plausible: tuple[float, float] | None = None) -> Resolved:  # fmt: skip
+    """The value of input ``name`` from its ``readings`` (at least one), at evaluation date ``as_of``.
+
+    A visit's readings are not averaged when one is outside the physiological limits ``plausible``: that reading is
+    the value, so the equations refuse it by what was recorded (a typing slip of 1480 is named, not a mean of 816).
+    """
     latest = max(r.when for r in readings)
     undated = latest == UNDATED
     day = None if undated else latest.date()
@@ -72,6 +76,11 @@ def resolve(name: str, readings: Sequence[Reading], as_of: dt.date,
     newest = max(visit, key=lambda r: r.when)
     notes: list[str] = []
     when = "undated" if undated else f"on {day}"
+    impossible = [r for r in visit if plausible is not None and not isinstance(r.value, bool)
+                  and not plausible[0] <= float(r.value) <= plausible[1]]  # fmt: skip
+    if impossible:
+        return Resolved(impossible[0].value, impossible[0].reference, day, (
+            f"{name}: {_shown(impossible[0])} is outside physiological limits; the visit's readings were not used",))
     if name in AVERAGED and len(visit) > 1 and not any(isinstance(r.value, bool) for r in visit):
         mean = sum(float(r.value) for r in visit) / len(visit)
         notes.append(f"{name} is the mean of the {len(visit)} readings {when}: "

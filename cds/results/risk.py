@@ -76,6 +76,7 @@ class RiskResult(BaseModel):
     input_sha256: str
     population: str
     warnings: tuple[str, ...] = ()
+    outside_population: bool = False  # the equation is used outside the population it was derived in
 
 
 class Topic(StrEnum):

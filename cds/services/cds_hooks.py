@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from cds.errors import BackendUnavailableError, InvalidInputError, PreconditionFailedError
+from cds.interop.card_language import Language
 from cds.interop.cds_hooks import PREFETCH, Card, FeedbackItem, HookRequest, card_for, merge_prefetch
 from cds.interop.fhir_inputs import parse_bundle
 from cds.services.engine import Engine
@@ -55,8 +56,9 @@ def fetch_record(request: HookRequest, patient_id: str) -> dict[str, Any]:
     return fetched
 
 
-def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url: str) -> list[Card]:
-    """The cards for the patient in context: one per topic, with score and band, or what is missing.
+def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url: str,
+                 language: Language = Language.EN) -> list[Card]:  # fmt: skip
+    """The cards for the patient in context, in ``language``: one per topic, with score and band, or why not.
 
     Raises:
         InvalidInputError: ``wrong_hook``, ``missing_context``, ``patient_mismatch`` or an input's reason.
@@ -74,7 +76,7 @@ def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url
     subject = f"Patient/{patient_id}"
     if extracted.patient_reference not in (None, subject):
         raise InvalidInputError("the prefetched Patient is not the patient in context", code="patient_mismatch")
-    entries = assess_record(extracted)
+    entries = assess_record(extracted, engine.settings.risk_population)
     with engine.database.session() as session:
         release_panel(session, entries, subject=subject, actor=actor)
         record_event(session, AuditAction.HOOKS_CALL, actor, f"cds-services/{SERVICE_ID}", subject=subject,
@@ -82,7 +84,7 @@ def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url
     for entry in entries:
         if entry.result is not None:
             engine.metrics.count_scored(entry.result.method.name, entry.result.status.value)
-    return [card_for(entry, base_url) for entry in entries]
+    return [card_for(entry, base_url, language) for entry in entries]
 
 
 def record_feedback(engine: Engine, items: list[FeedbackItem], *, actor: Actor) -> int:

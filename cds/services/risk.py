@@ -7,6 +7,7 @@ engine's metrics. Nothing here knows HTTP; a caller's right to the patient is ch
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,10 +22,10 @@ from cds.interop.fhir_inputs import FhirInputs
 from cds.interop.fhir_risk import risk_assessment
 from cds.interop.units import FIELD_QUANTITIES, to_canonical, unit_hint
 from cds.models.risk import RiskEquation
-from cds.models.risk.base import display_unit
+from cds.models.risk.base import RiskPopulation, display_unit
 from cds.pipelines.risk.equation import EquationPipeline
 from cds.pipelines.risk.panel import assess_patient
-from cds.results.risk import PanelEntry, RiskResult
+from cds.results.risk import MethodRef, PanelEntry, RiskResult
 from cds.services.engine import Engine
 from cds.settings import REPO_ROOT
 from cds.store.audit import Actor
@@ -71,7 +72,8 @@ def score(engine: Engine, method: str, inputs: Mapping[str, object], *, subject:
         InvalidInputError: Missing or impossible inputs.
     """
     equation, ref = engine.risk_method(method)
-    result = EquationPipeline(equation, ref)(in_equation_units(equation, inputs))
+    pipeline = EquationPipeline(equation, ref, population=engine.settings.risk_population)
+    result = pipeline(in_equation_units(equation, inputs))
     with engine.database.session() as session:
         result_id = release(session, result, subject=subject, actor=actor)
     _count(engine, [result])
@@ -119,9 +121,10 @@ def with_input_warnings(result: RiskResult, extracted: FhirInputs) -> RiskResult
     return result.model_copy(update={"warnings": (*result.warnings, *caveats)})
 
 
-def assess_record(extracted: FhirInputs) -> list[PanelEntry]:
+def assess_record(extracted: FhirInputs, population: RiskPopulation) -> list[PanelEntry]:
     """Every topic of the panel for a patient read from FHIR, each result carrying its inputs' caveats."""
-    entries = assess_patient(extracted.values, problems=extracted.problems, ascvd=extracted.ascvd)
+    entries = assess_patient(extracted.values, problems=extracted.problems, ascvd=extracted.ascvd,
+                             population=population)
     return [replace(e, result=with_input_warnings(e.result, extracted)) if e.result is not None else e
             for e in entries]
 
@@ -139,6 +142,18 @@ def refuse_primary_prevention(equation: RiskEquation, extracted: FhirInputs) -> 
             "prevention", code="established_ascvd")
 
 
+def score_record(equation: RiskEquation, ref: MethodRef, extracted: FhirInputs, overrides: Mapping[str, object],
+                 population: RiskPopulation) -> RiskResult:  # fmt: skip
+    """One equation's result for a patient read from FHIR (``overrides`` state what no resource does).
+
+    Raises:
+        InvalidInputError: ``established_ascvd`` for a primary-prevention equation; missing or impossible inputs.
+    """
+    refuse_primary_prevention(equation, extracted)
+    pipeline = EquationPipeline(equation, ref, population=population)
+    return with_input_warnings(pipeline(extracted.values | dict(overrides)), extracted)
+
+
 def score_bundle(engine: Engine, method: str, extracted: FhirInputs, overrides: Mapping[str, object], *,
                  actor: Actor) -> dict[str, Any]:  # fmt: skip
     """Score the patient read from a FHIR Bundle (``overrides`` state what no resource does); release the result.
@@ -147,9 +162,8 @@ def score_bundle(engine: Engine, method: str, extracted: FhirInputs, overrides: 
         The FHIR RiskAssessment, its ``id`` the stored result's, its ``basis`` the resources the inputs came from.
     """
     equation, ref = engine.risk_method(method)
-    refuse_primary_prevention(equation, extracted)
     subject = extracted.patient_reference or ""
-    result = with_input_warnings(EquationPipeline(equation, ref)(extracted.values | dict(overrides)), extracted)
+    result = score_record(equation, ref, extracted, overrides, engine.settings.risk_population)
     basis = {k: v for k, v in extracted.basis.items() if k in result.inputs}
     resource = risk_assessment(result, outcome=equation.outcome, patient_reference=subject or None, basis=basis)
     with engine.database.session() as session:
@@ -171,19 +185,21 @@ def panel(engine: Engine, extracted: FhirInputs, *, actor: Actor) -> list[Releas
     Raises:
         InvalidInputError: An impossible value (the field named).
     """
-    entries = assess_record(extracted)
+    entries = assess_record(extracted, engine.settings.risk_population)
     with engine.database.session() as session:
         released = release_panel(session, entries, subject=extracted.patient_reference or "", actor=actor)
     _count(engine, [e.result for e in entries if e.result is not None])
     return released
 
 
-def sample_bundle(folder: Path = SAMPLES) -> dict[str, Any]:
+def sample_bundle(folder: Path = SAMPLES, *, today: dt.date | None = None) -> dict[str, Any]:
     """A synthetic patient to try the panel with: the repository's FHIR samples merged into one Bundle.
 
     ``samples/fhir-bundle-risk.json`` (Patient and Observations) with the resources of
     ``samples/cds-hooks-patient-view.json``'s prefetch added (its active MedicationRequest, its Conditions), each
-    ``resourceType/id`` once, the Bundle's own copy first. No real patient.
+    ``resourceType/id`` once, the Bundle's own copy first. No real patient. Its dates (birth and observations) are
+    moved together so that its newest reading is :data:`SAMPLE_AGE_DAYS` days before ``today`` (default: today),
+    so the sample is always a recent record of a patient of the same age, whatever day it is tried.
 
     Raises:
         NotFoundError: ``sample_not_found`` (404) when the sample files are not there.
@@ -202,4 +218,25 @@ def sample_bundle(folder: Path = SAMPLES) -> dict[str, Any]:
         if key not in seen:
             seen.add(key)
             entries.append({"resource": resource})
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    return _dated({"resourceType": "Bundle", "type": "collection", "entry": entries},
+                  today or dt.datetime.now(dt.UTC).date())
+
+
+SAMPLE_AGE_DAYS = 30
+_DATED = ("birthDate", "effectiveDateTime", "authoredOn", "authored", "recordedDate", "onsetDateTime")
+
+
+def _dated(bundle: dict[str, Any], today: dt.date) -> dict[str, Any]:
+    """``bundle`` with every full date moved by one offset: the newest reading ``SAMPLE_AGE_DAYS`` before today."""
+    resources = [entry["resource"] for entry in bundle["entry"]]
+    readings = [dt.date.fromisoformat(r["effectiveDateTime"][:10]) for r in resources if "effectiveDateTime" in r]
+    if not readings:
+        return bundle
+    shift = today - dt.timedelta(days=SAMPLE_AGE_DAYS) - max(readings)
+    for resource in resources:
+        for key in _DATED:
+            value = resource.get(key)
+            if isinstance(value, str) and len(value) >= 10:
+                moved = dt.date.fromisoformat(value[:10]) + shift
+                resource[key] = moved.isoformat() + value[10:]
+    return bundle

@@ -5,16 +5,19 @@ visit, conflicting and stale values, and per-input caveats that travel with the 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
 from cds.interop.fhir_inputs import parse_bundle
 from cds.interop.record_readings import STALE_AFTER_DAYS
 from cds.models.risk import get_equation
+from cds.models.risk.base import RiskPopulation
 from cds.pipelines.risk.equation import EquationPipeline
 from cds.pipelines.risk.panel import assess_patient
 from cds.results.risk import NotScored, Topic
 from cds.services.risk import assess_record
+from cds.settings import REPO_ROOT
 
 AS_OF = dt.date(2026, 11, 20)
 PATIENT = "urn:uuid:9a1c0c4e-3b7e-4a86-8f0e-2f1b6f6b8d11"
@@ -92,7 +95,7 @@ def test_one_abnormal_fasting_glucose_is_unconfirmed_diabetes_never_no_diabetes(
     assert "diabetes" not in read.values  # complete lists would otherwise say "no"
     problem = read.problems["diabetes"]
     assert "unconfirmed" in problem and "fasting plasma glucose 8.0 mmol/L on 2026-10-08 (Observation/fpg)" in problem
-    cardiovascular = next(e for e in assess_record(read) if e.topic is Topic.CARDIOVASCULAR)
+    cardiovascular = next(e for e in assess_record(read, RiskPopulation.CHINA) if e.topic is Topic.CARDIOVASCULAR)
     assert cardiovascular.result is None and "diabetes" in cardiovascular.missing
     assert "unconfirmed" in cardiovascular.reason
 
@@ -213,7 +216,9 @@ def test_an_impossible_value_affects_only_the_topics_that_need_it() -> None:
     entries = {e.topic: e for e in assess_patient(read.values | {"bp_treated": True, "diabetes": False,
                                                                  "smoker": False, "statin": False})}  # fmt: skip
     assert entries[Topic.CARDIOVASCULAR].not_scored is NotScored.IMPOSSIBLE_VALUE
-    assert "systolic_bp is impossible (1500)" in entries[Topic.CARDIOVASCULAR].reason
+    # the recorded slip is named, not the mean of the visit's readings (1500)
+    assert "systolic_bp is impossible (1480)" in entries[Topic.CARDIOVASCULAR].reason
+    assert any("outside physiological limits" in n for n in read.notes["systolic_bp"])
     assert entries[Topic.KIDNEY].result is not None  # creatinine, age and sex are fine
 
 
@@ -224,5 +229,96 @@ def test_a_seventeen_year_old_gets_cards_that_say_why_not_instead_of_no_answer()
     for entry in entries:
         assert entry.not_scored is NotScored.IMPOSSIBLE_VALUE and entry.result is None
         assert entry.reason.startswith("age is impossible (17); allowed 18")
-    findrisc = next(e for e in entries if e.topic is Topic.DIABETES)
-    assert "physically_active" in findrisc.reason  # and what else it lacks
+    diabetes = next(e for e in entries if e.topic is Topic.DIABETES)
+    assert "family_history" in diabetes.reason  # and what else it lacks
+
+
+QUESTIONNAIRE = json.loads((REPO_ROOT / "samples" / "findrisc-questionnaire.json").read_text(encoding="utf-8"))
+
+
+def response(answers: dict[str, dict], *, authored: str = "2026-10-08T10:00:00+08:00", id_: str = "qr",
+             status: str = "completed") -> dict:
+    return {"resource": {"resourceType": "QuestionnaireResponse", "id": id_, "status": status,
+                         "questionnaire": f"{QUESTIONNAIRE['url']}|{QUESTIONNAIRE['version']}",
+                         "subject": {"reference": "Patient/zhang-san"}, "authored": authored,
+                         "item": [{"linkId": k, "answer": [v]} for k, v in answers.items()]}}  # fmt: skip
+
+
+YES = {"valueCoding": {"system": "http://loinc.org", "code": "LA33-6"}}
+NO = {"valueCoding": {"system": "http://loinc.org", "code": "LA32-8"}}
+
+
+def test_the_findrisc_questionnaire_is_valid_fhir_and_names_the_fields_it_answers() -> None:
+    from fhir.resources.R4B.questionnaire import Questionnaire
+
+    questionnaire = Questionnaire.model_validate(QUESTIONNAIRE)
+    findrisc = get_equation("findrisc")
+    asked = {item.linkId for item in questionnaire.item}
+    assert asked <= set(findrisc.field_names())
+    assert set(findrisc.field_names()) - asked == {"age", "sex", "bmi", "waist_cm"}  # Patient and Observations
+
+
+def test_findrisc_from_a_questionnaire_response_scores_with_the_forms_points() -> None:
+    family = {"valueCoding": {"system": "urn:cds:codesystem:findrisc-family-history", "code": "first_degree"}}
+    answers = {"physically_active": NO, "daily_vegetables": {"valueBoolean": True}, "bp_treated": YES,
+               "high_glucose_history": NO, "family_history": family}  # fmt: skip
+    doc = record(response(answers), obs("bmi", "39156-5", 27.5, "kg/m2"), obs("waist", "8280-0", 96, "cm"))
+    read = parse_bundle(doc, as_of=AS_OF)
+    assert read.basis["family_history"] == "QuestionnaireResponse/qr"
+    diabetes = next(e for e in assess_record(read, RiskPopulation.US) if e.topic is Topic.DIABETES)
+    assert diabetes.result is not None and diabetes.method == "findrisc"
+    # man of 60: age 55-64 -> 3; BMI 25-30 -> 1; waist 94-102 (men) -> 3; inactive -> 2; vegetables daily -> 0;
+    # treated -> 2; no high glucose -> 0; parent or sibling with diabetes -> 5: 16 points, "high" (15-20)
+    assert diabetes.result.score == 16 and diabetes.result.band == "high"
+
+
+def test_unanswered_or_unreadable_findrisc_items_are_listed_as_missing() -> None:
+    doc = record(response({"physically_active": YES, "daily_vegetables": {"valueString": "sometimes"}}),
+                 obs("bmi", "39156-5", 27.5, "kg/m2"), obs("waist", "8280-0", 96, "cm"))  # fmt: skip
+    read = parse_bundle(doc, as_of=AS_OF)
+    assert any("daily_vegetables could not be read" in w for w in read.warnings)
+    diabetes = next(e for e in assess_record(read, RiskPopulation.US) if e.topic is Topic.DIABETES)
+    assert diabetes.result is None
+    assert set(diabetes.missing) == {"daily_vegetables", "bp_treated", "high_glucose_history", "family_history"}
+
+
+def test_only_the_newest_completed_response_counts() -> None:
+    older = response({"high_glucose_history": YES}, authored="2025-01-01", id_="old")
+    newer = response({"high_glucose_history": NO}, authored="2026-09-01", id_="new")
+    draft = response({"high_glucose_history": YES}, authored="2026-11-01", id_="draft", status="in-progress")
+    read = parse_bundle(record(older, newer, draft), as_of=AS_OF)
+    assert read.values["high_glucose_history"] is False and read.basis["high_glucose_history"] == "QuestionnaireResponse/new"
+
+
+def test_a_chinese_site_scores_diabetes_with_the_chinese_score_and_says_where_us_equations_do_not_belong() -> None:
+    family = {"valueCoding": {"system": "urn:cds:codesystem:findrisc-family-history", "code": "first_degree"}}
+    doc = record(response({"family_history": family}), obs("bmi", "39156-5", 25.0, "kg/m2"),
+                 obs("waist", "8280-0", 88, "cm"), obs("cr", "14682-9", 97, "umol/L"))  # fmt: skip
+    read = parse_bundle(doc, as_of=AS_OF)
+    values = read.values | {"bp_treated": True, "diabetes": False, "smoker": True, "statin": False}
+    china = {e.topic: e for e in assess_patient(values, population=RiskPopulation.CHINA)}
+    us = {e.topic: e for e in assess_patient(values, population=RiskPopulation.US)}
+    diabetes = china[Topic.DIABETES]
+    assert diabetes.method == "cdrs" and diabetes.result is not None
+    # man of 60 (16) + male (2) + waist 88 (7) + BMI 25 (3) + SBP 150 (8) + parent or sibling (6) = 42: OGTT
+    assert diabetes.result.score == 42 and diabetes.result.category == "OGTT recommended"
+    assert not diabetes.result.outside_population
+    cardiovascular = china[Topic.CARDIOVASCULAR].result
+    assert cardiovascular is not None and cardiovascular.outside_population
+    assert any("used outside its derivation population" in w for w in cardiovascular.warnings)
+    assert us[Topic.DIABETES].method == "findrisc"
+    assert us[Topic.CARDIOVASCULAR].result is not None and not us[Topic.CARDIOVASCULAR].result.outside_population
+
+
+def test_an_asian_patient_scored_with_the_white_pce_says_so() -> None:
+    doc = record(obs("cr", "14682-9", 97, "umol/L"))
+    doc["entry"][0]["resource"]["extension"] = [{
+        "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+        "extension": [{"url": "ombCategory", "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238",
+                                                             "code": "2028-9", "display": "Asian"}}]}]  # fmt: skip
+    read = parse_bundle(doc, as_of=AS_OF)
+    assert read.values["race"] == "other"
+    values = read.values | {"bp_treated": True, "diabetes": True, "smoker": True}
+    result = EquationPipeline(get_equation("pce"), population=RiskPopulation.US)(
+        {f: values.get(f) for f in get_equation("pce").field_names()})
+    assert result.outside_population and any("race 'other'" in w for w in result.warnings)

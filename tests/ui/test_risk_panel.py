@@ -8,6 +8,7 @@ contrast (tests/ui/test_ml_dashboard.py checks that other roles do not get the v
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from cds.services.risk import sample_bundle
+from cds.services.risk import SAMPLE_AGE_DAYS, sample_bundle
 from tests.ui.conftest import LOW_CONTRAST, sign_in, tab_through
 
 pytestmark = [pytest.mark.ui, pytest.mark.browser, pytest.mark.slow]
@@ -68,8 +69,9 @@ def test_clinician_sees_each_topic_with_inputs_contributions_and_what_is_missing
         "CKD-EPI 2021 creatinine eGFR (race-free) with KDIGO categories, version 2021")
     expect(kidney.locator(".method-source")).to_contain_text("Inker LA et al. N Engl J Med 2021")
     creatinine = kidney.locator('tr[data-field="creatinine"]')
-    expect(creatinine.locator(".value")).to_have_text("1 mg/dL")
-    expect(creatinine.locator(".date")).to_have_text("2025-06-01")
+    expect(creatinine.locator(".value")).to_have_text("88.42 µmol/L")  # SI units at a Chinese site (the default)
+    newest = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=SAMPLE_AGE_DAYS)  # the sample is always recent
+    expect(creatinine.locator(".date")).to_have_text(newest.isoformat())
     expect(creatinine.locator(".source")).to_have_text("Observation/cr")
     expect(creatinine.locator(".effect")).to_have_text("▼ ×0.652")  # a factor on eGFR below 1 lowers it
     expect(creatinine.get_by_role("img")).to_have_accessible_name(re_words("serum creatinine", "lowers it by 34.8 %"))
@@ -81,8 +83,9 @@ def test_clinician_sees_each_topic_with_inputs_contributions_and_what_is_missing
     expect(cardio.locator(".missing li")).to_have_count(1)
     expect(cardio.locator('.missing li[data-field="diabetes"]')).to_contain_text("diabetes")
     expect(cardio.locator('tr[data-field="bp_treated"] .source')).to_have_text("MedicationRequest/amlodipine")
-    diabetes = page.locator("#topic-diabetes")
-    expect(diabetes.locator(".missing li")).to_have_count(6)
+    diabetes = page.locator("#topic-diabetes")  # a Chinese site (the default): the Chinese Diabetes Risk Score
+    expect(diabetes.locator(".method-title")).to_contain_text("Chinese Diabetes Risk Score")
+    expect(diabetes.locator(".missing li")).to_have_count(3)
     expect(diabetes.locator('.missing li[data-field="waist_cm"]')).to_contain_text("waist circumference — waist_cm, in cm")
     assert page.evaluate(LOW_CONTRAST) == []
     page.screenshot(path=artifacts / "20-risk-sample-patient.png")

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from cds.errors import ModelNotFoundError
 from cds.models.risk.base import EquationOutput, FieldKind, FieldSpec, RiskBand, RiskEquation
 from cds.models.risk.blood_pressure import BloodPressureCategory
+from cds.models.risk.cdrs import ChineseDiabetesRiskScore
 from cds.models.risk.ckd_epi import CkdEpi2021
 from cds.models.risk.findrisc import Findrisc
 from cds.models.risk.framingham import Framingham2008
@@ -31,9 +32,10 @@ def available_equations() -> Mapping[str, RiskEquation]:
     """Every implemented equation by name (built once; equations hold no per-call state)."""
     equations: list[RiskEquation] = [
         PooledCohortEquations(),
-        *(Prevent(outcome) for outcome in PreventOutcome),
+        *(Prevent(outcome, horizon) for horizon in (10, 30) for outcome in PreventOutcome),
         Framingham2008(),
         Findrisc(),
+        ChineseDiabetesRiskScore(),
         CkdEpi2021(),
         BloodPressureCategory(),
     ]

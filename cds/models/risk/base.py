@@ -42,6 +42,17 @@ class RiskBand(StrEnum):
     VERY_HIGH = "very_high"
 
 
+class RiskPopulation(StrEnum):
+    """The population a site serves: which scores come first, and which equations are used outside theirs."""
+
+    CHINA = "china"
+    US = "us"
+
+
+# Where each population's own equations were derived (an equation's ``derived_in``).
+NATIVE_REGION = {RiskPopulation.CHINA: "China", RiskPopulation.US: "US"}
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """One input of an equation.
@@ -113,6 +124,21 @@ class RiskEquation(ABC):
     contribution_unit: str = "change in score if only this input took its reference value"
     fields: tuple[FieldSpec, ...]
     primary_prevention: bool = False  # derived in people without known CVD: not for established ASCVD
+    derived_in: str = ""  # the country of the derivation cohorts ("US", "Finland", "China"); "" when used worldwide
+
+    def row_caveats(self, columns: Columns, row: int) -> list[str]:
+        """Why this patient is outside the population the equation was validated in (none by default).
+
+        A result that carries any is marked ``outside_population``.
+        """
+        return []
+
+    def outside_population(self, population: RiskPopulation) -> str:
+        """The caveat when a site serving ``population`` uses this equation, derived elsewhere; else ``""``."""
+        if not self.derived_in or self.derived_in == NATIVE_REGION[population]:
+            return ""
+        return (f"{self.name} was derived in {self.derived_in} cohorts ({self.population}) and is used outside its "
+                f"derivation population here ({population.value} site): not validated for these patients")
 
     def field_names(self) -> list[str]:
         """Input field names, in declaration order."""
@@ -268,6 +294,23 @@ DISPLAY_UNITS = {"mm[Hg]": "mmHg", "mL/min/{1.73_m2}": "mL/min/1.73 m²", "kg/m2
 def display_unit(unit: str) -> str:
     """``unit`` (UCUM) as people write it: ``mm[Hg]`` -> ``mmHg``, ``mL/min/{1.73_m2}`` -> ``mL/min/1.73 m²``."""
     return DISPLAY_UNITS.get(unit, unit)
+
+
+class PointScore(RiskEquation):
+    """A points score: the total of per-item points, each item's points its contribution."""
+
+    contribution_unit = "points"
+
+    @abstractmethod
+    def points(self, x: Columns) -> dict[str, np.ndarray]:
+        """Points per item and row, exactly as the source's table gives them."""
+
+    def _score(self, columns: Columns) -> np.ndarray:
+        total: np.ndarray = np.sum(list(self.points(columns).values()), axis=0)
+        return total
+
+    def _contributions(self, columns: Columns, score: np.ndarray) -> dict[str, np.ndarray]:
+        return self.points(columns)
 
 
 _TRUE = {"true", "yes", "1", "y"}

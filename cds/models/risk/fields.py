@@ -20,6 +20,12 @@ DIASTOLIC_BP = FieldSpec("diastolic_bp", "mm[Hg]", "diastolic blood pressure", p
 BP_TREATED = FieldSpec("bp_treated", "1", "on antihypertensive treatment", FieldKind.BOOLEAN, reference=0.0)
 SMOKER = FieldSpec("smoker", "1", "current smoker", FieldKind.BOOLEAN, reference=0.0)
 DIABETES = FieldSpec("diabetes", "1", "diabetes", FieldKind.BOOLEAN, reference=0.0)
+BMI = FieldSpec("bmi", "kg/m2", "body-mass index", valid=(12, 70), plausible=(8, 150))
+WAIST = FieldSpec("waist_cm", "cm", "waist circumference", valid=(40, 200), plausible=(30, 300))
+FAMILY_HISTORY = ("none", "second_degree", "first_degree")
+FAMILY_HISTORY_DIABETES = FieldSpec(
+    "family_history", "1", "diabetes in relatives: none, second_degree (grandparent, aunt, uncle, first cousin) or "
+    "first_degree (parent, sibling, child)", FieldKind.CATEGORY, categories=FAMILY_HISTORY)
 
 
 def validated(spec: FieldSpec, low: float, high: float) -> FieldSpec:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cds.models.risk.base import Columns, FieldKind, FieldSpec, RiskBand, RiskEquation, banded
-from cds.models.risk.fields import AGE, SEX, validated
-
-FAMILY_HISTORY = ("none", "second_degree", "first_degree")
+from cds.models.risk.base import Columns, FieldKind, FieldSpec, PointScore, RiskBand, banded
+from cds.models.risk.fields import AGE, BMI, FAMILY_HISTORY_DIABETES, SEX, WAIST, validated
 
 
-class Findrisc(RiskEquation):
+class Findrisc(PointScore):
     """Points 0-26; the band carries the estimated 10-year risk."""
 
     name = "findrisc"
@@ -27,17 +25,17 @@ class Findrisc(RiskEquation):
     population = "adults without known diabetes; derived in Finns aged 35-64"
     score_unit = "points (0-26)"
     outcome = "type 2 diabetes within 10 years"
-    contribution_unit = "points"
+    derived_in = "Finland"
     fields = (
         validated(AGE, 18, 100),
         SEX,
-        FieldSpec("bmi", "kg/m2", "body-mass index", valid=(12, 70), plausible=(8, 150)),
-        FieldSpec("waist_cm", "cm", "waist circumference", valid=(40, 200), plausible=(30, 300)),
+        BMI,
+        WAIST,
         FieldSpec("physically_active", "1", "at least 30 minutes of physical activity daily", FieldKind.BOOLEAN),
         FieldSpec("daily_vegetables", "1", "eats vegetables, fruit or berries every day", FieldKind.BOOLEAN),
         FieldSpec("bp_treated", "1", "ever taken antihypertensive medication regularly", FieldKind.BOOLEAN),
         FieldSpec("high_glucose_history", "1", "ever found to have high blood glucose", FieldKind.BOOLEAN),
-        FieldSpec("family_history", "1", "diabetes in relatives", FieldKind.CATEGORY, categories=FAMILY_HISTORY),
+        FAMILY_HISTORY_DIABETES,
     )
 
     def points(self, x: Columns) -> dict[str, np.ndarray]:
@@ -61,13 +59,6 @@ class Findrisc(RiskEquation):
                 [x["family_history"] == "first_degree", x["family_history"] == "second_degree"], [5.0, 3.0], 0.0
             ),
         }
-
-    def _score(self, columns: Columns) -> np.ndarray:
-        total: np.ndarray = np.sum(list(self.points(columns).values()), axis=0)
-        return total
-
-    def _contributions(self, columns: Columns, score: np.ndarray) -> dict[str, np.ndarray]:
-        return self.points(columns)
 
     def bands(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """< 7 low, 7-11 slightly elevated, 12-14 moderate, 15-20 high, > 20 very high."""

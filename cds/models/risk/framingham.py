@@ -55,6 +55,7 @@ class Framingham2008(RiskEquation):
     score_unit = "probability (10-year)"
     outcome = "cardiovascular event (coronary, cerebrovascular, peripheral arterial, heart failure) within 10 years"
     primary_prevention = True
+    derived_in = "US"
     fields = (
         validated(AGE, 30, 74),
         SEX,

@@ -72,6 +72,7 @@ class PooledCohortEquations(RiskEquation):
     score_unit = "probability (10-year)"
     outcome = "first hard ASCVD event (nonfatal MI, CHD death, fatal or nonfatal stroke) within 10 years"
     primary_prevention = True
+    derived_in = "US"
     fields = (
         validated(AGE, 40, 79),
         SEX,
@@ -85,6 +86,14 @@ class PooledCohortEquations(RiskEquation):
         SMOKER,
         DIABETES,
     )
+
+    def row_caveats(self, columns: Columns, row: int) -> list[str]:
+        """A patient of another race is scored with the white equations, which were not validated for them."""
+        if columns["race"][row] != "other":
+            return []
+        return ["race 'other': scored with the equations for white adults, as the 2013 ACC/AHA guideline directs; "
+                "the PCE were derived in US white and African American adults and are not validated in other "
+                "groups"]
 
     def _score(self, columns: Columns) -> np.ndarray:
         female = columns["sex"] == "female"

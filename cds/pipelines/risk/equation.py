@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from cds.models.risk import RiskEquation
-from cds.models.risk.base import EquationOutput
+from cds.models.risk.base import EquationOutput, RiskPopulation
 from cds.results.risk import Contribution, MethodKind, MethodRef, RiskResult, RiskStatus
 
 
@@ -45,11 +45,15 @@ class EquationPipeline:
     Args:
         equation: The validated equation (or an ML model adapted to the equation interface).
         method: Identity to report; defaults to the equation's own (name, version, module sha256).
+        population: The population the site serves; a result from an equation derived elsewhere says so and is
+            marked ``outside_population``. ``None``: not said (cohort files, where the analyst chose the method).
     """
 
-    def __init__(self, equation: RiskEquation, method: MethodRef | None = None) -> None:
+    def __init__(self, equation: RiskEquation, method: MethodRef | None = None, *,
+                 population: RiskPopulation | None = None) -> None:  # fmt: skip
         self.equation = equation
         self.method = method or equation_ref(equation)
+        self.population = population
 
     def __call__(self, inputs: Mapping[str, object]) -> RiskResult:
         """Score one patient.
@@ -81,7 +85,9 @@ class EquationPipeline:
             for name, values in output.contributions.items()
             if scored
         )
-        warnings = []
+        warnings = equation.row_caveats(output.columns, row) if scored else []
+        if scored and self.population is not None and (elsewhere := equation.outside_population(self.population)):
+            warnings.append(elsewhere)
         if not scored:
             warnings.append(
                 f"not scored: {', '.join(output.out_of_range[row])} outside the range {equation.name} was "
@@ -101,4 +107,5 @@ class EquationPipeline:
             input_sha256=hash_inputs(used),
             population=equation.population,
             warnings=tuple(warnings),
+            outside_population=bool(warnings) and scored,
         )

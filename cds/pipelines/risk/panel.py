@@ -13,14 +13,25 @@ from collections.abc import Mapping, Sequence
 
 from cds.errors import InvalidInputError
 from cds.models.risk import get_equation
+from cds.models.risk.base import RiskPopulation
 from cds.pipelines.risk.equation import EquationPipeline
 from cds.results.risk import NotScored, PanelEntry, Topic
 
-# Preferred method first: PREVENT needs eGFR; the Pooled Cohort Equations do not.
-METHODS: dict[Topic, tuple[str, ...]] = {
-    Topic.CARDIOVASCULAR: ("prevent_cvd", "pce"),
-    Topic.DIABETES: ("findrisc",),
-    Topic.KIDNEY: ("ckd_epi_2021",),
+# Preferred method first, per population served: a population's own score before one derived elsewhere; PREVENT
+# (needs eGFR) before the Pooled Cohort Equations. No Chinese cardiovascular equation is implemented (China-PAR's
+# coefficients could not be read in a primary source), so a Chinese site's cardiovascular card says the US
+# equation is used outside its population.
+METHODS: dict[RiskPopulation, dict[Topic, tuple[str, ...]]] = {
+    RiskPopulation.CHINA: {
+        Topic.CARDIOVASCULAR: ("prevent_cvd", "pce"),
+        Topic.DIABETES: ("cdrs", "findrisc"),
+        Topic.KIDNEY: ("ckd_epi_2021",),
+    },
+    RiskPopulation.US: {
+        Topic.CARDIOVASCULAR: ("prevent_cvd", "pce"),
+        Topic.DIABETES: ("findrisc",),
+        Topic.KIDNEY: ("ckd_epi_2021",),
+    },
 }
 SECONDARY_PREVENTION = "secondary_prevention"
 SECONDARY_OUTCOME = "recurrent atherosclerotic cardiovascular events"
@@ -31,9 +42,10 @@ def _missing_reason(missing: Sequence[str], problems: Mapping[str, str]) -> str:
     return f"missing {', '.join(missing)}" + (f" ({'; '.join(unusable)})" if unusable else "")
 
 
-def _topic(topic: Topic, values: Mapping[str, object], problems: Mapping[str, str]) -> PanelEntry:
+def _topic(topic: Topic, values: Mapping[str, object], problems: Mapping[str, str],
+           population: RiskPopulation) -> PanelEntry:  # fmt: skip
     entry: PanelEntry | None = None
-    for name in METHODS[topic]:
+    for name in METHODS[population][topic]:
         equation = get_equation(name)
         missing = tuple(f.name for f in equation.fields if f.required and values.get(f.name) is None)
         if missing:
@@ -44,7 +56,8 @@ def _topic(topic: Topic, values: Mapping[str, object], problems: Mapping[str, st
                                    "; ".join([*impossible, _missing_reason(missing, problems)]))  # fmt: skip
             continue
         try:
-            result = EquationPipeline(equation)({f.name: values.get(f.name) for f in equation.fields})
+            pipeline = EquationPipeline(equation, population=population)
+            result = pipeline({f.name: values.get(f.name) for f in equation.fields})
         except InvalidInputError as exc:  # an impossible value: this topic only; it says more than a missing input
             if entry is None or entry.not_scored is NotScored.MISSING_INPUTS:
                 entry = PanelEntry(topic, None, name, (), equation.outcome, NotScored.IMPOSSIBLE_VALUE, exc.message)
@@ -55,19 +68,20 @@ def _topic(topic: Topic, values: Mapping[str, object], problems: Mapping[str, st
 
 
 def assess_patient(values: Mapping[str, object], *, problems: Mapping[str, str] | None = None,
-                   ascvd: Sequence[str] = ()) -> list[PanelEntry]:  # fmt: skip
+                   ascvd: Sequence[str] = (), population: RiskPopulation = RiskPopulation.CHINA) -> list[PanelEntry]:
     """Every topic of the panel, each scored or saying why not.
 
     Args:
         values: Inputs by field name, in equation units.
         problems: Inputs the record holds but that could not be used, and why (named when they are missing).
         ascvd: Evidence of established ASCVD; when any, the cardiovascular topic is secondary prevention.
+        population: The population the site serves: its own scores first; others say they are used outside theirs.
     """
     entries = []
-    for topic in METHODS:
+    for topic in METHODS[population]:
         if topic is Topic.CARDIOVASCULAR and ascvd:
             entries.append(PanelEntry(topic, None, SECONDARY_PREVENTION, (), SECONDARY_OUTCOME,
                                       NotScored.ESTABLISHED_ASCVD, "; ".join(ascvd)))  # fmt: skip
             continue
-        entries.append(_topic(topic, values, problems or {}))
+        entries.append(_topic(topic, values, problems or {}, population))
     return entries

@@ -16,7 +16,8 @@ from cds.settings import Settings
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
-    return Settings(dev_mode=True, data_dir=tmp_path / "data", database_url=url, max_json_bytes=64_000)
+    return Settings(dev_mode=True, data_dir=tmp_path / "data", database_url=url, max_json_bytes=64_000,
+                    language="en")  # cards in English unless a test asks otherwise (the default follows the site)
 
 
 @pytest.fixture

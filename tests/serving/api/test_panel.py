@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 
 from cds.serving.api.auth import Role
@@ -26,7 +27,9 @@ def test_panel_reports_each_topic_with_its_inputs_and_what_is_missing(client: Te
     assert kidney["method"] == "ckd_epi_2021" and kidney["method_version"] == "2021" and kidney["missing"] == []
     assert kidney["result"]["score"] > 0 and kidney["result_id"]
     inputs = {i["field"]: i for i in kidney["inputs"]}
-    assert inputs["creatinine"]["unit"] == "mg/dL" and inputs["creatinine"]["source"] == "Observation/cr"
+    # a Chinese site (the default) reads laboratory values in SI units; the result keeps the equation's mg/dL
+    assert inputs["creatinine"]["unit"] == "µmol/L" and inputs["creatinine"]["source"] == "Observation/cr"
+    assert inputs["creatinine"]["value"] == pytest.approx(88.42 * kidney["result"]["inputs"]["creatinine"])
     assert inputs["creatinine"]["date"] == "2025-06-01" and inputs["age"]["source"] == "Patient/p1"
     assert all(i["contribution"] is not None for i in kidney["inputs"])
 

@@ -4,11 +4,14 @@ established ASCVD, units stated in JSON, and the public page a card links to."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cds.serving.api.app import create_app
 from cds.serving.api.auth import Role
+from cds.settings import Settings
 from tests.interop.test_fhir_records import condition, obs, record
 from tests.serving.api.conftest import bearer
 from tests.serving.api.test_cds_hooks import SERVICE, dev_token, hook_request
@@ -111,3 +114,43 @@ def test_a_cards_source_page_opens_without_a_token_and_holds_no_patient_data(cli
     assert "CKD-EPI" in page.text and "mL/min/1.73 m²" in page.text or "µmol/L" in page.text or "mg/dL" in page.text
     assert "张三" not in page.text and "zhang-san" not in page.text
     assert client.get("/about/risk/nonexistent").status_code == 404
+
+
+def test_a_us_equation_at_a_chinese_site_never_raises_a_critical_card_and_says_why(client: TestClient) -> None:
+    assert client.app.state.cds.engine.settings.risk_population == "china"  # the default
+    doc = record(obs("cr", "14682-9", 97, "umol/L"), condition("dm", "urn:oid:2.16.156.10011.2.3.3.11", "E11.900"),
+                 birth="1951-02-01")  # 75, diabetic, SBP 150: PREVENT's high band  # fmt: skip
+    smoker = obs("smk", "72166-2", 0, "1")
+    del smoker["resource"]["valueQuantity"]
+    smoker["resource"]["valueCodeableConcept"] = {"coding": [{"system": "http://snomed.info/sct", "code": "77176002"}]}
+    doc["entry"].append(smoker)
+    cards = _cards(client, doc)
+    cardiovascular = cards["Cardiovascular"]
+    assert "prevent_cvd" in cardiovascular["source"]["label"] and "(high" in cardiovascular["summary"]
+    assert cardiovascular["indicator"] == "warning"  # "high" is critical only from an equation for this population
+    assert "used outside its derivation population" in cardiovascular["detail"]
+
+
+@pytest.mark.parametrize(("accept", "chinese"), [("zh-CN,zh;q=0.9,en;q=0.8", True), ("en-GB,en;q=0.9", False),
+                                                 ("fr-FR, zh;q=0.5, en;q=0.4", True), (None, False)])
+def test_cards_follow_accept_language_over_the_site_default(client: TestClient, accept: str | None,
+                                                            chinese: bool) -> None:
+    doc = record(obs("cr", "14682-9", 97, "umol/L"), MI)
+    headers = dev_token(client) | ({"Accept-Language": accept} if accept else {})
+    response = client.post(SERVICE, json=_hook_for(doc), headers=headers)  # this site's default: English
+    summaries = [card["summary"] for card in response.json()["cards"]]
+    if chinese:
+        assert any(s.startswith("肾脏：") for s in summaries) and any("很高危" in s for s in summaries)
+        assert any(s.startswith("糖尿病风险未计算：缺少") for s in summaries)
+        assert all("仅供临床参考" in card["detail"] for card in response.json()["cards"])
+    else:
+        assert any(s.startswith("Kidney: ") for s in summaries) and not any("肾脏" in s for s in summaries)
+
+
+def test_a_chinese_site_answers_in_chinese_by_default_and_a_us_site_in_english(tmp_path: Path) -> None:
+    doc = record(obs("cr", "14682-9", 97, "umol/L"))
+    for population, first in (("china", "肾脏："), ("us", "Kidney: ")):
+        settings = Settings(dev_mode=True, data_dir=tmp_path / population, risk_population=population)
+        with TestClient(create_app(settings)) as site:
+            response = site.post(SERVICE, json=_hook_for(doc), headers=dev_token(site))
+            assert any(c["summary"].startswith(first) for c in response.json()["cards"]), population

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from cds.errors import NotAuthenticatedError, NotFoundError
+from cds.interop.card_language import negotiate
 from cds.interop.cds_hooks import PREFETCH, Feedback, HookRequest, HookResponse
 from cds.services import cds_hooks
 from cds.services.cds_hooks import CLIENT_ROLE, SERVICE_ID, client_actor
@@ -24,8 +25,10 @@ SERVICE = {
     "hook": "patient-view",
     "id": SERVICE_ID,
     "title": "Chronic-disease risk (cardiovascular, diabetes, kidney)",
-    "description": "Cardiovascular (PREVENT / Pooled Cohort), diabetes (FINDRISC) and kidney (CKD-EPI 2021 + KDIGO) "
-    "risk from the patient's record, with the inputs that drove each score. Not for diagnostic use.",
+    "description": "Cardiovascular (PREVENT / Pooled Cohort; secondary prevention for established ASCVD), diabetes "
+    "(Chinese Diabetes Risk Score / FINDRISC) and kidney (CKD-EPI 2021 + KDIGO) risk from the patient's record, with "
+    "the inputs that drove each score; cards in Simplified Chinese or English (Accept-Language). Not for diagnostic "
+    "use.",
     "prefetch": PREFETCH,
     "usageRequirements": "Send Patient, Observations (LOINC), the complete active Conditions and active "
     "MedicationRequests (ATC-coded) as prefetch, or fhirServer with fhirAuthorization (patient/*.read). Absent "
@@ -74,8 +77,9 @@ def call_service(service_id: str, body: HookRequest, request: Request, state: St
                  client: Client) -> HookResponse:  # fmt: skip
     """Cards for the patient in context: one per topic, with score and band, or what is missing."""
     _service(service_id)
+    language = negotiate(request.headers.get("accept-language"), state.settings.card_language)
     cards = cds_hooks.patient_view(engine, body, actor=client_actor(client.issuer, client.subject),
-                                   base_url=base_url(request, state))
+                                   base_url=base_url(request, state), language=language)
     return HookResponse(cards=cards)
 
 

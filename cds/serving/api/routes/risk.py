@@ -17,8 +17,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cds.errors import InvalidInputError, UnsupportedMediaTypeError
+from cds.interop.card_language import display_value
 from cds.interop.fhir_inputs import FhirInputs, parse_bundle
 from cds.models.risk import FieldSpec, RiskEquation, available_equations, get_equation
+from cds.models.risk.base import RiskPopulation
 from cds.results.risk import NotScored, RiskResult
 from cds.services import cohort, risk
 from cds.serving.api.auth import Principal, Role
@@ -110,16 +112,24 @@ class Panel(BaseModel):
     topics: list[PanelTopic]
 
 
-def _describer(equation: RiskEquation | None, extracted: FhirInputs,
-               result: RiskResult | None) -> Callable[[str], PanelInput]:  # fmt: skip
-    """Describes an input of ``equation``: value, unit, date and source, and its contribution to ``result``."""
+def _describer(equation: RiskEquation | None, extracted: FhirInputs, result: RiskResult | None,
+               population: RiskPopulation) -> Callable[[str], PanelInput]:  # fmt: skip
+    """Describes an input of ``equation``: value, unit, date and source, and its contribution to ``result``.
+
+    Values are shown in the units the site reads (SI laboratory units at a Chinese site); the result keeps the
+    equation's units.
+    """
     contributions = {c.field: c.contribution for c in result.contributions} if result is not None else {}
     fields = {f.name: f for f in equation.fields} if equation is not None else {}
 
     def described(name: str) -> PanelInput:
         spec, day = fields.get(name) or FieldSpec(name, "1", name), extracted.observed.get(name)
         value = extracted.values.get(name)
-        return PanelInput(field=name, description=spec.description, unit=spec.unit,
+        number = float(value) if isinstance(value, float | int) and not isinstance(value, bool) else None
+        shown, unit = display_value(name, number, spec.unit, population)
+        if number is not None:
+            value = shown
+        return PanelInput(field=name, description=spec.description, unit=unit,
                           value=value if isinstance(value, float | int | bool | str) else None,
                           date=day.isoformat() if day else None,
                           source=extracted.basis.get(name) or (extracted.patient_reference if name in FROM_PATIENT
@@ -154,7 +164,7 @@ def risk_panel(
     for released in risk.panel(engine, extracted, actor=principal.actor):
         entry = released.entry
         equation = get_equation(entry.method) if entry.method in available_equations() else None
-        described = _describer(equation, extracted, entry.result)
+        described = _describer(equation, extracted, entry.result, engine.settings.risk_population)
         fields = equation.fields if equation is not None else ()
         used = [described(f.name) for f in fields if extracted.values.get(f.name) is not None]
         topics.append(PanelTopic(
