@@ -171,6 +171,7 @@ def read_instance(data: Path | bytes, *, name: str | None = None,
             ``invalid_header``.
     """
     from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
     from pydicom.errors import InvalidDicomError
     from pydicom.uid import UID
 
@@ -181,6 +182,8 @@ def read_instance(data: Path | bytes, *, name: str | None = None,
     try:
         dataset = _parse(raw, source, max_inflated_bytes)
         for _element in dataset.iterall():  # every value converted now: later reads of the header cannot fail
+            pass
+        for _element in getattr(dataset, "file_meta", Dataset()).iterall():  # the file meta header too
             pass
     except InvalidInputError:
         raise
@@ -194,8 +197,11 @@ def read_instance(data: Path | bytes, *, name: str | None = None,
         syntax = dataset.file_meta.TransferSyntaxUID
     except AttributeError as exc:
         raise _refuse(source, "invalid_header", "the file meta header has no Transfer Syntax UID") from exc
+    if not isinstance(syntax, UID | str | bytes):  # a sequence or a number where a UID belongs
+        raise _refuse(source, "invalid_header", f"the Transfer Syntax UID is a {type(syntax).__name__}, not a UID")
     if not isinstance(syntax, UID):  # written with another VR (PN, LO, ...): read as the UID its text names
-        dataset.file_meta[0x00020010] = DataElement(0x00020010, "UI", UID(str(syntax).strip("\x00 ")))
+        text = syntax.decode("ascii", "replace") if isinstance(syntax, bytes) else str(syntax)
+        dataset.file_meta[0x00020010] = DataElement(0x00020010, "UI", UID(text.strip("\x00 ")))
     return DicomInstance(dataset=dataset, source=source)
 
 
