@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.interop import clinical_codes
+from cds.interop import clinical_codes, findrisc_questionnaire
 from cds.interop.card_language import SEPARATOR, Language, band_name, field_names, phrase, topic_name
 from cds.models.risk.base import RiskBand, display_unit
 from cds.results.risk import NotScored, PanelEntry, RiskResult, RiskStatus
@@ -27,7 +27,12 @@ PREFETCH = {
     + "&_sort=-date&_count=200",
     "conditions": "Condition?patient={{context.patientId}}",  # all: a past MI (resolved) is still ASCVD
     "medications": "MedicationRequest?patient={{context.patientId}}&status=active",
+    # optional: without them (and with no FHIR server to fetch them from) the cards are computed without
+    "procedures": "Procedure?patient={{context.patientId}}&status=completed",
+    "questionnaires": "QuestionnaireResponse?subject={{context.patientId}}&questionnaire="
+    + findrisc_questionnaire.CANONICAL,
 }
+OPTIONAL_PREFETCH = ("procedures", "questionnaires")
 INDICATOR: dict[RiskBand, Literal["info", "warning", "critical"]] = {
     RiskBand.LOW: "info", RiskBand.BORDERLINE: "info", RiskBand.SLIGHTLY_ELEVATED: "info",
     RiskBand.INTERMEDIATE: "warning", RiskBand.MODERATE: "warning", RiskBand.HIGH: "critical",

@@ -62,6 +62,11 @@ OBSERVATION_CODES: dict[str, Measure] = {
     "1558-6": Measure("fasting_glucose", Quantity.GLUCOSE),  # mass/volume, serum or plasma
     "14771-0": Measure("fasting_glucose", Quantity.GLUCOSE),  # moles/volume, serum or plasma
     "1518-0": Measure("ogtt_2h_glucose", Quantity.GLUCOSE),  # 2 h after 75 g glucose by mouth
+    "9279-1": Measure("respiratory_rate", Quantity.RATE),
+    "8867-4": Measure("heart_rate", Quantity.RATE),
+    "59408-5": Measure("spo2", Quantity.SATURATION),  # by pulse oximetry
+    "2708-6": Measure("spo2", Quantity.SATURATION),
+    "8310-5": Measure("temperature", Quantity.TEMPERATURE),
     "98979-8": Measure("egfr", Quantity.EGFR),  # eGFR by CKD-EPI 2021 (creatinine)
     "62238-1": Measure("egfr", Quantity.EGFR),  # eGFR by CKD-EPI (creatinine)
 }

@@ -8,7 +8,8 @@
 - An input older than its staleness limit is still used and is marked stale in the result. Limits are per input,
   in days, with the defaults below (``CDS_RISK_STALE_DAYS`` overrides them, e.g. ``{"total_cholesterol": 1095}``):
   one year for blood pressure, kidney and glucose measures and lifestyle facts, five years for lipids (the longest
-  interval any lipid-screening guideline allows for low-risk adults).
+  interval any lipid-screening guideline allows for low-risk adults), one day for the vital signs of early-warning
+  scores.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ STALE_AFTER_DAYS: dict[str, int] = {
     "systolic_bp": YEAR, "diastolic_bp": YEAR, "total_cholesterol": FIVE_YEARS, "hdl_cholesterol": FIVE_YEARS,
     "ldl_cholesterol": FIVE_YEARS, "creatinine": YEAR, "egfr": YEAR, "uacr": YEAR, "hba1c": YEAR,
     "fasting_glucose": YEAR, "ogtt_2h_glucose": YEAR, "bmi": YEAR, "waist_cm": YEAR, "smoker": YEAR,
+    "respiratory_rate": 1, "heart_rate": 1, "spo2": 1, "temperature": 1,  # vital signs for early-warning scores
 }  # fmt: skip
 
 

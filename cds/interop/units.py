@@ -28,6 +28,9 @@ class Quantity(StrEnum):
     HBA1C = "hba1c"
     EGFR = "egfr"
     GLUCOSE = "glucose"
+    RATE = "rate"
+    SATURATION = "saturation"
+    TEMPERATURE = "temperature"
 
 
 CANONICAL = {
@@ -40,6 +43,9 @@ CANONICAL = {
     Quantity.HBA1C: "%",
     Quantity.EGFR: "mL/min/{1.73_m2}",
     Quantity.GLUCOSE: "mmol/L",
+    Quantity.RATE: "/min",
+    Quantity.SATURATION: "%",
+    Quantity.TEMPERATURE: "Cel",
 }
 _FACTORS: dict[Quantity, dict[str, float]] = {
     Quantity.CHOLESTEROL: {"mg/dL": 1.0, "mmol/L": 38.67},
@@ -51,7 +57,11 @@ _FACTORS: dict[Quantity, dict[str, float]] = {
     Quantity.HBA1C: {"%": 1.0},
     Quantity.EGFR: {"mL/min/{1.73_m2}": 1.0},
     Quantity.GLUCOSE: {"mmol/L": 1.0, "mg/dL": 1 / 18.016},
+    Quantity.RATE: {"/min": 1.0},
+    Quantity.SATURATION: {"%": 1.0},
+    Quantity.TEMPERATURE: {"Cel": 1.0},
 }
+FAHRENHEIT = ("[degF]",)  # Cel = (degF - 32) * 5 / 9
 IFCC_TO_NGSP = (0.09148, 2.152)  # NGSP % = slope * IFCC mmol/mol + intercept
 IFCC_UNITS = ("mmol/mol",)
 # Which quantity each input field is measured as (fields not listed are counts, booleans or categories).
@@ -60,7 +70,8 @@ FIELD_QUANTITIES: dict[str, Quantity] = {
     "ldl_cholesterol": Quantity.CHOLESTEROL, "creatinine": Quantity.CREATININE, "systolic_bp": Quantity.PRESSURE,
     "diastolic_bp": Quantity.PRESSURE, "waist_cm": Quantity.LENGTH, "bmi": Quantity.BMI, "uacr": Quantity.ACR,
     "hba1c": Quantity.HBA1C, "egfr": Quantity.EGFR, "fasting_glucose": Quantity.GLUCOSE,
-    "ogtt_2h_glucose": Quantity.GLUCOSE,
+    "ogtt_2h_glucose": Quantity.GLUCOSE, "respiratory_rate": Quantity.RATE, "heart_rate": Quantity.RATE,
+    "spo2": Quantity.SATURATION, "temperature": Quantity.TEMPERATURE,
 }  # fmt: skip
 
 # Spellings seen in EHR feeds that mean the same UCUM unit.
@@ -68,7 +79,9 @@ _ALIASES = {"mg/dl": "mg/dL", "mmol/l": "mmol/L", "µmol/L": "umol/L", "μmol/L"
             "mmHg": "mm[Hg]", "mm Hg": "mm[Hg]", "kg/m^2": "kg/m2", "in": "[in_i]",
             "mL/min/1.73m2": "mL/min/{1.73_m2}", "mL/min/{1.73m2}": "mL/min/{1.73_m2}", "mmol/mol": "mmol/mol",
             "mmol/mol Hb": "mmol/mol", "mmol/mol{Hb}": "mmol/mol", "mg/mmol{creat}": "mg/mmol", "mg/g{creat}": "mg/g",
-            "mL/min/1.73 m2": "mL/min/{1.73_m2}", "mL/min/1.73m²": "mL/min/{1.73_m2}"}  # fmt: skip
+            "mL/min/1.73 m2": "mL/min/{1.73_m2}", "mL/min/1.73m²": "mL/min/{1.73_m2}", "{beats}/min": "/min",
+            "{breaths}/min": "/min", "beats/min": "/min", "breaths/min": "/min", "bpm": "/min", "min-1": "/min",
+            "°C": "Cel", "degC": "Cel", "C": "Cel", "°F": "[degF]", "degF": "[degF]"}  # fmt: skip
 
 
 def to_canonical(value: float, unit: str, quantity: Quantity) -> float:
@@ -82,8 +95,11 @@ def to_canonical(value: float, unit: str, quantity: Quantity) -> float:
     if quantity is Quantity.HBA1C and code in IFCC_UNITS:
         slope, intercept = IFCC_TO_NGSP
         return slope * value + intercept
+    if quantity is Quantity.TEMPERATURE and code in FAHRENHEIT:
+        return (value - 32) * 5 / 9
     if code not in factors:
-        supported = [*factors, *(IFCC_UNITS if quantity is Quantity.HBA1C else ())]
+        supported = [*factors, *(IFCC_UNITS if quantity is Quantity.HBA1C else ()),
+                     *(FAHRENHEIT if quantity is Quantity.TEMPERATURE else ())]
         raise InvalidInputError(
             f"cannot convert {quantity.value} from unit {unit!r}; supported: {', '.join(supported)}",
             code="unsupported_unit",

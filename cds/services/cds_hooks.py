@@ -16,7 +16,7 @@ import httpx
 
 from cds.errors import BackendUnavailableError, InvalidInputError, PreconditionFailedError
 from cds.interop.card_language import Language
-from cds.interop.cds_hooks import PREFETCH, Card, FeedbackItem, HookRequest, card_for, merge_prefetch
+from cds.interop.cds_hooks import OPTIONAL_PREFETCH, PREFETCH, Card, FeedbackItem, HookRequest, card_for, merge_prefetch
 from cds.interop.fhir_inputs import parse_bundle
 from cds.services.engine import Engine
 from cds.services.risk import assess_record, release_panel
@@ -32,8 +32,8 @@ def client_actor(issuer: str, subject: str) -> Actor:
     return Actor(subject=f"cds-client:{issuer}#{subject}", role=CLIENT_ROLE)
 
 
-def fetch_record(request: HookRequest, patient_id: str) -> dict[str, Any]:
-    """The prefetch templates' resources, fetched from the CDS Client's FHIR server.
+def fetch_record(request: HookRequest, patient_id: str, keys: list[str]) -> dict[str, Any]:
+    """The resources of the prefetch templates ``keys``, fetched from the CDS Client's FHIR server.
 
     Raises:
         PreconditionFailedError: ``prefetch_missing``: no FHIR server or authorization to fetch with (412).
@@ -41,19 +41,29 @@ def fetch_record(request: HookRequest, patient_id: str) -> dict[str, Any]:
     """
     if request.fhirServer is None or request.fhirAuthorization is None:
         raise PreconditionFailedError(
-            "prefetch is incomplete and no fhirServer with fhirAuthorization was given", code="prefetch_missing"
+            f"prefetch lacks {', '.join(keys)} and no fhirServer with fhirAuthorization was given",
+            code="prefetch_missing",
         )
     headers = {"Authorization": f"Bearer {request.fhirAuthorization.access_token}", "Accept": "application/fhir+json"}
     fetched: dict[str, Any] = {}
     try:
         with httpx.Client(base_url=request.fhirServer.rstrip("/") + "/", headers=headers, timeout=10.0) as fhir:
-            for key, template in PREFETCH.items():
-                response = fhir.get(template.replace("{{context.patientId}}", patient_id))
+            for key in keys:
+                response = fhir.get(PREFETCH[key].replace("{{context.patientId}}", patient_id))
                 response.raise_for_status()
                 fetched[key] = response.json()
     except httpx.HTTPError as exc:
         raise BackendUnavailableError(f"FHIR server fetch failed: {type(exc).__name__}", code="fhir_fetch") from exc
     return fetched
+
+
+def _fetch_missing(request: HookRequest, patient_id: str, prefetch: dict[str, Any]) -> dict[str, Any]:
+    """What the prefetch lacks, from the CDS Client's FHIR server; the optional keys only when there is one."""
+    missing = [key for key in PREFETCH if not prefetch.get(key)]
+    can_fetch = request.fhirServer is not None and request.fhirAuthorization is not None
+    if not can_fetch:
+        missing = [key for key in missing if key not in OPTIONAL_PREFETCH]
+    return fetch_record(request, patient_id, missing) if missing else {}
 
 
 def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url: str,
@@ -70,7 +80,7 @@ def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url
     if not patient_id:
         raise InvalidInputError("context.patientId is required", code="missing_context")
     prefetch = request.prefetch or {}
-    sources = prefetch if all(prefetch.get(k) for k in PREFETCH) else fetch_record(request, patient_id)
+    sources = {**prefetch, **_fetch_missing(request, patient_id, prefetch)}
     extracted = parse_bundle(merge_prefetch(sources), complete_lists=True,
                              stale_days=engine.settings.risk_stale_days)
     subject = f"Patient/{patient_id}"

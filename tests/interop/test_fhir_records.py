@@ -322,3 +322,17 @@ def test_an_asian_patient_scored_with_the_white_pce_says_so() -> None:
     result = EquationPipeline(get_equation("pce"), population=RiskPopulation.US)(
         {f: values.get(f) for f in get_equation("pce").field_names()})
     assert result.outside_population and any("race 'other'" in w for w in result.warnings)
+
+
+def test_vital_signs_are_read_for_early_warning_scores_and_go_stale_after_a_day() -> None:
+    doc = record(obs("rr", "9279-1", 22, "/min"), obs("hr", "8867-4", 112, "{beats}/min"),
+                 obs("sat", "59408-5", 93, "%"), obs("temp", "8310-5", 101.3, "[degF]"))  # fmt: skip
+    read = parse_bundle(doc, as_of=dt.date(2026, 10, 8))
+    assert read.values["respiratory_rate"] == 22 and read.values["heart_rate"] == 112 and read.values["spo2"] == 93
+    assert read.values["temperature"] == pytest.approx((101.3 - 32) * 5 / 9)  # 38.5 °C
+    assert "temperature" not in read.notes
+    later = parse_bundle(doc, as_of=dt.date(2026, 10, 10))
+    assert any("stale" in n for n in later.notes["temperature"])
+    news2 = get_equation("news2").evaluate(read.values | {"on_oxygen": False, "consciousness": "alert"})
+    # RR 22 (2) + SpO2 93 on scale 1 (2) + SBP mean 150 (0) + pulse 112 (2) + 38.5 °C (1) = 7: high
+    assert news2.score[0] == 7 and news2.category[0].startswith("high")

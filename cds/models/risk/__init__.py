@@ -13,6 +13,7 @@ from cds.models.risk.cdrs import ChineseDiabetesRiskScore
 from cds.models.risk.ckd_epi import CkdEpi2021
 from cds.models.risk.findrisc import Findrisc
 from cds.models.risk.framingham import Framingham2008
+from cds.models.risk.news2 import News2, QuickSofa
 from cds.models.risk.pce import PooledCohortEquations
 from cds.models.risk.prevent import Prevent, PreventOutcome
 
@@ -36,6 +37,8 @@ def available_equations() -> Mapping[str, RiskEquation]:
         Framingham2008(),
         Findrisc(),
         ChineseDiabetesRiskScore(),
+        News2(),
+        QuickSofa(),
         CkdEpi2021(),
         BloodPressureCategory(),
     ]

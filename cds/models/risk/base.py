@@ -362,8 +362,8 @@ def _column(spec: FieldSpec, array: np.ndarray) -> tuple[np.ndarray, list[_Probl
             values[np.isin(text, ("nan", ""))] = np.nan
         else:
             values = _as_float(array)
-        missing = np.isnan(values)
-        bad = ~np.isin(values, (0.0, 1.0)) & ~missing
+        missing = np.isnan(values) if spec.required else np.zeros(len(values), dtype=bool)
+        bad = ~np.isin(values, (0.0, 1.0)) & ~np.isnan(values)
         return values, [
             _Problem(spec, missing, values, "missing_fields"),
             _Problem(spec, bad, array, "impossible_value"),

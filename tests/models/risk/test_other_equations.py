@@ -98,7 +98,7 @@ def test_blood_pressure_categories(sbp: float, dbp: float, label: str) -> None:
 
 
 def test_unknown_equation_lists_known() -> None:
-    with pytest.raises(LookupError, match="available: blood_pressure, cdrs, ckd_epi_2021, findrisc, framingham, pce, prev"):
+    with pytest.raises(LookupError, match="available: blood_pressure, cdrs, ckd_epi_2021, findrisc, framingham, news2, pce, prev"):
         get_equation("qrisk3")
 
 

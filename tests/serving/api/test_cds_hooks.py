@@ -137,6 +137,16 @@ def fhir_server() -> Iterator[str]:
     def medications() -> dict:
         return data["medications"]
 
+    @fhir.get("/fhir/Procedure")
+    def procedures() -> dict:  # a coronary stent: established ASCVD, seen only by fetching
+        return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
+            "resourceType": "Procedure", "id": "pci", "status": "completed", "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "415070008"}]}}}]}  # fmt: skip
+
+    @fhir.get("/fhir/QuestionnaireResponse")
+    def questionnaires() -> dict:
+        return {"resourceType": "Bundle", "type": "searchset", "entry": []}
+
     @fhir.middleware("http")
     async def record(request, call_next):  # noqa: ANN001, ANN202
         seen.append(request.headers.get("authorization", ""))
@@ -154,6 +164,19 @@ def test_without_prefetch_the_service_fetches_from_fhir_server(client: TestClien
     response = client.post(SERVICE, json=body, headers=dev_token(client))
     assert response.status_code == 200, response.text
     assert len(response.json()["cards"]) == 3
+    assert any("established ASCVD" in c["summary"] for c in response.json()["cards"])  # the fetched Procedure
+
+
+def test_optional_prefetch_is_fetched_when_it_can_be_and_otherwise_not_required(client: TestClient,
+                                                                                fhir_server: str) -> None:
+    assert set(hook_request()["prefetch"]) == {"patient", "observations", "conditions", "medications"}
+    without = client.post(SERVICE, json=hook_request(), headers=dev_token(client))  # no FHIR server to ask
+    assert without.status_code == 200 and not any("ASCVD" in c["summary"] for c in without.json()["cards"])
+    body = hook_request(fhirServer=fhir_server, fhirAuthorization={
+        "access_token": "ehr-issued-token", "token_type": "Bearer", "expires_in": 300,
+        "scope": "patient/*.read", "subject": "cds-risk"})  # fmt: skip
+    fetched = client.post(SERVICE, json=body, headers=dev_token(client))
+    assert any("established ASCVD" in c["summary"] for c in fetched.json()["cards"])
 
 
 def test_missing_prefetch_without_fhir_server_is_412(client: TestClient) -> None:

@@ -4,6 +4,7 @@ contributions, what is missing; stored, audited, scoped."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 
 import pytest
@@ -22,6 +23,8 @@ def test_panel_reports_each_topic_with_its_inputs_and_what_is_missing(client: Te
     panel = answer.json()
     topics = {t["topic"]: t for t in panel["topics"]}
     assert set(topics) == {"cardiovascular", "diabetes", "kidney"} and panel["patient"] == "Patient/p1"
+    assert panel["as_of"] == "2025-06-01"  # the newest reading used; the evaluation date is today
+    assert panel["evaluated_on"] == dt.datetime.now(dt.UTC).date().isoformat()
 
     kidney = topics["kidney"]  # creatinine, age and sex are in the Bundle: scored
     assert kidney["method"] == "ckd_epi_2021" and kidney["method_version"] == "2021" and kidney["missing"] == []

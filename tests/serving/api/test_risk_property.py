@@ -93,6 +93,18 @@ def bundle(draw: st.DrawFn) -> dict[str, Any]:
     resources += [draw(observation(i)) for i in range(draw(st.integers(0, 12)))]
     resources += [draw(condition(i)) for i in range(draw(st.integers(0, 3)))]
     if draw(st.booleans()):
+        answers = st.sampled_from(({"valueBoolean": True}, {"valueString": "是"}, {"valueInteger": 3},
+                                   {"valueCoding": {"system": "http://loinc.org", "code": "LA32-8"}},
+                                   {"valueCoding": {"system": "urn:cds:codesystem:findrisc-family-history",
+                                                    "code": "first_degree"}}))  # fmt: skip
+        links = st.sampled_from(("physically_active", "daily_vegetables", "bp_treated", "high_glucose_history",
+                                 "family_history", "other"))  # fmt: skip
+        resources.append({"resourceType": "QuestionnaireResponse", "id": "q",
+                          "status": draw(st.sampled_from(("completed", "in-progress", "amended"))),
+                          "questionnaire": "urn:cds:questionnaire:findrisc|2003", "subject": {"reference": "Patient/p"},
+                          "item": [{"linkId": draw(links), "answer": [draw(answers)] * draw(st.integers(1, 2))}
+                                   for _ in range(draw(st.integers(0, 6)))]})  # fmt: skip
+    if draw(st.booleans()):
         resources.append({"resourceType": "MedicationRequest", "id": "m", "status": "active", "intent": "order",
                           "subject": {"reference": "Patient/p"},
                           "medicationCodeableConcept": _coding("http://www.whocc.no/atc",
@@ -142,7 +154,9 @@ def test_every_fhir_valid_bundle_is_answered_and_cds_hooks_always_gives_every_ca
                          "conditions": {"resourceType": "Bundle", "type": "searchset", "entry": [
                              e for e in entries if e["resource"]["resourceType"] in ("Condition", "Procedure")]},
                          "medications": {"resourceType": "Bundle", "type": "searchset", "entry": [
-                             e for e in entries if e["resource"]["resourceType"] == "MedicationRequest"]}}}  # fmt: skip
+                             e for e in entries if e["resource"]["resourceType"] == "MedicationRequest"]},
+                         "questionnaires": {"resourceType": "Bundle", "type": "searchset", "entry": [
+                             e for e in entries if e["resource"]["resourceType"] == "QuestionnaireResponse"]}}}  # fmt: skip
     hook_token = service.app.state.cds.dev_hook_client.mint("http://testserver" + SERVICE)
     answer = service.post(SERVICE, json=hook, headers={"Authorization": f"Bearer {hook_token}"})
     assert answer.status_code == 200, answer.text

@@ -154,3 +154,12 @@ def test_a_chinese_site_answers_in_chinese_by_default_and_a_us_site_in_english(t
         with TestClient(create_app(settings)) as site:
             response = site.post(SERVICE, json=_hook_for(doc), headers=dev_token(site))
             assert any(c["summary"].startswith(first) for c in response.json()["cards"]), population
+
+
+def test_the_panel_gives_each_topic_a_headline_in_the_requested_language(client: TestClient) -> None:
+    doc = record(obs("cr", "14682-9", 97, "umol/L"), MI)
+    headers = bearer(client, Role.CLINICIAN)
+    english = client.post("/v1/risk/panel", json=doc, headers=headers).json()["topics"]
+    chinese = client.post("/v1/risk/panel", json=doc, headers=headers | {"Accept-Language": "zh-CN"}).json()["topics"]
+    assert {t["topic"]: t["headline"].split(":")[0] for t in english}["kidney"] == "Kidney"
+    assert {t["topic"]: t["headline"] for t in chinese}["cardiovascular"].startswith("心血管：很高危")

@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cds.errors import InvalidInputError, UnsupportedMediaTypeError
-from cds.interop.card_language import display_value
+from cds.interop.card_language import display_value, negotiate
+from cds.interop.cds_hooks import card_for
 from cds.interop.fhir_inputs import FhirInputs, parse_bundle
 from cds.models.risk import FieldSpec, RiskEquation, available_equations, get_equation
 from cds.models.risk.base import RiskPopulation
@@ -102,13 +103,15 @@ class PanelTopic(BaseModel):
     missing: list[PanelInput]
     not_scored: NotScored | None = None
     reason: str = ""
+    headline: str = ""  # the topic in one line, as its CDS Hooks card says it, in the request's language
 
 
 class Panel(BaseModel):
-    """The patient's panel."""
+    """The patient's panel: ``as_of`` is the newest reading used, ``evaluated_on`` the evaluation date."""
 
     patient: str | None
     as_of: str | None
+    evaluated_on: str | None = None
     topics: list[PanelTopic]
 
 
@@ -160,6 +163,7 @@ def risk_panel(
     """
     extracted = _read(bundle, engine, as_of)
     enforce_patient_scope(state, http, principal, extracted.patient_reference or "")
+    language = negotiate(http.headers.get("accept-language"), engine.settings.card_language)
     topics = []
     for released in risk.panel(engine, extracted, actor=principal.actor):
         entry = released.entry
@@ -173,9 +177,11 @@ def risk_panel(
             method_version=equation.version if equation else "", method_source=equation.source if equation else "",
             result_id=released.result_id, result=entry.result, inputs=used,
             missing=[described(name) for name in entry.missing], not_scored=entry.not_scored, reason=entry.reason,
+            headline=card_for(entry, "", language).summary,
         ))  # fmt: skip
     return Panel(patient=extracted.patient_reference, topics=topics,
-                 as_of=extracted.effective.isoformat() if extracted.effective else None)
+                 as_of=extracted.effective.isoformat() if extracted.effective else None,
+                 evaluated_on=extracted.as_of.isoformat() if extracted.as_of else None)
 
 
 @router.get("/panel/sample")

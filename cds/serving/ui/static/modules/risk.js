@@ -178,6 +178,7 @@ export function renderRiskPanel(main) {
       replace(summary, h("dl", { class: "facts" },
         h("div", {}, h("dt", {}, "Patient"), h("dd", { id: "panel-patient" }, panel.patient ?? "—")),
         h("div", {}, h("dt", {}, "Data as of"), h("dd", {}, panel.as_of ?? "—")),
+        h("div", {}, h("dt", {}, "Evaluated on"), h("dd", { id: "panel-evaluated" }, panel.evaluated_on ?? "—")),
         h("div", {}, h("dt", {}, "Scored"), h("dd", {}, `${scored} of ${panel.topics.length} topics`))));
       replace(cards, panel.topics.map(topicCard));
       status.textContent = `Panel for ${panel.patient ?? "the patient"} from ${origin}: ${scored} of `
