@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cds.models.risk.base import Columns, FieldKind, FieldSpec, PointScore, RiskBand
+from cds.models.risk.base import Columns, FieldKind, FieldSpec, PointScore, RiskBand, banded
 
 RESPIRATORY_RATE = FieldSpec("respiratory_rate", "/min", "respiration rate", plausible=(0, 100))
 SPO2 = FieldSpec("spo2", "%", "oxygen saturation (pulse oximetry)", plausible=(0, 100))
@@ -87,18 +87,21 @@ class News2(PointScore):
             "temperature": _banded(x["temperature"], (35.0, 36.0, 38.0, 39.0), (3, 1, 0, 1, 2)),
         }
 
-    def _risk(self, score: np.ndarray, columns: Columns) -> list[str]:
+    def _risk(self, score: np.ndarray, columns: Columns, part: int) -> np.ndarray:
+        """Per row, the clinical risk's band (``part`` 0) or its words and response (1)."""
         red = np.max(np.stack(list(self.points(columns).values())), axis=0) >= 3
-        return ["high" if s >= 7 else "medium" if s >= 5 else "low-medium" if r else "low" if s > 0 else "low-0"
-                for s, r in zip(score.tolist(), red.tolist(), strict=True)]  # fmt: skip
+        index = np.select([score >= 7, score >= 5, red, score > 0], [0, 1, 2, 3], 4)
+        table = np.array([RISK[key][part] for key in ("high", "medium", "low-medium", "low", "low-0")], dtype=object)
+        result: np.ndarray = table[index]
+        return result
 
     def bands(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """Low (0-4), low-medium as intermediate (a red score), medium (5-6) as high, high (>= 7) as very high."""
-        return np.array([RISK[r][0] for r in self._risk(score, columns)], dtype=object)
+        return self._risk(score, columns, 0)
 
     def categories(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """The RCP clinical risk and its response."""
-        return np.array([RISK[r][1] for r in self._risk(score, columns)], dtype=object)
+        return self._risk(score, columns, 1)
 
 
 ALTERED_MENTATION = FieldSpec("altered_mentation", "1", "altered mentation (Glasgow Coma Scale below 15)",
@@ -128,7 +131,7 @@ class QuickSofa(PointScore):
 
     def bands(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """``high`` when positive (2 or more), else ``low``."""
-        return np.where(score >= 2, RiskBand.HIGH, RiskBand.LOW).astype(object)
+        return banded(score, (2,), (RiskBand.LOW, RiskBand.HIGH))
 
     def categories(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """Positive or negative, as Sepsis-3 reads the score."""

@@ -44,7 +44,8 @@ from cds.models.risk.prevent_tables import TABLES, TERMS
 MG_DL_TO_MMOL_L = 0.02586
 UACR_FLOOR = 0.1  # mg/g: the AHA R package raises smaller ratios to this before the logarithm
 ADD_ONS = ("uacr", "hba1c", "sdi_decile")
-MODELS = {0b000: "base", 0b100: "uacr", 0b010: "hba1c", 0b001: "sdi"}  # bits: UACR, HbA1c, SDI known
+# The model by which add-ons are known, indexed by the bits UACR (4), HbA1c (2), SDI (1): none, one, or two or more.
+MODELS = np.array(["base", "sdi", "hba1c", "full", "uacr", "full", "full", "full"], dtype=object)
 
 
 class PreventOutcome(StrEnum):
@@ -81,8 +82,9 @@ def _known(x: Columns, name: str) -> np.ndarray:
 
 def model_codes(x: Columns) -> np.ndarray:
     """Per row, the model to use: ``base``, ``uacr``, ``hba1c``, ``sdi`` or ``full`` (object array)."""
-    bits = _known(x, "uacr") * 4 + _known(x, "hba1c") * 2 + _known(x, "sdi_decile") * 1
-    return np.array([MODELS.get(int(b), "full") for b in bits], dtype=object)
+    bits = _known(x, "uacr").astype(int) * 4 + _known(x, "hba1c").astype(int) * 2 + _known(x, "sdi_decile")
+    result: np.ndarray = MODELS[bits]
+    return result
 
 
 def terms(x: Columns) -> dict[str, np.ndarray]:
@@ -159,7 +161,7 @@ class Prevent(RiskEquation):
         matrix = np.stack([values[t] for t in TERMS], axis=1)
         models = model_codes(columns)
         linear = np.empty(len(female))
-        for model in set(models.tolist()):
+        for model in np.unique(models):
             rows = models == model
             women, men = (np.asarray(c) for c in TABLES[(model, self.horizon)][self.prevent_outcome.value])
             linear[rows] = np.where(female[rows], matrix[rows] @ women, matrix[rows] @ men)
@@ -168,7 +170,11 @@ class Prevent(RiskEquation):
 
     def categories(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """The model each row was scored with (``base model``, ``UACR model``, ... ``full model``)."""
-        return np.array([MODEL_TEXT[m] for m in model_codes(columns).tolist()], dtype=object)
+        codes = model_codes(columns)
+        text = np.empty(len(codes), dtype=object)
+        for model, words in MODEL_TEXT.items():
+            text[codes == model] = words
+        return text
 
     def bands(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """< 5 % low, 5-7.4 % borderline, 7.5-19.9 % intermediate, >= 20 % high (10-year only).

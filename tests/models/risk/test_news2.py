@@ -94,3 +94,17 @@ def test_qsofa_criteria_and_threshold(rr: float, sbp: float, altered: bool, poin
     output = get_equation("qsofa").evaluate({"respiratory_rate": rr, "systolic_bp": sbp, "altered_mentation": altered})
     assert output.score[0] == points
     assert output.category[0] == ("positive (2 or more criteria)" if points >= 2 else "negative")
+
+
+@pytest.mark.parametrize("name", ["news2", "qsofa"])
+def test_bands_are_risk_bands_for_cohort_files(name: str, tmp_path) -> None:  # noqa: ANN001
+    import pandas as pd
+
+    from cds.pipelines.risk.cohort_file import score_file
+
+    rows = pd.DataFrame([NORMAL | {"altered_mentation": "no"}, NORMAL | {"respiratory_rate": 30, "systolic_bp": 95,
+                                                                        "altered_mentation": "yes"}])  # fmt: skip
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    summary = score_file(get_equation(name), tmp_path / "in.csv", tmp_path / "out.csv")
+    scored = pd.read_csv(tmp_path / "out.csv")
+    assert summary.scored == 2 and scored["band"].tolist()[0] == "low" and scored["band"].tolist()[1] != "low"
