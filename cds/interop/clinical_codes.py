@@ -12,6 +12,7 @@ descendants not listed are not seen).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -67,10 +68,19 @@ OBSERVATION_CODES: dict[str, Measure] = {
     "59408-5": Measure("spo2", Quantity.SATURATION),  # by pulse oximetry
     "2708-6": Measure("spo2", Quantity.SATURATION),
     "8310-5": Measure("temperature", Quantity.TEMPERATURE),
+    "2345-7": Measure("glucose", Quantity.GLUCOSE),  # any time, serum or plasma (mass)
+    "14749-6": Measure("glucose", Quantity.GLUCOSE),  # any time, serum or plasma (moles)
+    "2339-0": Measure("glucose", Quantity.GLUCOSE),  # any time, blood (a home meter)
+    "29463-7": Measure("weight_kg", Quantity.MASS),
     "98979-8": Measure("egfr", Quantity.EGFR),  # eGFR by CKD-EPI 2021 (creatinine)
     "62238-1": Measure("egfr", Quantity.EGFR),  # eGFR by CKD-EPI (creatinine)
 }
 BP_PANEL = "85354-9"  # carries SBP and DBP as components
+OXYGEN_FLOW = "3151-8"  # inhaled oxygen flow rate, L/min: above 0 is "on oxygen"
+OXYGEN_CONCENTRATION = "3150-0"  # inhaled oxygen concentration, %: above room air's 21 % is "on oxygen"
+ACVPU_SNOMED = "1104441000000107"  # ACVPU scale score (UK SNOMED CT extension), as NHS NEWS2 messages code it
+RESPONSIVENESS_LOINC = "67775-7"  # level of responsiveness
+ALERT_SNOMED = "248234008"  # mentally alert
 SMOKING_STATUS = "72166-2"
 CURRENT_SMOKER = {"449868002", "428041000124106", "77176002", "65568007", "428071000124103", "428061000124105"}
 NOT_SMOKER = {"8517006", "266919005"}
@@ -102,6 +112,24 @@ ASCVD_SNOMED = {
 
 ANTIHYPERTENSIVE_ATC = ("C02", "C03", "C07", "C08", "C09")
 STATIN_ATC = ("C10AA", "C10BA", "C10BX")
+
+
+# Physiological limits of inputs no equation declares (the equations' own limits cover the rest).
+EXTRA_LIMITS = {"glucose": (0.5, 60.0), "weight_kg": (0.3, 500.0)}
+
+
+@functools.cache
+def plausible_limits() -> dict[str, tuple[float, float]]:
+    """Each measured input's physiological limits: the widest any equation declares, and :data:`EXTRA_LIMITS`."""
+    from cds.models.risk import available_equations  # the equations, not an import at module load
+
+    limits: dict[str, tuple[float, float]] = dict(EXTRA_LIMITS)
+    for equation in available_equations().values():
+        for spec in equation.fields:
+            if spec.plausible is not None:
+                low, high = limits.get(spec.name, spec.plausible)
+                limits[spec.name] = (min(low, spec.plausible[0]), max(high, spec.plausible[1]))
+    return limits
 
 
 def is_icd10(system: str | None) -> bool:

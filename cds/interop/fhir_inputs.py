@@ -20,7 +20,6 @@ leaves only its own input missing, with the reason in ``problems``. The Bundle i
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from cds.interop.clinical_codes import (
     SMOKING_STATUS,
     SNOMED,
     STATIN_ATC,
+    plausible_limits,
 )
 from cds.interop.record_conditions import GUIDELINE, ascvd_evidence, diabetes_condition, diabetes_from_labs
 from cds.interop.record_dates import age_at
@@ -186,7 +186,7 @@ def _resolve_readings(readings: Mapping[str, list[Reading]], unreadable: Mapping
                       stale_days: Mapping[str, int] | None) -> None:  # fmt: skip
     """One value per input from its readings; conflicts and unreadable values become that input's problem."""
     assert out.as_of is not None
-    limits = _plausible_limits()
+    limits = plausible_limits()
     for name, found in readings.items():
         resolved = resolve(name, found, out.as_of, stale_days, limits.get(name))
         for text in resolved.notes:
@@ -202,14 +202,6 @@ def _resolve_readings(readings: Mapping[str, list[Reading]], unreadable: Mapping
             out.problems.setdefault(name, reason)
         else:
             out.warnings.append(reason)
-
-
-@functools.cache
-def _plausible_limits() -> dict[str, tuple[float, float]]:
-    """Each input's physiological limits, as the equations declare them."""
-    from cds.models.risk import available_equations
-
-    return {f.name: f.plausible for e in available_equations().values() for f in e.fields if f.plausible}
 
 
 def _read_questionnaire(responses: list[Any], out: FhirInputs) -> None:

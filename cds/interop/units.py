@@ -31,6 +31,7 @@ class Quantity(StrEnum):
     RATE = "rate"
     SATURATION = "saturation"
     TEMPERATURE = "temperature"
+    MASS = "mass"
 
 
 CANONICAL = {
@@ -46,6 +47,7 @@ CANONICAL = {
     Quantity.RATE: "/min",
     Quantity.SATURATION: "%",
     Quantity.TEMPERATURE: "Cel",
+    Quantity.MASS: "kg",
 }
 _FACTORS: dict[Quantity, dict[str, float]] = {
     Quantity.CHOLESTEROL: {"mg/dL": 1.0, "mmol/L": 38.67},
@@ -60,6 +62,7 @@ _FACTORS: dict[Quantity, dict[str, float]] = {
     Quantity.RATE: {"/min": 1.0},
     Quantity.SATURATION: {"%": 1.0},
     Quantity.TEMPERATURE: {"Cel": 1.0},
+    Quantity.MASS: {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237},
 }
 FAHRENHEIT = ("[degF]",)  # Cel = (degF - 32) * 5 / 9
 IFCC_TO_NGSP = (0.09148, 2.152)  # NGSP % = slope * IFCC mmol/mol + intercept
@@ -71,7 +74,8 @@ FIELD_QUANTITIES: dict[str, Quantity] = {
     "diastolic_bp": Quantity.PRESSURE, "waist_cm": Quantity.LENGTH, "bmi": Quantity.BMI, "uacr": Quantity.ACR,
     "hba1c": Quantity.HBA1C, "egfr": Quantity.EGFR, "fasting_glucose": Quantity.GLUCOSE,
     "ogtt_2h_glucose": Quantity.GLUCOSE, "respiratory_rate": Quantity.RATE, "heart_rate": Quantity.RATE,
-    "spo2": Quantity.SATURATION, "temperature": Quantity.TEMPERATURE,
+    "spo2": Quantity.SATURATION, "temperature": Quantity.TEMPERATURE, "glucose": Quantity.GLUCOSE,
+    "weight_kg": Quantity.MASS,
 }  # fmt: skip
 
 # Spellings seen in EHR feeds that mean the same UCUM unit.
@@ -81,7 +85,8 @@ _ALIASES = {"mg/dl": "mg/dL", "mmol/l": "mmol/L", "µmol/L": "umol/L", "μmol/L"
             "mmol/mol Hb": "mmol/mol", "mmol/mol{Hb}": "mmol/mol", "mg/mmol{creat}": "mg/mmol", "mg/g{creat}": "mg/g",
             "mL/min/1.73 m2": "mL/min/{1.73_m2}", "mL/min/1.73m²": "mL/min/{1.73_m2}", "{beats}/min": "/min",
             "{breaths}/min": "/min", "beats/min": "/min", "breaths/min": "/min", "bpm": "/min", "min-1": "/min",
-            "°C": "Cel", "degC": "Cel", "C": "Cel", "°F": "[degF]", "degF": "[degF]"}  # fmt: skip
+            "°C": "Cel", "degC": "Cel", "C": "Cel", "°F": "[degF]", "degF": "[degF]", "lb": "[lb_av]",
+            "lbs": "[lb_av]"}  # fmt: skip
 
 
 def to_canonical(value: float, unit: str, quantity: Quantity) -> float:

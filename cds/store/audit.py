@@ -73,6 +73,8 @@ class AuditAction(StrEnum):
     PATHOLOGY_JOBS_READ = "pathology.jobs.read"
     PATHOLOGY_VIEWER_RENDER = "pathology.viewer.render"
     DASHBOARD_READ = "dashboard.read"
+    OBSERVATIONS_INGEST = "observations.ingest"
+    OBSERVATIONS_READ = "observations.read"
 
 
 class AuditOutcome(StrEnum):

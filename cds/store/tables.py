@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -165,3 +165,23 @@ class FindingFeedbackRow(Base):
     actor: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime())
+
+
+class ObservationRow(Base):
+    """One value of one input at one time (a vital sign, a glucose reading), from a FHIR Observation.
+
+    ``id`` is the idempotency key: the same Observation sent twice has the same id and is stored once.
+    """
+
+    __tablename__ = "observations"
+    __table_args__ = (Index("ix_observations_patient_field_effective", "patient", "field", "effective"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient: Mapped[str] = mapped_column(String(200))
+    field: Mapped[str] = mapped_column(String(40))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)  # numbers and booleans (0/1)
+    text: Mapped[str | None] = mapped_column(String(40), nullable=True)  # categories (ACVPU level)
+    effective: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(300))  # "Observation/<id>" as sent
+    device: Mapped[str] = mapped_column(String(300))  # "Device/<id>" or the device's name, "" when unknown
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -25,6 +25,7 @@ from cds.serving.api.routes import (
     jobs,
     me,
     models,
+    observations,
     pathology,
     preread,
     results,
@@ -40,7 +41,7 @@ from cds.store.audit_anchor import Checkpointer
 
 log = logging.getLogger(__name__)
 ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb, about,
-           pathology)  # one module per URL resource; no two of them share a path prefix
+           observations, pathology)  # one module per URL resource; no two of them share a path prefix
 
 
 def check_security(settings: Settings) -> None:

@@ -22,7 +22,7 @@ from cds.settings import Settings
 
 pytestmark = pytest.mark.slow
 STOW = ("POST", "/dicomweb/studies")
-FREE_FORM_JSON = {("POST", "/v1/risk/panel"), ("POST", "/v1/risk/{score}/fhir"),
+FREE_FORM_JSON = {("POST", "/v1/risk/panel"), ("POST", "/v1/risk/{score}/fhir"), ("POST", "/v1/observations"),
                   ("POST", "/cds-services/{service_id}"), ("POST", "/cds-services/{service_id}/feedback")}
 
 

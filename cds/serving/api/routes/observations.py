@@ -1,0 +1,97 @@
+"""``/v1/observations``: observations from devices and wards in (FHIR), a patient's time series out.
+
+Each posted Observation is checked on its own (patient, time, code, unit, limits); refused ones are listed with
+their reason and the rest are stored once each (posting the same Observation again changes nothing). Early-warning
+scores are recomputed for every patient that got new values, from the latest values within each parameter's window,
+and released with the observations in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel
+
+from cds.services import monitoring
+from cds.serving.api.auth import Principal, Role
+from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
+
+router = APIRouter(prefix="/v1/observations", tags=["monitoring"])
+Clinical = Annotated[Principal, Depends(require(Role.CLINICIAN, Role.ADMIN))]
+
+
+class RefusedObservation(BaseModel):
+    """An Observation that was not stored, and why (machine-readable ``code``)."""
+
+    source: str
+    code: str
+    reason: str
+
+
+class EarlyWarning(BaseModel):
+    """A patient's early-warning score after the new data, or the inputs missing within the window."""
+
+    patient: str
+    method: str
+    result_id: str | None
+    score: float | None
+    band: str | None
+    category: str | None
+    missing: list[str]
+
+
+class IngestResponse(BaseModel):
+    """What the request stored, what was already stored, what was refused, and the scores recomputed."""
+
+    stored: int
+    duplicates: int
+    refused: list[RefusedObservation]
+    scores: list[EarlyWarning]
+
+
+class StoredObservation(BaseModel):
+    """One stored value."""
+
+    field: str
+    value: float | None
+    text: str | None
+    effective: dt.datetime
+    source: str
+    device: str
+
+
+@router.post("")
+def post_observations(
+    document: Annotated[dict[str, Any], Body(description="A FHIR R4 Observation, or a batch, transaction or "
+                                                        "collection Bundle of Observations (Patient and Device "
+                                                        "entries allowed)")],
+    http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
+) -> IngestResponse:  # fmt: skip
+    """Store observations (once each) and recompute the patients' early-warning scores; refusals are listed."""
+    for patient in monitoring.patients_in(document):
+        enforce_patient_scope(state, http, principal, patient)
+    outcome = monitoring.ingest(engine, document, actor=principal.actor)
+    return IngestResponse(
+        stored=outcome.stored, duplicates=outcome.duplicates,
+        refused=[RefusedObservation(source=r.source, code=r.code, reason=r.reason) for r in outcome.refused],
+        scores=[EarlyWarning(patient=s.patient, method=s.method, result_id=s.result_id, score=s.score, band=s.band,
+                             category=s.category, missing=list(s.missing)) for s in outcome.scores],
+    )  # fmt: skip
+
+
+@router.get("")
+def get_observations(
+    patient: Annotated[str, Query(pattern=r"^Patient/[A-Za-z0-9\-.]{1,64}$", description="Patient/<id>")],
+    http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
+    since: Annotated[dt.datetime | None, Query(description="From this time (default: 7 days ago)")] = None,
+) -> list[StoredObservation]:  # fmt: skip
+    """A patient's stored observations, oldest first (audited)."""
+    enforce_patient_scope(state, http, principal, patient)
+    start = since or dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
+    start = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+    rows = monitoring.history(engine, patient, start, actor=principal.actor)
+    return [StoredObservation(field=r.field, value=r.value, text=r.text, source=r.source, device=r.device,
+                              effective=r.effective if r.effective.tzinfo else r.effective.replace(tzinfo=dt.UTC))
+            for r in rows]  # fmt: skip

@@ -1,0 +1,65 @@
+"""Observations over time: stored once each, and read back as a patient's latest values within a window."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cds.store.tables import ObservationRow
+
+
+@dataclass(frozen=True)
+class StoredValue:
+    """The latest value of one input within its window, and where it came from."""
+
+    value: float | str
+    effective: dt.datetime
+    source: str
+
+
+def store(session: Session, rows: Sequence[ObservationRow]) -> list[ObservationRow]:
+    """Add the rows not stored before (by id); return those added. The caller's transaction commits them."""
+    if not rows:
+        return []
+    ids = list({row.id for row in rows})
+    known = set(session.scalars(select(ObservationRow.id).where(ObservationRow.id.in_(ids))))
+    added: list[ObservationRow] = []
+    for row in rows:
+        if row.id not in known:
+            known.add(row.id)
+            session.add(row)
+            added.append(row)
+    session.flush()
+    return added
+
+
+def latest(session: Session, patient: str, windows: Mapping[str, dt.timedelta],
+           now: dt.datetime) -> dict[str, StoredValue]:  # fmt: skip
+    """Per input, the most recent value effective within its window before ``now`` (never a stale one)."""
+    found: dict[str, StoredValue] = {}
+    for field, window in windows.items():
+        row = session.scalars(
+            select(ObservationRow)
+            .where(ObservationRow.patient == patient, ObservationRow.field == field,
+                   ObservationRow.effective > now - window, ObservationRow.effective <= now)
+            .order_by(ObservationRow.effective.desc(), ObservationRow.id)
+            .limit(1)
+        ).first()  # fmt: skip
+        if row is not None:
+            value: float | str = row.text if row.text is not None else float(row.value or 0.0)
+            effective = row.effective if row.effective.tzinfo else row.effective.replace(tzinfo=dt.UTC)
+            found[field] = StoredValue(value, effective, row.source)
+    return found
+
+
+def series(session: Session, patient: str, since: dt.datetime,
+           fields: Iterable[str] | None = None) -> list[ObservationRow]:  # fmt: skip
+    """A patient's observations (of ``fields``, or all) since ``since``, oldest first."""
+    query = select(ObservationRow).where(ObservationRow.patient == patient, ObservationRow.effective >= since)
+    if fields is not None:
+        query = query.where(ObservationRow.field.in_(list(fields)))
+    return list(session.scalars(query.order_by(ObservationRow.effective, ObservationRow.id)))

@@ -1,0 +1,117 @@
+"""Observations over time: a ward's or a home device's Bundle in, stored once each, early-warning scores from
+in-window values only, refusals named, scope and audit enforced; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi.testclient import TestClient
+
+from cds.serving.api.auth import Role
+from tests.serving.api.conftest import bearer
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def vital(id_: str, loinc: str, value: float, unit: str, *, minutes_ago: int = 10, patient: str = "Patient/w1",
+          identifier: str | None = None) -> dict:
+    resource = {"resourceType": "Observation", "id": id_, "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+                "subject": {"reference": patient}, "device": {"reference": "Device/monitor-7"},
+                "effectiveDateTime": (NOW - dt.timedelta(minutes=minutes_ago)).isoformat(),
+                "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
+    if identifier:
+        resource["identifier"] = [{"system": "urn:ward-monitor", "value": identifier}]
+    return {"fullUrl": f"urn:uuid:{id_}", "resource": resource, "request": {"method": "POST", "url": "Observation"}}
+
+
+def acvpu(id_: str, level_code: str, display: str, *, minutes_ago: int = 10) -> dict:
+    entry = vital(id_, "0", 0, "1", minutes_ago=minutes_ago)
+    resource = entry["resource"]
+    del resource["valueQuantity"]
+    resource["code"] = {"coding": [{"system": "http://snomed.info/sct", "code": "1104441000000107"}]}
+    resource["valueCodeableConcept"] = {"coding": [{"system": "http://snomed.info/sct", "code": level_code,
+                                                    "display": display}]}  # fmt: skip
+    return entry
+
+
+def full_set(minutes_ago: int = 10) -> dict:
+    """One set of NEWS2 observations: RR 22, SpO2 95 %, on 2 L/min oxygen, SBP 105, pulse 112, alert, 38.4 °C."""
+    entries = [vital("rr", "9279-1", 22, "/min", minutes_ago=minutes_ago),
+               vital("sat", "59408-5", 95, "%", minutes_ago=minutes_ago),
+               vital("o2", "3151-8", 2, "L/min", minutes_ago=minutes_ago),
+               vital("bp", "8480-6", 105, "mm[Hg]", minutes_ago=minutes_ago),
+               vital("hr", "8867-4", 112, "{beats}/min", minutes_ago=minutes_ago),
+               acvpu("avpu", "248234008", "Alert", minutes_ago=minutes_ago),
+               vital("temp", "8310-5", 101.1, "[degF]", minutes_ago=minutes_ago)]  # fmt: skip
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def test_a_full_set_is_stored_once_and_scored_from_in_window_values(client: TestClient) -> None:
+    headers = bearer(client, Role.CLINICIAN)
+    first = client.post("/v1/observations", json=full_set(), headers=headers)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["stored"] == 7 and body["duplicates"] == 0 and body["refused"] == []
+    news2 = next(s for s in body["scores"] if s["method"] == "news2")
+    # RR 22 (2) + SpO2 95 on scale 1 (1) + oxygen (2) + SBP 105 (1) + pulse 112 (2) + alert (0) + 38.4 °C (1) = 9
+    assert news2["score"] == 9 and news2["band"] == "very_high" and news2["category"].startswith("high")
+    assert news2["result_id"] and news2["missing"] == []
+    qsofa = next(s for s in body["scores"] if s["method"] == "qsofa")
+    assert qsofa["result_id"] is None and qsofa["missing"] == ["altered_mentation"]
+    again = client.post("/v1/observations", json=full_set(), headers=headers).json()
+    assert again["stored"] == 0 and again["duplicates"] == 7 and again["scores"] == []  # nothing new: no rescoring
+    series = client.get("/v1/observations?patient=Patient/w1", headers=headers).json()
+    assert len(series) == 7 and {s["device"] for s in series} == {"Device/monitor-7"}
+    temperature = next(s for s in series if s["field"] == "temperature")
+    assert abs(temperature["value"] - (101.1 - 32) * 5 / 9) < 1e-9
+    events = client.get("/v1/audit/events?limit=1000", headers=bearer(client, Role.ADMIN)).json()
+    codes = [e["type"]["code"] for e in events]
+    assert codes.count("observations.ingest") == 2 and "observations.read" in codes and "result.create" in codes
+
+
+def test_stale_values_never_enter_a_score(client: TestClient) -> None:
+    headers = bearer(client, Role.CLINICIAN)
+    client.post("/v1/observations", json=full_set(minutes_ago=5 * 60), headers=headers)  # 5 hours ago: out of window
+    fresh = {"resourceType": "Bundle", "type": "batch",
+             "entry": [vital("hr-now", "8867-4", 80, "/min", minutes_ago=1)]}  # fmt: skip
+    answer = client.post("/v1/observations", json=fresh, headers=headers).json()
+    news2 = next(s for s in answer["scores"] if s["method"] == "news2")
+    assert news2["result_id"] is None and "heart_rate" not in news2["missing"]
+    assert set(news2["missing"]) == {"respiratory_rate", "spo2", "on_oxygen", "systolic_bp", "consciousness",
+                                     "temperature"}  # fmt: skip
+
+
+def test_each_bad_observation_is_refused_with_its_reason_and_the_rest_stored(client: TestClient) -> None:
+    headers = bearer(client, Role.CLINICIAN)
+    future = vital("future", "8867-4", 80, "/min", minutes_ago=-120)
+    orphan = vital("orphan", "8867-4", 80, "/min")
+    del orphan["resource"]["subject"]
+    impossible = vital("slip", "8867-4", 800, "/min")
+    unit = vital("unit", "8480-6", 16, "furlongs")
+    unknown = vital("weird", "1234-5", 1, "1")
+    good = vital("good", "8867-4", 76, "/min", identifier="mon-7-0001")
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [future, orphan, impossible, unit, unknown, good]}
+    answer = client.post("/v1/observations", json=bundle, headers=headers)
+    assert answer.status_code == 200, answer.text
+    refused = {r["source"]: r["code"] for r in answer.json()["refused"]}
+    assert refused == {"Observation/future": "future_effective", "Observation/orphan": "missing_subject",
+                       "Observation/slip": "impossible_value", "Observation/unit": "unsupported_unit",
+                       "Observation/weird": "unrecognised_code"}  # fmt: skip
+    assert answer.json()["stored"] == 1
+    resent = vital("good-resent-with-another-id", "8867-4", 76, "/min", identifier="mon-7-0001")  # same identifier
+    again = client.post("/v1/observations", json=resent["resource"], headers=headers).json()
+    assert again["stored"] == 0 and again["duplicates"] == 1
+    nothing = client.post("/v1/observations", json={"resourceType": "Bundle", "type": "batch", "entry": [future]},
+                          headers=headers)  # fmt: skip
+    assert nothing.status_code == 422 and nothing.json()["code"] == "observations_refused"
+    assert client.post("/v1/observations", json={"resourceType": "Patient"}, headers=headers).status_code == 422
+
+
+def test_a_patient_scoped_token_posts_and_reads_only_its_patient(client: TestClient) -> None:
+    own = bearer(client, Role.CLINICIAN, patient="Patient/w1")
+    assert client.post("/v1/observations", json=vital("a", "8867-4", 70, "/min")["resource"], headers=own).status_code == 200
+    other = vital("b", "8867-4", 70, "/min", patient="Patient/w2")["resource"]
+    assert client.post("/v1/observations", json=other, headers=own).status_code == 403
+    assert client.get("/v1/observations?patient=Patient/w2", headers=own).status_code == 403
+    assert client.get("/v1/observations?patient=Patient/w1", headers=bearer(client, Role.RADIOLOGIST)).status_code == 403
