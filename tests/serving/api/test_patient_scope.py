@@ -80,6 +80,10 @@ def _body(method: str, path: str) -> dict[str, Any] | None:
         return {"label": "Mass", "verdict": "accepted"}
     if path in ("/v1/risk/{score}/fhir", "/v1/risk/panel"):
         return BUNDLE
+    if path == "/v1/observations":
+        return {"resourceType": "Observation", "id": "hr", "status": "final", "subject": {"reference": f"Patient/{PATIENT}"},
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                "effectiveDateTime": "2026-01-01T08:00:00Z", "valueQuantity": {"value": 70, "code": "/min"}}
     return {"inputs": {"age": 55}, "subject": f"Patient/{PATIENT}"}
 
 
@@ -92,6 +96,7 @@ def test_every_route_keeps_other_patients_data_from_a_scoped_token(client: TestC
             continue
         url = _url(path, seeded) + ("?filename=s.tif&subject=Patient/P-A" if path == "/v1/pathology/jobs"
                                     and method == "POST" else "")  # fmt: skip
+        url += f"?patient=Patient/{PATIENT}" if (method, path) == ("GET", "/v1/observations") else ""
         answer = client.request(method, url, json=_body(method, path),
                                 headers=bearer(client, sorted(roles)[0], patient=OTHER, subject=f"scoped{index}"))
         if (method, path) in FILTERED:
