@@ -61,7 +61,6 @@ PHRASES = {
                       "一级预防风险方程（PREVENT、汇总队列方程、Framingham）源自无此病的人群，因此不予计算。"),
     },
     "needs": {Language.EN: "{method} could not be computed: {reason}.", Language.ZH: "{method}无法计算：{reason}。"},
-    "needs_fields": {Language.EN: " It needs: {fields}.", Language.ZH: "需要：{fields}。"},
     "outcome": {Language.EN: "Outcome: {outcome}.", Language.ZH: "预测结局：{outcome}。"},
     "largest": {Language.EN: "Largest contributions: {items}.", Language.ZH: "主要影响因素：{items}。"},
     "population": {Language.EN: "Population: {population}.", Language.ZH: "适用人群：{population}。"},

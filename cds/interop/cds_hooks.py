@@ -160,10 +160,9 @@ def _not_scored_card(entry: PanelEntry, base_url: str, language: Language) -> Ca
         else:
             reason = phrase("missing", language, fields=field_names(entry.missing, language))
         detail = phrase("needs", language, method=entry.method, reason=reason)
-        if entry.missing:
-            detail += phrase("needs_fields", language, fields=field_names(entry.missing, language))
-        if language is Language.ZH and entry.reason and entry.not_scored is NotScored.MISSING_INPUTS:
-            detail += f" ({entry.reason})"
+        plain = f"missing {', '.join(entry.missing)}"
+        if language is Language.ZH and entry.reason and entry.reason != plain:
+            detail += f" ({entry.reason})"  # why an input the record holds was not used, as the record says it
     detail += " " + phrase("not_diagnostic", language)
     summary = phrase("not_calculated", language, topic=topic, reason=reason)
     return Card(uuid=str(uuid.uuid4()), summary=summary[:140], detail=detail, indicator="info",
