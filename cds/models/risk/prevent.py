@@ -45,7 +45,8 @@ MG_DL_TO_MMOL_L = 0.02586
 UACR_FLOOR = 0.1  # mg/g: the AHA R package raises smaller ratios to this before the logarithm
 ADD_ONS = ("uacr", "hba1c", "sdi_decile")
 # The model by which add-ons are known, indexed by the bits UACR (4), HbA1c (2), SDI (1): none, one, or two or more.
-MODELS = np.array(["base", "sdi", "hba1c", "full", "uacr", "full", "full", "full"], dtype=object)
+MODEL_NAMES = ("base", "sdi", "hba1c", "uacr", "full")
+MODEL_BY_BITS = np.array([0, 1, 2, 4, 3, 4, 4, 4])  # index into MODEL_NAMES
 
 
 class PreventOutcome(StrEnum):
@@ -81,9 +82,9 @@ def _known(x: Columns, name: str) -> np.ndarray:
 
 
 def model_codes(x: Columns) -> np.ndarray:
-    """Per row, the model to use: ``base``, ``uacr``, ``hba1c``, ``sdi`` or ``full`` (object array)."""
+    """Per row, the model to use, as an index into :data:`MODEL_NAMES` (base, sdi, hba1c, uacr, full)."""
     bits = _known(x, "uacr").astype(int) * 4 + _known(x, "hba1c").astype(int) * 2 + _known(x, "sdi_decile")
-    result: np.ndarray = MODELS[bits]
+    result: np.ndarray = MODEL_BY_BITS[bits]
     return result
 
 
@@ -158,23 +159,22 @@ class Prevent(RiskEquation):
     def _score(self, columns: Columns) -> np.ndarray:
         female = columns["sex"] == "female"
         values = terms(columns)
-        matrix = np.stack([values[t] for t in TERMS], axis=1)
         models = model_codes(columns)
         linear = np.empty(len(female))
-        for model in np.unique(models):
+        for model in np.unique(models).tolist():
             rows = models == model
-            women, men = (np.asarray(c) for c in TABLES[(model, self.horizon)][self.prevent_outcome.value])
-            linear[rows] = np.where(female[rows], matrix[rows] @ women, matrix[rows] @ men)
+            women, men = TABLES[(MODEL_NAMES[model], self.horizon)][self.prevent_outcome.value]
+            subset = values if rows.all() else {t: v[rows] for t, v in values.items()}
+            by_sex = [sum(subset[t] * b for t, b in zip(TERMS, betas, strict=True) if b) for betas in (women, men)]
+            linear[rows] = np.where(female[rows], by_sex[0], by_sex[1])
         risk: np.ndarray = 1.0 / (1.0 + np.exp(-linear))
         return risk
 
     def categories(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """The model each row was scored with (``base model``, ``UACR model``, ... ``full model``)."""
-        codes = model_codes(columns)
-        text = np.empty(len(codes), dtype=object)
-        for model, words in MODEL_TEXT.items():
-            text[codes == model] = words
-        return text
+        table = np.array([MODEL_TEXT[name] for name in MODEL_NAMES], dtype=object)
+        result: np.ndarray = table[model_codes(columns)]
+        return result
 
     def bands(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """< 5 % low, 5-7.4 % borderline, 7.5-19.9 % intermediate, >= 20 % high (10-year only).
