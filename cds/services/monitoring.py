@@ -19,12 +19,16 @@ from typing import Any
 from cds.errors import InvalidInputError
 from cds.interop.fhir_observations import Refusal, read_observations
 from cds.models.risk import get_equation
+from cds.pipelines.monitoring.alert_rules import RISE_WINDOW, news2_signal
 from cds.pipelines.risk.equation import EquationPipeline
 from cds.services.engine import Engine
 from cds.services.risk import release
+from cds.store import alerts as alert_store
 from cds.store import observations
+from cds.store.alerts import AlertAction, raise_alert
 from cds.store.audit import Actor, AuditAction, record_event
-from cds.store.tables import ObservationRow
+from cds.store.results import recent_scores
+from cds.store.tables import AlertRow, ObservationRow
 
 WINDOW = dt.timedelta(hours=4)
 EARLY_WARNING = ("news2", "qsofa")
@@ -41,17 +45,32 @@ class ScoreOutcome:
     band: str | None
     category: str | None
     missing: tuple[str, ...]
+    red: bool = False  # a single parameter scored 3
+    method_key: str = ""  # name@version, as results are stored
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    """An alert a new score raised, escalated or met already open (deduplicated)."""
+
+    alert_id: str
+    patient: str
+    level: str
+    rules: tuple[str, ...]
+    text: str
+    action: AlertAction
 
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    """What one request did: values stored, values already stored, Observations refused, scores recomputed."""
+    """What one request did: values stored and already stored, Observations refused, scores and alerts."""
 
     stored: int
     duplicates: int
     refused: tuple[Refusal, ...]
     scores: tuple[ScoreOutcome, ...]
     patients: tuple[str, ...]
+    alerts: tuple[AlertOutcome, ...] = ()
 
 
 def patients_in(document: Mapping[str, Any]) -> list[str]:
@@ -80,13 +99,15 @@ def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor,
         patients = sorted({row.patient for row in rows})
         scores = [outcome for patient in sorted({row.patient for row in added})
                   for outcome in _score(engine, session, patient, now, actor)]  # fmt: skip
+        alerts = [alert for outcome in scores if (alert := _alert(session, outcome, now, actor)) is not None]
         for patient in patients:
             record_event(session, AuditAction.OBSERVATIONS_INGEST, actor, "Observation", subject=patient,
                          detail={"stored": sum(r.patient == patient for r in added),
                                  "duplicates": sum(r.patient == patient for r in rows) -
                                  sum(r.patient == patient for r in added),
                                  "refused": len(batch.refused)})  # fmt: skip
-    return IngestOutcome(len(added), len(rows) - len(added), tuple(batch.refused), tuple(scores), tuple(patients))
+    return IngestOutcome(len(added), len(rows) - len(added), tuple(batch.refused), tuple(scores), tuple(patients),
+                         tuple(alerts))  # fmt: skip
 
 
 def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: Actor) -> list[ScoreOutcome]:
@@ -108,9 +129,25 @@ def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: 
             continue
         result_id = release(session, result, subject=patient, actor=actor)
         engine.metrics.count_scored(result.method.name, result.status.value)
+        red = any(c.contribution >= 3 for c in result.contributions)
         outcomes.append(ScoreOutcome(patient, name, result_id, result.score,
-                                     result.band.value if result.band else None, result.category, ()))  # fmt: skip
+                                     result.band.value if result.band else None, result.category, (), red,
+                                     result.method.key))  # fmt: skip
     return outcomes
+
+
+def _alert(session: Any, outcome: ScoreOutcome, now: dt.datetime, actor: Actor) -> AlertOutcome | None:
+    """The alert a new NEWS2 score raises (rules in :mod:`cds.pipelines.monitoring.alert_rules`), if any."""
+    if outcome.method != "news2" or outcome.score is None or outcome.result_id is None:
+        return None
+    earlier = [(when, score) for when, score in recent_scores(session, subject=outcome.patient,
+               method=outcome.method_key, since=now - RISE_WINDOW) if when < now]  # fmt: skip
+    signal = news2_signal(outcome.score, outcome.red, earlier, now)
+    if signal is None:
+        return None
+    row, action = raise_alert(session, patient=outcome.patient, family="news2", signal=signal,
+                              result_id=outcome.result_id, now=now, actor=actor)  # fmt: skip
+    return AlertOutcome(row.id, row.patient, row.level, tuple(row.rules.split(",")), row.text, action)
 
 
 def history(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -> list[ObservationRow]:
@@ -121,3 +158,62 @@ def history(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -
                      detail={"rows": len(rows)})
         session.expunge_all()
     return rows
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """An alert as a clinician reads it."""
+
+    id: str
+    patient: str
+    level: str
+    state: str
+    rules: tuple[str, ...]
+    text: str
+    result_id: str
+    escalations: int
+    opened_at: dt.datetime
+    updated_at: dt.datetime
+    acknowledged_by: str | None
+    acknowledged_at: dt.datetime | None
+
+
+def _view(row: AlertRow) -> AlertView:
+    def aware(value: dt.datetime | None) -> dt.datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+    opened, updated = aware(row.opened_at), aware(row.updated_at)
+    assert opened is not None and updated is not None
+    return AlertView(row.id, row.patient, row.level, row.state, tuple(row.rules.split(",")), row.text, row.result_id,
+                     row.escalations, opened, updated, row.acknowledged_by, aware(row.acknowledged_at))  # fmt: skip
+
+
+def alerts(engine: Engine, *, state: str | None, patient: str | None, actor: Actor) -> list[AlertView]:
+    """Alerts (most urgent, then newest, first), audited as a read."""
+    with engine.database.session() as session:
+        rows = alert_store.list_alerts(session, state=state, patient=patient)
+        record_event(session, AuditAction.ALERTS_READ, actor, "Alert", subject=patient or "",
+                     detail={"alerts": len(rows), "state": state or "any"})
+        return [_view(row) for row in rows]
+
+
+def alert_patient(engine: Engine, alert_id: str) -> str:
+    """The patient an alert is about (for the caller's scope check).
+
+    Raises:
+        NotFoundError: ``alert_not_found``.
+    """
+    with engine.database.session() as session:
+        return alert_store.get_alert(session, alert_id).patient
+
+
+def acknowledge_alert(engine: Engine, alert_id: str, *, actor: Actor) -> AlertView:
+    """A clinician acknowledges an alert (audited once; again changes nothing).
+
+    Raises:
+        NotFoundError: ``alert_not_found``.
+    """
+    with engine.database.session() as session:
+        row = alert_store.acknowledge(session, alert_store.get_alert(session, alert_id), actor=actor,
+                                      now=dt.datetime.now(dt.UTC))  # fmt: skip
+        return _view(row)

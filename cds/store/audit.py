@@ -75,6 +75,10 @@ class AuditAction(StrEnum):
     DASHBOARD_READ = "dashboard.read"
     OBSERVATIONS_INGEST = "observations.ingest"
     OBSERVATIONS_READ = "observations.read"
+    ALERT_OPEN = "alert.open"
+    ALERT_ESCALATE = "alert.escalate"
+    ALERT_ACKNOWLEDGE = "alert.acknowledge"
+    ALERTS_READ = "alerts.read"
 
 
 class AuditOutcome(StrEnum):

@@ -41,3 +41,19 @@ def read_result(session: Session, result_id: str) -> ResultRow:
     if row is None:
         raise ResultNotFoundError(f"no result {result_id!r}")
     return row
+
+
+def recent_scores(session: Session, *, subject: str, method: str,
+                  since: dt.datetime) -> list[tuple[dt.datetime, float]]:  # fmt: skip
+    """(released at, score) of a subject's results from ``method`` (``name@version``) since ``since``."""
+    from sqlalchemy import select
+
+    rows = session.scalars(select(ResultRow).where(ResultRow.subject == subject, ResultRow.method == method,
+                                                   ResultRow.created_at >= since))  # fmt: skip
+    found = []
+    for row in rows:
+        score = json.loads(row.payload).get("score")
+        if isinstance(score, int | float):
+            when = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=dt.UTC)
+            found.append((when, float(score)))
+    return found

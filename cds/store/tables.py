@@ -185,3 +185,23 @@ class ObservationRow(Base):
     source: Mapped[str] = mapped_column(String(300))  # "Observation/<id>" as sent
     device: Mapped[str] = mapped_column(String(300))  # "Device/<id>" or the device's name, "" when unknown
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertRow(Base):
+    """An alert from an early-warning score; one open per patient and score family, escalated in place."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    patient: Mapped[str] = mapped_column(String(200), index=True)
+    family: Mapped[str] = mapped_column(String(40))  # the score, e.g. "news2"
+    rules: Mapped[str] = mapped_column(String(200))  # comma-separated rules met
+    level: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20), index=True)  # open | acknowledged
+    text: Mapped[str] = mapped_column(String(1000))
+    result_id: Mapped[str] = mapped_column(String(36))  # the score that raised or last escalated it
+    escalations: Mapped[int] = mapped_column(Integer)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

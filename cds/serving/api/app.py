@@ -16,6 +16,7 @@ from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier, load_cl
 from cds.serving.api.middleware import BodyLimitMiddleware, HttpMetrics, MetricsMiddleware
 from cds.serving.api.routes import (
     about,
+    alerts,
     audit,
     cds_hooks,
     dashboard,
@@ -41,7 +42,7 @@ from cds.store.audit_anchor import Checkpointer
 
 log = logging.getLogger(__name__)
 ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb, about,
-           observations, pathology)  # one module per URL resource; no two of them share a path prefix
+           observations, alerts, pathology)  # one module per URL resource; no two of them share a path prefix
 
 
 def check_security(settings: Settings) -> None:

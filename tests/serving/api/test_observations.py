@@ -115,3 +115,53 @@ def test_a_patient_scoped_token_posts_and_reads_only_its_patient(client: TestCli
     assert client.post("/v1/observations", json=other, headers=own).status_code == 403
     assert client.get("/v1/observations?patient=Patient/w2", headers=own).status_code == 403
     assert client.get("/v1/observations?patient=Patient/w1", headers=bearer(client, Role.RADIOLOGIST)).status_code == 403
+
+
+def scored_set(tag: str, minutes_ago: int, *, rr: float, pulse: float) -> dict:
+    """A full set whose NEWS2 is RR's and pulse's points (SpO2 97 on air, SBP 120, alert, 37 °C score 0)."""
+    def entry(loinc: str, value: float, unit: str) -> dict:
+        return vital(f"{tag}-{loinc}", loinc, value, unit, minutes_ago=minutes_ago)
+
+    entries = [entry("9279-1", rr, "/min"), entry("59408-5", 97, "%"), entry("3151-8", 0, "L/min"),
+               entry("8480-6", 120, "mm[Hg]"), entry("8867-4", pulse, "/min"), entry("8310-5", 37.0, "Cel"),
+               acvpu(f"{tag}-avpu", "248234008", "Alert", minutes_ago=minutes_ago)]  # fmt: skip
+    return {"resourceType": "Bundle", "type": "batch", "entry": entries}
+
+
+def test_alerts_open_escalate_deduplicate_and_are_acknowledged(client: TestClient) -> None:
+    headers = bearer(client, Role.CLINICIAN)
+
+    def post(bundle: dict) -> dict:
+        answer = client.post("/v1/observations", json=bundle, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    first = post(scored_set("a", 180, rr=22, pulse=112))  # RR 22 (2) + pulse 112 (2) = 4
+    news2 = next(s for s in first["scores"] if s["method"] == "news2")
+    assert news2["score"] == 4 and first["alerts"] == []  # 4, no parameter scoring 3: no alert
+    urgent = post(scored_set("b", 120, rr=25, pulse=112))  # RR 25 scores 3: 5, urgent (and a rise of 1 only)
+    (opened,) = urgent["alerts"]
+    assert opened["action"] == "opened" and opened["level"] == "urgent" and opened["rules"] == ["news2_urgent"]
+    worse = post(scored_set("c", 60, rr=25, pulse=135))  # 3 + 3 = 6, urgent: the open alert stays as it is
+    assert worse["alerts"][0]["action"] == "deduplicated" and worse["alerts"][0]["alert_id"] == opened["alert_id"]
+    fever = scored_set("d", 30, rr=26, pulse=135)
+    fever["entry"].append(vital("d-temp2", "8310-5", 39.5, "Cel", minutes_ago=29))  # newer than the set's 37 °C
+    (escalated,) = post(fever)["alerts"]  # 3 + 3 + 2 (39.5 °C) = 8: emergency
+    assert escalated["action"] == "escalated" and escalated["level"] == "emergency"
+    assert escalated["alert_id"] == opened["alert_id"] and "news2_emergency" in escalated["rules"]
+    listed = client.get("/v1/alerts", headers=headers).json()
+    assert [(a["id"], a["level"], a["escalations"]) for a in listed] == [(opened["alert_id"], "emergency", 1)]
+    acked = client.post(f"/v1/alerts/{opened['alert_id']}/acknowledge", headers=headers)
+    assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+    assert acked.json()["acknowledged_by"] == "dr-test"
+    assert client.get("/v1/alerts", headers=headers).json() == []  # nothing open
+    again = post(scored_set("e", 5, rr=25, pulse=135))  # still urgent after acknowledgement: a new alert
+    assert again["alerts"][0]["action"] == "opened" and again["alerts"][0]["alert_id"] != opened["alert_id"]
+    assert client.post("/v1/alerts/unknown/acknowledge", headers=headers).status_code == 404
+    other = bearer(client, Role.CLINICIAN, patient="Patient/someone-else")
+    assert client.post(f"/v1/alerts/{again['alerts'][0]['alert_id']}/acknowledge", headers=other).status_code == 403
+    assert client.get("/v1/alerts", headers=other).json() == []  # a scoped token sees its own patient's only
+    events = client.get("/v1/audit/events?limit=1000", headers=bearer(client, Role.ADMIN)).json()
+    codes = [e["type"]["code"] for e in events]
+    assert codes.count("alert.open") == 2 and codes.count("alert.escalate") == 1
+    assert codes.count("alert.acknowledge") == 1

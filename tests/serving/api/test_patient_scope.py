@@ -13,8 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydicom import Dataset
 
+from cds.results.alerts import AlertLevel, Signal
 from cds.serving.api.auth import Role
 from cds.store import jobs
+from cds.store.alerts import raise_alert
+from cds.store.audit import Actor
 from cds.store.dicom_index import STORED, index_dataset
 from cds.store.results import release_result
 from tests.serving.api.conftest import bearer
@@ -23,7 +26,7 @@ from tests.serving.api.test_route_guards import _roles, _routes
 PATIENT, OTHER = "P-A", "Patient/SOMEONE-ELSE"
 NO_PATIENT_DATA = {("GET", "/v1/models"), ("GET", "/v1/models/{name}"), ("GET", "/v1/me"), ("GET", "/v1/risk"),
                    ("GET", "/v1/risk/panel/sample"), ("GET", "/v1/dashboard"), ("GET", "/v1/audit/verify")}
-FILTERED = {("GET", "/v1/worklist"), ("GET", "/v1/pathology/jobs"), ("GET", "/dicomweb/studies"),
+FILTERED = {("GET", "/v1/worklist"), ("GET", "/v1/pathology/jobs"), ("GET", "/dicomweb/studies"), ("GET", "/v1/alerts"),
             ("GET", "/dicomweb/studies/{study}/series"),
             ("GET", "/dicomweb/studies/{study}/series/{series}/instances")}  # fmt: skip
 UPLOADS = {("POST", "/dicomweb/studies")}  # stored under the patient the file names; reads of it are checked
@@ -62,6 +65,10 @@ def seeded(client: TestClient) -> dict[str, str]:
             "result": release_result(session, kind="risk", subject=f"Patient/{PATIENT}", method="pce@2013",
                                      input_sha256="0" * 64, payload={}, actor="t", role="clinician"),
         }  # fmt: skip
+        alert, _ = raise_alert(session, patient=f"Patient/{PATIENT}", family="news2", result_id=ids["result"],
+                               signal=Signal(("news2_urgent",), AlertLevel.URGENT, "NEWS2 5"),
+                               now=dt.datetime.now(dt.UTC), actor=Actor("t", "clinician"))  # fmt: skip
+        ids["alert"] = alert.id
     return ids
 
 
@@ -69,7 +76,8 @@ def _url(path: str, ids: dict[str, str]) -> str:
     job = ids["pathology"] if path.startswith("/v1/pathology") else ids["cohort"] if path.startswith("/v1/jobs") \
         else ids["preread"]
     values = {"study": "1.9", "series": "1.9.2", "sop": "1.9.1", "uid": "1.9.1", "name": "result.json",
-              "job_id": job, "result_id": ids["result"], "score": "pce", "service_id": "cds-risk"}
+              "job_id": job, "result_id": ids["result"], "score": "pce", "service_id": "cds-risk",
+              "alert_id": ids["alert"]}
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "lesion-demo"), path)
 
 

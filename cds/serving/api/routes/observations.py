@@ -42,13 +42,25 @@ class EarlyWarning(BaseModel):
     missing: list[str]
 
 
+class RaisedAlert(BaseModel):
+    """An alert the new scores opened, escalated, or found already open at that level (deduplicated)."""
+
+    alert_id: str
+    patient: str
+    level: str
+    rules: list[str]
+    text: str
+    action: str
+
+
 class IngestResponse(BaseModel):
-    """What the request stored, what was already stored, what was refused, and the scores recomputed."""
+    """What the request stored, what was already stored, what was refused, the scores recomputed, the alerts."""
 
     stored: int
     duplicates: int
     refused: list[RefusedObservation]
     scores: list[EarlyWarning]
+    alerts: list[RaisedAlert]
 
 
 class StoredObservation(BaseModel):
@@ -78,6 +90,8 @@ def post_observations(
         refused=[RefusedObservation(source=r.source, code=r.code, reason=r.reason) for r in outcome.refused],
         scores=[EarlyWarning(patient=s.patient, method=s.method, result_id=s.result_id, score=s.score, band=s.band,
                              category=s.category, missing=list(s.missing)) for s in outcome.scores],
+        alerts=[RaisedAlert(alert_id=a.alert_id, patient=a.patient, level=a.level, rules=list(a.rules), text=a.text,
+                            action=a.action.value) for a in outcome.alerts],
     )  # fmt: skip
 
 

@@ -1,0 +1,1 @@
+"""Monitoring: the rules that turn early-warning scores and their trends into alerts."""
