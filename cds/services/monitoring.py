@@ -1,12 +1,11 @@
 """Monitoring: observations stored as time series, and early-warning scores recomputed as they arrive.
 
 Observations come from devices and wards; each patient's scores use the latest value of every parameter within
-its window.
-
-The window (:data:`WINDOW`, 4 hours) is the shortest interval at which NEWS2 asks a patient with a low score to be
-observed again (4-6-hourly), so a score never combines a fresh pulse with a blood pressure from yesterday: a
-parameter with no value in its window leaves the score uncomputed, and the outcome names what is missing. Scores
-are released (stored and audited) in the same transaction as the observations that triggered them.
+its window. The window (:data:`WINDOW`, 4 hours) is the shortest interval at which NEWS2 asks a patient with a low
+score to be observed again (4-6-hourly), so a score never combines a fresh pulse with a blood pressure from
+yesterday: a parameter with no value in its window leaves the score uncomputed, and the outcome names what is
+missing. Scores are released (stored and audited) in the same transaction as the observations that triggered
+them. qSOFA's altered mentation is taken from the ACVPU level: anything but alert.
 """
 
 from __future__ import annotations
@@ -115,13 +114,19 @@ def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: 
     outcomes = []
     for name in EARLY_WARNING:
         equation = get_equation(name)
-        windows = {f.name: WINDOW for f in equation.fields}
+        windows = {f.name: WINDOW for f in equation.fields} | {"consciousness": WINDOW}
         latest = observations.latest(session, patient, windows, now)
+        level = latest.get("consciousness")
+        if "altered_mentation" in windows and "altered_mentation" not in latest and level is not None:
+            # qSOFA's altered mentation from the ACVPU level: anything but alert (new confusion, or responding only
+            # to voice or pain, or not at all) is a Glasgow Coma Scale below 15
+            latest["altered_mentation"] = observations.StoredValue(float(level.value != "alert"), level.effective,
+                                                                   level.source)  # fmt: skip
         missing = tuple(f.name for f in equation.fields if f.required and f.name not in latest)
         if missing:
             outcomes.append(ScoreOutcome(patient, name, None, None, None, None, missing))
             continue
-        values = {name: stored.value for name, stored in latest.items()}
+        values = {field: stored.value for field, stored in latest.items() if field in equation.field_names()}
         try:
             result = EquationPipeline(equation, population=engine.settings.risk_population)(values)
         except InvalidInputError as exc:  # cannot happen for stored values, which passed the same limits

@@ -57,8 +57,8 @@ def test_a_full_set_is_stored_once_and_scored_from_in_window_values(client: Test
     # RR 22 (2) + SpO2 95 on scale 1 (1) + oxygen (2) + SBP 105 (1) + pulse 112 (2) + alert (0) + 38.4 °C (1) = 9
     assert news2["score"] == 9 and news2["band"] == "very_high" and news2["category"].startswith("high")
     assert news2["result_id"] and news2["missing"] == []
-    qsofa = next(s for s in body["scores"] if s["method"] == "qsofa")
-    assert qsofa["result_id"] is None and qsofa["missing"] == ["altered_mentation"]
+    qsofa = next(s for s in body["scores"] if s["method"] == "qsofa")  # mentation from ACVPU: alert, so not altered
+    assert qsofa["score"] == 1 and qsofa["category"] == "negative" and qsofa["result_id"]  # RR 22 only
     again = client.post("/v1/observations", json=full_set(), headers=headers).json()
     assert again["stored"] == 0 and again["duplicates"] == 7 and again["scores"] == []  # nothing new: no rescoring
     series = client.get("/v1/observations?patient=Patient/w1", headers=headers).json()
@@ -80,6 +80,8 @@ def test_stale_values_never_enter_a_score(client: TestClient) -> None:
     assert news2["result_id"] is None and "heart_rate" not in news2["missing"]
     assert set(news2["missing"]) == {"respiratory_rate", "spo2", "on_oxygen", "systolic_bp", "consciousness",
                                      "temperature"}  # fmt: skip
+    qsofa = next(s for s in answer["scores"] if s["method"] == "qsofa")
+    assert set(qsofa["missing"]) == {"respiratory_rate", "systolic_bp", "altered_mentation"}
 
 
 def test_each_bad_observation_is_refused_with_its_reason_and_the_rest_stored(client: TestClient) -> None:
