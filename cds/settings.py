@@ -79,6 +79,10 @@ class Settings(BaseSettings):
             [CDS_RISK_STALE_DAYS]. A stale input is still used and marked stale in the result.
         risk_population: The population the site serves, ``china`` or ``us``: the panel and CDS Hooks use its own
             scores first, and a result from an equation derived elsewhere says so [CDS_RISK_POPULATION].
+        alert_webhooks: Subscribers' REST-hook URLs that receive each opened or escalated alert as a FHIR
+            Communication, from a durable outbox with retries, as JSON, e.g. ``["https://ward.example/hook"]``
+            [CDS_ALERT_WEBHOOKS].
+        outbox_interval_s: Seconds between the outbox's delivery rounds [CDS_OUTBOX_INTERVAL_S].
         language: Default language of CDS Hooks cards, ``zh-CN`` or ``en``, when a request's ``Accept-Language``
             names neither; unset: Simplified Chinese for a Chinese population, else English [CDS_LANGUAGE].
         backend: Where the risk models and the pre-read's imaging models run: ``onnxruntime`` (in-process) or
@@ -127,6 +131,8 @@ class Settings(BaseSettings):
     risk_stale_days: dict[str, int] = Field(default_factory=dict)
     risk_population: RiskPopulation = RiskPopulation.CHINA
     language: Language | None = None
+    alert_webhooks: list[str] = Field(default_factory=list)
+    outbox_interval_s: float = Field(default=1.0, gt=0)
     backend: BackendKind = BackendKind.ONNXRUNTIME
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"
@@ -138,6 +144,14 @@ class Settings(BaseSettings):
         if self.language is not None:
             return self.language
         return Language.ZH if self.risk_population is RiskPopulation.CHINA else Language.EN
+
+    @field_validator("alert_webhooks")
+    @classmethod
+    def _webhook_urls(cls, value: list[str]) -> list[str]:
+        bad = [url for url in value if not url.startswith(("http://", "https://")) or len(url) > 500]
+        if bad:
+            raise ValueError(f"alert webhooks must be http(s) URLs: {', '.join(bad)[:200]}")
+        return value
 
     @field_validator("risk_stale_days")
     @classmethod

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds.errors import InvalidInputError
+from cds.interop.fhir_alert import alert_communication
 from cds.interop.fhir_observations import Refusal, read_observations
 from cds.models.risk import get_equation
 from cds.pipelines.monitoring.alert_rules import RISE_WINDOW, news2_signal
@@ -23,7 +24,7 @@ from cds.pipelines.risk.equation import EquationPipeline
 from cds.services.engine import Engine
 from cds.services.risk import release
 from cds.store import alerts as alert_store
-from cds.store import observations
+from cds.store import observations, outbox
 from cds.store.alerts import AlertAction, raise_alert
 from cds.store.audit import Actor, AuditAction, record_event
 from cds.store.results import recent_scores
@@ -98,7 +99,9 @@ def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor,
         patients = sorted({row.patient for row in rows})
         scores = [outcome for patient in sorted({row.patient for row in added})
                   for outcome in _score(engine, session, patient, now, actor)]  # fmt: skip
-        alerts = [alert for outcome in scores if (alert := _alert(session, outcome, now, actor)) is not None]
+        webhooks = engine.settings.alert_webhooks
+        alerts = [alert for outcome in scores
+                  if (alert := _alert(session, outcome, now, actor, webhooks)) is not None]  # fmt: skip
         for patient in patients:
             record_event(session, AuditAction.OBSERVATIONS_INGEST, actor, "Observation", subject=patient,
                          detail={"stored": sum(r.patient == patient for r in added),
@@ -141,7 +144,8 @@ def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: 
     return outcomes
 
 
-def _alert(session: Any, outcome: ScoreOutcome, now: dt.datetime, actor: Actor) -> AlertOutcome | None:
+def _alert(session: Any, outcome: ScoreOutcome, now: dt.datetime, actor: Actor,
+           webhooks: list[str]) -> AlertOutcome | None:  # fmt: skip
     """The alert a new NEWS2 score raises (rules in :mod:`cds.pipelines.monitoring.alert_rules`), if any."""
     if outcome.method != "news2" or outcome.score is None or outcome.result_id is None:
         return None
@@ -152,7 +156,12 @@ def _alert(session: Any, outcome: ScoreOutcome, now: dt.datetime, actor: Actor) 
         return None
     row, action = raise_alert(session, patient=outcome.patient, family="news2", signal=signal,
                               result_id=outcome.result_id, now=now, actor=actor)  # fmt: skip
-    return AlertOutcome(row.id, row.patient, row.level, tuple(row.rules.split(",")), row.text, action)
+    rules = tuple(row.rules.split(","))
+    if action is not AlertAction.DEDUPLICATED and webhooks:  # delivered from the outbox, written with the alert
+        message = alert_communication(alert_id=row.id, patient=row.patient, level=row.level, rules=rules,
+                                      text=row.text, result_id=row.result_id, event=action.value, sent=now)
+        outbox.enqueue(session, destinations=webhooks, topic="alert", payload=message, now=now)
+    return AlertOutcome(row.id, row.patient, row.level, rules, row.text, action)
 
 
 def history(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -> list[ObservationRow]:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from cds import __version__
 from cds.errors import ConfigurationError
+from cds.services.delivery import Deliverer
 from cds.serving.api import errors, openapi
 from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier, load_clients
@@ -104,9 +105,12 @@ def create_app(settings: Settings) -> FastAPI:
             worker.start()
         checkpointer = Checkpointer(engine.database, engine.checkpoints, settings.audit_checkpoint_s)
         checkpointer.start()
+        deliverer = Deliverer(engine, settings.outbox_interval_s)
+        deliverer.start()
         yield
         for worker in state.workers:
             worker.stop()
+        deliverer.stop()
         checkpointer.stop()
         engine.close()
 

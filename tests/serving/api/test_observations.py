@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
 from cds.serving.api.auth import Role
@@ -167,3 +168,46 @@ def test_alerts_open_escalate_deduplicate_and_are_acknowledged(client: TestClien
     codes = [e["type"]["code"] for e in events]
     assert codes.count("alert.open") == 2 and codes.count("alert.escalate") == 1
     assert codes.count("alert.acknowledge") == 1
+
+
+def test_alerts_reach_a_subscriber_that_is_down_and_comes_back_once_each(tmp_path) -> None:  # noqa: ANN001
+    from fhir.resources.R4B.communication import Communication
+
+    from cds.services.delivery import deliver_due
+    from cds.serving.api.app import create_app
+    from cds.settings import Settings
+    from cds.store import outbox
+    from tests.support.servers import free_port, serve_in_thread
+
+    receiver, received, up = FastAPI(), [], {"now": False}
+
+    @receiver.post("/hook")
+    async def hook(request: Request) -> Response:
+        if not up["now"]:
+            return Response(status_code=503)
+        received.append((request.headers["x-cds-message-id"], await request.json()))
+        return Response(status_code=204)
+
+    with serve_in_thread(receiver) as base:
+        refused = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: the connection is refused
+        settings = Settings(dev_mode=True, data_dir=tmp_path / "data", alert_webhooks=[base + "/hook", refused],
+                            outbox_interval_s=3600)  # the test runs the delivery rounds itself
+        with TestClient(create_app(settings)) as site:
+            engine = site.app.state.cds.engine
+            answer = site.post("/v1/observations", json=scored_set("x", 20, rr=26, pulse=135),
+                               headers=bearer(site, Role.CLINICIAN)).json()  # fmt: skip
+            assert answer["alerts"][0]["action"] == "opened"
+            clock = dt.datetime.now(dt.UTC)
+            assert deliver_due(engine, now=clock) == (0, 2)  # one answers 503, the other refuses the connection
+            assert deliver_due(engine, now=clock) == (0, 0)  # not yet due again: backoff
+            up["now"] = True
+            later = clock + dt.timedelta(minutes=10)
+            assert deliver_due(engine, now=later) == (1, 1)  # the receiver is back; the other is still away
+            assert deliver_due(engine, now=later + dt.timedelta(minutes=10)) == (0, 1)
+            with engine.database.session() as session:
+                (left,) = outbox.pending(session)
+                assert left.destination == refused and left.attempts == 3 and left.last_error == "ConnectError"
+    ((message_id, body),) = received  # delivered once, with its id
+    communication = Communication.model_validate(body)
+    assert communication.priority == "urgent" and communication.subject.reference == "Patient/w1"
+    assert communication.id == message_id and "NEWS2 6" in communication.payload[0].contentString
