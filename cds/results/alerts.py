@@ -1,9 +1,12 @@
-"""Alerts from early-warning scores: their levels (ordered) and the signal a score raises."""
+"""Early-warning results: scores after new data, the alerts they raise, their levels and signals."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AlertLevel(StrEnum):
@@ -23,3 +26,51 @@ class Signal:
     rules: tuple[str, ...]
     level: AlertLevel
     text: str
+
+
+class EarlyWarning(BaseModel):
+    """A patient's early-warning score after new data: the stored result, or the inputs missing in the window."""
+
+    model_config = ConfigDict(frozen=True)
+
+    patient: str
+    method: str
+    result_id: str | None
+    score: float | None
+    band: str | None
+    category: str | None
+    missing: list[str]
+    red: bool = Field(default=False, exclude=True)  # a single parameter scored 3
+    method_key: str = Field(default="", exclude=True)  # name@version, as results are stored
+
+
+class RaisedAlert(BaseModel):
+    """An alert a new score opened, escalated, or found already open at that level (``deduplicated``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alert_id: str
+    patient: str
+    level: str
+    rules: list[str]
+    text: str
+    action: str
+
+
+class AlertRecord(BaseModel):
+    """An alert as a clinician reads it: its level, the rules met, and who acknowledged it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    patient: str
+    level: str
+    state: str
+    rules: list[str]
+    text: str
+    result_id: str
+    escalations: int
+    opened_at: dt.datetime
+    updated_at: dt.datetime
+    acknowledged_by: str | None
+    acknowledged_at: dt.datetime | None

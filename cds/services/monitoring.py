@@ -21,6 +21,7 @@ from cds.interop.fhir_observations import Refusal, read_observations
 from cds.models.risk import get_equation
 from cds.pipelines.monitoring.alert_rules import RISE_WINDOW, news2_signal
 from cds.pipelines.risk.equation import EquationPipeline
+from cds.results.alerts import AlertRecord, EarlyWarning, RaisedAlert
 from cds.services.engine import Engine
 from cds.services.risk import release
 from cds.store import alerts as alert_store
@@ -35,42 +36,15 @@ EARLY_WARNING = ("news2", "qsofa")
 
 
 @dataclass(frozen=True)
-class ScoreOutcome:
-    """A patient's early-warning score after new data: the stored result, or the inputs missing in the window."""
-
-    patient: str
-    method: str
-    result_id: str | None
-    score: float | None
-    band: str | None
-    category: str | None
-    missing: tuple[str, ...]
-    red: bool = False  # a single parameter scored 3
-    method_key: str = ""  # name@version, as results are stored
-
-
-@dataclass(frozen=True)
-class AlertOutcome:
-    """An alert a new score raised, escalated or met already open (deduplicated)."""
-
-    alert_id: str
-    patient: str
-    level: str
-    rules: tuple[str, ...]
-    text: str
-    action: AlertAction
-
-
-@dataclass(frozen=True)
 class IngestOutcome:
     """What one request did: values stored and already stored, Observations refused, scores and alerts."""
 
     stored: int
     duplicates: int
     refused: tuple[Refusal, ...]
-    scores: tuple[ScoreOutcome, ...]
+    scores: tuple[EarlyWarning, ...]
     patients: tuple[str, ...]
-    alerts: tuple[AlertOutcome, ...] = ()
+    alerts: tuple[RaisedAlert, ...] = ()
 
 
 def patients_in(document: Mapping[str, Any]) -> list[str]:
@@ -112,7 +86,7 @@ def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor,
                          tuple(alerts))  # fmt: skip
 
 
-def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: Actor) -> list[ScoreOutcome]:
+def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: Actor) -> list[EarlyWarning]:
     """Each early-warning score from the patient's latest in-window values; released when every input is there."""
     outcomes = []
     for name in EARLY_WARNING:
@@ -127,25 +101,27 @@ def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: 
                                                                    level.source)  # fmt: skip
         missing = tuple(f.name for f in equation.fields if f.required and f.name not in latest)
         if missing:
-            outcomes.append(ScoreOutcome(patient, name, None, None, None, None, missing))
+            outcomes.append(EarlyWarning(patient=patient, method=name, result_id=None, score=None, band=None,
+                                         category=None, missing=list(missing)))  # fmt: skip
             continue
         values = {field: stored.value for field, stored in latest.items() if field in equation.field_names()}
         try:
             result = EquationPipeline(equation, population=engine.settings.risk_population)(values)
         except InvalidInputError as exc:  # cannot happen for stored values, which passed the same limits
-            outcomes.append(ScoreOutcome(patient, name, None, None, None, exc.message, ()))
+            outcomes.append(EarlyWarning(patient=patient, method=name, result_id=None, score=None, band=None,
+                                         category=exc.message, missing=[]))  # fmt: skip
             continue
         result_id = release(session, result, subject=patient, actor=actor)
         engine.metrics.count_scored(result.method.name, result.status.value)
         red = any(c.contribution >= 3 for c in result.contributions)
-        outcomes.append(ScoreOutcome(patient, name, result_id, result.score,
-                                     result.band.value if result.band else None, result.category, (), red,
-                                     result.method.key))  # fmt: skip
+        outcomes.append(EarlyWarning(patient=patient, method=name, result_id=result_id, score=result.score,
+                                     band=result.band.value if result.band else None, category=result.category,
+                                     missing=[], red=red, method_key=result.method.key))  # fmt: skip
     return outcomes
 
 
-def _alert(session: Any, outcome: ScoreOutcome, now: dt.datetime, actor: Actor,
-           webhooks: list[str]) -> AlertOutcome | None:  # fmt: skip
+def _alert(session: Any, outcome: EarlyWarning, now: dt.datetime, actor: Actor,
+           webhooks: list[str]) -> RaisedAlert | None:  # fmt: skip
     """The alert a new NEWS2 score raises (rules in :mod:`cds.pipelines.monitoring.alert_rules`), if any."""
     if outcome.method != "news2" or outcome.score is None or outcome.result_id is None:
         return None
@@ -161,7 +137,8 @@ def _alert(session: Any, outcome: ScoreOutcome, now: dt.datetime, actor: Actor,
         message = alert_communication(alert_id=row.id, patient=row.patient, level=row.level, rules=rules,
                                       text=row.text, result_id=row.result_id, event=action.value, sent=now)
         outbox.enqueue(session, destinations=webhooks, topic="alert", payload=message, now=now)
-    return AlertOutcome(row.id, row.patient, row.level, rules, row.text, action)
+    return RaisedAlert(alert_id=row.id, patient=row.patient, level=row.level, rules=list(rules), text=row.text,
+                       action=action.value)
 
 
 def history(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -> list[ObservationRow]:
@@ -174,35 +151,19 @@ def history(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -
     return rows
 
 
-@dataclass(frozen=True)
-class AlertView:
-    """An alert as a clinician reads it."""
-
-    id: str
-    patient: str
-    level: str
-    state: str
-    rules: tuple[str, ...]
-    text: str
-    result_id: str
-    escalations: int
-    opened_at: dt.datetime
-    updated_at: dt.datetime
-    acknowledged_by: str | None
-    acknowledged_at: dt.datetime | None
-
-
-def _view(row: AlertRow) -> AlertView:
+def _view(row: AlertRow) -> AlertRecord:
     def aware(value: dt.datetime | None) -> dt.datetime | None:
         return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
 
     opened, updated = aware(row.opened_at), aware(row.updated_at)
     assert opened is not None and updated is not None
-    return AlertView(row.id, row.patient, row.level, row.state, tuple(row.rules.split(",")), row.text, row.result_id,
-                     row.escalations, opened, updated, row.acknowledged_by, aware(row.acknowledged_at))  # fmt: skip
+    return AlertRecord(id=row.id, patient=row.patient, level=row.level, state=row.state,
+                       rules=row.rules.split(","), text=row.text, result_id=row.result_id,
+                       escalations=row.escalations, opened_at=opened, updated_at=updated,
+                       acknowledged_by=row.acknowledged_by, acknowledged_at=aware(row.acknowledged_at))  # fmt: skip
 
 
-def alerts(engine: Engine, *, state: str | None, patient: str | None, actor: Actor) -> list[AlertView]:
+def alerts(engine: Engine, *, state: str | None, patient: str | None, actor: Actor) -> list[AlertRecord]:
     """Alerts (most urgent, then newest, first), audited as a read."""
     with engine.database.session() as session:
         rows = alert_store.list_alerts(session, state=state, patient=patient)
@@ -221,7 +182,7 @@ def alert_patient(engine: Engine, alert_id: str) -> str:
         return alert_store.get_alert(session, alert_id).patient
 
 
-def acknowledge_alert(engine: Engine, alert_id: str, *, actor: Actor) -> AlertView:
+def acknowledge_alert(engine: Engine, alert_id: str, *, actor: Actor) -> AlertRecord:
     """A clinician acknowledges an alert (audited once; again changes nothing).
 
     Raises:

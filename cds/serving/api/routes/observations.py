@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel
 
+from cds.results.alerts import EarlyWarning, RaisedAlert
 from cds.services import monitoring
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
@@ -28,29 +29,6 @@ class RefusedObservation(BaseModel):
     source: str
     code: str
     reason: str
-
-
-class EarlyWarning(BaseModel):
-    """A patient's early-warning score after the new data, or the inputs missing within the window."""
-
-    patient: str
-    method: str
-    result_id: str | None
-    score: float | None
-    band: str | None
-    category: str | None
-    missing: list[str]
-
-
-class RaisedAlert(BaseModel):
-    """An alert the new scores opened, escalated, or found already open at that level (deduplicated)."""
-
-    alert_id: str
-    patient: str
-    level: str
-    rules: list[str]
-    text: str
-    action: str
 
 
 class IngestResponse(BaseModel):
@@ -88,10 +66,7 @@ def post_observations(
     return IngestResponse(
         stored=outcome.stored, duplicates=outcome.duplicates,
         refused=[RefusedObservation(source=r.source, code=r.code, reason=r.reason) for r in outcome.refused],
-        scores=[EarlyWarning(patient=s.patient, method=s.method, result_id=s.result_id, score=s.score, band=s.band,
-                             category=s.category, missing=list(s.missing)) for s in outcome.scores],
-        alerts=[RaisedAlert(alert_id=a.alert_id, patient=a.patient, level=a.level, rules=list(a.rules), text=a.text,
-                            action=a.action.value) for a in outcome.alerts],
+        scores=list(outcome.scores), alerts=list(outcome.alerts),
     )  # fmt: skip
 
 
