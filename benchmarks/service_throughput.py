@@ -13,17 +13,14 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 
 import httpx
 import numpy as np
 
+from benchmarks.local_server import dev_server
 from benchmarks.reporting import command_line, device_name, write_results
-from cds.serving.triton.launcher import free_port
 from cds.settings import REPO_ROOT
 
 SAMPLES = REPO_ROOT / "samples"
@@ -101,27 +98,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                         "(default: SQLite in a temporary folder)")  # fmt: skip
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
-    port = free_port()
-    with tempfile.TemporaryDirectory() as data:
-        env = os.environ | {"CDS_DATA_DIR": data}
-        if args.database_url:
-            env["CDS_DATABASE_URL"] = args.database_url
-        server = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "cds.cli.main", "serve", "--dev", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(200):
-                try:
-                    if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            results = asyncio.run(measure(base, args.requests, levels, args.max_seconds))
-        finally:
-            server.terminate()
-            server.wait(30)
+    with dev_server(args.database_url) as base:
+        results = asyncio.run(measure(base, args.requests, levels, args.max_seconds))
     report: dict[str, object] = {
         "benchmark": "service_throughput", "device": device_name(), "date": dt.date.today().isoformat(),
         "command": command_line("benchmarks.service_throughput", argv),
