@@ -53,8 +53,13 @@ def init_world(device: str = "auto") -> World:
 
 
 def shutdown(world: World) -> None:
-    """Leave the process group (no-op for a single process)."""
+    """Leave the process group (no-op for a single process), all processes together.
+
+    The barrier keeps a process from tearing gloo down while another still talks to it (seen in CI as one rank
+    aborting with "terminate called without an active exception" after training had finished).
+    """
     if world.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
