@@ -89,16 +89,16 @@ def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor,
 def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: Actor) -> list[EarlyWarning]:
     """Each early-warning score from the patient's latest in-window values; released when every input is there."""
     outcomes = []
+    windows = {f.name: WINDOW for name in EARLY_WARNING for f in get_equation(name).fields}
+    latest = observations.latest(session, patient, windows | {"consciousness": WINDOW}, now)  # one query
+    level = latest.get("consciousness")
+    if "altered_mentation" not in latest and level is not None:
+        # qSOFA's altered mentation from the ACVPU level: anything but alert (new confusion, or responding only to
+        # voice or pain, or not at all) is a Glasgow Coma Scale below 15
+        latest["altered_mentation"] = observations.StoredValue(float(level.value != "alert"), level.effective,
+                                                               level.source)  # fmt: skip
     for name in EARLY_WARNING:
         equation = get_equation(name)
-        windows = {f.name: WINDOW for f in equation.fields} | {"consciousness": WINDOW}
-        latest = observations.latest(session, patient, windows, now)
-        level = latest.get("consciousness")
-        if "altered_mentation" in windows and "altered_mentation" not in latest and level is not None:
-            # qSOFA's altered mentation from the ACVPU level: anything but alert (new confusion, or responding only
-            # to voice or pain, or not at all) is a Glasgow Coma Scale below 15
-            latest["altered_mentation"] = observations.StoredValue(float(level.value != "alert"), level.effective,
-                                                                   level.source)  # fmt: skip
         missing = tuple(f.name for f in equation.fields if f.required and f.name not in latest)
         if missing:
             outcomes.append(EarlyWarning(patient=patient, method=name, result_id=None, score=None, band=None,

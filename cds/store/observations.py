@@ -39,20 +39,26 @@ def store(session: Session, rows: Sequence[ObservationRow]) -> list[ObservationR
 
 def latest(session: Session, patient: str, windows: Mapping[str, dt.timedelta],
            now: dt.datetime) -> dict[str, StoredValue]:  # fmt: skip
-    """Per input, the most recent value effective within its window before ``now`` (never a stale one)."""
+    """Per input, the most recent value effective within its window before ``now`` (never a stale one).
+
+    One query for all the inputs (from the widest window), then each input's own window.
+    """
+    if not windows:
+        return {}
+    oldest = now - max(windows.values())
+    rows = session.scalars(
+        select(ObservationRow)
+        .where(ObservationRow.patient == patient, ObservationRow.field.in_(list(windows)),
+               ObservationRow.effective > oldest, ObservationRow.effective <= now)
+        .order_by(ObservationRow.effective.desc(), ObservationRow.id)
+    )  # fmt: skip
     found: dict[str, StoredValue] = {}
-    for field, window in windows.items():
-        row = session.scalars(
-            select(ObservationRow)
-            .where(ObservationRow.patient == patient, ObservationRow.field == field,
-                   ObservationRow.effective > now - window, ObservationRow.effective <= now)
-            .order_by(ObservationRow.effective.desc(), ObservationRow.id)
-            .limit(1)
-        ).first()  # fmt: skip
-        if row is not None:
-            value: float | str = row.text if row.text is not None else float(row.value or 0.0)
-            effective = row.effective if row.effective.tzinfo else row.effective.replace(tzinfo=dt.UTC)
-            found[field] = StoredValue(value, effective, row.source)
+    for row in rows:
+        effective = row.effective if row.effective.tzinfo else row.effective.replace(tzinfo=dt.UTC)
+        if row.field in found or effective <= now - windows[row.field]:
+            continue
+        value: float | str = row.text if row.text is not None else float(row.value or 0.0)
+        found[row.field] = StoredValue(value, effective, row.source)
     return found
 
 
