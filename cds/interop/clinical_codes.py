@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from cds.interop.units import Quantity
 
@@ -130,6 +131,11 @@ def plausible_limits() -> dict[str, tuple[float, float]]:
                 low, high = limits.get(spec.name, spec.plausible)
                 limits[spec.name] = (min(low, spec.plausible[0]), max(high, spec.plausible[1]))
     return limits
+
+
+def codes(concept: Any, system: str) -> list[str]:
+    """The codes of a CodeableConcept in ``system`` (none when the concept is absent)."""
+    return [str(c.code) for c in (concept.coding or []) if c.system == system and c.code] if concept else []
 
 
 def is_icd10(system: str | None) -> bool:

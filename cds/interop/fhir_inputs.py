@@ -39,10 +39,11 @@ from cds.interop.clinical_codes import (
     SMOKING_STATUS,
     SNOMED,
     STATIN_ATC,
+    codes,
     plausible_limits,
 )
 from cds.interop.record_conditions import GUIDELINE, ascvd_evidence, diabetes_condition, diabetes_from_labs
-from cds.interop.record_dates import age_at
+from cds.interop.record_dates import age_at, instant
 from cds.interop.record_readings import UNDATED, Reading, resolve
 from cds.interop.units import to_canonical
 
@@ -332,7 +333,7 @@ def _read_observation(observation: Any, readings: dict[str, list[Reading]], unre
     parts = [(observation.code, observation.valueQuantity, observation.valueCodeableConcept)]
     parts += [(c.code, c.valueQuantity, c.valueCodeableConcept) for c in (observation.component or [])]
     for code, quantity, concept in parts:
-        for loinc in _codes(code, LOINC):
+        for loinc in codes(code, LOINC):
             if loinc == SMOKING_STATUS and concept is not None:
                 smoker = _smoking(concept)
                 if smoker is not None:
@@ -350,22 +351,14 @@ def _read_observation(observation: Any, readings: dict[str, list[Reading]], unre
 
 def _effective(observation: Any) -> dt.datetime:
     value = observation.effectiveDateTime or (observation.effectivePeriod and observation.effectivePeriod.end)
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=value.tzinfo or dt.UTC)
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    return UNDATED
-
-
-def _codes(concept: Any, system: str) -> list[str]:
-    return [c.code for c in (concept.coding or []) if c.system == system and c.code] if concept else []
+    return instant(value) or UNDATED
 
 
 def _smoking(concept: Any) -> bool | None:
-    codes = set(_codes(concept, SNOMED))
-    if codes & CURRENT_SMOKER:
+    found = set(codes(concept, SNOMED))
+    if found & CURRENT_SMOKER:
         return True
-    if codes & NOT_SMOKER:
+    if found & NOT_SMOKER:
         return False
     return None  # unknown status: left missing
 
@@ -374,14 +367,14 @@ def _read_medications(medications: list[Any], out: FhirInputs, complete_lists: b
     """``bp_treated`` and ``statin`` from active medications, classified by ATC code."""
     classified = True
     for medication in medications:
-        codes = _codes(getattr(medication, "medicationCodeableConcept", None), ATC)
-        if not codes:
+        atc = codes(getattr(medication, "medicationCodeableConcept", None), ATC)
+        if not atc:
             classified = False
             continue
         reference = f"{medication.get_resource_type()}/{medication.id}"
-        if any(code.startswith(ANTIHYPERTENSIVE_ATC) for code in codes):
+        if any(code.startswith(ANTIHYPERTENSIVE_ATC) for code in atc):
             out.values["bp_treated"], out.basis["bp_treated"] = True, reference
-        if any(code.startswith(STATIN_ATC) for code in codes):
+        if any(code.startswith(STATIN_ATC) for code in atc):
             out.values["statin"], out.basis["statin"] = True, reference
     if complete_lists and classified:
         out.values.setdefault("bp_treated", False)

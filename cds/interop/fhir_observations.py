@@ -37,8 +37,10 @@ from cds.interop.clinical_codes import (
     OXYGEN_FLOW,
     RESPONSIVENESS_LOINC,
     SNOMED,
+    codes,
     plausible_limits,
 )
+from cds.interop.record_dates import instant
 from cds.interop.units import to_canonical
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -132,13 +134,9 @@ def _patient(resource: Any, patients: Mapping[str, str]) -> str:
 
 
 def _effective(resource: Any, now: dt.datetime) -> dt.datetime:
-    value = resource.effectiveDateTime or resource.effectiveInstant or (
-        resource.effectivePeriod and (resource.effectivePeriod.end or resource.effectivePeriod.start))
-    if isinstance(value, dt.datetime):
-        when = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    elif isinstance(value, dt.date):
-        when = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    else:
+    when = instant(resource.effectiveDateTime or resource.effectiveInstant or (
+        resource.effectivePeriod and (resource.effectivePeriod.end or resource.effectivePeriod.start)))
+    if when is None:
         raise _RefusedError("missing_effective", "the Observation does not say when it was measured")
     if when > now + CLOCK_SKEW:
         raise _RefusedError("future_effective", f"measured at {when.isoformat()}, after now")
@@ -154,14 +152,10 @@ def _identity(resource: Any) -> str:
     return "content:" + hashlib.sha256(resource.model_dump_json(exclude_none=True).encode()).hexdigest()
 
 
-def _codes(concept: Any, system: str) -> list[str]:
-    return [str(c.code) for c in (concept.coding or []) if c.system == system and c.code] if concept else []
-
-
 def _acvpu(concept: Any) -> str | None:
     if concept is None:
         return None
-    if ALERT_SNOMED in _codes(concept, SNOMED):
+    if ALERT_SNOMED in codes(concept, SNOMED):
         return "alert"
     for text in [concept.text or "", *(c.display or "" for c in concept.coding or []),
                  *(c.code or "" for c in concept.coding or [])]:  # fmt: skip
@@ -178,8 +172,8 @@ def _parts(resource: Any) -> list[tuple[str, Any, Any]]:
     parts += [(c.code, c.valueQuantity, c.valueCodeableConcept) for c in resource.component or []]
     found = []
     for code, quantity, concept in parts:
-        found += [(loinc, quantity, concept) for loinc in _codes(code, LOINC)]
-        found += [(sct, quantity, concept) for sct in _codes(code, SNOMED) if sct == ACVPU_SNOMED]
+        found += [(loinc, quantity, concept) for loinc in codes(code, LOINC)]
+        found += [(sct, quantity, concept) for sct in codes(code, SNOMED) if sct == ACVPU_SNOMED]
     return found
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from cds.interop.record_dates import instant
 from cds.models.risk.fields import FAMILY_HISTORY
 
 CANONICAL = "urn:cds:questionnaire:findrisc"
@@ -32,12 +33,7 @@ def is_findrisc(response: Any) -> bool:
 
 def authored(response: Any) -> dt.datetime:
     """When the response was authored (timezone-aware), the oldest possible time when it does not say."""
-    value = response.authored
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=value.tzinfo or dt.UTC)
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    return dt.datetime.min.replace(tzinfo=dt.UTC)
+    return instant(response.authored) or dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def _answer(item: Any) -> Any:

@@ -72,3 +72,15 @@ def age_at(born: dt.date | str | None, as_of: dt.date) -> Age | None:
     middle = first + (last - first) / 2
     return Age(years_between(middle, as_of), years_between(last, as_of), years_between(first, as_of),
                born.isoformat() if isinstance(born, dt.date) else str(born))
+
+
+def instant(value: object) -> dt.datetime | None:
+    """A FHIR ``dateTime`` or ``instant`` (as fhir.resources parses it) as a UTC-aware datetime.
+
+    A date is taken as its midnight UTC, a naive time as UTC; anything else is ``None``.
+    """
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    return None
