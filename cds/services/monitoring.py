@@ -11,7 +11,7 @@ them. qSOFA's altered mentation is taken from the ACVPU level: anything but aler
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,14 +47,17 @@ class IngestOutcome:
     alerts: tuple[RaisedAlert, ...] = ()
 
 
-def patients_in(document: Mapping[str, Any]) -> list[str]:
-    """The patients an Observation or Bundle is about (for the caller's scope check), refusals aside."""
-    return sorted({value.patient for value in read_observations(document).values})
-
-
-def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor,
-           now: dt.datetime | None = None) -> IngestOutcome:  # fmt: skip
+def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor, now: dt.datetime | None = None,
+           authorize: Callable[[list[str]], None] | None = None) -> IngestOutcome:  # fmt: skip
     """Store the values of an Observation or a Bundle of them, once each, and recompute early-warning scores.
+
+    Args:
+        engine: The engine whose database stores them.
+        document: A FHIR Observation, or a Bundle of them.
+        actor: Who sent them (audited).
+        now: Arrival time (default: now); scores use the values within their window before it.
+        authorize: Called with the patients the document is about, before anything is stored; it raises to refuse
+            (the caller's patient scope).
 
     Raises:
         InvalidInputError: ``invalid_fhir`` (not an Observation or Bundle), or ``observations_refused`` (422)
@@ -62,6 +65,8 @@ def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor,
     """
     now = now or dt.datetime.now(dt.UTC)
     batch = read_observations(document, now=now)
+    if authorize is not None:
+        authorize(sorted({value.patient for value in batch.values}))
     if not batch.values:
         reasons = "; ".join(f"{r.source}: {r.code}: {r.reason}" for r in batch.refused[:10]) or "no Observation"
         raise InvalidInputError(f"no Observation could be used ({reasons})", code="observations_refused")

@@ -60,9 +60,11 @@ def post_observations(
     http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
 ) -> IngestResponse:  # fmt: skip
     """Store observations (once each) and recompute the patients' early-warning scores; refusals are listed."""
-    for patient in monitoring.patients_in(document):
-        enforce_patient_scope(state, http, principal, patient)
-    outcome = monitoring.ingest(engine, document, actor=principal.actor)
+    def authorize(patients: list[str]) -> None:
+        for patient in patients:
+            enforce_patient_scope(state, http, principal, patient)
+
+    outcome = monitoring.ingest(engine, document, actor=principal.actor, authorize=authorize)
     return IngestResponse(
         stored=outcome.stored, duplicates=outcome.duplicates,
         refused=[RefusedObservation(source=r.source, code=r.code, reason=r.reason) for r in outcome.refused],
