@@ -71,7 +71,10 @@ OBSERVATION_CODES: dict[str, Measure] = {
     "8310-5": Measure("temperature", Quantity.TEMPERATURE),
     "2345-7": Measure("glucose", Quantity.GLUCOSE),  # any time, serum or plasma (mass)
     "14749-6": Measure("glucose", Quantity.GLUCOSE),  # any time, serum or plasma (moles)
-    "2339-0": Measure("glucose", Quantity.GLUCOSE),  # any time, blood (a home meter)
+    "2339-0": Measure("glucose", Quantity.GLUCOSE),  # any time, blood (mass)
+    "15074-8": Measure("glucose", Quantity.GLUCOSE),  # any time, blood (moles), as the FHIR spec's example sends
+    "41653-7": Measure("glucose", Quantity.GLUCOSE),  # capillary blood by glucometer (mass): home meters
+    "14743-9": Measure("glucose", Quantity.GLUCOSE),  # capillary blood by glucometer (moles)
     "29463-7": Measure("weight_kg", Quantity.MASS),
     "98979-8": Measure("egfr", Quantity.EGFR),  # eGFR by CKD-EPI 2021 (creatinine)
     "62238-1": Measure("egfr", Quantity.EGFR),  # eGFR by CKD-EPI (creatinine)

@@ -211,3 +211,38 @@ def test_alerts_reach_a_subscriber_that_is_down_and_comes_back_once_each(tmp_pat
     communication = Communication.model_validate(body)
     assert communication.priority == "urgent" and communication.subject.reference == "Patient/w1"
     assert communication.id == message_id and "NEWS2 6" in communication.payload[0].contentString
+
+
+def test_observations_shaped_like_the_fhir_specifications_own_examples_are_read(client: TestClient) -> None:
+    """The R4 spec's blood-pressure panel (components, identifier, profile, interpretation, body site) and its
+    glucose example (LOINC 15074-8 in a blood sample, ``mmol/l`` as the unit text, an effectivePeriod)."""
+    panel = {"resourceType": "Observation", "id": "blood-pressure", "status": "final",
+             "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]},
+             "identifier": [{"system": "urn:ietf:rfc:3986", "value": "urn:uuid:187e0c12-8dd2-67e2-99b2-bf273c878281"}],
+             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                       "code": "vital-signs"}]}],
+             "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}], "text": "Blood pressure"},
+             "subject": {"reference": "Patient/example"}, "effectiveDateTime": "2012-09-17",
+             "interpretation": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                                             "code": "L"}]}],
+             "bodySite": {"coding": [{"system": "http://snomed.info/sct", "code": "368209003"}]},
+             "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"},
+                                                {"system": "http://snomed.info/sct", "code": "271649006"}]},
+                            "valueQuantity": {"value": 107, "unit": "mmHg", "system": "http://unitsofmeasure.org",
+                                              "code": "mm[Hg]"}},
+                           {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                            "valueQuantity": {"value": 60, "unit": "mmHg", "system": "http://unitsofmeasure.org",
+                                              "code": "mm[Hg]"}}]}  # fmt: skip
+    glucose = {"resourceType": "Observation", "id": "f001", "status": "final",
+               "identifier": [{"use": "official", "system": "http://www.bmc.nl/zorgportal/identifiers/observations",
+                               "value": "6323"}],
+               "code": {"coding": [{"system": "http://loinc.org", "code": "15074-8"}]},
+               "subject": {"reference": "Patient/example"}, "effectivePeriod": {"start": "2013-04-02T09:30:10+01:00"},
+               "valueQuantity": {"value": 6.3, "unit": "mmol/l", "system": "http://unitsofmeasure.org",
+                                 "code": "mmol/L"}}  # fmt: skip
+    headers = bearer(client, Role.CLINICIAN)
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": panel}, {"resource": glucose}]}
+    answer = client.post("/v1/observations", json=bundle, headers=headers).json()
+    assert answer["stored"] == 3 and answer["refused"] == []
+    series = client.get("/v1/observations?patient=Patient/example&since=2012-01-01T00:00:00Z", headers=headers).json()
+    assert {(s["field"], s["value"]) for s in series} == {("systolic_bp", 107), ("diastolic_bp", 60), ("glucose", 6.3)}
