@@ -74,3 +74,30 @@ class AlertRecord(BaseModel):
     updated_at: dt.datetime
     acknowledged_by: str | None
     acknowledged_at: dt.datetime | None
+
+
+class ScorePoint(BaseModel):
+    """One released early-warning score on a patient's time axis."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: str
+    score: float
+    band: str | None
+    category: str | None
+    at: dt.datetime  # released
+    observed_at: dt.datetime  # when the newest input was measured: where the score sits on the patient's time axis
+    result_id: str
+
+
+class MonitoredPatient(BaseModel):
+    """A monitored patient as the clinician's list shows them: the open alert, the latest scores, when last seen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    patient: str
+    alert_level: str | None  # the most urgent open alert's level
+    open_alerts: int
+    latest: dict[str, ScorePoint]  # by score family ("news2", "qsofa")
+    observations: int
+    last_observation: dt.datetime

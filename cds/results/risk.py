@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -77,6 +78,7 @@ class RiskResult(BaseModel):
     population: str
     warnings: tuple[str, ...] = ()
     outside_population: bool = False  # the equation is used outside the population it was derived in
+    observed_at: dt.datetime | None = None  # a score from a time series: when its newest input was measured
 
 
 class Topic(StrEnum):

@@ -21,15 +21,14 @@ from cds.interop.fhir_observations import Refusal, read_observations
 from cds.models.risk import get_equation
 from cds.pipelines.monitoring.alert_rules import RISE_WINDOW, news2_signal
 from cds.pipelines.risk.equation import EquationPipeline
-from cds.results.alerts import AlertRecord, EarlyWarning, RaisedAlert
+from cds.results.alerts import EarlyWarning, RaisedAlert
 from cds.services.engine import Engine
 from cds.services.risk import release
-from cds.store import alerts as alert_store
 from cds.store import observations, outbox
 from cds.store.alerts import AlertAction, raise_alert
 from cds.store.audit import Actor, AuditAction, record_event
-from cds.store.results import recent_scores
-from cds.store.tables import AlertRow, ObservationRow
+from cds.store.results import stored_scores
+from cds.store.tables import ObservationRow
 
 WINDOW = dt.timedelta(hours=4)
 EARLY_WARNING = ("news2", "qsofa")
@@ -109,9 +108,11 @@ def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: 
             outcomes.append(EarlyWarning(patient=patient, method=name, result_id=None, score=None, band=None,
                                          category=None, missing=list(missing)))  # fmt: skip
             continue
-        values = {field: stored.value for field, stored in latest.items() if field in equation.field_names()}
+        used = {field: stored for field, stored in latest.items() if field in equation.field_names()}
         try:
-            result = EquationPipeline(equation, population=engine.settings.risk_population)(values)
+            result = EquationPipeline(equation, population=engine.settings.risk_population)(
+                {field: stored.value for field, stored in used.items()})
+            result = result.model_copy(update={"observed_at": max(stored.effective for stored in used.values())})
         except InvalidInputError as exc:  # cannot happen for stored values, which passed the same limits
             outcomes.append(EarlyWarning(patient=patient, method=name, result_id=None, score=None, band=None,
                                          category=exc.message, missing=[]))  # fmt: skip
@@ -130,8 +131,8 @@ def _alert(session: Any, outcome: EarlyWarning, now: dt.datetime, actor: Actor,
     """The alert a new NEWS2 score raises (rules in :mod:`cds.pipelines.monitoring.alert_rules`), if any."""
     if outcome.method != "news2" or outcome.score is None or outcome.result_id is None:
         return None
-    earlier = [(when, score) for when, score in recent_scores(session, subject=outcome.patient,
-               method=outcome.method_key, since=now - RISE_WINDOW) if when < now]  # fmt: skip
+    earlier = [(stored.at, stored.score) for stored in stored_scores(
+        session, methods=[outcome.method_key], subjects=[outcome.patient], since=now - RISE_WINDOW) if stored.at < now]
     signal = news2_signal(outcome.score, outcome.red, earlier, now)
     if signal is None:
         return None
@@ -144,56 +145,3 @@ def _alert(session: Any, outcome: EarlyWarning, now: dt.datetime, actor: Actor,
         outbox.enqueue(session, destinations=webhooks, topic="alert", payload=message, now=now)
     return RaisedAlert(alert_id=row.id, patient=row.patient, level=row.level, rules=list(rules), text=row.text,
                        action=action.value)
-
-
-def history(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -> list[ObservationRow]:
-    """A patient's stored observations since ``since``, oldest first (audited as a read)."""
-    with engine.database.session() as session:
-        rows = observations.series(session, patient, since)
-        record_event(session, AuditAction.OBSERVATIONS_READ, actor, "Observation", subject=patient,
-                     detail={"rows": len(rows)})
-        session.expunge_all()
-    return rows
-
-
-def _view(row: AlertRow) -> AlertRecord:
-    def aware(value: dt.datetime | None) -> dt.datetime | None:
-        return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-    opened, updated = aware(row.opened_at), aware(row.updated_at)
-    assert opened is not None and updated is not None
-    return AlertRecord(id=row.id, patient=row.patient, level=row.level, state=row.state,
-                       rules=row.rules.split(","), text=row.text, result_id=row.result_id,
-                       escalations=row.escalations, opened_at=opened, updated_at=updated,
-                       acknowledged_by=row.acknowledged_by, acknowledged_at=aware(row.acknowledged_at))  # fmt: skip
-
-
-def alerts(engine: Engine, *, state: str | None, patient: str | None, actor: Actor) -> list[AlertRecord]:
-    """Alerts (most urgent, then newest, first), audited as a read."""
-    with engine.database.session() as session:
-        rows = alert_store.list_alerts(session, state=state, patient=patient)
-        record_event(session, AuditAction.ALERTS_READ, actor, "Alert", subject=patient or "",
-                     detail={"alerts": len(rows), "state": state or "any"})
-        return [_view(row) for row in rows]
-
-
-def alert_patient(engine: Engine, alert_id: str) -> str:
-    """The patient an alert is about (for the caller's scope check).
-
-    Raises:
-        NotFoundError: ``alert_not_found``.
-    """
-    with engine.database.session() as session:
-        return alert_store.get_alert(session, alert_id).patient
-
-
-def acknowledge_alert(engine: Engine, alert_id: str, *, actor: Actor) -> AlertRecord:
-    """A clinician acknowledges an alert (audited once; again changes nothing).
-
-    Raises:
-        NotFoundError: ``alert_not_found``.
-    """
-    with engine.database.session() as session:
-        row = alert_store.acknowledge(session, alert_store.get_alert(session, alert_id), actor=actor,
-                                      now=dt.datetime.now(dt.UTC))  # fmt: skip
-        return _view(row)

@@ -79,6 +79,8 @@ class AuditAction(StrEnum):
     ALERT_ESCALATE = "alert.escalate"
     ALERT_ACKNOWLEDGE = "alert.acknowledge"
     ALERTS_READ = "alerts.read"
+    MONITORING_READ = "monitoring.read"
+    SCORES_READ = "scores.read"
 
 
 class AuditOutcome(StrEnum):

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cds.store.tables import ObservationRow
@@ -54,11 +54,10 @@ def latest(session: Session, patient: str, windows: Mapping[str, dt.timedelta],
     )  # fmt: skip
     found: dict[str, StoredValue] = {}
     for row in rows:
-        effective = row.effective if row.effective.tzinfo else row.effective.replace(tzinfo=dt.UTC)
-        if row.field in found or effective <= now - windows[row.field]:
+        if row.field in found or row.effective <= now - windows[row.field]:
             continue
         value: float | str = row.text if row.text is not None else float(row.value or 0.0)
-        found[row.field] = StoredValue(value, effective, row.source)
+        found[row.field] = StoredValue(value, row.effective, row.source)
     return found
 
 
@@ -69,3 +68,23 @@ def series(session: Session, patient: str, since: dt.datetime,
     if fields is not None:
         query = query.where(ObservationRow.field.in_(list(fields)))
     return list(session.scalars(query.order_by(ObservationRow.effective, ObservationRow.id)))
+
+
+@dataclass(frozen=True)
+class Monitored:
+    """A patient with observations in a window: how many, and the newest one's time."""
+
+    patient: str
+    observations: int
+    last: dt.datetime
+
+
+def monitored(session: Session, since: dt.datetime, *, patient: str | None = None,
+              limit: int = 500) -> list[Monitored]:  # fmt: skip
+    """The patients with observations effective since ``since`` (or only ``patient``), most recently seen first."""
+    last = func.max(ObservationRow.effective)
+    query = select(ObservationRow.patient, func.count(), last).where(ObservationRow.effective >= since)
+    if patient is not None:
+        query = query.where(ObservationRow.patient == patient)
+    rows = session.execute(query.group_by(ObservationRow.patient).order_by(last.desc()).limit(limit))
+    return [Monitored(name, count, when) for name, count, when in rows]  # max() keeps the column's type: aware

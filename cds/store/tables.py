@@ -4,8 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Dialect, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A moment in time, stored with its time zone and always read back aware (UTC where the database forgets).
+
+    SQLite keeps no time zone, so without this a value written aware comes back naive; a naive value written is
+    taken as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """A naive value is taken as UTC."""
+        return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Aware, UTC where the database kept no time zone."""
+        return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -54,7 +74,7 @@ class ResultRow(Base):
     input_sha256: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class ApiKeyRow(Base):
@@ -66,7 +86,7 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     secret_sha256: Mapped[str] = mapped_column(String(64))
     roles: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -77,7 +97,7 @@ class SeenTokenRow(Base):
 
     jti: Mapped[str] = mapped_column(String(200), primary_key=True)
     issuer: Mapped[str] = mapped_column(String(300), primary_key=True)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class HookFeedbackRow(Base):
@@ -91,7 +111,7 @@ class HookFeedbackRow(Base):
     outcome: Mapped[str] = mapped_column(String(40))
     payload: Mapped[str] = mapped_column(Text)
     client: Mapped[str] = mapped_column(String(300))
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class JobRow(Base):
@@ -181,10 +201,10 @@ class ObservationRow(Base):
     field: Mapped[str] = mapped_column(String(40))
     value: Mapped[float | None] = mapped_column(Float, nullable=True)  # numbers and booleans (0/1)
     text: Mapped[str | None] = mapped_column(String(40), nullable=True)  # categories (ACVPU level)
-    effective: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    effective: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     source: Mapped[str] = mapped_column(String(300))  # "Observation/<id>" as sent
     device: Mapped[str] = mapped_column(String(300))  # "Device/<id>" or the device's name, "" when unknown
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class AlertRow(Base):
@@ -201,10 +221,10 @@ class AlertRow(Base):
     text: Mapped[str] = mapped_column(String(1000))
     result_id: Mapped[str] = mapped_column(String(36))  # the score that raised or last escalated it
     escalations: Mapped[int] = mapped_column(Integer)
-    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class OutboxRow(Base):
@@ -216,8 +236,8 @@ class OutboxRow(Base):
     destination: Mapped[str] = mapped_column(String(500))
     topic: Mapped[str] = mapped_column(String(40))
     payload: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     attempts: Mapped[int] = mapped_column(Integer)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
     last_error: Mapped[str] = mapped_column(String(300))

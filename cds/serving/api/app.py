@@ -27,6 +27,7 @@ from cds.serving.api.routes import (
     jobs,
     me,
     models,
+    monitoring,
     observations,
     pathology,
     preread,
@@ -43,7 +44,8 @@ from cds.store.audit_anchor import Checkpointer
 
 log = logging.getLogger(__name__)
 ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb, about,
-           observations, alerts, pathology)  # one module per URL resource; no two of them share a path prefix
+           observations, alerts, monitoring,
+           pathology)  # one module per URL resource; no two of them share a path prefix
 
 
 def check_security(settings: Settings) -> None:

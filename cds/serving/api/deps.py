@@ -8,6 +8,7 @@ dependency teardown would release.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Annotated
 
@@ -109,3 +110,9 @@ def scoped_patient_id(principal: Principal) -> str | None:
 
 
 ALL_ROLES = tuple(Role)
+
+
+def window_start(since: dt.datetime | None, default: dt.timedelta) -> dt.datetime:
+    """Where a time-series read starts: ``since`` (naive taken as UTC), or ``default`` ago."""
+    start = since or dt.datetime.now(dt.UTC) - default
+    return start if start.tzinfo else start.replace(tzinfo=dt.UTC)

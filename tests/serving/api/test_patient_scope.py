@@ -20,6 +20,7 @@ from cds.store.alerts import raise_alert
 from cds.store.audit import Actor
 from cds.store.dicom_index import STORED, index_dataset
 from cds.store.results import release_result
+from cds.store.tables import ObservationRow
 from tests.serving.api.conftest import bearer
 from tests.serving.api.test_route_guards import _roles, _routes
 
@@ -27,8 +28,9 @@ PATIENT, OTHER = "P-A", "Patient/SOMEONE-ELSE"
 NO_PATIENT_DATA = {("GET", "/v1/models"), ("GET", "/v1/models/{name}"), ("GET", "/v1/me"), ("GET", "/v1/risk"),
                    ("GET", "/v1/risk/panel/sample"), ("GET", "/v1/dashboard"), ("GET", "/v1/audit/verify")}
 FILTERED = {("GET", "/v1/worklist"), ("GET", "/v1/pathology/jobs"), ("GET", "/dicomweb/studies"), ("GET", "/v1/alerts"),
-            ("GET", "/dicomweb/studies/{study}/series"),
+            ("GET", "/v1/monitoring/patients"), ("GET", "/dicomweb/studies/{study}/series"),
             ("GET", "/dicomweb/studies/{study}/series/{series}/instances")}  # fmt: skip
+PATIENT_QUERY = {("GET", "/v1/observations"), ("GET", "/v1/monitoring/scores")}
 UPLOADS = {("POST", "/dicomweb/studies")}  # stored under the patient the file names; reads of it are checked
 BUNDLE = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
     "resourceType": "Patient", "id": PATIENT, "gender": "male", "birthDate": "1960-01-01"}}]}  # fmt: skip
@@ -69,6 +71,9 @@ def seeded(client: TestClient) -> dict[str, str]:
                                signal=Signal(("news2_urgent",), AlertLevel.URGENT, "NEWS2 5"),
                                now=dt.datetime.now(dt.UTC), actor=Actor("t", "clinician"))  # fmt: skip
         ids["alert"] = alert.id
+        now = dt.datetime.now(dt.UTC)
+        session.add(ObservationRow(id="hr-1", patient=f"Patient/{PATIENT}", field="heart_rate", value=70.0,
+                                   effective=now, source="Observation/hr", device="", received_at=now))
     return ids
 
 
@@ -104,7 +109,7 @@ def test_every_route_keeps_other_patients_data_from_a_scoped_token(client: TestC
             continue
         url = _url(path, seeded) + ("?filename=s.tif&subject=Patient/P-A" if path == "/v1/pathology/jobs"
                                     and method == "POST" else "")  # fmt: skip
-        url += f"?patient=Patient/{PATIENT}" if (method, path) == ("GET", "/v1/observations") else ""
+        url += f"?patient=Patient/{PATIENT}" if (method, path) in PATIENT_QUERY else ""
         answer = client.request(method, url, json=_body(method, path),
                                 headers=bearer(client, sorted(roles)[0], patient=OTHER, subject=f"scoped{index}"))
         if (method, path) in FILTERED:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from cds.results.alerts import AlertRecord
-from cds.services import monitoring
+from cds.services import monitoring_board
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
 
@@ -21,17 +21,19 @@ Clinical = Annotated[Principal, Depends(require(Role.CLINICIAN, Role.ADMIN))]
 @router.get("")
 def list_alerts(
     engine: EngineDep, principal: Clinical,
-    state: Annotated[Literal["open", "acknowledged"] | None, Query(description="open, acknowledged, or both")] = "open",
+    state: Annotated[Literal["open", "acknowledged", "all"], Query(description="open, acknowledged, or all")] = "open",
     patient: Annotated[str | None, Query(pattern=r"^Patient/[A-Za-z0-9\-.]{1,64}$")] = None,
 ) -> list[AlertRecord]:  # fmt: skip
     """Alerts, most urgent and newest first (a patient-scoped token: its patient's only)."""
     scoped = principal.patient
-    return monitoring.alerts(engine, state=state, patient=scoped or patient, actor=principal.actor)
+    return monitoring_board.alerts(
+        engine, state=None if state == "all" else state, patient=scoped or patient, actor=principal.actor
+    )
 
 
 @router.post("/{alert_id}/acknowledge")
 def acknowledge(alert_id: str, http: Request, state: StateDep, engine: EngineDep,
                 principal: Clinical) -> AlertRecord:  # fmt: skip
     """Acknowledge an alert (audited); acknowledging it again changes nothing."""
-    enforce_patient_scope(state, http, principal, monitoring.alert_patient(engine, alert_id))
-    return monitoring.acknowledge_alert(engine, alert_id, actor=principal.actor)
+    enforce_patient_scope(state, http, principal, monitoring_board.alert_patient(engine, alert_id))
+    return monitoring_board.acknowledge_alert(engine, alert_id, actor=principal.actor)

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel
 
 from cds.results.alerts import EarlyWarning, RaisedAlert
-from cds.services import monitoring
+from cds.services import monitoring, monitoring_board
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
+from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, window_start
 
 router = APIRouter(prefix="/v1/observations", tags=["monitoring"])
 Clinical = Annotated[Principal, Depends(require(Role.CLINICIAN, Role.ADMIN))]
@@ -76,13 +76,12 @@ def post_observations(
 def get_observations(
     patient: Annotated[str, Query(pattern=r"^Patient/[A-Za-z0-9\-.]{1,64}$", description="Patient/<id>")],
     http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
-    since: Annotated[dt.datetime | None, Query(description="From this time (default: 7 days ago)")] = None,
+    since: Annotated[dt.datetime | None,
+                     Query(description="From this time (default: 7 days ago)")] = None,
 ) -> list[StoredObservation]:  # fmt: skip
     """A patient's stored observations, oldest first (audited)."""
     enforce_patient_scope(state, http, principal, patient)
-    start = since or dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
-    start = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
-    rows = monitoring.history(engine, patient, start, actor=principal.actor)
+    rows = monitoring_board.history(engine, patient, window_start(since, dt.timedelta(days=7)), actor=principal.actor)
     return [StoredObservation(field=r.field, value=r.value, text=r.text, source=r.source, device=r.device,
-                              effective=r.effective if r.effective.tzinfo else r.effective.replace(tzinfo=dt.UTC))
+                              effective=r.effective)
             for r in rows]  # fmt: skip

@@ -5,11 +5,13 @@
 //   #/viewer/<job>/<uid>     study viewer (radiologist, admin)
 //   #/pathology[/<job>]      pathologist's slide reads and one read with its heatmap and zoom (pathologist, admin)
 //   #/risk                   clinician's patient risk panel (clinician, admin)
+//   #/monitoring[/<patient>] monitored patients by alert level, and one patient's trends and alerts (clinician, admin)
 //   #/models                 ML engineer's model dashboard (ml_engineer, admin)
 
 import { api, clearSession, loadSession, saveSession } from "./modules/api.js";
 import { renderDashboard } from "./modules/dashboard.js";
 import { announce, h, replace } from "./modules/dom.js";
+import { renderMonitoring } from "./modules/monitoring.js";
 import { renderPathology } from "./modules/pathology.js";
 import { renderRiskPanel } from "./modules/risk.js";
 import { renderSignIn, ROLE_NAMES } from "./modules/signin.js";
@@ -22,6 +24,7 @@ const VIEWS = [
   { id: "pathology", title: "Pathology", roles: ["pathologist", "admin"],
     render: (main, args) => (args[0] ? renderSlide(main, args[0]) : renderPathology(main)) },
   { id: "risk", title: "Patient risk", roles: ["clinician", "admin"], render: renderRiskPanel },
+  { id: "monitoring", title: "Monitoring", roles: ["clinician", "admin"], render: renderMonitoring },
   { id: "models", title: "Models", roles: ["ml_engineer", "admin"], render: renderDashboard },
 ];
 const VIEWER_ROLES = ["radiologist", "admin"];

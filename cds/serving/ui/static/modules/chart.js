@@ -69,3 +69,83 @@ export function stackedBars(categories, series, options) {
   chart.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: y(0), y2: y(0), class: "axis" }));
   return chart;
 }
+
+function niceRange(values, floor) {
+  let low = Math.min(...values);
+  let high = Math.max(...values);
+  if (floor !== undefined) low = Math.min(low, floor);
+  if (low === high) { low -= 1; high += 1; }
+  const pad = (high - low) * 0.08;
+  return [floor !== undefined && low === floor ? floor : low - pad, high + pad]; // nothing below a floor (scores)
+}
+
+function timeLabel(ms, spanMs) {
+  const date = new Date(ms);
+  return spanMs > 36 * 3600e3
+    ? date.toLocaleDateString([], { month: "2-digit", day: "2-digit" }) + " "
+      + date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/**
+ * An SVG line chart of values over time: one line with dots per series, on a time axis from `start` to `end`
+ * shared by every chart of a page, with vertical markers (alerts) and horizontal reference lines (thresholds).
+ * @param {{label: string, points: {t: number, v: number}[]}[]} series  times in ms since the epoch
+ * @param {{id: string, title: string, description: string, start: number, end: number, unit: string,
+ *          markers?: {t: number, label: string, kind: string}[], references?: {v: number, label: string}[],
+ *          floor?: number, width?: number, height?: number}} options
+ */
+export function timeSeries(series, options) {
+  const width = options.width ?? 640;
+  const height = options.height ?? 170;
+  const margin = { top: 12, right: 12, bottom: 24, left: 44 };
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const values = series.flatMap((s) => s.points.map((p) => p.v)).concat((options.references ?? []).map((r) => r.v));
+  const [low, high] = niceRange(values.length ? values : [0, 1], options.floor);
+  const span = Math.max(1, options.end - options.start);
+  const x = (t) => margin.left + ((t - options.start) / span) * plotW;
+  const y = (v) => margin.top + plotH - ((v - low) / (high - low)) * plotH;
+  const titleId = `${options.id}-title`;
+  const descId = `${options.id}-desc`;
+  const chart = svg("svg", { id: options.id, class: "chart timeseries", viewBox: `0 0 ${width} ${height}`,
+    role: "img", "aria-labelledby": `${titleId} ${descId}`, preserveAspectRatio: "xMidYMid meet" },
+  svg("title", { id: titleId }, options.title), svg("desc", { id: descId }, options.description));
+
+  for (const tick of [low, (low + high) / 2, high]) {
+    const shown = Math.abs(high - low) >= 10 ? Math.round(tick) : tick.toFixed(1);
+    chart.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: y(tick), y2: y(tick), class: "grid" }),
+      svg("text", { x: margin.left - 6, y: y(tick) + 4, "text-anchor": "end", class: "tick" }, String(shown)));
+  }
+  for (let i = 0; i <= 4; i += 1) {
+    const t = options.start + (span * i) / 4;
+    chart.append(svg("text", { x: x(t), y: height - 6, class: "tick",
+      "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" }, timeLabel(t, span)));
+  }
+  for (const reference of options.references ?? []) {
+    chart.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: y(reference.v), y2: y(reference.v),
+      class: "reference" }, svg("title", {}, reference.label)),
+    svg("text", { x: width - margin.right - 2, y: y(reference.v) - 3, "text-anchor": "end", class: "tick" },
+      reference.label));
+  }
+  for (const marker of options.markers ?? []) {
+    if (marker.t < options.start || marker.t > options.end) continue;
+    chart.append(svg("line", { x1: x(marker.t), x2: x(marker.t), y1: margin.top, y2: margin.top + plotH,
+      class: `marker marker-${marker.kind}`, "data-kind": marker.kind }, svg("title", {}, marker.label)));
+  }
+  series.forEach((s, k) => {
+    const colour = PALETTE[k % PALETTE.length];
+    const points = s.points.filter((p) => p.t >= options.start && p.t <= options.end);
+    if (points.length > 1) {
+      chart.append(svg("polyline", { points: points.map((p) => `${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(" "),
+        fill: "none", stroke: colour, "stroke-width": 2, class: "series-line", "data-series": s.label }));
+    }
+    for (const p of points) {
+      chart.append(svg("circle", { cx: x(p.t), cy: y(p.v), r: 3, fill: colour, class: "point",
+        "data-series": s.label }, svg("title", {}, `${s.label}: ${p.v}${options.unit ? ` ${options.unit}` : ""} at ${new Date(p.t).toLocaleString()}`)));
+    }
+  });
+  chart.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: margin.top + plotH,
+    y2: margin.top + plotH, class: "axis" }));
+  return chart;
+}

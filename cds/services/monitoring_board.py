@@ -1,0 +1,118 @@
+"""What a clinician watching patients reads, and the acknowledgement of an alert.
+
+Who is monitored, by alert level; each one's observations, scores and alerts on a time axis. Every read is audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cds.models.risk import get_equation
+from cds.results.alerts import RANK, AlertLevel, AlertRecord, MonitoredPatient, ScorePoint
+from cds.services.engine import Engine
+from cds.services.monitoring import EARLY_WARNING
+from cds.store import alerts as alert_store
+from cds.store import observations
+from cds.store.alerts import OPEN
+from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.results import StoredScore, stored_scores
+from cds.store.tables import AlertRow, ObservationRow
+
+
+def _families() -> dict[str, str]:
+    """Score family ("news2") by the method key results are stored under ("news2@2017")."""
+    return {f"{equation.name}@{equation.version}": equation.name for equation in map(get_equation, EARLY_WARNING)}
+
+
+def _point(stored: StoredScore, family: str) -> ScorePoint:
+    return ScorePoint(method=family, score=stored.score, band=stored.band, category=stored.category, at=stored.at,
+                      observed_at=stored.observed_at, result_id=stored.result_id)  # fmt: skip
+
+
+def patients(engine: Engine, since: dt.datetime, *, patient: str | None, actor: Actor) -> list[MonitoredPatient]:
+    """The patients with observations since ``since`` (or only ``patient``), most urgent first.
+
+    Order: the most urgent open alert, then the highest latest NEWS2, then the most recently seen.
+    """
+    families = _families()
+    with engine.database.session() as session:
+        seen = observations.monitored(session, since, patient=patient)
+        names = [m.patient for m in seen]
+        latest: dict[str, dict[str, ScorePoint]] = {name: {} for name in names}
+        for stored in stored_scores(session, methods=list(families), since=since, subjects=names):
+            latest[stored.subject][families[stored.method]] = _point(stored, families[stored.method])
+        open_alerts: dict[str, list[AlertRow]] = {name: [] for name in names}
+        for row in alert_store.list_alerts(session, state=OPEN, patient=patient, limit=10_000):
+            if row.patient in open_alerts:
+                open_alerts[row.patient].append(row)
+        record_event(session, AuditAction.MONITORING_READ, actor, "Patient", subject=patient or "",
+                     detail={"patients": len(seen)})
+    board = []
+    for monitored in seen:
+        alerts = open_alerts[monitored.patient]
+        level = max((AlertLevel(row.level) for row in alerts), key=RANK.__getitem__, default=None)
+        board.append(MonitoredPatient(patient=monitored.patient, alert_level=level.value if level else None,
+                                      open_alerts=len(alerts), latest=latest[monitored.patient],
+                                      observations=monitored.observations, last_observation=monitored.last))
+    news2 = EARLY_WARNING[0]
+    return sorted(board, key=lambda p: (-RANK.get(AlertLevel(p.alert_level), 0) if p.alert_level else 0,
+                                        -(p.latest[news2].score if news2 in p.latest else -1),
+                                        -p.last_observation.timestamp()))  # fmt: skip
+
+
+def scores(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -> list[ScorePoint]:
+    """A patient's early-warning scores released since ``since``, oldest first (audited as a read)."""
+    families = _families()
+    with engine.database.session() as session:
+        found = stored_scores(session, methods=list(families), since=since, subjects=[patient])
+        record_event(session, AuditAction.SCORES_READ, actor, "RiskAssessment", subject=patient,
+                     detail={"scores": len(found)})
+    return [_point(stored, families[stored.method]) for stored in found]
+
+
+def history(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -> list[ObservationRow]:
+    """A patient's stored observations since ``since``, oldest first (audited as a read)."""
+    with engine.database.session() as session:
+        rows = observations.series(session, patient, since)
+        record_event(session, AuditAction.OBSERVATIONS_READ, actor, "Observation", subject=patient,
+                     detail={"rows": len(rows)})
+        session.expunge_all()
+    return rows
+
+
+def _view(row: AlertRow) -> AlertRecord:
+    return AlertRecord(id=row.id, patient=row.patient, level=row.level, state=row.state,
+                       rules=row.rules.split(","), text=row.text, result_id=row.result_id,
+                       escalations=row.escalations, opened_at=row.opened_at, updated_at=row.updated_at,
+                       acknowledged_by=row.acknowledged_by, acknowledged_at=row.acknowledged_at)  # fmt: skip
+
+
+def alerts(engine: Engine, *, state: str | None, patient: str | None, actor: Actor) -> list[AlertRecord]:
+    """Alerts (most urgent, then newest, first), audited as a read."""
+    with engine.database.session() as session:
+        rows = alert_store.list_alerts(session, state=state, patient=patient)
+        record_event(session, AuditAction.ALERTS_READ, actor, "Alert", subject=patient or "",
+                     detail={"alerts": len(rows), "state": state or "any"})
+        return [_view(row) for row in rows]
+
+
+def alert_patient(engine: Engine, alert_id: str) -> str:
+    """The patient an alert is about (for the caller's scope check).
+
+    Raises:
+        NotFoundError: ``alert_not_found``.
+    """
+    with engine.database.session() as session:
+        return alert_store.get_alert(session, alert_id).patient
+
+
+def acknowledge_alert(engine: Engine, alert_id: str, *, actor: Actor) -> AlertRecord:
+    """A clinician acknowledges an alert (audited once; again changes nothing).
+
+    Raises:
+        NotFoundError: ``alert_not_found``.
+    """
+    with engine.database.session() as session:
+        row = alert_store.acknowledge(session, alert_store.get_alert(session, alert_id), actor=actor,
+                                      now=dt.datetime.now(dt.UTC))  # fmt: skip
+        return _view(row)
