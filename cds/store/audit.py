@@ -19,7 +19,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
@@ -31,6 +31,9 @@ from cds.store.tables import AuditEventRow, AuditHeadRow
 GENESIS = "0" * 64
 IDENTIFYING_DETAILS = ("uid", "series", "instance", "file")  # detail keys whose values are pseudonymized
 _pseudonyms = Pseudonymizer(secrets.token_bytes(32))
+_HASHED = ("seq", "occurred_at", "actor", "role", "action", "resource", "subject", "model", "input_sha256",
+           "outcome", "detail", "prev_hash")  # fmt: skip
+_HEAD_KEY = "cds.audit_head"  # Session.info: (transaction, locked head row)
 
 
 def use_pseudonym_key(key: bytes) -> None:
@@ -42,8 +45,6 @@ def use_pseudonym_key(key: bytes) -> None:
 def pseudonym(identifier: str) -> str:
     """The keyed hash an identifier is written as in audit details."""
     return _pseudonyms(identifier)
-_HASHED = ("seq", "occurred_at", "actor", "role", "action", "resource", "subject", "model", "input_sha256",
-           "outcome", "detail", "prev_hash")  # fmt: skip
 
 
 class AuditAction(StrEnum):
@@ -127,9 +128,26 @@ def event_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def append_event(session: Session, event: AuditEvent, *, now: dt.datetime | None = None) -> AuditEventRow:
-    """Append ``event`` to the chain inside the caller's transaction (it is durable when that commits)."""
+def _locked_head(session: Session) -> AuditHeadRow:
+    """The chain's head, locked until the caller's transaction ends.
+
+    Read once per transaction, however many events it appends: the lock keeps every other writer out until then.
+    """
+    transaction = session.get_transaction()
+    cached = session.info.get(_HEAD_KEY)
+    if transaction is not None and cached is not None and cached[0] is transaction:
+        return cast(AuditHeadRow, cached[1])
     head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
+    session.info[_HEAD_KEY] = (session.get_transaction(), head)  # the transaction this select began or joined
+    return head
+
+
+def append_event(session: Session, event: AuditEvent, *, now: dt.datetime | None = None) -> AuditEventRow:
+    """Append ``event`` to the chain inside the caller's transaction (it is durable when that commits).
+
+    The row is written with the transaction's next flush (at the latest, its commit).
+    """
+    head = _locked_head(session)
     fields: dict[str, Any] = {
         "seq": head.seq + 1,
         "occurred_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds"),
@@ -147,7 +165,6 @@ def append_event(session: Session, event: AuditEvent, *, now: dt.datetime | None
     row = AuditEventRow(**fields, hash=event_hash(fields))
     session.add(row)
     head.seq, head.hash = row.seq, row.hash
-    session.flush()
     return row
 
 

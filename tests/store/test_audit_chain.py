@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from cds.cli.main import app
@@ -73,3 +74,28 @@ def test_cli_verify_reports_and_exits_nonzero(tmp_path: Path, monkeypatch: pytes
         session.execute(text("UPDATE audit_events SET outcome = 'denied' WHERE seq = 1"))
     broken = runner.invoke(app, ["audit", "verify"])
     assert broken.exit_code == 1 and "BROKEN at event 1" in broken.output
+
+
+def _event(actor: str) -> AuditEvent:
+    return AuditEvent(actor=actor, role="clinician", action="result.read", resource="Result/x", outcome="success")
+
+
+def test_events_of_one_transaction_and_of_rolled_back_ones_keep_the_chain_whole(database: Database) -> None:
+    with database.session() as session:  # the head is read and locked once for all three
+        rows = [append_event(session, _event(f"batch{i}")) for i in range(3)]
+        assert [r.seq for r in rows] == [6, 7, 8]
+    with pytest.raises(RuntimeError), database.session() as session:
+        append_event(session, _event("rolled-back"))
+        raise RuntimeError
+    with Session(database.engine) as session:  # one session, three transactions
+        append_event(session, _event("first"))
+        session.commit()
+        append_event(session, _event("undone"))
+        session.rollback()
+        assert append_event(session, _event("second")).seq == 10  # not 11: the undone event's number is free
+        session.commit()
+    result = report(database)
+    assert result.ok and result.checked == 10
+    with database.session() as session:
+        actors = list(session.scalars(text("SELECT actor FROM audit_events ORDER BY seq")))
+    assert actors[5:] == ["batch0", "batch1", "batch2", "first", "second"]
