@@ -1,11 +1,13 @@
 """Observation ingest over loopback: a simulated cohort of bedside monitors sending NEWS2 sets to the service.
 
-    python -m benchmarks.observation_ingest [--patients 200] [--rounds 5] [--concurrency 16]
+    python -m benchmarks.observation_ingest [--patients 200] [--rounds 5] [--concurrency 16] [--sets-per-request 1]
                                             [--database-url postgresql+psycopg://postgres@127.0.0.1/test]
 
 Starts ``cds serve --dev`` (SQLite in a temporary folder, or the given database) on a free 127.0.0.1 port. Each
 simulated monitor sends one Bundle per round: a full set of 7 vital signs (respiratory rate, SpO2, oxygen, SBP,
-pulse, ACVPU, temperature), one minute apart in measurement time; a fifth of the patients deteriorate, so their
+pulse, ACVPU, temperature), one minute apart in measurement time, or with ``--sets-per-request K`` the K sets measured
+since its last upload, a minute apart (a monitor or wearable that uploads every K minutes; scores are recomputed
+once per request, from the newest values); a fifth of the patients deteriorate, so their
 NEWS2 crosses the urgent and emergency thresholds and raises and escalates alerts. Every value is stored, every
 score released and audited, within the request. Reports observations stored per second, and the latency of the
 requests that raised or escalated an alert (the alert exists when the response arrives, so this is the alert
@@ -28,33 +30,38 @@ from benchmarks.local_server import dev_server
 from benchmarks.reporting import command_line, device_name, write_results
 
 
-def vital_set(patient: int, round_: int, when: dt.datetime, deteriorating: bool) -> dict[str, Any]:
-    """One monitor's Bundle: the 7 NEWS2 parameters of one patient at one time."""
+def vital_set(patient: int, round_: int, when: dt.datetime, deteriorating: bool, sets: int = 1) -> dict[str, Any]:
+    """One monitor's upload: ``sets`` sets of the 7 NEWS2 parameters of one patient, a minute apart, to ``when``."""
     worse = round_ if deteriorating else 0
     values = [("9279-1", 16 + 3 * worse, "/min"), ("59408-5", 97 - worse, "%"), ("3151-8", 0, "L/min"),
               ("8480-6", 125 - 8 * worse, "mm[Hg]"), ("8867-4", 75 + 15 * worse, "/min"),
               ("8310-5", 37.0 + 0.4 * worse, "Cel")]  # fmt: skip
     entries: list[dict[str, Any]] = []
-    for code, value, unit in values:
+    for k in range(sets):
+        at = (when - dt.timedelta(minutes=sets - 1 - k)).isoformat()
+        tag = f"p{patient}-r{round_}-s{k}"
+        for code, value, unit in values:
+            entries.append({"resource": {
+                "resourceType": "Observation", "id": f"{tag}-{code}", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "subject": {"reference": f"Patient/sim-{patient}"},
+                "device": {"reference": f"Device/monitor-{patient}"},
+                "effectiveDateTime": at, "valueQuantity": {"value": value, "code": unit}}})  # fmt: skip
         entries.append({"resource": {
-            "resourceType": "Observation", "id": f"p{patient}-r{round_}-{code}", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-            "subject": {"reference": f"Patient/sim-{patient}"}, "device": {"reference": f"Device/monitor-{patient}"},
-            "effectiveDateTime": when.isoformat(), "valueQuantity": {"value": value, "code": unit}}})  # fmt: skip
-    entries.append({"resource": {
-        "resourceType": "Observation", "id": f"p{patient}-r{round_}-acvpu", "status": "final",
-        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1104441000000107"}]},
-        "subject": {"reference": f"Patient/sim-{patient}"}, "effectiveDateTime": when.isoformat(),
-        "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "248234008"}]}}})  # fmt: skip
+            "resourceType": "Observation", "id": f"{tag}-acvpu", "status": "final",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1104441000000107"}]},
+            "subject": {"reference": f"Patient/sim-{patient}"}, "effectiveDateTime": at,
+            "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct",
+                                                 "code": "248234008"}]}}})  # fmt: skip
     return {"resourceType": "Bundle", "type": "batch", "entry": entries}
 
 
-async def simulate(base: str, patients: int, rounds: int, concurrency: int) -> dict[str, float]:
+async def simulate(base: str, patients: int, rounds: int, concurrency: int, sets: int = 1) -> dict[str, float]:
     """Send every monitor's rounds with ``concurrency`` requests in flight; measure throughput and latencies."""
     async with httpx.AsyncClient(base_url=base, timeout=120.0) as setup:
         token = (await setup.post("/v1/dev/token", json={"roles": ["clinician"]})).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    start_time = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=rounds + 1)
+    start_time = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=(rounds + 1) * sets)
     work = [(r, p) for r in range(rounds) for p in range(patients)]  # round by round, as monitors send
     queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
     for item in work:
@@ -67,7 +74,8 @@ async def simulate(base: str, patients: int, rounds: int, concurrency: int) -> d
         nonlocal stored, failures
         while not queue.empty():
             round_, patient = queue.get_nowait()
-            body = vital_set(patient, round_, start_time + dt.timedelta(minutes=round_), patient % 5 == 0)
+            body = vital_set(patient, round_, start_time + dt.timedelta(minutes=(round_ + 1) * sets), patient % 5 == 0,
+                             sets)
             sent = time.perf_counter()
             response = await client.post("/v1/observations", json=body, headers=headers)
             elapsed = (time.perf_counter() - sent) * 1000
@@ -99,30 +107,34 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--sets-per-request", type=int, default=1, help="vital sets per upload, a minute apart")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
     args = parser.parse_args(argv)
     with dev_server(args.database_url) as base:
-        result = asyncio.run(simulate(base, args.patients, args.rounds, args.concurrency))
+        result = asyncio.run(simulate(base, args.patients, args.rounds, args.concurrency, args.sets_per_request))
     database = "postgresql" if args.database_url else "sqlite"
     report: dict[str, object] = {
         "benchmark": "observation_ingest", "device": device_name(), "date": dt.date.today().isoformat(),
         "command": command_line("benchmarks.observation_ingest", argv), "database": database,
-        "patients": args.patients, "rounds": args.rounds, "concurrency": args.concurrency, "results": result,
+        "patients": args.patients, "rounds": args.rounds, "concurrency": args.concurrency,
+        "sets_per_request": args.sets_per_request, "results": result,
     }  # fmt: skip
     print(result, file=sys.stderr)
     lines = [f"# Observation ingest ({report['device']}, {report['date']}, {database})",
              f"Command: `{report['command']}`",
              "Server: cds serve --dev, one uvicorn worker; client: httpx over loopback on the same machine. Each "
-             "request is one monitor's Bundle of 7 vital signs; every value stored, NEWS2 and qSOFA released and "
-             "audited, alerts raised, within the request.", "",
-             "| monitors | rounds | concurrency | requests | failures | observations/s | p50 ms | p99 ms | "
-             "alerts | alert p50 ms | alert p99 ms |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-             f"| {args.patients} | {args.rounds} | {args.concurrency} | {result['requests']} | {result['failures']} "
+             f"request is one monitor's Bundle of {args.sets_per_request} set(s) of 7 vital signs; every value stored, "
+             "NEWS2 and qSOFA released and audited, alerts raised, within the request.", "",
+             "| monitors | rounds | sets/request | concurrency | requests | failures | observations/s | p50 ms | "
+             "p99 ms | alerts | alert p50 ms | alert p99 ms |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+             f"| {args.patients} | {args.rounds} | {args.sets_per_request} | {args.concurrency} | {result['requests']} "
+             f"| {result['failures']} "
              f"| {result['observations_per_s']:.0f} | {result['p50_ms']:.1f} | {result['p99_ms']:.1f} "
              f"| {result['alerts_raised']} | {result['alert_p50_ms']:.1f} | {result['alert_p99_ms']:.1f} |",
              ]  # fmt: skip
-    write_results(f"observation-ingest-{database}", report, "\n".join(lines) + "\n")
+    batched = f"-{args.sets_per_request}-sets" if args.sets_per_request > 1 else ""
+    write_results(f"observation-ingest-{database}{batched}", report, "\n".join(lines) + "\n")
     return report
 
 

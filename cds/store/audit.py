@@ -19,11 +19,12 @@ import json
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from cds.privacy import Pseudonymizer
 from cds.store.tables import AuditEventRow, AuditHeadRow
@@ -33,7 +34,7 @@ IDENTIFYING_DETAILS = ("uid", "series", "instance", "file")  # detail keys whose
 _pseudonyms = Pseudonymizer(secrets.token_bytes(32))
 _HASHED = ("seq", "occurred_at", "actor", "role", "action", "resource", "subject", "model", "input_sha256",
            "outcome", "detail", "prev_hash")  # fmt: skip
-_HEAD_KEY = "cds.audit_head"  # Session.info: (transaction, locked head row)
+_PENDING_KEY = "cds.audit_pending"  # Session.info: the transaction's events, chained when it commits
 
 
 def use_pseudonym_key(key: bytes) -> None:
@@ -82,6 +83,8 @@ class AuditAction(StrEnum):
     ALERTS_READ = "alerts.read"
     MONITORING_READ = "monitoring.read"
     SCORES_READ = "scores.read"
+    REGISTRY_ENROL = "registry.enrol"
+    REGISTRY_READ = "registry.read"
 
 
 class AuditOutcome(StrEnum):
@@ -128,51 +131,56 @@ def event_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _locked_head(session: Session) -> AuditHeadRow:
-    """The chain's head, locked until the caller's transaction ends.
+def append_event(session: Session, event: AuditEvent, *, now: dt.datetime | None = None) -> None:
+    """Append ``event`` to the chain in the caller's transaction: durable when that commits, gone if it rolls back.
 
-    Read once per transaction, however many events it appends: the lock keeps every other writer out until then.
+    The event is timed now and chained when the transaction commits (:func:`_chain_pending`), so the chain's head
+    is locked only while the commit writes, not while the transaction works.
     """
-    transaction = session.get_transaction()
-    cached = session.info.get(_HEAD_KEY)
-    if transaction is not None and cached is not None and cached[0] is transaction:
-        return cast(AuditHeadRow, cached[1])
+    if session.get_transaction() is None:
+        session.begin()  # what the next statement would begin: the events end with this transaction
+    session.info.setdefault(_PENDING_KEY, []).append((event, now or dt.datetime.now(dt.UTC)))
+
+
+@sqlalchemy_event.listens_for(Session, "before_commit")
+def _chain_pending(session: Session) -> None:
+    """Link the transaction's events to the chain and write them, just before it commits."""
+    pending: list[tuple[AuditEvent, dt.datetime]] = session.info.pop(_PENDING_KEY, [])
+    if not pending:
+        return
     head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
-    session.info[_HEAD_KEY] = (session.get_transaction(), head)  # the transaction this select began or joined
-    return head
+    for event, when in pending:
+        fields: dict[str, Any] = {
+            "seq": head.seq + 1,
+            "occurred_at": when.isoformat(timespec="microseconds"),
+            "actor": event.actor,
+            "role": event.role,
+            "action": event.action.value,
+            "resource": event.resource,
+            "subject": event.subject,
+            "model": event.model,
+            "input_sha256": event.input_sha256,
+            "outcome": event.outcome.value,
+            "detail": json.dumps(event.detail, sort_keys=True, separators=(",", ":")),
+            "prev_hash": head.hash,
+        }
+        row = AuditEventRow(**fields, hash=event_hash(fields))
+        session.add(row)
+        head.seq, head.hash = row.seq, row.hash
 
 
-def append_event(session: Session, event: AuditEvent, *, now: dt.datetime | None = None) -> AuditEventRow:
-    """Append ``event`` to the chain inside the caller's transaction (it is durable when that commits).
-
-    The row is written with the transaction's next flush (at the latest, its commit).
-    """
-    head = _locked_head(session)
-    fields: dict[str, Any] = {
-        "seq": head.seq + 1,
-        "occurred_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds"),
-        "actor": event.actor,
-        "role": event.role,
-        "action": event.action.value,
-        "resource": event.resource,
-        "subject": event.subject,
-        "model": event.model,
-        "input_sha256": event.input_sha256,
-        "outcome": event.outcome.value,
-        "detail": json.dumps(event.detail, sort_keys=True, separators=(",", ":")),
-        "prev_hash": head.hash,
-    }
-    row = AuditEventRow(**fields, hash=event_hash(fields))
-    session.add(row)
-    head.seq, head.hash = row.seq, row.hash
-    return row
+@sqlalchemy_event.listens_for(Session, "after_transaction_end")
+def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
+    """A transaction that ended without committing (rolled back, closed) leaves no events for the next one."""
+    if transaction.parent is None:  # the outermost transaction, not a savepoint
+        session.info.pop(_PENDING_KEY, None)
 
 
 def record_event(
     session: Session, action: AuditAction, actor: Actor, resource: str, *,
     outcome: AuditOutcome = AuditOutcome.SUCCESS, subject: str = "", model: str = "", input_sha256: str = "",
     detail: dict[str, Any] | None = None,
-) -> AuditEventRow:  # fmt: skip
+) -> None:  # fmt: skip
     """Append what ``actor`` did to the chain, inside the caller's transaction (durable when that commits).
 
     Args:
@@ -188,9 +196,9 @@ def record_event(
             :data:`IDENTIFYING_DETAILS` are written as keyed hashes.
     """
     details = _pseudonyms.details(detail or {}, IDENTIFYING_DETAILS)
-    return append_event(session, AuditEvent(actor=actor.subject, role=actor.role, action=action, resource=resource,
-                                            outcome=outcome, subject=subject, model=model,
-                                            input_sha256=input_sha256, detail=details))  # fmt: skip
+    append_event(session, AuditEvent(actor=actor.subject, role=actor.role, action=action, resource=resource,
+                                     outcome=outcome, subject=subject, model=model,
+                                     input_sha256=input_sha256, detail=details))  # fmt: skip
 
 
 @dataclass(frozen=True)

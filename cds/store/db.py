@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,11 @@ class Database:
         self.engine: Engine = create_engine(url, **options)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", _sqlite_begin_immediate)
+            writers = _WriterQueue()
+            event.listen(self.engine, "begin", writers.begin)
+            event.listen(self.engine, "commit", writers.end)
+            event.listen(self.engine, "rollback", writers.end)
+            event.listen(self.engine.pool, "checkin", writers.returned)  # a transaction that ended otherwise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self, revision: str = "head") -> None:
@@ -77,11 +82,43 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
-    """Every SQLite transaction takes the write lock when it starts.
+class _WriterQueue:
+    """Every SQLite transaction takes the write lock when it starts, the process's threads in turn.
 
     SQLite allows one writer; a deferred transaction that reads first and writes later can fail when another
     writer committed in between, and a read-modify-write of the audit chain head must not interleave. Taking the
-    lock up front serialises transactions in the embedded default (PostgreSQL uses row locks instead).
+    lock up front (``BEGIN IMMEDIATE``) serialises transactions in the embedded default (PostgreSQL uses row locks
+    instead). Within one process the threads first queue on a lock, so they are served in turn rather than by
+    SQLite's busy handler, which polls with sleeps of up to 100 ms and leaves some waiting for seconds; another
+    process (or a thread that waited :data:`QUEUE_TIMEOUT_S`) still meets the busy handler.
     """
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    QUEUE_TIMEOUT_S = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: Any = None  # the DBAPI connection whose transaction holds the lock
+
+    def begin(self, connection: Any) -> None:
+        """Queue for the lock, then take SQLite's write lock."""
+        dbapi = connection.connection.dbapi_connection
+        if self._lock.acquire(timeout=self.QUEUE_TIMEOUT_S):
+            self._holder = dbapi
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release(dbapi)
+            raise
+
+    def end(self, connection: Any) -> None:
+        """The transaction ended (commit or rollback): the next thread's turn."""
+        self._release(connection.connection.dbapi_connection)
+
+    def returned(self, dbapi: Any, _record: Any) -> None:
+        """A connection went back to the pool: whatever its transaction did, it holds no turn any more."""
+        self._release(dbapi)
+
+    def _release(self, dbapi: Any) -> None:
+        if self._holder is dbapi and dbapi is not None:
+            self._holder = None
+            self._lock.release()
