@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from pathlib import Path
 from typing import Literal
 
@@ -83,6 +84,10 @@ class Settings(BaseSettings):
             Communication, from a durable outbox with retries, as JSON, e.g. ``["https://ward.example/hook"]``
             [CDS_ALERT_WEBHOOKS].
         outbox_interval_s: Seconds between the outbox's delivery rounds [CDS_OUTBOX_INTERVAL_S].
+        timezone: The site's time zone (IANA name): the day a reading belongs to, and so follow-up dates, are this
+            zone's [CDS_TIMEZONE].
+        site: This deployment's site code; chronic-disease registries are kept per site, and an enrolment that
+            names no site is this one's [CDS_SITE].
         language: Default language of CDS Hooks cards, ``zh-CN`` or ``en``, when a request's ``Accept-Language``
             names neither; unset: Simplified Chinese for a Chinese population, else English [CDS_LANGUAGE].
         backend: Where the risk models and the pre-read's imaging models run: ``onnxruntime`` (in-process) or
@@ -133,6 +138,8 @@ class Settings(BaseSettings):
     language: Language | None = None
     alert_webhooks: list[str] = Field(default_factory=list)
     outbox_interval_s: float = Field(default=1.0, gt=0)
+    timezone: str = "Asia/Shanghai"
+    site: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
     backend: BackendKind = BackendKind.ONNXRUNTIME
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"
@@ -151,6 +158,15 @@ class Settings(BaseSettings):
         bad = [url for url in value if not url.startswith(("http://", "https://")) or len(url) > 500]
         if bad:
             raise ValueError(f"alert webhooks must be http(s) URLs: {', '.join(bad)[:200]}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
         return value
 
     @field_validator("risk_stale_days")

@@ -93,6 +93,11 @@ NOT_SMOKER = {"8517006", "266919005"}
 DIABETES_ICD10 = ("E08", "E09", "E10", "E11", "E12", "E13", "E14")
 DIABETES_SNOMED = {"73211009", "44054006", "46635009", "11530004", "8801005", "313436004", "81531005", "359642000"}
 
+# Hypertension: ICD-10 I10-I13 and I15 (hypertensive diseases; I16, hypertensive crisis, is ICD-10-CM's), and SNOMED
+# CT's hypertensive disorder with its common essential, benign, malignant and secondary forms
+HYPERTENSION_ICD10 = ("I10", "I11", "I12", "I13", "I15", "I16")
+HYPERTENSION_SNOMED = {"38341003", "59621000", "1201005", "10725009", "78975002", "31992008"}
+
 # Established atherosclerotic cardiovascular disease: coronary heart disease (angina, MI, chronic ischaemic heart
 # disease), ischaemic stroke and TIA, peripheral arterial disease, and coronary revascularisation.
 ASCVD_ICD10 = {

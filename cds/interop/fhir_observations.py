@@ -13,7 +13,9 @@ Every Observation is checked on its own; one that cannot be used is refused with
 
 Each value gets an idempotency key, a sha256 of the patient, the Observation's identity (its ``identifier``
 system and value when it has one, else its ``id``, else its content) and the input: the same Observation sent
-twice is the same row. The device is the Observation's ``device`` reference or display.
+twice is the same row. The device is the Observation's ``device`` reference or display. A value was taken in the
+clinic when the Observation names an encounter or a practitioner, their role, organisation or care team as
+performer; every other value is a home reading (a home monitor, a wearable, the patient).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +47,10 @@ from cds.interop.record_dates import instant
 from cds.interop.units import to_canonical
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
+CLINIC, HOME = "clinic", "home"
+# FHIR R4 observation-status (a required binding), less the two that withdraw a value (refused as not_final)
+OBSERVATION_STATUSES = {"registered", "preliminary", "final", "amended", "corrected", "unknown"}
+CLINICAL_PERFORMERS = re.compile(r"(?:^|/)(?:Practitioner|PractitionerRole|Organization|CareTeam)/[^/]+$")
 ACVPU_WORDS = {"alert": "alert", "confusion": "confusion", "confused": "confusion", "voice": "voice",
                "pain": "pain", "unresponsive": "unresponsive", "清醒": "alert", "意识模糊": "confusion",
                "对声音有反应": "voice", "对疼痛有反应": "pain", "无反应": "unresponsive"}  # fmt: skip
@@ -62,6 +69,7 @@ class ObservedValue:
     effective: dt.datetime
     source: str
     device: str
+    setting: str = HOME  # "clinic" (an encounter or a practitioner performed it) or "home"
 
 
 @dataclass(frozen=True)
@@ -93,32 +101,74 @@ def read_observations(document: Mapping[str, Any], *, now: dt.datetime | None = 
     Raises:
         InvalidInputError: ``invalid_fhir`` when the document is not a valid Observation or Bundle at all.
     """
-    from fhir.resources.R4B.bundle import Bundle
-    from fhir.resources.R4B.observation import Observation
-
     now = now or dt.datetime.now(dt.UTC)
     kind = document.get("resourceType") if isinstance(document, Mapping) else None
-    model: Any = {"Bundle": Bundle, "Observation": Observation}.get(str(kind))
-    if model is None:
+    if kind not in ("Bundle", "Observation"):
         raise InvalidInputError(f"expected a FHIR Observation or Bundle, got {str(kind)[:40]!r}", code="invalid_fhir")
-    try:
-        parsed = model.model_validate(dict(document))
-    except (ValidationError, ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise InvalidInputError(f"not a valid FHIR R4 {kind}: {str(exc)[:400]}", code="invalid_fhir") from None
-    entries = (parsed.entry or []) if kind == "Bundle" else []
-    resources = [parsed] if kind == "Observation" else [e.resource for e in entries if e.resource]
-    patients = {str(e.fullUrl): f"Patient/{e.resource.id}" for e in entries if e.resource is not None
-                and e.resource.get_resource_type() == "Patient" and e.fullUrl and e.resource.id}  # fmt: skip
     batch = ObservationBatch()
+    if kind == "Observation":
+        resources = [_validated(document, "Observation")]
+        patients: dict[str, str] = {}
+    else:
+        entries = _bundle_entries(document)
+        resources, patients = [], {}
+        for index, entry in enumerate(entries):
+            resource = entry.get("resource") if isinstance(entry, Mapping) else None
+            if not isinstance(resource, Mapping) or resource.get("resourceType") not in ("Observation", "Patient"):
+                continue  # Device and other entries give context or nothing cds reads
+            name = f"{resource.get('resourceType')}/{str(resource.get('id') or '')[:64] or f'entry {index}'}"
+            try:
+                parsed = _validated(resource, str(resource["resourceType"]))
+            except InvalidInputError as exc:  # one bad entry is refused; the others are read
+                batch.refused.append(Refusal(name, "invalid_fhir", exc.message))
+                continue
+            if parsed.get_resource_type() == "Patient":
+                if entry.get("fullUrl") and parsed.id:
+                    patients[str(entry["fullUrl"])] = f"Patient/{parsed.id}"
+            else:
+                resources.append(parsed)
     for resource in resources:
-        if resource.get_resource_type() != "Observation":
-            continue  # Patient and Device entries give context; nothing else is read
         source = f"Observation/{resource.id}" if resource.id else "Observation (no id)"
         try:
             batch.values.extend(_values(resource, source, patients, now))
         except _RefusedError as refusal:
             batch.refused.append(Refusal(source, refusal.code, refusal.reason))
     return batch
+
+
+def _bundle_entries(document: Mapping[str, Any]) -> list[Any]:
+    """The entries of a Bundle whose own fields are valid FHIR (each entry's resource is validated on its own).
+
+    Raises:
+        InvalidInputError: ``invalid_fhir`` when the Bundle itself is not valid.
+    """
+    from fhir.resources.R4B.bundle import Bundle
+
+    entries = document.get("entry") or []
+    if not isinstance(entries, list):
+        raise InvalidInputError("not a valid FHIR R4 Bundle: entry is not a list", code="invalid_fhir")
+    shell = {key: value for key, value in document.items() if key != "entry"}
+    try:
+        Bundle.model_validate(shell)
+    except (ValidationError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise InvalidInputError(f"not a valid FHIR R4 Bundle: {str(exc)[:400]}", code="invalid_fhir") from None
+    return entries
+
+
+def _validated(resource: Mapping[str, Any], kind: str) -> Any:
+    """``resource`` parsed as a FHIR R4 ``kind`` (Observation or Patient).
+
+    Raises:
+        InvalidInputError: ``invalid_fhir``, with the validator's first words.
+    """
+    from fhir.resources.R4B.observation import Observation
+    from fhir.resources.R4B.patient import Patient
+
+    model: Any = {"Observation": Observation, "Patient": Patient}[kind]
+    try:
+        return model.model_validate(dict(resource))
+    except (ValidationError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise InvalidInputError(f"not a valid FHIR R4 {kind}: {str(exc)[:400]}", code="invalid_fhir") from None
 
 
 def _patient(resource: Any, patients: Mapping[str, str]) -> str:
@@ -208,6 +258,9 @@ def _reading(code: str, quantity: Any, concept: Any) -> tuple[str, float | None,
 def _values(resource: Any, source: str, patients: Mapping[str, str], now: dt.datetime) -> list[ObservedValue]:
     if resource.status in ("entered-in-error", "cancelled"):
         raise _RefusedError("not_final", f"the Observation's status is {resource.status}")
+    if resource.status not in OBSERVATION_STATUSES:
+        raise _RefusedError("invalid_fhir", f"status {str(resource.status)[:40]!r} is not an Observation status "
+                            f"({', '.join(sorted(OBSERVATION_STATUSES))})")
     patient = _patient(resource, patients)
     effective = _effective(resource, now)
     identity = _identity(resource)
@@ -218,8 +271,17 @@ def _values(resource: Any, source: str, patients: Mapping[str, str], now: dt.dat
     if not readings:
         codes = sorted({code for code, _, _ in _parts(resource)} or {"no LOINC code"})
         raise _RefusedError("unrecognised_code", f"no input cds reads in this Observation ({', '.join(codes)[:120]})")
+    setting = _setting(resource)
     values = []
     for name, number, text in readings:
         key = hashlib.sha256(json.dumps([patient, identity, name]).encode()).hexdigest()
-        values.append(ObservedValue(key, patient, name, number, text, effective, source, device))
+        values.append(ObservedValue(key, patient, name, number, text, effective, source, device, setting))
     return values
+
+
+def _setting(resource: Any) -> str:
+    """``clinic`` when taken in an encounter or by a practitioner (or their organisation), else ``home``."""
+    if resource.encounter is not None and resource.encounter.reference:
+        return CLINIC
+    performers = [str(p.reference or "") for p in resource.performer or []]
+    return CLINIC if any(CLINICAL_PERFORMERS.search(p) for p in performers) else HOME

@@ -13,7 +13,7 @@ symptoms.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,8 @@ from cds.interop.clinical_codes import (
     ASCVD_SNOMED,
     DIABETES_ICD10,
     DIABETES_SNOMED,
+    HYPERTENSION_ICD10,
+    HYPERTENSION_SNOMED,
     SNOMED,
     icd10_key,
     icd10_match,
@@ -67,8 +69,8 @@ def _established(condition: Any) -> bool:
     return not verification & NOT_ESTABLISHED
 
 
-def diabetes_condition(condition: Any) -> Evidence | None:
-    """The evidence that an active, established Condition is diabetes mellitus."""
+def _active_condition(condition: Any, snomed: Iterable[str], icd10: Iterable[str]) -> Evidence | None:
+    """The evidence that an active, established Condition carries one of these SNOMED CT or ICD-10 codes."""
     if not _established(condition):
         return None
     status = {code for _, code in _codes(condition.clinicalStatus, CLINICAL_STATUS)}
@@ -76,11 +78,21 @@ def diabetes_condition(condition: Any) -> Evidence | None:
         return None
     reference = f"Condition/{condition.id}"
     for system, code in _codes(condition.code):
-        if system == SNOMED and code in DIABETES_SNOMED:
+        if system == SNOMED and code in snomed:
             return Evidence(reference, f"SNOMED CT {code}")
-        if is_icd10(system) and icd10_match(code, DIABETES_ICD10):
+        if is_icd10(system) and icd10_match(code, icd10):
             return Evidence(reference, f"ICD-10 {icd10_key(code)}")
     return None
+
+
+def diabetes_condition(condition: Any) -> Evidence | None:
+    """The evidence that an active, established Condition is diabetes mellitus."""
+    return _active_condition(condition, DIABETES_SNOMED, DIABETES_ICD10)
+
+
+def hypertension_condition(condition: Any) -> Evidence | None:
+    """The evidence that an active, established Condition is hypertension (essential or secondary)."""
+    return _active_condition(condition, HYPERTENSION_SNOMED, HYPERTENSION_ICD10)
 
 
 def ascvd_evidence(resource: Any) -> Evidence | None:

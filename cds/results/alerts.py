@@ -42,6 +42,7 @@ class EarlyWarning(BaseModel):
     missing: list[str]
     red: bool = Field(default=False, exclude=True)  # a single parameter scored 3
     method_key: str = Field(default="", exclude=True)  # name@version, as results are stored
+    observed_at: dt.datetime | None = None  # when the newest input was measured
 
 
 class RaisedAlert(BaseModel):

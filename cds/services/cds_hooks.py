@@ -18,6 +18,8 @@ from cds.errors import BackendUnavailableError, InvalidInputError, PreconditionF
 from cds.interop.card_language import Language
 from cds.interop.cds_hooks import OPTIONAL_PREFETCH, PREFETCH, Card, FeedbackItem, HookRequest, card_for, merge_prefetch
 from cds.interop.fhir_inputs import parse_bundle
+from cds.interop.follow_up_card import follow_up_card
+from cds.services import follow_up
 from cds.services.engine import Engine
 from cds.services.risk import assess_record, release_panel
 from cds.store.audit import Actor, AuditAction, record_event
@@ -68,7 +70,10 @@ def _fetch_missing(request: HookRequest, patient_id: str, prefetch: dict[str, An
 
 def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url: str,
                  language: Language = Language.EN) -> list[Card]:  # fmt: skip
-    """The cards for the patient in context, in ``language``: one per topic, with score and band, or why not.
+    """The cards for the patient in context, in ``language``.
+
+    One per risk topic, with score and band, or why not; one per chronic-disease registry the patient is in, with
+    control and follow-up.
 
     Raises:
         InvalidInputError: ``wrong_hook``, ``missing_context``, ``patient_mismatch`` or an input's reason.
@@ -94,7 +99,9 @@ def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url
     for entry in entries:
         if entry.result is not None:
             engine.metrics.count_scored(entry.result.method.name, entry.result.status.value)
-    return [card_for(entry, base_url, language) for entry in entries]
+    follow_ups = follow_up.statuses(engine, condition=None, site=None, patient=subject, actor=actor)
+    return [card_for(entry, base_url, language) for entry in entries] + [
+        follow_up_card(status, language) for status in follow_ups]
 
 
 def record_feedback(engine: Engine, items: list[FeedbackItem], *, actor: Actor) -> int:

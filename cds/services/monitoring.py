@@ -25,10 +25,10 @@ from cds.results.alerts import EarlyWarning, RaisedAlert
 from cds.services.engine import Engine
 from cds.services.risk import release
 from cds.store import observations, outbox
+from cds.store import scores as score_series
 from cds.store.alerts import AlertAction, raise_alert
 from cds.store.audit import Actor, AuditAction, record_event
-from cds.store.results import stored_scores
-from cds.store.tables import ObservationRow
+from cds.store.tables import ObservationRow, ScoreRow
 
 WINDOW = dt.timedelta(hours=4)
 EARLY_WARNING = ("news2", "qsofa")
@@ -70,7 +70,8 @@ def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor, now: dt
         reasons = "; ".join(f"{r.source}: {r.code}: {r.reason}" for r in batch.refused[:10]) or "no Observation"
         raise InvalidInputError(f"no Observation could be used ({reasons})", code="observations_refused")
     rows = [ObservationRow(id=v.key, patient=v.patient, field=v.field, value=v.value, text=v.text,
-                           effective=v.effective, source=v.source[:300], device=v.device, received_at=now)
+                           effective=v.effective, source=v.source[:300], device=v.device, received_at=now,
+                           setting=v.setting)
             for v in batch.values]  # fmt: skip
     with engine.database.session() as session:
         added = observations.store(session, rows)
@@ -118,22 +119,29 @@ def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: 
                                          category=exc.message, missing=[]))  # fmt: skip
             continue
         result_id = release(session, result, subject=patient, actor=actor)
+        observed = result.observed_at or now
+        score_series.add(session, ScoreRow(id=result_id, patient=patient, family=name, score=float(result.score or 0.0),
+                                     band=result.band.value if result.band else None,
+                                     category=(result.category or None) and result.category[:200],
+                                     observed_at=observed, released_at=now))  # fmt: skip
         engine.metrics.count_scored(result.method.name, result.status.value)
         red = any(c.contribution >= 3 for c in result.contributions)
         outcomes.append(EarlyWarning(patient=patient, method=name, result_id=result_id, score=result.score,
                                      band=result.band.value if result.band else None, category=result.category,
-                                     missing=[], red=red, method_key=result.method.key))  # fmt: skip
+                                     missing=[], red=red, method_key=result.method.key,
+                                     observed_at=observed))  # fmt: skip
     return outcomes
 
 
 def _alert(session: Any, outcome: EarlyWarning, now: dt.datetime, actor: Actor,
            webhooks: list[str]) -> RaisedAlert | None:  # fmt: skip
     """The alert a new NEWS2 score raises (rules in :mod:`cds.pipelines.monitoring.alert_rules`), if any."""
-    if outcome.method != "news2" or outcome.score is None or outcome.result_id is None:
+    observed = outcome.observed_at
+    if outcome.method != "news2" or outcome.score is None or outcome.result_id is None or observed is None:
         return None
-    earlier = [(stored.at, stored.score) for stored in stored_scores(
-        session, methods=[outcome.method_key], subjects=[outcome.patient], since=now - RISE_WINDOW) if stored.at < now]
-    signal = news2_signal(outcome.score, outcome.red, earlier, now)
+    lowest = score_series.lowest(session, outcome.patient, outcome.method, observed - RISE_WINDOW, observed,
+                                 excluding=outcome.result_id)  # fmt: skip
+    signal = news2_signal(outcome.score, outcome.red, lowest)
     if signal is None:
         return None
     row, action = raise_alert(session, patient=outcome.patient, family="news2", signal=signal,

@@ -7,26 +7,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from cds.models.risk import get_equation
 from cds.results.alerts import RANK, AlertLevel, AlertRecord, MonitoredPatient, ScorePoint
 from cds.services.engine import Engine
 from cds.services.monitoring import EARLY_WARNING
 from cds.store import alerts as alert_store
 from cds.store import observations
+from cds.store import scores as score_series
 from cds.store.alerts import OPEN
 from cds.store.audit import Actor, AuditAction, record_event
-from cds.store.results import StoredScore, stored_scores
-from cds.store.tables import AlertRow, ObservationRow
+from cds.store.tables import AlertRow, ObservationRow, ScoreRow
 
 
-def _families() -> dict[str, str]:
-    """Score family ("news2") by the method key results are stored under ("news2@2017")."""
-    return {f"{equation.name}@{equation.version}": equation.name for equation in map(get_equation, EARLY_WARNING)}
-
-
-def _point(stored: StoredScore, family: str) -> ScorePoint:
-    return ScorePoint(method=family, score=stored.score, band=stored.band, category=stored.category, at=stored.at,
-                      observed_at=stored.observed_at, result_id=stored.result_id)  # fmt: skip
+def _point(row: ScoreRow) -> ScorePoint:
+    return ScorePoint(method=row.family, score=row.score, band=row.band, category=row.category, at=row.released_at,
+                      observed_at=row.observed_at, result_id=row.id)  # fmt: skip
 
 
 def patients(engine: Engine, since: dt.datetime, *, patient: str | None, actor: Actor) -> list[MonitoredPatient]:
@@ -34,13 +28,11 @@ def patients(engine: Engine, since: dt.datetime, *, patient: str | None, actor: 
 
     Order: the most urgent open alert, then the highest latest NEWS2, then the most recently seen.
     """
-    families = _families()
     with engine.database.session() as session:
         seen = observations.monitored(session, since, patient=patient)
         names = [m.patient for m in seen]
-        latest: dict[str, dict[str, ScorePoint]] = {name: {} for name in names}
-        for stored in stored_scores(session, methods=list(families), since=since, subjects=names):
-            latest[stored.subject][families[stored.method]] = _point(stored, families[stored.method])
+        latest = {name: {family: _point(row) for family, row in rows.items()}
+                  for name, rows in score_series.latest(session, names, since).items()}  # fmt: skip
         open_alerts: dict[str, list[AlertRow]] = {name: [] for name in names}
         for row in alert_store.list_alerts(session, state=OPEN, patient=patient, limit=10_000):
             if row.patient in open_alerts:
@@ -52,7 +44,7 @@ def patients(engine: Engine, since: dt.datetime, *, patient: str | None, actor: 
         alerts = open_alerts[monitored.patient]
         level = max((AlertLevel(row.level) for row in alerts), key=RANK.__getitem__, default=None)
         board.append(MonitoredPatient(patient=monitored.patient, alert_level=level.value if level else None,
-                                      open_alerts=len(alerts), latest=latest[monitored.patient],
+                                      open_alerts=len(alerts), latest=latest.get(monitored.patient, {}),
                                       observations=monitored.observations, last_observation=monitored.last))
     news2 = EARLY_WARNING[0]
     return sorted(board, key=lambda p: (-RANK.get(AlertLevel(p.alert_level), 0) if p.alert_level else 0,
@@ -61,13 +53,12 @@ def patients(engine: Engine, since: dt.datetime, *, patient: str | None, actor: 
 
 
 def scores(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -> list[ScorePoint]:
-    """A patient's early-warning scores released since ``since``, oldest first (audited as a read)."""
-    families = _families()
+    """A patient's early-warning scores measured since ``since``, oldest first (audited as a read)."""
     with engine.database.session() as session:
-        found = stored_scores(session, methods=list(families), since=since, subjects=[patient])
+        found = [_point(row) for row in score_series.series(session, patient, since)]
         record_event(session, AuditAction.SCORES_READ, actor, "RiskAssessment", subject=patient,
                      detail={"scores": len(found)})
-    return [_point(stored, families[stored.method]) for stored in found]
+    return found
 
 
 def history(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -> list[ObservationRow]:
@@ -76,7 +67,8 @@ def history(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -
         rows = observations.series(session, patient, since)
         record_event(session, AuditAction.OBSERVATIONS_READ, actor, "Observation", subject=patient,
                      detail={"rows": len(rows)})
-        session.expunge_all()
+        for row in rows:  # kept readable after the commit (the audit event stays in the session to be written)
+            session.expunge(row)
     return rows
 
 

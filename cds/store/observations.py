@@ -61,13 +61,18 @@ def latest(session: Session, patient: str, windows: Mapping[str, dt.timedelta],
     return found
 
 
-def series(session: Session, patient: str, since: dt.datetime,
+def series(session: Session, patient: str | Sequence[str], since: dt.datetime,
            fields: Iterable[str] | None = None) -> list[ObservationRow]:  # fmt: skip
-    """A patient's observations (of ``fields``, or all) since ``since``, oldest first."""
-    query = select(ObservationRow).where(ObservationRow.patient == patient, ObservationRow.effective >= since)
-    if fields is not None:
-        query = query.where(ObservationRow.field.in_(list(fields)))
-    return list(session.scalars(query.order_by(ObservationRow.effective, ObservationRow.id)))
+    """A patient's (or several patients') observations (of ``fields``, or all) since ``since``, oldest first."""
+    patients = [patient] if isinstance(patient, str) else list(patient)
+    found: list[ObservationRow] = []
+    for start in range(0, len(patients), 500):
+        query = select(ObservationRow).where(ObservationRow.patient.in_(patients[start : start + 500]),
+                                             ObservationRow.effective >= since)  # fmt: skip
+        if fields is not None:
+            query = query.where(ObservationRow.field.in_(list(fields)))
+        found += session.scalars(query.order_by(ObservationRow.effective, ObservationRow.id))
+    return sorted(found, key=lambda row: (row.effective, row.id)) if len(patients) > 500 else found
 
 
 @dataclass(frozen=True)

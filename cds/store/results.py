@@ -5,11 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cds.errors import ResultNotFoundError
@@ -44,38 +41,3 @@ def read_result(session: Session, result_id: str) -> ResultRow:
     if row is None:
         raise ResultNotFoundError(f"no result {result_id!r}")
     return row
-
-
-@dataclass(frozen=True)
-class StoredScore:
-    """One released score: whose, from which method (``name@version``), when, and its band.
-
-    ``observed_at`` is when the newest input was measured (scores from time series), else the release time.
-    """
-
-    subject: str
-    method: str
-    at: dt.datetime
-    score: float
-    band: str | None
-    category: str | None
-    result_id: str
-    observed_at: dt.datetime
-
-
-def stored_scores(session: Session, *, methods: Sequence[str], since: dt.datetime,
-                  subjects: Sequence[str] | None = None) -> list[StoredScore]:  # fmt: skip
-    """The scores released by ``methods`` since ``since`` (of ``subjects``, or everyone's), oldest first."""
-    query = select(ResultRow).where(ResultRow.method.in_(list(methods)), ResultRow.created_at >= since)
-    if subjects is not None:
-        query = query.where(ResultRow.subject.in_(list(subjects)))
-    found = []
-    for row in session.scalars(query.order_by(ResultRow.created_at, ResultRow.id)):
-        payload = json.loads(row.payload)
-        score = payload.get("score")
-        if isinstance(score, int | float):
-            observed = payload.get("observed_at")
-            found.append(StoredScore(row.subject, row.method, row.created_at, float(score), payload.get("band"),
-                                     payload.get("category"), row.id,
-                                     dt.datetime.fromisoformat(observed) if observed else row.created_at))  # fmt: skip
-    return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, Dialect, Float, Index, Integer, String, Text
+from sqlalchemy import Boolean, Date, DateTime, Dialect, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -205,6 +205,41 @@ class ObservationRow(Base):
     source: Mapped[str] = mapped_column(String(300))  # "Observation/<id>" as sent
     device: Mapped[str] = mapped_column(String(300))  # "Device/<id>" or the device's name, "" when unknown
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    setting: Mapped[str] = mapped_column(String(10), default="home")  # "clinic" or "home"
+
+
+class ScoreRow(Base):
+    """One early-warning score in a patient's time series; ``id`` is its released result's id (``results``)."""
+
+    __tablename__ = "early_warning_scores"
+    __table_args__ = (Index("ix_early_warning_scores_patient_family_observed", "patient", "family", "observed_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    patient: Mapped[str] = mapped_column(String(200))
+    family: Mapped[str] = mapped_column(String(40))  # "news2", "qsofa"
+    score: Mapped[float] = mapped_column(Float)
+    band: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    observed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())  # when its newest input was measured
+    released_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class RegistryRow(Base):
+    """A patient in a family doctor's chronic-disease registry (hypertension, diabetes) at one site."""
+
+    __tablename__ = "chronic_registry"
+    __table_args__ = (UniqueConstraint("patient", "condition", name="uq_chronic_registry_patient_condition"),
+                      Index("ix_chronic_registry_site_condition", "site", "condition"))  # fmt: skip
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    patient: Mapped[str] = mapped_column(String(200))
+    condition: Mapped[str] = mapped_column(String(20))
+    site: Mapped[str] = mapped_column(String(100))
+    birth_date: Mapped[str | None] = mapped_column(String(10), nullable=True)  # FHIR date: "1958", "1958-03"...
+    enrolled_on: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(300))  # "Condition/<id>" or "enrolled by <who>"
+    enrolled_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class AlertRow(Base):

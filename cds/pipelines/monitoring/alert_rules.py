@@ -12,7 +12,6 @@ A score that meets several rules raises one alert at the highest level, naming e
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 from cds.results.alerts import RANK, AlertLevel, Signal
 
@@ -20,15 +19,13 @@ RISE = 2.0
 RISE_WINDOW = dt.timedelta(hours=24)
 
 
-def news2_signal(score: float, red: bool, earlier: Sequence[tuple[dt.datetime, float]],
-                 now: dt.datetime) -> Signal | None:  # fmt: skip
-    """The alert a new NEWS2 ``score`` asks for, given ``earlier`` (time, score) pairs; ``None`` when none.
+def news2_signal(score: float, red: bool, lowest_recent: float | None) -> Signal | None:
+    """The alert a new NEWS2 ``score`` asks for; ``None`` when none.
 
     Args:
         score: The new aggregate score.
         red: Whether a single parameter scored 3.
-        earlier: The patient's earlier NEWS2 scores (any age; only the last 24 hours count for the trend).
-        now: When the new score was computed.
+        lowest_recent: The patient's lowest NEWS2 measured in the :data:`RISE_WINDOW` before this one, if any.
     """
     met: list[tuple[str, AlertLevel, str]] = []
     if score >= 7:
@@ -38,10 +35,9 @@ def news2_signal(score: float, red: bool, earlier: Sequence[tuple[dt.datetime, f
     elif red:
         met.append(("news2_red", AlertLevel.URGENT,
                     f"NEWS2 {score:g} with a single parameter scoring 3: urgent ward-based response"))  # fmt: skip
-    recent = [value for when, value in earlier if now - RISE_WINDOW <= when <= now]
-    if recent and score - min(recent) >= RISE:
+    if lowest_recent is not None and score - lowest_recent >= RISE:
         met.append(("news2_rise", AlertLevel.URGENT,
-                    f"NEWS2 rose by {score - min(recent):g} within 24 hours (from {min(recent):g})"))  # fmt: skip
+                    f"NEWS2 rose by {score - lowest_recent:g} within 24 hours (from {lowest_recent:g})"))  # fmt: skip
     if not met:
         return None
     level = max((level for _, level, _ in met), key=RANK.__getitem__)

@@ -31,6 +31,7 @@ from cds.serving.api.routes import (
     observations,
     pathology,
     preread,
+    registries,
     results,
     risk,
     worklist,
@@ -44,7 +45,7 @@ from cds.store.audit_anchor import Checkpointer
 
 log = logging.getLogger(__name__)
 ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb, about,
-           observations, alerts, monitoring,
+           observations, alerts, monitoring, registries,
            pathology)  # one module per URL resource; no two of them share a path prefix
 
 

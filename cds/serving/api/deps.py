@@ -9,10 +9,12 @@ dependency teardown would release.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import BeforeValidator
 
 from cds.errors import ForbiddenError, NotAuthenticatedError
 from cds.services.engine import Engine
@@ -116,3 +118,19 @@ def window_start(since: dt.datetime | None, default: dt.timedelta) -> dt.datetim
     """Where a time-series read starts: ``since`` (naive taken as UTC), or ``default`` ago."""
     start = since or dt.datetime.now(dt.UTC) - default
     return start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+
+
+def _iso(pattern: str, example: str) -> BeforeValidator:
+    """Only ISO 8601 text (not a bare number, which pydantic would take as seconds since 1970)."""
+    matcher = re.compile(pattern)
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and not matcher.match(value):
+            raise ValueError(f"expected ISO 8601, e.g. {example}")
+        return value
+
+    return BeforeValidator(check)
+
+
+IsoDateTime = Annotated[dt.datetime, _iso(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", "2026-12-01T08:00:00Z")]
+IsoDate = Annotated[dt.date, _iso(r"^\d{4}-\d{2}-\d{2}$", "2026-12-01")]

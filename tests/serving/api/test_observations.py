@@ -246,3 +246,27 @@ def test_observations_shaped_like_the_fhir_specifications_own_examples_are_read(
     assert answer["stored"] == 3 and answer["refused"] == []
     series = client.get("/v1/observations?patient=Patient/example&since=2012-01-01T00:00:00Z", headers=headers).json()
     assert {(s["field"], s["value"]) for s in series} == {("systolic_bp", 107), ("diastolic_bp", 60), ("glucose", 6.3)}
+
+
+def test_an_entry_that_is_not_valid_fhir_is_refused_alone(client: TestClient) -> None:
+    headers = bearer(client, Role.CLINICIAN)
+    broken = vital("bad", "8867-4", 70, "/min")
+    broken["resource"]["status"] = "finalised"  # not a FHIR observation-status
+    odd = vital("odd", "8867-4", 71, "/min", minutes_ago=5)
+    odd["resource"]["valueQuantity"]["value"] = "seventy"
+    bundle = {"resourceType": "Bundle", "type": "batch",
+              "entry": [broken, odd, vital("good", "9279-1", 18, "/min"), {"resource": {"resourceType": "Device",
+                                                                                         "id": "monitor-7"}}]}
+    answer = client.post("/v1/observations", json=bundle, headers=headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["stored"] == 1
+    assert sorted((r["source"], r["code"]) for r in body["refused"]) == [
+        ("Observation/bad", "invalid_fhir"), ("Observation/odd", "invalid_fhir")]
+    assert "status" in next(r["reason"] for r in body["refused"] if r["source"] == "Observation/bad")
+    shell = client.post("/v1/observations", json={"resourceType": "Bundle", "type": "batch", "timestamp": "yesterday", "entry": []},
+                        headers=headers)  # fmt: skip
+    assert shell.status_code == 422 and shell.json()["code"] == "invalid_fhir"
+    none = client.post("/v1/observations", json={"resourceType": "Bundle", "type": "batch", "entry": [broken]},
+                       headers=headers)  # fmt: skip
+    assert none.status_code == 422 and none.json()["code"] == "observations_refused"

@@ -23,7 +23,8 @@ from cds.settings import Settings
 pytestmark = pytest.mark.slow
 STOW = ("POST", "/dicomweb/studies")
 FREE_FORM_JSON = {("POST", "/v1/risk/panel"), ("POST", "/v1/risk/{score}/fhir"), ("POST", "/v1/observations"),
-                  ("POST", "/cds-services/{service_id}"), ("POST", "/cds-services/{service_id}/feedback")}
+                  ("POST", "/cds-services/{service_id}"), ("POST", "/cds-services/{service_id}/feedback"),
+                  ("POST", "/v1/registries/{condition}")}
 
 
 def _app(root: Path):  # noqa: ANN202

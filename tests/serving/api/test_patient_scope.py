@@ -15,7 +15,7 @@ from pydicom import Dataset
 
 from cds.results.alerts import AlertLevel, Signal
 from cds.serving.api.auth import Role
-from cds.store import jobs
+from cds.store import jobs, registry
 from cds.store.alerts import raise_alert
 from cds.store.audit import Actor
 from cds.store.dicom_index import STORED, index_dataset
@@ -28,9 +28,11 @@ PATIENT, OTHER = "P-A", "Patient/SOMEONE-ELSE"
 NO_PATIENT_DATA = {("GET", "/v1/models"), ("GET", "/v1/models/{name}"), ("GET", "/v1/me"), ("GET", "/v1/risk"),
                    ("GET", "/v1/risk/panel/sample"), ("GET", "/v1/dashboard"), ("GET", "/v1/audit/verify")}
 FILTERED = {("GET", "/v1/worklist"), ("GET", "/v1/pathology/jobs"), ("GET", "/dicomweb/studies"), ("GET", "/v1/alerts"),
-            ("GET", "/v1/monitoring/patients"), ("GET", "/dicomweb/studies/{study}/series"),
+            ("GET", "/v1/monitoring/patients"), ("GET", "/v1/registries/{condition}"),
+            ("GET", "/dicomweb/studies/{study}/series"),
             ("GET", "/dicomweb/studies/{study}/series/{series}/instances")}  # fmt: skip
-PATIENT_QUERY = {("GET", "/v1/observations"), ("GET", "/v1/monitoring/scores")}
+PATIENT_QUERY = {("GET", "/v1/observations"), ("GET", "/v1/monitoring/scores"),
+                 ("GET", "/v1/registries/{condition}/status")}
 UPLOADS = {("POST", "/dicomweb/studies")}  # stored under the patient the file names; reads of it are checked
 BUNDLE = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
     "resourceType": "Patient", "id": PATIENT, "gender": "male", "birthDate": "1960-01-01"}}]}  # fmt: skip
@@ -74,6 +76,8 @@ def seeded(client: TestClient) -> dict[str, str]:
         now = dt.datetime.now(dt.UTC)
         session.add(ObservationRow(id="hr-1", patient=f"Patient/{PATIENT}", field="heart_rate", value=70.0,
                                    effective=now, source="Observation/hr", device="", received_at=now))
+        registry.enroll(session, patient=f"Patient/{PATIENT}", condition="hypertension", site="default",
+                        enrolled_on=now.date(), birth_date=None, source="test", enrolled_by="t")
     return ids
 
 
@@ -82,7 +86,7 @@ def _url(path: str, ids: dict[str, str]) -> str:
         else ids["preread"]
     values = {"study": "1.9", "series": "1.9.2", "sop": "1.9.1", "uid": "1.9.1", "name": "result.json",
               "job_id": job, "result_id": ids["result"], "score": "pce", "service_id": "cds-risk",
-              "alert_id": ids["alert"]}
+              "alert_id": ids["alert"], "condition": "hypertension"}
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "lesion-demo"), path)
 
 
@@ -93,6 +97,8 @@ def _body(method: str, path: str) -> dict[str, Any] | None:
         return {"label": "Mass", "verdict": "accepted"}
     if path in ("/v1/risk/{score}/fhir", "/v1/risk/panel"):
         return BUNDLE
+    if path == "/v1/registries/{condition}":
+        return {"patient": f"Patient/{PATIENT}"}
     if path == "/v1/observations":
         return {"resourceType": "Observation", "id": "hr", "status": "final", "subject": {"reference": f"Patient/{PATIENT}"},
                 "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from cds.results.alerts import MonitoredPatient, ScorePoint
 from cds.services import monitoring_board
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, window_start
+from cds.serving.api.deps import EngineDep, IsoDateTime, StateDep, enforce_patient_scope, require, window_start
 
 router = APIRouter(prefix="/v1/monitoring", tags=["monitoring"])
 Clinical = Annotated[Principal, Depends(require(Role.CLINICIAN, Role.ADMIN))]
@@ -24,7 +24,7 @@ PatientRef = Annotated[str, Query(pattern=r"^Patient/[A-Za-z0-9\-.]{1,64}$", des
 @router.get("/patients")
 def monitored_patients(
     engine: EngineDep, principal: Clinical,
-    since: Annotated[dt.datetime | None,
+    since: Annotated[IsoDateTime | None,
                      Query(description="Observations from this time (default: 24 hours ago)")] = None,
 ) -> list[MonitoredPatient]:  # fmt: skip
     """Patients with observations since ``since``: the most urgent open alert first, then the highest NEWS2."""
@@ -35,7 +35,7 @@ def monitored_patients(
 @router.get("/scores")
 def scores(
     patient: PatientRef, http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
-    since: Annotated[dt.datetime | None, Query(description="From this time (default: 7 days ago)")]
+    since: Annotated[IsoDateTime | None, Query(description="From this time (default: 7 days ago)")]
     = None,
 ) -> list[ScorePoint]:  # fmt: skip
     """A patient's early-warning scores (NEWS2, qSOFA) as released, oldest first (audited)."""
