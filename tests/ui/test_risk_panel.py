@@ -48,7 +48,7 @@ def test_clinician_sees_each_topic_with_inputs_contributions_and_what_is_missing
     sign_in(page, server, "clinician")
     expect(page.get_by_role("heading", name="Patient risk")).to_be_visible()
     nav = page.get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link")).to_have_text(["Patient risk", "Monitoring"])  # nothing else for this role
+    expect(nav.get_by_role("link")).to_have_text(["Patient risk", "Monitoring", "Follow-up"])  # nothing else for this role
     reached = tab_through(page)
     assert [f for f in reached if not f["name"]] == []  # every control the keyboard reaches has a name
     assert {"FHIR Bundle (JSON)", "Load the sample patient", "Sign out"} <= {f["name"] for f in reached}

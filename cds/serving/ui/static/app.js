@@ -6,11 +6,13 @@
 //   #/pathology[/<job>]      pathologist's slide reads and one read with its heatmap and zoom (pathologist, admin)
 //   #/risk                   clinician's patient risk panel (clinician, admin)
 //   #/monitoring[/<patient>] monitored patients by alert level, and one patient's trends and alerts (clinician, admin)
+//   #/follow-up              chronic-disease registries: control and follow-ups due (clinician, admin)
 //   #/models                 ML engineer's model dashboard (ml_engineer, admin)
 
 import { api, clearSession, loadSession, saveSession } from "./modules/api.js";
 import { renderDashboard } from "./modules/dashboard.js";
 import { announce, h, replace } from "./modules/dom.js";
+import { renderFollowUp } from "./modules/follow_up.js";
 import { renderMonitoring } from "./modules/monitoring.js";
 import { renderPathology } from "./modules/pathology.js";
 import { renderRiskPanel } from "./modules/risk.js";
@@ -25,6 +27,7 @@ const VIEWS = [
     render: (main, args) => (args[0] ? renderSlide(main, args[0]) : renderPathology(main)) },
   { id: "risk", title: "Patient risk", roles: ["clinician", "admin"], render: renderRiskPanel },
   { id: "monitoring", title: "Monitoring", roles: ["clinician", "admin"], render: renderMonitoring },
+  { id: "follow-up", title: "Follow-up", roles: ["clinician", "admin"], render: renderFollowUp },
   { id: "models", title: "Models", roles: ["ml_engineer", "admin"], render: renderDashboard },
 ];
 const VIEWER_ROLES = ["radiologist", "admin"];
