@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from cds.store.tables import ObservationRow
@@ -31,9 +31,10 @@ def store(session: Session, rows: Sequence[ObservationRow]) -> list[ObservationR
     for row in rows:
         if row.id not in known:
             known.add(row.id)
-            session.add(row)
             added.append(row)
-    session.flush()
+    if added:  # one multi-row INSERT, not one ORM object each (the rows stay outside the session)
+        columns = [column.key for column in ObservationRow.__table__.columns]
+        session.execute(insert(ObservationRow), [{name: getattr(row, name) for name in columns} for row in added])
     return added
 
 
@@ -46,12 +47,13 @@ def latest(session: Session, patient: str, windows: Mapping[str, dt.timedelta],
     if not windows:
         return {}
     oldest = now - max(windows.values())
-    rows = session.scalars(
-        select(ObservationRow)
+    rows = session.execute(
+        select(ObservationRow.field, ObservationRow.value, ObservationRow.text, ObservationRow.effective,
+               ObservationRow.source)
         .where(ObservationRow.patient == patient, ObservationRow.field.in_(list(windows)),
                ObservationRow.effective > oldest, ObservationRow.effective <= now)
         .order_by(ObservationRow.effective.desc(), ObservationRow.id)
-    )  # fmt: skip
+    )  # fmt: skip (columns, not ORM objects: this runs on every ingest)
     found: dict[str, StoredValue] = {}
     for row in rows:
         if row.field in found or row.effective <= now - windows[row.field]:

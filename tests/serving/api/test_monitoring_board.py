@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from cds.serving.api.auth import Role
 from tests.serving.api.conftest import bearer
-from tests.serving.api.test_observations import NOW, scored_set, vital
+from tests.serving.api.test_observations import NOW, ingest, scored_set, vital
 
 
 def for_patient(bundle: dict, patient: str) -> dict:
@@ -26,9 +26,7 @@ def test_patients_are_listed_most_urgent_first_with_latest_scores(client: TestCl
     headers = bearer(client, Role.CLINICIAN)
 
     def post(bundle: dict) -> dict:
-        answer = client.post("/v1/observations", json=bundle, headers=headers)
-        assert answer.status_code == 200, answer.text
-        return answer.json()
+        return ingest(client, bundle, headers)
 
     post(for_patient(scored_set("a", 120, rr=22, pulse=112), "Patient/calm"))  # NEWS2 4: no alert
     post(for_patient(scored_set("a", 120, rr=25, pulse=112), "Patient/urgent"))  # 5: urgent

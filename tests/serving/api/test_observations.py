@@ -120,6 +120,13 @@ def test_a_patient_scoped_token_posts_and_reads_only_its_patient(client: TestCli
     assert client.get("/v1/observations?patient=Patient/w1", headers=bearer(client, Role.RADIOLOGIST)).status_code == 403
 
 
+def ingest(client: TestClient, bundle: dict, headers: dict[str, str]) -> dict:
+    """POST ``bundle`` to /v1/observations; the answer, which must be 200."""
+    answer = client.post("/v1/observations", json=bundle, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 def scored_set(tag: str, minutes_ago: int, *, rr: float, pulse: float) -> dict:
     """A full set whose NEWS2 is RR's and pulse's points (SpO2 97 on air, SBP 120, alert, 37 °C score 0)."""
     def entry(loinc: str, value: float, unit: str) -> dict:
@@ -135,9 +142,7 @@ def test_alerts_open_escalate_deduplicate_and_are_acknowledged(client: TestClien
     headers = bearer(client, Role.CLINICIAN)
 
     def post(bundle: dict) -> dict:
-        answer = client.post("/v1/observations", json=bundle, headers=headers)
-        assert answer.status_code == 200, answer.text
-        return answer.json()
+        return ingest(client, bundle, headers)
 
     first = post(scored_set("a", 180, rr=22, pulse=112))  # RR 22 (2) + pulse 112 (2) = 4
     news2 = next(s for s in first["scores"] if s["method"] == "news2")
