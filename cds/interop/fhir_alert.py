@@ -9,7 +9,7 @@ from cds.errors import MissingDependencyError
 
 CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
 ALERT_SYSTEM = "urn:cds:alert"
-PRIORITY = {"urgent": "urgent", "emergency": "stat"}
+PRIORITY = {"routine": "routine", "urgent": "urgent", "emergency": "stat"}
 
 
 def alert_communication(*, alert_id: str, patient: str, level: str, rules: tuple[str, ...], text: str,

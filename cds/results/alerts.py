@@ -12,11 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 class AlertLevel(StrEnum):
     """How urgently a clinician must respond; ordered."""
 
+    ROUTINE = "routine"  # the next follow-up should see to it (a chronic disease above target)
     URGENT = "urgent"
     EMERGENCY = "emergency"
 
 
-RANK = {AlertLevel.URGENT: 1, AlertLevel.EMERGENCY: 2}
+RANK = {AlertLevel.ROUTINE: 0, AlertLevel.URGENT: 1, AlertLevel.EMERGENCY: 2}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ of :mod:`cds.pipelines.monitoring.follow_up`. Enrolments and reads are audited.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -16,16 +17,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.orm import Session
 
 from cds.errors import InvalidInputError
 from cds.interop.fhir_observations import CLINIC
 from cds.interop.record_conditions import diabetes_condition, hypertension_condition
 from cds.interop.record_dates import age_at, birth_range, instant
+from cds.pipelines.monitoring.alert_rules import home_bp_signal
 from cds.pipelines.monitoring.follow_up import (
     FASTING_GLUCOSE_TARGET,
     HBA1C_TARGET,
     HBA1C_VALID,
     HOME_BP_TARGET,
+    HOME_WINDOW,
     Condition,
     Visit,
     home_bp,
@@ -34,12 +38,17 @@ from cds.pipelines.monitoring.follow_up import (
     uncontrolled_since,
     visit,
 )
+from cds.pipelines.risk.equation import hash_inputs
+from cds.results.alerts import Signal
 from cds.results.follow_up import Control, FollowUpStatus, RegistryEntry
 from cds.services.engine import Engine
 from cds.store import observations, registry
 from cds.store.audit import Actor, AuditAction, record_event
-from cds.store.tables import RegistryRow
+from cds.store.results import release_result
+from cds.store.tables import ObservationRow, RegistryRow
 
+HYPERTENSION = Condition.HYPERTENSION
+HOME_BP_METHOD = "home_bp@2018"  # the 7-day home mean against the Chinese hypertension guideline's 135/85 (2018)
 HISTORY = dt.timedelta(days=730)  # the observations a status is computed from
 FIELDS = {Condition.HYPERTENSION: ("systolic_bp", "diastolic_bp"), Condition.DIABETES: ("fasting_glucose", "hba1c")}
 PATIENT_REFERENCE = r"^Patient/[A-Za-z0-9\-.]{1,64}$"
@@ -213,10 +222,41 @@ def statuses(engine: Engine, *, condition: Condition | None, site: str | None, p
         since = dt.datetime.combine(today, dt.time(), dt.UTC) - HISTORY
         found: dict[str, list[Local]] = defaultdict(list)
         for o in observations.series(session, sorted({r.patient for r in rows}), since, fields):
-            local = o.effective.astimezone(zone)
-            if local.date() <= today:  # a status at an earlier day knows nothing of what came after
-                found[o.patient].append(Local(o.field, o.value, o.setting, o.source, local))
+            local = _local(o, zone)
+            if local.effective.date() <= today:  # a status at an earlier day knows nothing of what came after
+                found[o.patient].append(local)
         record_event(session, AuditAction.REGISTRY_READ, actor, "Registry", subject=patient or "",
                      detail={"entries": len(rows), "site": site or "any"})
     result = [_status(row, found[row.patient], today) for row in rows]
     return sorted(result, key=lambda s: (-s.overdue_days, s.controlled is not False, s.due, s.entry.patient))
+
+
+def home_bp_check(engine: Engine, session: Session, patient: str, added: Sequence[ObservationRow], now: dt.datetime,
+                  actor: Actor) -> tuple[Signal, str] | None:  # fmt: skip
+    """The alert new home BP readings of a hypertension-registry patient ask for, and the result it rests on.
+
+    The result is the week's home readings, released and audited. ``None`` when the patient is not enrolled or
+    nothing is wrong.
+    """
+    new = [r for r in added if r.patient == patient and r.setting != CLINIC and r.field in FIELDS[HYPERTENSION]]
+    if not new or not registry.entries(session, condition=HYPERTENSION.value, patient=patient):
+        return None
+    zone = zoneinfo.ZoneInfo(engine.settings.timezone)
+    rows = observations.series(session, patient, now - HOME_WINDOW - dt.timedelta(days=1), FIELDS[HYPERTENSION])
+    week = _readings(HYPERTENSION, [_local(r, zone) for r in rows if r.setting != CLINIC])
+    home = home_bp(week, now.astimezone(zone).date())
+    pairs = _readings(HYPERTENSION, [_local(r, zone) for r in new])
+    highest = (max(p[1] for p in pairs), max(p[2] for p in pairs)) if pairs else None
+    signal = home_bp_signal(home, highest)
+    if signal is None:
+        return None
+    payload = {"measure": "home_bp", "mean": list(home.mean), "days": home.days, "highest_new": highest,
+               "target": list(HOME_BP_TARGET), "above_target": home.above_target, "rules": list(signal.rules)}
+    result_id = release_result(session, kind="follow_up", subject=patient, method=HOME_BP_METHOD,
+                               input_sha256=hash_inputs({"readings": json.dumps(week, default=str)}),
+                               payload=payload, actor=actor.subject, role=actor.role)  # fmt: skip
+    return signal, result_id
+
+
+def _local(row: ObservationRow, zone: zoneinfo.ZoneInfo) -> Local:
+    return Local(row.field, row.value, row.setting, row.source, row.effective.astimezone(zone))

@@ -21,7 +21,8 @@ from cds.interop.fhir_observations import Refusal, read_observations
 from cds.models.risk import get_equation
 from cds.pipelines.monitoring.alert_rules import RISE_WINDOW, news2_signal
 from cds.pipelines.risk.equation import EquationPipeline
-from cds.results.alerts import EarlyWarning, RaisedAlert
+from cds.results.alerts import EarlyWarning, RaisedAlert, Signal
+from cds.services import follow_up
 from cds.services.engine import Engine
 from cds.services.risk import release
 from cds.store import observations, outbox
@@ -81,6 +82,10 @@ def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor, now: dt
         webhooks = engine.settings.alert_webhooks
         alerts = [alert for outcome in scores
                   if (alert := _alert(session, outcome, now, actor, webhooks)) is not None]  # fmt: skip
+        for patient in sorted({row.patient for row in added}):  # registry patients' home blood pressure
+            found = follow_up.home_bp_check(engine, session, patient, added, now, actor)
+            if found is not None:
+                alerts.append(_raise(session, patient, "home_bp", *found, now, actor, webhooks))
         for patient in patients:
             record_event(session, AuditAction.OBSERVATIONS_INGEST, actor, "Observation", subject=patient,
                          detail={"stored": sum(r.patient == patient for r in added),
@@ -144,8 +149,17 @@ def _alert(session: Any, outcome: EarlyWarning, now: dt.datetime, actor: Actor,
     signal = news2_signal(outcome.score, outcome.red, lowest)
     if signal is None:
         return None
-    row, action = raise_alert(session, patient=outcome.patient, family="news2", signal=signal,
-                              result_id=outcome.result_id, now=now, actor=actor)  # fmt: skip
+    return _raise(session, outcome.patient, "news2", signal, outcome.result_id, now, actor, webhooks)
+
+
+def _raise(session: Any, patient: str, family: str, signal: Signal, result_id: str, now: dt.datetime, actor: Actor,
+           webhooks: list[str]) -> RaisedAlert:  # fmt: skip
+    """Open, escalate or deduplicate the patient's alert of ``family``.
+
+    An opened or escalated alert goes to the subscribers through the outbox, in this transaction.
+    """
+    row, action = raise_alert(session, patient=patient, family=family, signal=signal, result_id=result_id, now=now,
+                              actor=actor)  # fmt: skip
     rules = tuple(row.rules.split(","))
     if action is not AlertAction.DEDUPLICATED and webhooks:  # delivered from the outbox, written with the alert
         message = alert_communication(alert_id=row.id, patient=row.patient, level=row.level, rules=rules,

@@ -47,7 +47,7 @@ def patients(engine: Engine, since: dt.datetime, *, patient: str | None, actor: 
                                       open_alerts=len(alerts), latest=latest.get(monitored.patient, {}),
                                       observations=monitored.observations, last_observation=monitored.last))
     news2 = EARLY_WARNING[0]
-    return sorted(board, key=lambda p: (-RANK.get(AlertLevel(p.alert_level), 0) if p.alert_level else 0,
+    return sorted(board, key=lambda p: (-1 - RANK[AlertLevel(p.alert_level)] if p.alert_level else 0,
                                         -(p.latest[news2].score if news2 in p.latest else -1),
                                         -p.last_observation.timestamp()))  # fmt: skip
 

@@ -23,3 +23,17 @@ def test_a_rise_of_two_over_the_lowest_in_24_hours_is_an_alert() -> None:
     assert news2_signal(3, False, 2.0) is None  # a rise of 1
     both = news2_signal(7, False, 2.0)
     assert both is not None and both.level == "emergency" and both.rules == ("news2_emergency", "news2_rise")
+
+
+def test_home_blood_pressure_rules() -> None:
+    from cds.pipelines.monitoring.alert_rules import home_bp_signal
+    from cds.pipelines.monitoring.follow_up import HomeReadings
+
+    above, below, unknown = HomeReadings(4, (136.0, 80.0), True), HomeReadings(4, (130.0, 80.0), False), \
+        HomeReadings(2, (150.0, 95.0), None)  # fmt: skip
+    assert home_bp_signal(below, (134, 84)) is None and home_bp_signal(unknown, (150, 95)) is None
+    routine = home_bp_signal(above, (136, 80))
+    assert routine is not None and (routine.level, routine.rules) == ("routine", ("home_bp_above_target",))
+    refer = home_bp_signal(unknown, (150, 110))  # DBP 110 is referred at once, whatever the week's mean
+    assert refer is not None and (refer.level, refer.rules) == ("urgent", ("bp_refer_now",))
+    assert home_bp_signal(below, (179, 109)) is None

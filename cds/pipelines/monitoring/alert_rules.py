@@ -7,12 +7,20 @@
   before a threshold is crossed.
 
 A score that meets several rules raises one alert at the highest level, naming every rule it met.
+
+For a patient in the hypertension registry, home blood pressure (:mod:`cds.pipelines.monitoring.follow_up`):
+
+- the mean of the last 7 days' home readings at or above 135/85 mmHg (``home_bp_above_target``, level
+  ``routine``: for the next follow-up);
+- a reading with SBP ≥ 180 or DBP ≥ 110 mmHg, which the public health service specification refers at once
+  (``bp_refer_now``, level ``urgent``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from cds.pipelines.monitoring.follow_up import BP_REFER_NOW, HOME_BP_TARGET, HomeReadings
 from cds.results.alerts import RANK, AlertLevel, Signal
 
 RISE = 2.0
@@ -38,6 +46,29 @@ def news2_signal(score: float, red: bool, lowest_recent: float | None) -> Signal
     if lowest_recent is not None and score - lowest_recent >= RISE:
         met.append(("news2_rise", AlertLevel.URGENT,
                     f"NEWS2 rose by {score - lowest_recent:g} within 24 hours (from {lowest_recent:g})"))  # fmt: skip
+    return _signal(met)
+
+
+def home_bp_signal(home: HomeReadings, highest: tuple[float, float] | None) -> Signal | None:
+    """The alert new home readings ask for: the week's mean above target, or a reading to refer at once.
+
+    Args:
+        home: The last 7 days' home readings, summarised.
+        highest: The new readings' highest (SBP, DBP), if any.
+    """
+    met: list[tuple[str, AlertLevel, str]] = []
+    if highest is not None and (highest[0] >= BP_REFER_NOW[0] or highest[1] >= BP_REFER_NOW[1]):
+        met.append(("bp_refer_now", AlertLevel.URGENT,
+                    f"BP {highest[0]:g}/{highest[1]:g} mmHg: refer at once (SBP ≥ 180 or DBP ≥ 110)"))  # fmt: skip
+    if home.above_target:
+        met.append(("home_bp_above_target", AlertLevel.ROUTINE,
+                    f"home BP mean {home.mean[0]:g}/{home.mean[1]:g} mmHg over {home.days} days of the last 7 "
+                    f"(target <{HOME_BP_TARGET[0]:g}/{HOME_BP_TARGET[1]:g})"))  # fmt: skip
+    return _signal(met)
+
+
+def _signal(met: list[tuple[str, AlertLevel, str]]) -> Signal | None:
+    """One signal for every rule met, at the highest level; ``None`` when none was."""
     if not met:
         return None
     level = max((level for _, level, _ in met), key=RANK.__getitem__)

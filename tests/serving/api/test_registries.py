@@ -147,3 +147,34 @@ def test_diabetes_fasting_glucose_and_hba1c(client: TestClient) -> None:
     bad = client.post("/v1/registries/diabetes", json={"patient": "Patient/d2", "birth_date": "11/02/1970"},
                       headers=headers)  # fmt: skip
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_date"
+
+
+def test_home_blood_pressure_above_target_raises_a_routine_alert_then_an_urgent_one(client: TestClient) -> None:
+    headers = bearer(client, Role.CLINICIAN)
+    client.post("/v1/registries/hypertension", json={"patient": "Patient/hb"}, headers=headers).raise_for_status()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def home(id_: str, days_ago: int, systolic: float, diastolic: float, patient: str = "hb") -> dict:
+        when = (now - dt.timedelta(days=days_ago, minutes=5)).isoformat()
+        return {"resourceType": "Bundle", "type": "batch",
+                "entry": [bp(id_, when, systolic, diastolic, clinic=False, patient=patient)]}
+
+    def post(bundle: dict) -> list[dict]:
+        answer = client.post("/v1/observations", json=bundle, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["alerts"]
+
+    assert post(home("d2", 2, 140, 86)) == [] and post(home("d1", 1, 141, 84)) == []  # 2 days: too few to judge
+    (opened,) = post(home("d0", 0, 139, 86))  # 3 days, mean 140/85.3: above 135/85
+    assert (opened["level"], opened["rules"], opened["action"]) == ("routine", ["home_bp_above_target"], "opened")
+    assert "home BP mean 140/85.3 mmHg over 3 days" in opened["text"]
+    (again,) = post(home("d0b", 0, 138, 85))
+    assert again["action"] == "deduplicated"
+    (worse,) = post(home("d0c", 0, 182, 96))  # the specification refers this at once
+    assert (worse["level"], worse["action"], worse["alert_id"]) == ("urgent", "escalated", opened["alert_id"])
+    assert worse["rules"] == ["bp_refer_now", "home_bp_above_target"]
+    (listed,) = client.get("/v1/alerts", params={"patient": "Patient/hb"}, headers=headers).json()
+    result = client.get(f"/v1/results/{listed['result_id']}", headers=headers)
+    assert result.status_code == 200, result.text  # the week's home readings, released and audited
+    for days in (2, 1, 0):  # the same readings of a patient outside the registry raise nothing
+        assert post(home(f"x{days}", days, 150, 95, patient="not-enrolled")) == []

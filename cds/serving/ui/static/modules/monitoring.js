@@ -15,10 +15,11 @@ import { announce, clock, h, replace, when } from "./dom.js";
 
 const POLL_MS = 15000;
 const WINDOWS = [["24", "Last 24 hours"], ["72", "Last 3 days"], ["168", "Last 7 days"], ["720", "Last 30 days"]];
-const LEVEL_TEXT = { emergency: "Emergency", urgent: "Urgent" };
+const LEVEL_TEXT = { emergency: "Emergency", urgent: "Urgent", routine: "Routine" };
 const RULE_TEXT = {
   news2_emergency: "NEWS2 7 or more", news2_urgent: "NEWS2 5 or more", news2_red: "a single parameter scoring 3",
-  news2_rise: "NEWS2 rose by 2 or more",
+  news2_rise: "NEWS2 rose by 2 or more", home_bp_above_target: "home BP above 135/85 over the last 7 days",
+  bp_refer_now: "BP 180/110 or more: refer at once",
 };
 // What each chart plots: stored fields (canonical units) or early-warning scores.
 const PANELS = [
@@ -134,10 +135,11 @@ function renderBoard(main) {
 }
 
 function alertMarkers(alerts) {
-  // Two levels only: an alert that escalated opened as urgent and became an emergency.
+  // An escalated alert opened one level lower (NEWS2: urgent, then emergency; home BP: routine, then urgent).
+  const lower = { emergency: "urgent", urgent: "routine", routine: "routine" };
   const markers = [];
   for (const alert of alerts) {
-    const opened = alert.escalations ? "urgent" : alert.level;
+    const opened = alert.escalations ? lower[alert.level] : alert.level;
     markers.push({ t: Date.parse(alert.opened_at), kind: opened,
       label: `${LEVEL_TEXT[opened] ?? opened} alert opened ${when(alert.opened_at)}` });
     if (alert.escalations) {
