@@ -99,7 +99,8 @@ def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url
     for entry in entries:
         if entry.result is not None:
             engine.metrics.count_scored(entry.result.method.name, entry.result.status.value)
-    follow_ups = follow_up.statuses(engine, condition=None, site=None, patient=subject, actor=actor)
+    follow_ups = follow_up.statuses(engine, condition=None, site=None, patient=subject, actor=actor,
+                                    audited=False)  # the hooks.call event covers the call
     return [card_for(entry, base_url, language) for entry in entries] + [
         follow_up_card(status, language) for status in follow_ups]
 

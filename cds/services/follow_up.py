@@ -210,8 +210,12 @@ def _status(row: RegistryRow, rows: Sequence[Local], today: dt.date) -> FollowUp
 
 
 def statuses(engine: Engine, *, condition: Condition | None, site: str | None, patient: str | None, actor: Actor,
-             today: dt.date | None = None) -> list[FollowUpStatus]:  # fmt: skip
-    """Each registry entry's status at ``today``: the most overdue first, then the uncontrolled (audited)."""
+             today: dt.date | None = None, audited: bool = True) -> list[FollowUpStatus]:  # fmt: skip
+    """Each registry entry's status at ``today``: the most overdue first, then the uncontrolled.
+
+    ``audited``: record the read (``registry.read``); a caller that audits the whole request itself (a CDS Hooks
+    call) passes ``False``.
+    """
     zone = zoneinfo.ZoneInfo(engine.settings.timezone)
     today = today or dt.datetime.now(zone).date()
     conditions = [condition] if condition else list(Condition)
@@ -225,8 +229,9 @@ def statuses(engine: Engine, *, condition: Condition | None, site: str | None, p
             local = _local(o, zone)
             if local.effective.date() <= today:  # a status at an earlier day knows nothing of what came after
                 found[o.patient].append(local)
-        record_event(session, AuditAction.REGISTRY_READ, actor, "Registry", subject=patient or "",
-                     detail={"entries": len(rows), "site": site or "any"})
+        if audited:
+            record_event(session, AuditAction.REGISTRY_READ, actor, "Registry", subject=patient or "",
+                         detail={"entries": len(rows), "site": site or "any"})
     result = [_status(row, found[row.patient], today) for row in rows]
     return sorted(result, key=lambda s: (-s.overdue_days, s.controlled is not False, s.due, s.entry.patient))
 
