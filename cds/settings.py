@@ -6,7 +6,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds import REPO_ROOT
@@ -84,6 +84,13 @@ class Settings(BaseSettings):
             Communication, from a durable outbox with retries, as JSON, e.g. ``["https://ward.example/hook"]``
             [CDS_ALERT_WEBHOOKS].
         outbox_interval_s: Seconds between the outbox's delivery rounds [CDS_OUTBOX_INTERVAL_S].
+        dicom_port: Port of the DICOM node (C-STORE and C-ECHO SCP); unset: no DICOM node [CDS_DICOM_PORT].
+        dicom_ae_title: The node's AE title, which callers must call [CDS_DICOM_AE_TITLE].
+        dicom_calling_aes: The calling AE titles (modalities, PACS) allowed to associate, as JSON, e.g.
+            ``["CT01", "PACS"]``; ``["*"]`` for any; required with ``CDS_DICOM_PORT`` [CDS_DICOM_CALLING_AES].
+        dicom_settle_s: Seconds without a new instance after which a received study is complete: it is stored
+            and one read queued [CDS_DICOM_SETTLE_S].
+        dicom_max_associations: Simultaneous DICOM associations [CDS_DICOM_MAX_ASSOCIATIONS].
         timezone: The site's time zone (IANA name): the day a reading belongs to, and so follow-up dates, are this
             zone's [CDS_TIMEZONE].
         site: This deployment's site code; chronic-disease registries are kept per site, and an enrolment that
@@ -138,6 +145,11 @@ class Settings(BaseSettings):
     language: Language | None = None
     alert_webhooks: list[str] = Field(default_factory=list)
     outbox_interval_s: float = Field(default=1.0, gt=0)
+    dicom_port: int | None = Field(default=None, ge=1, le=65535)
+    dicom_ae_title: str = Field(default="CDS", pattern=r"^[ -\[\]-~]{1,16}$")
+    dicom_calling_aes: list[str] = Field(default_factory=list)
+    dicom_settle_s: float = Field(default=10.0, gt=0, le=3600)
+    dicom_max_associations: int = Field(default=10, ge=1, le=100)
     timezone: str = "Asia/Shanghai"
     site: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
     backend: BackendKind = BackendKind.ONNXRUNTIME
@@ -168,6 +180,16 @@ class Settings(BaseSettings):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
         return value
+
+    @model_validator(mode="after")
+    def _dicom_callers_named(self) -> Settings:
+        if self.dicom_port is not None and not self.dicom_calling_aes:
+            raise ValueError("CDS_DICOM_PORT needs CDS_DICOM_CALLING_AES: the AE titles allowed to send "
+                             '(JSON, e.g. ["CT01"]; ["*"] for any)')
+        bad = [ae for ae in self.dicom_calling_aes if ae != "*" and not 0 < len(ae.strip()) <= 16]
+        if bad:
+            raise ValueError(f"calling AE titles are 1-16 characters: {bad[:5]}")
+        return self
 
     @field_validator("risk_stale_days")
     @classmethod

@@ -64,7 +64,7 @@ class StowReceipt:
     job_id: str | None = None
 
 
-def _pixel_data_whole(instance: DicomInstance) -> None:
+def pixel_data_whole(instance: DicomInstance) -> None:
     """Refuse an image whose pixel data is cut off or malformed (an object without pixels, such as an SR, passes).
 
     Raises:
@@ -94,7 +94,7 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
         try:
             instance = read_instance(part, name=f"part {index + 1}", max_inflated_bytes=settings.max_instance_bytes)
             uids = instance_uids(instance.dataset)
-            _pixel_data_whole(instance)
+            pixel_data_whole(instance)
         except CdsError as exc:
             part.unlink(missing_ok=True)
             failure = FailureReason.OUT_OF_RESOURCES if exc.code in OVER_BUDGET else FailureReason.CANNOT_UNDERSTAND

@@ -85,6 +85,7 @@ class AuditAction(StrEnum):
     SCORES_READ = "scores.read"
     REGISTRY_ENROL = "registry.enrol"
     REGISTRY_READ = "registry.read"
+    IMAGING_RECEIVE = "imaging.receive"
 
 
 class AuditOutcome(StrEnum):

@@ -37,6 +37,7 @@ from cds.serving.api.routes import (
     worklist,
 )
 from cds.serving.api.state import AppState
+from cds.serving.dicom_node import DicomNode
 from cds.serving.engine import build_engine
 from cds.serving.ui import mount_ui
 from cds.serving.worker import engine_worker
@@ -110,7 +111,12 @@ def create_app(settings: Settings) -> FastAPI:
         checkpointer.start()
         deliverer = Deliverer(engine, settings.outbox_interval_s)
         deliverer.start()
+        state.dicom_node = DicomNode(engine) if settings.dicom_port is not None else None
+        if state.dicom_node is not None:
+            state.dicom_node.start()
         yield
+        if state.dicom_node is not None:
+            state.dicom_node.stop()
         for worker in state.workers:
             worker.stop()
         deliverer.stop()

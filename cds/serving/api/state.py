@@ -10,6 +10,7 @@ from cds.services.metrics import EngineMetrics
 from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier
 from cds.serving.api.middleware import HttpMetrics
+from cds.serving.dicom_node import DicomNode
 from cds.serving.worker import JobWorker
 from cds.settings import Settings
 from cds.store.db import Database
@@ -25,6 +26,7 @@ class AppState:
     http_metrics: HttpMetrics
     dev_hook_client: DevHookClient | None = None
     workers: list[JobWorker] = field(default_factory=list)  # the in-process job workers, once started
+    dicom_node: DicomNode | None = None  # the C-STORE SCP, when CDS_DICOM_PORT is set and the service runs
 
     @property
     def settings(self) -> Settings:

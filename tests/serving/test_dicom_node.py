@@ -1,0 +1,141 @@
+"""The DICOM node with a real pynetdicom SCU over loopback: C-ECHO, C-STORE of a two-image study over two
+associations read once after it settles, a re-sent study not read again, a damaged instance refused in its own
+C-STORE response, an unknown calling AE refused, and a study received before a restart settled after it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydicom import dcmread
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from sqlalchemy import select
+
+from cds.serving.api.app import create_app
+from cds.settings import Settings
+from cds.store.tables import AuditEventRow, JobRow
+from training.data.chest_xray import render
+from training.data.dicom_files import write_radiograph
+
+SETTLE_S = 0.6
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[TestClient, int]]:
+    port = free_port()
+    settings = Settings(dev_mode=True, data_dir=tmp_path / "data", job_workers=0, dicom_port=port,
+                        dicom_calling_aes=["MODALITY1"], dicom_settle_s=SETTLE_S)  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        yield client, port
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> list[Path]:
+    """Two radiographs of one study (a PA and a repeat), as a DX modality writes them."""
+    study_uid = "1.2.826.0.1.3680043.10.1.1"
+    return [write_radiograph(tmp_path / f"{index}.dcm", render(128, 2, index)[0], modality="DX", study_uid=study_uid)
+            for index in range(2)]
+
+
+def send(port: int, files: list[Path], calling: str = "MODALITY1") -> list[int] | None:
+    """C-STORE each file in its own association's worth; the statuses, or ``None`` when the association failed."""
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(Verification)
+    for path in files:
+        ae.add_requested_context(dcmread(path, stop_before_pixels=True).SOPClassUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="CDS")
+    if not assoc.is_established:
+        return None
+    try:
+        statuses = [int(assoc.send_c_store(dcmread(path)).Status) for path in files]
+    finally:
+        assoc.release()
+    return statuses
+
+
+def jobs(client: TestClient) -> list[JobRow]:
+    with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
+        found = list(session.scalars(select(JobRow).where(JobRow.kind == "preread")))
+        session.expunge_all()
+    return found
+
+
+def wait_for_jobs(client: TestClient, count: int) -> list[JobRow]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = jobs(client)
+        if len(found) >= count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{count} pre-read job(s) not queued in 20 s: {len(jobs(client))}")
+
+
+def test_a_study_sent_over_two_associations_is_read_once_after_it_settles(node, study) -> None:  # noqa: ANN001
+    client, port = node
+    ae = AE(ae_title="MODALITY1")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", port, ae_title="CDS")
+    assert assoc.is_established and int(assoc.send_c_echo().Status) == 0x0000
+    assoc.release()
+    assert send(port, study[:1]) == [0x0000]
+    assert send(port, study[1:]) == [0x0000]  # the same study, a second association, before it settles
+    (job,) = wait_for_jobs(client, 1)
+    assert '"sop_instance_uid"' in job.payload and job.payload.count("sop_instance_uid") == 2
+    worklist = client.get("/v1/worklist", headers=_radiologist(client)).json()
+    assert [item["study_uid"] for item in worklist["items"]] == ["1.2.826.0.1.3680043.10.1.1"]
+
+    assert send(port, study) == [0x0000, 0x0000]  # the PACS sends the study again
+    time.sleep(SETTLE_S * 4)
+    assert len(jobs(client)) == 1  # nothing new: not read again
+    with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
+        received = [e.detail for e in session.scalars(select(AuditEventRow).where(
+            AuditEventRow.action == "imaging.receive").order_by(AuditEventRow.seq))]  # fmt: skip
+        actors = {e.actor for e in session.scalars(select(AuditEventRow).where(
+            AuditEventRow.action == "imaging.receive"))}  # fmt: skip
+    assert [('"stored":2' in d, '"already_stored":2' in d) for d in received] == [(True, False), (False, True)]
+    assert actors == {"dicom:MODALITY1"}
+
+
+def test_bad_instances_and_unknown_callers_are_refused(node, study, tmp_path: Path) -> None:  # noqa: ANN001
+    client, port = node
+    assert send(port, study[:1], calling="INTRUDER") is None  # association rejected
+    damaged = dcmread(study[0])
+    damaged.PixelData = damaged.PixelData[: len(damaged.PixelData) // 2]  # cut short, as a failed transfer leaves it
+    damaged.SOPInstanceUID = "1.2.826.0.1.3680043.10.1.99"
+    damaged.save_as(tmp_path / "damaged.dcm")
+    assert send(port, [tmp_path / "damaged.dcm"]) == [0xC000]
+    time.sleep(SETTLE_S * 4)
+    assert jobs(client) == []  # nothing was kept, nothing is read
+
+
+def test_a_study_received_before_a_restart_is_settled_after_it(tmp_path: Path, study) -> None:  # noqa: ANN001
+    port = free_port()
+    settings = Settings(dev_mode=True, data_dir=tmp_path / "data", job_workers=0, dicom_port=port,
+                        dicom_calling_aes=["*"], dicom_settle_s=3600)  # fmt: skip
+    with TestClient(create_app(settings)):
+        assert send(port, study, calling="ANY-AE") == [0x0000, 0x0000]
+    assert len(list((tmp_path / "data" / "dicom-incoming").glob("*/*.dcm"))) == 2  # waiting on disk
+    with TestClient(create_app(settings.model_copy(update={"dicom_settle_s": 0.2}))) as client:
+        (job,) = wait_for_jobs(client, 1)
+        assert job.payload.count("sop_instance_uid") == 2
+
+
+def test_the_port_needs_its_callers_named() -> None:
+    with pytest.raises(ValueError, match="CDS_DICOM_CALLING_AES"):
+        Settings(dicom_port=11112)
+
+
+def _radiologist(client: TestClient) -> dict[str, str]:
+    token = client.post("/v1/dev/token", json={"roles": ["radiologist"]}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
