@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run demo test lint typecheck pytest fuzz-smoke fuzz bench triton-env browser dicom3tools clean
+.PHONY: setup run demo test lint typecheck pytest fuzz-smoke fuzz bench triton-env browser dicom3tools orthanc clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,13 @@ browser:
 dicom3tools:
 	@command -v dciodvfy >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dicom3tools; }
 
-pytest: setup browser dicom3tools
+# Orthanc with its DICOMweb plugin plays the hospital PACS in tests/serving/test_pacs_round_trip.py (the packages
+# start no service; the tests run their own on loopback ports).
+orthanc:
+	@command -v Orthanc >/dev/null && test -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq orthanc orthanc-dicomweb; }
+
+pytest: setup browser dicom3tools orthanc
 	$(BIN)/python -m pytest
 
 # Coverage-guided fuzzing of the untrusted-input readers (fuzz/README.md): a minute each in `make test`, ten in

@@ -6,7 +6,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds import REPO_ROOT
@@ -18,6 +18,27 @@ from cds.pipelines.imaging.saliency import HeatmapMethod
 
 __all__ = ["REPO_ROOT", "SERVICE_BACKENDS", "Settings"]  # REPO_ROOT: see cds
 SERVICE_BACKENDS = (BackendKind.ONNXRUNTIME, BackendKind.TRITON)  # torch is the reference engine, not a server
+
+
+class DicomDestination(BaseModel):
+    """A PACS or archive the pre-reads' DICOM results go to: by C-STORE (``dimse``) or STOW-RS (``dicomweb``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,39}$")
+    kind: Literal["dimse", "dicomweb"]
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    ae_title: str | None = Field(default=None, pattern=r"^[ -\[\]-~]{1,16}$")
+    url: str | None = Field(default=None, pattern=r"^https?://")
+
+    @model_validator(mode="after")
+    def _addressed(self) -> DicomDestination:
+        if self.kind == "dimse" and not (self.host and self.port and self.ae_title):
+            raise ValueError(f"DICOM destination {self.name!r}: dimse needs host, port and ae_title")
+        if self.kind == "dicomweb" and not self.url:
+            raise ValueError(f"DICOM destination {self.name!r}: dicomweb needs url (the DICOMweb root)")
+        return self
 
 
 class Settings(BaseSettings):
@@ -91,6 +112,10 @@ class Settings(BaseSettings):
         dicom_settle_s: Seconds without a new instance after which a received study is complete: it is stored
             and one read queued [CDS_DICOM_SETTLE_S].
         dicom_max_associations: Simultaneous DICOM associations [CDS_DICOM_MAX_ASSOCIATIONS].
+        dicom_destinations: Where every pre-read's DICOM results (SR, SEG, captures) are sent, from the durable
+            outbox with retries, as JSON: ``[{"name": "pacs", "kind": "dimse", "host": "10.0.0.5", "port": 104,
+            "ae_title": "PACS"}, {"name": "vna", "kind": "dicomweb", "url": "https://vna.example/dicom-web"}]``
+            [CDS_DICOM_DESTINATIONS].
         timezone: The site's time zone (IANA name): the day a reading belongs to, and so follow-up dates, are this
             zone's [CDS_TIMEZONE].
         site: This deployment's site code; chronic-disease registries are kept per site, and an enrolment that
@@ -150,6 +175,7 @@ class Settings(BaseSettings):
     dicom_calling_aes: list[str] = Field(default_factory=list)
     dicom_settle_s: float = Field(default=10.0, gt=0, le=3600)
     dicom_max_associations: int = Field(default=10, ge=1, le=100)
+    dicom_destinations: list[DicomDestination] = Field(default_factory=list)
     timezone: str = "Asia/Shanghai"
     site: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
     backend: BackendKind = BackendKind.ONNXRUNTIME

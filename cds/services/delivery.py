@@ -1,23 +1,29 @@
-"""Delivery of outbox messages to subscribers' REST hooks, with retries and backoff (see :mod:`cds.store.outbox`).
+"""Delivery of outbox messages with retries and backoff (see :mod:`cds.store.outbox`).
 
-A message is POSTed as ``application/fhir+json`` with its id in ``X-Cds-Message-Id``; a 2xx answer delivers it,
-anything else (an error status, a refused connection, a timeout) leaves it for a later attempt. A
+Alerts go to subscribers' REST hooks; DICOM results to PACS and archives (:mod:`cds.services.dicom_sender`, each
+attempt audited). A REST-hook message is POSTed as ``application/fhir+json`` with its id in ``X-Cds-Message-Id``;
+a 2xx answer delivers it, anything else (an error status, a refused connection, a timeout) leaves it for a later
+attempt. A
 :class:`Deliverer` thread runs :func:`deliver_due` every second while the service runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 from typing import NamedTuple
 
 import httpx
 
+from cds.services import dicom_sender
 from cds.services.engine import Engine
 from cds.store import outbox
+from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
 
 log = logging.getLogger(__name__)
+SENDER = Actor("cds-outbox", "system")
 TIMEOUT_S = 10.0
 
 
@@ -33,20 +39,16 @@ def deliver_due(engine: Engine, *, now: dt.datetime | None = None,
     """Send every message due by ``now`` once; record each outcome."""
     now = now or dt.datetime.now(dt.UTC)
     with engine.database.session() as session:
-        due = [(row.id, row.destination, row.payload) for row in outbox.claim_due(session, now)]
+        due = [(row.id, row.destination, row.topic, row.payload) for row in outbox.claim_due(session, now)]
     if not due:
         return DeliveryReport(0, 0)
     own = client is None
     http = client or httpx.Client(timeout=TIMEOUT_S)
     done = failed = 0
     try:
-        for message_id, destination, payload in due:
-            try:
-                answer = http.post(destination, content=payload, headers={
-                    "Content-Type": "application/fhir+json", "X-Cds-Message-Id": message_id})  # fmt: skip
-                error = "" if answer.is_success else f"HTTP {answer.status_code}"
-            except httpx.HTTPError as exc:
-                error = type(exc).__name__
+        for message_id, destination, topic, payload in due:
+            error = _send_dicom(engine, destination, payload) if topic == dicom_sender.TOPIC else _post(
+                http, destination, message_id, payload)  # fmt: skip
             with engine.database.session() as session:
                 if error:
                     outbox.failed(session, message_id, now, error)
@@ -54,12 +56,38 @@ def deliver_due(engine: Engine, *, now: dt.datetime | None = None,
                 else:
                     outbox.delivered(session, message_id, now)
                     done += 1
+                if topic == dicom_sender.TOPIC:  # every attempt to send a result out of the hospital's AI is audited
+                    study = json.loads(payload).get("study_uid", "")
+                    record_event(session, AuditAction.IMAGING_SEND, SENDER, f"ImagingStudy/{study or 'unknown'}",
+                                 outcome=AuditOutcome.ERROR if error else AuditOutcome.SUCCESS,
+                                 detail={"destination": destination, "error": error})  # fmt: skip
     finally:
         if own:
             http.close()
     if failed:
         log.warning("outbox: %d message(s) not delivered; retried with backoff", failed)
     return DeliveryReport(done, failed)
+
+
+def _post(http: httpx.Client, destination: str, message_id: str, payload: str) -> str:
+    """POST a REST-hook message; ``""`` when taken."""
+    try:
+        answer = http.post(destination, content=payload, headers={
+            "Content-Type": "application/fhir+json", "X-Cds-Message-Id": message_id})  # fmt: skip
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return "" if answer.is_success else f"HTTP {answer.status_code}"
+
+
+def _send_dicom(engine: Engine, destination: str, payload: str) -> str:
+    """Send a result file to its DICOM destination; ``""`` when taken."""
+    target = dicom_sender.destination_of(engine.settings, destination)
+    if target is None:
+        return "destination_not_configured"
+    try:
+        return dicom_sender.send(engine.settings, target, payload)
+    except (OSError, ValueError, RuntimeError) as exc:  # an unreadable file, a network failure in pynetdicom
+        return type(exc).__name__
 
 
 class Deliverer:

@@ -9,6 +9,7 @@ outcome and refusal audited); :func:`finished_outcome` finds one outcome of a fi
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from cds.results.jobs import (
     Refusal,
 )
 from cds.results.layout import DICOM, OutputLayout
+from cds.services.dicom_sender import queue_results
 from cds.services.engine import BackendFactory, Engine
 from cds.settings import Settings
 from cds.store import jobs
@@ -233,10 +235,11 @@ def run_preread(engine: Engine, job: ClaimedJob) -> PrereadReport:
     with engine.database.session() as session:
         for outcome in report.outcomes:
             layout = runner.layout(outcome)
-            for output in layout.present(outcome.labels):
-                if output.media_type == DICOM:  # SR, SEG, captures: QIDO/WADO serve them
-                    path = layout.path(output)
-                    index_dataset(session, pydicom.dcmread(path, stop_before_pixels=True), path, origin=AI_RESULT)
+            results = [layout.path(output) for output in layout.present(outcome.labels) if output.media_type == DICOM]
+            for path in results:  # SR, SEG, captures: QIDO/WADO serve them
+                index_dataset(session, pydicom.dcmread(path, stop_before_pixels=True), path, origin=AI_RESULT)
+            queue_results(session, engine.settings, results, study_uid=outcome.study_uid,
+                          now=dt.datetime.now(dt.UTC))  # to the PACS, from the outbox, written with the read
             record_event(session, AuditAction.IMAGING_PREREAD, actor, f"ImagingStudy/{outcome.study_uid}",
                          model=outcome.model, input_sha256=outcome.input_sha256,
                          detail={"series": outcome.series_uid, "kind": outcome.kind.value, "uid": outcome.uid})

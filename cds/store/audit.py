@@ -86,6 +86,7 @@ class AuditAction(StrEnum):
     REGISTRY_ENROL = "registry.enrol"
     REGISTRY_READ = "registry.read"
     IMAGING_RECEIVE = "imaging.receive"
+    IMAGING_SEND = "imaging.send"
 
 
 class AuditOutcome(StrEnum):

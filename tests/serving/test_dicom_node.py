@@ -4,7 +4,6 @@ C-STORE response, an unknown calling AE refused, and a study received before a r
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,18 +16,13 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from sqlalchemy import select
 
 from cds.serving.api.app import create_app
+from cds.serving.triton.launcher import free_port
 from cds.settings import Settings
 from cds.store.tables import AuditEventRow, JobRow
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
 
 SETTLE_S = 0.6
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

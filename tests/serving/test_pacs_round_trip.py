@@ -1,0 +1,44 @@
+"""The round trip with a real PACS (Orthanc): Orthanc C-STOREs a radiograph study into cds, cds reads it once the
+study settles, and the AI results come back into the source study in Orthanc by C-STORE, where Orthanc's own
+DICOMweb API shows them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pydicom
+from fastapi.testclient import TestClient
+
+from cds.serving.api.app import create_app
+from cds.serving.triton.launcher import free_port
+from cds.settings import Settings
+from tests.support.orthanc import orthanc
+from training.data.chest_xray import render
+from training.data.dicom_files import write_radiograph
+
+
+def test_orthanc_sends_a_study_and_gets_the_ai_results_back_in_it(tmp_path: Path) -> None:
+    cds_port = free_port()
+    with orthanc(tmp_path / "orthanc", modalities={"cds": ("CDS", "127.0.0.1", cds_port)}) as pacs:
+        settings = Settings(dev_mode=True, data_dir=tmp_path / "cds", preread_saliency_grid=2, ct_model="",
+                            outbox_interval_s=0.2, dicom_port=cds_port, dicom_calling_aes=[pacs.ae_title],
+                            dicom_settle_s=0.5, dicom_destinations=[{
+                                "name": "orthanc", "kind": "dimse", "host": "127.0.0.1", "port": pacs.dicom_port,
+                                "ae_title": pacs.ae_title}])  # fmt: skip
+        with TestClient(create_app(settings)):
+            study = write_radiograph(tmp_path / "chest.dcm", render(256, 6, 0, findings={"Effusion"})[0])
+            study_uid = str(pydicom.dcmread(study, stop_before_pixels=True).StudyInstanceUID)
+            uploaded = httpx.post(f"{pacs.url}/instances", content=study.read_bytes(), timeout=30)
+            assert uploaded.status_code == 200, uploaded.text
+            sent = httpx.post(f"{pacs.url}/modalities/cds/store", timeout=60,
+                              json={"Resources": [uploaded.json()["ParentStudy"]], "Synchronous": True})  # fmt: skip
+            assert sent.status_code == 200, sent.text  # Orthanc's C-STORE into cds succeeded
+            modalities: set[str] = set()
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and "SR" not in modalities:
+                time.sleep(0.5)
+                series = httpx.get(f"{pacs.url}/dicom-web/studies/{study_uid}/series", timeout=10)
+                modalities = {s["00080060"]["Value"][0] for s in series.json()} if series.status_code == 200 else set()
+    assert {"CR", "SR"} <= modalities  # the AI's structured report sits in the source study, beside the image
