@@ -115,7 +115,7 @@ class StudyReceiver:
             linked = [_link(f, target / f.name) for f in fresh]
             # a failure (the job queue full) removes the target, not the waiting study: the next round retries it
             receipt = accept_instances(self.engine, target, linked, actor=actor)
-        shutil.rmtree(folder, ignore_errors=True)
+        _discard(folder, files)
         stored = receipt.stored if receipt else []
         study_uid = stored[0].study_uid if stored else ""
         with self.engine.database.session() as session:
@@ -125,6 +125,14 @@ class StudyReceiver:
                                  "job": receipt.job_id or "" if receipt else ""})  # fmt: skip
         return Settled(study_uid, receipt.job_id if receipt else None, len(stored), len(files) - len(fresh),
                        len(receipt.refused) if receipt else 0)  # fmt: skip
+
+
+def _discard(folder: Path, files: list[Path]) -> None:
+    """Remove the files this round handled; the folder too unless an instance arrived meanwhile (it waits)."""
+    for path in files:
+        path.unlink(missing_ok=True)
+    if not any(folder.glob("*.dcm")):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _link(source: Path, target: Path) -> Path:

@@ -133,3 +133,28 @@ def test_the_port_needs_its_callers_named() -> None:
 def _radiologist(client: TestClient) -> dict[str, str]:
     token = client.post("/v1/dev/token", json={"roles": ["radiologist"]}).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_an_instance_arriving_while_its_study_is_stored_waits_for_the_next_round(
+        tmp_path: Path, study: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from cds.services import dicom_receiver
+    from cds.serving.engine import build_engine
+
+    engine = build_engine(Settings(data_dir=tmp_path / "data"))
+    engine.database.migrate()
+    receiver = dicom_receiver.StudyReceiver(engine, settle_s=1)
+    assert receiver.receive(study[0].read_bytes(), "CT01").reason is None
+    store = dicom_receiver.accept_instances
+
+    def meanwhile(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        assert receiver.receive(study[1].read_bytes(), "CT01").reason is None  # the next image comes in now
+        return store(*args, **kwargs)
+
+    monkeypatch.setattr(dicom_receiver, "accept_instances", meanwhile)
+    (first,) = receiver.settle(now=time.time() + 5)
+    monkeypatch.undo()
+    assert first.stored == 1 and first.job_id is not None
+    assert len(list(receiver.incoming.glob("*/*.dcm"))) == 1  # kept, not swept away with the first
+    (second,) = receiver.settle(now=time.time() + 5)
+    assert second.stored == 1 and second.job_id not in (None, first.job_id)
+    engine.close()
