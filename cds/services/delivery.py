@@ -24,6 +24,7 @@ from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
 
 log = logging.getLogger(__name__)
 SENDER = Actor("cds-outbox", "system")
+ALERT = "alert"
 TIMEOUT_S = 10.0
 
 
@@ -45,10 +46,15 @@ def deliver_due(engine: Engine, *, now: dt.datetime | None = None,
     own = client is None
     http = client or httpx.Client(timeout=TIMEOUT_S)
     done = failed = 0
+    down: set[str] = set()  # destinations that failed this round: their other messages wait for the claim to lapse
     try:
-        for message_id, destination, topic, payload in due:
+        for message_id, destination, topic, payload in sorted(due, key=lambda m: m[2] != ALERT):  # alerts first
+            if destination in down:
+                continue
             error = _send_dicom(engine, destination, payload) if topic == dicom_sender.TOPIC else _post(
                 http, destination, message_id, payload)  # fmt: skip
+            if error and (topic != dicom_sender.TOPIC or dicom_sender.destination_down(error)):
+                down.add(destination)
             with engine.database.session() as session:
                 if error:
                     outbox.failed(session, message_id, now, error)

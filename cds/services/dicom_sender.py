@@ -62,7 +62,9 @@ def _c_store(settings: Settings, destination: DicomDestination, path: Path) -> s
     ae.add_requested_context(dataset.SOPClassUID, syntaxes)
     assoc = ae.associate(destination.host or "", destination.port or 0, ae_title=destination.ae_title or "")
     if not assoc.is_established:
-        return "association_failed"
+        if assoc.is_rejected:
+            return "association_rejected"
+        return "no_accepted_context" if assoc.rejected_contexts else "connection_failed"
     try:
         status = assoc.send_c_store(dataset)
     finally:
@@ -83,3 +85,15 @@ def _stow(destination: DicomDestination, path: Path) -> str:
     except httpx.HTTPError as exc:
         return type(exc).__name__
     return "" if answer.status_code in (200, 202) else f"HTTP {answer.status_code}"
+
+
+def destination_down(error: str) -> bool:
+    """Whether ``error`` says the destination is unreachable or refusing, so its other messages wait.
+
+    The alternative is an error of this one message (a SOP class the destination does not accept, a rejected
+    instance), which must not hold the others back.
+    """
+    return error in DOWN or error.startswith("HTTP 5") or error.endswith(("ConnectError", "Timeout"))
+
+
+DOWN = {"connection_failed", "association_rejected", "destination_not_configured"}

@@ -29,7 +29,7 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from pynetdicom import AE, StoragePresentationContexts, evt
+from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from cds.services.dicom_receiver import StudyReceiver
@@ -57,7 +57,7 @@ class DicomNode:
         self.ae.maximum_associations = settings.dicom_max_associations
         self.ae.network_timeout = self.ae.acse_timeout = 30
         self.ae.dimse_timeout = 60
-        for context in StoragePresentationContexts:
+        for context in AllStoragePresentationContexts:
             if context.abstract_syntax is not None:
                 self.ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
         self.ae.add_supported_context(Verification)

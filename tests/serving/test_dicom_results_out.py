@@ -14,8 +14,8 @@ from typing import Any
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
-from pynetdicom import AE, StoragePresentationContexts, evt
-from sqlalchemy import select
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from sqlalchemy import func, select
 
 from cds.services.delivery import deliver_due
 from cds.services.dicom_sender import queue_results
@@ -23,7 +23,8 @@ from cds.serving.api.app import create_app
 from cds.serving.engine import build_engine
 from cds.serving.triton.launcher import free_port
 from cds.settings import Settings
-from cds.store.tables import AuditEventRow
+from cds.store import outbox
+from cds.store.tables import AuditEventRow, OutboxRow
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
 from training.data.stow_sample import BOUNDARY, multipart_body
@@ -42,9 +43,13 @@ class Pacs:
             self.received.append((str(dataset.SOPClassUID), str(dataset.SOPInstanceUID), str(dataset.StudyInstanceUID)))
         return 0x0000
 
-    def start(self) -> Pacs:
+    def start(self, only: str | None = None) -> Pacs:
+        """Listen; ``only``: accept this one SOP class, as a PACS that takes no other."""
         ae = AE(ae_title="PACS")
-        ae.supported_contexts = StoragePresentationContexts
+        if only:
+            ae.add_supported_context(only)
+        else:
+            ae.supported_contexts = AllStoragePresentationContexts
         self._server = ae.start_server(("127.0.0.1", self.port), block=False,
                                        evt_handlers=[(evt.EVT_C_STORE, self._store)])  # fmt: skip
         return self
@@ -70,7 +75,7 @@ def test_a_pacs_that_is_down_gets_each_result_once_it_is_back(tmp_path: Path, pa
     start = dt.datetime.now(dt.UTC)
     with engine.database.session() as session:
         assert queue_results(session, engine.settings, files, study_uid="1.2.3", now=start) == 2
-    assert deliver_due(engine, now=start) == (0, 2)  # nobody listening
+    assert deliver_due(engine, now=start) == (0, 1)  # nobody listening: the second waits, not tried in vain
     pacs = Pacs(pacs_port).start()
     try:
         assert deliver_due(engine, now=start + dt.timedelta(seconds=0.5)) == (0, 0)  # backing off: not yet
@@ -83,7 +88,27 @@ def test_a_pacs_that_is_down_gets_each_result_once_it_is_back(tmp_path: Path, pa
     with engine.database.session() as session:
         outcomes = [e.outcome for e in session.scalars(select(AuditEventRow).where(
             AuditEventRow.action == "imaging.send").order_by(AuditEventRow.seq))]  # fmt: skip
-    assert outcomes == ["error", "error", "success", "success"]
+    assert outcomes == ["error", "success", "success"]
+    engine.close()
+
+
+def test_a_result_the_pacs_does_not_take_does_not_hold_back_the_others(tmp_path: Path, pacs_port: int) -> None:
+    engine = build_engine(Settings(data_dir=tmp_path / "data", dicom_destinations=[destination(pacs_port)]))
+    engine.database.migrate()
+    refused = write_radiograph(tmp_path / "dx.dcm", render(64, 4, 0)[0], modality="DX")  # a class it lacks
+    taken = write_radiograph(tmp_path / "cr.dcm", render(64, 4, 1)[0], modality="CR")
+    start = dt.datetime.now(dt.UTC)
+    with engine.database.session() as session:
+        queue_results(session, engine.settings, [refused, taken], study_uid="1.2.3", now=start)
+    pacs = Pacs(pacs_port).start(only="1.2.840.10008.5.1.4.1.1.1")  # Computed Radiography Image Storage only
+    try:
+        assert deliver_due(engine, now=start) == (1, 1)  # the CR went, though the DX before it was refused
+    finally:
+        pacs.stop()
+    assert [sop for _, sop, _ in pacs.received] == [pydicom.dcmread(taken).SOPInstanceUID]
+    with engine.database.session() as session:
+        (waiting,) = outbox.pending(session)
+    assert waiting.last_error == "no_accepted_context"  # kept, and said why, for someone to act on
     engine.close()
 
 
@@ -113,13 +138,18 @@ def test_a_pre_read_sends_its_dicom_results_into_the_source_study(service: TestC
         results = service.get(f"/dicomweb/studies?StudyInstanceUID={_study_uid(study)}",
                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
         assert results.status_code == 200
-        sent = []
-        while time.monotonic() < deadline and len(sent) < 2:
+        database = service.app.state.cds.database  # type: ignore[attr-defined]
+        while time.monotonic() < deadline:  # until every queued result is delivered
             time.sleep(0.3)
-            sent = list(pacs.received)
+            with database.session() as session:
+                queued = session.scalar(select(func.count()).select_from(OutboxRow))
+                waiting = len(outbox.pending(session))
+            if queued and not waiting:
+                break
+        sent = list(pacs.received)
     finally:
         pacs.stop()
-    assert len(sent) >= 2 and {s for _, _, s in sent} == {_study_uid(study)}  # into the source study
+    assert len(sent) == queued and {s for _, _, s in sent} == {_study_uid(study)}  # all, into the source study
     sr = "1.2.840.10008.5.1.4.1.1.88"  # the structured report classes
     assert any(cls.startswith(sr) for cls, _, _ in sent)
     assert len({sop for _, sop, _ in sent}) == len(sent)  # each once
