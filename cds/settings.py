@@ -41,6 +41,16 @@ class DicomDestination(BaseModel):
         return self
 
 
+class Hl7Destination(BaseModel):
+    """A hospital information system's MLLP interface for HL7 v2 results."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,39}$")
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+
+
 class Settings(BaseSettings):
     """Engine and service settings (environment variable in brackets).
 
@@ -116,6 +126,9 @@ class Settings(BaseSettings):
             outbox with retries, as JSON: ``[{"name": "pacs", "kind": "dimse", "host": "10.0.0.5", "port": 104,
             "ae_title": "PACS"}, {"name": "vna", "kind": "dicomweb", "url": "https://vna.example/dicom-web"}]``
             [CDS_DICOM_DESTINATIONS].
+        hl7_destinations: HIS interfaces that receive each pre-read as an HL7 v2.5.1 ORU^R01 over MLLP, from the
+            outbox with retries, as JSON: ``[{"name": "his", "host": "10.0.0.9", "port": 2575}]``
+            [CDS_HL7_DESTINATIONS].
         timezone: The site's time zone (IANA name): the day a reading belongs to, and so follow-up dates, are this
             zone's [CDS_TIMEZONE].
         site: This deployment's site code; chronic-disease registries are kept per site, and an enrolment that
@@ -176,6 +189,7 @@ class Settings(BaseSettings):
     dicom_settle_s: float = Field(default=10.0, gt=0, le=3600)
     dicom_max_associations: int = Field(default=10, ge=1, le=100)
     dicom_destinations: list[DicomDestination] = Field(default_factory=list)
+    hl7_destinations: list[Hl7Destination] = Field(default_factory=list)
     timezone: str = "Asia/Shanghai"
     site: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
     backend: BackendKind = BackendKind.ONNXRUNTIME

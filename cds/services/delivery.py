@@ -1,10 +1,10 @@
 """Delivery of outbox messages with retries and backoff (see :mod:`cds.store.outbox`).
 
-Alerts go to subscribers' REST hooks; DICOM results to PACS and archives (:mod:`cds.services.dicom_sender`, each
-attempt audited). A REST-hook message is POSTed as ``application/fhir+json`` with its id in ``X-Cds-Message-Id``;
-a 2xx answer delivers it, anything else (an error status, a refused connection, a timeout) leaves it for a later
-attempt. A
-:class:`Deliverer` thread runs :func:`deliver_due` every second while the service runs.
+Alerts go to subscribers' REST hooks, POSTed as ``application/fhir+json`` with the message id in
+``X-Cds-Message-Id`` (a 2xx answer delivers it); DICOM results to PACS and archives
+(:mod:`cds.services.dicom_sender`); HL7 v2 results to the HIS (:mod:`cds.services.hl7_sender`), every attempt of
+these two audited. A failed attempt (an error status, a refused connection, a timeout) leaves the message for a
+later one. A :class:`Deliverer` thread runs :func:`deliver_due` every second while the service runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import httpx
 
-from cds.services import dicom_sender
+from cds.services import dicom_sender, hl7_sender
 from cds.services.engine import Engine
 from cds.store import outbox
 from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
@@ -25,6 +25,7 @@ from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
 log = logging.getLogger(__name__)
 SENDER = Actor("cds-outbox", "system")
 ALERT = "alert"
+RESULT_TOPICS = (dicom_sender.TOPIC, hl7_sender.TOPIC)
 TIMEOUT_S = 10.0
 
 
@@ -51,9 +52,8 @@ def deliver_due(engine: Engine, *, now: dt.datetime | None = None,
         for message_id, destination, topic, payload in sorted(due, key=lambda m: m[2] != ALERT):  # alerts first
             if destination in down:
                 continue
-            error = _send_dicom(engine, destination, payload) if topic == dicom_sender.TOPIC else _post(
-                http, destination, message_id, payload)  # fmt: skip
-            if error and (topic != dicom_sender.TOPIC or dicom_sender.destination_down(error)):
+            error, unreachable = _send(engine, http, topic, destination, message_id, payload)
+            if unreachable:
                 down.add(destination)
             with engine.database.session() as session:
                 if error:
@@ -62,7 +62,7 @@ def deliver_due(engine: Engine, *, now: dt.datetime | None = None,
                 else:
                     outbox.delivered(session, message_id, now)
                     done += 1
-                if topic == dicom_sender.TOPIC:  # every attempt to send a result out of the hospital's AI is audited
+                if topic in RESULT_TOPICS:  # every attempt to send a result out of the hospital's AI is audited
                     study = json.loads(payload).get("study_uid", "")
                     record_event(session, AuditAction.IMAGING_SEND, SENDER, f"ImagingStudy/{study or 'unknown'}",
                                  outcome=AuditOutcome.ERROR if error else AuditOutcome.SUCCESS,
@@ -85,15 +85,22 @@ def _post(http: httpx.Client, destination: str, message_id: str, payload: str) -
     return "" if answer.is_success else f"HTTP {answer.status_code}"
 
 
-def _send_dicom(engine: Engine, destination: str, payload: str) -> str:
-    """Send a result file to its DICOM destination; ``""`` when taken."""
-    target = dicom_sender.destination_of(engine.settings, destination)
-    if target is None:
-        return "destination_not_configured"
-    try:
-        return dicom_sender.send(engine.settings, target, payload)
-    except (OSError, ValueError, RuntimeError) as exc:  # an unreadable file, a network failure in pynetdicom
-        return type(exc).__name__
+def _send(engine: Engine, http: httpx.Client, topic: str, destination: str, message_id: str,
+          payload: str) -> tuple[str, bool]:  # fmt: skip
+    """Send one message by its topic: ``(error or "", whether the destination itself is unreachable)``."""
+    if topic == dicom_sender.TOPIC:
+        target = dicom_sender.destination_of(engine.settings, destination)
+        try:
+            error = dicom_sender.send(engine.settings, target, payload) if target else "destination_not_configured"
+        except (OSError, ValueError, RuntimeError) as exc:  # an unreadable file, a network failure in pynetdicom
+            error = type(exc).__name__
+        return error, bool(error) and dicom_sender.destination_down(error)
+    if topic == hl7_sender.TOPIC:
+        receiver = hl7_sender.destination_of(engine.settings, destination)
+        error = hl7_sender.send(receiver, payload) if receiver else "destination_not_configured"
+        return error, bool(error) and hl7_sender.destination_down(error)
+    error = _post(http, destination, message_id, payload)
+    return error, bool(error)
 
 
 class Deliverer:

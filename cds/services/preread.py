@@ -45,6 +45,7 @@ from cds.results.jobs import (
 from cds.results.layout import DICOM, OutputLayout
 from cds.services.dicom_sender import queue_results
 from cds.services.engine import BackendFactory, Engine
+from cds.services.hl7_sender import queue_oru
 from cds.settings import Settings
 from cds.store import jobs
 from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
@@ -238,8 +239,9 @@ def run_preread(engine: Engine, job: ClaimedJob) -> PrereadReport:
             results = [layout.path(output) for output in layout.present(outcome.labels) if output.media_type == DICOM]
             for path in results:  # SR, SEG, captures: QIDO/WADO serve them
                 index_dataset(session, pydicom.dcmread(path, stop_before_pixels=True), path, origin=AI_RESULT)
-            queue_results(session, engine.settings, results, study_uid=outcome.study_uid,
-                          now=dt.datetime.now(dt.UTC))  # to the PACS, from the outbox, written with the read
+            now = dt.datetime.now(dt.UTC)  # to the PACS and the HIS, from the outbox, written with the read
+            queue_results(session, engine.settings, results, study_uid=outcome.study_uid, now=now)
+            queue_oru(session, engine.settings, outcome, job_id=job.id, now=now)
             record_event(session, AuditAction.IMAGING_PREREAD, actor, f"ImagingStudy/{outcome.study_uid}",
                          model=outcome.model, input_sha256=outcome.input_sha256,
                          detail={"series": outcome.series_uid, "kind": outcome.kind.value, "uid": outcome.uid})

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hl7
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
@@ -25,6 +26,7 @@ from cds.serving.triton.launcher import free_port
 from cds.settings import Settings
 from cds.store import outbox
 from cds.store.tables import AuditEventRow, OutboxRow
+from tests.support.mllp import MllpListener
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
 from training.data.stow_sample import BOUNDARY, multipart_body
@@ -113,15 +115,23 @@ def test_a_result_the_pacs_does_not_take_does_not_hold_back_the_others(tmp_path:
 
 
 @pytest.fixture
-def service(tmp_path: Path, pacs_port: int) -> Iterator[TestClient]:
+def his() -> Iterator[MllpListener]:
+    listener = MllpListener(free_port()).start()
+    yield listener
+    listener.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path, pacs_port: int, his: MllpListener) -> Iterator[TestClient]:
     settings = Settings(dev_mode=True, data_dir=tmp_path / "svc", preread_saliency_grid=2, ct_model="",
-                        outbox_interval_s=0.2, dicom_destinations=[destination(pacs_port)])  # fmt: skip
+                        outbox_interval_s=0.2, dicom_destinations=[destination(pacs_port)],
+                        hl7_destinations=[{"name": "his", "host": "127.0.0.1", "port": his.port}])  # fmt: skip
     with TestClient(create_app(settings)) as client:
         yield client
 
 
-def test_a_pre_read_sends_its_dicom_results_into_the_source_study(service: TestClient, pacs_port: int,
-                                                                   tmp_path: Path) -> None:  # fmt: skip
+def test_a_pre_read_sends_its_dicom_results_into_the_source_study_and_an_oru_to_the_his(
+        service: TestClient, pacs_port: int, his: MllpListener, tmp_path: Path) -> None:  # fmt: skip
     pacs = Pacs(pacs_port).start()
     try:
         study = write_radiograph(tmp_path / "chest.dcm", render(256, 5, 0, findings={"Effusion"})[0])
@@ -142,7 +152,7 @@ def test_a_pre_read_sends_its_dicom_results_into_the_source_study(service: TestC
         while time.monotonic() < deadline:  # until every queued result is delivered
             time.sleep(0.3)
             with database.session() as session:
-                queued = session.scalar(select(func.count()).select_from(OutboxRow))
+                queued = session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.topic == "dicom"))
                 waiting = len(outbox.pending(session))
             if queued and not waiting:
                 break
@@ -153,6 +163,10 @@ def test_a_pre_read_sends_its_dicom_results_into_the_source_study(service: TestC
     sr = "1.2.840.10008.5.1.4.1.1.88"  # the structured report classes
     assert any(cls.startswith(sr) for cls, _, _ in sent)
     assert len({sop for _, sop, _ in sent}) == len(sent)  # each once
+    (oru,) = [hl7.parse(m) for m in his.messages]  # one radiograph, one message
+    assert str(oru.segment("PID")[3][0][0]) == "SYNTH-0"  # the study's patient
+    findings = {str(o[3][0][0]): str(o[8]) for o in oru.segments("OBX")}
+    assert findings["Effusion"] in ("A", "N") and len(findings) >= 5 and set(findings.values()) <= {"A", "N"}
 
 
 def _study_uid(path: Path) -> str:
