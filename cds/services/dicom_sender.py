@@ -32,7 +32,7 @@ def queue_results(session: Session, settings: Settings, files: Sequence[Path], *
     """One outbox message per result file and destination, in the caller's transaction; how many."""
     destinations = [f"{TOPIC}:{d.name}" for d in settings.dicom_destinations]
     for path in files if destinations else []:
-        outbox.enqueue(session, destinations=destinations, topic=TOPIC, now=now,
+        outbox.enqueue(session, destinations=destinations, topic=TOPIC, now=now, about=f"ImagingStudy/{study_uid}",
                        payload={"file": str(path), "study_uid": study_uid})  # fmt: skip
     return len(files) * len(destinations)
 

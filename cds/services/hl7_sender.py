@@ -42,7 +42,7 @@ def queue_oru(session: Session, settings: Settings, outcome: PrereadOutcome, *, 
                                   site=settings.site, sent=now)  # fmt: skip
     outbox.enqueue(session, destinations=[f"{TOPIC}:{d.name}" for d in settings.hl7_destinations], topic=TOPIC,
                    payload={"message": message, "control_id": control_id, "study_uid": outcome.study_uid},
-                   now=now)  # fmt: skip
+                   now=now, about=f"ImagingStudy/{outcome.study_uid}")  # fmt: skip
     return len(settings.hl7_destinations)
 
 

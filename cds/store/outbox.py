@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -27,8 +28,11 @@ CLAIM = dt.timedelta(seconds=30)  # longer than a delivery's timeout
 
 
 def enqueue(session: Session, *, destinations: Sequence[str], topic: str, payload: dict[str, Any],
-            now: dt.datetime) -> list[str]:  # fmt: skip
-    """One message per destination, due now; returns their ids (a FHIR resource payload carries it as its ``id``)."""
+            now: dt.datetime, about: str = "") -> list[str]:  # fmt: skip
+    """One message per destination, due now; returns their ids (a FHIR resource payload carries it as its ``id``).
+
+    ``about``: what the message reports (``ImagingStudy/<uid>``), for :func:`delivery_of`.
+    """
     ids = []
     for destination in destinations:
         message_id = str(uuid.uuid4())
@@ -36,7 +40,7 @@ def enqueue(session: Session, *, destinations: Sequence[str], topic: str, payloa
         session.add(OutboxRow(id=message_id, destination=destination, topic=topic,
                               payload=json.dumps(body, separators=(",", ":")),
                               created_at=now, attempts=0, next_attempt_at=now, delivered_at=None,
-                              last_error=""))  # fmt: skip
+                              last_error="", about=about[:200]))  # fmt: skip
         ids.append(message_id)
     return ids
 
@@ -72,3 +76,26 @@ def pending(session: Session) -> list[OutboxRow]:
     """Every undelivered message, oldest first."""
     return list(session.scalars(select(OutboxRow).where(OutboxRow.delivered_at.is_(None))
                                 .order_by(OutboxRow.created_at)))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The messages about one thing: how many delivered, how many still waiting, and the latest error."""
+
+    delivered: int
+    waiting: int
+    last_error: str
+
+
+def delivery_of(session: Session, abouts: Sequence[str]) -> dict[str, Delivery]:
+    """Per ``about``, its messages' delivery (only those with messages appear)."""
+    found: dict[str, list[OutboxRow]] = {}
+    for start in range(0, len(abouts), 500):
+        rows = session.scalars(select(OutboxRow).where(OutboxRow.about.in_(list(abouts[start : start + 500])))
+                               .order_by(OutboxRow.created_at))  # fmt: skip
+        for row in rows:
+            found.setdefault(row.about, []).append(row)
+    return {about: Delivery(sum(r.delivered_at is not None for r in rows),
+                            sum(r.delivered_at is None for r in rows),
+                            next((r.last_error for r in reversed(rows) if r.delivered_at is None and r.last_error), ""))
+            for about, rows in found.items()}  # fmt: skip

@@ -276,3 +276,4 @@ class OutboxRow(Base):
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
     last_error: Mapped[str] = mapped_column(String(300))
+    about: Mapped[str] = mapped_column(String(200), default="", index=True)  # "ImagingStudy/<uid>" for results

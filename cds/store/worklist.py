@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from cds.results.jobs import JobKind, JobRecord, PrereadOutcome, PrereadPayload, PrereadReport
 from cds.store.dicom_index import STORED
 from cds.store.jobs import DONE, FAILED, readable
+from cds.store.outbox import Delivery, delivery_of
 from cds.store.tables import DicomInstanceRow, JobRow
 
 
@@ -58,6 +59,7 @@ class WorklistItem:
     max_ratio: float | None = None  # highest probability / threshold over the study's findings
     refused_reasons: list[str] = field(default_factory=list)
     outcomes: list[PrereadOutcome] = field(default_factory=list)  # what the viewer opens
+    delivery: Delivery | None = None  # the results sent out (PACS, HIS): None when nothing is to be sent
 
     @property
     def critical(self) -> bool:
@@ -207,4 +209,8 @@ def list_worklist(
              and (not wanted_modality or wanted_modality in i.modalities)
              and (patient is None or i.patient_id == patient)]  # fmt: skip
     items.sort(key=lambda i: (not i.critical, -i.created_at.timestamp(), i.job_id, i.study_uid))
-    return WorklistPage(items=items[offset : offset + limit], total=len(items), scanned_jobs=len(rows))
+    page = items[offset : offset + limit]
+    sent = delivery_of(session, sorted({f"ImagingStudy/{i.study_uid}" for i in page if i.study_uid}))
+    for item in page:  # a study read twice shows the delivery of all its reads' results
+        item.delivery = sent.get(f"ImagingStudy/{item.study_uid}")
+    return WorklistPage(items=page, total=len(items), scanned_jobs=len(rows))

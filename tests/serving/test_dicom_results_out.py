@@ -157,12 +157,14 @@ def test_a_pre_read_sends_its_dicom_results_into_the_source_study_and_an_oru_to_
             if queued and not waiting:
                 break
         sent = list(pacs.received)
+        (item,) = service.get("/v1/worklist", headers={"Authorization": f"Bearer {token}"}).json()["items"]
     finally:
         pacs.stop()
     assert len(sent) == queued and {s for _, _, s in sent} == {_study_uid(study)}  # all, into the source study
     sr = "1.2.840.10008.5.1.4.1.1.88"  # the structured report classes
     assert any(cls.startswith(sr) for cls, _, _ in sent)
     assert len({sop for _, sop, _ in sent}) == len(sent)  # each once
+    assert item["delivery"] == {"delivered": len(sent) + 1, "waiting": 0, "last_error": ""}  # + the ORU
     (oru,) = [hl7.parse(m) for m in his.messages]  # one radiograph, one message
     assert str(oru.segment("PID")[3][0][0]) == "SYNTH-0"  # the study's patient
     findings = {str(o[3][0][0]): str(o[8]) for o in oru.segments("OBX")}

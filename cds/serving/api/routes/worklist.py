@@ -28,6 +28,14 @@ class WorklistOutcomePublic(BaseModel):
     model: str
 
 
+class DeliveryPublic(BaseModel):
+    """The study's AI results sent out (PACS, HIS): delivered, still waiting, and the latest error."""
+
+    delivered: int
+    waiting: int
+    last_error: str
+
+
 class WorklistItemPublic(BaseModel):
     """One study of one pre-read job."""
 
@@ -43,6 +51,7 @@ class WorklistItemPublic(BaseModel):
     outcomes: list[WorklistOutcomePublic]
     created_at: str
     updated_at: str
+    delivery: DeliveryPublic | None = None
 
 
 class WorklistPublic(BaseModel):
@@ -61,7 +70,9 @@ def _public(item: WorklistItem) -> WorklistItemPublic:
         max_ratio=round(item.max_ratio, 3) if item.max_ratio is not None else None,
         refused_reasons=item.refused_reasons,
         outcomes=[WorklistOutcomePublic(uid=o.uid, kind=o.kind.value, model=o.model) for o in item.outcomes],
-        created_at=item.created_at.isoformat(), updated_at=item.updated_at.isoformat())  # fmt: skip
+        created_at=item.created_at.isoformat(), updated_at=item.updated_at.isoformat(),
+        delivery=DeliveryPublic(delivered=item.delivery.delivered, waiting=item.delivery.waiting,
+                                last_error=item.delivery.last_error) if item.delivery else None)  # fmt: skip
 
 
 @router.get("/v1/worklist")

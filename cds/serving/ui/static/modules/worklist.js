@@ -35,6 +35,16 @@ function findingsText(item) {
   return parts.join("; ");
 }
 
+function deliveryNote(item) {
+  const sent = item.delivery;
+  if (!sent) return null;
+  const total = sent.delivered + sent.waiting;
+  if (!sent.waiting) return h("span", { class: "delivery muted" }, ` · results sent ${sent.delivered}/${total}`);
+  const why = sent.last_error ? ` (${sent.last_error})` : "";
+  return h("span", { class: "delivery", title: "Results for the PACS and the HIS still waiting; they are retried" },
+    ` · sending ${sent.waiting} of ${total}${why}`);
+}
+
 function openButtons(item) {
   if (item.state !== "done") return [];
   const patient = item.patient_id || "unknown patient";
@@ -59,7 +69,7 @@ function row(item) {
   h("td", {}, item.patient_id || "—"),
   h("td", { title: item.study_uid }, item.study_uid ? shortUid(item.study_uid) : "—"),
   h("td", {}, item.modalities.join(", ") || "—"),
-  h("td", { class: "state" }, h("span", { class: `badge state-${item.state}` }, item.state)),
+  h("td", { class: "state" }, h("span", { class: `badge state-${item.state}` }, item.state), deliveryNote(item)),
   h("td", { class: "findings" }, findingsText(item)),
   h("td", {}, h("time", { datetime: item.created_at }, when(item.created_at))),
   h("td", { class: "actions" }, openButtons(item)));
