@@ -129,6 +129,9 @@ class Settings(BaseSettings):
         hl7_destinations: HIS interfaces that receive each pre-read as an HL7 v2.5.1 ORU^R01 over MLLP, from the
             outbox with retries, as JSON: ``[{"name": "his", "host": "10.0.0.9", "port": 2575}]``
             [CDS_HL7_DESTINATIONS].
+        cors_origins: Browser origins allowed to call the API and DICOMweb from their own pages, as JSON, e.g.
+            ``["https://ohif.hospital.example"]`` for an OHIF viewer using cds as its DICOMweb source; empty: none
+            [CDS_CORS_ORIGINS].
         timezone: The site's time zone (IANA name): the day a reading belongs to, and so follow-up dates, are this
             zone's [CDS_TIMEZONE].
         site: This deployment's site code; chronic-disease registries are kept per site, and an enrolment that
@@ -190,6 +193,7 @@ class Settings(BaseSettings):
     dicom_max_associations: int = Field(default=10, ge=1, le=100)
     dicom_destinations: list[DicomDestination] = Field(default_factory=list)
     hl7_destinations: list[Hl7Destination] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)
     timezone: str = "Asia/Shanghai"
     site: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
     backend: BackendKind = BackendKind.ONNXRUNTIME
@@ -210,6 +214,14 @@ class Settings(BaseSettings):
         bad = [url for url in value if not url.startswith(("http://", "https://")) or len(url) > 500]
         if bad:
             raise ValueError(f"alert webhooks must be http(s) URLs: {', '.join(bad)[:200]}")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        bad = [o for o in value if o == "*" or not o.startswith(("http://", "https://")) or o.count("/") != 2]
+        if bad:
+            raise ValueError(f"CORS origins are scheme://host[:port], never '*': {', '.join(bad)[:200]}")
         return value
 
     @field_validator("timezone")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from cds import __version__
 from cds.errors import ConfigurationError
@@ -140,4 +141,9 @@ def create_app(settings: Settings) -> FastAPI:
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes
     )
     app.add_middleware(MetricsMiddleware, metrics=state.http_metrics)
+    if settings.cors_origins:  # outermost, so refusals carry the headers too and a browser can read them
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "X-API-Key",
+                           "Content-Type", "Accept"], expose_headers=["Location", "Content-Location"],
+                           max_age=600)  # fmt: skip
     return app

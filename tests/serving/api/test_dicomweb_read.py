@@ -169,3 +169,25 @@ def test_dicomweb_reads_respect_roles_and_patient_scope(client: TestClient, arch
                  f"/dicomweb/studies/{studies['P-1']}/series"):  # fmt: skip
         assert client.get(path, headers=clinician).status_code == 403
         assert client.get(path).status_code == 401
+
+
+def test_a_browser_viewer_on_an_allowed_origin_may_call_dicomweb(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from cds.serving.api.app import create_app
+    from cds.settings import Settings
+
+    viewer, stranger = "https://ohif.hospital.example", "https://elsewhere.example"
+    app = create_app(Settings(dev_mode=True, data_dir=tmp_path, job_workers=0, cors_origins=[viewer]))
+    with TestClient(app) as client:
+        preflight = client.options("/dicomweb/studies", headers={
+            "Origin": viewer, "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization"})  # fmt: skip
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == viewer
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        refused = client.get("/dicomweb/studies", headers={"Origin": viewer})  # no token: 401, readable by it
+        assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == viewer
+        other = client.options("/dicomweb/studies", headers={"Origin": stranger, "Access-Control-Request-Method": "GET"})
+        assert "access-control-allow-origin" not in other.headers
+    with pytest.raises(ValueError, match="never"):
+        Settings(cors_origins=["*"])
