@@ -71,7 +71,9 @@ class Settings(BaseSettings):
         hooks_clients_file: Trusted CDS Hooks clients (EHRs) and their keys [CDS_HOOKS_CLIENTS_FILE].
         public_url: The service's external base URL, the ``aud`` CDS Clients sign for; default: as requested
             [CDS_PUBLIC_URL].
-        max_upload_bytes: Cap on uploaded files (cohort CSV) and whole STOW-RS bodies [CDS_MAX_UPLOAD_BYTES].
+        max_upload_bytes: Cap on uploaded files (cohort CSV, slides) and whole STOW-RS bodies; they are written to
+            disk as they arrive, so it bounds disk, not memory: the default takes a 500-slice CT study (about 260
+            MB) or a whole-slide image [CDS_MAX_UPLOAD_BYTES].
         max_instance_bytes: Cap on one DICOM instance in a STOW-RS body; larger parts are refused
             (``instance_too_large``) and the rest stored [CDS_MAX_INSTANCE_BYTES].
         job_workers: In-process job workers; 0 when separate ``cds worker`` processes run the jobs
@@ -161,7 +163,7 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(default=1_000_000, ge=1024)
     hooks_clients_file: Path | None = None
     public_url: str | None = None
-    max_upload_bytes: int = Field(default=200_000_000, ge=1024)
+    max_upload_bytes: int = Field(default=4_000_000_000, ge=1024)
     max_instance_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     job_workers: int = Field(default=1, ge=0, le=16)
     job_lease_s: float = Field(default=300.0, gt=0)

@@ -24,7 +24,7 @@ from cds.results.jobs import JobKind, PrereadPayload, StoredInstance
 from cds.services.engine import Engine
 from cds.store import jobs
 from cds.store.audit import Actor
-from cds.store.dicom_index import STORED, index_dataset, instance_uids
+from cds.store.dicom_index import STORED, index_row, instance_uids
 
 PLAIN_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # safe as a file name
 OVER_BUDGET = frozenset({"inflated_too_large"})  # refusals that are about size, not content
@@ -86,7 +86,7 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
         OverloadedError: The job queue is full (nothing is indexed or queued, nothing kept).
     """
     settings = engine.settings
-    receipt, stored, datasets = StowReceipt(), [], []
+    receipt, stored, rows = StowReceipt(), [], []
     for index, part in enumerate(parts):
         if part is None:
             receipt.refused.append(RefusedPart(FailureReason.OUT_OF_RESOURCES, "instance_too_large"))
@@ -103,7 +103,7 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
         sop = uids["SOPInstanceUID"]
         path = part.rename(folder / (f"{sop}.dcm" if PLAIN_UID.match(sop) else f"{uuid.uuid4().hex}.dcm"))
         stored.append(StoredInstance(path=path, sop_instance_uid=sop, study_uid=uids["StudyInstanceUID"]))
-        datasets.append((instance.dataset, path))
+        rows.append(index_row(instance.dataset, path, origin=STORED))  # not the dataset: its pixels would pile up
         receipt.stored.append(StoredPart(uids["SOPClassUID"], sop, uids["StudyInstanceUID"],
                                          uids["SeriesInstanceUID"]))  # fmt: skip
     if not stored:
@@ -113,8 +113,8 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
                              ct_model=settings.ct_model or None)
     try:
         with engine.database.session() as session:
-            for dataset, path in datasets:
-                index_dataset(session, dataset, path, origin=STORED)
+            for row in rows:
+                session.merge(row)
             receipt.job_id = jobs.enqueue(session, kind=JobKind.PREREAD, payload=payload, actor=actor.subject,
                                           role=actor.role, max_pending=settings.max_pending_jobs)  # fmt: skip
     except BaseException:

@@ -66,6 +66,16 @@ def index_dataset(session: Session, dataset: Dataset, path: Path, *, origin: str
     Raises:
         InvalidInputError: The dataset lacks a Study, Series or SOP Instance UID (``missing_uid``).
     """
+    merged: DicomInstanceRow = session.merge(index_row(dataset, path, origin=origin))
+    return merged
+
+
+def index_row(dataset: Dataset, path: Path, *, origin: str) -> DicomInstanceRow:
+    """The index entry of ``dataset`` (header and metadata only: the dataset itself need not be kept for it).
+
+    Raises:
+        InvalidInputError: The dataset lacks a Study, Series or SOP Instance UID (``missing_uid``).
+    """
     uids = instance_uids(dataset)
     row = DicomInstanceRow(
         sop_instance_uid=uids["SOPInstanceUID"], sop_class_uid=uids["SOPClassUID"],
@@ -80,8 +90,7 @@ def index_dataset(session: Session, dataset: Dataset, path: Path, *, origin: str
         origin=origin, path=str(path), created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
         metadata_json=dicom_json(dataset),
     )  # fmt: skip
-    merged: DicomInstanceRow = session.merge(row)
-    return merged
+    return row
 
 
 def patient_of_study(session: Session, study_uid: str) -> str:
