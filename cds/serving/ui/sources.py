@@ -40,7 +40,8 @@ class ViewerImage:
         return float(self.values.min()), float(self.values.max())
 
 
-def _first(value: object) -> float | None:
+def first_number(value: object) -> float | None:
+    """The first value of a DICOM number (one value or several) as a float; ``None`` when there is none."""
     try:
         return float(value[0] if isinstance(value, Sequence) and not isinstance(value, str) else value)  # type: ignore[arg-type]
     except (TypeError, ValueError, IndexError):
@@ -48,8 +49,8 @@ def _first(value: object) -> float | None:
 
 
 def _file_window(instance: DicomInstance) -> tuple[float, float] | None:
-    width = _first(instance.dataset.get("WindowWidth"))
-    centre = _first(instance.dataset.get("WindowCenter"))
+    width = first_number(instance.dataset.get("WindowWidth"))
+    centre = first_number(instance.dataset.get("WindowCenter"))
     return (width, centre) if width is not None and centre is not None and width > 0 else None
 
 

@@ -191,3 +191,32 @@ def test_a_browser_viewer_on_an_allowed_origin_may_call_dicomweb(tmp_path: Path)
         assert "access-control-allow-origin" not in other.headers
     with pytest.raises(ValueError, match="never"):
         Settings(cors_origins=["*"])
+
+
+def test_wado_rendered_windows_fits_and_negotiates_the_picture(client: TestClient,
+                                                                archive: dict[str, list[Path]]) -> None:  # fmt: skip
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    headers = bearer(client, Role.RADIOLOGIST)
+    source = pydicom.dcmread(archive["P-1"][0])
+    url = (f"/dicomweb/studies/{source.StudyInstanceUID}/series/{source.SeriesInstanceUID}/instances/"
+           f"{source.SOPInstanceUID}/rendered")  # fmt: skip
+    default = client.get(url, headers=headers)
+    assert default.status_code == 200 and default.headers["content-type"] == "image/jpeg"  # PS3.18's default
+    picture = Image.open(io.BytesIO(default.content))
+    assert picture.format == "JPEG" and picture.size == (source.Columns, source.Rows) and picture.mode == "L"
+    png = client.get(url, headers=headers | {"Accept": "image/png"})
+    assert png.headers["content-type"] == "image/png"
+    full = np.asarray(Image.open(io.BytesIO(png.content)), dtype=float)
+    centre, width = float(source.WindowCenter), float(source.WindowWidth)
+    narrow = client.get(f"{url}?window={centre},{width / 8}", headers=headers | {"Accept": "image/png"})
+    saturated = np.asarray(Image.open(io.BytesIO(narrow.content)), dtype=float)
+    assert ((saturated == 0) | (saturated == 255)).mean() > ((full == 0) | (full == 255)).mean() + 0.2
+    small = client.get(f"{url}?viewport=100,100", headers=headers | {"Accept": "image/png"})
+    assert max(Image.open(io.BytesIO(small.content)).size) == 100
+    assert client.get(url, headers=headers | {"Accept": "image/gif"}).status_code == 406
+    assert client.get(f"{url}?window=wide", headers=headers).status_code == 422
+    assert client.get(url, headers=bearer(client, Role.RADIOLOGIST, patient="Patient/P-2")).status_code == 403

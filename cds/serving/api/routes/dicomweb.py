@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import update
 
 from cds.errors import NotAcceptableError, NotFoundError
@@ -38,6 +38,7 @@ from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, scoped_patient_id
 from cds.serving.api.state import AppState
 from cds.serving.api.uploads import discarded_on_failure, save_parts
+from cds.serving.dicom_rendered import chosen_media_type, rendered
 from cds.store.audit import AuditAction, record_event
 from cds.store.dicom_index import InstanceQuery, dicom_json, find_instances, find_series, find_studies
 from cds.store.tables import DicomInstanceRow
@@ -329,3 +330,24 @@ def series_metadata(study: UidPath, series: UidPath, request: Request, state: St
                     principal: Radiology) -> JSONResponse:  # fmt: skip
     """WADO-RS: the series' instances as DICOM JSON, bulk data as BulkDataURI."""
     return _metadata(request, state, _retrieve(request, state, principal, study, series))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/rendered", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})  # fmt: skip
+def rendered_instance(
+    study: UidPath, series: UidPath, sop: UidPath, request: Request, state: StateDep, principal: Radiology,
+    window: Annotated[str | None, Query(pattern=r"^-?\d+(\.\d+)?,\d+(\.\d+)?(,linear)?$",
+                                        description="centre,width[,linear] (PS3.18); default: the file's")] = None,
+    viewport: Annotated[str | None, Query(pattern=r"^\d{1,5},\d{1,5}$", description="width,height to fit in")]
+    = None,
+) -> Response:  # fmt: skip
+    """WADO-RS rendered: the instance as JPEG (default) or PNG, windowed on the server."""
+    media_type = chosen_media_type(request.headers.get("accept", ""))
+    if media_type is None:
+        raise NotAcceptableError("rendered instances are image/jpeg or image/png")
+    (row,) = _retrieve(request, state, principal, study, series, sop)
+    centre, width, *_ = (window or "0,0").split(",")
+    fit_to = max(int(v) for v in viewport.split(",")) if viewport else None
+    picture = rendered(Path(row.path), media_type=media_type, window=(float(centre), float(width)) if window else None,
+                       viewport=fit_to or None)  # fmt: skip
+    return Response(picture, media_type=media_type)
