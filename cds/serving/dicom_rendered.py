@@ -1,9 +1,14 @@
-"""WADO-RS rendered: one stored instance as an ordinary picture (JPEG or PNG), windowed on the server.
+"""WADO-RS rendered and frames: a stored instance as an ordinary picture, or its frames as native pixel bytes.
+
+Rendered: one picture (JPEG or PNG), windowed on the server.
 
 The pixels are decoded by the defensive reader (in its decoder process, within the decoding budgets); a greyscale
 image is windowed by the request's ``window`` (centre, width; PS3.18 linear function), else the file's own
 window, else its full range, and a MONOCHROME1 image is inverted so dense is bright; a colour image is shown as
 stored. A multi-frame instance shows its first frame. ``viewport`` shrinks the picture to fit, aspect kept.
+
+Frames: the numbered frames' decoded stored values, uncompressed little-endian as PS3.18 serves them to a viewer
+that does its own display (1-bit frames packed, least significant bit first).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cds.errors import InvalidInputError
+from cds.errors import InvalidInputError, NotFoundError
 from cds.pipelines.imaging.dicom_reader import read_instance
 from cds.pipelines.imaging.pixel_values import MODALITY_FLOAT32
 from cds.serving.ui.render import fit, window_level
@@ -76,3 +81,28 @@ def chosen_media_type(accept: str) -> str | None:
         if media_range in ("image/*", "*/*"):
             return "image/jpeg"
     return None
+
+
+def frames(path: Path, numbers: list[int]) -> list[bytes]:
+    """The frames ``numbers`` (from 1) of the instance at ``path`` as native little-endian bytes.
+
+    Raises:
+        InvalidInputError: Any reason of the DICOM reader, or ``not_an_image``.
+        NotFoundError: ``frame_not_found`` for a number beyond the instance's frames.
+    """
+    instance = read_instance(path, name=path.name)
+    if "PixelData" not in instance.dataset:
+        raise InvalidInputError("the instance holds no image (an SR or other non-image object)", code="not_an_image")
+    values = instance.pixels()
+    count = int(instance.dataset.get("NumberOfFrames", 1) or 1)
+    stack = values if count > 1 else values[None]
+    missing = [n for n in numbers if not 1 <= n <= count]
+    if missing:
+        raise NotFoundError(f"frame {missing[0]} of an instance with {count} frame(s)", code="frame_not_found")
+    packed = int(instance.dataset.get("BitsAllocated", 8)) == 1
+    out = []
+    for number in numbers:
+        frame = np.ascontiguousarray(stack[number - 1])
+        out.append(np.packbits(frame.astype(np.uint8), bitorder="little").tobytes() if packed
+                   else frame.astype(frame.dtype.newbyteorder("<"), copy=False).tobytes())  # fmt: skip
+    return out

@@ -220,3 +220,21 @@ def test_wado_rendered_windows_fits_and_negotiates_the_picture(client: TestClien
     assert client.get(url, headers=headers | {"Accept": "image/gif"}).status_code == 406
     assert client.get(f"{url}?window=wide", headers=headers).status_code == 422
     assert client.get(url, headers=bearer(client, Role.RADIOLOGIST, patient="Patient/P-2")).status_code == 403
+
+
+def test_wado_frames_are_the_native_pixels(client: TestClient, archive: dict[str, list[Path]]) -> None:
+    import numpy as np
+
+    headers = bearer(client, Role.RADIOLOGIST)
+    source = pydicom.dcmread(archive["Q-9"][3])  # a CT slice: 16-bit stored values
+    url = (f"/dicomweb/studies/{source.StudyInstanceUID}/series/{source.SeriesInstanceUID}/instances/"
+           f"{source.SOPInstanceUID}/frames/1")  # fmt: skip
+    answer = client.get(url, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith('multipart/related; type="application/octet-stream"')
+    (frame,) = _parts(answer)
+    assert np.array_equal(np.frombuffer(frame, dtype="<u2").reshape(source.Rows, source.Columns),
+                          source.pixel_array.astype("<u2"))  # fmt: skip
+    assert client.get(url.replace("/frames/1", "/frames/2"), headers=headers).json()["code"] == "frame_not_found"
+    assert client.get(url, headers=headers | {"Accept": "multipart/related; type=\"image/jp2\""}).status_code == 406
+    assert client.get(url.replace("/frames/1", "/frames/0"), headers=headers).status_code == 422

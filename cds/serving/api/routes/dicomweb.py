@@ -38,7 +38,7 @@ from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, scoped_patient_id
 from cds.serving.api.state import AppState
 from cds.serving.api.uploads import discarded_on_failure, save_parts
-from cds.serving.dicom_rendered import chosen_media_type, rendered
+from cds.serving.dicom_rendered import chosen_media_type, frames, rendered
 from cds.store.audit import AuditAction, record_event
 from cds.store.dicom_index import InstanceQuery, dicom_json, find_instances, find_series, find_studies
 from cds.store.tables import DicomInstanceRow
@@ -236,16 +236,16 @@ def _retrieve(request: Request, state: AppState, principal: Principal, study: st
     return rows
 
 
-def _accepts_dicom_multipart(accept: str) -> bool:
-    """Whether ``Accept`` admits multipart/related application/dicom in the stored transfer syntax."""
+def _accepts_multipart(accept: str, part_type: str, uncompressed: str = "") -> bool:
+    """Whether ``Accept`` admits multipart/related of ``part_type`` as served (stored, or ``uncompressed``)."""
     if not accept.strip():
         return True
     for media_range in accept.split(","):
         kind, *params = (p.strip() for p in media_range.split(";"))
         options = {k.strip().lower(): v.strip().strip('"') for k, _, v in (p.partition("=") for p in params)}
         if kind in ("*/*", "multipart/*") or (
-            kind == "multipart/related" and options.get("type", "application/dicom") == "application/dicom"
-            and options.get("transfer-syntax", "*") == "*"
+            kind == "multipart/related" and options.get("type", part_type) == part_type
+            and options.get("transfer-syntax", "*") in ("*", uncompressed or "*")
         ):  # fmt: skip
             return True
     return False
@@ -253,7 +253,7 @@ def _accepts_dicom_multipart(accept: str) -> bool:
 
 def _multipart(request: Request, rows: Sequence[DicomInstanceRow]) -> StreamingResponse:
     accept = request.headers.get("accept", "")
-    if not _accepts_dicom_multipart(accept):
+    if not _accepts_multipart(accept, "application/dicom"):
         raise NotAcceptableError(
             f'instances are served as multipart/related; type="application/dicom" in their stored transfer syntax '
             f"(transfer-syntax=* or none); Accept was {accept[:200]!r}"
@@ -351,3 +351,31 @@ def rendered_instance(
     picture = rendered(Path(row.path), media_type=media_type, window=(float(centre), float(width)) if window else None,
                        viewport=fit_to or None)  # fmt: skip
     return Response(picture, media_type=media_type)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}", response_class=StreamingResponse,
+            responses={200: {"content": {'multipart/related; type="application/octet-stream"': {}}}})  # fmt: skip
+def retrieve_frames(
+    study: UidPath, series: UidPath, sop: UidPath, request: Request, state: StateDep, principal: Radiology,
+    numbers: Annotated[str, PathParam(pattern=r"^[1-9][0-9]{0,5}(,[1-9][0-9]{0,5}){0,99}$",
+                                      description="frame numbers from 1, comma-separated")],
+) -> StreamingResponse:  # fmt: skip
+    """WADO-RS frames: the frames' pixels, uncompressed little-endian, one part each."""
+    if not _accepts_multipart(request.headers.get("accept", ""), "application/octet-stream",
+                              uncompressed="1.2.840.10008.1.2.1"):  # fmt: skip
+        raise NotAcceptableError('frames are served as multipart/related; type="application/octet-stream", '
+                                 "uncompressed (transfer-syntax=* or 1.2.840.10008.1.2.1)")
+    (row,) = _retrieve(request, state, principal, study, series, sop)
+    wanted = [int(n) for n in numbers.split(",")]
+    parts = frames(Path(row.path), wanted)
+    boundary = uuid.uuid4().hex
+    url = _instance_url(request, row)
+
+    def body() -> Iterator[bytes]:
+        for number, part in zip(wanted, parts, strict=True):
+            yield (f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+                   f"Content-Location: {url}/frames/{number}\r\n\r\n").encode() + part + b"\r\n"  # fmt: skip
+        yield f"--{boundary}--\r\n".encode()
+
+    return StreamingResponse(body(), media_type=f'multipart/related; type="application/octet-stream"; '
+                                                f"boundary={boundary}")  # fmt: skip
