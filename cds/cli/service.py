@@ -36,6 +36,29 @@ def serve(
     run_command(body)
 
 
+@serve_app.command("fetch")
+def fetch(
+    study_uid: Annotated[str, typer.Argument(help="Study Instance UID")],
+    url: Annotated[str, typer.Option(help="The PACS's DICOMweb root, e.g. http://pacs:8042/dicom-web")],
+) -> None:
+    """Fetch a study from a PACS over DICOMweb, store it and queue its pre-read (run by the service or `cds worker`)."""
+    from cds.services.dicomweb_fetch import fetch_study
+    from cds.serving.engine import build_engine
+    from cds.store.audit import Actor
+
+    def body() -> None:
+        engine = build_engine(Settings())
+        engine.database.migrate()
+        try:
+            receipt = fetch_study(engine, url, study_uid, actor=Actor("cli:fetch", "radiologist"))
+        finally:
+            engine.close()
+        out(json.dumps({"stored": len(receipt.stored), "refused": [r.reason for r in receipt.refused],
+                        "job": receipt.job_id}))  # fmt: skip
+
+    run_command(body)
+
+
 @serve_app.command("worker")
 def worker() -> None:
     """Run background jobs from the database (for scaling out; set CDS_JOB_WORKERS=0 on the servers then)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pydicom
+import pytest
 from fastapi.testclient import TestClient
 
 from cds.serving.api.app import create_app
@@ -42,3 +43,28 @@ def test_orthanc_sends_a_study_and_gets_the_ai_results_back_in_it(tmp_path: Path
                 series = httpx.get(f"{pacs.url}/dicom-web/studies/{study_uid}/series", timeout=10)
                 modalities = {s["00080060"]["Value"][0] for s in series.json()} if series.status_code == 200 else set()
     assert {"CR", "SR"} <= modalities  # the AI's structured report sits in the source study, beside the image
+
+
+def test_cds_fetches_a_study_from_orthanc_over_dicomweb(tmp_path: Path) -> None:
+    from cds.errors import NotFoundError
+    from cds.services.dicomweb_fetch import fetch_study
+    from cds.serving.engine import build_engine
+    from cds.store.audit import Actor
+
+    with orthanc(tmp_path / "orthanc", modalities={}) as pacs:
+        study = write_radiograph(tmp_path / "prior.dcm", render(256, 7, 0)[0], patient_id="PRIOR-1")
+        assert httpx.post(f"{pacs.url}/instances", content=study.read_bytes(), timeout=30).status_code == 200
+        study_uid = str(pydicom.dcmread(study, stop_before_pixels=True).StudyInstanceUID)
+        engine = build_engine(Settings(data_dir=tmp_path / "cds"))
+        engine.database.migrate()
+        try:
+            actor = Actor("dr-li", "radiologist")
+            receipt = fetch_study(engine, f"{pacs.url}/dicom-web", study_uid, actor=actor)
+            assert len(receipt.stored) == 1 and receipt.refused == [] and receipt.job_id is not None
+            assert receipt.stored[0].sop_instance_uid == str(pydicom.dcmread(study).SOPInstanceUID)
+            again = fetch_study(engine, f"{pacs.url}/dicom-web", study_uid, actor=actor)
+            assert again.stored == [] and again.job_id is None  # held already: not read twice
+            with pytest.raises(NotFoundError):
+                fetch_study(engine, f"{pacs.url}/dicom-web", "1.2.3.4.5.6.7.8.9", actor=actor)
+        finally:
+            engine.close()
