@@ -236,3 +236,21 @@ def find_instances(session: Session, query: InstanceQuery) -> Sequence[DicomInst
         .order_by(row.study_uid, row.series_uid, row.instance_number, row.sop_instance_uid)
         .limit(query.limit).offset(query.offset)
     ).all()  # fmt: skip
+
+
+def representative_metadata(session: Session, *, studies: Sequence[str] = (),
+                            series: Sequence[str] = ()) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Per study (or series) UID, the DICOM JSON of one of its stored instances (the lowest SOP Instance UID)."""
+    key = DicomInstanceRow.series_uid if series else DicomInstanceRow.study_uid
+    wanted = list(series or studies)
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(key, DicomInstanceRow.metadata_json)
+            .where(key.in_(wanted[start : start + 500]), DicomInstanceRow.metadata_json.is_not(None))
+            .order_by(key, DicomInstanceRow.origin.desc(), DicomInstanceRow.sop_instance_uid)
+        )  # fmt: skip ("stored" sorts before "ai_result" in descending order: the acquired image speaks first)
+        for uid, text in rows:
+            if uid not in found and text:
+                found[uid] = json.loads(text)
+    return found

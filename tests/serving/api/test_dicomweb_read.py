@@ -238,3 +238,26 @@ def test_wado_frames_are_the_native_pixels(client: TestClient, archive: dict[str
     assert client.get(url.replace("/frames/1", "/frames/2"), headers=headers).json()["code"] == "frame_not_found"
     assert client.get(url, headers=headers | {"Accept": "multipart/related; type=\"image/jp2\""}).status_code == 406
     assert client.get(url.replace("/frames/1", "/frames/0"), headers=headers).status_code == 422
+
+
+def test_qido_includefield_adds_the_attributes_asked_for(client: TestClient, archive: dict[str, list[Path]]) -> None:
+    headers = bearer(client, Role.RADIOLOGIST)
+    source = pydicom.dcmread(archive["P-1"][0], stop_before_pixels=True)
+    plain = client.get("/dicomweb/studies", params={"PatientID": "P-1"}, headers=headers).json()
+    assert "00100040" not in plain[0] and "00080070" not in plain[0]  # PatientSex, Manufacturer: not by default
+    asked = client.get("/dicomweb/studies", headers=headers,
+                       params=[("PatientID", "P-1"), ("includefield", "PatientSex"),
+                               ("includefield", "00080070,StudyDescription")]).json()  # fmt: skip
+    assert asked[0]["00100040"]["Value"] == [source.PatientSex]
+    assert "00081030" in asked[0] or "StudyDescription" not in source  # present when the study has it
+    assert "Warning" not in client.get("/dicomweb/studies", params={"includefield": "PatientSex"},
+                                       headers=headers).headers  # fmt: skip
+    series = client.get(f"/dicomweb/studies/{source.StudyInstanceUID}/series", params={"includefield": "all"},
+                        headers=headers).json()  # fmt: skip
+    stored = next(s for s in series if s["0020000E"]["Value"] == [source.SeriesInstanceUID])
+    assert stored["00280010"]["Value"] == [source.Rows] and "7FE00010" not in stored  # never the pixels
+    instances = client.get(f"/dicomweb/studies/{source.StudyInstanceUID}/series/{source.SeriesInstanceUID}/instances",
+                           params={"includefield": "Rows,Columns"}, headers=headers).json()  # fmt: skip
+    assert (instances[0]["00280010"]["Value"], instances[0]["00280011"]["Value"]) == ([source.Rows], [source.Columns])
+    bad = client.get("/dicomweb/studies", params={"includefield": "NoSuchKeyword"}, headers=headers)
+    assert bad.status_code == 422 and bad.json()["code"] == "unknown_attribute"

@@ -20,6 +20,7 @@ audited.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -31,7 +32,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import update
 
-from cds.errors import NotAcceptableError, NotFoundError
+from cds.errors import InvalidInputError, NotAcceptableError, NotFoundError
 from cds.pipelines.imaging.dicom_reader import read_instance
 from cds.services.stow import StowReceipt, accept_instances
 from cds.serving.api.auth import Principal, Role
@@ -40,13 +41,20 @@ from cds.serving.api.state import AppState
 from cds.serving.api.uploads import discarded_on_failure, save_parts
 from cds.serving.dicom_rendered import chosen_media_type, frames, rendered
 from cds.store.audit import AuditAction, record_event
-from cds.store.dicom_index import InstanceQuery, dicom_json, find_instances, find_series, find_studies
+from cds.store.dicom_index import (
+    InstanceQuery,
+    dicom_json,
+    find_instances,
+    find_series,
+    find_studies,
+    representative_metadata,
+)
 from cds.store.tables import DicomInstanceRow
 
 router = APIRouter(prefix="/dicomweb", tags=["imaging"])
 Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
 DICOM_JSON = "application/dicom+json"
-IGNORED_QUIETLY = {"includefield", "fuzzymatching"}
+IGNORED_QUIETLY = {"includefield", "fuzzymatching"}  # includefield is read by _included; fuzzy matching: exact
 CHUNK = 1 << 20
 UidPath = Annotated[str, PathParam(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
 QIDO_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {DICOM_JSON: {}}}}
@@ -107,6 +115,41 @@ def _answer(request: Request, state: AppState, principal: Principal, query: Inst
     return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
 
 
+def _included(request: Request) -> set[str] | None:
+    """The attributes ``includefield`` asks for, as tags (``{"all"}`` for every one); ``None`` when none.
+
+    Raises:
+        InvalidInputError: ``unknown_attribute`` for a name that is neither a keyword nor a tag.
+    """
+    from pydicom.datadict import tag_for_keyword
+
+    names = [n.strip() for value in request.query_params.getlist("includefield") for n in value.split(",")]
+    if not names:
+        return None
+    tags: set[str] = set()
+    for name in filter(None, names):
+        if name.lower() == "all":
+            return {"all"}
+        if re.fullmatch(r"[0-9A-Fa-f]{8}", name):
+            tags.add(name.upper())
+            continue
+        tag = tag_for_keyword(name)
+        if tag is None:
+            raise InvalidInputError(f"includefield {name[:64]!r} is neither a DICOM keyword nor a tag",
+                                    code="unknown_attribute")  # fmt: skip
+        tags.add(f"{tag:08X}")
+    return tags
+
+
+def _with_included(entry: dict[str, Any], metadata: dict[str, Any] | None, tags: set[str] | None) -> dict[str, Any]:
+    """``entry`` with the asked-for attributes from ``metadata`` (never bulk data; what the entry has stays)."""
+    if not tags or not metadata:
+        return entry
+    wanted = metadata if "all" in tags else {t: metadata[t] for t in tags if t in metadata}
+    extra = {t: v for t, v in wanted.items() if t not in entry and "BulkDataURI" not in v and "InlineBinary" not in v}
+    return entry | extra
+
+
 def _item(tag_values: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     return {tag: {"vr": vr, "Value": [value]} for tag, (vr, value) in tag_values.items()}
 
@@ -158,17 +201,19 @@ async def stow(request: Request, engine: EngineDep, principal: Radiology) -> JSO
 @router.get("/studies", response_model=list[dict[str, Any]], responses=QIDO_RESPONSES)
 def search_studies(request: Request, state: StateDep, principal: Radiology, query: QidoQuery) -> JSONResponse:
     """QIDO-RS: studies matching the query keys, newest first."""
+    tags = _included(request)
     with state.database.session() as session:
         studies = find_studies(session, query)
+        extra = representative_metadata(session, studies=[s.study_uid for s in studies]) if tags else {}
     base = _base(request)
-    body = [{
+    body = [_with_included({
         "00080020": _attr("DA", s.study_date), "00080050": _attr("SH", s.accession_number),
         "00080061": _attr("CS", *s.modalities), "00100010": _attr("PN", {"Alphabetic": s.patient_name}
                                                                  if s.patient_name else None),
         "00100020": _attr("LO", s.patient_id), "0020000D": _attr("UI", s.study_uid),
         "00201206": _attr("IS", s.series), "00201208": _attr("IS", s.instances),
         "00081190": _attr("UR", f"{base}/studies/{s.study_uid}"),
-    } for s in studies]  # fmt: skip
+    }, extra.get(s.study_uid), tags) for s in studies]  # fmt: skip
     return _answer(request, state, principal, query, "study", body)
 
 
@@ -177,15 +222,17 @@ def search_series(study: UidPath, request: Request, state: StateDep, principal: 
                   query: QidoQuery) -> JSONResponse:  # fmt: skip
     """QIDO-RS: the study's series matching the query keys."""
     query = _within(query, study_uid=study)
+    tags = _included(request)
     with state.database.session() as session:
         series = find_series(session, query)
+        extra = representative_metadata(session, series=[s.series_uid for s in series]) if tags else {}
     base = _base(request)
-    body = [{
+    body = [_with_included({
         "0020000D": _attr("UI", s.study_uid), "0020000E": _attr("UI", s.series_uid),
         "00080060": _attr("CS", s.modality), "00200011": _attr("IS", s.series_number),
         "0008103E": _attr("LO", s.description), "00201209": _attr("IS", s.instances),
         "00081190": _attr("UR", f"{base}/studies/{s.study_uid}/series/{s.series_uid}"),
-    } for s in series]  # fmt: skip
+    }, extra.get(s.series_uid), tags) for s in series]  # fmt: skip
     return _answer(request, state, principal, query, "series", body)
 
 
@@ -195,14 +242,15 @@ def search_instances(study: UidPath, series: UidPath, request: Request, state: S
                      query: QidoQuery) -> JSONResponse:  # fmt: skip
     """QIDO-RS: the series' instances."""
     query = _within(query, study_uid=study, series_uid=series)
+    tags = _included(request)
     with state.database.session() as session:
         rows = find_instances(session, query)
-    body = [{
+    body = [_with_included({
         "0020000D": _attr("UI", r.study_uid), "0020000E": _attr("UI", r.series_uid),
         "00080016": _attr("UI", r.sop_class_uid), "00080018": _attr("UI", r.sop_instance_uid),
         "00080060": _attr("CS", r.modality), "00200013": _attr("IS", r.instance_number),
         "00081190": _attr("UR", _instance_url(request, r)),
-    } for r in rows]  # fmt: skip
+    }, json.loads(r.metadata_json) if tags and r.metadata_json else None, tags) for r in rows]  # fmt: skip
     return _answer(request, state, principal, query, "instance", body)
 
 
