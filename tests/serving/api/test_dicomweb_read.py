@@ -261,3 +261,11 @@ def test_qido_includefield_adds_the_attributes_asked_for(client: TestClient, arc
     assert (instances[0]["00280010"]["Value"], instances[0]["00280011"]["Value"]) == ([source.Rows], [source.Columns])
     bad = client.get("/dicomweb/studies", params={"includefield": "NoSuchKeyword"}, headers=headers)
     assert bad.status_code == 422 and bad.json()["code"] == "unknown_attribute"
+
+
+def test_qido_says_fuzzy_matching_is_not_done(client: TestClient, archive: dict[str, list[Path]]) -> None:
+    headers = bearer(client, Role.RADIOLOGIST)
+    fuzzy = client.get("/dicomweb/studies", params={"PatientID": "P-1", "fuzzymatching": "true"}, headers=headers)
+    assert fuzzy.status_code == 200 and len(fuzzy.json()) == 1
+    assert "Only literal matching has been performed" in fuzzy.headers["Warning"]
+    assert "Warning" not in client.get("/dicomweb/studies", params={"fuzzymatching": "false"}, headers=headers).headers

@@ -54,7 +54,7 @@ from cds.store.tables import DicomInstanceRow
 router = APIRouter(prefix="/dicomweb", tags=["imaging"])
 Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
 DICOM_JSON = "application/dicom+json"
-IGNORED_QUIETLY = {"includefield", "fuzzymatching"}  # includefield is read by _included; fuzzy matching: exact
+IGNORED_QUIETLY = {"includefield", "fuzzymatching"}  # read by _included and _answer, not query keys
 CHUNK = 1 << 20
 UidPath = Annotated[str, PathParam(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
 QIDO_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {DICOM_JSON: {}}}}
@@ -108,11 +108,14 @@ def _answer(request: Request, state: AppState, principal: Principal, query: Inst
         record_event(session, AuditAction.IMAGING_SEARCH, principal.actor, f"ImagingStudy?level={level}",
                      subject=f"Patient/{query.only_patient}" if query.only_patient else "",
                      detail={"matches": len(body)})
-    headers = {}
+    warnings = []
     if query.unsupported:
         keys = ", ".join(k.encode("ascii", "backslashreplace").decode() for k in query.unsupported)  # header-safe
-        headers["Warning"] = f'299 cds "the query keys {keys} are not supported and were ignored"'
-    return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
+        warnings.append(f'299 cds "the query keys {keys} are not supported and were ignored"')
+    if request.query_params.get("fuzzymatching", "").lower() == "true":  # as PS3.18 asks a server without it to say
+        warnings.append('299 cds "The fuzzymatching parameter is not supported. Only literal matching has been '
+                        'performed."')
+    return JSONResponse(body, media_type=DICOM_JSON, headers={"Warning": ", ".join(warnings)} if warnings else {})
 
 
 def _included(request: Request) -> set[str] | None:
