@@ -49,10 +49,12 @@ class StoredPart:
 
 @dataclass(frozen=True)
 class RefusedPart:
-    """A part that was not stored: the STOW-RS failure reason and ours."""
+    """A part that was not stored: the STOW-RS failure reason and ours, and its UIDs when they could be read."""
 
     failure: FailureReason
     reason: str
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
 
 
 @dataclass
@@ -91,6 +93,7 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
         if part is None:
             receipt.refused.append(RefusedPart(FailureReason.OUT_OF_RESOURCES, "instance_too_large"))
             continue
+        uids: dict[str, str] = {}
         try:
             instance = read_instance(part, name=f"part {index + 1}", max_inflated_bytes=settings.max_instance_bytes)
             uids = instance_uids(instance.dataset)
@@ -98,7 +101,8 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
         except CdsError as exc:
             part.unlink(missing_ok=True)
             failure = FailureReason.OUT_OF_RESOURCES if exc.code in OVER_BUDGET else FailureReason.CANNOT_UNDERSTAND
-            receipt.refused.append(RefusedPart(failure, exc.code))
+            receipt.refused.append(RefusedPart(failure, exc.code, uids.get("SOPClassUID", ""),
+                                               uids.get("SOPInstanceUID", "")))  # fmt: skip
             continue
         sop = uids["SOPInstanceUID"]
         path = part.rename(folder / (f"{sop}.dcm" if PLAIN_UID.match(sop) else f"{uuid.uuid4().hex}.dcm"))

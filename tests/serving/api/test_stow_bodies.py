@@ -70,6 +70,9 @@ def test_stow_answers_200_202_409_and_keeps_only_what_it_stored(client: TestClie
     failures = [(f["00081197"]["Value"][0], f["00000902"]["Value"][0]) for f in some.json()["00081198"]["Value"]]
     assert failures == [(0xA700, "inflated_too_large"), (0xC000, "corrupt_deflate"), (0xA700, "instance_too_large"),
                         (0xC000, "pixel_data_short")]  # the last: a radiograph cut short in its pixel data
+    short = some.json()["00081198"]["Value"][-1]  # its header was read: the failure names the instance
+    assert short["00081150"]["Value"] == ["1.2.840.10008.5.1.4.1.1.1"] and short["00081155"]["Value"][0]
+    assert "00081155" not in some.json()["00081198"]["Value"][1]  # an unreadable part: no UID to name
     assert peak < 80 * MiB, f"{peak / MiB:.0f} MiB"  # the body (~10 MiB, twice) and the cap; the bomb is 512 MiB
 
     none = client.post("/dicomweb/studies", content=multipart_body([cut, b"junk"]), headers=headers | STOW)

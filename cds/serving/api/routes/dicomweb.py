@@ -172,9 +172,12 @@ def _stow_response(receipt: StowReceipt, base: str) -> dict[str, Any]:
             "00081150": ("UI", s.sop_class_uid), "00081155": ("UI", s.sop_instance_uid),
             "00081190": ("UR", f"{base}/studies/{s.study_uid}/series/{s.series_uid}/instances/{s.sop_instance_uid}"),
         }) for s in receipt.stored]}  # fmt: skip
-    if receipt.refused:
+    if receipt.refused:  # each failure names its SOP Class and Instance when they could be read
         document["00081198"] = {"vr": "SQ", "Value": [_item({"00081197": ("US", int(r.failure)),
-                                                             "00000902": ("LO", r.reason)})
+                                                             "00000902": ("LO", r.reason)}
+                                                            | ({"00081150": ("UI", r.sop_class_uid),
+                                                                "00081155": ("UI", r.sop_instance_uid)}
+                                                               if r.sop_instance_uid else {}))
                                                       for r in receipt.refused]}  # fmt: skip
     return document
 
