@@ -48,11 +48,16 @@ def deliver_due(engine: Engine, *, now: dt.datetime | None = None,
     http = client or httpx.Client(timeout=TIMEOUT_S)
     done = failed = 0
     down: set[str] = set()  # destinations that failed this round: their other messages wait for the claim to lapse
+    batched = _send_c_store_batches(engine, due)  # one association per PACS for the round's results
     try:
         for message_id, destination, topic, payload in sorted(due, key=lambda m: m[2] != ALERT):  # alerts first
             if destination in down:
                 continue
-            error, unreachable = _send(engine, http, topic, destination, message_id, payload)
+            if message_id in batched:
+                error = batched[message_id]
+                unreachable = bool(error) and dicom_sender.destination_down(error)
+            else:
+                error, unreachable = _send(engine, http, topic, destination, message_id, payload)
             if unreachable:
                 down.add(destination)
             with engine.database.session() as session:
@@ -73,6 +78,24 @@ def deliver_due(engine: Engine, *, now: dt.datetime | None = None,
     if failed:
         log.warning("outbox: %d message(s) not delivered; retried with backoff", failed)
     return DeliveryReport(done, failed)
+
+
+def _send_c_store_batches(engine: Engine, due: list[tuple[str, str, str, str]]) -> dict[str, str]:
+    """The round's DICOM results for C-STORE destinations, sent one association per destination: per id, error."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for message_id, destination, topic, payload in due:
+        target = dicom_sender.destination_of(engine.settings, destination) if topic == dicom_sender.TOPIC else None
+        if target is not None and target.kind == "dimse":
+            groups.setdefault(destination, []).append((message_id, payload))
+    errors: dict[str, str] = {}
+    for destination, payloads in groups.items():
+        target = dicom_sender.destination_of(engine.settings, destination)
+        assert target is not None
+        try:
+            errors.update(dicom_sender.send_batch(engine.settings, target, payloads))
+        except (OSError, ValueError, RuntimeError) as exc:  # an unreadable file, a network failure in pynetdicom
+            errors.update(dict.fromkeys((mid for mid, _ in payloads), type(exc).__name__))
+    return errors
 
 
 def _post(http: httpx.Client, destination: str, message_id: str, payload: str) -> str:

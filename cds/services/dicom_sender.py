@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pydicom
@@ -49,28 +50,8 @@ def send(settings: Settings, destination: DicomDestination, payload: str) -> str
     if not path.is_file():
         return "result_file_missing"
     if destination.kind == "dimse":
-        return _c_store(settings, destination, path)
+        return send_batch(settings, destination, [("one", payload)])["one"]
     return _stow(destination, path)
-
-
-def _c_store(settings: Settings, destination: DicomDestination, path: Path) -> str:
-    dataset = pydicom.dcmread(path)
-    ae = AE(ae_title=settings.dicom_ae_title)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT_S
-    syntaxes = list(dict.fromkeys([dataset.file_meta.TransferSyntaxUID, ExplicitVRLittleEndian,
-                                   ImplicitVRLittleEndian]))  # fmt: skip
-    ae.add_requested_context(dataset.SOPClassUID, syntaxes)
-    assoc = ae.associate(destination.host or "", destination.port or 0, ae_title=destination.ae_title or "")
-    if not assoc.is_established:
-        if assoc.is_rejected:
-            return "association_rejected"
-        return "no_accepted_context" if assoc.rejected_contexts else "connection_failed"
-    try:
-        status = assoc.send_c_store(dataset)
-    finally:
-        assoc.release()
-    code = int(status.Status) if "Status" in status else -1
-    return "" if code == 0x0000 or 0xB000 <= code <= 0xBFFF else f"c_store_status_0x{code & 0xFFFF:04X}"
 
 
 def _stow(destination: DicomDestination, path: Path) -> str:
@@ -97,3 +78,64 @@ def destination_down(error: str) -> bool:
 
 
 DOWN = {"connection_failed", "association_rejected", "destination_not_configured"}
+
+
+def send_batch(settings: Settings, destination: DicomDestination, payloads: list[tuple[str, str]]) -> dict[str, str]:
+    """Send several messages' files to one C-STORE destination over one association; per message id, its error.
+
+    The association requests every SOP class the files hold (each in its stored transfer syntax and the two
+    uncompressed ones); a file whose class the destination does not accept gets ``no_accepted_context`` alone.
+    """
+    files: dict[str, Path] = {}
+    errors: dict[str, str] = {}
+    for message_id, payload in payloads:
+        path = Path(json.loads(payload)["file"])
+        if path.is_file():
+            files[message_id] = path
+        else:
+            errors[message_id] = "result_file_missing"
+    if not files:
+        return errors
+    headers = {mid: pydicom.dcmread(path, stop_before_pixels=True) for mid, path in files.items()}
+    ae = AE(ae_title=settings.dicom_ae_title)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT_S
+    for sop_class, syntaxes in list(_contexts(headers.values()).items())[:128]:  # the most one association asks
+        ae.add_requested_context(sop_class, syntaxes)
+    assoc = ae.associate(destination.host or "", destination.port or 0, ae_title=destination.ae_title or "")
+    if not assoc.is_established:
+        reason = ("association_rejected" if assoc.is_rejected else
+                  "no_accepted_context" if assoc.rejected_contexts else "connection_failed")  # fmt: skip
+        return errors | dict.fromkeys(files, reason)
+    try:
+        return errors | _store_each(assoc, files, {mid: str(h.SOPClassUID) for mid, h in headers.items()})
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+def _contexts(headers: Iterable[Any]) -> dict[str, list[str]]:
+    """Per SOP class, the transfer syntaxes to request: each file's own, then the two uncompressed ones."""
+    contexts: dict[str, list[str]] = {}
+    for header in headers:
+        syntaxes = contexts.setdefault(str(header.SOPClassUID), [])
+        for syntax in (str(header.file_meta.TransferSyntaxUID), ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+            if syntax not in syntaxes:
+                syntaxes.append(syntax)
+    return contexts
+
+
+def _store_each(assoc: Any, files: dict[str, Path], classes: dict[str, str]) -> dict[str, str]:
+    """C-STORE each file on the open association; per message id, its error."""
+    accepted = {str(c.abstract_syntax) for c in assoc.accepted_contexts}
+    errors: dict[str, str] = {}
+    for message_id, path in files.items():
+        if classes[message_id] not in accepted:
+            errors[message_id] = "no_accepted_context"
+        elif not assoc.is_established:  # the destination dropped the association: the rest wait
+            errors[message_id] = "connection_failed"
+        else:
+            status = assoc.send_c_store(pydicom.dcmread(path))
+            code = int(status.Status) if "Status" in status else -1
+            errors[message_id] = ("" if code == 0x0000 or 0xB000 <= code <= 0xBFFF else
+                                  f"c_store_status_0x{code:04X}" if code >= 0 else "connection_failed")  # fmt: skip
+    return errors
