@@ -106,3 +106,25 @@ def frames(path: Path, numbers: list[int]) -> list[bytes]:
         out.append(np.packbits(frame.astype(np.uint8), bitorder="little").tobytes() if packed
                    else frame.astype(frame.dtype.newbyteorder("<"), copy=False).tobytes())  # fmt: skip
     return out
+
+
+PIXEL_DATA = 0x7FE00010
+
+
+def bulk_data(path: Path, tag: int) -> bytes:
+    """The value of the top-level element ``tag`` of the instance at ``path``.
+
+    Pixel data comes as every frame's decoded stored values, uncompressed little-endian (a stored compressed
+    encoding is not passed on).
+
+    Raises:
+        NotFoundError: ``element_not_found`` when the instance has no such element, or it holds no bytes.
+    """
+    instance = read_instance(path, name=path.name)
+    if tag == PIXEL_DATA and tag in instance.dataset:
+        count = int(instance.dataset.get("NumberOfFrames", 1) or 1)
+        return b"".join(frames(path, list(range(1, count + 1))))
+    element = instance.dataset.get(tag)
+    if element is None or not isinstance(element.value, bytes | bytearray):
+        raise NotFoundError(f"the instance has no bulk element {tag:08X}", code="element_not_found")
+    return bytes(element.value)

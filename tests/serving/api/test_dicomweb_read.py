@@ -137,6 +137,15 @@ def test_wado_returns_the_stored_bytes_and_the_ai_segmentation(client: TestClien
     first = metadata.json()[0]
     assert _value(first, "0020000D") == [study_uid]
     assert set(first["7FE00010"]) == {"vr", "BulkDataURI"} and "/instances/" in first["7FE00010"]["BulkDataURI"]
+    pixels = client.get(first["7FE00010"]["BulkDataURI"].removeprefix("http://testserver"), headers=headers)
+    assert pixels.status_code == 200 and pixels.headers["content-type"].startswith(
+        'multipart/related; type="application/octet-stream"')  # fmt: skip
+    (value,) = _parts(pixels)
+    source = next(pydicom.dcmread(f) for f in archive["Q-9"]
+                  if pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID == _value(first, "00080018")[0])
+    assert value == source.pixel_array.astype("<u2").tobytes()  # uncompressed little-endian, as the metadata says
+    missing = first["7FE00010"]["BulkDataURI"].removeprefix("http://testserver").replace("7FE00010", "00420011")
+    assert client.get(missing, headers=headers).json()["code"] == "element_not_found"
 
     refused = client.get(f"/dicomweb/studies/{study_uid}", headers=headers | {"Accept": "application/json"})
     assert refused.status_code == 406 and refused.json()["code"] == "not_acceptable"

@@ -86,7 +86,7 @@ def _url(path: str, ids: dict[str, str]) -> str:
         else ids["preread"]
     values = {"study": "1.9", "series": "1.9.2", "sop": "1.9.1", "uid": "1.9.1", "name": "result.json",
               "job_id": job, "result_id": ids["result"], "score": "pce", "service_id": "cds-risk",
-              "alert_id": ids["alert"], "condition": "hypertension", "numbers": "1"}
+              "alert_id": ids["alert"], "condition": "hypertension", "numbers": "1", "tag": "7FE00010"}
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "lesion-demo"), path)
 
 

@@ -143,7 +143,8 @@ def test_metadata_is_served_from_what_was_extracted_at_ingest(client: TestClient
     study = instance.split("/series/")[0]
     first = client.get(f"{study}/metadata", headers=headers).json()
     (document,) = first
-    assert document["00100020"]["Value"] == ["P-3"] and document["7FE00010"]["BulkDataURI"].endswith(instance)
+    assert document["00100020"]["Value"] == ["P-3"]
+    assert document["7FE00010"]["BulkDataURI"].endswith(f"{instance}/bulk/7FE00010")
     database = client.app.state.cds.database  # type: ignore[attr-defined]
     with database.session() as session:
         row = session.get(DicomInstanceRow, item["00081155"]["Value"][0])

@@ -39,7 +39,7 @@ from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, scoped_patient_id
 from cds.serving.api.state import AppState
 from cds.serving.api.uploads import discarded_on_failure, save_parts
-from cds.serving.dicom_rendered import chosen_media_type, frames, rendered
+from cds.serving.dicom_rendered import bulk_data, chosen_media_type, frames, rendered
 from cds.store.audit import AuditAction, record_event
 from cds.store.dicom_index import (
     InstanceQuery,
@@ -337,6 +337,15 @@ def _with_bulk_uri(value: Any, url: str) -> Any:
     return value
 
 
+def _bulk_uris(document: dict[str, Any], url: str) -> dict[str, Any]:
+    """``document`` with a top-level element's bulk data at ``{url}/bulk/{tag}``.
+
+    Bulk data nested in a sequence comes with the instance (its URI is the instance's).
+    """
+    return {tag: ({**attribute, "BulkDataURI": f"{url}/bulk/{tag}"} if "BulkDataURI" in attribute
+                  else _with_bulk_uri(attribute, url)) for tag, attribute in document.items()}  # fmt: skip
+
+
 def _metadata(request: Request, state: AppState, rows: Sequence[DicomInstanceRow]) -> JSONResponse:
     """The instances' DICOM JSON as extracted when they were stored (older rows: extracted now, and kept)."""
     body = []
@@ -347,7 +356,7 @@ def _metadata(request: Request, state: AppState, rows: Sequence[DicomInstanceRow
             with state.database.session() as session:
                 session.execute(update(DicomInstanceRow).where(DicomInstanceRow.sop_instance_uid ==
                                                                row.sop_instance_uid).values(metadata_json=text))
-        body.append(_with_bulk_uri(json.loads(text), _instance_url(request, row)))
+        body.append(_bulk_uris(json.loads(text), _instance_url(request, row)))
     return JSONResponse(body, media_type=DICOM_JSON)
 
 
@@ -433,3 +442,23 @@ def retrieve_frames(
 
     return StreamingResponse(body(), media_type=f'multipart/related; type="application/octet-stream"; '
                                                 f"boundary={boundary}")  # fmt: skip
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/bulk/{tag}", response_class=StreamingResponse,
+            responses={200: {"content": {'multipart/related; type="application/octet-stream"': {}}}})  # fmt: skip
+def retrieve_bulk_data(
+    study: UidPath, series: UidPath, sop: UidPath, request: Request, state: StateDep, principal: Radiology,
+    tag: Annotated[str, PathParam(pattern=r"^[0-9A-Fa-f]{8}$", description="the element's tag, 8 hex digits")],
+) -> StreamingResponse:  # fmt: skip
+    """WADO-RS bulk data: one element's value (pixel data uncompressed little-endian), the metadata's BulkDataURI."""
+    if not _accepts_multipart(request.headers.get("accept", ""), "application/octet-stream",
+                              uncompressed="1.2.840.10008.1.2.1"):  # fmt: skip
+        raise NotAcceptableError('bulk data is served as multipart/related; type="application/octet-stream"')
+    (row,) = _retrieve(request, state, principal, study, series, sop)
+    value = bulk_data(Path(row.path), int(tag, 16))
+    boundary = uuid.uuid4().hex
+    location = f"{_instance_url(request, row)}/bulk/{tag.upper()}"
+    part = (f"--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Location: {location}\r\n\r\n"
+            .encode() + value + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
+    return StreamingResponse(iter([part]), media_type=f'multipart/related; type="application/octet-stream"; '
+                                                      f"boundary={boundary}")  # fmt: skip
