@@ -48,12 +48,14 @@ def deliver_due(engine: Engine, *, now: dt.datetime | None = None,
     http = client or httpx.Client(timeout=TIMEOUT_S)
     done = failed = 0
     down: set[str] = set()  # destinations that failed this round: their other messages wait for the claim to lapse
-    batched = _send_c_store_batches(engine, due)  # one association per PACS for the round's results
+    batched: dict[str, str] | None = None  # C-STORE results: one association per PACS, sent after the alerts
     try:
         for message_id, destination, topic, payload in sorted(due, key=lambda m: m[2] != ALERT):  # alerts first
             if destination in down:
                 continue
-            if message_id in batched:
+            if batched is None and topic == dicom_sender.TOPIC:
+                batched = _send_c_store_batches(engine, due)
+            if batched is not None and message_id in batched:
                 error = batched[message_id]
                 unreachable = bool(error) and dicom_sender.destination_down(error)
             else:
