@@ -175,12 +175,24 @@ def _patient(resource: Any, patients: Mapping[str, str]) -> str:
     reference = str(resource.subject.reference) if resource.subject and resource.subject.reference else ""
     if not reference:
         raise _RefusedError("missing_subject", "the Observation names no patient (subject)")
-    if reference in patients:
+    found = patient_of(reference, patients)
+    if found is None:
+        raise _RefusedError("unknown_subject", f"the subject {reference[:80]!r} is not a Patient")
+    return found
+
+
+def patient_of(reference: str, patients: Mapping[str, str] | None = None) -> str | None:
+    """``Patient/<id>`` from a subject reference; ``None`` when it names no Patient.
+
+    The reference may be relative, an absolute URL ending so, or a Bundle entry's fullUrl in ``patients``
+    (fullUrl: ``Patient/<id>``).
+    """
+    if patients and reference in patients:
         return patients[reference]
     head, _, tail = reference.rpartition("Patient/")
     if tail and "/" not in tail and (not head or head.endswith("/")):
         return f"Patient/{tail}"
-    raise _RefusedError("unknown_subject", f"the subject {reference[:80]!r} is not a Patient")
+    return None
 
 
 def _effective(resource: Any, now: dt.datetime) -> dt.datetime:

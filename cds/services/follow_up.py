@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from cds.errors import InvalidInputError
-from cds.interop.fhir_observations import CLINIC
+from cds.interop.fhir_observations import CLINIC, patient_of
 from cds.interop.record_conditions import diabetes_condition, hypertension_condition
 from cds.interop.record_dates import age_at, birth_range, instant
 from cds.pipelines.monitoring.alert_rules import home_bp_signal
@@ -87,9 +87,12 @@ def _from_fhir(condition: Condition, document: Mapping[str, Any], today: dt.date
 
     try:
         if document.get("resourceType") == "Bundle":
-            resources = [e.resource for e in Bundle.model_validate(dict(document)).entry or [] if e.resource]
+            entries: list[Any] = [e for e in Bundle.model_validate(dict(document)).entry or [] if e.resource]
+            resources = [e.resource for e in entries]
+            full_urls = {str(e.fullUrl): f"Patient/{e.resource.id}" for e in entries
+                         if e.fullUrl and e.resource.get_resource_type() == "Patient" and e.resource.id}  # fmt: skip
         else:
-            resources = [FhirCondition.model_validate(dict(document))]
+            resources, full_urls = [FhirCondition.model_validate(dict(document))], {}
     except (ValidationError, ValueError, TypeError, AttributeError, KeyError) as exc:
         raise InvalidInputError(f"not a valid FHIR R4 Condition or Bundle: {str(exc)[:300]}",
                                 code="invalid_fhir") from None  # fmt: skip
@@ -99,8 +102,8 @@ def _from_fhir(condition: Condition, document: Mapping[str, Any], today: dt.date
         raise InvalidInputError(f"no active, confirmed {condition.value} Condition (ICD-10 or SNOMED CT) in the "
                                 "document", code="not_this_condition")  # fmt: skip
     found = matching[0]
-    patient = str(found.subject.reference or "") if found.subject else ""
-    if not patient.startswith("Patient/"):
+    patient = patient_of(str(found.subject.reference or ""), full_urls) if found.subject else None
+    if patient is None:
         raise InvalidInputError("the Condition names no Patient as its subject", code="missing_subject")
     people: list[Any] = [r for r in resources if r.get_resource_type() == "Patient" and f"Patient/{r.id}" == patient]
     born = str(people[0].birthDate) if people and people[0].birthDate else None
@@ -116,7 +119,7 @@ def enroll(engine: Engine, condition: Condition, document: Mapping[str, Any], *,
     Raises:
         InvalidInputError: The document is neither, or not about this condition.
     """
-    today = dt.date.today()
+    today = dt.datetime.now(zoneinfo.ZoneInfo(engine.settings.timezone)).date()  # the site's day, as statuses
     if "resourceType" in document:
         enrolment = _from_fhir(condition, document, today)
         source = f"Condition/{document.get('id') or ''}" if document.get("resourceType") == "Condition" else "Bundle"

@@ -178,3 +178,21 @@ def test_home_blood_pressure_above_target_raises_a_routine_alert_then_an_urgent_
     assert result.status_code == 200, result.text  # the week's home readings, released and audited
     for days in (2, 1, 0):  # the same readings of a patient outside the registry raise nothing
         assert post(home(f"x{days}", days, 150, 95, patient="not-enrolled")) == []
+
+
+def test_a_transaction_bundle_naming_its_patient_by_urn_or_absolute_url_enrols(client: TestClient) -> None:
+    headers = bearer(client, Role.CLINICIAN)
+    bundle = hypertension("u1")
+    bundle["type"] = "transaction"
+    bundle["entry"][0]["fullUrl"] = "urn:uuid:7d2c3b9e-0f3a-4d1e-9b5e-2f4c6a8b1c01"
+    bundle["entry"][1]["resource"]["subject"] = {"reference": "urn:uuid:7d2c3b9e-0f3a-4d1e-9b5e-2f4c6a8b1c01"}
+    enrolled = client.post("/v1/registries/hypertension", json=bundle, headers=headers)
+    assert enrolled.status_code == 201, enrolled.text
+    assert (enrolled.json()["entry"]["patient"], enrolled.json()["entry"]["birth_date"]) == ("Patient/u1", "1955-04")
+    condition = hypertension("u2")["entry"][1]["resource"]
+    condition["subject"] = {"reference": "https://ehr.hospital.example/fhir/Patient/u2"}
+    absolute = client.post("/v1/registries/hypertension", json=condition, headers=headers)
+    assert absolute.status_code == 201 and absolute.json()["entry"]["patient"] == "Patient/u2"
+    condition["subject"] = {"reference": "Group/ward-3"}
+    assert client.post("/v1/registries/hypertension", json=condition, headers=headers).json()["code"] == \
+        "missing_subject"
