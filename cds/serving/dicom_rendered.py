@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cds.errors import InvalidInputError, NotFoundError
-from cds.pipelines.imaging.dicom_reader import read_instance
+from cds.pipelines.imaging.dicom_reader import DicomInstance, read_instance
 from cds.pipelines.imaging.pixel_values import MODALITY_FLOAT32
 from cds.serving.ui.render import fit, window_level
 from cds.serving.ui.sources import first_number
@@ -34,9 +34,7 @@ def rendered(path: Path, *, media_type: str, window: tuple[float, float] | None 
     Raises:
         InvalidInputError: Any reason of the DICOM reader, or ``not_an_image``.
     """
-    instance = read_instance(path, name=path.name)
-    if "PixelData" not in instance.dataset:
-        raise InvalidInputError("the instance holds no image (an SR or other non-image object)", code="not_an_image")
+    instance = _image(path)
     values = instance.pixels(conversion=MODALITY_FLOAT32)
     colour = str(instance.dataset.get("PhotometricInterpretation", "")).startswith(("RGB", "YBR"))
     if values.ndim == (4 if colour else 3):
@@ -90,9 +88,22 @@ def frames(path: Path, numbers: list[int]) -> list[bytes]:
         InvalidInputError: Any reason of the DICOM reader, or ``not_an_image``.
         NotFoundError: ``frame_not_found`` for a number beyond the instance's frames.
     """
+    return _frames(_image(path), numbers)
+
+
+def _image(path: Path) -> DicomInstance:
+    """The instance at ``path``, read defensively; it must hold pixel data.
+
+    Raises:
+        InvalidInputError: Any reason of the DICOM reader, or ``not_an_image``.
+    """
     instance = read_instance(path, name=path.name)
     if "PixelData" not in instance.dataset:
         raise InvalidInputError("the instance holds no image (an SR or other non-image object)", code="not_an_image")
+    return instance
+
+
+def _frames(instance: DicomInstance, numbers: list[int]) -> list[bytes]:
     values = instance.pixels()
     count = int(instance.dataset.get("NumberOfFrames", 1) or 1)
     stack = values if count > 1 else values[None]
@@ -121,9 +132,9 @@ def bulk_data(path: Path, tag: int) -> bytes:
         NotFoundError: ``element_not_found`` when the instance has no such element, or it holds no bytes.
     """
     instance = read_instance(path, name=path.name)
-    if tag == PIXEL_DATA and tag in instance.dataset:
+    if tag == PIXEL_DATA and tag in instance.dataset:  # decoded from the instance already read
         count = int(instance.dataset.get("NumberOfFrames", 1) or 1)
-        return b"".join(frames(path, list(range(1, count + 1))))
+        return b"".join(_frames(instance, list(range(1, count + 1))))
     element = instance.dataset.get(tag)
     if element is None or not isinstance(element.value, bytes | bytearray):
         raise NotFoundError(f"the instance has no bulk element {tag:08X}", code="element_not_found")
