@@ -22,11 +22,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from cds.errors import CdsError
-from cds.pipelines.imaging.dicom_reader import read_instance
 from cds.services.engine import Engine
-from cds.services.stow import OVER_BUDGET, PLAIN_UID, accept_instances, pixel_data_whole
+from cds.services.stow import OVER_BUDGET, PLAIN_UID, accept_instances, check_part
 from cds.store.audit import Actor, AuditAction, record_event
-from cds.store.dicom_index import instance_uids
 from cds.store.tables import DicomInstanceRow
 
 log = logging.getLogger(__name__)
@@ -68,14 +66,11 @@ class StudyReceiver:
             return Received(None, "instance_too_large", too_large=True)
         scratch = self.incoming / f".{uuid.uuid4().hex}.part"
         scratch.write_bytes(data)
-        try:
-            instance = read_instance(scratch, name="C-STORE",
-                                     max_inflated_bytes=self.engine.settings.max_instance_bytes)
-            uids = instance_uids(instance.dataset)
-            pixel_data_whole(instance)
-        except CdsError as exc:
+        checked = check_part(scratch, "C-STORE", self.engine.settings.max_instance_bytes)
+        if checked.error is not None:
             scratch.unlink(missing_ok=True)
-            return Received(None, exc.code, too_large=exc.code in OVER_BUDGET)
+            return Received(None, checked.error.code, too_large=checked.error.code in OVER_BUDGET)
+        uids = checked.uids
         study = uids["StudyInstanceUID"]
         folder = self.incoming / hashlib.sha256(study.encode()).hexdigest()[:32]
         folder.mkdir(exist_ok=True)

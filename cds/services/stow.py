@@ -79,6 +79,30 @@ def pixel_data_whole(instance: DicomInstance) -> None:
             raise
 
 
+@dataclass(frozen=True)
+class CheckedPart:
+    """A part as cds stores it (read defensively, the UIDs the index needs, whole pixel data), or why not.
+
+    ``uids`` holds what could be read even when the part is refused (a header whose pixel data is cut short).
+    """
+
+    instance: DicomInstance | None
+    uids: dict[str, str]
+    error: CdsError | None = None
+
+
+def check_part(path: Path, name: str, max_bytes: int) -> CheckedPart:
+    """Read and check one received part (STOW-RS or C-STORE)."""
+    uids: dict[str, str] = {}
+    try:
+        instance = read_instance(path, name=name, max_inflated_bytes=max_bytes)
+        uids = instance_uids(instance.dataset)
+        pixel_data_whole(instance)
+    except CdsError as exc:
+        return CheckedPart(None, uids, exc)
+    return CheckedPart(instance, uids)
+
+
 def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None], *, actor: Actor) -> StowReceipt:
     """Store the readable ``parts`` (files in ``folder``; ``None``: over the size cap) and queue their pre-read.
 
@@ -93,15 +117,13 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
         if part is None:
             receipt.refused.append(RefusedPart(FailureReason.OUT_OF_RESOURCES, "instance_too_large"))
             continue
-        uids: dict[str, str] = {}
-        try:
-            instance = read_instance(part, name=f"part {index + 1}", max_inflated_bytes=settings.max_instance_bytes)
-            uids = instance_uids(instance.dataset)
-            pixel_data_whole(instance)
-        except CdsError as exc:
+        checked = check_part(part, f"part {index + 1}", settings.max_instance_bytes)
+        uids, exc, instance = checked.uids, checked.error, checked.instance
+        if exc is not None or instance is None:  # the one comes with the other
             part.unlink(missing_ok=True)
-            failure = FailureReason.OUT_OF_RESOURCES if exc.code in OVER_BUDGET else FailureReason.CANNOT_UNDERSTAND
-            receipt.refused.append(RefusedPart(failure, exc.code, uids.get("SOPClassUID", ""),
+            code = exc.code if exc is not None else ""
+            failure = FailureReason.OUT_OF_RESOURCES if code in OVER_BUDGET else FailureReason.CANNOT_UNDERSTAND
+            receipt.refused.append(RefusedPart(failure, code, uids.get("SOPClassUID", ""),
                                                uids.get("SOPInstanceUID", "")))  # fmt: skip
             continue
         sop = uids["SOPInstanceUID"]
