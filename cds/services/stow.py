@@ -98,8 +98,8 @@ def check_part(path: Path, name: str, max_bytes: int) -> CheckedPart:
         instance = read_instance(path, name=name, max_inflated_bytes=max_bytes)
         uids = instance_uids(instance.dataset)
         pixel_data_whole(instance)
-    except CdsError as exc:
-        return CheckedPart(None, uids, exc)
+    except CdsError as exc:  # without its traceback, whose frames would keep the reader's buffers alive
+        return CheckedPart(None, uids, exc.with_traceback(None))
     return CheckedPart(instance, uids)
 
 
