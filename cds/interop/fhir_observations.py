@@ -48,6 +48,7 @@ from cds.interop.units import to_canonical
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
 CLINIC, HOME = "clinic", "home"
+PATIENT_REFERENCE = r"^Patient/[A-Za-z0-9\-.]{1,64}$"  # a relative reference by the FHIR id grammar
 # FHIR R4 observation-status (a required binding), less the two that withdraw a value (refused as not_final)
 OBSERVATION_STATUSES = {"registered", "preliminary", "final", "amended", "corrected", "unknown"}
 CLINICAL_PERFORMERS = re.compile(r"(?:^|/)(?:Practitioner|PractitionerRole|Organization|CareTeam)/[^/]+$")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from cds.errors import InvalidInputError
-from cds.interop.fhir_observations import CLINIC, patient_of
+from cds.interop.fhir_observations import CLINIC, PATIENT_REFERENCE, patient_of
 from cds.interop.record_conditions import diabetes_condition, hypertension_condition
 from cds.interop.record_dates import age_at, birth_range, instant
 from cds.pipelines.monitoring.alert_rules import home_bp_signal
@@ -51,7 +51,6 @@ HYPERTENSION = Condition.HYPERTENSION
 HOME_BP_METHOD = "home_bp@2018"  # the 7-day home mean against the Chinese hypertension guideline's 135/85 (2018)
 HISTORY = dt.timedelta(days=730)  # the observations a status is computed from
 FIELDS = {Condition.HYPERTENSION: ("systolic_bp", "diastolic_bp"), Condition.DIABETES: ("fasting_glucose", "hba1c")}
-PATIENT_REFERENCE = r"^Patient/[A-Za-z0-9\-.]{1,64}$"
 
 
 @dataclass(frozen=True)

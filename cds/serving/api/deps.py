@@ -13,10 +13,11 @@ import re
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from pydantic import BeforeValidator
 
 from cds.errors import ForbiddenError, NotAuthenticatedError
+from cds.interop.fhir_observations import PATIENT_REFERENCE
 from cds.services.engine import Engine
 from cds.serving.api.auth import Principal, Role, verify_api_key
 from cds.serving.api.state import AppState
@@ -112,6 +113,9 @@ def scoped_patient_id(principal: Principal) -> str | None:
 
 
 ALL_ROLES = tuple(Role)
+
+
+PatientRef = Annotated[str, Query(pattern=PATIENT_REFERENCE, description="Patient/<id>")]
 
 
 def window_start(since: dt.datetime | None, default: dt.timedelta) -> dt.datetime:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from cds.interop.fhir_observations import PATIENT_REFERENCE
 from cds.results.alerts import AlertRecord
 from cds.services import monitoring_board
 from cds.serving.api.auth import Principal, Role
@@ -22,7 +23,7 @@ Clinical = Annotated[Principal, Depends(require(Role.CLINICIAN, Role.ADMIN))]
 def list_alerts(
     engine: EngineDep, principal: Clinical,
     state: Annotated[Literal["open", "acknowledged", "all"], Query(description="open, acknowledged, or all")] = "open",
-    patient: Annotated[str | None, Query(pattern=r"^Patient/[A-Za-z0-9\-.]{1,64}$")] = None,
+    patient: Annotated[str | None, Query(pattern=PATIENT_REFERENCE)] = None,
 ) -> list[AlertRecord]:  # fmt: skip
     """Alerts, most urgent and newest first (a patient-scoped token: its patient's only)."""
     scoped = principal.patient

@@ -14,11 +14,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from cds.results.alerts import MonitoredPatient, ScorePoint
 from cds.services import monitoring_board
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, IsoDateTime, StateDep, enforce_patient_scope, require, window_start
+from cds.serving.api.deps import (
+    EngineDep,
+    IsoDateTime,
+    PatientRef,
+    StateDep,
+    enforce_patient_scope,
+    require,
+    window_start,
+)
 
 router = APIRouter(prefix="/v1/monitoring", tags=["monitoring"])
 Clinical = Annotated[Principal, Depends(require(Role.CLINICIAN, Role.ADMIN))]
-PatientRef = Annotated[str, Query(pattern=r"^Patient/[A-Za-z0-9\-.]{1,64}$", description="Patient/<id>")]
 
 
 @router.get("/patients")

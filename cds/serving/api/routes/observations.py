@@ -17,7 +17,15 @@ from pydantic import BaseModel
 from cds.results.alerts import EarlyWarning, RaisedAlert
 from cds.services import monitoring, monitoring_board
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, IsoDateTime, StateDep, enforce_patient_scope, require, window_start
+from cds.serving.api.deps import (
+    EngineDep,
+    IsoDateTime,
+    PatientRef,
+    StateDep,
+    enforce_patient_scope,
+    require,
+    window_start,
+)
 
 router = APIRouter(prefix="/v1/observations", tags=["monitoring"])
 Clinical = Annotated[Principal, Depends(require(Role.CLINICIAN, Role.ADMIN))]
@@ -74,7 +82,7 @@ def post_observations(
 
 @router.get("")
 def get_observations(
-    patient: Annotated[str, Query(pattern=r"^Patient/[A-Za-z0-9\-.]{1,64}$", description="Patient/<id>")],
+    patient: PatientRef,
     http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
     since: Annotated[IsoDateTime | None,
                      Query(description="From this time (default: 7 days ago)")] = None,

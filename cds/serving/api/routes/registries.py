@@ -18,7 +18,7 @@ from cds.pipelines.monitoring.follow_up import Condition
 from cds.results.follow_up import FollowUpStatus, RegistryEntry
 from cds.services import follow_up
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, IsoDate, StateDep, enforce_patient_scope, require
+from cds.serving.api.deps import EngineDep, IsoDate, PatientRef, StateDep, enforce_patient_scope, require
 
 router = APIRouter(prefix="/v1/registries", tags=["follow-up"])
 Clinical = Annotated[Principal, Depends(require(Role.CLINICIAN, Role.ADMIN))]
@@ -67,7 +67,7 @@ def registry(
 
 @router.get("/{condition}/status")
 def status(
-    condition: Condition, patient: Annotated[str, Query(pattern=r"^Patient/[A-Za-z0-9\-.]{1,64}$")],
+    condition: Condition, patient: PatientRef,
     http: Request, state: StateDep, engine: EngineDep, principal: Clinical,
     as_of: Annotated[IsoDate | None, Query(description="The day the status is computed at (default: today)")] = None,
 ) -> FollowUpStatus:  # fmt: skip
