@@ -12,8 +12,10 @@ Range policy (the same for every equation):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -154,6 +156,9 @@ class RiskEquation(ABC):
     def evaluate(self, data: Mapping[str, object], *, row_errors: bool = False) -> EquationOutput:
         """Score every row of ``data`` (columns of equal length, or scalars for one patient).
 
+        Every check and every contribution is computed on whole columns: the cost per patient falls with the
+        batch, and one patient costs a fixed number of array operations.
+
         Args:
             data: Inputs by field name, in the units the fields declare.
             row_errors: Instead of refusing the whole request, give rows with missing or impossible values no
@@ -163,11 +168,11 @@ class RiskEquation(ABC):
             InvalidInputError: Missing fields (all listed) or impossible values (field and rows named); with
                 ``row_errors`` only for a field absent from every row.
         """
-        columns, problems = self.prepare(data)
-        n = len(next(iter(columns.values())))
+        prepared = self._prepare(data)
+        columns, n = prepared.columns, prepared.n
         errors = [""] * n
         valid_rows = np.ones(n, dtype=bool)
-        for problem in problems:
+        for problem in prepared.problems:
             rows = np.flatnonzero(problem.rows)
             if not row_errors:
                 where = f" (rows {', '.join(str(i) for i in rows[:5])}{'…' if len(rows) > 5 else ''})" if n > 1 else ""
@@ -175,21 +180,25 @@ class RiskEquation(ABC):
             valid_rows &= ~problem.rows
             for i in rows.tolist():
                 errors[i] = f"{errors[i]}; {problem.describe(i)}" if errors[i] else problem.describe(i)
-        outside, outside_any = self._outside_valid(columns, n, valid_rows)
+        outside, outside_any = self._outside_valid(prepared, valid_rows)
         scored = valid_rows & ~outside_any
+        if scored.all():
+            score, all_contributions = self._score_and_contributions(columns)
+            return EquationOutput(score=score, band=self.bands(score, columns), out_of_range=outside,
+                                  contributions=all_contributions, category=self.categories(score, columns),
+                                  errors=errors, columns=columns)  # fmt: skip
         score = np.full(n, np.nan)
         contributions: dict[str, np.ndarray] = {}
         bands = np.full(n, None, dtype=object)
         categories = np.full(n, None, dtype=object)
         if scored.any():
-            subset = columns if scored.all() else {k: v[scored] for k, v in columns.items()}
-            subset_score = self._score(subset)
-            score[scored] = subset_score
-            for name, values in self._contributions(subset, subset_score).items():
+            subset = {k: v[scored] for k, v in columns.items()}
+            score[scored], subset_contributions = self._score_and_contributions(subset)
+            for name, values in subset_contributions.items():
                 contributions[name] = np.full(n, np.nan)
                 contributions[name][scored] = values
-            bands[scored] = self.bands(subset_score, subset)
-            categories[scored] = self.categories(subset_score, subset)
+            bands[scored] = self.bands(score[scored], subset)
+            categories[scored] = self.categories(score[scored], subset)
         return EquationOutput(
             score=score,
             band=bands,
@@ -210,6 +219,25 @@ class RiskEquation(ABC):
             InvalidInputError: A required field is absent altogether (every missing field is listed), or columns
                 differ in length.
         """
+        prepared = self._prepare(data)
+        return prepared.columns, prepared.problems
+
+    @functools.cached_property
+    def _limits(self) -> _Limits:
+        return _Limits.of(self.fields)
+
+    def _rows(self, columns: Iterable[np.ndarray]) -> int:
+        """The number of rows of input columns (of one patient: 1).
+
+        Raises:
+            InvalidInputError: Columns of different lengths.
+        """
+        lengths = {len(v) for v in columns} - {1}
+        if len(lengths) > 1:
+            raise InvalidInputError(f"{self.name} input columns differ in length: {sorted(lengths)}", code="shape")
+        return lengths.pop() if lengths else 1
+
+    def _prepare(self, data: Mapping[str, object]) -> _Prepared:
         missing = [f.name for f in self.fields if f.required and (f.name not in data or data[f.name] is None)]
         if missing:
             raise InvalidInputError(
@@ -218,30 +246,51 @@ class RiskEquation(ABC):
                 + ")",
                 code="missing_fields",
             )
-        raw = {f.name: np.atleast_1d(np.asarray(_or_nan(data.get(f.name)))) for f in self.fields}
-        lengths = {len(v) for v in raw.values()} - {1}
-        if len(lengths) > 1:
-            raise InvalidInputError(f"{self.name} input columns differ in length: {sorted(lengths)}", code="shape")
-        n = lengths.pop() if lengths else 1
-        columns: dict[str, np.ndarray] = {}
+        limits = self._limits
+        numbers = [data.get(spec.name) for spec in limits.numeric]
+        if all(type(v) in _SCALARS for v in numbers) and all(
+            type(data.get(spec.name)) in _TEXT for spec in limits.categorical
+        ):  # one patient's plain values (a service call): no conversions
+            n, raw = 1, {}
+            matrix = np.array([[np.nan if v is None else v] for v in numbers], dtype=np.float64)
+            matrix = matrix.reshape(len(numbers), 1)
+        else:
+            raw = {f.name: np.atleast_1d(np.asarray(_or_nan(data.get(f.name)))) for f in self.fields}
+            n = self._rows(raw.values())
+            # Numbers and booleans: one matrix (field x row), checked against the fields' limits in whole-array steps.
+            matrix = np.empty((len(limits.numeric), n))
+            for i, spec in enumerate(limits.numeric):
+                matrix[i] = _as_number(spec, raw[spec.name])
+        columns: dict[str, np.ndarray] = {spec.name: matrix[i] for i, spec in enumerate(limits.numeric)}
         problems: list[_Problem] = []
-        for spec in self.fields:
-            values = raw[spec.name]
-            values = np.broadcast_to(values, (n,)) if len(values) != n else values
-            columns[spec.name], found = _column(spec, values)
+        # One pass for the common case (every value present and plausible); the details only for fields that fail.
+        usable = (matrix >= limits.plausible_low) & (matrix <= limits.plausible_high)  # NaN and infinities fail
+        binary = matrix[limits.first_boolean:]
+        usable[limits.first_boolean:] &= (binary == 0.0) | (binary == 1.0)
+        for i in np.flatnonzero(~usable.all(axis=1)).tolist():
+            spec = limits.numeric[i]
+            absent = np.isnan(matrix[i])
+            missing_rows = absent if spec.required else np.zeros(n, dtype=bool)
+            given = raw.get(spec.name)
+            shown = np.broadcast_to(given, (n,)) if given is not None and given.dtype.kind in "USO" else matrix[i]
+            problems += [p for p in (_Problem(spec, missing_rows, matrix[i], "missing_fields"),
+                                     _Problem(spec, ~usable[i] & ~absent, shown, "impossible_value"))
+                         if p.rows.any()]  # fmt: skip
+        for spec in limits.categorical:
+            values = raw[spec.name] if raw else np.atleast_1d(np.asarray(_or_nan(data.get(spec.name))))
+            columns[spec.name], found = _category(spec, np.broadcast_to(values, (n,)) if len(values) != n else values)
             problems.extend(p for p in found if p.rows.any())
-        return columns, problems
+        return _Prepared(columns=columns, problems=problems, matrix=matrix, n=n)
 
     def impossible_values(self, data: Mapping[str, object]) -> list[str]:
         """For one patient, what is impossible among the inputs that are present (missing ones are not checked)."""
-        found = []
-        for spec in self.fields:
-            value = data.get(spec.name)
-            if value is None:
-                continue
-            _, problems = _column(spec, np.atleast_1d(np.asarray(value)))
-            found += [p.describe(0) for p in problems if p.code == "impossible_value" and p.rows.any()]
-        return found
+        present = {f.name: data[f.name] for f in self.fields if data.get(f.name) is not None}
+        stand_ins = {f.name: _stand_in(f) for f in self.fields if f.name not in present}
+        try:
+            problems = self._prepare(present | stand_ins).problems
+        except InvalidInputError:  # columns of different lengths: not one patient
+            return []
+        return [p.describe(0) for p in problems if p.code == "impossible_value" and p.spec.name in present]
 
     def bands(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """Band per scored row (object array); equations without bands give ``None``."""
@@ -255,34 +304,41 @@ class RiskEquation(ABC):
     def _score(self, columns: Columns) -> np.ndarray:
         """Scores for rows that are all in range."""
 
-    def _contributions(self, columns: Columns, score: np.ndarray) -> dict[str, np.ndarray]:
-        """Per modifiable field: score minus the score with that field alone at its reference value."""
-        result = {}
-        for spec in self.fields:
-            if spec.reference is None:
-                continue
-            changed = dict(columns)
-            reference = np.full(len(score), spec.reference, dtype=columns[spec.name].dtype)
-            changed[spec.name] = reference
-            result[spec.name] = score - self._score(changed)
-        return result
+    def _score_and_contributions(self, columns: Columns) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Scores and per-field contributions for rows that are all in range."""
+        score = self._score(columns)
+        return score, self._contributions(columns, score)
 
-    def _outside_valid(
-        self, columns: Columns, n: int, valid_rows: np.ndarray
-    ) -> tuple[list[tuple[str, ...]], np.ndarray]:
+    def _contributions(self, columns: Columns, score: np.ndarray) -> dict[str, np.ndarray]:
+        """Per modifiable field: score minus the score with that field alone at its reference value.
+
+        Every counterfactual is scored in one call on the stacked columns (one backend call for an ML model).
+        """
+        changed = tuple(spec for spec in self.fields if spec.reference is not None)
+        if not changed:
+            return {}
+        counterfactual = self._score(counterfactuals(columns, changed)).reshape(len(changed), len(score))
+        return {spec.name: score - counterfactual[i] for i, spec in enumerate(changed)}
+
+    def _outside_valid(self, prepared: _Prepared, valid_rows: np.ndarray) -> tuple[list[tuple[str, ...]], np.ndarray]:
         """Per row, the fields outside their validated range; and the mask of rows with any."""
-        flags = []
-        for spec in self.fields:
-            if spec.valid is None or spec.kind is not FieldKind.NUMBER:
-                continue
-            low, high = spec.valid
-            values = columns[spec.name]
-            with np.errstate(invalid="ignore"):
-                flags.append((spec.name, ((values < low) | (values > high)) & valid_rows))
-        result: list[tuple[str, ...]] = [()] * n
-        any_outside = np.any([mask for _, mask in flags], axis=0) if flags else np.zeros(n, dtype=bool)
-        for i in np.flatnonzero(any_outside).tolist():
-            result[i] = tuple(name for name, mask in flags if mask[i])
+        limits = self._limits
+        numbers = slice(0, limits.first_boolean)  # booleans have no validated range
+        flags = (prepared.matrix[numbers] < limits.valid_low[numbers]) | (
+            prepared.matrix[numbers] > limits.valid_high[numbers])  # NaN (an absent optional value) is not outside
+        if not valid_rows.all():
+            flags &= valid_rows
+        any_outside: np.ndarray = np.asarray(flags.any(axis=0))
+        result: list[tuple[str, ...]] = [()] * prepared.n
+        rows = np.flatnonzero(any_outside)
+        if len(rows):
+            # One tuple of names per distinct pattern of fields, not per row.
+            codes = (flags[:, rows].T.astype(np.int64) << np.arange(len(flags), dtype=np.int64)).sum(axis=1)
+            patterns, which = np.unique(codes, return_inverse=True)
+            names = [tuple(spec.name for i, spec in enumerate(limits.numeric) if code >> i & 1)
+                     for code in patterns.tolist()]  # fmt: skip
+            for row, pattern in zip(rows.tolist(), which.tolist(), strict=True):
+                result[row] = names[pattern]
         return result, any_outside
 
 
@@ -313,6 +369,9 @@ class PointScore(RiskEquation):
         return self.points(columns)
 
 
+_SCALARS = frozenset({int, float, bool, type(None)})
+_TEXT = frozenset({str, type(None)})
+_MISSING = ("nan", "", "none")
 _TRUE = {"true", "yes", "1", "y"}
 _FALSE = {"false", "no", "0", "n"}
 
@@ -344,56 +403,112 @@ class _Problem:
         return f"{spec.name} is impossible ({shown}); allowed {limits}"
 
 
+def counterfactuals(columns: Columns, changed: tuple[FieldSpec, ...], *, keep: bool = False) -> dict[str, np.ndarray]:
+    """The rows again for each of ``changed``, with only that field at its reference: one batch for them all.
+
+    With ``keep``, the rows themselves come first.
+    """
+    n = len(next(iter(columns.values())))
+    copies = len(changed) + keep
+    stacked = {name: np.concatenate((values,) * copies) for name, values in columns.items()}
+    for i, spec in enumerate(changed, keep):
+        if isinstance(spec.reference, str) and stacked[spec.name].dtype.kind == "U":
+            stacked[spec.name] = stacked[spec.name].astype(object)  # room for the reference in a text column
+        stacked[spec.name][i * n:(i + 1) * n] = spec.reference
+    return stacked
+
+
 def _or_nan(value: object) -> object:
     return np.nan if value is None else value
 
 
-def _column(spec: FieldSpec, array: np.ndarray) -> tuple[np.ndarray, list[_Problem]]:
-    """Convert one field's values; return them and the problems of unusable rows."""
+@dataclass(frozen=True)
+class _Prepared:
+    """Inputs converted for scoring: the columns, unusable rows, and the numeric fields as one matrix."""
+
+    columns: dict[str, np.ndarray]
+    problems: list[_Problem]
+    matrix: np.ndarray  # numeric and boolean fields x rows (the columns' rows are views of it)
+    n: int
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """An equation's numeric fields (numbers, then booleans) and their limits as column vectors."""
+
+    numeric: tuple[FieldSpec, ...]
+    categorical: tuple[FieldSpec, ...]
+    first_boolean: int
+    plausible_low: np.ndarray
+    plausible_high: np.ndarray
+    valid_low: np.ndarray
+    valid_high: np.ndarray
+
+    @classmethod
+    def of(cls, fields: tuple[FieldSpec, ...]) -> _Limits:
+        numbers = tuple(f for f in fields if f.kind is FieldKind.NUMBER)
+        booleans = tuple(f for f in fields if f.kind is FieldKind.BOOLEAN)
+        finite = np.finfo(np.float64).max  # an infinity is never plausible
+
+        def bounds(pairs: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+            low, high = zip(*pairs, strict=True) if pairs else ((), ())
+            return np.array(low, dtype=np.float64).reshape(-1, 1), np.array(high, dtype=np.float64).reshape(-1, 1)
+
+        plausible = bounds([f.plausible or (-finite, finite) for f in numbers] + [(0.0, 1.0)] * len(booleans))
+        valid = bounds([f.valid or (-np.inf, np.inf) for f in numbers] + [(-np.inf, np.inf)] * len(booleans))
+        return cls(numeric=numbers + booleans, categorical=tuple(f for f in fields if f.kind is FieldKind.CATEGORY),
+                   first_boolean=len(numbers), plausible_low=plausible[0], plausible_high=plausible[1],
+                   valid_low=valid[0], valid_high=valid[1])  # fmt: skip
+
+
+def _stand_in(spec: FieldSpec) -> object:
+    """A possible value for an absent field, so that one patient's present values can be checked alone."""
     if spec.kind is FieldKind.CATEGORY:
-        text = np.char.lower(np.char.strip(array.astype(str)))
-        missing = np.isin(text, ("nan", ""))
-        bad = ~np.isin(text, spec.categories) & ~missing
-        return text, [_Problem(spec, missing, text, "missing_fields"), _Problem(spec, bad, text, "impossible_value")]
-    if spec.kind is FieldKind.BOOLEAN:
-        if array.dtype.kind in "USO":
-            text = np.char.lower(np.char.strip(array.astype(str)))
-            values = np.where(np.isin(text, list(_TRUE)), 1.0, np.where(np.isin(text, list(_FALSE)), 0.0, np.inf))
-            values[np.isin(text, ("nan", ""))] = np.nan
-        else:
-            values = _as_float(array)
-        missing = np.isnan(values) if spec.required else np.zeros(len(values), dtype=bool)
-        bad = ~np.isin(values, (0.0, 1.0)) & ~np.isnan(values)
-        return values, [
-            _Problem(spec, missing, values, "missing_fields"),
-            _Problem(spec, bad, array, "impossible_value"),
-        ]
-    values = _as_float(array)
-    missing = np.isnan(values) if spec.required else np.zeros(len(values), dtype=bool)
-    impossible = np.isinf(values)
+        return spec.categories[0]
     if spec.plausible is not None:
-        with np.errstate(invalid="ignore"):
-            impossible |= (values < spec.plausible[0]) | (values > spec.plausible[1])
-    return values, [
-        _Problem(spec, missing, values, "missing_fields"),
-        _Problem(spec, impossible, array if array.dtype.kind in "USO" else values, "impossible_value"),
-    ]
+        return spec.plausible[0]
+    return 0.0
 
 
-def _as_float(array: np.ndarray) -> np.ndarray:
+def _category(spec: FieldSpec, array: np.ndarray) -> tuple[np.ndarray, list[_Problem]]:
+    """A category field's values (lower case, trimmed) and its unusable rows."""
+    if array.dtype.kind == "U":
+        exact = array == spec.categories[0]
+        for category in spec.categories[1:]:
+            exact |= array == category
+        if exact.all():
+            return array, []  # the common case, without per-string work
+    text = np.char.lower(np.char.strip(array.astype(str)))
+    missing = np.isin(text, _MISSING)
+    bad = ~np.isin(text, spec.categories) & ~missing
+    return text, [_Problem(spec, missing, text, "missing_fields"), _Problem(spec, bad, text, "impossible_value")]
+
+
+def _as_number(spec: FieldSpec, array: np.ndarray) -> np.ndarray:
+    """A numeric or boolean field's values as floats: NaN where absent, infinite where not a number."""
     if array.dtype.kind in "fiub":
-        return array.astype(np.float64)
-    out = np.full(len(array), np.nan)
-    for i, value in enumerate(array.tolist()):
+        return array
+    if array.dtype.kind == "O":
         try:
-            out[i] = float(value) if value is not None and value != "" else np.nan
+            return array.astype(np.float64)  # numbers that came as objects (a mixed column)
         except (TypeError, ValueError):
-            out[i] = np.inf  # not a number: reported as impossible
-    return out
+            pass
+    text = np.char.lower(np.char.strip(array.astype(str)))
+    values = np.full(len(text), np.inf)  # not a number: reported as impossible
+    values[np.isin(text, _MISSING)] = np.nan
+    if spec.kind is FieldKind.BOOLEAN:
+        values[np.isin(text, list(_TRUE))] = 1.0
+        values[np.isin(text, list(_FALSE))] = 0.0
+    for i in np.flatnonzero(np.isinf(values)).tolist():
+        with contextlib.suppress(ValueError):
+            values[i] = float(text[i])
+    return values
 
 
 def banded(score: np.ndarray, edges: tuple[float, ...], bands: tuple[RiskBand, ...]) -> np.ndarray:
     """``bands[i]`` where ``edges[i-1] <= score < edges[i]``: a vectorised threshold table."""
-    table = np.array(bands, dtype=object)
-    result: np.ndarray = table[np.searchsorted(np.asarray(edges), score, side="right")]
+    index = np.zeros(len(score), dtype=np.intp)
+    for edge in edges:
+        index += score >= edge
+    result: np.ndarray = np.array(bands, dtype=object)[index]
     return result

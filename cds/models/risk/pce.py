@@ -14,11 +14,11 @@ Race "other" uses the white equations, as the guideline recommends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import numpy as np
 
-from cds.models.risk.base import Columns, FieldKind, FieldSpec, RiskBand, RiskEquation, banded
+from cds.models.risk.base import Columns, FieldKind, FieldSpec, RiskBand, banded
 from cds.models.risk.fields import (
     AGE,
     BP_TREATED,
@@ -30,6 +30,7 @@ from cds.models.risk.fields import (
     TOTAL_CHOLESTEROL,
     validated,
 )
+from cds.models.risk.linear import Basis, LinearPredictorEquation
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,12 @@ WHITE_MEN = _Coefficients(12.344, 0.0, 11.853, -2.664, -7.990, 1.769, 1.797, 0.0
                           0.91436, 61.1816)  # fmt: skip
 AFRICAN_AMERICAN_MEN = _Coefficients(2.469, 0.0, 0.302, 0.0, -0.307, 0.0, 1.916, 0.0, 1.809, 0.0, 0.549, 0.0, 0.645,
                                      0.89536, 19.5425)  # fmt: skip
+EQUATION_SETS = (WHITE_WOMEN, AFRICAN_AMERICAN_WOMEN, WHITE_MEN, AFRICAN_AMERICAN_MEN)
+LN_SURVIVAL = np.log([c.baseline_survival for c in EQUATION_SETS])
+MEAN = np.array([c.mean for c in EQUATION_SETS])
 
 
-class PooledCohortEquations(RiskEquation):
+class PooledCohortEquations(LinearPredictorEquation):
     """10-year hard ASCVD risk (fraction 0-1) by the 2013 Pooled Cohort Equations."""
 
     name = "pce"
@@ -95,46 +99,38 @@ class PooledCohortEquations(RiskEquation):
                 "the PCE were derived in US white and African American adults and are not validated in other "
                 "groups"]
 
-    def _score(self, columns: Columns) -> np.ndarray:
-        female = columns["sex"] == "female"
-        black = columns["race"] == "african_american"
-        score = np.empty(len(female))
-        for mask, c in (
-            (female & ~black, WHITE_WOMEN),
-            (female & black, AFRICAN_AMERICAN_WOMEN),
-            (~female & ~black, WHITE_MEN),
-            (~female & black, AFRICAN_AMERICAN_MEN),
-        ):
-            if mask.any():
-                score[mask] = _risk({k: v[mask] for k, v in columns.items()}, c)
-        return score
+    basis = (
+        Basis("ln_age", ("age",), np.log),
+        Basis("ln_tc", ("total_cholesterol",), np.log),
+        Basis("ln_hdl", ("hdl_cholesterol",), np.log),
+        Basis("ln_sbp", ("systolic_bp",), np.log),
+        Basis("treated", ("bp_treated",), lambda treated: treated),
+        Basis("untreated", ("bp_treated",), lambda treated: 1.0 - treated),
+        Basis("smoker", ("smoker",), lambda smoker: smoker),
+        Basis("diabetes", ("diabetes",), lambda diabetes: diabetes),
+    )
+    # In the order of _Coefficients' fields (the first 13).
+    terms = (("ln_age",), ("ln_age", "ln_age"), ("ln_tc",), ("ln_age", "ln_tc"), ("ln_hdl",), ("ln_age", "ln_hdl"),
+             ("treated", "ln_sbp"), ("treated", "ln_age", "ln_sbp"), ("untreated", "ln_sbp"),
+             ("untreated", "ln_age", "ln_sbp"), ("smoker",), ("ln_age", "smoker"), ("diabetes",))  # fmt: skip
+
+    def groups(self, columns: Columns) -> np.ndarray:
+        """Index into :data:`EQUATION_SETS`: by sex and race (African American or not)."""
+        groups: np.ndarray = (columns["sex"] != "female") * 2 + (columns["race"] == "african_american")
+        return groups
+
+    def coefficients(self) -> np.ndarray:
+        """The 13 coefficients of each equation set."""
+        return np.array([astuple(c)[:13] for c in EQUATION_SETS])
+
+    def link(self, linear: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """1 - S0 ** exp(linear - mean), with each row's equation set's baseline survival and mean."""
+        ln_survival, mean = LN_SURVIVAL[groups], MEAN[groups]
+        risk: np.ndarray = 1.0 - np.exp(np.exp(linear - mean) * ln_survival)
+        return risk
 
     def bands(self, score: np.ndarray, columns: Columns) -> np.ndarray:
         """2018/2019 guideline categories: < 5 % low, 5-7.4 % borderline, 7.5-19.9 % intermediate, >= 20 % high."""
         return banded(
             score, (0.05, 0.075, 0.20), (RiskBand.LOW, RiskBand.BORDERLINE, RiskBand.INTERMEDIATE, RiskBand.HIGH)
         )
-
-
-def _risk(x: Columns, c: _Coefficients) -> np.ndarray:
-    ln_age = np.log(x["age"])
-    ln_tc = np.log(x["total_cholesterol"])
-    ln_hdl = np.log(x["hdl_cholesterol"])
-    ln_sbp = np.log(x["systolic_bp"])
-    treated = x["bp_treated"]
-    smoker = x["smoker"]
-    linear = (
-        c.ln_age * ln_age
-        + c.ln_age_sq * ln_age**2
-        + c.ln_tc * ln_tc
-        + c.ln_age_ln_tc * ln_age * ln_tc
-        + c.ln_hdl * ln_hdl
-        + c.ln_age_ln_hdl * ln_age * ln_hdl
-        + treated * (c.ln_treated_sbp * ln_sbp + c.ln_age_ln_treated_sbp * ln_age * ln_sbp)
-        + (1 - treated) * (c.ln_untreated_sbp * ln_sbp + c.ln_age_ln_untreated_sbp * ln_age * ln_sbp)
-        + c.smoker * smoker
-        + c.ln_age_smoker * ln_age * smoker
-        + c.diabetes * x["diabetes"]
-    )
-    result: np.ndarray = 1.0 - np.power(c.baseline_survival, np.exp(linear - c.mean))
-    return result

@@ -27,7 +27,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from cds.models.risk.base import Columns, FieldKind, FieldSpec, RiskBand, RiskEquation, banded
+from cds.models.risk.base import Columns, FieldKind, FieldSpec, RiskBand, banded
 from cds.models.risk.fields import (
     AGE,
     BP_TREATED,
@@ -39,6 +39,7 @@ from cds.models.risk.fields import (
     TOTAL_CHOLESTEROL,
     validated,
 )
+from cds.models.risk.linear import Basis, LinearPredictorEquation
 from cds.models.risk.prevent_tables import TABLES, TERMS
 
 MG_DL_TO_MMOL_L = 0.02586
@@ -88,45 +89,48 @@ def model_codes(x: Columns) -> np.ndarray:
     return result
 
 
-def terms(x: Columns) -> dict[str, np.ndarray]:
-    """The models' transformed variables, interactions and add-on terms (absent inputs give zero terms)."""
-    n = len(x["age"])
-    zeros = np.zeros(n)
-    age = (x["age"] - 55) / 10
-    if "total_cholesterol" in x:
-        nonhdl = (x["total_cholesterol"] - x["hdl_cholesterol"]) * MG_DL_TO_MMOL_L - 3.5
-        hdl = (x["hdl_cholesterol"] * MG_DL_TO_MMOL_L - 1.3) / 0.3
-    else:
-        nonhdl = hdl = zeros
-    sbp = x["systolic_bp"]
-    sbp_hi = (np.maximum(sbp, 110) - 130) / 20
-    bmi = x.get("bmi")
-    bmi_lo = (np.minimum(bmi, 30) - 25) / 5 if bmi is not None else zeros
-    bmi_hi = (np.maximum(bmi, 30) - 30) / 5 if bmi is not None else zeros
-    egfr = x["egfr"]
-    egfr_lo = (np.minimum(egfr, 60) - 60) / -15
-    statin = x.get("statin", zeros)
-    dm = x["diabetes"]
-    uacr, hba1c, sdi = (x.get(name, np.full(n, np.nan)) for name in ADD_ONS)
-    has_uacr, has_hba1c, has_sdi = ~np.isnan(uacr), ~np.isnan(hba1c), ~np.isnan(sdi)
-    a1c = np.where(has_hba1c, hba1c - 5.3, 0.0)
-    return {
-        "constant": np.ones(n), "age": age, "age_sq": age**2, "nonhdl": nonhdl, "hdl": hdl,
-        "sbp_lo": (np.minimum(sbp, 110) - 110) / 20, "sbp_hi": sbp_hi, "dm": dm, "smk": x["smoker"],
-        "bmi_lo": bmi_lo, "bmi_hi": bmi_hi, "egfr_lo": egfr_lo, "egfr_hi": (np.maximum(egfr, 60) - 90) / -15,
-        "bptx": x["bp_treated"], "statin": statin, "bptx_sbphi": x["bp_treated"] * sbp_hi,
-        "statin_nonhdl": statin * nonhdl, "age_nonhdl": age * nonhdl, "age_hdl": age * hdl,
-        "age_sbphi": age * sbp_hi, "age_dm": age * dm, "age_smk": age * x["smoker"],
-        "age_bmihi": age * bmi_hi, "age_egfrlo": age * egfr_lo,
-        "sdi_4_6": (has_sdi & (sdi >= 4) & (sdi < 7)).astype(float),
-        "sdi_7_10": (has_sdi & (sdi >= 7)).astype(float), "sdi_missing": (~has_sdi).astype(float),
-        "ln_uacr": np.where(has_uacr, np.log(np.maximum(np.where(has_uacr, uacr, 1.0), UACR_FLOOR)), 0.0),
-        "uacr_missing": (~has_uacr).astype(float),
-        "hba1c_dm": a1c * dm, "hba1c_nodm": a1c * (1 - dm), "hba1c_missing": (~has_hba1c).astype(float),
-    }  # fmt: skip
+def _identity(values: np.ndarray) -> np.ndarray:
+    return values
 
 
-class Prevent(RiskEquation):
+def _missing_indicator(values: np.ndarray) -> np.ndarray:
+    result: np.ndarray = np.isnan(values).astype(np.float64)
+    return result
+
+
+# The models' transformed variables (absent add-ons give zero terms and a "missing" indicator of one).
+BASES = (
+    Basis("age", ("age",), lambda age: (age - 55) / 10),
+    Basis("nonhdl", ("total_cholesterol", "hdl_cholesterol"), lambda tc, hdl: (tc - hdl) * MG_DL_TO_MMOL_L - 3.5),
+    Basis("hdl", ("hdl_cholesterol",), lambda hdl: (hdl * MG_DL_TO_MMOL_L - 1.3) / 0.3),
+    Basis("sbp_lo", ("systolic_bp",), lambda sbp: (np.minimum(sbp, 110) - 110) / 20),
+    Basis("sbp_hi", ("systolic_bp",), lambda sbp: (np.maximum(sbp, 110) - 130) / 20),
+    Basis("bmi_lo", ("bmi",), lambda bmi: (np.minimum(bmi, 30) - 25) / 5),
+    Basis("bmi_hi", ("bmi",), lambda bmi: (np.maximum(bmi, 30) - 30) / 5),
+    Basis("egfr_lo", ("egfr",), lambda egfr: (np.minimum(egfr, 60) - 60) / -15),
+    Basis("egfr_hi", ("egfr",), lambda egfr: (np.maximum(egfr, 60) - 90) / -15),
+    Basis("dm", ("diabetes",), _identity),
+    Basis("no_dm", ("diabetes",), lambda dm: 1.0 - dm),
+    Basis("smk", ("smoker",), _identity),
+    Basis("bptx", ("bp_treated",), _identity),
+    Basis("statin", ("statin",), _identity),
+    Basis("sdi_4_6", ("sdi_decile",), lambda sdi: ((sdi >= 4) & (sdi < 7)).astype(np.float64)),
+    Basis("sdi_7_10", ("sdi_decile",), lambda sdi: (sdi >= 7).astype(np.float64)),
+    Basis("sdi_missing", ("sdi_decile",), _missing_indicator),
+    Basis("ln_uacr", ("uacr",), lambda uacr: np.log(np.maximum(np.nan_to_num(uacr, nan=1.0), UACR_FLOOR))),
+    Basis("uacr_missing", ("uacr",), _missing_indicator),
+    Basis("hba1c", ("hba1c",), lambda hba1c: np.nan_to_num(hba1c - 5.3, nan=0.0)),
+    Basis("hba1c_missing", ("hba1c",), _missing_indicator),
+)
+# Each of TERMS as a product of basis variables.
+PRODUCTS = {"constant": (), "age_sq": ("age", "age"), "bptx_sbphi": ("bptx", "sbp_hi"),
+            "statin_nonhdl": ("statin", "nonhdl"), "age_nonhdl": ("age", "nonhdl"), "age_hdl": ("age", "hdl"),
+            "age_sbphi": ("age", "sbp_hi"), "age_dm": ("age", "dm"), "age_smk": ("age", "smk"),
+            "age_bmihi": ("age", "bmi_hi"), "age_egfrlo": ("age", "egfr_lo"), "hba1c_dm": ("hba1c", "dm"),
+            "hba1c_nodm": ("hba1c", "no_dm")}  # fmt: skip
+
+
+class Prevent(LinearPredictorEquation):
     """Risk (fraction 0-1) of one PREVENT outcome over 10 or 30 years, with the add-on model the inputs allow.
 
     Args:
@@ -155,18 +159,26 @@ class Prevent(RiskEquation):
             self.fields = (*common, *clinical, BMI, *add_ons)
         else:
             self.fields = (*common, *lipids, STATIN, *clinical, *add_ons)
+        names = set(self.field_names())
+        self.basis = tuple(basis for basis in BASES if names.issuperset(basis.fields))
+        tables = [betas for model in MODEL_NAMES for betas in TABLES[(model, horizon)][outcome.value]]
+        # The terms this outcome and horizon use (every model's coefficient zero: left out).
+        self._term_names = tuple(term for i, term in enumerate(TERMS) if any(betas[i] for betas in tables))
+        self.terms = tuple(PRODUCTS.get(term, (term,)) for term in self._term_names)
 
-    def _score(self, columns: Columns) -> np.ndarray:
-        female = columns["sex"] == "female"
-        values = terms(columns)
-        models = model_codes(columns)
-        linear = np.empty(len(female))
-        for model in np.unique(models).tolist():
-            rows = models == model
-            women, men = TABLES[(MODEL_NAMES[model], self.horizon)][self.prevent_outcome.value]
-            subset = values if rows.all() else {t: v[rows] for t, v in values.items()}
-            by_sex = [sum(subset[t] * b for t, b in zip(TERMS, betas, strict=True) if b) for betas in (women, men)]
-            linear[rows] = np.where(female[rows], by_sex[0], by_sex[1])
+    def groups(self, columns: Columns) -> np.ndarray:
+        """Index into :meth:`coefficients`: the model (see :func:`model_codes`) times two, plus one for men."""
+        groups: np.ndarray = model_codes(columns) * 2 + (columns["sex"] != "female")
+        return groups
+
+    def coefficients(self) -> np.ndarray:
+        """Per model in :data:`MODEL_NAMES`, the women's and the men's coefficients of :attr:`terms`."""
+        columns = [TERMS.index(term) for term in self._term_names]
+        return np.array([[betas[i] for i in columns] for model in MODEL_NAMES
+                         for betas in TABLES[(model, self.horizon)][self.prevent_outcome.value]])  # fmt: skip
+
+    def link(self, linear: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """The logistic function."""
         risk: np.ndarray = 1.0 / (1.0 + np.exp(-linear))
         return risk
 
