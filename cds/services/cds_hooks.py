@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import httpx
+from sqlalchemy.orm import Session
 
 from cds.errors import BackendUnavailableError, InvalidInputError, PreconditionFailedError
 from cds.interop.card_language import Language
@@ -92,10 +93,13 @@ def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url
     if extracted.patient_reference not in (None, subject):
         raise InvalidInputError("the prefetched Patient is not the patient in context", code="patient_mismatch")
     entries = assess_record(extracted, engine.settings.risk_population)
-    with engine.database.session() as session:
+
+    def release_cards(session: Session) -> None:
         release_panel(session, entries, subject=subject, actor=actor)
         record_event(session, AuditAction.HOOKS_CALL, actor, f"cds-services/{SERVICE_ID}", subject=subject,
                      detail={"hookInstance": request.hookInstance, "cards": len(entries)})
+
+    engine.database.write(release_cards)
     for entry in entries:
         if entry.result is not None:
             engine.metrics.count_scored(entry.result.method.name, entry.result.status.value)

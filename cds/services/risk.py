@@ -74,8 +74,7 @@ def score(engine: Engine, method: str, inputs: Mapping[str, object], *, subject:
     equation, ref = engine.risk_method(method)
     pipeline = EquationPipeline(equation, ref, population=engine.settings.risk_population)
     result = pipeline(in_equation_units(equation, inputs))
-    with engine.database.session() as session:
-        result_id = release(session, result, subject=subject, actor=actor)
+    result_id = engine.database.write(lambda session: release(session, result, subject=subject, actor=actor))
     _count(engine, [result])
     return Released(result_id, result)
 
@@ -166,8 +165,7 @@ def score_bundle(engine: Engine, method: str, extracted: FhirInputs, overrides: 
     result = score_record(equation, ref, extracted, overrides, engine.settings.risk_population)
     basis = {k: v for k, v in extracted.basis.items() if k in result.inputs}
     resource = risk_assessment(result, outcome=equation.outcome, patient_reference=subject or None, basis=basis)
-    with engine.database.session() as session:
-        resource["id"] = release(session, result, subject=subject, actor=actor)
+    resource["id"] = engine.database.write(lambda session: release(session, result, subject=subject, actor=actor))
     _count(engine, [result])
     return resource
 
@@ -186,8 +184,8 @@ def panel(engine: Engine, extracted: FhirInputs, *, actor: Actor) -> list[Releas
         InvalidInputError: An impossible value (the field named).
     """
     entries = assess_record(extracted, engine.settings.risk_population)
-    with engine.database.session() as session:
-        released = release_panel(session, entries, subject=extracted.patient_reference or "", actor=actor)
+    subject = extracted.patient_reference or ""
+    released = engine.database.write(lambda session: release_panel(session, entries, subject=subject, actor=actor))
     _count(engine, [e.result for e in entries if e.result is not None])
     return released
 

@@ -17,6 +17,8 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -169,6 +171,21 @@ def _chain_pending(session: Session) -> None:
         row = AuditEventRow(**fields, hash=event_hash(fields))
         session.add(row)
         head.seq, head.hash = row.seq, row.hash
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """A savepoint of the caller's transaction whose audit events go when it rolls back, like its rows."""
+    if session.get_transaction() is None:
+        session.begin()
+    pending: list[tuple[AuditEvent, dt.datetime]] = session.info.setdefault(_PENDING_KEY, [])
+    mark = len(pending)
+    try:
+        with session.begin_nested():
+            yield
+    except BaseException:
+        del pending[mark:]
+        raise
 
 
 @sqlalchemy_event.listens_for(Session, "after_transaction_end")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cds.errors import BackendUnavailableError
+from cds.store.group_commit import GroupCommit
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -41,6 +44,14 @@ class Database:
             event.listen(self.engine, "rollback", writers.end)
             event.listen(self.engine.pool, "checkin", writers.returned)  # a transaction that ended otherwise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.group_commit = GroupCommit(self.session)
+
+    def write(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` committed together with other threads' writes; its value once durable.
+
+        For writes that release results: see :mod:`cds.store.group_commit`.
+        """
+        return self.group_commit.run(work)
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` (the newest by default)."""
@@ -69,7 +80,8 @@ class Database:
             raise BackendUnavailableError(f"database unreachable: {type(exc).__name__}", code="database_down") from exc
 
     def close(self) -> None:
-        """Dispose of pooled connections."""
+        """Commit the writes waiting, then dispose of pooled connections."""
+        self.group_commit.close()
         self.engine.dispose()
 
 
