@@ -16,15 +16,16 @@ from cds.serving.triton.launcher import free_port
 
 
 @contextlib.contextmanager
-def dev_server(database_url: str | None = None, **environment: str) -> Iterator[str]:
-    """The base URL of a fresh ``cds serve --dev`` (SQLite in a temporary folder, or ``database_url``)."""
+def dev_server(database_url: str | None = None, *, workers: int = 1, **environment: str) -> Iterator[str]:
+    """The base URL of a fresh ``cds serve --dev`` (SQLite in a temporary folder, or ``database_url``) with
+    ``workers`` processes."""
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         env = os.environ | {"CDS_DATA_DIR": data} | environment
         if database_url:
             env["CDS_DATABASE_URL"] = database_url
         server = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "cds.cli.main", "serve", "--dev", "--port", str(port)],
+            [sys.executable, "-m", "cds.cli.main", "serve", "--dev", "--port", str(port), "--workers", str(workers)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:

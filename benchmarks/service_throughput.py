@@ -1,10 +1,13 @@
 """Service throughput over loopback: the risk endpoint and the CDS Hooks patient-view call at concurrency 1, 16, 64.
 
-    python -m benchmarks.service_throughput [--requests 300] [--concurrency 1,16,64]
+    python -m benchmarks.service_throughput [--requests 300] [--concurrency 1,16,64] [--workers 2]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1/bench]
 
-Starts ``cds serve --dev`` (SQLite in a temporary folder, every result stored and audited) as a child process on a
-free 127.0.0.1 port, sends a bounded number of requests per level (and stops a level after ``--max-seconds``),
-and writes ``benchmarks/results/<device>-<date>-service-throughput.{json,md}``. Traffic never leaves loopback.
+Starts ``cds serve --dev`` (SQLite in a temporary folder, or the database given; every result stored and audited)
+with ``--workers`` processes as a child process on a free 127.0.0.1 port, sends a bounded number of requests per
+level (and stops a level after ``--max-seconds``), and writes
+``benchmarks/results/<device>-<date>-service-throughput-<database>-<n>-workers.{json,md}``. Traffic never leaves
+loopback; the load generator (httpx, asyncio) runs on the same cores as the service.
 """
 
 from __future__ import annotations
@@ -96,15 +99,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--max-seconds", type=float, default=60.0, help="time cap per endpoint and level")
     parser.add_argument("--database-url", default=None, help="e.g. postgresql+psycopg://postgres@127.0.0.1/test "
                         "(default: SQLite in a temporary folder)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes (cds serve --workers)")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
-    with dev_server(args.database_url) as base:
+    with dev_server(args.database_url, workers=args.workers) as base:
         results = asyncio.run(measure(base, args.requests, levels, args.max_seconds))
     report: dict[str, object] = {
         "benchmark": "service_throughput", "device": device_name(), "date": dt.date.today().isoformat(),
         "command": command_line("benchmarks.service_throughput", argv),
-        "server": f"cds serve --dev (one uvicorn worker, {'PostgreSQL' if args.database_url else 'SQLite'}, every "
-                  "result stored + audited)", "results": results,
+        "server": f"cds serve --dev --workers {args.workers} ({'PostgreSQL' if args.database_url else 'SQLite'}, "
+                  "every result stored + audited, group commit)", "workers": args.workers, "results": results,
     }  # fmt: skip
     database = "postgresql" if args.database_url else "sqlite"
     lines = [f"# Service throughput ({report['device']}, {report['date']})", f"Command: `{report['command']}`",
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for endpoint, rows in results.items():
         lines += [f"| {endpoint} | {r['concurrency']} | {r['requests']} | {r['failures']} | {r['requests_per_s']:.1f} "
                   f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |" for r in rows]  # fmt: skip
-    write_results(f"service-throughput-{database}", report, "\n".join(lines) + "\n")
+    write_results(f"service-throughput-{database}-{args.workers}-workers", report, "\n".join(lines) + "\n")
     return report
 
 

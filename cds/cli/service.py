@@ -20,18 +20,34 @@ def serve(
     dev: Annotated[bool, typer.Option(help="Dev mode: self-signed tokens at POST /v1/dev/token.")] = False,
     host: Annotated[str | None, typer.Option(help="Listen address (default $CDS_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default $CDS_PORT or 8000).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, one per core; with more than one, use "
+                                         "PostgreSQL (SQLite lets one process write at a time).")] = 1,
 ) -> None:
     """Run the decision-support service (FastAPI under uvicorn) with the settings from CDS_* variables."""
+    import os
+
     import uvicorn
 
-    from cds.serving.api.app import create_app
+    from cds.serving.api.app import check_security, create_app
+    from cds.store.db import Database
 
     def body() -> None:
-        overrides: dict[str, object] = {"dev_mode": True} if dev else {}
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-        app = create_app(settings)
-        out(f"cds serving on http://{host or settings.host}:{port or settings.port} (OpenAPI at /docs)")
-        uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info", access_log=False)
+        if dev:
+            os.environ["CDS_DEV_MODE"] = "true"  # for the worker processes too
+        settings = Settings()
+        address, listen = host or settings.host, port or settings.port
+        if workers == 1:
+            app = create_app(settings)
+            out(f"cds serving on http://{address}:{listen} (OpenAPI at /docs)")
+            uvicorn.run(app, host=address, port=listen, log_level="info", access_log=False)
+            return
+        check_security(settings)
+        database = Database(settings.resolved_database_url)
+        database.migrate()  # once, before the workers start
+        database.close()
+        out(f"cds serving on http://{address}:{listen} with {workers} worker processes (OpenAPI at /docs)")
+        uvicorn.run("cds.serving.api.app:service_from_environment", factory=True, workers=workers, host=address,
+                    port=listen, log_level="info", access_log=False)  # fmt: skip
 
     run_command(body)
 

@@ -38,8 +38,10 @@ from cds.serving.api.routes import (
     worklist,
 )
 from cds.serving.api.state import AppState
+from cds.serving.dev_keys import DEV_KEYS
 from cds.serving.dicom_node import DicomNode
 from cds.serving.engine import build_engine
+from cds.serving.leadership import Leadership
 from cds.serving.ui import mount_ui
 from cds.serving.worker import engine_worker
 from cds.settings import Settings
@@ -86,7 +88,7 @@ def build_state(settings: Settings) -> AppState:
                      hook_verifier=HookTokenVerifier(load_clients(settings.hooks_clients_file)),
                      http_metrics=HttpMetrics(engine.metrics.registry))  # fmt: skip
     if settings.dev_mode:
-        state.dev_hook_client = DevHookClient()
+        state.dev_hook_client = DevHookClient(settings.data_dir / DEV_KEYS)
         state.hook_verifier.clients[DevHookClient.issuer] = state.dev_hook_client.client
     return state
 
@@ -109,19 +111,23 @@ def create_app(settings: Settings) -> FastAPI:
         for worker in state.workers:
             worker.start()
         checkpointer = Checkpointer(engine.database, engine.checkpoints, settings.audit_checkpoint_s)
-        checkpointer.start()
         deliverer = Deliverer(engine, settings.outbox_interval_s)
-        deliverer.start()
         state.dicom_node = DicomNode(engine) if settings.dicom_port is not None else None
-        if state.dicom_node is not None:
-            state.dicom_node.start()
+        singletons = [service for service in (checkpointer, deliverer, state.dicom_node) if service is not None]
+
+        def lead() -> None:
+            for service in singletons:
+                service.start()
+
+        leadership = Leadership(settings.data_dir / "service.lock", lead)
+        leadership.start()
         yield
-        if state.dicom_node is not None:
-            state.dicom_node.stop()
+        leading = leadership.leading
+        leadership.stop()
+        for service in reversed(singletons) if leading else ():
+            service.stop()
         for worker in state.workers:
             worker.stop()
-        deliverer.stop()
-        checkpointer.stop()
         engine.close()
 
     app = FastAPI(
@@ -147,3 +153,8 @@ def create_app(settings: Settings) -> FastAPI:
                            "Content-Type", "Accept"], expose_headers=["Location", "Content-Location"],
                            max_age=600)  # fmt: skip
     return app
+
+
+def service_from_environment() -> FastAPI:
+    """The service for the ``CDS_*`` environment: what each worker process of ``cds serve --workers N`` runs."""
+    return create_app(Settings())

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.orm import Session
 
 from cds.errors import InvalidInputError, NotAuthenticatedError
+from cds.serving.dev_keys import DEV_KEYS, dev_key
 from cds.settings import Settings
 from cds.store.audit import Actor
 from cds.store.tables import ApiKeyRow
@@ -73,7 +74,8 @@ class Authenticator:
     """Verifies bearer tokens and API keys.
 
     Args:
-        settings: Issuer, audience and JWKS file, or dev mode (an ephemeral EC P-256 key).
+        settings: Issuer, audience and JWKS file, or dev mode (an EC P-256 key in ``data_dir``, see
+            :mod:`cds.serving.dev_keys`).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -86,7 +88,7 @@ class Authenticator:
             for key in jwt.PyJWKSet.from_dict(jwks).keys:
                 self._keys[key.key_id or ""] = key.key
         if settings.dev_mode:
-            self._dev_key = ec.generate_private_key(ec.SECP256R1())
+            self._dev_key = dev_key(settings.data_dir / DEV_KEYS, "token-issuer", ec.SECP256R1())
             self._keys["cds-dev"] = self._dev_key.public_key()
 
     def verify_token(self, token: str) -> Principal:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cds.errors import ConfigurationError, NotAuthenticatedError
+from cds.serving.dev_keys import dev_key
 from cds.store.tables import SeenTokenRow
 
 HOOK_ALGORITHMS = ("ES384", "RS384")
@@ -82,6 +83,7 @@ class HookClient:
     issuer: str
     subject: str
     jti: str
+    expires: int = 0  # the token's exp (seconds since the epoch): its jti is remembered until then
 
 
 class HookTokenVerifier:
@@ -96,8 +98,8 @@ class HookTokenVerifier:
         self.clients = clients
         self.fetch = fetch
 
-    def verify(self, session: Session, token: str, audience: str) -> HookClient:
-        """Check signature, claims and replay; record the ``jti``.
+    def verify(self, token: str, audience: str) -> HookClient:
+        """Check signature and claims (then :meth:`remember` the ``jti`` in the caller's transaction).
 
         Raises:
             NotAuthenticatedError: Any failure (the reason is in the code, not the token).
@@ -126,8 +128,8 @@ class HookTokenVerifier:
             raise NotAuthenticatedError(f"CDS Client JWT rejected: {reason}", code="invalid_token") from None
         if int(claims["exp"]) - int(claims["iat"]) > MAX_LIFETIME_S:
             raise NotAuthenticatedError("CDS Client JWT lives longer than 5 minutes", code="invalid_token")
-        self._remember(session, str(claims["jti"]), client.issuer, int(claims["exp"]))
-        return HookClient(issuer=client.issuer, subject=str(claims["sub"]), jti=str(claims["jti"]))
+        return HookClient(issuer=client.issuer, subject=str(claims["sub"]), jti=str(claims["jti"]),
+                          expires=int(claims["exp"]))
 
     def _key(self, client: TrustedClient, header: dict[str, Any]) -> Any:
         kid = header.get("kid") or ""
@@ -147,12 +149,18 @@ class HookTokenVerifier:
         return keys[kid]
 
     @staticmethod
-    def _remember(session: Session, jti: str, issuer: str, exp: int) -> None:
+    def remember(session: Session, client: HookClient) -> None:
+        """Record a verified call's ``jti`` (forgetting expired ones).
+
+        Raises:
+            NotAuthenticatedError: ``token_replayed``: the ``jti`` was used before.
+        """
         now = dt.datetime.now(dt.UTC)
         session.execute(delete(SeenTokenRow).where(SeenTokenRow.expires_at < now))
         try:
             with session.begin_nested():
-                session.add(SeenTokenRow(jti=jti, issuer=issuer, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC)))
+                session.add(SeenTokenRow(jti=client.jti, issuer=client.issuer,
+                                         expires_at=dt.datetime.fromtimestamp(client.expires, dt.UTC)))
         except IntegrityError:
             raise NotAuthenticatedError("CDS Client JWT replayed (jti already used)", code="token_replayed") from None
 
@@ -162,10 +170,10 @@ class DevHookClient:
 
     issuer = "cds-dev-ehr"
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Path) -> None:
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        self._key = ec.generate_private_key(ec.SECP384R1())
+        self._key = dev_key(keys, "pretend-ehr", ec.SECP384R1())
         self.client = TrustedClient(self.issuer, {"dev-ehr": self._key.public_key()})
 
     def mint(self, audience: str, *, subject: str = "dev-ehr-app", lifetime_s: int = 300) -> str:

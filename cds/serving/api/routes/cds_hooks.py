@@ -49,8 +49,9 @@ def hook_client(request: Request, state: StateDep) -> HookClient:
     try:
         if not header.lower().startswith("bearer "):
             raise NotAuthenticatedError("CDS Client JWT required", code="missing_credentials")
-        with state.database.session() as session:
-            return state.hook_verifier.verify(session, header[7:].strip(), audience)
+        client = state.hook_verifier.verify(header[7:].strip(), audience)
+        state.database.write(lambda session: state.hook_verifier.remember(session, client))
+        return client
     except NotAuthenticatedError as exc:
         with state.database.session() as denial:
             record_event(denial, AuditAction.ACCESS_DENIED, Actor("cds-client:unknown", CLIENT_ROLE),
