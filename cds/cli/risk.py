@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,9 +11,9 @@ import typer
 from tqdm import tqdm
 
 from cds.cli.common import out, run_command
-from cds.errors import InvalidInputError, ModelNotFoundError
+from cds.errors import InvalidInputError
 from cds.models.risk import RiskEquation, available_equations
-from cds.models.spec import Task
+from cds.pipelines.risk.methods import open_risk_method
 from cds.results.risk import MethodRef
 
 app = typer.Typer(
@@ -25,32 +23,6 @@ app = typer.Typer(
 RegistryOption = Annotated[
     Path | None, typer.Option("--registry", help="Model registry folder (default: $CDS_REGISTRY_DIR or ./registry).")
 ]
-
-
-@contextlib.contextmanager
-def _risk_method(name: str, registry: Path | None) -> Iterator[tuple[RiskEquation, MethodRef]]:
-    """An equation by name, or else a registered tabular risk model on ONNX Runtime, adapted to one interface."""
-    from cds.models.registry import ModelRegistry
-    from cds.models.spec import BackendKind
-    from cds.pipelines.risk.equation import equation_ref
-    from cds.pipelines.risk.model import ModelRiskEquation
-    from cds.serving.backends import create_backend
-    from cds.settings import Settings
-
-    equations = available_equations()
-    if name in equations:
-        yield equations[name], equation_ref(equations[name])
-        return
-    models = ModelRegistry.from_directory(registry or Settings().registry_dir)
-    risk_models = sorted(s.name for s in models if s.task is Task.RISK)
-    if name not in risk_models:
-        raise ModelNotFoundError(
-            f"no risk equation or risk model {name!r}; equations: {', '.join(sorted(equations))}; "
-            f"models: {', '.join(risk_models) or 'none'}"
-        )
-    with create_backend(BackendKind.ONNXRUNTIME, models.get(name)) as backend:
-        adapted = ModelRiskEquation(backend)
-        yield adapted, adapted.method()
 
 
 @app.command("list")
@@ -107,7 +79,7 @@ def score(
     """
 
     def body() -> None:
-        with _risk_method(equation_name, registry) as (equation, method):
+        with open_risk_method(equation_name, registry) as (equation, method):
             _score_one(equation, method, input_path, set_values or [], fhir, as_of.date() if as_of else None)
 
     run_command(body)
@@ -159,7 +131,7 @@ def score_file_command(
         if not source.is_file():
             raise InvalidInputError(f"{source} does not exist", code="input_missing")
         with (
-            _risk_method(equation_name, registry) as (equation, _),
+            open_risk_method(equation_name, registry) as (equation, _),
             tqdm(total=count_rows(source), unit="rows", unit_scale=True, desc=equation.name) as bar,
         ):
             summary = score_file(equation, source, target, chunk_rows=chunk_rows, progress=bar.update)

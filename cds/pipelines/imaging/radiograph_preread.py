@@ -12,12 +12,15 @@ exact model input, the source study/series/instance UIDs and the time taken per 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
+from pydicom.dataset import Dataset
 
 from cds.errors import InvalidInputError
 from cds.models.activation_maps import ACTIVATION_MAPS
 from cds.models.backend import Backend
-from cds.models.spec import Task
+from cds.models.spec import ModelSpec, Task
 from cds.pipelines.classification import TensorClassificationPipeline
 from cds.pipelines.imaging.dicom_contract import check_instance
 from cds.pipelines.imaging.dicom_reader import DicomInstance
@@ -81,19 +84,26 @@ class RadiographPrereadPipeline:
 
     def __call__(self, instance: DicomInstance) -> RadiographPreread:
         """Pre-read one image; raises :class:`InvalidInputError` (with its reason code) when refused."""
+        return self.run(prepare_radiograph(instance, self.backend.spec))
+
+    def run(self, prepared: PreparedRadiograph) -> RadiographPreread:
+        """The model's part of a pre-read (plausibility gate, findings, heatmaps) on a prepared image.
+
+        Raises:
+            InvalidInputError: ``implausible_image`` from the gate, or ``wrong_size`` when the image was prepared
+                for another model size.
+        """
+        if prepared.model_input.shape[-1] != self.size:
+            raise InvalidInputError(f"image prepared at {prepared.model_input.shape[-1]} px for a {self.size}-px model",
+                                    code="wrong_size")  # fmt: skip
         timer = StageTimer()
-        with timer.stage("decode"):
-            if self.backend.spec.imaging is not None:
-                check_instance(instance, self.backend.spec.imaging)
-            pixels = display_pixels(instance)
+        pixels, model_input = prepared.pixels, prepared.model_input
         plausibility: float | None = None
         warnings: tuple[str, ...] = ()
         if self.plausibility is not None:
             with timer.stage("plausibility"):
-                verdict = self.plausibility.judge(pixels, source=instance.source)
+                verdict = self.plausibility.judge(pixels, source=prepared.source.name)
                 plausibility, warnings = verdict.score, verdict.warnings
-        with timer.stage("preprocess"):
-            model_input = to_model_input(pixels, self.size)
         with timer.stage("infer"):
             inputs = self.classifier.preprocess(model_input[None])
             outputs, elapsed_ms = self.classifier.infer(inputs)
@@ -115,17 +125,53 @@ class RadiographPrereadPipeline:
                     note = (f"no localisation for {', '.join(unexplained)}: its {self.heatmaps.value} map points to "
                             "no region of the image")
                     result = result.model_copy(update={"warnings": (*result.warnings, note)})
-        ds = instance.dataset
-        source = SourceImage(
-            study_uid=str(ds.get("StudyInstanceUID", "")),
-            series_uid=str(ds.get("SeriesInstanceUID", "")),
-            sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-            modality=str(ds.get("Modality", "")),
-            name=instance.source,
-        )
         low, high = MODEL_RANGE
         image = (model_input[0] - low) / (high - low)
-        return RadiographPreread(result=result, source=source, image=image.astype(np.float32), heatmaps=heatmaps,
-                                 heatmap_method=self.heatmaps.value,
-                                 stage_ms=timer.ms, plausibility=plausibility, header=ds,
-                                 not_for_diagnostic_use=self.backend.spec.not_for_diagnostic_use)
+        return RadiographPreread(result=result, source=prepared.source, image=image.astype(np.float32),
+                                 heatmaps=heatmaps, heatmap_method=self.heatmaps.value,
+                                 stage_ms=prepared.stage_ms | timer.ms, plausibility=plausibility,
+                                 header=prepared.header,
+                                 not_for_diagnostic_use=self.backend.spec.not_for_diagnostic_use)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PreparedRadiograph:
+    """An image checked against the model's contract and decoded: the CPU part of a pre-read, before the model.
+
+    Attributes:
+        pixels: The display pixels (for the plausibility gate).
+        model_input: The model's input, [1, S, S].
+        source: The source's UIDs and name.
+        header: The source's DICOM attributes (for outputs that reference it).
+        stage_ms: Time taken per stage so far.
+    """
+
+    pixels: np.ndarray
+    model_input: np.ndarray
+    source: SourceImage
+    header: Dataset
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_radiograph(instance: DicomInstance, spec: ModelSpec) -> PreparedRadiograph:
+    """Check ``instance`` against ``spec``'s imaging contract and decode it to the model's input.
+
+    Raises:
+        InvalidInputError: The contract's reason (modality, view, size, ...) or a decoding limit.
+    """
+    timer = StageTimer()
+    with timer.stage("decode"):
+        if spec.imaging is not None:
+            check_instance(instance, spec.imaging)
+        pixels = display_pixels(instance)
+    with timer.stage("preprocess"):
+        model_input = to_model_input(pixels, int(spec.inputs[0].shape[2]))
+    ds = instance.dataset
+    source = SourceImage(
+        study_uid=str(ds.get("StudyInstanceUID", "")),
+        series_uid=str(ds.get("SeriesInstanceUID", "")),
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        modality=str(ds.get("Modality", "")),
+        name=instance.source,
+    )
+    return PreparedRadiograph(pixels=pixels, model_input=model_input, source=source, header=ds, stage_ms=timer.ms)
