@@ -135,10 +135,15 @@ class PrereadActor:
 
         preread = self.pipeline.run(prepared)
         uid = preread.source.sop_instance_uid or input_key(preread.source.name)
-        with tempfile.TemporaryDirectory() as folder:
-            write_preread(preread, Path(folder), title=f"AI pre-read: {self.spec.name} {self.spec.version}",
-                          patient_system=self.job.patient_system)  # fmt: skip
-            where = self.output.put_folder(Path(folder), uid)
+        title = f"AI pre-read: {self.spec.name} {self.spec.version}"
+        local = self.output.local(uid)
+        if local is not None:  # written in place: the same names again if this runs twice
+            write_preread(preread, local, title=title, patient_system=self.job.patient_system)
+            where = str(local)
+        else:  # staged, then put on the object store
+            with tempfile.TemporaryDirectory() as folder:
+                write_preread(preread, Path(folder), title=title, patient_system=self.job.patient_system)
+                where = self.output.put_folder(Path(folder), uid)
         result = preread.result
         return {"status": "done", "uid": uid, "outputs": where, "model": result.model.key,
                 "input_sha256": result.input_sha256,

@@ -19,7 +19,7 @@ import numpy as np
 
 from cds.batch.cluster import connect
 from cds.batch.preread import BatchSummary
-from cds.batch.store import BatchOutput, input_key, list_inputs
+from cds.batch.store import BatchOutput, input_key, list_inputs, local_input
 from cds.errors import CdsError
 
 COHORT_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -42,13 +42,17 @@ def score_batch(batch: dict[str, np.ndarray], method: str, registry: str | None,
         record: dict[str, Any] = {"uri": uri, "key": key, "method": method}
         try:
             with tempfile.TemporaryDirectory() as folder:
-                local = Path(folder) / posixpath.basename(uri)
-                filesystem, path = fsspec.core.url_to_fs(uri)
-                filesystem.get_file(path, str(local))
-                target = Path(folder) / scored_name(uri)
+                source = local_input(uri)
+                if source is None:  # fetched from the object store first
+                    source = Path(folder) / posixpath.basename(uri)
+                    filesystem, path = fsspec.core.url_to_fs(uri)
+                    filesystem.get_file(path, str(source))
+                in_place = store.local(scored_name(uri))
+                target = in_place or Path(folder) / scored_name(uri)  # score_file renames a .partial file at the end
                 with open_risk_method(method, Path(registry) if registry else None) as (equation, _):
-                    summary = score_file(equation, local, target)
-                store.put_file(target, scored_name(uri))
+                    summary = score_file(equation, source, target)
+                if in_place is None:
+                    store.put_file(target, scored_name(uri))
             record |= {"status": "done", "output": scored_name(uri), "rows": summary.rows, "scored": summary.scored,
                        "out_of_range": summary.out_of_range, "errors": summary.errors}  # fmt: skip
         except CdsError as exc:

@@ -42,14 +42,24 @@ def list_inputs(source: str, suffixes: tuple[str, ...] = ()) -> list[str]:
     if not filesystem.exists(path):
         raise InvalidInputError(f"{source} does not exist", code="input_missing")
     names = [path] if filesystem.isfile(path) else filesystem.find(path)
-    protocol = filesystem.protocol if isinstance(filesystem.protocol, str) else filesystem.protocol[0]
     found = []
     for name in sorted(names):
         base = posixpath.basename(name)
         if base.startswith(".") or (suffixes and not base.lower().endswith(suffixes)):
             continue
-        found.append(name if protocol in ("file", "local") else filesystem.unstrip_protocol(name))
+        found.append(name if _is_local(filesystem) else filesystem.unstrip_protocol(name))
     return found
+
+
+def local_input(uri: str) -> Path | None:
+    """The path of an input on the local file system (read in place); ``None`` for an object store."""
+    filesystem, path = fsspec.core.url_to_fs(uri)
+    return Path(path) if _is_local(filesystem) else None
+
+
+def _is_local(filesystem: Any) -> bool:
+    protocol = filesystem.protocol if isinstance(filesystem.protocol, str) else filesystem.protocol[0]
+    return protocol in ("file", "local")
 
 
 def read_input(uri: str, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
@@ -73,6 +83,18 @@ class BatchOutput:
     """The output root of a batch run (a folder or a URI)."""
 
     root: str
+
+    def local(self, relative: str = "") -> Path | None:
+        """The path of ``relative`` under a root on the local file system (its folder made); else ``None``.
+
+        Local outputs are written in place, without staging; an object store's are staged and put.
+        """
+        filesystem, path = self._fs()
+        if not _is_local(filesystem):
+            return None
+        target = Path(path) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
 
     def _fs(self) -> tuple[Any, str]:
         filesystem, path = fsspec.core.url_to_fs(self.root)
