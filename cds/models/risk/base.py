@@ -107,6 +107,7 @@ class EquationOutput:
 
 
 Columns = Mapping[str, np.ndarray]
+COUNTERFACTUAL_ROWS = 65_536  # rows of stacked counterfactuals per scoring call
 
 
 class RiskEquation(ABC):
@@ -312,12 +313,19 @@ class RiskEquation(ABC):
     def _contributions(self, columns: Columns, score: np.ndarray) -> dict[str, np.ndarray]:
         """Per modifiable field: score minus the score with that field alone at its reference value.
 
-        Every counterfactual is scored in one call on the stacked columns (one backend call for an ML model).
+        The counterfactuals of a block of rows are scored in one call on the stacked columns (one backend call for
+        an ML model), in blocks of at most :data:`COUNTERFACTUAL_ROWS` rows.
         """
         changed = tuple(spec for spec in self.fields if spec.reference is not None)
         if not changed:
             return {}
-        counterfactual = self._score(counterfactuals(columns, changed)).reshape(len(changed), len(score))
+        n = len(score)
+        counterfactual = np.empty((len(changed), n))
+        block = max(1, COUNTERFACTUAL_ROWS // len(changed))  # rows per call: memory bounded, arrays in cache
+        for start in range(0, n, block):
+            rows = slice(start, min(start + block, n))
+            part = {name: values[rows] for name, values in columns.items()}
+            counterfactual[:, rows] = self._score(counterfactuals(part, changed)).reshape(len(changed), -1)
         return {spec.name: score - counterfactual[i] for i, spec in enumerate(changed)}
 
     def _outside_valid(self, prepared: _Prepared, valid_rows: np.ndarray) -> tuple[list[tuple[str, ...]], np.ndarray]:

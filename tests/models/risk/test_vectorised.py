@@ -11,6 +11,7 @@ import pytest
 
 from cds.errors import InvalidInputError
 from cds.models.risk import available_equations, get_equation
+from cds.models.risk.base import COUNTERFACTUAL_ROWS
 from cds.models.risk.linear import BLOCK_ROWS, STACKED_ROWS
 
 EQUATIONS = ("pce", "prevent_cvd", "prevent_ascvd", "prevent_hf", "prevent_cvd_30y")
@@ -68,10 +69,11 @@ def test_batches_give_each_row_its_own_score_and_contributions(name: str, n: int
             assert alone.contributions[field][0] == pytest.approx(values[i], rel=1e-9, abs=1e-15)
 
 
-@pytest.mark.parametrize("name", EQUATIONS)
+@pytest.mark.parametrize("name", [*EQUATIONS, "framingham"])  # framingham: the generic stacked counterfactuals
 def test_contributions_are_the_score_minus_the_score_with_that_field_at_its_reference(name: str) -> None:
     equation = get_equation(name)
-    n = 3 * BLOCK_ROWS // 2  # the blockwise path, across a block boundary
+    n = 3 * BLOCK_ROWS // 2  # the blockwise paths, across block boundaries (both kinds)
+    assert n > COUNTERFACTUAL_ROWS // 5
     columns = _inputs(name, _cohort(n, seed=7))
     output = equation.evaluate(columns, row_errors=True)
     assert output.contributions
