@@ -13,14 +13,14 @@ from __future__ import annotations
 import pickle
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cds.batch.cluster import ClusterShape, connect
-from cds.batch.store import BatchOutput, input_key, list_inputs, read_input
+from cds.batch.cluster import connect
+from cds.batch.store import BatchOutput, BatchSummary, input_key, list_inputs, pending, read_input, summarise
 from cds.errors import CdsError
 
 BATCH_ROWS = 8  # images per task and per actor call
@@ -42,19 +42,6 @@ class PrereadJob:
     version: str | None = None
     saliency_grid: int = 7
     patient_system: str = "urn:oid:2.16.840.1.113883.4.1"
-
-
-@dataclass
-class BatchSummary:
-    """What a batch run did: inputs found, skipped as done before, pre-read or scored, refused; where."""
-
-    inputs: int = 0
-    skipped: int = 0
-    done: int = 0
-    refused: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-    cluster: ClusterShape | None = None
-    index: str = ""
 
 
 def _spec(job: PrereadJob) -> Any:
@@ -169,30 +156,18 @@ def run_preread_batch(source: str, output: str, job: PrereadJob, *, address: str
     cluster = connect(address)
     store = BatchOutput(output)
     uris = list_inputs(source)
-    done = store.done()
-    pending = [{"uri": uri, "key": input_key(uri)} for uri in uris if input_key(uri) not in done]
-    summary = BatchSummary(inputs=len(uris), skipped=len(uris) - len(pending), cluster=cluster)
-    if pending:
+    rows = pending(store, uris)
+    if rows:
         gpu = cluster.gpus > 0
         pool = actors or (cluster.gpus if gpu else max(1, cluster.cpus // 2))
-        dataset: Any = ray.data.from_items(pending, override_num_blocks=max(1, len(pending) // BATCH_ROWS))
+        dataset: Any = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // BATCH_ROWS))
         dataset = dataset.map_batches(prepare_batch, fn_kwargs={"job": job}, batch_size=BATCH_ROWS,
                                       batch_format="numpy", num_cpus=1)  # fmt: skip
         dataset = dataset.map_batches(PrereadActor, fn_constructor_kwargs={"job": job, "output": output, "gpu": gpu},
                                       batch_size=BATCH_ROWS, batch_format="numpy", compute=ray.data.ActorPoolStrategy(
                                           min_size=1, max_size=pool), num_gpus=1 if gpu else 0,
                                       num_cpus=0 if gpu else 1)  # fmt: skip
-        finished = 0
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            finished += len(batch["uri"])
             if progress is not None:
                 progress(len(batch["uri"]))
-    records = store.write_index()
-    summary.index = output.rstrip("/") + "/index.json"
-    for record in records:
-        if record.get("status") == "done":
-            summary.done += 1
-        else:
-            summary.refused += 1
-            summary.reasons[record.get("reason", "")] = summary.reasons.get(record.get("reason", ""), 0) + 1
-    return summary
+    return summarise(store, len(uris), len(uris) - len(rows), cluster)

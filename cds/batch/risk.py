@@ -18,8 +18,7 @@ import fsspec
 import numpy as np
 
 from cds.batch.cluster import connect
-from cds.batch.preread import BatchSummary
-from cds.batch.store import BatchOutput, input_key, list_inputs, local_input
+from cds.batch.store import BatchOutput, BatchSummary, input_key, list_inputs, local_input, pending, summarise
 from cds.errors import CdsError
 
 COHORT_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -79,22 +78,13 @@ def run_risk_batch(source: str, output: str, method: str, *, registry: str | Non
     cluster = connect(address)
     store = BatchOutput(output)
     uris = list_inputs(source, COHORT_SUFFIXES)
-    done = store.done()
-    pending = [{"uri": uri, "key": input_key(uri)} for uri in uris if input_key(uri) not in done]
-    summary = BatchSummary(inputs=len(uris), skipped=len(uris) - len(pending), cluster=cluster)
-    if pending:
-        dataset: Any = ray.data.from_items(pending, override_num_blocks=len(pending))
+    rows = pending(store, uris)
+    if rows:
+        dataset: Any = ray.data.from_items(rows, override_num_blocks=len(rows))
         dataset = dataset.map_batches(score_batch, fn_kwargs={"method": method, "registry": registry,
                                                               "output": output},
                                       batch_size=1, batch_format="numpy", num_cpus=1)  # fmt: skip
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             if progress is not None:
                 progress(len(batch["uri"]))
-    for record in store.write_index():
-        if record.get("status") == "done":
-            summary.done += 1
-        else:
-            summary.refused += 1
-            summary.reasons[record.get("reason", "")] = summary.reasons.get(record.get("reason", ""), 0) + 1
-    summary.index = output.rstrip("/") + "/index.json"
-    return summary
+    return summarise(store, len(uris), len(uris) - len(rows), cluster)

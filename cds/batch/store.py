@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import fsspec
 
+from cds.batch.cluster import ClusterShape
 from cds.errors import InvalidInputError
 
 MARKS = ".cds-batch/done"
@@ -121,12 +123,7 @@ class BatchOutput:
 
     def put_file(self, local: Path, relative: str) -> None:
         """Copy one local file to ``relative`` under the root, replacing what is there whole."""
-        filesystem, path = self._fs()
-        destination = posixpath.join(path, relative)
-        filesystem.makedirs(posixpath.dirname(destination), exist_ok=True)
-        partial = destination + ".partial"
-        filesystem.put_file(str(local), partial)
-        filesystem.mv(partial, destination)  # a rename on a file system; one object on an object store
+        self._whole(relative, lambda filesystem, partial: filesystem.put_file(str(local), partial))
 
     def mark_done(self, key: str, record: dict[str, Any]) -> None:
         """Record that the input ``key`` is done (its outputs complete), with what came of it."""
@@ -145,10 +142,46 @@ class BatchOutput:
         return records
 
     def _write_json(self, relative: str, value: object) -> None:
+        content = json.dumps(value, indent=1, sort_keys=True).encode()
+        self._whole(relative, lambda filesystem, partial: filesystem.pipe_file(partial, content))
+
+    def _whole(self, relative: str, fill: Callable[[Any, str], object]) -> None:
+        """Write ``relative`` under the root through a partial name, so that a reader never sees half of it."""
         filesystem, path = self._fs()
         destination = posixpath.join(path, relative)
         filesystem.makedirs(posixpath.dirname(destination), exist_ok=True)
         partial = destination + ".partial"
-        with filesystem.open(partial, "wb") as handle:
-            handle.write(json.dumps(value, indent=1, sort_keys=True).encode())
-        filesystem.mv(partial, destination)
+        fill(filesystem, partial)
+        filesystem.mv(partial, destination)  # a rename on a file system; one object on an object store
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did: inputs found, skipped as done before, done, refused (by reason); where the index is."""
+
+    inputs: int = 0
+    skipped: int = 0
+    done: int = 0
+    refused: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    cluster: ClusterShape | None = None
+    index: str = ""
+
+
+def pending(store: BatchOutput, uris: list[str]) -> list[dict[str, str]]:
+    """The inputs not yet done, as Ray Data rows (URI and key)."""
+    done = store.done()
+    return [{"uri": uri, "key": input_key(uri)} for uri in uris if input_key(uri) not in done]
+
+
+def summarise(store: BatchOutput, inputs: int, skipped: int, cluster: ClusterShape) -> BatchSummary:
+    """Rebuild the index from the marks and count what it says."""
+    summary = BatchSummary(inputs=inputs, skipped=skipped, cluster=cluster, index=store.root.rstrip("/") + "/" + INDEX)
+    for record in store.write_index():
+        if record.get("status") == "done":
+            summary.done += 1
+        else:
+            reason = str(record.get("reason", ""))
+            summary.refused += 1
+            summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
+    return summary

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
-from cds.batch.preread import BatchSummary
+from cds.batch.store import BatchSummary
 from cds.cli.common import out, run_command
 from cds.settings import Settings
 
