@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -70,11 +71,13 @@ def _fetch_missing(request: HookRequest, patient_id: str, prefetch: dict[str, An
 
 
 def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url: str,
-                 language: Language = Language.EN) -> list[Card]:  # fmt: skip
+                 language: Language = Language.EN,
+                 released_with: Callable[[Session], object] | None = None) -> list[Card]:  # fmt: skip
     """The cards for the patient in context, in ``language``.
 
     One per risk topic, with score and band, or why not; one per chronic-disease registry the patient is in, with
-    control and follow-up.
+    control and follow-up. ``released_with`` is written in the transaction that releases the cards (the call's
+    token recorded as used); if it raises, nothing is released.
 
     Raises:
         InvalidInputError: ``wrong_hook``, ``missing_context``, ``patient_mismatch`` or an input's reason.
@@ -95,6 +98,8 @@ def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url
     entries = assess_record(extracted, engine.settings.risk_population)
 
     def release_cards(session: Session) -> None:
+        if released_with is not None:
+            released_with(session)
         release_panel(session, entries, subject=subject, actor=actor)
         record_event(session, AuditAction.HOOKS_CALL, actor, f"cds-services/{SERVICE_ID}", subject=subject,
                      detail={"hookInstance": request.hookInstance, "cards": len(entries)})

@@ -244,6 +244,40 @@ def test_configured_ehr_rs384_is_accepted_and_replay_refused(ehr_client: TestCli
     assert replay.status_code == 401 and replay.json()["code"] == "token_replayed"
 
 
+def test_a_token_is_used_up_by_a_call_that_fails(client: TestClient) -> None:
+    headers = dev_token(client)
+    other = hook_request(context={"userId": "Practitioner/9", "patientId": "p2"})  # prefetch is p1's: refused
+    refused = client.post(SERVICE, json=other, headers=headers)
+    assert refused.status_code == 422 and refused.json()["code"] == "patient_mismatch"
+    again = client.post(SERVICE, json=hook_request(), headers=headers)
+    assert again.status_code == 401 and again.json()["code"] == "token_replayed"
+
+
+def test_concurrent_replays_of_one_token_release_cards_once(client: TestClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from cds.store.audit import AuditAction
+    from cds.store.tables import AuditEventRow, ResultRow
+
+    headers = dev_token(client)
+    database = client.app.state.cds.engine.database
+    with database.session() as session:
+        before = session.scalar(select(func.count()).select_from(ResultRow))
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: client.post(SERVICE, json=hook_request(), headers=headers), range(6)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200, 401, 401, 401, 401, 401]
+    assert all(a.json()["code"] == "token_replayed" for a in answers if a.status_code == 401)
+    cards = next(a for a in answers if a.status_code == 200).json()["cards"]
+    with database.session() as session:
+        stored = session.scalar(select(func.count()).select_from(ResultRow)) - before
+        calls = session.scalar(select(func.count()).select_from(AuditEventRow)
+                               .where(AuditEventRow.action == AuditAction.HOOKS_CALL.value))  # fmt: skip
+    assert 0 < stored <= len(cards) and calls == 1  # one call's results, released once
+
+
 def test_allow_listed_jku_is_used(ehr_client: TestClient, ehr: dict) -> None:
     token = ehr_token(ehr, key=ehr["ec"], alg="ES384", headers={"kid": "rotating", "jku": "https://ehr.example/jwks"})
     assert ehr_client.post(SERVICE, json=hook_request(), headers={"Authorization": f"Bearer {token}"}).status_code == 200

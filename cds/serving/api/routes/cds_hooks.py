@@ -7,6 +7,7 @@ response is sent.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -42,21 +43,41 @@ def base_url(request: Request, state: StateDep) -> str:
     return (settings.public_url or (str(request.base_url) if settings.dev_mode else "")).rstrip("/")
 
 
-def hook_client(request: Request, state: StateDep) -> HookClient:
-    """The verified CDS Client of this call (401 otherwise, audited); its ``jti`` is recorded at once."""
+def _denied(request: Request, state: StateDep, exc: NotAuthenticatedError) -> None:
+    with state.database.session() as denial:
+        record_event(denial, AuditAction.ACCESS_DENIED, Actor("cds-client:unknown", CLIENT_ROLE),
+                     f"POST {request.url.path}", outcome=AuditOutcome.DENIED, detail={"reason": exc.code})
+
+
+def verified_client(request: Request, state: StateDep) -> HookClient:
+    """The verified CDS Client of this call (401 otherwise, audited); its ``jti`` is not recorded yet."""
     header = request.headers.get("authorization", "")
     audience = base_url(request, state) + request.url.path
     try:
         if not header.lower().startswith("bearer "):
             raise NotAuthenticatedError("CDS Client JWT required", code="missing_credentials")
-        client = state.hook_verifier.verify(header[7:].strip(), audience)
-        state.database.write(lambda session: state.hook_verifier.remember(session, client))
-        return client
+        return state.hook_verifier.verify(header[7:].strip(), audience)
     except NotAuthenticatedError as exc:
-        with state.database.session() as denial:
-            record_event(denial, AuditAction.ACCESS_DENIED, Actor("cds-client:unknown", CLIENT_ROLE),
-                         f"POST {request.url.path}", outcome=AuditOutcome.DENIED, detail={"reason": exc.code})
+        _denied(request, state, exc)
         raise
+
+
+Verified = Annotated[HookClient, Depends(verified_client)]
+
+
+def _use_up(request: Request, state: StateDep, client: HookClient) -> None:
+    """Record the call's ``jti`` now (401 ``token_replayed``, audited, when it was used before)."""
+    try:
+        state.database.write(functools.partial(state.hook_verifier.remember, client=client))
+    except NotAuthenticatedError as exc:
+        _denied(request, state, exc)
+        raise
+
+
+def hook_client(request: Request, state: StateDep, client: Verified) -> HookClient:
+    """The verified CDS Client of this call, its ``jti`` recorded at once."""
+    _use_up(request, state, client)
+    return client
 
 
 Client = Annotated[HookClient, Depends(hook_client)]
@@ -75,12 +96,24 @@ def discovery() -> dict[str, list[dict[str, Any]]]:
 
 @router.post("/cds-services/{service_id}", response_model_exclude_none=True)
 def call_service(service_id: str, body: HookRequest, request: Request, state: StateDep, engine: EngineDep,
-                 client: Client) -> HookResponse:  # fmt: skip
-    """Cards for the patient in context: one per topic, with score and band, or what is missing."""
+                 client: Verified) -> HookResponse:  # fmt: skip
+    """Cards for the patient in context: one per topic, with score and band, or what is missing.
+
+    The call's ``jti`` is recorded in the transaction that releases its cards (a replay racing it is refused
+    there), or on its own when the call fails before that: either way a token serves one call.
+    """
     _service(service_id)
     language = negotiate(request.headers.get("accept-language"), state.settings.card_language)
-    cards = cds_hooks.patient_view(engine, body, actor=client_actor(client.issuer, client.subject),
-                                   base_url=base_url(request, state), language=language)
+    try:
+        cards = cds_hooks.patient_view(engine, body, actor=client_actor(client.issuer, client.subject),
+                                       base_url=base_url(request, state), language=language,
+                                       released_with=functools.partial(state.hook_verifier.remember, client=client))
+    except NotAuthenticatedError as exc:  # replayed: found when its cards were to be released
+        _denied(request, state, exc)
+        raise
+    except Exception:
+        _use_up(request, state, client)
+        raise
     return HookResponse(cards=cards)
 
 
