@@ -16,8 +16,11 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
+import resource
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -53,13 +56,43 @@ async def run_level(
                 failures += 1
             latencies.append(time.perf_counter() - start)
 
-    start = time.perf_counter()
+    start, server_cpu, client_cpu = time.perf_counter(), _server_cpu_s(), _client_cpu_s()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
     ms = np.array(latencies) * 1000
+    done = max(1, len(latencies))
     return {"concurrency": concurrency, "requests": len(latencies), "failures": failures,
             "requests_per_s": len(latencies) / elapsed, "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99))}  # fmt: skip
+            "p99_ms": float(np.percentile(ms, 99)),
+            "server_cpu_ms_per_request": (_server_cpu_s() - server_cpu) / done * 1000,
+            "client_cpu_ms_per_request": (_client_cpu_s() - client_cpu) / done * 1000}  # fmt: skip
+
+
+def _client_cpu_s() -> float:
+    """CPU seconds used by this process (the load generator), all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _server_cpu_s() -> float:
+    """CPU seconds used so far by this process's descendants: the service under test and its workers."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    family, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - family
+        family |= frontier
+    return sum(used[pid] for pid in family)
 
 
 async def measure(base: str, total: int, levels: list[int], max_seconds: float) -> dict[str, list[dict[str, float]]]:
@@ -112,12 +145,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     }  # fmt: skip
     database = "postgresql" if args.database_url else "sqlite"
     lines = [f"# Service throughput ({report['device']}, {report['date']})", f"Command: `{report['command']}`",
-             f"Server: {report['server']}; client: httpx over loopback on the same 2-core machine.", "",
-             "| endpoint | concurrency | requests | failures | requests/s | p50 ms | p99 ms |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             f"Server: {report['server']}; client: httpx over loopback on the same 2-core machine. CPU per request: "
+             "the service's processes and the load generator's, over each level.", "",
+             "| endpoint | concurrency | requests | failures | requests/s | p50 ms | p99 ms | server CPU ms/request "
+             "| load generator CPU ms/request |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for endpoint, rows in results.items():
         lines += [f"| {endpoint} | {r['concurrency']} | {r['requests']} | {r['failures']} | {r['requests_per_s']:.1f} "
-                  f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |" for r in rows]  # fmt: skip
+                  f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['server_cpu_ms_per_request']:.1f} "
+                  f"| {r['client_cpu_ms_per_request']:.1f} |" for r in rows]  # fmt: skip
     write_results(f"service-throughput-{database}-{args.workers}-workers", report, "\n".join(lines) + "\n")
     return report
 

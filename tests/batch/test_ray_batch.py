@@ -120,6 +120,36 @@ run_risk_batch(sys.argv[1], sys.argv[2], "pce", address=sys.argv[3])
 """
 
 
+def test_risk_batch_survives_a_worker_node_killed_mid_run(cluster: Cluster, tmp_path: Path) -> None:
+    source = tmp_path / "clinics"
+    source.mkdir()
+    for i in range(8):
+        _cohort(source / f"clinic{i}.parquet", 150_000, 100 + i)
+    output = tmp_path / "scored"
+    worker = next(node for node in cluster.worker_nodes)
+    marks_at_kill: list[int] = []
+
+    def kill_when_started() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not list((output / MARKS).glob("*.json")):
+            time.sleep(0.05)
+        marks_at_kill.append(len(list((output / MARKS).glob("*.json"))))
+        cluster.remove_node(worker)
+
+    killer = threading.Thread(target=kill_when_started, daemon=True)
+    killer.start()
+    summary = run_risk_batch(str(source), str(output), "pce", address=cluster.address)
+    killer.join(60)
+    assert marks_at_kill and marks_at_kill[0] < 8  # killed mid-run
+    assert summary.done == 8 and summary.refused == 0
+    records = json.loads((output / "index.json").read_text())
+    assert sorted(r["uri"] for r in records) == sorted(str(p) for p in source.iterdir())
+    assert sorted(p.name for p in output.glob("*.parquet")) == sorted(scored_name(r["uri"]) for r in records)
+    assert all(len(pd.read_parquet(output / scored_name(r["uri"]))) == r["rows"] == 150_000 for r in records)
+    cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+
+
 def test_risk_batch_resumes_after_the_driver_is_killed(cluster: Cluster, tmp_path: Path) -> None:
     source = tmp_path / "districts"
     (source / "north").mkdir(parents=True)
