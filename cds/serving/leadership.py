@@ -40,25 +40,33 @@ class Leadership:
         return self._handle is not None
 
     def start(self) -> None:
-        """Take the lock now if it is free; otherwise keep trying in a background thread."""
+        """Take the lock now if it is free (``on_lead``'s error raised here); otherwise keep trying in a thread."""
         if self._try():
             return
         self._thread = threading.Thread(target=self._wait_for_lead, name="cds-leadership", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop trying; give the lock up (the caller has stopped the services first)."""
+    def stop(self, on_resign: Callable[[], None] | None = None) -> None:
+        """Stop trying; if leading, call ``on_resign`` (stop the services) and only then give the lock up."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.retry_s + 1)
-        if self._handle is not None:
+        if self._handle is None:
+            return
+        try:
+            if on_resign is not None:
+                on_resign()
+        finally:
             os.close(self._handle)  # closing the file releases the lock
             self._handle = None
 
     def _wait_for_lead(self) -> None:
         while not self._stop.wait(self.retry_s):
-            if self._try():
-                return
+            try:
+                if self._try():
+                    return
+            except Exception:  # the services could not start here: give the lock up and try again later
+                log.exception("the single-instance services did not start in process %d", os.getpid())
 
     def _try(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +76,11 @@ class Leadership:
         except OSError:
             os.close(handle)
             return False
+        try:
+            self.on_lead()
+        except BaseException:
+            os.close(handle)  # not leading after all: another process may
+            raise
         self._handle = handle
         log.info("process %d runs the single-instance services", os.getpid())
-        self.on_lead()
         return True

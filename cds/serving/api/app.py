@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -116,16 +117,25 @@ def create_app(settings: Settings) -> FastAPI:
         singletons = [service for service in (checkpointer, deliverer, state.dicom_node) if service is not None]
 
         def lead() -> None:
-            for service in singletons:
-                service.start()
+            started: list[Any] = []
+            try:
+                for service in singletons:
+                    service.start()
+                    started.append(service)
+            except BaseException:  # all or none: a process that cannot run them all runs none
+                for service in reversed(started):
+                    service.stop()
+                raise
 
         leadership = Leadership(settings.data_dir / "service.lock", lead)
         leadership.start()
         yield
-        leading = leadership.leading
-        leadership.stop()
-        for service in reversed(singletons) if leading else ():
-            service.stop()
+
+        def resign() -> None:
+            for service in reversed(singletons):
+                service.stop()
+
+        leadership.stop(resign)  # the services stop before the lock is given up, so two never overlap
         for worker in state.workers:
             worker.stop()
         engine.close()
