@@ -10,6 +10,7 @@ nothing is written twice, and a re-run of a crashed job goes on from the marks.
 
 from __future__ import annotations
 
+import functools
 import pickle
 import tempfile
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import numpy as np
 from cds.batch.cluster import connect
 from cds.batch.store import BatchOutput, BatchSummary, input_key, list_inputs, pending, read_input, summarise
 from cds.errors import CdsError
+from cds.interop.fhir_report import PATIENT_ID_SYSTEM
 
 BATCH_ROWS = 8  # images per task and per actor call
 
@@ -41,13 +43,15 @@ class PrereadJob:
     model: str = "chest-xray-demo"
     version: str | None = None
     saliency_grid: int = 7
-    patient_system: str = "urn:oid:2.16.840.1.113883.4.1"
+    patient_system: str = PATIENT_ID_SYSTEM
 
 
-def _spec(job: PrereadJob) -> Any:
+@functools.cache
+def _spec(registry: str, model: str, version: str | None) -> Any:
+    """The model's spec, read once per worker process (not once per batch)."""
     from cds.models.registry import ModelRegistry
 
-    return ModelRegistry.from_directory(Path(job.registry)).get(job.model, job.version)
+    return ModelRegistry.from_directory(Path(registry)).get(model, version)
 
 
 def prepare_batch(batch: dict[str, np.ndarray], job: PrereadJob) -> dict[str, np.ndarray]:
@@ -55,7 +59,7 @@ def prepare_batch(batch: dict[str, np.ndarray], job: PrereadJob) -> dict[str, np
     from cds.pipelines.imaging.dicom_reader import read_instance
     from cds.pipelines.imaging.radiograph_preread import prepare_radiograph
 
-    spec = _spec(job)
+    spec = _spec(job.registry, job.model, job.version)
     prepared, reasons, messages = [], [], []
     for uri in batch["uri"].tolist():
         try:
