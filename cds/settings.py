@@ -108,6 +108,7 @@ class Settings(BaseSettings):
         patient_id_system: The identifier system of DICOM Patient IDs at this site (its MRN system URI), under which
             pre-read reports name their patient [CDS_PATIENT_ID_SYSTEM].
         pathology_model: Registered patch classifier for uploaded slides and tiles [CDS_PATHOLOGY_MODEL].
+        ecg_model: Registered ECG rhythm classifier for uploaded and stored ECGs [CDS_ECG_MODEL].
         risk_stale_days: Per-input staleness limits in days over the defaults of
             :mod:`cds.interop.record_readings`, as JSON, e.g. ``{"total_cholesterol": 1095}``
             [CDS_RISK_STALE_DAYS]. A stale input is still used and marked stale in the result.
@@ -183,6 +184,7 @@ class Settings(BaseSettings):
     plausibility_refuse_below: float = Field(default=0.0, ge=0.0, le=1.0)
     patient_id_system: str = Field(default="urn:cds:dicom-patient-id", min_length=1)
     pathology_model: str = "pathology-demo"
+    ecg_model: str = "ecg-rhythm"
     risk_stale_days: dict[str, int] = Field(default_factory=dict)
     risk_population: RiskPopulation = RiskPopulation.CHINA
     language: Language | None = None

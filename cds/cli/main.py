@@ -12,7 +12,7 @@ import numpy as np
 import typer
 import yaml
 
-from cds.cli import batch, models_import, pathology, preread, risk, service
+from cds.cli import batch, ecg, models_import, pathology, preread, risk, service
 from cds.cli.common import out, run_command
 from cds.errors import CdsError, InvalidInputError
 from cds.models.registry import ModelRegistry
@@ -46,6 +46,7 @@ app.add_typer(service.apikey_app, name="apikey")
 app.registered_commands += service.serve_app.registered_commands
 app.registered_commands += preread.app.registered_commands
 app.registered_commands += pathology.app.registered_commands
+app.registered_commands += ecg.app.registered_commands
 
 RegistryOption = Annotated[
     Path | None, typer.Option("--registry", help="Model registry folder (default: $CDS_REGISTRY_DIR or ./registry).")

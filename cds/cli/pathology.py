@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
-from cds.cli.common import out, run_command
+from cds.cli.common import folder_name, out, run_command
 from cds.errors import CdsError, InvalidInputError
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind
@@ -43,16 +43,6 @@ def slide_inputs(path: Path) -> list[Path]:
     if any(p.is_file() and p.suffix.lower() in _DICOM_SUFFIXES for p in entries):
         return [path]
     return entries
-
-
-def _folder_name(source: Path, taken: set[str]) -> str:
-    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in source.stem) or "slide"
-    candidate, index = name, 1
-    while candidate in taken:
-        index += 1
-        candidate = f"{name}-{index}"
-    taken.add(candidate)
-    return candidate
 
 
 def _summary(result: SlideResult) -> str:
@@ -124,7 +114,7 @@ def pathology(
                 with tqdm(desc=source.name, unit="tile", leave=False, position=1) as bar:
                     try:
                         analysis = pipeline(source, progress=_progress(bar))
-                        folder = output / _folder_name(source, taken)
+                        folder = output / folder_name(source, taken)
                         write_slide_outputs(analysis, folder, title=f"AI slide read-out ({spec.key})")
                     except CdsError as exc:  # one bad slide never stops the others
                         refusals.append({"file": str(source), "reason": exc.code, "message": exc.message})

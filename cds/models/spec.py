@@ -40,6 +40,7 @@ class Modality(StrEnum):
     MR = "MR"
     SM = "SM"  # slide microscopy
     OT = "OT"  # other, e.g. generated patches
+    ECG = "ECG"  # electrocardiogram waveforms
     TABULAR = "tabular"
 
 
@@ -197,6 +198,50 @@ class VolumePreprocessing(_Frozen):
         return self
 
 
+class WaveformInput(_Frozen):
+    """What an ECG model accepts and how a recording becomes its input.
+
+    Applied by :mod:`cds.pipelines.ecg.preprocess` in training and serving alike: the recording (checked against
+    ``sampling_hz``, ``min_s`` and ``max_s``) is resampled to ``model_hz``, band-passed, clipped to ±``clip_mv``
+    and cut into windows of ``window_s`` every ``stride_s`` (the last window ending with the recording); the model
+    scores each window and the probabilities are averaged.
+
+    Attributes:
+        leads: Input channels, in order.
+        sampling_hz: Accepted recording rates (inclusive range).
+        min_s: Shortest recording read.
+        max_s: Longest recording read.
+        model_hz: Rate the model reads.
+        window_s: Window length.
+        stride_s: Step between windows.
+        band_hz: Band-pass edges (Hz).
+        clip_mv: Amplitude limit (mV).
+    """
+
+    leads: tuple[str, ...] = Field(min_length=1)
+    sampling_hz: tuple[float, float] = (250.0, 2000.0)
+    min_s: float = Field(default=8.0, gt=0)
+    max_s: float = Field(default=60.0, gt=0)
+    model_hz: float = Field(default=125.0, gt=0)
+    window_s: float = Field(default=8.0, gt=0)
+    stride_s: float = Field(default=4.0, gt=0)
+    band_hz: tuple[float, float] = (0.5, 40.0)
+    clip_mv: float = Field(default=5.0, gt=0)
+
+    @property
+    def window_samples(self) -> int:
+        """Samples in one window at ``model_hz``."""
+        return round(self.window_s * self.model_hz)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WaveformInput:
+        if not 0 < self.band_hz[0] < self.band_hz[1] < self.model_hz / 2:
+            raise ValueError(f"band_hz {self.band_hz} must lie between 0 and half of model_hz {self.model_hz:g}")
+        if not self.min_s <= self.max_s or self.window_s > self.min_s:
+            raise ValueError(f"need window_s {self.window_s:g} <= min_s {self.min_s:g} <= max_s {self.max_s:g}")
+        return self
+
+
 class ModelSpec(_Frozen):
     """Everything the engine needs to know about one model version.
 
@@ -220,6 +265,7 @@ class ModelSpec(_Frozen):
         outcome: For risk models, what the predicted probability is of.
         imaging: For imaging models, what a study must be to be read (checked before inference).
         volume: For volumetric models, how a volume becomes model input (resampling, window, sliding window).
+        waveform: For ECG models, what a recording must be and how it becomes model input.
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -241,6 +287,7 @@ class ModelSpec(_Frozen):
     outcome: str = ""
     imaging: ImagingContract | None = None
     volume: VolumePreprocessing | None = None
+    waveform: WaveformInput | None = None
 
     @field_validator("model_card")
     @classmethod

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cds.errors import InvalidInputError
 from cds.results.classification import Finding
+from cds.results.ecg import EcgFlag, Measurements, RhythmCall
 from cds.results.segmentation import StructureVolume
 from cds.results.slide import SlideScore, SlideStatus
 
@@ -33,6 +34,7 @@ class JobKind(StrEnum):
     RISK_FILE = "risk_file"
     PREREAD = "preread"
     PATHOLOGY = "pathology"
+    ECG = "ecg"
 
 
 class _Record(BaseModel):
@@ -168,12 +170,47 @@ class PathologyOutcome(_Record):
     outputs: tuple[str, ...]
 
 
-JobPayload = RiskFilePayload | PrereadPayload | PathologyPayload
-JobOutcome = RiskFileOutcome | PrereadReport | PathologyOutcome
+class EcgPayload(_Record):
+    """Read an uploaded or stored ECG with a rhythm classifier; sex and age (when known) set the ST and QTc limits.
+
+    ``study_uid`` and ``sop_instance_uid`` are kept for a DICOM ECG (STOW-RS), empty otherwise.
+    """
+
+    file: Path
+    output: Path
+    model: str = Field(min_length=1)
+    sex: str | None = Field(default=None, pattern=r"^(male|female)$")
+    age_years: float | None = Field(default=None, ge=0, le=130)
+    study_uid: str = ""
+    sop_instance_uid: str = ""
+
+
+class EcgOutcome(_Record):
+    """The answer of an ECG read: rhythm, measurements, flags; the model's key, the input's sha256, the files."""
+
+    rhythm: RhythmCall
+    classifier: tuple[Finding, ...] = ()
+    measurements: Measurements
+    flags: tuple[EcgFlag, ...] = ()
+    warnings: tuple[str, ...] = ()
+    model: str = Field(pattern=MODEL_KEY)
+    input_sha256: str
+    outputs: tuple[str, ...]
+
+    @property
+    def critical(self) -> bool:
+        """Whether a flag needs urgent review."""
+        return any(flag.severity.value == "critical" for flag in self.flags)
+
+
+JobPayload = RiskFilePayload | PrereadPayload | PathologyPayload | EcgPayload
+JobOutcome = RiskFileOutcome | PrereadReport | PathologyOutcome | EcgOutcome
 PAYLOADS: dict[JobKind, type[JobPayload]] = {
-    JobKind.RISK_FILE: RiskFilePayload, JobKind.PREREAD: PrereadPayload, JobKind.PATHOLOGY: PathologyPayload}
+    JobKind.RISK_FILE: RiskFilePayload, JobKind.PREREAD: PrereadPayload, JobKind.PATHOLOGY: PathologyPayload,
+    JobKind.ECG: EcgPayload}
 OUTCOMES: dict[JobKind, type[JobOutcome]] = {
-    JobKind.RISK_FILE: RiskFileOutcome, JobKind.PREREAD: PrereadReport, JobKind.PATHOLOGY: PathologyOutcome}
+    JobKind.RISK_FILE: RiskFileOutcome, JobKind.PREREAD: PrereadReport, JobKind.PATHOLOGY: PathologyOutcome,
+    JobKind.ECG: EcgOutcome}
 T = TypeVar("T", bound=BaseModel)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from cds.errors import OutputNotFoundError
 
 JSON, DICOM, PNG, NPY = "application/json", "application/dicom", "image/png", "application/octet-stream"
+PDF = "application/pdf"
 
 
 class OutputKind(StrEnum):
@@ -35,6 +36,8 @@ class OutputKind(StrEnum):
     HEATMAP_MAP = "heatmap_map"  # the raw heatmap on the source's grid as a DICOM Parametric Map
     OVERLAY = "overlay"  # a segmentation drawn on its busiest slice, PNG
     OVERLAY_CAPTURE = "overlay_capture"  # the same as a DICOM secondary capture
+    PRINTOUT = "printout"  # an ECG's 12-lead page at true scale, PNG
+    PRINTOUT_PDF = "printout_pdf"  # the same page as a PDF (A4 landscape)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,9 @@ class OutputLayout:
     OVERLAY = OutputFile(OutputKind.OVERLAY, "overlay.png", PNG)
     OVERLAY_CAPTURE = OutputFile(OutputKind.OVERLAY_CAPTURE, "overlay-sc.dcm", DICOM)
     SLIDE_HEATMAP = OutputFile(OutputKind.HEATMAP, "heatmap.png", PNG)
-    FIXED = (RESULT, REPORT, SR, SEGMENTATION, OVERLAY, OVERLAY_CAPTURE, SLIDE_HEATMAP)
+    ECG_PRINTOUT = OutputFile(OutputKind.PRINTOUT, "ecg-12-lead.png", PNG)
+    ECG_PRINTOUT_PDF = OutputFile(OutputKind.PRINTOUT_PDF, "ecg-12-lead.pdf", PDF)
+    FIXED = (RESULT, REPORT, SR, SEGMENTATION, OVERLAY, OVERLAY_CAPTURE, SLIDE_HEATMAP, ECG_PRINTOUT, ECG_PRINTOUT_PDF)
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -19,8 +19,9 @@ from enum import IntEnum
 from pathlib import Path
 
 from cds.errors import CdsError, InvalidInputError
+from cds.pipelines.ecg.readers import ECG_SOP_CLASSES
 from cds.pipelines.imaging.dicom_reader import DicomInstance, check_pixel_data, read_instance
-from cds.results.jobs import JobKind, PrereadPayload, StoredInstance
+from cds.results.jobs import EcgPayload, JobKind, PrereadPayload, StoredInstance
 from cds.services.engine import Engine
 from cds.store import jobs
 from cds.store.audit import Actor
@@ -64,6 +65,7 @@ class StowReceipt:
     stored: list[StoredPart] = field(default_factory=list)
     refused: list[RefusedPart] = field(default_factory=list)
     job_id: str | None = None
+    ecg_job_ids: list[str] = field(default_factory=list)
 
 
 def pixel_data_whole(instance: DicomInstance) -> None:
@@ -106,13 +108,16 @@ def check_part(path: Path, name: str, max_bytes: int) -> CheckedPart:
 def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None], *, actor: Actor) -> StowReceipt:
     """Store the readable ``parts`` (files in ``folder``; ``None``: over the size cap) and queue their pre-read.
 
-    Refused parts' files are removed, and ``folder`` with them when nothing was stored.
+    Images are queued together as one ``preread`` job; each ECG waveform (12-lead or general ECG SOP class) as an
+    ``ecg`` job of its own. Refused parts' files are removed, and ``folder`` with them when nothing was stored.
 
     Raises:
         OverloadedError: The job queue is full (nothing is indexed or queued, nothing kept).
     """
     settings = engine.settings
-    receipt, stored, rows = StowReceipt(), [], []
+    receipt, rows = StowReceipt(), []
+    stored: list[StoredInstance] = []  # images, read together by one pre-read
+    ecgs: list[StoredInstance] = []  # ECG waveforms, each read on its own
     for index, part in enumerate(parts):
         if part is None:
             receipt.refused.append(RefusedPart(FailureReason.OUT_OF_RESOURCES, "instance_too_large"))
@@ -128,21 +133,30 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
             continue
         sop = uids["SOPInstanceUID"]
         path = part.rename(folder / (f"{sop}.dcm" if PLAIN_UID.match(sop) else f"{uuid.uuid4().hex}.dcm"))
-        stored.append(StoredInstance(path=path, sop_instance_uid=sop, study_uid=uids["StudyInstanceUID"]))
+        instance_record = StoredInstance(path=path, sop_instance_uid=sop, study_uid=uids["StudyInstanceUID"])
+        (ecgs if uids.get("SOPClassUID") in ECG_SOP_CLASSES else stored).append(instance_record)
         rows.append(index_row(instance.dataset, path, origin=STORED))  # not the dataset: its pixels would pile up
         receipt.stored.append(StoredPart(uids["SOPClassUID"], sop, uids["StudyInstanceUID"],
                                          uids["SeriesInstanceUID"]))  # fmt: skip
-    if not stored:
+    if not stored and not ecgs:
         shutil.rmtree(folder, ignore_errors=True)
         return receipt
-    payload = PrereadPayload(instances=tuple(stored), output=folder / "outputs", model=settings.preread_model,
-                             ct_model=settings.ct_model or None)
     try:
         with engine.database.session() as session:
             for row in rows:
                 session.merge(row)
-            receipt.job_id = jobs.enqueue(session, kind=JobKind.PREREAD, payload=payload, actor=actor.subject,
-                                          role=actor.role, max_pending=settings.max_pending_jobs)  # fmt: skip
+            if stored:
+                payload = PrereadPayload(instances=tuple(stored), output=folder / "outputs",
+                                         model=settings.preread_model, ct_model=settings.ct_model or None)
+                receipt.job_id = jobs.enqueue(session, kind=JobKind.PREREAD, payload=payload, actor=actor.subject,
+                                              role=actor.role, max_pending=settings.max_pending_jobs)  # fmt: skip
+            for ecg in ecgs:
+                ecg_payload = EcgPayload(file=ecg.path, output=folder / "outputs" / ecg.sop_instance_uid,
+                                         model=settings.ecg_model, study_uid=ecg.study_uid,
+                                         sop_instance_uid=ecg.sop_instance_uid)  # fmt: skip
+                receipt.ecg_job_ids.append(jobs.enqueue(session, kind=JobKind.ECG, payload=ecg_payload,
+                                                        actor=actor.subject, role=actor.role,
+                                                        max_pending=settings.max_pending_jobs))  # fmt: skip
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing indexed or queued: nothing kept
         raise

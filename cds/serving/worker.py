@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from cds.errors import CdsError, InvalidInputError
 from cds.privacy import where
 from cds.results.jobs import ClaimedJob, JobKind
-from cds.services import cohort, pathology, preread
+from cds.services import cohort, ecg, pathology, preread
 from cds.services.engine import Engine
 from cds.store import jobs
 from cds.store.db import Database
@@ -40,6 +40,7 @@ def job_handlers(engine: Engine) -> dict[str, JobHandler]:
         JobKind.RISK_FILE: functools.partial(cohort.run_cohort, engine),
         JobKind.PREREAD: functools.partial(preread.run_preread, engine),
         JobKind.PATHOLOGY: functools.partial(pathology.run_slide, engine),
+        JobKind.ECG: functools.partial(ecg.run_ecg, engine),
     }
 
 

@@ -187,6 +187,27 @@ class FindingFeedbackRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime())
 
 
+class EcgReviewRow(Base):
+    """A cardiologist's review of one item of an ECG read (the rhythm, a measurement or a flag).
+
+    Append only, like :class:`FindingFeedbackRow`: the newest row per item is the current review.
+    """
+
+    __tablename__ = "ecg_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    item: Mapped[str] = mapped_column(String(40))  # rhythm | a Measurements field | a flag code
+    verdict: Mapped[str] = mapped_column(String(20))  # accepted | corrected | rejected
+    ai_value: Mapped[str] = mapped_column(String(100), default="")  # what the engine said
+    value: Mapped[str] = mapped_column(String(100), default="")  # the reader's value (corrected), else the AI's
+    comment: Mapped[str] = mapped_column(String(1000), default="")
+    model: Mapped[str] = mapped_column(String(300), default="")
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime())
+
+
 class ObservationRow(Base):
     """One value of one input at one time (a vital sign, a glucose reading), from a FHIR Observation.
 

@@ -49,7 +49,8 @@ def test_payloads_round_trip_through_their_kind() -> None:
     ("risk_file", {"method": "pce", "input": "/a.csv", "output": "/b", "actor": "x"}, "invalid_payload", "actor"),
     ("pathology", {"method": "pce", "input": "/a.csv", "output": "/b"}, "invalid_payload", "file"),  # another kind's
     ("pathology", {"file": 3, "output": "/b", "model": ""}, "invalid_payload", "model"),
-    ("ecg", {}, "unknown_job_kind", "risk_file"),
+    ("ecg", {"file": "/a.dcm", "output": "/b", "model": "m", "sex": "other"}, "invalid_payload", "sex"),
+    ("holter", {}, "unknown_job_kind", "risk_file"),
 ])
 def test_bad_payloads_are_refused_with_a_reason(kind: str, payload: dict[str, object], code: str, names: str) -> None:
     with pytest.raises(InvalidInputError) as refused:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,17 +56,17 @@ def read_ecg(path: Path, *, contract: EcgContract = RESTING_12_LEAD, name: str |
         raise InvalidInputError(f"{source}: {size} bytes; an ECG file of at most {MAX_ECG_BYTES} is read",
                                 code="input_too_large")  # fmt: skip
     if path.suffix.lower() in (".hea", ".dat") or path.with_suffix(".hea").exists():
-        record = _wfdb(path.with_suffix(""), source, contract)
+        record = replace(_wfdb(path.with_suffix(""), source, contract), format="wfdb")
     else:
         data = path.read_bytes()
         if not data:
             raise InvalidInputError(f"{source}: the file is empty", code="invalid_ecg")
         if data[128:132] == b"DICM" or path.suffix.lower() == ".dcm":
-            record = _dicom(data, source)
+            record = replace(_dicom(data, source), format="dicom")
         elif data.lstrip()[:1] == b"<":
-            record = _aecg(data, source)
+            record = replace(_aecg(data, source), format="aecg")
         elif path.suffix.lower() in (".csv", ".txt"):
-            record = _csv(data, source)
+            record = replace(_csv(data, source), format="csv")
         else:
             raise InvalidInputError(f"{source}: not DICOM, WFDB, HL7 aECG or the CSV layout",
                                     code="unsupported_format")  # fmt: skip
@@ -79,7 +80,10 @@ def _dicom(data: bytes, source: str) -> EcgRecord:
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, ValueError, TypeError, EOFError, OSError) as exc:
+    except (EOFError, OSError) as exc:  # the data ended inside an element
+        raise InvalidInputError(f"{source}: the DICOM file ends early ({type(exc).__name__})",
+                                code="truncated") from None  # fmt: skip
+    except (InvalidDicomError, ValueError, TypeError) as exc:
         raise InvalidInputError(f"{source}: not a readable DICOM file ({type(exc).__name__})",
                                 code="invalid_ecg") from None  # fmt: skip
     sop_class = str(ds.get("SOPClassUID", ""))
@@ -104,8 +108,30 @@ def _dicom(data: bytes, source: str) -> EcgRecord:
     except (AttributeError, IndexError, KeyError, ValueError, TypeError) as exc:
         raise InvalidInputError(f"{source}: the waveform cannot be read ({type(exc).__name__})",
                                 code="truncated") from None  # fmt: skip
-    metadata = {key: str(ds.get(key)) for key in ("AcquisitionDateTime", "Manufacturer") if ds.get(key)}
+    metadata = {key: str(ds.get(key)) for key in ("AcquisitionDateTime", "Manufacturer", "PatientSex", "PatientAge",
+                                                  "StudyInstanceUID", "SOPInstanceUID") if ds.get(key)}  # fmt: skip
+    age = _age_years(ds)
+    if age is not None:
+        metadata["age_years"] = f"{age:g}"
     return standardise(leads, sampling, source, metadata=metadata)
+
+
+def _age_years(ds: object) -> float | None:
+    """The patient's age at acquisition: Patient's Age (``045Y``, ``006M``) or birth date to acquisition date."""
+    import datetime as dt
+
+    text = str(getattr(ds, "PatientAge", "") or "")
+    match = re.fullmatch(r"(\d{3})([DWMY])", text.strip())
+    if match:
+        return round(int(match.group(1)) / {"D": 365.25, "W": 52.18, "M": 12.0, "Y": 1.0}[match.group(2)], 2)
+    born = str(getattr(ds, "PatientBirthDate", "") or "")
+    taken = str(getattr(ds, "AcquisitionDateTime", "") or getattr(ds, "StudyDate", "") or "")[:8]
+    try:
+        start, end = dt.datetime.strptime(born, "%Y%m%d"), dt.datetime.strptime(taken, "%Y%m%d")
+    except ValueError:
+        return None
+    years = (end - start).days / 365.25
+    return round(years, 2) if 0 <= years < 130 else None
 
 
 def _wfdb(record: Path, source: str, contract: EcgContract) -> EcgRecord:

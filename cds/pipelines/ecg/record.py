@@ -34,7 +34,9 @@ class EcgRecord:
         sampling_hz: Samples per second.
         source: Where it came from (a file name or URI), for messages.
         derived: Leads computed from others rather than recorded.
-        metadata: What the source says of the recording (patient and acquisition attributes), as strings.
+        metadata: What the source says of the recording (acquisition attributes, the patient's sex and age, never
+            a name or an identifier), as strings.
+        format: The reader that read it (``dicom``, ``wfdb``, ``aecg``, ``csv``).
     """
 
     signals: np.ndarray
@@ -42,6 +44,7 @@ class EcgRecord:
     source: str
     derived: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    format: str = ""
 
     @property
     def duration_s(self) -> float:

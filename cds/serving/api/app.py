@@ -25,6 +25,7 @@ from cds.serving.api.routes import (
     dashboard,
     dev,
     dicomweb,
+    ecg,
     health,
     jobs,
     me,
@@ -51,7 +52,7 @@ from cds.store.audit_anchor import Checkpointer
 log = logging.getLogger(__name__)
 ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb, about,
            observations, alerts, monitoring, registries,
-           pathology)  # one module per URL resource; no two of them share a path prefix
+           pathology, ecg)  # one module per URL resource; no two of them share a path prefix
 
 
 def check_security(settings: Settings) -> None:

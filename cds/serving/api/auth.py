@@ -37,6 +37,7 @@ class Role(StrEnum):
 
     RADIOLOGIST = "radiologist"
     PATHOLOGIST = "pathologist"
+    CARDIOLOGIST = "cardiologist"
     CLINICIAN = "clinician"
     ML_ENGINEER = "ml_engineer"
     ADMIN = "admin"

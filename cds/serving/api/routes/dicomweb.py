@@ -53,6 +53,7 @@ from cds.store.tables import DicomInstanceRow
 
 router = APIRouter(prefix="/dicomweb", tags=["imaging"])
 Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
+Sender = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.CARDIOLOGIST, Role.ADMIN))]  # images, ECGs
 DICOM_JSON = "application/dicom+json"
 IGNORED_QUIETLY = {"includefield", "fuzzymatching"}  # read by _included and _answer, not query keys
 CHUNK = 1 << 20
@@ -186,11 +187,12 @@ def _stow_response(receipt: StowReceipt, base: str) -> dict[str, Any]:
     'multipart/related; type="application/dicom"': {"schema": {"type": "string", "format": "binary",
                                                                "minLength": 1}}}}},
     responses=STOW_RESPONSES)  # fmt: skip
-async def stow(request: Request, engine: EngineDep, principal: Radiology) -> JSONResponse:
+async def stow(request: Request, engine: EngineDep, principal: Sender) -> JSONResponse:
     """Store DICOM instances and queue their pre-read (STOW-RS).
 
     200 when every part was stored, 202 when some were (the failures are in FailedSOPSequence), 409 when none
-    was; the pre-read job is in ``Location``. The body is split into files while it arrives.
+    was; the pre-read job is in ``Location`` (an ECG-only upload: the first ECG job), every ECG job in
+    ``X-ECG-Jobs``. The body is split into files while it arrives.
     """
     folder = engine.settings.data_dir / "dicom" / uuid.uuid4().hex
     with discarded_on_failure(folder):
@@ -198,10 +200,12 @@ async def stow(request: Request, engine: EngineDep, principal: Radiology) -> JSO
                                  max_part_bytes=engine.settings.max_instance_bytes)  # fmt: skip
         receipt = accept_instances(engine, folder, [p.path for p in parts], actor=principal.actor)
     document = _stow_response(receipt, _base(request))
-    if receipt.job_id is None:
+    if receipt.job_id is None and not receipt.ecg_job_ids:
         return JSONResponse(document, status_code=409, media_type=DICOM_JSON)
+    location = f"/v1/preread/{receipt.job_id}" if receipt.job_id else f"/v1/ecg/jobs/{receipt.ecg_job_ids[0]}"
+    headers = {"Location": location} | ({"X-ECG-Jobs": ",".join(receipt.ecg_job_ids)} if receipt.ecg_job_ids else {})
     return JSONResponse(document, status_code=202 if receipt.refused else 200, media_type=DICOM_JSON,
-                        headers={"Location": f"/v1/preread/{receipt.job_id}"})
+                        headers=headers)
 
 
 @router.get("/studies", response_model=list[dict[str, Any]], responses=QIDO_RESPONSES)
