@@ -199,7 +199,8 @@ def ecg_report(result: EcgResult, *, title: str, patient_reference: str | None =
         raise MissingDependencyError("FHIR output needs fhir.resources: pip install fhir.resources") from exc
     base = ClassificationResult(model=result.model, input_sha256=result.input_sha256, findings=result.classifier,
                                 intended_use=result.intended_use, inference_ms=result.inference_ms)
-    report = diagnostic_report(base, study_uid="", title=title, patient_reference=patient_reference)
+    report = diagnostic_report(base, study_uid="", title=title, patient_reference=patient_reference,
+                               validate=False)  # validated once, whole, below
     report["category"] = [{"coding": [ELECTROCARDIAC]}]
     report["code"] = {"coding": [EKG_STUDY], "text": title}
     for observation in report.get("contained", []):
@@ -216,5 +217,5 @@ def ecg_report(result: EcgResult, *, title: str, patient_reference: str | None =
     report["contained"] = [*report.get("contained", []), *extra]
     report["result"] = [*({"reference": f"#{o['id']}"} for o in extra), *report.get("result", [])]
     report["conclusion"] = conclusion(result)
-    output: dict[str, Any] = DiagnosticReport.model_validate(report).model_dump(mode="json", exclude_none=True)
-    return output
+    DiagnosticReport.model_validate(report)  # raises on anything FHIR R4 does not allow
+    return report  # already JSON-ready: serialising the validated model again would cost as much as validating

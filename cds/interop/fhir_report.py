@@ -136,6 +136,7 @@ def diagnostic_report(
     header: Any = None,
     patient_system: str = PATIENT_ID_SYSTEM,
     instance_uid: str = "",
+    validate: bool = True,
 ) -> dict[str, Any]:
     """The DiagnosticReport resource (JSON-ready dict) for one pre-read result.
 
@@ -148,6 +149,8 @@ def diagnostic_report(
         header: The source's DICOM header: the patient's identifier and the exam's date and time come from it.
         patient_system: The identifier system of DICOM Patient IDs at this site.
         instance_uid: The series or instance the result is about (part of the report's identifier).
+        validate: Validate it with fhir.resources and return the validated model's JSON; off for a caller that
+            adds to the resource and validates the whole once (validating costs milliseconds).
     """
     try:
         from fhir.resources.R4B.diagnosticreport import DiagnosticReport
@@ -192,6 +195,8 @@ def diagnostic_report(
     if study_uid:
         resource["imagingStudy"] = [{"identifier": {"system": DICOM_UID, "value": f"urn:oid:{study_uid}"},
                                      "display": f"Study {study_uid}"}]  # fmt: skip
+    if not validate:
+        return resource
     validated = DiagnosticReport.model_validate(resource)
     output: dict[str, Any] = validated.model_dump(mode="json", exclude_none=True)
     return output

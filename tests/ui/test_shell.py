@@ -31,7 +31,7 @@ def test_the_shell_is_served_without_credentials_and_with_a_strict_policy(client
     assert index.headers["x-content-type-options"] == "nosniff"
     for module in ("app.js", "modules/api.js", "modules/viewer.js", "modules/worklist.js", "modules/stow.js",
                    "modules/risk.js", "modules/dashboard.js", "modules/chart.js", "modules/pathology.js",
-                   "modules/slide.js"):
+                   "modules/slide.js", "modules/ecg.js", "modules/ecg_reader.js", "modules/ecg_paper.js"):
         script = client.get(f"/ui/{module}")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"], module
     assert client.get("/ui/styles.css").headers["content-type"].startswith("text/css")

@@ -48,34 +48,42 @@ class LeadQuality:
 
 def lead_quality(signal: np.ndarray, sampling_hz: float, lead: str = "") -> LeadQuality:
     """The problems of one lead."""
-    values = np.asarray(signal, dtype=np.float64)
-    span = float(np.ptp(values)) if len(values) else 0.0
-    if span < FLAT_MV:
-        return LeadQuality(lead, ("flat",))
-    problems = []
-    rounded = np.round(values, 4)
-    _, counts = np.unique(rounded, return_counts=True)
-    if counts.max() / len(values) > LEAD_OFF_FRACTION:
-        problems.append("lead_off")
-    at_extremes = np.mean((values >= values.max() - span * 1e-3) | (values <= values.min() + span * 1e-3))
-    if at_extremes > SATURATED_FRACTION and "lead_off" not in problems:
-        problems.append("saturated")
-    frequencies = np.fft.rfftfreq(len(values), d=1.0 / sampling_hz)
-    power = np.abs(np.fft.rfft(values - values.mean())) ** 2
-    total = float(power[frequencies >= 0.05].sum()) or 1.0
-    band = power[(frequencies >= 1) & (frequencies <= 100)].sum() or 1.0
-    mains = sum(power[np.abs(frequencies - hz) <= 1].sum() for hz in (50.0, 60.0))
-    if mains / band > POWERLINE_FRACTION:
-        problems.append("powerline")
-    slow = np.fft.rfft(values - values.mean())
-    slow[frequencies >= 0.7] = 0
-    if float(np.ptp(np.fft.irfft(slow, len(values)))) > WANDER_MV:
-        problems.append("baseline_wander")
+    return leads_quality(np.asarray(signal)[None, :], sampling_hz, (lead,))[0]
+
+
+def leads_quality(signals: np.ndarray, sampling_hz: float, leads: tuple[str, ...]) -> list[LeadQuality]:
+    """The problems of each row of ``signals`` [leads, samples] (mV), every check done on all leads at once."""
+    values = np.asarray(signals, dtype=np.float64)
+    count, samples = values.shape
+    if samples == 0:
+        return [LeadQuality(lead, ("flat",)) for lead in leads]
+    high, low = values.max(axis=1), values.min(axis=1)
+    span = high - low
+    median = np.partition(values, samples // 2, axis=1)[:, samples // 2]  # a median (the upper one), quickly
+    # More than half the samples at one value: that value is the median.
+    lead_off = np.mean(np.abs(values - median[:, None]) < 5e-5, axis=1) > LEAD_OFF_FRACTION
+    tolerance = (span * 1e-3)[:, None]
+    at_extremes = np.mean((values >= high[:, None] - tolerance) | (values <= low[:, None] + tolerance), axis=1)
+    saturated = (at_extremes > SATURATED_FRACTION) & ~lead_off
+    frequencies = np.fft.rfftfreq(samples, d=1.0 / sampling_hz)
+    spectrum = np.fft.rfft(values - values.mean(axis=1, keepdims=True), axis=1)
+    power = np.abs(spectrum) ** 2
+    total = power[:, frequencies >= 0.05].sum(axis=1)
+    band = power[:, (frequencies >= 1) & (frequencies <= 100)].sum(axis=1)
+    near_mains = (np.abs(frequencies - 50.0) <= 1) | (np.abs(frequencies - 60.0) <= 1)
+    mains = power[:, near_mains].sum(axis=1)
+    powerline = mains / np.where(band > 0, band, 1.0) > POWERLINE_FRACTION
+    slow = np.where(frequencies < 0.7, spectrum, 0)
+    wander = np.ptp(np.fft.irfft(slow, samples, axis=1), axis=1) > WANDER_MV
+    noisy = np.zeros(count, dtype=bool)
     if sampling_hz / 2 > 45:
-        high = power[(frequencies > 40) & (np.abs(frequencies - 50) > 1) & (np.abs(frequencies - 60) > 1)]
-        if high.sum() / total > NOISE_FRACTION:
-            problems.append("noisy")
-    return LeadQuality(lead, tuple(problems))
+        above = (frequencies > 40) & ~near_mains
+        noisy = power[:, above].sum(axis=1) / np.where(total > 0, total, 1.0) > NOISE_FRACTION
+    checks = (("lead_off", lead_off), ("saturated", saturated), ("powerline", powerline),
+              ("baseline_wander", wander), ("noisy", noisy))  # fmt: skip
+    return [LeadQuality(lead, ("flat",)) if span[i] < FLAT_MV
+            else LeadQuality(lead, tuple(name for name, found in checks if found[i]))
+            for i, lead in enumerate(leads)]  # fmt: skip
 
 
 def record_quality(record: EcgRecord) -> list[LeadQuality]:
@@ -84,7 +92,7 @@ def record_quality(record: EcgRecord) -> list[LeadQuality]:
     Raises:
         InvalidInputError: ``unreadable_ecg`` when too few leads are usable, naming each lead's problems.
     """
-    qualities = [lead_quality(record.signals[i], record.sampling_hz, lead) for i, lead in enumerate(STANDARD_LEADS)]
+    qualities = leads_quality(record.signals, record.sampling_hz, STANDARD_LEADS)
     usable = {q.lead for q in qualities if q.usable}
     limb = [lead for lead in ("I", "II") if lead in usable]
     precordial = [lead for lead in PRECORDIAL if lead in usable]

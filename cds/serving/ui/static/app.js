@@ -4,6 +4,8 @@
 //   #/worklist               radiologist worklist (radiologist, admin)
 //   #/viewer/<job>/<uid>     study viewer (radiologist, admin)
 //   #/pathology[/<job>]      pathologist's slide reads and one read with its heatmap and zoom (pathologist, admin)
+//   #/ecg[/<job>]            cardiologist's ECG reads and one read: 12 leads, calipers, measurements, review
+//                            (cardiologist, admin)
 //   #/risk                   clinician's patient risk panel (clinician, admin)
 //   #/monitoring[/<patient>] monitored patients by alert level, and one patient's trends and alerts (clinician, admin)
 //   #/follow-up              chronic-disease registries: control and follow-ups due (clinician, admin)
@@ -12,6 +14,8 @@
 import { api, clearSession, loadSession, saveSession } from "./modules/api.js";
 import { renderDashboard } from "./modules/dashboard.js";
 import { announce, h, replace } from "./modules/dom.js";
+import { renderEcg } from "./modules/ecg.js";
+import { renderEcgReader } from "./modules/ecg_reader.js";
 import { renderFollowUp } from "./modules/follow_up.js";
 import { renderMonitoring } from "./modules/monitoring.js";
 import { renderPathology } from "./modules/pathology.js";
@@ -25,6 +29,8 @@ const VIEWS = [
   { id: "worklist", title: "Worklist", roles: ["radiologist", "admin"], render: renderWorklist },
   { id: "pathology", title: "Pathology", roles: ["pathologist", "admin"],
     render: (main, args) => (args[0] ? renderSlide(main, args[0]) : renderPathology(main)) },
+  { id: "ecg", title: "ECG", roles: ["cardiologist", "admin"],
+    render: (main, args) => (args[0] ? renderEcgReader(main, args[0]) : renderEcg(main)) },
   { id: "risk", title: "Patient risk", roles: ["clinician", "admin"], render: renderRiskPanel },
   { id: "monitoring", title: "Monitoring", roles: ["clinician", "admin"], render: renderMonitoring },
   { id: "follow-up", title: "Follow-up", roles: ["clinician", "admin"], render: renderFollowUp },

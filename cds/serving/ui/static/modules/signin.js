@@ -8,6 +8,7 @@ import { h, replace } from "./dom.js";
 export const ROLE_NAMES = {
   radiologist: "Radiologist",
   pathologist: "Pathologist",
+  cardiologist: "Cardiologist",
   clinician: "Clinician",
   ml_engineer: "ML engineer",
   admin: "Administrator",

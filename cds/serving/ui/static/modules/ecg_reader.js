@@ -1,0 +1,334 @@
+// One ECG read: the job's state until it is done, then the twelve leads on ECG paper with the lead II rhythm strip
+// and its calipers (ecg_paper.js), a red banner for a critical flag, the rhythm
+// (rules and the model's probabilities), the flags, the measurements, ST levels and warnings. Each item is accepted,
+// corrected (a number; the rhythm from the allowed labels) or, for a flag, rejected: POST .../reviews, then the
+// history (GET .../reviews) is read again. A refusal from the server is shown with its code. The printout (PNG, PDF)
+// and the FHIR report are downloaded with the session's credential.
+
+import { api, imageUrl } from "./api.js";
+import { announce, h, replace, when } from "./dom.js";
+import { flagTitle, rhythmText } from "./ecg.js";
+import { tracings } from "./ecg_paper.js";
+
+const POLL_MS = 1500;
+/** What a reader may correct the rhythm to: cds.store.ecg_reviews.REVIEW_RHYTHMS, in its order. */
+export const REVIEW_RHYTHMS = ["sinus_rhythm", "sinus_bradycardia", "sinus_tachycardia", "atrial_fibrillation",
+  "atrial_flutter", "frequent_ectopy", "sinus_arrhythmia", "av_block", "junctional_rhythm", "ventricular_rhythm",
+  "paced_rhythm", "other"];
+const MEASUREMENTS = [
+  ["heart_rate_bpm", "Heart rate", "bpm"], ["rr_ms", "RR interval", "ms"], ["pr_ms", "PR interval", "ms"],
+  ["qrs_ms", "QRS duration", "ms"], ["qt_ms", "QT interval", "ms"], ["qtc_bazett_ms", "QTc (Bazett)", "ms"],
+  ["qtc_fridericia_ms", "QTc (Fridericia)", "ms"], ["qrs_axis_deg", "QRS axis", "°"]];
+const NAMES = Object.fromEntries([["rhythm", "Rhythm"], ...MEASUREMENTS.map(([key, name]) => [key, name])]);
+const UNITS = Object.fromEntries(MEASUREMENTS.map(([key, , unit]) => [key, unit]));
+
+function numberText(value, unit) {
+  if (value === null || value === undefined || value === "") return "not measured";
+  const number = Number(value);
+  if (unit === "°") return `${number > 0 ? "+" : ""}${Math.round(number)}°`;
+  return `${Math.round(number)} ${unit}`;
+}
+
+/** A reviewed value in words: the rhythm's name, or the number with its unit. */
+function reviewedText(item, value) {
+  if (item === "rhythm") return rhythmText(value);
+  const unit = UNITS[item];
+  return unit === "°" ? `${value}°` : unit ? `${value} ${unit}` : value;
+}
+
+function itemName(item) {
+  return NAMES[item] ?? flagTitle(item);
+}
+
+function fact(term, value, id) {
+  return h("div", {}, h("dt", {}, term), h("dd", { id }, value));
+}
+
+function download(base, name, text) {
+  return h("button", { type: "button", class: "download", onClick: async () => {
+    const url = await imageUrl(`${base}/${name}`);
+    const link = h("a", { href: url, download: name });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  } }, text);
+}
+
+/** A flag's text without its title in front (the banner states the title once, large). */
+function withoutTitle(flag) {
+  const title = `${flagTitle(flag.code)}: `;
+  if (!flag.text.startsWith(title)) return flag.text;
+  const rest = flag.text.slice(title.length);
+  return `${rest.charAt(0).toUpperCase()}${rest.slice(1)}`;
+}
+
+/** The critical flags as a banner at the top of the read. */
+function criticalBanner(flags) {
+  const critical = flags.filter((flag) => flag.severity === "critical");
+  if (!critical.length) return null;
+  return h("div", { class: "critical-banner", id: "ecg-critical", role: "alert" }, critical.map((flag) =>
+    h("div", { class: "critical-flag", dataset: { code: flag.code } },
+      h("p", { class: "critical-title" }, flagTitle(flag.code),
+        flag.leads.length ? h("span", { class: "critical-leads" }, ` · leads ${flag.leads.join(", ")}`) : null),
+      h("p", {}, withoutTitle(flag)))));
+}
+
+/** The review controls and history: the current review per item, and the POSTs. */
+class Reviews {
+  constructor(base, result) {
+    this.base = base;
+    this.result = result;
+    this.rows = [];
+    this.cells = {};
+    this.error = h("p", { id: "review-error", class: "error", role: "alert", hidden: true });
+    this.comment = h("input", { type: "text", id: "review-comment", maxlength: 4000, autocomplete: "off" });
+    this.history = h("tbody");
+  }
+
+  async load() {
+    this.rows = await api(`${this.base}/reviews`);
+    this.render();
+  }
+
+  async send(item, verdict, value = "") {
+    this.error.hidden = true;
+    try {
+      await api(`${this.base}/reviews`, { method: "POST",
+        json: { item, verdict, value: String(value), comment: this.comment.value.trim() } });
+      this.comment.value = "";
+      announce(`${itemName(item)} ${verdict}.`);
+      await this.load();
+      return true;
+    } catch (error) {
+      this.error.textContent = `${itemName(item)}: not stored (${error.code ?? "error"}): ${error.message}`;
+      this.error.dataset.code = error.code ?? "";
+      this.error.hidden = false;
+      return false;
+    }
+  }
+
+  /** The cell that shows `item`'s current review. */
+  cell(item) {
+    this.cells[item] = h("span", { class: "verdict", id: `review-${item}` });
+    return this.cells[item];
+  }
+
+  render() {
+    const current = {};
+    for (const row of this.rows) current[row.item] ??= row; // newest first: the first is current
+    for (const [item, cell] of Object.entries(this.cells)) {
+      const row = current[item];
+      cell.dataset.verdict = row?.verdict ?? "";
+      cell.textContent = !row ? "Not reviewed"
+        : row.verdict === "corrected" ? `Corrected to ${reviewedText(item, row.value)} · ${row.actor}`
+          : `${row.verdict === "accepted" ? "Accepted" : "Rejected"} · ${row.actor}`;
+    }
+    replace(this.history, this.rows.length ? this.rows.map((row) => h("tr", { dataset: { item: row.item,
+      verdict: row.verdict } },
+    h("td", {}, h("time", { datetime: row.created_at }, when(row.created_at))), h("td", {}, itemName(row.item)),
+    h("td", {}, row.verdict), h("td", { class: "numbers" }, row.ai_value ? reviewedText(row.item, row.ai_value) : "—"),
+    h("td", { class: "numbers" }, row.verdict === "corrected" ? reviewedText(row.item, row.value) : "—"),
+    h("td", {}, row.comment || "—"),
+    h("td", {}, row.actor))) : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No review yet.")));
+  }
+
+  acceptButton(item, name) {
+    return h("button", { type: "button", class: "review accepted", "aria-label": `Accept ${name}`,
+      onClick: () => this.send(item, "accepted") }, "Accept");
+  }
+
+  correctForm(item, name, control) {
+    const form = h("form", { class: "correct", novalidate: true }, control,
+      h("button", { type: "submit", "aria-label": `Save correction of ${name}` }, "Correct"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (await this.send(item, "corrected", control.value.trim()) && control.tagName === "INPUT") control.value = "";
+    });
+    return form;
+  }
+
+  measurementTable() {
+    const r = this.result;
+    const rhythmSelect = h("select", { id: "correct-rhythm", "aria-label": "Corrected rhythm" },
+      REVIEW_RHYTHMS.map((label) => h("option", { value: label, selected: label === r.rhythm.label },
+        rhythmText(label))));
+    const rows = [h("tr", { dataset: { item: "rhythm" } }, h("th", { scope: "row" }, "Rhythm"),
+      h("td", { id: "ai-rhythm" }, rhythmText(r.rhythm.label)), h("td", {}, this.cell("rhythm")),
+      h("td", {}, this.acceptButton("rhythm", "rhythm")),
+      h("td", {}, this.correctForm("rhythm", "rhythm", rhythmSelect)))];
+    for (const [key, name, unit] of MEASUREMENTS) {
+      const input = h("input", { type: "number", id: `correct-${key}`, step: "any", inputmode: "decimal",
+        "aria-label": `Corrected ${name} (${unit === "°" ? "degrees" : unit})`, class: "number" });
+      rows.push(h("tr", { dataset: { item: key } }, h("th", { scope: "row" }, name),
+        h("td", { class: "numbers", id: `ai-${key}` }, numberText(r.measurements[key], unit)),
+        h("td", {}, this.cell(key)), h("td", {}, this.acceptButton(key, name)),
+        h("td", {}, this.correctForm(key, name, input))));
+    }
+    return h("table", { id: "ecg-measurements", class: "review-table" },
+      h("caption", {}, "Measurements from the median beat; accept each, or correct it"),
+      h("thead", {}, h("tr", {}, ["Item", "AI value", "Your review", "Accept", "Correct"].map((title) =>
+        h("th", { scope: "col" }, title)))),
+      h("tbody", {}, rows));
+  }
+
+  flagList() {
+    const flags = this.result.flags;
+    if (!flags.length) return h("p", { id: "ecg-flags", class: "muted" }, "No flag: nothing the rules must raise.");
+    return h("ul", { id: "ecg-flags", class: "flags" }, flags.map((flag) => {
+      const name = `flag ${flagTitle(flag.code)}`;
+      return h("li", { class: `flag sev-${flag.severity}`, dataset: { code: flag.code } },
+        h("p", {}, h("span", { class: `badge ${flag.severity === "critical" ? "critical" : "flag"}` }, flag.severity),
+          " ", h("strong", {}, flagTitle(flag.code)),
+          flag.leads.length ? h("span", { class: "muted" }, ` · ${flag.leads.join(", ")}`) : null),
+        h("p", { class: "flag-text" }, flag.text),
+        h("div", { class: "review-controls" }, this.cell(flag.code), this.acceptButton(flag.code, name),
+          h("button", { type: "button", class: "review rejected", "aria-label": `Reject ${name}`,
+            onClick: () => this.send(flag.code, "rejected") }, "Reject")));
+    }));
+  }
+
+  historyTable() {
+    return h("div", { class: "table-scroll" }, h("table", { id: "review-history" },
+      h("caption", {}, "Review history, newest first"),
+      h("thead", {}, h("tr", {}, ["When", "Item", "Verdict", "AI value", "Reviewed value", "Comment", "By"]
+        .map((title) => h("th", { scope: "col" }, title)))),
+      this.history));
+  }
+}
+
+function classifierTable(findings) {
+  if (!findings.length) return h("p", { class: "muted" }, "The rhythm model gave no probabilities.");
+  return h("table", { id: "ecg-classifier", class: "compact" },
+    h("caption", {}, "Rhythm model: probability per rhythm against its threshold"),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Rhythm"), h("th", { scope: "col" }, "Probability"),
+      h("th", { scope: "col", class: "bar-col" }, h("span", { class: "visually-hidden" }, "Probability bar")))),
+    h("tbody", {}, findings.map((f) => {
+      const fill = h("span", { class: "fill" });
+      const mark = h("span", { class: "mark" });
+      fill.style.width = `${f.probability * 100}%`;
+      mark.style.left = `${(f.threshold ?? 0.5) * 100}%`;
+      return h("tr", { class: f.positive ? "positive" : "", dataset: { label: f.label } },
+        h("th", { scope: "row" }, rhythmText(f.label),
+          f.positive ? h("span", { class: "badge positive" }, "above") : null),
+        h("td", { class: "numbers" }, f.probability.toFixed(2),
+          f.threshold === null ? "" : ` vs ${f.threshold.toFixed(2)}`),
+        h("td", {}, h("span", { class: "bar", "aria-hidden": "true" }, fill, mark)));
+    })));
+}
+
+/** An ST level in mm (10 mm/mV) with its sign; 0.0 without one. */
+function stText(mv) {
+  const mm = (mv * 10).toFixed(1);
+  if (Number(mm) === 0) return "0.0 mm";
+  return `${mv > 0 ? "+" : "−"}${Math.abs(Number(mm)).toFixed(1)} mm`;
+}
+
+function stLevels(m, flags) {
+  const flagged = new Set(flags.filter((f) => f.code === "possible_stemi").flatMap((f) => f.leads));
+  const leads = Object.entries(m.st_j_mv);
+  if (!leads.length) return null;
+  return h("section", { class: "card ecg-card", "aria-labelledby": "st-heading" },
+    h("h2", { id: "st-heading" }, "ST level at the J point"),
+    h("dl", { class: "st-grid", id: "ecg-st" }, leads.map(([lead, mv]) => h("div", {
+      class: flagged.has(lead) ? "st-flagged" : "" }, h("dt", {}, lead),
+    h("dd", { class: "numbers" }, stText(mv),
+      flagged.has(lead) ? " ▲" : "")))),
+    flagged.size ? h("p", { class: "muted" }, "▲ meets the ST-elevation cut-point") : null);
+}
+
+/** Render the read of ECG job `jobId` into `main`; returns its cleanup. */
+export function renderEcgReader(main, jobId) {
+  const base = `/v1/ecg/jobs/${encodeURIComponent(jobId)}`;
+  let timer = null;
+  let disposed = false;
+  let drawing = null;
+  const state = h("p", { id: "ecg-state", role: "status" }, "Loading the read…");
+  const head = (facts) => h("div", { class: "view-head" }, h("h1", { id: "ecg-read-heading" }, "ECG read"),
+    h("dl", { class: "facts" }, facts), h("a", { href: "#/ecg", class: "back" }, "Back to ECG reads"));
+  replace(main, h("section", { "aria-labelledby": "ecg-read-heading" }, head([]), state));
+
+  async function show(job) {
+    const result = job.result;
+    const [modelName, version = ""] = result.model.split(":");
+    const [detail, signals, model] = await Promise.all([api(`${base}/result.json`), api(`${base}/signals`),
+      api(`/v1/models/${encodeURIComponent(modelName)}?version=${encodeURIComponent(version)}`).catch(() => null)]);
+    const caveat = model === null || model.spec.not_for_diagnostic_use; // unknown model: the caveat stays on
+    const reviews = new Reviews(base, result);
+    await reviews.load();
+    if (disposed) return;
+    const source = detail.source;
+    const m = result.measurements;
+    drawing = tracings(signals, signals.r_peaks_s, source.duration_s);
+    const outputs = new Set(result.outputs);
+    const files = [["ecg-12-lead.png", "Printout (PNG)"], ["ecg-12-lead.pdf", "Printout (PDF)"],
+      ["diagnostic-report.json", "FHIR DiagnosticReport"], ["result.json", "Result (JSON)"]]
+      .filter(([name]) => outputs.has(name) || name === "result.json");
+    replace(main, h("section", { class: "ecg-read-view", "aria-labelledby": "ecg-read-heading" },
+      head([fact("File", source.name), fact("Recording", `${source.duration_s.toFixed(1)} s at `
+        + `${Math.round(source.sampling_hz)} Hz (${source.format})`),
+      fact("Model", `${modelName} ${version}`, "ecg-model")]),
+      criticalBanner(result.flags),
+      h("p", { class: caveat ? "nfdu" : "muted", role: "note", id: "nfdu" },
+        caveat ? h("strong", {}, "Not for diagnostic use. ") : null, detail.intended_use),
+      h("div", { class: "ecg-body" }, drawing.element,
+        h("div", { class: "ecg-group ecg-side" },
+          h("section", { class: "card ecg-card", "aria-labelledby": "rhythm-heading" },
+            h("h2", { id: "rhythm-heading" }, "Rhythm and rate"),
+            h("p", { class: "ecg-headline" }, h("span", { id: "ecg-rhythm" }, rhythmText(result.rhythm.label)),
+              " · ", h("span", { id: "ecg-rate", class: "numbers" }, numberText(m.heart_rate_bpm, "bpm"))),
+            h("p", { id: "rhythm-evidence" }, result.rhythm.evidence),
+            h("p", { class: "muted" }, `${m.beats} beats; measured on ${m.leads_measured.length} of 12 leads`),
+            classifierTable(result.classifier)),
+          h("section", { class: "card ecg-card", "aria-labelledby": "flags-heading" },
+            h("h2", { id: "flags-heading" }, "Flags"), reviews.flagList(),
+            result.warnings.length ? h("ul", { class: "warnings", id: "ecg-warnings", "aria-label": "Warnings" },
+              result.warnings.map((w) => h("li", {}, w))) : null)),
+        h("section", { class: "card ecg-card ecg-measurements", "aria-labelledby": "measure-heading" },
+          h("h2", { id: "measure-heading" }, "Measurements and review"),
+          h("div", { class: "field" }, h("label", { for: "review-comment" }, "Comment sent with the next review "
+            + "(optional)"), reviews.comment),
+          reviews.error, h("div", { class: "table-scroll" }, reviews.measurementTable())),
+        h("div", { class: "ecg-group ecg-extra" }, stLevels(m, result.flags),
+          h("section", { class: "card ecg-card", "aria-labelledby": "files-heading" },
+            h("h2", { id: "files-heading" }, "Printout and report"),
+            h("p", { class: "muted" }, "The printout is drawn at true scale (25 mm/s, 10 mm/mV) for A4 landscape."),
+            h("div", { class: "buttons", id: "ecg-files" },
+              files.map(([name, text]) => download(base, name, text))))),
+        h("section", { class: "card ecg-card ecg-history", "aria-labelledby": "history-heading" },
+          h("h2", { id: "history-heading" }, "Review history"), reviews.historyTable()))));
+    reviews.render();
+    main.querySelector("h1").focus({ preventScroll: true });
+    const critical = result.flags.filter((f) => f.severity === "critical").map((f) => flagTitle(f.code));
+    announce(`ECG read done: ${rhythmText(result.rhythm.label)}${critical.length ? `; ${critical.join("; ")}` : ""}`);
+  }
+
+  async function poll() {
+    try {
+      const job = await api(base);
+      if (disposed) return;
+      if (job.state === "done") {
+        await show(job);
+        return;
+      }
+      if (job.state === "failed") {
+        state.className = "error";
+        state.textContent = `The read failed: ${job.error}`;
+        return;
+      }
+      state.textContent = job.state === "queued" ? "Queued: waiting for a worker…" : "Running: reading the ECG…";
+      timer = window.setTimeout(poll, POLL_MS);
+    } catch (error) {
+      if (!disposed) {
+        state.className = "error";
+        state.textContent = `The read cannot be shown (${error.code ?? "error"}): ${error.message}`;
+      }
+    }
+  }
+  poll();
+  return () => {
+    disposed = true;
+    window.clearTimeout(timer);
+    drawing?.dispose();
+  };
+}
