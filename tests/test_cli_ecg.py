@@ -53,6 +53,8 @@ def test_a_folder_of_ecgs_is_read_and_the_bad_ones_listed(tmp_path: Path) -> Non
     assert af_result["source"]["format"] == "wfdb" and af_result["rhythm"]["label"] == "atrial_fibrillation"
     real = json.loads((output / "real" / "result.json").read_text())
     assert real["source"]["sampling_hz"] == 1000 and real["measurements"]["pr_ms"] is not None
+    top = max(real["classifier"], key=lambda finding: finding["probability"])
+    assert real["rhythm"]["label"] == top["label"] == "sinus_rhythm"  # as the cart that recorded it says
     assert "3 read, 2 refused" in run.output
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
 
 from cds.interop.outputs.ecg import write_ecg_outputs
 from cds.pipelines.ecg.pipeline import EcgPipeline, Patient
@@ -24,7 +23,7 @@ from cds.services.engine import Engine
 from cds.store import jobs
 from cds.store.audit import Actor, AuditAction, record_event
 from cds.store.ecg_reviews import ReviewedEcg, ReviewVerdict, list_reviews, record_review
-from cds.store.tables import EcgReviewRow, JobRow
+from cds.store.tables import EcgReviewRow
 
 MAX_VIEW_HZ = 500.0  # signals are sent to the reader's view at most at this rate
 
@@ -85,34 +84,6 @@ def ecg_output(job: JobRecord, name: str) -> tuple[Path, str]:
     layout = OutputLayout(job.payload_as(EcgPayload).output)
     output = layout.find(name)
     return layout.path(output), output.media_type
-
-
-@dataclass(frozen=True)
-class EcgPage:
-    """A page of ECG reads and how many there are in all."""
-
-    jobs: list[JobRecord]
-    total: int
-
-
-def list_ecgs(engine: Engine, *, created_by: str | None, patient: str | None, limit: int, offset: int,
-              actor: Actor) -> EcgPage:  # fmt: skip
-    """ECG reads queued by ``created_by`` (everyone's when ``None``), of ``patient`` when given; audited.
-
-    Newest first.
-    """
-    where = [JobRow.kind == JobKind.ECG.value]
-    if created_by is not None:
-        where.append(JobRow.created_by == created_by)
-    if patient is not None:
-        where.append(JobRow.subject == patient)
-    with engine.database.session() as session:
-        total = session.scalar(select(func.count()).select_from(JobRow).where(*where)) or 0
-        rows = session.execute(select(JobRow).where(*where).order_by(JobRow.created_at.desc(), JobRow.id)
-                               .limit(limit).offset(offset)).scalars().all()  # fmt: skip
-        page = EcgPage(jobs.readable(rows), total)
-        record_event(session, AuditAction.ECG_JOBS_READ, actor, "Job?kind=ecg", detail={"returned": len(page.jobs)})
-    return page
 
 
 @dataclass(frozen=True)
@@ -178,12 +149,3 @@ def reviews(engine: Engine, job: JobRecord, *, actor: Actor) -> list[EcgReviewRo
         record_event(session, AuditAction.ECG_REVIEWS_READ, actor, f"Job/{job.id}", subject=job.subject,
                      detail={"returned": len(rows)})
         return rows
-
-
-def record_ecg_event(engine: Engine, action: AuditAction, actor: Actor, job: JobRecord, **detail: object) -> None:
-    """Audit ``actor``'s ``action`` on an ECG job (its patient, and the model and input once it is read)."""
-    outcome = job.outcome if isinstance(job.outcome, EcgOutcome) else None
-    with engine.database.session() as session:
-        record_event(session, action, actor, f"Job/{job.id}", subject=job.subject,
-                     model=outcome.model if outcome else "", input_sha256=outcome.input_sha256 if outcome else "",
-                     detail=dict(detail) or None)

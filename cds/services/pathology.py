@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
 
 from cds.errors import InvalidInputError
 from cds.interop.outputs.slide import write_slide_outputs
@@ -22,7 +21,6 @@ from cds.results.layout import OutputLayout
 from cds.services.engine import Engine
 from cds.store import jobs
 from cds.store.audit import Actor, AuditAction, record_event
-from cds.store.tables import JobRow
 
 
 def queue_slide(engine: Engine, source: Path, output: Path, *, subject: str, actor: Actor) -> str:
@@ -78,32 +76,6 @@ def slide_output(job: JobRecord, name: str) -> tuple[Path, str]:
     return layout.path(output), output.media_type
 
 
-@dataclass(frozen=True)
-class SlidePage:
-    """A page of slide reads, newest first, and how many there are in all."""
-
-    jobs: list[JobRecord]
-    total: int
-
-
-def list_slides(engine: Engine, *, created_by: str | None, patient: str | None, limit: int, offset: int,
-                actor: Actor) -> SlidePage:  # fmt: skip
-    """Slide reads queued by ``created_by`` (everyone's when ``None``) and of ``patient`` when given; audited."""
-    where = [JobRow.kind == JobKind.PATHOLOGY.value]
-    if created_by is not None:
-        where.append(JobRow.created_by == created_by)
-    if patient is not None:
-        where.append(JobRow.subject == patient)
-    with engine.database.session() as session:
-        total = session.scalar(select(func.count()).select_from(JobRow).where(*where)) or 0
-        rows = session.execute(select(JobRow).where(*where).order_by(JobRow.created_at.desc(), JobRow.id)
-                               .limit(limit).offset(offset)).scalars().all()  # fmt: skip
-        page = SlidePage(jobs.readable(rows), total)
-        record_event(session, AuditAction.PATHOLOGY_JOBS_READ, actor, "Job?kind=pathology",
-                     detail={"returned": len(page.jobs)})
-    return page
-
-
 def _level_for(downsamples: list[float], scale: float) -> int:
     """The coarsest level that still has at least one source pixel per output pixel (``scale`` = level-0 px each)."""
     fitting = [index for index, downsample in enumerate(downsamples) if downsample <= scale]
@@ -142,12 +114,3 @@ def read_region(job: JobRecord, x: int, y: int, width: int | None, height: int |
                                    max(1, round(width / downsample)), max(1, round(height / downsample)))
     picture = resize_rgb(pixels, max(1, round(width / scale)), max(1, round(height / scale)))
     return Region(picture, level, width, height)
-
-
-def record_slide_event(engine: Engine, action: AuditAction, actor: Actor, job: JobRecord, **detail: object) -> None:
-    """Audit ``actor``'s ``action`` on a slide job (its patient, and the model and input once it is read)."""
-    outcome = job.outcome if isinstance(job.outcome, PathologyOutcome) else None
-    with engine.database.session() as session:
-        record_event(session, action, actor, f"Job/{job.id}", subject=job.subject,
-                     model=outcome.model if outcome else "", input_sha256=outcome.input_sha256 if outcome else "",
-                     detail=dict(detail) or None)

@@ -11,7 +11,8 @@ a wave starts and ends is exact and the truth of PR, QRS and QT is unambiguous:
 Rhythms (:data:`cds.results.ecg.RHYTHMS`): sinus rhythm (60–100/min), sinus bradycardia (< 60), sinus tachycardia
 (> 100), atrial fibrillation (irregular RR, no P waves, fibrillatory waves 4–9 Hz), atrial flutter (saw-tooth F
 waves at 240–350/min with 2:1 to 4:1 or variable conduction) and frequent ectopy (sinus with at least three
-premature ventricular or atrial beats). The label of a sinus record is set by its generated mean rate.
+premature ventricular or atrial beats, never two in a row; a record too short for three is labelled by its
+rate). The label of a sinus record is set by its generated mean rate.
 
 Domain randomisation, per record: sampling rate (250, 360, 500, 1000 Hz), duration (8–12 s), rate, PR, QRS and QT
 (QT following the rate by a randomised Fridericia-like relation), frontal axis (−40° to 110°), wave amplitudes,
@@ -136,9 +137,9 @@ def _morphology(rng: np.random.Generator, rate: float) -> _Morphology:
         p_ms=rng.uniform(70, 115), pr_ms=max(110.0, rng.uniform(120, 210) * min(1.0, rr_s) ** 0.25),
         qrs_ms=qrs_ms,
         q_vector=_unit(axis + 180 + rng.uniform(-40, 40), rng.uniform(0.4, 1.2)) * rng.uniform(0.05, 0.25),
-        r_vector=_unit(axis, -rng.uniform(0.2, 0.9)) * r_amplitude,
+        r_vector=_unit(axis, -rng.uniform(0.1, 0.6)) * r_amplitude,
         s_vector=_unit(axis + 180 + rng.uniform(-50, 50), -rng.uniform(0.3, 1.0)) * rng.uniform(0.15, 0.6),
-        t_vector=_unit(axis + rng.uniform(-30, 30), rng.uniform(-0.2, 0.4)) * rng.uniform(0.15, 0.5),
+        t_vector=_unit(axis + rng.uniform(-30, 30), rng.uniform(-0.2, 0.4)) * rng.uniform(0.15, 0.75),
         qt_ms=float(qt_ms))  # fmt: skip
 
 

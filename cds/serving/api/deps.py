@@ -18,6 +18,7 @@ from pydantic import BeforeValidator
 
 from cds.errors import ForbiddenError, NotAuthenticatedError
 from cds.interop.fhir_observations import PATIENT_REFERENCE
+from cds.results.jobs import JobRecord
 from cds.services.engine import Engine
 from cds.serving.api.auth import Principal, Role, verify_api_key
 from cds.serving.api.state import AppState
@@ -97,6 +98,13 @@ def enforce_patient_scope(state: AppState, request: Request, principal: Principa
     if principal.patient is not None and principal.patient != subject:
         audit_denial(state, request, principal.subject, principal.role_text, "patient_scope")
         raise ForbiddenError("this token is limited to another patient", code="patient_scope")
+
+
+def patient_job(state: AppState, request: Request, principal: Principal, job: JobRecord) -> JobRecord:
+    """``job``, if the caller may see its patient (403, audited): a patient-scoped token reads only its own."""
+    if job.subject or principal.patient is not None:
+        enforce_patient_scope(state, request, principal, job.subject)
+    return job
 
 
 def refuse_patient_scoped(state: AppState, request: Request, principal: Principal, what: str) -> None:

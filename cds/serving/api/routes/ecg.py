@@ -23,10 +23,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from cds.results.jobs import EcgOutcome, EcgPayload, JobRecord
+from cds.results.jobs import EcgOutcome, EcgPayload, JobKind, JobRecord
 from cds.services import ecg
+from cds.services.job_reads import list_reads, record_read_event
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
+from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, patient_job, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
 from cds.serving.api.uploads import discarded_on_failure, save_upload
 from cds.store.audit import AuditAction
@@ -112,27 +113,21 @@ def list_ecgs(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> EcgJobPage:  # fmt: skip
     """The caller's ECG reads, newest first (an administrator's list holds everyone's)."""
-    page = ecg.list_ecgs(engine, created_by=None if Role.ADMIN in principal.roles else principal.subject,
-                         patient=principal.patient, limit=limit, offset=offset, actor=principal.actor)  # fmt: skip
+    page = list_reads(engine, JobKind.ECG, AuditAction.ECG_JOBS_READ,
+                      created_by=None if Role.ADMIN in principal.roles else principal.subject,
+                      patient=principal.patient, limit=limit, offset=offset, actor=principal.actor)
     return EcgJobPage(items=[_summary(job) for job in page.jobs], total=page.total, limit=limit, offset=offset)
-
-
-def _scoped(state: StateDep, request: Request, principal: Principal, job: JobRecord) -> JobRecord:
-    """``job``, if the caller may see its patient (403, audited): a patient-scoped token reads only its own."""
-    if job.subject or principal.patient is not None:
-        enforce_patient_scope(state, request, principal, job.subject)
-    return job
 
 
 def ecg_job(state: StateDep, engine: EngineDep, request: Request, principal: Cardiology, job_id: str) -> JobRecord:
     """The ECG job ``job_id``, if the caller may see its patient."""
-    return _scoped(state, request, principal, ecg.ecg_job(engine, job_id))
+    return patient_job(state, request, principal, ecg.ecg_job(engine, job_id))
 
 
 def finished_ecg_job(state: StateDep, engine: EngineDep, request: Request, principal: Cardiology,
                      job_id: str) -> JobRecord:  # fmt: skip
     """The finished ECG job ``job_id``, if the caller may see its patient."""
-    return _scoped(state, request, principal, ecg.ecg_job(engine, job_id, done=True))
+    return patient_job(state, request, principal, ecg.ecg_job(engine, job_id, done=True))
 
 
 EcgJob = Annotated[JobRecord, Depends(ecg_job)]
@@ -142,7 +137,7 @@ FinishedEcgJob = Annotated[JobRecord, Depends(finished_ecg_job)]
 @router.get("/{job_id}")
 def ecg_status(job: EcgJob, engine: EngineDep, principal: Cardiology) -> JobPublic:
     """The job's state and, when done, the rhythm, measurements and flags."""
-    ecg.record_ecg_event(engine, AuditAction.ECG_RESULT_READ, principal.actor, job)
+    record_read_event(engine, AuditAction.ECG_RESULT_READ, principal.actor, job)
     return public_job(job)
 
 
@@ -159,7 +154,7 @@ class EcgSignalsPublic(BaseModel):
 def ecg_signals(job: FinishedEcgJob, engine: EngineDep, principal: Cardiology) -> EcgSignalsPublic:
     """The ECG's twelve leads (at most 500 Hz) and the detected beats, for the reader's view."""
     signals = ecg.ecg_signals(job)
-    ecg.record_ecg_event(engine, AuditAction.ECG_RESULT_READ, principal.actor, job, file="signals")
+    record_read_event(engine, AuditAction.ECG_RESULT_READ, principal.actor, job, file="signals")
     return EcgSignalsPublic(leads=list(signals.leads), sampling_hz=signals.sampling_hz, values=signals.values,
                             r_peaks_s=list(ecg.beat_times(job)))  # fmt: skip
 
@@ -212,5 +207,5 @@ def ecg_output(name: str, job: FinishedEcgJob, engine: EngineDep, principal: Car
     ``result.json``, ``diagnostic-report.json``, ``ecg-12-lead.png`` or ``ecg-12-lead.pdf``.
     """
     path, media_type = ecg.ecg_output(job, name)
-    ecg.record_ecg_event(engine, AuditAction.ECG_RESULT_READ, principal.actor, job, file=name)
+    record_read_event(engine, AuditAction.ECG_RESULT_READ, principal.actor, job, file=name)
     return FileResponse(path, media_type=media_type)

@@ -20,10 +20,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
-from cds.results.jobs import JobRecord, PathologyOutcome, PathologyPayload
+from cds.results.jobs import JobKind, JobRecord, PathologyOutcome, PathologyPayload
 from cds.services import pathology
+from cds.services.job_reads import list_reads, record_read_event
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
+from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, patient_job, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
 from cds.serving.api.uploads import discarded_on_failure, save_upload
 from cds.serving.ui import render
@@ -111,27 +112,21 @@ def list_slides(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> PathologyJobPage:  # fmt: skip
     """The caller's slide reads, newest first (an administrator's list holds everyone's)."""
-    page = pathology.list_slides(engine, created_by=None if Role.ADMIN in principal.roles else principal.subject,
-                                 patient=principal.patient, limit=limit, offset=offset, actor=principal.actor)
+    page = list_reads(engine, JobKind.PATHOLOGY, AuditAction.PATHOLOGY_JOBS_READ,
+                      created_by=None if Role.ADMIN in principal.roles else principal.subject,
+                      patient=principal.patient, limit=limit, offset=offset, actor=principal.actor)
     return PathologyJobPage(items=[_summary(job) for job in page.jobs], total=page.total, limit=limit, offset=offset)
-
-
-def _scoped(state: StateDep, request: Request, principal: Principal, job: JobRecord) -> JobRecord:
-    """``job``, if the caller may see its patient (403, audited): a patient-scoped token reads only its own."""
-    if job.subject or principal.patient is not None:
-        enforce_patient_scope(state, request, principal, job.subject)
-    return job
 
 
 def slide_job(state: StateDep, engine: EngineDep, request: Request, principal: Pathology, job_id: str) -> JobRecord:
     """The pathology job ``job_id``, if the caller may see its patient."""
-    return _scoped(state, request, principal, pathology.slide_job(engine, job_id))
+    return patient_job(state, request, principal, pathology.slide_job(engine, job_id))
 
 
 def finished_slide_job(state: StateDep, engine: EngineDep, request: Request, principal: Pathology,
                        job_id: str) -> JobRecord:  # fmt: skip
     """The finished pathology job ``job_id``, if the caller may see its patient."""
-    return _scoped(state, request, principal, pathology.slide_job(engine, job_id, done=True))
+    return patient_job(state, request, principal, pathology.slide_job(engine, job_id, done=True))
 
 
 SlideJob = Annotated[JobRecord, Depends(slide_job)]
@@ -141,7 +136,7 @@ FinishedSlideJob = Annotated[JobRecord, Depends(finished_slide_job)]
 @router.get("/{job_id}")
 def slide_status(job: SlideJob, engine: EngineDep, principal: Pathology) -> JobPublic:
     """The job's state and, when done, the slide-level answer (score, tumour area, call) or ``no_tissue``."""
-    pathology.record_slide_event(engine, AuditAction.PATHOLOGY_RESULT_READ, principal.actor, job)
+    record_read_event(engine, AuditAction.PATHOLOGY_RESULT_READ, principal.actor, job)
     return public_job(job)
 
 
@@ -163,7 +158,7 @@ def render_region(
     smaller than ``size`` comes at level-0 resolution (the browser enlarges it).
     """
     region = pathology.read_region(job, x, y, width, height, size)
-    pathology.record_slide_event(engine, AuditAction.PATHOLOGY_VIEWER_RENDER, principal.actor, job, x=x, y=y,
+    record_read_event(engine, AuditAction.PATHOLOGY_VIEWER_RENDER, principal.actor, job, x=x, y=y,
                                  width=region.width, height=region.height, level=region.level)
     return Response(render.png(region.pixels), media_type="image/png",
                     headers={"Cache-Control": "no-store", "X-Slide-Level": str(region.level)})
@@ -173,5 +168,5 @@ def render_region(
 def slide_output(name: str, job: FinishedSlideJob, engine: EngineDep, principal: Pathology) -> FileResponse:
     """One output of a finished job: ``result.json``, ``diagnostic-report.json`` or ``heatmap.png``."""
     path, media_type = pathology.slide_output(job, name)
-    pathology.record_slide_event(engine, AuditAction.PATHOLOGY_RESULT_READ, principal.actor, job, file=name)
+    record_read_event(engine, AuditAction.PATHOLOGY_RESULT_READ, principal.actor, job, file=name)
     return FileResponse(path, media_type=media_type)

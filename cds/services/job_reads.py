@@ -1,0 +1,54 @@
+"""The reads one kind of job makes (slides, ECGs): listed a page at a time, and audited with what was read.
+
+Both are audited: a list with how many reads it returned, an event on one read with its patient and, once it is
+read, the model's key and the input's sha256.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from cds.results.jobs import EcgOutcome, JobKind, JobRecord, PathologyOutcome
+from cds.services.engine import Engine
+from cds.store import jobs
+from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.tables import JobRow
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """A page of reads, newest first, and how many there are in all."""
+
+    jobs: list[JobRecord]
+    total: int
+
+
+def list_reads(engine: Engine, kind: JobKind, action: AuditAction, *, created_by: str | None, patient: str | None,
+               limit: int, offset: int, actor: Actor) -> JobPage:  # fmt: skip
+    """Reads of ``kind`` queued by ``created_by`` (everyone's when ``None``), of ``patient`` when given.
+
+    Audited as ``action``.
+    """
+    where = [JobRow.kind == kind.value]
+    if created_by is not None:
+        where.append(JobRow.created_by == created_by)
+    if patient is not None:
+        where.append(JobRow.subject == patient)
+    with engine.database.session() as session:
+        total = session.scalar(select(func.count()).select_from(JobRow).where(*where)) or 0
+        rows = session.execute(select(JobRow).where(*where).order_by(JobRow.created_at.desc(), JobRow.id)
+                               .limit(limit).offset(offset)).scalars().all()  # fmt: skip
+        page = JobPage(jobs.readable(rows), total)
+        record_event(session, action, actor, f"Job?kind={kind.value}", detail={"returned": len(page.jobs)})
+    return page
+
+
+def record_read_event(engine: Engine, action: AuditAction, actor: Actor, job: JobRecord, **detail: object) -> None:
+    """Audit ``actor``'s ``action`` on a read (its patient, and the model and input once it is read)."""
+    outcome = job.outcome if isinstance(job.outcome, PathologyOutcome | EcgOutcome) else None
+    with engine.database.session() as session:
+        record_event(session, action, actor, f"Job/{job.id}", subject=job.subject,
+                     model=outcome.model if outcome else "", input_sha256=outcome.input_sha256 if outcome else "",
+                     detail=dict(detail) or None)
