@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-HARNESSES = ("dicom_reader", "slide_reader", "fhir_inputs")
+HARNESSES = ("dicom_reader", "slide_reader", "fhir_inputs", "ecg_reader")
 HERE = Path(__file__).resolve().parent
 DICTIONARIES = {"fhir_inputs": HERE / "fhir.dict"}
 _PROGRESS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+)(?: corp: (\d+))?", re.MULTILINE)

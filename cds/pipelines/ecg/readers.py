@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from cds.pipelines.ecg.record import (
 )
 
 MAX_ECG_BYTES = 64 * 2**20  # a 12-lead resting ECG is kilobytes to a few megabytes
+MAX_TEXT_ECG_BYTES = 24 * 2**20  # parsed text takes several times its size in memory: a tighter cap
 ECG_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.9.1.1": "12-lead ECG", "1.2.840.10008.5.1.4.1.1.9.1.2": "General ECG"}
 
 
@@ -64,14 +67,27 @@ def read_ecg(path: Path, *, contract: EcgContract = RESTING_12_LEAD, name: str |
         if data[128:132] == b"DICM" or path.suffix.lower() == ".dcm":
             record = replace(_dicom(data, source), format="dicom")
         elif data.lstrip()[:1] == b"<":
-            record = replace(_aecg(data, source), format="aecg")
+            record = replace(_aecg(_text_sized(data, source), source), format="aecg")
         elif path.suffix.lower() in (".csv", ".txt"):
-            record = replace(_csv(data, source), format="csv")
+            record = replace(_csv(_text_sized(data, source), source), format="csv")
         else:
             raise InvalidInputError(f"{source}: not DICOM, WFDB, HL7 aECG or the CSV layout",
                                     code="unsupported_format")  # fmt: skip
     check_contract(record, contract)
     return record
+
+
+def _text_sized(data: bytes, source: str) -> bytes:
+    """``data``, if a text ECG (aECG, CSV) of its size can be parsed without memory to spare going into it.
+
+    Raises:
+        InvalidInputError: ``input_too_large``.
+    """
+    if len(data) > MAX_TEXT_ECG_BYTES:
+        raise InvalidInputError(f"{source}: {len(data)} bytes of text; an XML or CSV ECG of at most "
+                                f"{MAX_TEXT_ECG_BYTES} bytes is read (60 s of 12 leads at 2000 Hz is about 12 MB)",
+                                code="input_too_large")  # fmt: skip
+    return data
 
 
 def _dicom(data: bytes, source: str) -> EcgRecord:
@@ -147,6 +163,11 @@ def _wfdb(record: Path, source: str, contract: EcgContract) -> EcgRecord:
     if header.sig_len and header.sig_len / header.fs > contract.max_s:
         raise InvalidInputError(f"{source}: {header.sig_len / header.fs:.0f} s long; a resting ECG of at most "
                                 f"{contract.max_s:g} s is read", code="too_long")  # fmt: skip
+    for name in set(header.file_name or ()):  # the signal files the header names, before any is read
+        signal_file = record.parent / str(name)
+        if signal_file.is_file() and signal_file.stat().st_size > MAX_ECG_BYTES:
+            raise InvalidInputError(f"{source}: signal file of {signal_file.stat().st_size} bytes; at most "
+                                    f"{MAX_ECG_BYTES} are read", code="input_too_large")  # fmt: skip
     try:
         signal = wfdb.rdrecord(str(record), physical=True)
     except (OSError, ValueError, TypeError, IndexError) as exc:
@@ -220,15 +241,18 @@ _SETTING = re.compile(r"^#\s*(\w+)\s*[:=]\s*(\S+)")
 
 
 def _csv(data: bytes, source: str) -> EcgRecord:
-    settings, rows = _csv_rows(data)
-    if len(rows) < 2:
-        raise InvalidInputError(f"{source}: a header row and samples are needed", code="invalid_ecg")
-    header = [cell.strip() for cell in rows[0]]
+    settings, lines = _csv_lines(data)
     try:
-        values = np.array([[float(cell) for cell in row] for row in rows[1:]], dtype=np.float64)
+        header = [cell.strip() for cell in next(csv.reader([next(lines)]))]
+        first = next(lines)
+    except StopIteration:
+        raise InvalidInputError(f"{source}: a header row and samples are needed", code="invalid_ecg") from None
+    try:  # NumPy's own parser, row by row: no list of strings the size of the file
+        values = np.loadtxt(itertools.chain([first], lines), delimiter=",", dtype=np.float64, ndmin=2)
     except ValueError:
-        raise InvalidInputError(f"{source}: a sample that is not a number", code="invalid_ecg") from None
-    if values.ndim != 2 or values.shape[1] != len(header):
+        raise InvalidInputError(f"{source}: a row that is not {len(header)} numbers separated by commas",
+                                code="invalid_ecg") from None  # fmt: skip
+    if values.shape[1] != len(header):
         raise InvalidInputError(f"{source}: rows with a different number of columns than the header",
                                 code="invalid_ecg")  # fmt: skip
     sampling = _csv_sampling(settings, header, values)
@@ -244,17 +268,20 @@ def _csv(data: bytes, source: str) -> EcgRecord:
     return standardise(leads, sampling, source)
 
 
-def _csv_rows(data: bytes) -> tuple[dict[str, str], list[list[str]]]:
-    """The ``# key: value`` settings and the rows of a CSV ECG."""
+def _csv_lines(data: bytes) -> tuple[dict[str, str], Iterator[str]]:
+    """The ``# key: value`` settings of a CSV ECG, and its other non-empty lines (the header row first)."""
+    text = data.decode("utf-8-sig", errors="replace")
     settings: dict[str, str] = {}
-    body = []
-    for line in data.decode("utf-8-sig", errors="replace").splitlines():
+    for line in text.splitlines():
+        if not line.lstrip().startswith("#"):
+            if line.strip():
+                break  # settings come before the header row
+            continue
         match = _SETTING.match(line)
         if match:
             settings[match.group(1).lower()] = match.group(2)
-        elif line.strip() and not line.lstrip().startswith("#"):
-            body.append(line)
-    return settings, list(csv.reader(body))
+    lines = (line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    return settings, lines
 
 
 def _csv_sampling(settings: dict[str, str], header: list[str], values: np.ndarray) -> float | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cds.pipelines.ecg.measurements import measure
 
 from cds.pipelines.ecg.flags import contiguous_pairs, ecg_flags, qtc_flag, st_cut_point_mv, st_elevation_flag
+from cds.pipelines.ecg.measurements import measure
 from cds.pipelines.ecg.quality import LeadQuality, record_quality
 from cds.pipelines.ecg.record import STANDARD_LEADS, EcgRecord
 from cds.pipelines.ecg.rhythm import classify_rhythm

@@ -145,3 +145,21 @@ def _aecg(leads: dict[str, np.ndarray], fs: float) -> str:
             'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><component><series><code code="RHYTHM"/>'
             f'<component><sequenceSet>{"".join(sequences)}</sequenceSet></component></series></component>'
             "</AnnotatedECG>")  # fmt: skip
+
+
+def test_text_ecgs_and_signal_files_over_their_caps_are_refused_before_parsing(
+        simulated: dict[str, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import cds.pipelines.ecg.readers as readers
+
+    lines = ["# sampling_hz: 500", ",".join(STANDARD_LEADS)]
+    lines += [",".join(f"{v * 1000:.0f}" for v in row) for row in _as_array(simulated).T]
+    big = tmp_path / "big.csv"
+    big.write_text("\n".join(lines))
+    (tmp_path / "big.xml").write_text(_aecg(simulated, 500))
+    _write_wfdb(tmp_path, _as_array(simulated), 500, list(STANDARD_LEADS))
+    monkeypatch.setattr(readers, "MAX_TEXT_ECG_BYTES", big.stat().st_size - 1)
+    monkeypatch.setattr(readers, "MAX_ECG_BYTES", 1000)  # the .dat is 120 kB, its header under 1 kB
+    for name in ("big.csv", "big.xml", "rec.hea"):
+        with pytest.raises(InvalidInputError) as refused:
+            read_ecg(tmp_path / name)
+        assert refused.value.code == "input_too_large", name
