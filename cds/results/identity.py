@@ -25,8 +25,16 @@ def hash_path(path: Path) -> str:
     """sha256 of a file's bytes, read in chunks; of a folder's files (names and bytes, in name order)."""
     if path.is_file():
         return sha256_file(path)
+    return hash_files(path, sorted(p for p in path.rglob("*") if p.is_file()))
+
+
+def hash_files(root: Path, files: list[Path]) -> str:
+    """sha256 over several files' names (relative to ``root``) and bytes, in the order given.
+
+    One input stored as several files: a DICOM folder, a WFDB header and its signal file.
+    """
     digest = hashlib.sha256()
-    for member in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{member.relative_to(path).as_posix()}\0".encode())
+    for member in files:
+        digest.update(f"{member.relative_to(root).as_posix()}\0".encode())
         digest.update(bytes.fromhex(sha256_file(member)))
     return digest.hexdigest()

@@ -10,6 +10,7 @@ from the file (DICOM Patient's Sex and Age); unknown is allowed and said in the 
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from cds.pipelines.ecg.record import EcgRecord
 from cds.pipelines.ecg.rhythm import classify_rhythm
 from cds.pipelines.timing import StageTimer
 from cds.results.ecg import RHYTHM_TEXT, EcgAnalysis, EcgFlag, EcgResult, EcgSource, LeadProblems, RhythmCall
-from cds.results.identity import hash_path
+from cds.results.identity import hash_files, hash_path
 
 SEXES = {"m": "male", "male": "male", "f": "female", "female": "female"}
 
@@ -50,6 +51,17 @@ def patient_of(record: EcgRecord, given: Patient | None = None) -> Patient:
     if age is None and record.metadata.get("age_years"):
         age = float(record.metadata["age_years"])
     return Patient(sex=sex, age_years=age)
+
+
+def input_sha256(path: Path, reader: str) -> str:
+    """The input's sha256: the file's bytes, or for a WFDB record every file of the record's name.
+
+    ``rec.hea``, ``rec.dat`` and whatever else is stored as ``rec.*``: the signal is in the ``.dat``, not the header.
+    """
+    if reader != "wfdb":
+        return hash_path(path)
+    record = path.with_suffix("")
+    return hash_files(path.parent, sorted(p for p in path.parent.glob(f"{glob.escape(record.name)}.*") if p.is_file()))
 
 
 @dataclass
@@ -149,7 +161,7 @@ class EcgPipeline:
         record, timer, rhythm, beats = item.record, item.timer, item.rhythm, item.beats
         findings = findings_from_probabilities(self.spec, probabilities)
         with timer.stage("hash"):
-            digest = hash_path(item.path)
+            digest = input_sha256(item.path, record.format)
         top = max(findings, key=lambda f: f.probability)
         warnings = []
         if self.spec.not_for_diagnostic_use:

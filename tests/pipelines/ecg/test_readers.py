@@ -163,3 +163,16 @@ def test_text_ecgs_and_signal_files_over_their_caps_are_refused_before_parsing(
         with pytest.raises(InvalidInputError) as refused:
             read_ecg(tmp_path / name)
         assert refused.value.code == "input_too_large", name
+
+
+def test_a_wfdb_records_identity_covers_its_signal_file(simulated: dict[str, np.ndarray], tmp_path: Path) -> None:
+    from cds.pipelines.ecg.pipeline import input_sha256
+
+    header = _write_wfdb(tmp_path, _as_array(simulated), 500, list(STANDARD_LEADS))
+    before = input_sha256(header, "wfdb")
+    signal = tmp_path / "rec.dat"
+    data = bytearray(signal.read_bytes())
+    data[1000] ^= 0xFF  # one sample changed, the header untouched
+    signal.write_bytes(bytes(data))
+    assert input_sha256(header, "wfdb") != before
+    assert input_sha256(tmp_path / "rec.dat", "wfdb") == input_sha256(header, "wfdb")  # named by either file
