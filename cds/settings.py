@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cds import REPO_ROOT
+from cds import REPO_ROOT, residency
 from cds.interop.card_language import Language
 from cds.models.risk.base import RiskPopulation
 from cds.models.spec import BackendKind
@@ -132,6 +132,14 @@ class Settings(BaseSettings):
         hl7_destinations: HIS interfaces that receive each pre-read as an HL7 v2.5.1 ORU^R01 over MLLP, from the
             outbox with retries, as JSON: ``[{"name": "his", "host": "10.0.0.9", "port": 2575}]``
             [CDS_HL7_DESTINATIONS].
+        allowed_destinations: Data residency: where this site's patient data may be sent, as JSON, e.g.
+            ``["10.0.0.0/8", "pacs.hospital.cn", "*.consortium.cn", "https://vna.hospital.cn/dicom-web"]``: address
+            ranges (CIDR) or addresses, host names, ``*.`` domains (any host under them) and http(s) URL prefixes
+            (same scheme, host and port, path at or below). Unset: no restriction; set: every outbound destination
+            (alert webhooks, DICOM and HL7 destinations, a Triton server) must match one, or the settings are
+            refused at load, and a delivery to one outside it is refused (``destination_not_allowed``), never
+            retried, and audited (``data.egress.refused``). Host names are matched as written, never resolved;
+            loopback is not implicit. Rules: :mod:`cds.residency` [CDS_ALLOWED_DESTINATIONS].
         cors_origins: Browser origins allowed to call the API and DICOMweb from their own pages, as JSON, e.g.
             ``["https://ohif.hospital.example"]`` for an OHIF viewer using cds as its DICOMweb source; empty: none
             [CDS_CORS_ORIGINS].
@@ -197,6 +205,7 @@ class Settings(BaseSettings):
     dicom_max_associations: int = Field(default=10, ge=1, le=100)
     dicom_destinations: list[DicomDestination] = Field(default_factory=list)
     hl7_destinations: list[Hl7Destination] = Field(default_factory=list)
+    allowed_destinations: list[str] | None = None
     cors_origins: list[str] = Field(default_factory=list)
     timezone: str = "Asia/Shanghai"
     site: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
@@ -219,6 +228,21 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"alert webhooks must be http(s) URLs: {', '.join(bad)[:200]}")
         return value
+
+    @field_validator("allowed_destinations")
+    @classmethod
+    def _residency_rules(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            residency.AllowedDestinations.parse(value)  # a ValueError names the entry
+        return value
+
+    @model_validator(mode="after")
+    def _destinations_allowed(self) -> Settings:
+        if self.allowed_destinations is not None:
+            refused = residency.refused_configured(self, self.allowed_destinations)
+            if refused:
+                raise ValueError(f"destinations outside CDS_ALLOWED_DESTINATIONS: {'; '.join(refused)[:400]}")
+        return self
 
     @field_validator("cors_origins")
     @classmethod

@@ -21,7 +21,7 @@ from cds.pipelines.ecg.preprocess import model_windows
 from cds.pipelines.ecg.quality import record_quality
 from cds.pipelines.ecg.record import EcgRecord
 from cds.pipelines.ecg.rhythm import classify_rhythm
-from cds.results.ecg import RHYTHMS
+from cds.results.ecg import RHYTHM_TEXT, RHYTHMS
 from training.data.ecg_signals import generate_ecg
 
 Score = Callable[[np.ndarray], np.ndarray]
@@ -73,7 +73,7 @@ def _table(calls: RhythmCalls) -> str:
     for rhythm in RHYTHMS:
         sens, spec, count = rules[rhythm]
         m_sens, m_spec, _ = model.get(rhythm, (float("nan"), float("nan"), 0))
-        lines.append(f"| {rhythm} | {count} | {sens:.3f} | {spec:.3f} | {m_sens:.3f} | {m_spec:.3f} |")
+        lines.append(f"| {RHYTHM_TEXT[rhythm]} | {count} | {sens:.3f} | {spec:.3f} | {m_sens:.3f} | {m_spec:.3f} |")
     agree = np.mean(np.asarray(calls.rules) == np.asarray(calls.truth))
     lines.append(f"\nAccuracy over all records: rules {agree:.3f}"
                  + (f", classifier {np.mean(np.asarray(calls.classifier) == np.asarray(calls.truth)):.3f}"

@@ -4,7 +4,10 @@ Alerts go to subscribers' REST hooks, POSTed as ``application/fhir+json`` with t
 ``X-Cds-Message-Id`` (a 2xx answer delivers it); DICOM results to PACS and archives
 (:mod:`cds.services.dicom_sender`); HL7 v2 results to the HIS (:mod:`cds.services.hl7_sender`), every attempt of
 these two audited. A failed attempt (an error status, a refused connection, a timeout) leaves the message for a
-later one. A :class:`Deliverer` thread runs :func:`deliver_due` every second while the service runs.
+later one. A destination outside ``CDS_ALLOWED_DESTINATIONS`` (:mod:`cds.residency`) is refused before a byte
+is sent: the message keeps ``destination_not_allowed``, is never tried again, and the refusal is audited
+(``data.egress.refused``, naming the destination, not the patient). A :class:`Deliverer` thread runs
+:func:`deliver_due` every second while the service runs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import NamedTuple
 
 import httpx
 
+from cds import residency
 from cds.services import dicom_sender, hl7_sender
 from cds.services.engine import Engine
 from cds.store import outbox
@@ -63,6 +67,15 @@ def deliver_due(engine: Engine, *, now: dt.datetime | None = None,
             if unreachable:
                 down.add(destination)
             with engine.database.session() as session:
+                if error == residency.REASON:  # never sent, never retried
+                    outbox.refused(session, message_id, error)
+                    failed += 1
+                    record_event(session, AuditAction.DATA_EGRESS_REFUSED, SENDER, f"Outbox/{message_id}",
+                                 outcome=AuditOutcome.REFUSED, detail={
+                                     "destination": residency.redacted(destination), "topic": topic,
+                                     "address": residency.redacted(_address(engine, topic, destination)),
+                                     "reason": error})  # fmt: skip
+                    continue
                 if error:
                     outbox.failed(session, message_id, now, error)
                     failed += 1
@@ -95,13 +108,27 @@ def _send_c_store_batches(engine: Engine, due: list[tuple[str, str, str, str]]) 
         assert target is not None
         try:
             errors.update(dicom_sender.send_batch(engine.settings, target, payloads))
+        except residency.DestinationNotAllowedError:
+            errors.update(dict.fromkeys((mid for mid, _ in payloads), residency.REASON))
         except (OSError, ValueError, RuntimeError) as exc:  # an unreadable file, a network failure in pynetdicom
             errors.update(dict.fromkeys((mid for mid, _ in payloads), type(exc).__name__))
     return errors
 
 
-def _post(http: httpx.Client, destination: str, message_id: str, payload: str) -> str:
+def _address(engine: Engine, topic: str, destination: str) -> str:
+    """Where an outbox destination points: a configured DICOM or HL7 destination's URL or host, else itself."""
+    if topic == dicom_sender.TOPIC:
+        target = dicom_sender.destination_of(engine.settings, destination)
+        return (target.url or target.host or "") if target else ""
+    if topic == hl7_sender.TOPIC:
+        receiver = hl7_sender.destination_of(engine.settings, destination)
+        return receiver.host if receiver else ""
+    return destination
+
+
+def _post(engine: Engine, http: httpx.Client, destination: str, message_id: str, payload: str) -> str:
     """POST a REST-hook message; ``""`` when taken."""
+    residency.check(engine.settings, destination, name="alert webhook")
     try:
         answer = http.post(destination, content=payload, headers={
             "Content-Type": "application/fhir+json", "X-Cds-Message-Id": message_id})  # fmt: skip
@@ -113,18 +140,28 @@ def _post(http: httpx.Client, destination: str, message_id: str, payload: str) -
 def _send(engine: Engine, http: httpx.Client, topic: str, destination: str, message_id: str,
           payload: str) -> tuple[str, bool]:  # fmt: skip
     """Send one message by its topic: ``(error or "", whether the destination itself is unreachable)``."""
+    try:
+        return _dispatch(engine, http, topic, destination, message_id, payload)
+    except residency.DestinationNotAllowedError:
+        return residency.REASON, False
+
+
+def _dispatch(engine: Engine, http: httpx.Client, topic: str, destination: str, message_id: str,
+              payload: str) -> tuple[str, bool]:  # fmt: skip
     if topic == dicom_sender.TOPIC:
         target = dicom_sender.destination_of(engine.settings, destination)
         try:
             error = dicom_sender.send(engine.settings, target, payload) if target else "destination_not_configured"
+        except residency.DestinationNotAllowedError:
+            raise
         except (OSError, ValueError, RuntimeError) as exc:  # an unreadable file, a network failure in pynetdicom
             error = type(exc).__name__
         return error, bool(error) and dicom_sender.destination_down(error)
     if topic == hl7_sender.TOPIC:
         receiver = hl7_sender.destination_of(engine.settings, destination)
-        error = hl7_sender.send(receiver, payload) if receiver else "destination_not_configured"
+        error = hl7_sender.send(engine.settings, receiver, payload) if receiver else "destination_not_configured"
         return error, bool(error) and hl7_sender.destination_down(error)
-    error = _post(http, destination, message_id, payload)
+    error = _post(engine, http, destination, message_id, payload)
     return error, bool(error)
 
 

@@ -21,6 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from sqlalchemy.orm import Session
 
+from cds import residency
 from cds.settings import DicomDestination, Settings
 from cds.store import outbox
 
@@ -45,16 +46,20 @@ def destination_of(settings: Settings, outbox_destination: str) -> DicomDestinat
 
 
 def send(settings: Settings, destination: DicomDestination, payload: str) -> str:
-    """Send one message's file; ``""`` when the destination took it, else what went wrong."""
-    path = Path(json.loads(payload)["file"])
-    if not path.is_file():
-        return "result_file_missing"
+    """Send one message's file; ``""`` when the destination took it, else what went wrong.
+
+    Raises:
+        DestinationNotAllowedError: the destination is outside ``CDS_ALLOWED_DESTINATIONS`` (nothing sent).
+    """
     if destination.kind == "dimse":
         return send_batch(settings, destination, [("one", payload)])["one"]
-    return _stow(destination, path)
+    return _stow(settings, destination, Path(json.loads(payload)["file"]))
 
 
-def _stow(destination: DicomDestination, path: Path) -> str:
+def _stow(settings: Settings, destination: DicomDestination, path: Path) -> str:
+    residency.check(settings, destination.url or "", name=f"DICOM destination {destination.name!r}")
+    if not path.is_file():
+        return "result_file_missing"
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + path.read_bytes()
             + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
@@ -85,7 +90,11 @@ def send_batch(settings: Settings, destination: DicomDestination, payloads: list
 
     The association requests every SOP class the files hold (each in its stored transfer syntax and the two
     uncompressed ones); a file whose class the destination does not accept gets ``no_accepted_context`` alone.
+
+    Raises:
+        DestinationNotAllowedError: the destination is outside ``CDS_ALLOWED_DESTINATIONS`` (nothing sent).
     """
+    residency.check(settings, destination.host or "", name=f"DICOM destination {destination.name!r}")
     files: dict[str, Path] = {}
     errors: dict[str, str] = {}
     for message_id, payload in payloads:

@@ -16,6 +16,7 @@ from hl7.client import MLLPClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cds import residency
 from cds.interop.hl7_oru import oru_r01
 from cds.results.jobs import PrereadOutcome
 from cds.settings import Hl7Destination, Settings
@@ -52,9 +53,14 @@ def destination_of(settings: Settings, outbox_destination: str) -> Hl7Destinatio
     return next((d for d in settings.hl7_destinations if d.name == name), None)
 
 
-def send(destination: Hl7Destination, payload: str) -> str:
-    """Send one message over MLLP; ``""`` when the receiver accepted it, else what went wrong."""
+def send(settings: Settings, destination: Hl7Destination, payload: str) -> str:
+    """Send one message over MLLP; ``""`` when the receiver accepted it, else what went wrong.
+
+    Raises:
+        DestinationNotAllowedError: the receiver is outside ``CDS_ALLOWED_DESTINATIONS`` (nothing sent).
+    """
     document = json.loads(payload)
+    residency.check(settings, destination.host, name=f"HL7 destination {destination.name!r}")
     try:
         client = MLLPClient(destination.host, destination.port)
     except OSError:

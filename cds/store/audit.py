@@ -94,6 +94,8 @@ class AuditAction(StrEnum):
     REGISTRY_READ = "registry.read"
     IMAGING_RECEIVE = "imaging.receive"
     IMAGING_SEND = "imaging.send"
+    DATA_EGRESS_REFUSED = "data.egress.refused"  # a destination outside CDS_ALLOWED_DESTINATIONS: nothing sent
+    TRAINING_EXPORT = "training.export"
 
 
 class AuditOutcome(StrEnum):

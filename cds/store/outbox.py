@@ -25,6 +25,7 @@ from cds.store.tables import OutboxRow
 
 MAX_BACKOFF = dt.timedelta(minutes=5)
 CLAIM = dt.timedelta(seconds=30)  # longer than a delivery's timeout
+NEVER = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # the next attempt of a message refused for good
 
 
 def enqueue(session: Session, *, destinations: Sequence[str], topic: str, payload: dict[str, Any],
@@ -70,6 +71,18 @@ def failed(session: Session, message_id: str, now: dt.datetime, error: str) -> N
         row.attempts += 1
         row.last_error = error[:300]
         row.next_attempt_at = now + min(dt.timedelta(seconds=2 ** min(row.attempts - 1, 16)), MAX_BACKOFF)
+
+
+def refused(session: Session, message_id: str, error: str) -> None:
+    """Record an attempt that must never be retried: the message stays, with its reason, never due again.
+
+    For a destination outside the site's allowed ones (:mod:`cds.residency`); :data:`NEVER` is its next attempt.
+    """
+    row = session.get(OutboxRow, message_id)
+    if row is not None:
+        row.attempts += 1
+        row.last_error = error[:300]
+        row.next_attempt_at = NEVER
 
 
 def pending(session: Session) -> list[OutboxRow]:

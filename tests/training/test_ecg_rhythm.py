@@ -81,7 +81,7 @@ def test_the_smoke_model_is_registered_with_its_waveform_contract_and_card(smoke
     assert spec.waveform == config.input.waveform()
     assert spec.inputs[0].shape == (-1, 12, spec.waveform.window_samples)
     card = spec.model_card.read_text()
-    assert "trained on generated ECGs" in card and "| atrial_fibrillation |" in card
+    assert "trained on generated ECGs" in card and "| Atrial fibrillation |" in card
     assert "qt_ms (ms)" in card and "Beats: sensitivity" in card  # the measurement errors are in the card
 
 
