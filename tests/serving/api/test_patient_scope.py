@@ -27,7 +27,8 @@ from tests.serving.api.test_route_guards import _roles, _routes
 PATIENT, OTHER = "P-A", "Patient/SOMEONE-ELSE"
 NO_PATIENT_DATA = {("GET", "/v1/models"), ("GET", "/v1/models/{name}"), ("GET", "/v1/me"), ("GET", "/v1/risk"),
                    ("GET", "/v1/risk/panel/sample"), ("GET", "/v1/dashboard"), ("GET", "/v1/audit/verify")}
-FILTERED = {("GET", "/v1/worklist"), ("GET", "/v1/pathology/jobs"), ("GET", "/dicomweb/studies"), ("GET", "/v1/alerts"),
+FILTERED = {("GET", "/v1/worklist"), ("GET", "/v1/pathology/jobs"), ("GET", "/v1/ecg/jobs"), ("GET", "/dicomweb/studies"),
+            ("GET", "/v1/alerts"),
             ("GET", "/v1/monitoring/patients"), ("GET", "/v1/registries/{condition}"),
             ("GET", "/dicomweb/studies/{study}/series"),
             ("GET", "/dicomweb/studies/{study}/series/{series}/instances")}  # fmt: skip
@@ -47,7 +48,7 @@ def _job(session: Any, kind: str, payload: dict[str, Any], outcome: dict[str, An
 
 @pytest.fixture
 def seeded(client: TestClient) -> dict[str, str]:
-    """One patient's study, pre-read, slide read, risk result and a cohort job, written straight into the store."""
+    """One patient's study, pre-read, slide read, ECG read, risk result and a cohort job, written into the store."""
     ds = Dataset()
     ds.SOPInstanceUID, ds.SOPClassUID, ds.StudyInstanceUID = "1.9.1", "1.2.840.10008.5.1.4.1.1.1", "1.9"
     ds.SeriesInstanceUID, ds.PatientID, ds.Modality = "1.9.2", PATIENT, "CR"
@@ -56,6 +57,8 @@ def seeded(client: TestClient) -> dict[str, str]:
                "model": "chest-xray-demo:1.0.0", "input_sha256": "0" * 64, "summary": [finding]}
     slide = {"status": "scored", "label": "tumour", "model": "pathology-demo:1.0.0", "input_sha256": "0" * 64,
              "outputs": ["result.json"]}
+    ecg = {"rhythm": {"label": "sinus_rhythm", "evidence": "P waves"}, "measurements": {"heart_rate_bpm": 70.0},
+           "model": "ecg-rhythm:1.0.1", "input_sha256": "0" * 64, "outputs": ["result.json"]}
     with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
         index_dataset(session, ds, client.app.state.cds.settings.data_dir / "1.9.1.dcm", origin=STORED)  # type: ignore[attr-defined]
         ids = {
@@ -64,6 +67,8 @@ def seeded(client: TestClient) -> dict[str, str]:
                                                  "model": "chest-xray-demo"}, {"outcomes": [outcome], "refusals": []}),
             "pathology": _job(session, "pathology", {"file": "/x/s.tif", "output": "/x/p", "model": "pathology-demo"},
                               slide, subject=f"Patient/{PATIENT}"),
+            "ecg": _job(session, "ecg", {"file": "/x/e.csv", "output": "/x/e", "model": "ecg-rhythm"}, ecg,
+                        subject=f"Patient/{PATIENT}"),
             "cohort": _job(session, "risk_file", {"method": "pce", "input": "/x/c.csv", "output": "/x/c.parquet"},
                            {"rows": 1, "scored": 1, "out_of_range": 0, "errors": 0, "output": "c.parquet"}),
             "result": release_result(session, kind="risk", subject=f"Patient/{PATIENT}", method="pce@2013",
@@ -82,8 +87,8 @@ def seeded(client: TestClient) -> dict[str, str]:
 
 
 def _url(path: str, ids: dict[str, str]) -> str:
-    job = ids["pathology"] if path.startswith("/v1/pathology") else ids["cohort"] if path.startswith("/v1/jobs") \
-        else ids["preread"]
+    job = ids["pathology"] if path.startswith("/v1/pathology") else ids["ecg"] if path.startswith("/v1/ecg") \
+        else ids["cohort"] if path.startswith("/v1/jobs") else ids["preread"]
     values = {"study": "1.9", "series": "1.9.2", "sop": "1.9.1", "uid": "1.9.1", "name": "result.json",
               "job_id": job, "result_id": ids["result"], "score": "pce", "service_id": "cds-risk",
               "alert_id": ids["alert"], "condition": "hypertension", "numbers": "1", "tag": "7FE00010"}
@@ -95,6 +100,8 @@ def _body(method: str, path: str) -> dict[str, Any] | None:
         return None
     if path.endswith("/feedback"):
         return {"label": "Mass", "verdict": "accepted"}
+    if path.endswith("/reviews"):
+        return {"item": "heart_rate_bpm", "verdict": "accepted"}
     if path in ("/v1/risk/{score}/fhir", "/v1/risk/panel"):
         return BUNDLE
     if path == "/v1/registries/{condition}":
@@ -113,14 +120,16 @@ def test_every_route_keeps_other_patients_data_from_a_scoped_token(client: TestC
         roles = _roles(route)
         if roles is None or (method, path) in NO_PATIENT_DATA | UPLOADS:
             continue
-        url = _url(path, seeded) + ("?filename=s.tif&subject=Patient/P-A" if path == "/v1/pathology/jobs"
-                                    and method == "POST" else "")  # fmt: skip
+        upload = {"/v1/pathology/jobs": "?filename=s.tif&subject=Patient/P-A",
+                  "/v1/ecg/jobs": "?filename=e.csv&subject=Patient/P-A"}
+        url = _url(path, seeded) + (upload.get(path, "") if method == "POST" else "")
         url += f"?patient=Patient/{PATIENT}" if (method, path) in PATIENT_QUERY else ""
         answer = client.request(method, url, json=_body(method, path),
                                 headers=bearer(client, sorted(roles)[0], patient=OTHER, subject=f"scoped{index}"))
         if (method, path) in FILTERED:
             assert answer.status_code == 200, (method, path, answer.text)
             assert PATIENT not in answer.text and seeded["pathology"] not in answer.text, (method, path)
+            assert seeded["ecg"] not in answer.text, (method, path)
             continue
         assert answer.status_code == 403 and answer.json()["code"] == "patient_scope", (method, path, answer.text)
         events = client.get("/v1/audit/events?limit=1000", headers=bearer(client, Role.ADMIN)).json()
@@ -136,6 +145,8 @@ def test_the_patient_itself_reads_its_own_data(client: TestClient, seeded: dict[
     assert client.get(f"/v1/preread/{seeded['preread']}", headers=bearer(client, Role.RADIOLOGIST, **own)
                       ).status_code == 200  # fmt: skip
     assert client.get(f"/v1/pathology/jobs/{seeded['pathology']}", headers=bearer(client, Role.PATHOLOGIST, **own)
+                      ).status_code == 200  # fmt: skip
+    assert client.get(f"/v1/ecg/jobs/{seeded['ecg']}", headers=bearer(client, Role.CARDIOLOGIST, **own)
                       ).status_code == 200  # fmt: skip
     assert client.get(f"/v1/results/{seeded['result']}", headers=bearer(client, Role.CLINICIAN, **own)
                       ).status_code == 200  # fmt: skip
