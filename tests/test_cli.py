@@ -26,8 +26,8 @@ def test_models_list_flags_tampered_artifact(registry_copy: Path) -> None:
 def test_models_show_unknown_lists_known() -> None:
     result = runner.invoke(app, ["models", "show", "chest-xray"])
     assert result.exit_code == 2
-    assert ("registered models: chest-xray-demo, chest-xray-plausibility, ct-organs-demo, lesion-demo, pathology-demo, "
-            "pima-diabetes-lr") in result.output
+    assert ("registered models: chest-xray-demo, chest-xray-plausibility, ct-organs-demo, ecg-rhythm, lesion-demo, "
+            "pathology-demo, pima-diabetes-lr") in result.output
 
 
 def test_infer_prints_results_with_identity(spec: ModelSpec) -> None:
