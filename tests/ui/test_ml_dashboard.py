@@ -22,12 +22,12 @@ from training.data.non_chest import render_non_chest
 pytestmark = [pytest.mark.ui, pytest.mark.browser, pytest.mark.slow]
 
 NAV = {  # what each role's navigation offers
-    "radiologist": ["Worklist"], "pathologist": ["Pathology"], "clinician": ["Patient risk", "Monitoring", "Follow-up"],
-    "ml_engineer": ["Models"], "admin": ["Worklist", "Pathology", "Patient risk", "Monitoring", "Follow-up",
-              "Models"],
+    "radiologist": ["Worklist"], "pathologist": ["Pathology"], "cardiologist": ["ECG"],
+    "clinician": ["Patient risk", "Monitoring", "Follow-up"], "ml_engineer": ["Models"],
+    "admin": ["Worklist", "Pathology", "ECG", "Patient risk", "Monitoring", "Follow-up", "Models"],
 }  # fmt: skip
 VIEWS = {  # route: (navigation link, heading)
-    "worklist": ("Worklist", "Worklist"), "pathology": ("Pathology", "Pathology"),
+    "worklist": ("Worklist", "Worklist"), "pathology": ("Pathology", "Pathology"), "ecg": ("ECG", "ECG reads"),
     "risk": ("Patient risk", "Patient risk"), "monitoring": ("Monitoring", "Monitoring"),
     "follow-up": ("Follow-up", "Follow-up"),
     "models": ("Models", "Model dashboard"),
