@@ -96,10 +96,18 @@ def _dicom(data: bytes, source: str) -> EcgRecord:
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
+        for _element in ds.iterall():  # pydicom converts values when first touched: touch them all here
+            pass
+        for _element in ds.file_meta.iterall():
+            pass
     except (EOFError, OSError) as exc:  # the data ended inside an element
         raise InvalidInputError(f"{source}: the DICOM file ends early ({type(exc).__name__})",
                                 code="truncated") from None  # fmt: skip
-    except (InvalidDicomError, ValueError, TypeError) as exc:
+    except InvalidDicomError as exc:
+        raise InvalidInputError(f"{source}: not a DICOM file ({type(exc).__name__})", code="invalid_ecg") from None
+    except Exception as exc:  # noqa: BLE001 - only pydicom's parser runs on the untrusted bytes here, and it raises
+        # many kinds on a malformed file (BytesLengthException for a value of the wrong length, RecursionError for
+        # endless nesting, struct.error, ...): all of them mean "unreadable"
         raise InvalidInputError(f"{source}: not a readable DICOM file ({type(exc).__name__})",
                                 code="invalid_ecg") from None  # fmt: skip
     sop_class = str(ds.get("SOPClassUID", ""))
@@ -121,7 +129,7 @@ def _dicom(data: bytes, source: str) -> EcgRecord:
         sampling = float(group.SamplingFrequency)
     except InvalidInputError:
         raise
-    except (AttributeError, IndexError, KeyError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - pydicom and NumPy on malformed waveform attributes, as above
         raise InvalidInputError(f"{source}: the waveform cannot be read ({type(exc).__name__})",
                                 code="truncated") from None  # fmt: skip
     metadata = {key: str(ds.get(key)) for key in ("AcquisitionDateTime", "Manufacturer", "PatientSex", "PatientAge",
