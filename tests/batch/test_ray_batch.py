@@ -32,16 +32,32 @@ from ray.cluster_utils import Cluster  # noqa: E402 - after the skip
 REGISTRY = str(REPO_ROOT / "registry")
 
 
+class _NoPoller:
+    """Stands in for Ray Data's cluster-metrics poller (usage statistics), which otherwise starts a thread in this
+    process on the first dataset run that queries Prometheus every 10 s, logging, for the rest of the test session,
+    long after the cluster is gone (a test process later hung with every thread waiting for logging's lock)."""
+
+    def latest_snapshot(self) -> None:
+        return None
+
+    def first_snapshot(self) -> None:
+        return None
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """A head node and a worker node, two CPUs each, as separate raylets on this machine."""
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
-    nodes.add_node(num_cpus=2)
-    nodes.wait_for_nodes()
-    ray.init(address=nodes.address, log_to_driver=False)
-    yield nodes
-    ray.shutdown()
-    nodes.shutdown()
+    import ray.data._internal.usage.execution_callback as usage
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(usage, "get_poller", _NoPoller)  # raising: a Ray that renames it shows here
+        nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+        nodes.add_node(num_cpus=2)
+        nodes.wait_for_nodes()
+        ray.init(address=nodes.address, log_to_driver=False)
+        yield nodes
+        ray.shutdown()
+        nodes.shutdown()
 
 
 @pytest.fixture(scope="module")
