@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cds.errors import CdsError
+from cds.errors import ForbiddenError
 
 if TYPE_CHECKING:
     from cds.settings import Settings
@@ -45,8 +45,8 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class DestinationNotAllowedError(CdsError, PermissionError):
-    """A destination outside ``CDS_ALLOWED_DESTINATIONS``: nothing was sent to it."""
+class DestinationNotAllowedError(ForbiddenError):
+    """A destination outside ``CDS_ALLOWED_DESTINATIONS``: nothing was sent to it (HTTP 403 where a request asked)."""
 
     default_code = REASON
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from cds.residency import AllowedDestinations, DestinationNotAllowedError, check
+from cds.serving.api.errors import status_for
 from cds.services import dicom_sender, hl7_sender
 from cds.services.delivery import deliver_due
 from cds.services.engine import Engine
@@ -90,6 +91,7 @@ def test_check_passes_everything_while_unset_and_raises_the_reason_when_set() ->
     with pytest.raises(DestinationNotAllowedError) as refused:
         check(Settings(allowed_destinations=["10.0.0.0/8"]), "127.0.0.1", name="HL7 destination 'his'")
     assert refused.value.code == "destination_not_allowed" and "HL7 destination 'his' (127.0.0.1)" in str(refused.value)
+    assert status_for(refused.value) == 403  # a request that asked for it is told it is forbidden, not a 500
 
 
 class Listener:

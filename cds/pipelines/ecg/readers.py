@@ -221,7 +221,11 @@ def _aecg(data: bytes, source: str) -> EcgRecord:
             continue
         parts = {_local(e.tag): e for e in value}
         if code.startswith("TIME_") and "increment" in parts:
-            increment = float(parts["increment"].get("value", "0"))
+            try:
+                increment = float(parts["increment"].get("value", "0"))
+            except ValueError:
+                raise InvalidInputError(f"{source}: the time increment is not a number",
+                                        code="missing_sampling_rate") from None  # fmt: skip
             unit = parts["increment"].get("unit", "s")
             seconds = increment / 1000 if unit == "ms" else increment
             sampling = 1.0 / seconds if seconds > 0 else None

@@ -116,6 +116,9 @@ def test_malformed_inputs_are_refused_with_their_reasons(simulated: dict[str, np
     bomb.write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
                     '<AnnotatedECG xmlns="urn:hl7-org:v3">&b;</AnnotatedECG>')  # fmt: skip
     cases["XML with entities"] = (bomb, "invalid_ecg")
+    bad_increment = tmp_path / "increment.xml"
+    bad_increment.write_text(_aecg(simulated, 500).replace('increment value="0.002"', 'increment value="0,002"'))
+    cases["a time increment with a decimal comma"] = (bad_increment, "missing_sampling_rate")
     other_xml = tmp_path / "other.xml"
     other_xml.write_text("<ClinicalDocument/>")
     cases["other XML"] = (other_xml, "not_ecg")
