@@ -147,6 +147,12 @@ class Settings(BaseSettings):
             zone's [CDS_TIMEZONE].
         site: This deployment's site code; chronic-disease registries are kept per site, and an enrolment that
             names no site is this one's [CDS_SITE].
+        site_name: The site's name as other members read it in shared results (default: the site code)
+            [CDS_SITE_NAME].
+        site_keys_dir: This site's key ring for signing the results it shares with consortium members (private
+            keys, mode 0700); default ``data_dir/site-keys`` [CDS_SITE_KEYS_DIR].
+        consortium_keys_dir: The member sites' published key sets (``*.jwks.json``) whose signed results this site
+            verifies and imports; unset: only this site's own [CDS_CONSORTIUM_KEYS_DIR].
         language: Default language of CDS Hooks cards, ``zh-CN`` or ``en``, when a request's ``Accept-Language``
             names neither; unset: Simplified Chinese for a Chinese population, else English [CDS_LANGUAGE].
         backend: Where the risk models and the pre-read's imaging models run: ``onnxruntime`` (in-process) or
@@ -209,6 +215,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     timezone: str = "Asia/Shanghai"
     site: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
+    site_name: str | None = Field(default=None, max_length=200)
+    site_keys_dir: Path | None = None
+    consortium_keys_dir: Path | None = None
     backend: BackendKind = BackendKind.ONNXRUNTIME
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"
@@ -291,6 +300,11 @@ class Settings(BaseSettings):
     def resolved_audit_key_file(self) -> Path:
         """The audit signing key's file, defaulting to one in ``data_dir``."""
         return self.audit_key_file or self.data_dir / "audit-signing-key.pem"
+
+    @property
+    def resolved_site_keys_dir(self) -> Path:
+        """The site's signing key ring, defaulting to ``data_dir/site-keys``."""
+        return self.site_keys_dir or self.data_dir / "site-keys"
 
     @property
     def resolved_audit_checkpoint_dir(self) -> Path:

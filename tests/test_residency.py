@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from cds.residency import AllowedDestinations, DestinationNotAllowedError, check
-from cds.serving.api.errors import status_for
 from cds.services import dicom_sender, hl7_sender
 from cds.services.delivery import deliver_due
 from cds.services.engine import Engine
+from cds.serving.api.errors import status_for
 from cds.serving.engine import build_engine
 from cds.serving.triton.launcher import free_port
 from cds.settings import Settings

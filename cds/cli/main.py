@@ -12,7 +12,7 @@ import numpy as np
 import typer
 import yaml
 
-from cds.cli import batch, ecg, export, models_import, pathology, preread, risk, service
+from cds.cli import batch, consortium, ecg, export, models_import, pathology, preread, risk, service
 from cds.cli.common import out, run_command
 from cds.errors import CdsError, InvalidInputError
 from cds.models.registry import ModelRegistry
@@ -42,6 +42,7 @@ app.add_typer(triton_app, name="triton")
 app.add_typer(risk.app, name="risk")
 app.add_typer(batch.app, name="batch")
 app.add_typer(export.app, name="export")
+app.add_typer(consortium.app, name="consortium")
 app.add_typer(service.audit_app, name="audit")
 app.add_typer(service.apikey_app, name="apikey")
 app.registered_commands += service.serve_app.registered_commands

@@ -96,6 +96,9 @@ class AuditAction(StrEnum):
     IMAGING_SEND = "imaging.send"
     DATA_EGRESS_REFUSED = "data.egress.refused"  # a destination outside CDS_ALLOWED_DESTINATIONS: nothing sent
     TRAINING_EXPORT = "training.export"
+    CONSORTIUM_SHARE = "consortium.share"  # a signed result signed by this site for other members
+    CONSORTIUM_IMPORT = "consortium.import"  # a member's signed result verified and kept (or refused)
+    CONSORTIUM_RESULTS_READ = "consortium.results.read"
 
 
 class AuditOutcome(StrEnum):

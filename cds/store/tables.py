@@ -298,3 +298,26 @@ class OutboxRow(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
     last_error: Mapped[str] = mapped_column(String(300))
     about: Mapped[str] = mapped_column(String(200), default="", index=True)  # "ImagingStudy/<uid>" for results
+
+
+class SharedResultRow(Base):
+    """A signed result another member site shared, imported after its signature verified against the site's key.
+
+    ``content_sha256`` (of the Bundle's canonical form) is the idempotency key: the same Bundle imported twice is
+    stored once. Rows are never changed; a later version of a report (amended) is a row of its own.
+    """
+
+    __tablename__ = "shared_results"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    content_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    origin_site: Mapped[str] = mapped_column(String(100), index=True)
+    kid: Mapped[str] = mapped_column(String(100))
+    signed_at: Mapped[str] = mapped_column(String(40))
+    report_identifier: Mapped[str] = mapped_column(String(300), index=True)
+    report_status: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(300), default="", index=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    bundle: Mapped[str] = mapped_column(Text)
+    imported_by: Mapped[str] = mapped_column(String(200))
+    imported_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())

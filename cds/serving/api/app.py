@@ -22,6 +22,7 @@ from cds.serving.api.routes import (
     alerts,
     audit,
     cds_hooks,
+    consortium,
     dashboard,
     dev,
     dicomweb,
@@ -52,7 +53,7 @@ from cds.store.audit_anchor import Checkpointer
 log = logging.getLogger(__name__)
 ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb, about,
            observations, alerts, monitoring, registries,
-           pathology, ecg)  # one module per URL resource; no two of them share a path prefix
+           pathology, ecg, consortium)  # one module per URL resource; no two of them share a path prefix
 
 
 def check_security(settings: Settings) -> None:

@@ -3,7 +3,7 @@ content type or header the document does not declare, 405 with the right ``Allow
 invalid data refused and valid data accepted.
 
 Valid data is not required to be accepted where the body is free-form FHIR or CDS Hooks JSON: JSON Schema cannot
-say "a Bundle with exactly one Patient" or "no NUL character", so schema-valid Bundles are refused (422) with the
+say "a Bundle with exactly one Patient", "a Bundle a member signed" or "no NUL character", so schema-valid Bundles are refused (422) with the
 mapper's reason, as they should be. Bounded: a fixed number of examples per operation, loopback only (ASGI).
 """
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 STOW = ("POST", "/dicomweb/studies")
 FREE_FORM_JSON = {("POST", "/v1/risk/panel"), ("POST", "/v1/risk/{score}/fhir"), ("POST", "/v1/observations"),
                   ("POST", "/cds-services/{service_id}"), ("POST", "/cds-services/{service_id}/feedback"),
-                  ("POST", "/v1/registries/{condition}")}
+                  ("POST", "/v1/registries/{condition}"), ("POST", "/v1/consortium/shared-results")}
 
 
 def _app(root: Path):  # noqa: ANN202

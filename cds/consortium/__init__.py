@@ -1,0 +1,1 @@
+"""A medical consortium: signing and verifying what member sites share."""
