@@ -226,3 +226,44 @@ def test_unsafe_or_wrong_requests_are_refused(service: Service, tmp_path: Path, 
     assert code == 2, text
     assert case != "output not empty" or [p.name for p in output.iterdir()] == ["keep.txt"]
     assert case == "output not empty" or not output.exists() or not any(output.iterdir())
+
+
+def test_fhir_records_exported_with_the_same_key_link_to_the_exported_images(service: Service, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    system = "urn:oid:1.2.156.112604.1.2.1"
+    monkeypatch.setenv("CDS_PATIENT_ID_SYSTEM", system)
+    key_file = _key_file(tmp_path / "export.key")
+    images = tmp_path / "images"
+    assert _export(images, key_file)[0] == 0
+    image = service.images[0]
+    patient = {"resourceType": "Patient", "id": "local-7", "name": [{"text": image.name}],
+               "identifier": [{"system": system, "value": image.patient}], "birthDate": "1970-02-03"}
+    report = {"resourceType": "DiagnosticReport", "id": "r1", "status": "final", "code": {"text": "CXR"},
+              "subject": {"reference": "Patient/local-7"}, "effectiveDateTime": "2026-01-02",
+              "identifier": [{"system": "urn:accession", "value": image.accession}],
+              "imagingStudy": [{"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{image.study}"}}]}
+    inputs = tmp_path / "records"
+    inputs.mkdir()
+    (inputs / f"{image.name}.json").write_text(json.dumps(patient))  # a file name that names the patient
+    (inputs / "reports.ndjson").write_text(json.dumps(report) + "\n\n")
+    result = CliRunner().invoke(app, ["export", "fhir", str(inputs / f"{image.name}.json"),
+                                      str(inputs / "reports.ndjson"), "--output", str(tmp_path / "fhir"),
+                                      "--key-file", str(key_file)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "fhir").iterdir())
+    assert written == ["export.json", "fhir-0001.json", "fhir-0002.ndjson"]
+    exported_patient = json.loads((tmp_path / "fhir" / "fhir-0001.json").read_text())
+    exported_report = json.loads((tmp_path / "fhir" / "fhir-0002.ndjson").read_text().splitlines()[0])
+    dicom = [pydicom.dcmread(p) for p in images.rglob("*.dcm")]
+    match = next(d for d in dicom if d.StudyInstanceUID == remap_uid(image.study, key=KEY))
+    assert exported_patient["id"] == match.PatientID and exported_report["subject"]["reference"] == (
+        f"Patient/{match.PatientID}")
+    assert exported_report["imagingStudy"][0]["identifier"]["value"] == f"urn:oid:{match.StudyInstanceUID}"
+    everything = "".join(p.read_text() for p in (tmp_path / "fhir").iterdir())
+    assert image.patient not in everything and image.name not in everything and image.accession not in everything
+    manifest = json.loads((tmp_path / "fhir" / "export.json").read_text())
+    manifest_images = json.loads((images / "export.json").read_text())
+    assert manifest["key_id"] == manifest_images["key_id"] and manifest["patients"] == 1
+    again = CliRunner().invoke(app, ["export", "fhir", str(inputs / "reports.ndjson"), "--output",
+                                     str(tmp_path / "fhir"), "--key-file", str(key_file)])  # fmt: skip
+    assert again.exit_code == 2 and "output_not_empty" in again.output

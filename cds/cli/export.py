@@ -13,7 +13,7 @@ from cds.cli.common import out, run_command
 from cds.errors import InvalidInputError
 from cds.settings import Settings
 
-app = typer.Typer(help="Export data for training, de-identified.", no_args_is_help=True)
+app = typer.Typer(help="Export data for training and research, de-identified.", no_args_is_help=True)
 
 
 def _fractions(text: str) -> tuple[float, float, float]:
@@ -67,5 +67,43 @@ def training(
         out(f"wrote {export.folder}: " + ", ".join(f"{name} {c['images']} images ({c['patients']} patients)"
                                                    for name, c in counts.items()))
         out("left out: " + json.dumps(export.manifest["left_out"]))
+
+    run_command(body)
+
+
+@app.command("fhir")
+def fhir(
+    inputs: Annotated[list[Path], typer.Argument(help="FHIR .json (a resource or a Bundle) and .ndjson files.")],
+    output: Annotated[Path, typer.Option("--output", help="New (or empty) folder for the de-identified files.")],
+    key_file: Annotated[Path, typer.Option("--key-file", help="The training export's key: the same key gives "
+                                           "the same pseudonyms, UIDs and date shifts as its images.")],
+    no_dates: Annotated[bool, typer.Option("--no-dates", help="Remove dates instead of shifting them.")] = False,
+) -> None:
+    """De-identify FHIR resources with the key of a training export, so records and images stay linked.
+
+    Patients are keyed on their identifier under $CDS_PATIENT_ID_SYSTEM (the system DICOM Patient IDs are written
+    under). Writes fhir-0001.json ... (each input's format, neutral names) and export.json (what was removed,
+    replaced and shifted, and how). Audited as training.export.
+    """
+    from cds.interop.deidentify import DeidOptions
+    from cds.services.fhir_export import export_fhir
+    from cds.services.training_export import read_key_file
+    from cds.store.audit import Actor
+    from cds.store.db import Database
+
+    def body() -> None:
+        settings = Settings()
+        key = read_key_file(key_file)
+        database = Database(settings.resolved_database_url)
+        try:
+            database.migrate()
+            manifest = export_fhir(inputs, output, key=key, patient_system=settings.patient_id_system,
+                                   database=database, actor=Actor("cli:export", "admin"),
+                                   options=DeidOptions(retain_modified_dates=not no_dates))  # fmt: skip
+        finally:
+            database.close()
+        out(f"wrote {output}: {manifest['resources']} resources of {manifest['patients']} patients in "
+            f"{manifest['files']} files; dates shifted {manifest['dates_shifted']}, "
+            f"removed {manifest['dates_removed']}")
 
     run_command(body)

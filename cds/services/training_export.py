@@ -120,6 +120,11 @@ def read_key_file(path: Path) -> bytes:
     return key
 
 
+def key_id(key: bytes) -> str:
+    """A name for a key that does not reveal it (HMAC of a constant): exports made with the same key say so."""
+    return hmac.new(key, b"key-id", hashlib.sha256).hexdigest()[:16]
+
+
 def split_of(pseudonym: str, *, key: bytes, fractions: Sequence[float]) -> str:
     """The split of a patient: a keyed hash of their pseudonym placed on [0, 1) against the cumulative fractions."""
     mac = hmac.new(key, f"split\x00{pseudonym}".encode(), hashlib.sha256).digest()
@@ -262,7 +267,7 @@ def export_training(
                         "reader's newest verdict counts; an image enters only when every label has a verdict",
         "split": dict(zip(SPLITS, options.split, strict=True)),
         "split_method": "by patient: HMAC-SHA256(key, pseudonym) placed on [0, 1) against the fractions",
-        "key_id": hmac.new(options.key, b"key-id", hashlib.sha256).hexdigest()[:16],
+        "key_id": key_id(options.key),
         "counts": counts,
         "left_out": {reason: {"images": n} for reason, n in sorted(left_out.items()) if n}
         | ({"conflicting_verdicts": {"images": left_out["conflicting_verdicts"], "studies": len(conflicted)}}
