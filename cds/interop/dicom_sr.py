@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import highdicom as hd
 from pydicom.dataset import Dataset
@@ -46,6 +47,8 @@ _PROCEDURES: dict[str, Code] = {"CR": codes.cid100.XRUnspecifiedBodyRegion, "DX"
                                 "CT": codes.cid100.CTUnspecifiedBodyRegion}
 CHEST_IMAGING: Code = codes.SCT.ChestImaging  # SCT 413815006, as the DICOM standard's code tables give it
 IMAGING_PROCEDURE: Code = codes.cid100.ImagingProcedure
+QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")  # TID 1500 row 12
+IMPRESSION = Code("121073", "DCM", "Impression")
 
 
 def device_uid(model: ModelRef) -> str:
@@ -69,16 +72,44 @@ def _algorithm(model: ModelRef, input_sha256: str | None) -> hd.sr.AlgorithmIden
                                          family=codes.cid7162.ArtificialIntelligence, manufacturer=MANUFACTURER)
 
 
+@dataclass(frozen=True)
+class ReaderSignature:
+    """The specialist who verified a report.
+
+    Attributes:
+        name: Their name as a DICOM person name (``Wang^Lixin``, or ``王立新``).
+        login: Their account (the token's subject).
+        organization: The site they read for.
+        verdicts: Their verdict on each AI finding, by label: ``accepted`` or ``rejected``.
+        impression: What they concluded, in their words.
+        previous: The report this one amends (its Predecessor Documents), if any.
+    """
+
+    name: str
+    login: str
+    organization: str
+    verdicts: dict[str, str]
+    impression: str
+    previous: Dataset | None = None
+
+
 def _document(evidence: Sequence[Dataset], report: hd.sr.MeasurementReport, model: ModelRef, series_number: int,
-              description: str) -> hd.sr.Comprehensive3DSR:
+              description: str, signature: ReaderSignature | None = None) -> hd.sr.Comprehensive3DSR:
     try:
-        return hd.sr.Comprehensive3DSR(
+        document = hd.sr.Comprehensive3DSR(
             evidence=evidence, content=report, series_instance_uid=hd.UID(), series_number=series_number,
             sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER, is_complete=True,
-            is_final=False, is_verified=False, series_description=description[:64], software_versions=__version__,
+            is_final=signature is not None, is_verified=signature is not None,
+            verifying_observer_name=signature.name if signature else None,
+            verifying_organization=signature.organization if signature else None,
+            previous_versions=[signature.previous] if signature and signature.previous is not None else None,
+            series_description=description[:64], software_versions=__version__,
             manufacturer_model_name=model.name, coding_schemes=[local_scheme()])
     except ValueError as exc:
         raise InvalidInputError(f"DICOM refused a value: {exc}", code="invalid_dicom_value") from exc
+    if signature is not None and not (signature.name + signature.impression + signature.organization).isascii():
+        document.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: a Chinese name or impression
+    return document
 
 
 def _sources(sources: Dataset | Sequence[Dataset]) -> list[Dataset]:
@@ -100,6 +131,7 @@ def build_classification_sr(
     *,
     series_number: int = 901,
     series_description: str | None = None,
+    signature: ReaderSignature | None = None,
 ) -> hd.sr.Comprehensive3DSR:
     """A TID 1500 Measurement Report of a classification pre-read, in the source study.
 
@@ -108,6 +140,10 @@ def build_classification_sr(
         sources: The DICOM image(s) the result was computed from (pixel data not needed), all of one study.
         series_number: Series Number of the new SR series.
         series_description: Defaults to ``"AI pre-read: <model> <version>"``.
+        signature: The specialist who verified it: the report is then FINAL and VERIFIED with them as Verifying
+            Observer, the person observer beside the model's device, and their verdict on each finding (Present /
+            Absent, under Qualitative Evaluations) and impression (DCM 121073) follow the AI's measurement groups,
+            which keep their algorithm identification, so the AI's findings stay told apart from the reader's.
 
     Returns:
         The SR document (a pydicom Dataset); the caller saves it.
@@ -139,14 +175,52 @@ def build_classification_sr(
             finding_type=code, algorithm_id=algorithm, measurements=measurements,
             qualitative_evaluations=evaluations or None, source_images=images))
     procedure = _procedure(headers[0])
-    report = hd.sr.MeasurementReport(observation_context=_observation_context(result.model),
-                                     procedure_reported=procedure, imaging_measurements=groups)
+    context = (_signed_context(result.model, signature) if signature is not None
+               else _observation_context(result.model))  # fmt: skip
+    report = hd.sr.MeasurementReport(observation_context=context, procedure_reported=procedure,
+                                     imaging_measurements=groups)
     for warning in result.warnings:  # caveats (out of distribution, no localisation, ...) travel with the findings
         report[0].ContentSequence.append(hd.sr.TextContentItem(
             name=codes.DCM.Comment, value=warning[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    if signature is not None:
+        report[0].ContentSequence.append(_reader_evaluations(result, signature))
     model = result.model
-    return _document(headers, report, model, series_number,
-                     series_description or f"AI pre-read: {model.name} {model.version}")
+    description = series_description or (f"Signed report: {model.name} {model.version}" if signature else
+                                         f"AI pre-read: {model.name} {model.version}")  # fmt: skip
+    return _document(headers, report, model, series_number + (1 if signature else 0), description, signature)
+
+
+def _signed_context(model: ModelRef, signature: ReaderSignature) -> hd.sr.ObservationContext:
+    """The reader (TID 1003) and the model (TID 1004) as observers of a verified report."""
+    person = hd.sr.PersonObserverIdentifyingAttributes(name=signature.name, login_name=signature.login,
+                                                       organization_name=signature.organization)  # fmt: skip
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=device_uid(model), name=model.name, manufacturer_name=MANUFACTURER,
+        model_name=f"{model.name} {model.version}", serial_number=model.sha256)
+    return hd.sr.ObservationContext(
+        observer_person_context=hd.sr.ObserverContext(observer_type=codes.DCM.Person,
+                                                      observer_identifying_attributes=person),
+        observer_device_context=hd.sr.ObserverContext(observer_type=codes.DCM.Device,
+                                                      observer_identifying_attributes=device))  # fmt: skip
+
+
+def _reader_evaluations(result: ClassificationResult, signature: ReaderSignature) -> hd.sr.ContainerContentItem:
+    """TID 1500's Qualitative Evaluations: the reader's Present / Absent per finding, and their impression."""
+    container = hd.sr.ContainerContentItem(name=QUALITATIVE_EVALUATIONS,
+                                           relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)  # fmt: skip
+    items: list[hd.sr.ContentItem] = []
+    for finding in result.findings:
+        verdict = signature.verdicts.get(finding.label)
+        if verdict is None:
+            continue
+        present = finding.positive if verdict == "accepted" else not finding.positive
+        items.append(hd.sr.CodeContentItem(name=finding_code(finding.label),
+                                           value=codes.SCT.Present if present else codes.SCT.Absent,
+                                           relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))  # fmt: skip
+    items.append(hd.sr.TextContentItem(name=IMPRESSION, value=signature.impression[:1024],
+                                       relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))  # fmt: skip
+    container.ContentSequence = hd.sr.ContentSequence(items, is_root=False)
+    return container
 
 
 def _procedure(header: Dataset) -> hd.sr.CodedConcept | Code:

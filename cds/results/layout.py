@@ -38,6 +38,8 @@ class OutputKind(StrEnum):
     OVERLAY_CAPTURE = "overlay_capture"  # the same as a DICOM secondary capture
     PRINTOUT = "printout"  # an ECG's 12-lead page at true scale, PNG
     PRINTOUT_PDF = "printout_pdf"  # the same page as a PDF (A4 landscape)
+    SIGNED_REPORT = "signed_report"  # the FHIR DiagnosticReport a specialist signed (final or amended), JSON
+    SIGNED_SR = "signed_sr"  # the same as a DICOM SR: COMPLETE, VERIFIED, the reader as Verifying Observer
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,10 @@ class OutputLayout:
     SLIDE_HEATMAP = OutputFile(OutputKind.HEATMAP, "heatmap.png", PNG)
     ECG_PRINTOUT = OutputFile(OutputKind.PRINTOUT, "ecg-12-lead.png", PNG)
     ECG_PRINTOUT_PDF = OutputFile(OutputKind.PRINTOUT_PDF, "ecg-12-lead.pdf", PDF)
-    FIXED = (RESULT, REPORT, SR, SEGMENTATION, OVERLAY, OVERLAY_CAPTURE, SLIDE_HEATMAP, ECG_PRINTOUT, ECG_PRINTOUT_PDF)
+    SIGNED_REPORT = OutputFile(OutputKind.SIGNED_REPORT, "signed-diagnostic-report.json", JSON)
+    SIGNED_SR = OutputFile(OutputKind.SIGNED_SR, "signed-report-sr.dcm", DICOM)
+    FIXED = (RESULT, REPORT, SR, SEGMENTATION, OVERLAY, OVERLAY_CAPTURE, SLIDE_HEATMAP, ECG_PRINTOUT, ECG_PRINTOUT_PDF,
+             SIGNED_REPORT, SIGNED_SR)
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -321,3 +321,28 @@ class SharedResultRow(Base):
     bundle: Mapped[str] = mapped_column(Text)
     imported_by: Mapped[str] = mapped_column(String(200))
     imported_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class ReportSignatureRow(Base):
+    """A specialist's signature on a pre-read outcome: the verdicts and impression they signed, version by version.
+
+    Append only: version 1 is the final report, later versions amend it; the newest is the report in force.
+    """
+
+    __tablename__ = "report_signatures"
+    __table_args__ = (UniqueConstraint("job_id", "uid", "version", name="uq_report_signatures_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    uid: Mapped[str] = mapped_column(String(64))
+    study_uid: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # final | amended
+    signer: Mapped[str] = mapped_column(String(200))
+    signer_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(200), default="")
+    site: Mapped[str] = mapped_column(String(100))
+    impression: Mapped[str] = mapped_column(Text)
+    verdicts: Mapped[str] = mapped_column(Text)  # JSON: label -> accepted | rejected
+    sr_sop_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())

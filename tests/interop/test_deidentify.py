@@ -6,8 +6,6 @@ import copy
 import datetime as dt
 import io
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from pydicom.dataset import Dataset
 from cds.errors import InvalidInputError
 from cds.interop.deid_profile import PATIENT_CHARACTERISTICS, action_for, listed_tags
 from cds.interop.deidentify import DeidOptions, deidentify, remap_uid
+from tests.support.dciodvfy import dciodvfy_errors, needs_dciodvfy
 
 KEY = b"consortium-test-key-0123456789ab"
 OTHER_KEY = b"another-secret-key-0123456789abc"
@@ -242,20 +241,10 @@ def test_errors_carry_reason_codes() -> None:
     assert missing.value.code == "missing_patient_id"
 
 
-def _dciodvfy_errors(path: Path) -> set[str]:
-    tool = shutil.which("dciodvfy") or ("/usr/bin/dciodvfy" if Path("/usr/bin/dciodvfy").exists() else None)
-    assert tool is not None
-    run = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=60, check=False)
-    lines = (run.stdout + run.stderr).splitlines()
-    return {re.sub(r"\d+", "#", line) for line in lines if line.startswith("Error")}
-
-
-@pytest.mark.skipif(
-    shutil.which("dciodvfy") is None and not Path("/usr/bin/dciodvfy").exists(), reason="dciodvfy not installed"
-)
+@needs_dciodvfy
 def test_dciodvfy_reports_no_new_errors(tmp_path: Path) -> None:
     source = _load("CT_small.dcm")
     before, after = tmp_path / "in.dcm", tmp_path / "out.dcm"
     source.save_as(before)
     deidentify(source, key=KEY).dataset.save_as(after, enforce_file_format=True)
-    assert _dciodvfy_errors(after) <= _dciodvfy_errors(before)
+    assert dciodvfy_errors(after) <= dciodvfy_errors(before)

@@ -17,6 +17,7 @@ from cds.errors import (
     ArtifactIntegrityError,
     BackendUnavailableError,
     CdsError,
+    ConfigurationError,
     ForbiddenError,
     InferenceError,
     InvalidInputError,
@@ -50,6 +51,7 @@ STATUS: tuple[tuple[type[CdsError], int], ...] = (
     (BackendUnavailableError, 503),
     (InferenceError, 502),
     (MissingDependencyError, 501),
+    (ConfigurationError, 503),  # the deployment lacks what the request needs (a signing key, say)
 )
 RETRY_AFTER_S = 5
 

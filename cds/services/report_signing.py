@@ -1,0 +1,146 @@
+"""A specialist signs a radiograph's pre-read: the final report, as FHIR and as DICOM SR, back to the PACS.
+
+Signing needs the signer's own verdict on every AI finding (``POST .../feedback``) and their impression; it writes
+the signed FHIR DiagnosticReport (:mod:`cds.interop.fhir_signed_report`) and the signed SR (COMPLETE, VERIFIED, the
+signer as Verifying Observer; :func:`cds.interop.dicom_sr.build_classification_sr`) into the outcome's folder,
+indexes the SR (QIDO/WADO serve it), queues it to every DICOM destination from the outbox, and keeps a signature
+row with its audit event (``imaging.report.sign``). Signing again amends: the next version, status ``amended``, the
+SR naming the one before it as its predecessor; the amended version's SR stays (``signed-report-sr-v<n>.dcm``),
+indexed under its own SOP Instance UID.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any, Final
+
+import pydicom
+from sqlalchemy import select
+
+from cds.errors import InvalidInputError, ResultNotFoundError
+from cds.interop.dicom_sr import ReaderSignature, build_classification_sr
+from cds.interop.fhir_signed_report import Signer, signed_report
+from cds.results.classification import ClassificationResult
+from cds.results.jobs import OutcomeKind, PrereadPayload
+from cds.results.layout import OutputLayout
+from cds.services.dicom_sender import queue_results
+from cds.services.engine import Engine
+from cds.services.feedback import verdicts as all_verdicts
+from cds.services.preread import FinishedOutcome
+from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.dicom_index import AI_RESULT, index_dataset
+from cds.store.tables import ReportSignatureRow
+
+MAX_IMPRESSION_CHARS: Final = 4000
+MAX_NAME_CHARS: Final = 64  # a DICOM PN component group
+
+
+def _signer_name(name: str, fallback: str) -> str:
+    text = " ".join(name.split()) or fallback
+    if len(text) > MAX_NAME_CHARS or "\\" in text or not text.isprintable():
+        raise InvalidInputError(f"signer name: at most {MAX_NAME_CHARS} printable characters, no backslash",
+                                code="invalid_signer_name")  # fmt: skip
+    return text
+
+
+def _signers_verdicts(engine: Engine, read: FinishedOutcome, signer: str) -> dict[str, str]:
+    """The signer's current verdict per finding (their newest)."""
+    current: dict[str, str] = {}
+    for row in all_verdicts(engine, read):  # newest first
+        if row.actor == signer:
+            current.setdefault(row.label, row.verdict)
+    return current
+
+
+def _source_header(read: FinishedOutcome) -> pydicom.Dataset:
+    payload = read.job.payload_as(PrereadPayload)
+    stored = next((i for i in payload.instances if i.sop_instance_uid == read.outcome.uid), None)
+    if stored is None or not stored.path.is_file():
+        raise ResultNotFoundError(f"the radiograph {read.outcome.uid} is no longer stored; the signed SR must "
+                                  "reference it", code="source_not_stored")  # fmt: skip
+    return pydicom.dcmread(stored.path, stop_before_pixels=True)
+
+
+def signatures(engine: Engine, read: FinishedOutcome) -> list[ReportSignatureRow]:
+    """Every signature of the outcome, oldest first."""
+    with engine.database.session() as session:
+        query = select(ReportSignatureRow).where(ReportSignatureRow.job_id == read.job.id,
+                                                 ReportSignatureRow.uid == read.outcome.uid)  # fmt: skip
+        return list(session.scalars(query.order_by(ReportSignatureRow.version)))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, signer_name: str,
+                    actor: Actor) -> ReportSignatureRow:  # fmt: skip
+    """Sign (or amend) the outcome's report as ``actor``.
+
+    Raises:
+        InvalidInputError: ``unsupported_outcome`` (a CT series: not yet), ``empty_impression``,
+            ``impression_too_long``, ``invalid_signer_name``, ``unreviewed_findings`` (findings the signer gave no
+            verdict on, named).
+        ResultNotFoundError: ``source_not_stored``.
+    """
+    if read.outcome.kind is not OutcomeKind.RADIOGRAPH:
+        raise InvalidInputError("signing a CT segmentation is not supported yet; radiographs are",
+                                code="unsupported_outcome")  # fmt: skip
+    impression = impression.strip()
+    if not impression:
+        raise InvalidInputError("a signed report needs the reader's impression", code="empty_impression")
+    if len(impression) > MAX_IMPRESSION_CHARS:
+        raise InvalidInputError(f"impression of {len(impression)} characters; at most {MAX_IMPRESSION_CHARS}",
+                                code="impression_too_long")  # fmt: skip
+    name = _signer_name(signer_name, actor.subject)
+    verdicts = _signers_verdicts(engine, read, actor.subject)
+    missing = [f.label for f in read.outcome.findings if f.label not in verdicts]
+    if missing:
+        raise InvalidInputError(f"give your verdict on every finding before signing; missing: {', '.join(missing)}",
+                                code="unreviewed_findings")  # fmt: skip
+    layout, settings = read.layout, engine.settings
+    document: dict[str, Any] = json.loads(layout.path(OutputLayout.RESULT).read_text(encoding="utf-8"))
+    result = ClassificationResult.model_validate(document["result"])
+    ai_report = json.loads(layout.path(OutputLayout.REPORT).read_text(encoding="utf-8"))
+    header = _source_header(read)
+    version = len(signatures(engine, read)) + 1
+    sr_path, report_path = layout.path(OutputLayout.SIGNED_SR), layout.path(OutputLayout.SIGNED_REPORT)
+    previous = pydicom.dcmread(sr_path) if version > 1 and sr_path.is_file() else None
+    now = dt.datetime.now(dt.UTC)
+    site = settings.site_name or settings.site
+    final = signed_report(ai_report, signer=Signer(name=name, login=actor.subject, site=settings.site),
+                          verdicts=verdicts, impression=impression, signed_at=now, version=version)  # fmt: skip
+    sr = build_classification_sr(result, header, signature=ReaderSignature(
+        name=name, login=actor.subject, organization=site, verdicts=verdicts, impression=impression,
+        previous=previous))  # fmt: skip
+    row = ReportSignatureRow(job_id=read.job.id, uid=read.outcome.uid, study_uid=read.outcome.study_uid,
+                             version=version, status=final["status"], signer=actor.subject, signer_name=name,
+                             role=actor.role, site=settings.site, impression=impression,
+                             verdicts=json.dumps(verdicts, sort_keys=True), sr_sop_instance_uid=str(sr.SOPInstanceUID),
+                             created_at=now)  # fmt: skip
+    staged = sr_path.with_name(f".{sr_path.name}.staged")
+    sr.save_as(staged)
+    written = pydicom.dcmread(staged, stop_before_pixels=True)  # as stored: what QIDO and WADO will serve
+    with engine.database.session() as session:
+        session.add(row)
+        index_dataset(session, written, sr_path, origin=AI_RESULT)
+        queue_results(session, settings, [sr_path], study_uid=read.outcome.study_uid, now=now)
+        record_event(session, AuditAction.IMAGING_REPORT_SIGN, actor, f"ImagingStudy/{read.outcome.study_uid}",
+                     model=read.outcome.model, input_sha256=read.outcome.input_sha256,
+                     detail={"job": read.job.id, "uid": read.outcome.uid, "version": version,
+                             "status": final["status"], "accepted": sum(v == "accepted" for v in verdicts.values()),
+                             "rejected": sum(v == "rejected" for v in verdicts.values())})  # fmt: skip
+        if previous is not None:  # the version it amends stays served (QIDO/WADO) under its own name
+            kept = sr_path.with_name(f"signed-report-sr-v{version - 1}.dcm")
+            index_dataset(session, previous, kept, origin=AI_RESULT)
+            session.flush()
+            os.replace(sr_path, kept)
+        session.flush()
+        os.replace(staged, sr_path)  # in place before the commit that queues and indexes it
+        _replace(report_path, (json.dumps(final, ensure_ascii=False, indent=2) + "\n").encode())
+    return row
