@@ -5,10 +5,11 @@
 // history (GET .../reviews) is read again. A refusal from the server is shown with its code. The printout (PNG, PDF)
 // and the FHIR report are downloaded with the session's credential.
 
-import { api, imageUrl } from "./api.js";
+import { api } from "./api.js";
 import { announce, h, replace, when } from "./dom.js";
 import { flagTitle, rhythmText } from "./ecg.js";
 import { tracings } from "./ecg_paper.js";
+import { downloadButton } from "./download.js";
 
 const POLL_MS = 1500;
 /** What a reader may correct the rhythm to: cds.store.ecg_reviews.REVIEW_RHYTHMS, in its order. */
@@ -42,17 +43,6 @@ function itemName(item) {
 
 function fact(term, value, id) {
   return h("div", {}, h("dt", {}, term), h("dd", { id }, value));
-}
-
-function download(base, name, text) {
-  return h("button", { type: "button", class: "download", onClick: async () => {
-    const url = await imageUrl(`${base}/${name}`);
-    const link = h("a", { href: url, download: name });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  } }, text);
 }
 
 /** A flag's text without its title in front (the banner states the title once, large). */
@@ -294,7 +284,7 @@ export function renderEcgReader(main, jobId) {
             h("h2", { id: "files-heading" }, "Printout and report"),
             h("p", { class: "muted" }, "The printout is drawn at true scale (25 mm/s, 10 mm/mV) for A4 landscape."),
             h("div", { class: "buttons", id: "ecg-files" },
-              files.map(([name, text]) => download(base, name, text))))),
+              files.map(([name, text]) => downloadButton(base, name, text))))),
         h("section", { class: "card ecg-card ecg-history", "aria-labelledby": "history-heading" },
           h("h2", { id: "history-heading" }, "Review history"), reviews.historyTable()))));
     reviews.render();

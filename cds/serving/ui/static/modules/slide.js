@@ -5,10 +5,11 @@
 // matching crop laid over it. Click the heatmap, or focus it and use the arrow keys, to move the region; + and -
 // (or the Zoom list) change the magnification.
 
-import { api, imageUrl } from "./api.js";
+import { api } from "./api.js";
 import { announce, h, replace } from "./dom.js";
 import { ApiImage } from "./layers.js";
 import { resultText } from "./pathology.js";
+import { downloadButton } from "./download.js";
 
 const POLL_MS = 1500;
 const ZOOMS = [2, 4, 8, 16];
@@ -30,17 +31,6 @@ function scoreBar(value, threshold) {
   fill.style.width = `${Math.min(1, Math.max(0, value)) * 100}%`;
   mark.style.left = `${Math.min(1, Math.max(0, threshold)) * 100}%`;
   return h("span", { class: "bar wide", "aria-hidden": "true" }, fill, mark);
-}
-
-function download(base, name, text) {
-  return h("button", { type: "button", class: "download", onClick: async () => {
-    const url = await imageUrl(`${base}/${name}`);
-    const link = h("a", { href: url, download: name });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  } }, text);
 }
 
 function resultPanel(job, detail, base) {
@@ -73,8 +63,8 @@ function resultPanel(job, detail, base) {
     h("dl", { class: "slide-facts" }, facts),
     r.warnings.length ? h("ul", { class: "warnings", "aria-label": "Warnings" }, r.warnings.map((w) => h("li", {}, w)))
       : null,
-    h("div", { class: "buttons" }, download(base, "diagnostic-report.json", "Download FHIR report"),
-      download(base, "result.json", "Download result JSON")));
+    h("div", { class: "buttons" }, downloadButton(base, "diagnostic-report.json", "Download FHIR report"),
+      downloadButton(base, "result.json", "Download result JSON")));
 }
 
 function legend(threshold) {

@@ -9,6 +9,7 @@
 import { api } from "./api.js";
 import { h, replace, shortUid } from "./dom.js";
 import { displayName, renderFindings } from "./findings.js";
+import { renderSigning } from "./signing.js";
 import { ApiImage } from "./layers.js";
 
 const DEBOUNCE_MS = 150;
@@ -58,7 +59,7 @@ export function renderViewer(main, jobId, uid) {
   replace(main, h("section", { "aria-labelledby": "viewer-heading" }, h("h1", { id: "viewer-heading" }, "Study viewer"),
     h("p", { class: "muted", role: "status" }, "Loading the study…")));
 
-  function build(view, feedback) {
+  function build(view, feedback, signatures) {
     const image = view.image;
     const s = { window: image.window, level: image.level, slice: image.initial_slice, opacity: 50 };
     const picture = h("img", { id: "image", alt: `${view.kind === "ct" ? "CT slice" : "Radiograph"} of patient `
@@ -122,7 +123,8 @@ export function renderViewer(main, jobId, uid) {
     replace(main, h("section", { class: "viewer", "aria-labelledby": "viewer-heading" }, header(view),
       h("div", { class: "viewer-body" },
         h("figure", { class: "image-column" }, stage, caption),
-        h("div", { class: "panel" }, controls, renderFindings(view, feedback, base)))));
+        h("div", { class: "panel" }, controls, renderFindings(view, feedback, base),
+          view.kind === "ct" ? null : renderSigning(view, signatures, base)))));
     main.querySelector("h1").focus({ preventScroll: true });
     loadImage();
   }
@@ -183,8 +185,9 @@ export function renderViewer(main, jobId, uid) {
       h("ul", { class: "legend", "aria-label": "Outline colours" }, legend));
   }
 
-  Promise.all([api(`${base}/view`), api(`${base}/feedback`)]).then(([view, feedback]) => {
-    if (!disposed) build(view, feedback);
+  const reads = [api(`${base}/view`), api(`${base}/feedback`), api(`${base}/signatures`)];
+  Promise.all(reads).then(([view, feedback, signatures]) => {
+    if (!disposed) build(view, feedback, signatures);
   }).catch((error) => {
     if (disposed) return;
     replace(main, h("section", { class: "card", "aria-labelledby": "viewer-heading" },
