@@ -1,6 +1,6 @@
 """The round trip with a real PACS (Orthanc): Orthanc C-STOREs a radiograph study into cds, cds reads it once the
 study settles, and the AI results come back into the source study in Orthanc by C-STORE, where Orthanc's own
-DICOMweb API shows them."""
+DICOMweb API shows them; once a radiologist signs, the verified report follows into the same study."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds.serving.api.app import create_app
+from cds.serving.api.auth import Role
 from cds.serving.triton.launcher import free_port
 from cds.settings import Settings
+from tests.serving.api.conftest import bearer
 from tests.support.orthanc import orthanc
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
@@ -28,7 +30,7 @@ def test_orthanc_sends_a_study_and_gets_the_ai_results_back_in_it(tmp_path: Path
                             dicom_settle_s=0.5, dicom_destinations=[{
                                 "name": "orthanc", "kind": "dimse", "host": "127.0.0.1", "port": pacs.dicom_port,
                                 "ae_title": pacs.ae_title}])  # fmt: skip
-        with TestClient(create_app(settings)):
+        with TestClient(create_app(settings)) as client:
             study = write_radiograph(tmp_path / "chest.dcm", render(256, 6, 0, findings={"Effusion"})[0])
             study_uid = str(pydicom.dcmread(study, stop_before_pixels=True).StudyInstanceUID)
             uploaded = httpx.post(f"{pacs.url}/instances", content=study.read_bytes(), timeout=30)
@@ -42,7 +44,34 @@ def test_orthanc_sends_a_study_and_gets_the_ai_results_back_in_it(tmp_path: Path
                 time.sleep(0.5)
                 series = httpx.get(f"{pacs.url}/dicom-web/studies/{study_uid}/series", timeout=10)
                 modalities = {s["00080060"]["Value"][0] for s in series.json()} if series.status_code == 200 else set()
-    assert {"CR", "SR"} <= modalities  # the AI's structured report sits in the source study, beside the image
+            assert {"CR", "SR"} <= modalities  # the AI's structured report sits in the source study, beside the image
+
+            # a radiologist reviews every finding and signs: the verified report follows into the same study
+            reader = bearer(client, Role.RADIOLOGIST, subject="dr-li")
+            (item,) = client.get("/v1/worklist", headers=reader).json()["items"]
+            base = f"/v1/preread/{item['job_id']}/{item['outcomes'][0]['uid']}"
+            for finding in client.get(f"{base}/view", headers=reader).json()["findings"]:
+                assert client.post(f"{base}/feedback", json={"label": finding["label"], "verdict": "accepted"},
+                                   headers=reader).status_code == 201  # fmt: skip
+            signed = client.post(f"{base}/signatures", json={"impression": "少量胸腔积液。"}, headers=reader)
+            assert signed.status_code == 201, signed.text
+            verified = _verified_srs(pacs.url, study_uid, deadline=time.monotonic() + 60)
+    assert verified == [(signed.json()["sr_sop_instance_uid"], "COMPLETE", "dr-li")]
+
+
+def _verified_srs(url: str, study_uid: str, *, deadline: float) -> list[tuple[str, str, str]]:
+    """The VERIFIED SRs Orthanc holds in the study: SOP Instance UID, completion, verifying observer."""
+    found: list[tuple[str, str, str]] = []
+    while time.monotonic() < deadline and not found:
+        time.sleep(0.5)
+        studies = httpx.post(f"{url}/tools/find", json={"Level": "Instance", "Query": {
+            "StudyInstanceUID": study_uid, "Modality": "SR"}, "Expand": False}, timeout=10).json()  # fmt: skip
+        for instance in studies:
+            tags = httpx.get(f"{url}/instances/{instance}/simplified-tags", timeout=10).json()
+            if tags.get("VerificationFlag") == "VERIFIED":
+                observer = tags["VerifyingObserverSequence"][0]["VerifyingObserverName"]
+                found.append((tags["SOPInstanceUID"], tags["CompletionFlag"], observer))
+    return found
 
 
 def test_cds_fetches_a_study_from_orthanc_over_dicomweb(tmp_path: Path) -> None:
