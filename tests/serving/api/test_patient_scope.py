@@ -20,7 +20,7 @@ from cds.store.alerts import raise_alert
 from cds.store.audit import Actor
 from cds.store.dicom_index import STORED, index_dataset
 from cds.store.results import release_result
-from cds.store.tables import ObservationRow
+from cds.store.tables import ObservationRow, SharedResultRow
 from tests.serving.api.conftest import bearer
 from tests.serving.api.test_route_guards import _roles, _routes
 
@@ -28,13 +28,14 @@ PATIENT, OTHER = "P-A", "Patient/SOMEONE-ELSE"
 NO_PATIENT_DATA = {("GET", "/v1/models"), ("GET", "/v1/models/{name}"), ("GET", "/v1/me"), ("GET", "/v1/risk"),
                    ("GET", "/v1/risk/panel/sample"), ("GET", "/v1/dashboard"), ("GET", "/v1/audit/verify")}
 FILTERED = {("GET", "/v1/worklist"), ("GET", "/v1/pathology/jobs"), ("GET", "/v1/ecg/jobs"), ("GET", "/dicomweb/studies"),
-            ("GET", "/v1/alerts"),
+            ("GET", "/v1/alerts"), ("GET", "/v1/consortium/shared-results"),
             ("GET", "/v1/monitoring/patients"), ("GET", "/v1/registries/{condition}"),
             ("GET", "/dicomweb/studies/{study}/series"),
             ("GET", "/dicomweb/studies/{study}/series/{series}/instances")}  # fmt: skip
 PATIENT_QUERY = {("GET", "/v1/observations"), ("GET", "/v1/monitoring/scores"),
                  ("GET", "/v1/registries/{condition}/status")}
-UPLOADS = {("POST", "/dicomweb/studies")}  # stored under the patient the file names; reads of it are checked
+UPLOADS = {("POST", "/dicomweb/studies"),  # stored under the patient the file names; reads of it are checked
+           ("POST", "/v1/consortium/shared-results")}  # the patient is the signed Bundle's, checked before it is kept
 BUNDLE = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
     "resourceType": "Patient", "id": PATIENT, "gender": "male", "birthDate": "1960-01-01"}}]}  # fmt: skip
 
@@ -83,6 +84,12 @@ def seeded(client: TestClient) -> dict[str, str]:
                                    effective=now, source="Observation/hr", device="", received_at=now))
         registry.enroll(session, patient=f"Patient/{PATIENT}", condition="hypertension", site="default",
                         enrolled_on=now.date(), birth_date=None, source="test", enrolled_by="t")
+        ids["shared"] = "00000000-0000-4000-8000-00000000000a"
+        session.add(SharedResultRow(id=ids["shared"], content_sha256="a" * 64, origin_site="hub", kid="k",
+                                    signed_at="2026-12-01T00:00:00+00:00", report_identifier="urn:uuid:r",
+                                    report_status="final", subject=f"Patient/{PATIENT}", title="CXR",
+                                    bundle=json.dumps({"resourceType": "Bundle", "note": PATIENT}), imported_by="t",
+                                    imported_at=now))  # fmt: skip
     return ids
 
 
@@ -91,7 +98,8 @@ def _url(path: str, ids: dict[str, str]) -> str:
         else ids["cohort"] if path.startswith("/v1/jobs") else ids["preread"]
     values = {"study": "1.9", "series": "1.9.2", "sop": "1.9.1", "uid": "1.9.1", "name": "result.json",
               "job_id": job, "result_id": ids["result"], "score": "pce", "service_id": "cds-risk",
-              "alert_id": ids["alert"], "condition": "hypertension", "numbers": "1", "tag": "7FE00010"}
+              "alert_id": ids["alert"], "condition": "hypertension", "numbers": "1", "tag": "7FE00010",
+              "shared_id": ids["shared"]}
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "lesion-demo"), path)
 
 

@@ -58,7 +58,7 @@ def import_shared_result(
 ) -> JSONResponse:  # fmt: skip
     """Verify and keep a member's signed result (once)."""
     def authorize(subject: str) -> None:
-        if subject.startswith("Patient/"):
+        if principal.patient is not None:
             enforce_patient_scope(state, http, principal, subject)
 
     imported = consortium.import_shared(engine.database, engine.settings, bundle, actor=principal.actor,
@@ -73,23 +73,26 @@ def list_shared_results(
     subject: Annotated[str, Query(max_length=300, description="Only this patient's (the report's subject)")] = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[SharedResultSummary]:  # fmt: skip
-    """Kept shared results, newest first (audited)."""
+    """Kept shared results, newest first (audited); a patient-scoped caller gets only their patient's."""
     if subject.startswith("Patient/"):
         enforce_patient_scope(state, http, principal, subject)
+    if principal.patient is not None:
+        subject = principal.patient
     return [_summary(row) for row in consortium.shared_results(engine.database, actor=principal.actor,
                                                                 subject=subject, limit=limit)]  # fmt: skip
 
 
-@router.get("/{result_id}")
-def get_shared_result(result_id: str, http: Request, state: StateDep, engine: EngineDep,
+@router.get("/{shared_id}")
+def get_shared_result(shared_id: str, http: Request, state: StateDep, engine: EngineDep,
                       principal: Reader) -> JSONResponse:  # fmt: skip
     """The Bundle as its site signed it (audited)."""
     with engine.database.session() as session:
-        row = session.get(SharedResultRow, result_id)
-        if row is None:
-            raise NotFoundError(f"no shared result {result_id}", code="shared_result_not_found")
-        if row.subject.startswith("Patient/"):
-            enforce_patient_scope(state, http, principal, row.subject)
+        row = session.get(SharedResultRow, shared_id)
+    if row is None:
+        raise NotFoundError(f"no shared result {shared_id}", code="shared_result_not_found")
+    if principal.patient is not None:  # checked outside the read's transaction: a refusal is audited on its own
+        enforce_patient_scope(state, http, principal, row.subject)
+    with engine.database.session() as session:
         record_event(session, AuditAction.CONSORTIUM_RESULTS_READ, principal.actor, f"SharedResult/{row.id}",
                      subject=row.subject, detail={"origin_site": row.origin_site})  # fmt: skip
-        return JSONResponse(json.loads(row.bundle), media_type="application/fhir+json")
+    return JSONResponse(json.loads(row.bundle), media_type="application/fhir+json")
