@@ -219,3 +219,33 @@ def ecg_report(result: EcgResult, *, title: str, patient_reference: str | None =
     report["conclusion"] = conclusion(result)
     DiagnosticReport.model_validate(report)  # raises on anything FHIR R4 does not allow
     return report  # already JSON-ready: serialising the validated model again would cost as much as validating
+
+
+def review_readings(report: dict[str, Any], result: EcgResult, reviews: dict[str, tuple[str, str]]
+                    ) -> list[dict[str, Any]]:  # fmt: skip
+    """A cardiologist's Observations of their reviewed items (``item -> (verdict, value)``) of the read's ``report``.
+
+    The rhythm as they called it, each reviewed measurement with their value (the AI's when accepted), and each
+    reviewed flag as present (accepted) or absent (rejected), each derived from the AI's Observation.
+    """
+    from cds.interop.fhir_signed_report import reading
+
+    ai = {o["id"]: o for o in report.get("contained", ()) if o.get("resourceType") == "Observation"}
+    readings = []
+    if "rhythm" in reviews:
+        label = reviews["rhythm"][1]
+        text = RHYTHM_TEXT.get(label, label.replace("_", " ").capitalize())
+        readings.append(reading(ai["rhythm"], valueCodeableConcept={"text": text}))
+    for code in MEASUREMENT_CODES:
+        if code.field in reviews and reviews[code.field][1]:
+            quantity = {"value": float(reviews[code.field][1]), "unit": code.unit_text, "system": UCUM,
+                        "code": code.unit}  # fmt: skip
+            source = ai.get(code.field.replace("_", "-")) or {  # the AI could not measure it; the reader did
+                "code": {"coding": [{"system": LOINC, "code": code.code, "display": code.display}],
+                         "text": code.display},
+                "subject": report.get("subject"), "effectiveDateTime": report.get("effectiveDateTime")}  # fmt: skip
+            readings.append(reading(source, derived="id" in source, valueQuantity=quantity))
+    for index, flag in enumerate(ordered_flags(result.flags)):
+        if flag.code in reviews:
+            readings.append(reading(ai[f"flag-{index}"], valueBoolean=reviews[flag.code][0] == "accepted"))
+    return readings

@@ -3,9 +3,10 @@
 The AI's report (:func:`cds.interop.fhir_report.diagnostic_report`) is the starting point and stays inside: its
 Observations keep status ``preliminary`` and the model's Device as their device, so a receiver tells the AI's
 findings from the reader's. Added: the reader as a contained Practitioner (identifier: their account under
-``urn:cds:site:<site>:user``) who is the report's results interpreter; one Observation per finding the reader gave a
-verdict on (status ``final``, the reader as performer, ``valueBoolean`` present or absent, ``derivedFrom`` the AI's
-Observation); the reader's impression as the conclusion; ``issued`` the signing time. The report keeps the AI
+``urn:cds:site:<site>:user``) who is the report's results interpreter; the reader's own Observations (status
+``final``, the reader as performer, ``derivedFrom`` the AI's Observation): per radiograph finding present or absent
+(:func:`finding_readings`), or an ECG's reviewed rhythm, measurements and flags; the reader's impression as the
+conclusion; ``issued`` the signing time. The report keeps the AI
 report's identifier: it is the same report, now signed.
 """
 
@@ -28,43 +29,61 @@ class Signer:
     site: str
 
 
-def signed_report(ai_report: dict[str, Any], *, signer: Signer, verdicts: dict[str, str], impression: str,
+def finding_readings(ai_report: dict[str, Any], verdicts: dict[str, str]) -> list[dict[str, Any]]:
+    """A radiograph reader's Observations: per finding (by the AI Observation's ``code.text``), present or absent.
+
+    Raises:
+        InvalidInputError: ``unknown_finding`` (a verdict on a label the report has no Observation for).
+    """
+    ai_observations = {o["code"]["text"]: o for o in ai_report.get("contained", ())
+                       if o.get("resourceType") == "Observation"}  # fmt: skip
+    unknown = sorted(set(verdicts) - set(ai_observations))
+    if unknown:
+        raise InvalidInputError(f"verdicts on findings the report does not have: {', '.join(unknown)}",
+                                code="unknown_finding")  # fmt: skip
+    readings = []
+    for label, verdict in sorted(verdicts.items()):
+        ai = ai_observations[label]
+        ai_positive = any(c.get("code") == "POS" for i in ai.get("interpretation", ()) for c in i.get("coding", ()))
+        readings.append(reading(ai, valueBoolean=ai_positive if verdict == "accepted" else not ai_positive))
+    return readings
+
+
+def reading(ai: dict[str, Any], *, derived: bool = True, **value: Any) -> dict[str, Any]:
+    """The reader's Observation of what AI Observation ``ai`` is about: its code, their ``value[x]``.
+
+    It is derived from ``ai`` unless ``derived`` is off (a value the AI did not give: ``ai`` is then only a template
+    of code, subject and time).
+    """
+    observation = {"resourceType": "Observation", "status": "final", "code": copy.deepcopy(ai["code"]),
+                   "subject": copy.deepcopy(ai.get("subject")), "effectiveDateTime": ai.get("effectiveDateTime"),
+                   "performer": [{"reference": "#reader"}], **value}  # fmt: skip
+    if derived:
+        observation["derivedFrom"] = [{"reference": f"#{ai['id']}"}]
+    return observation
+
+
+def signed_report(ai_report: dict[str, Any], *, signer: Signer, readings: list[dict[str, Any]], impression: str,
                   signed_at: dt.datetime, version: int = 1) -> dict[str, Any]:  # fmt: skip
     """The signed DiagnosticReport (JSON-ready), validated with fhir.resources (R4B).
 
     Args:
         ai_report: The pre-read's preliminary report.
         signer: The specialist.
-        verdicts: ``accepted`` or ``rejected`` per finding label (the AI Observation's ``code.text``).
+        readings: Their Observations (:func:`reading`), in the order the report lists them.
         impression: The reader's conclusion.
         signed_at: When they signed.
         version: 1 for the first signature (``final``), more for an amendment (``amended``).
-
-    Raises:
-        InvalidInputError: ``unknown_finding`` (a verdict on a label the report has no Observation for).
     """
     report = copy.deepcopy(ai_report)
     contained = report.setdefault("contained", [])
-    ai_observations = {o["code"]["text"]: o for o in contained if o.get("resourceType") == "Observation"}
-    unknown = sorted(set(verdicts) - set(ai_observations))
-    if unknown:
-        raise InvalidInputError(f"verdicts on findings the report does not have: {', '.join(unknown)}",
-                                code="unknown_finding")  # fmt: skip
     contained.append({"resourceType": "Practitioner", "id": "reader", "name": [{"text": signer.name}],
                       "identifier": [{"system": f"urn:cds:site:{signer.site}:user", "value": signer.login}]})
-    readings = []
-    for index, (label, verdict) in enumerate(sorted(verdicts.items())):
-        ai = ai_observations[label]
-        ai_positive = any(c.get("code") == "POS" for i in ai.get("interpretation", ()) for c in i.get("coding", ()))
-        readings.append({"resourceType": "Observation", "id": f"reader-{index}", "status": "final",
-                         "code": copy.deepcopy(ai["code"]), "subject": copy.deepcopy(report.get("subject")),
-                         "effectiveDateTime": ai.get("effectiveDateTime"), "performer": [{"reference": "#reader"}],
-                         "valueBoolean": ai_positive if verdict == "accepted" else not ai_positive,
-                         "derivedFrom": [{"reference": f"#{ai['id']}"}]})  # fmt: skip
-    contained.extend(readings)
+    named = [{**observation, "id": f"reader-{index}"} for index, observation in enumerate(readings)]
+    contained.extend(named)
     report["status"] = "final" if version == 1 else "amended"
     report["resultsInterpreter"] = [{"reference": "#reader", "display": signer.name}]
-    report["result"] = [{"reference": f"#{o['id']}"} for o in readings] + report.get("result", [])
+    report["result"] = [{"reference": f"#{o['id']}"} for o in named] + report.get("result", [])
     report["conclusion"] = impression
     report["issued"] = signed_at.astimezone(dt.UTC).isoformat(timespec="seconds")
     return _validated(report)

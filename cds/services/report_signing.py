@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from cds.errors import InvalidInputError, ResultNotFoundError
 from cds.interop.dicom_sr import ReaderSignature, build_classification_sr
-from cds.interop.fhir_signed_report import Signer, signed_report
+from cds.interop.fhir_signed_report import Signer, finding_readings, signed_report
 from cds.results.classification import ClassificationResult
 from cds.results.jobs import OutcomeKind, PrereadPayload
 from cds.results.layout import OutputLayout
@@ -38,7 +38,27 @@ MAX_IMPRESSION_CHARS: Final = 4000
 MAX_NAME_CHARS: Final = 64  # a DICOM PN component group
 
 
-def _signer_name(name: str, fallback: str) -> str:
+def checked_impression(impression: str) -> str:
+    """The impression, trimmed.
+
+    Raises:
+        InvalidInputError: ``empty_impression`` or ``impression_too_long``.
+    """
+    text = impression.strip()
+    if not text:
+        raise InvalidInputError("a signed report needs the reader's impression", code="empty_impression")
+    if len(text) > MAX_IMPRESSION_CHARS:
+        raise InvalidInputError(f"impression of {len(text)} characters; at most {MAX_IMPRESSION_CHARS}",
+                                code="impression_too_long")  # fmt: skip
+    return text
+
+
+def signer_name(name: str, fallback: str) -> str:
+    """The name a signed report shows: ``name`` with its spaces tidied, else ``fallback`` (the account).
+
+    Raises:
+        InvalidInputError: ``invalid_signer_name``.
+    """
     text = " ".join(name.split()) or fallback
     if len(text) > MAX_NAME_CHARS or "\\" in text or not text.isprintable():
         raise InvalidInputError(f"signer name: at most {MAX_NAME_CHARS} printable characters, no backslash",
@@ -64,12 +84,21 @@ def _source_header(read: FinishedOutcome) -> pydicom.Dataset:
     return pydicom.dcmread(stored.path, stop_before_pixels=True)
 
 
+def signatures_of(engine: Engine, job_id: str, uid: str) -> list[ReportSignatureRow]:
+    """Every signature of read ``uid`` of job ``job_id``, oldest first."""
+    with engine.database.session() as session:
+        query = select(ReportSignatureRow).where(ReportSignatureRow.job_id == job_id, ReportSignatureRow.uid == uid)
+        return list(session.scalars(query.order_by(ReportSignatureRow.version)))
+
+
 def signatures(engine: Engine, read: FinishedOutcome) -> list[ReportSignatureRow]:
     """Every signature of the outcome, oldest first."""
-    with engine.database.session() as session:
-        query = select(ReportSignatureRow).where(ReportSignatureRow.job_id == read.job.id,
-                                                 ReportSignatureRow.uid == read.outcome.uid)  # fmt: skip
-        return list(session.scalars(query.order_by(ReportSignatureRow.version)))
+    return signatures_of(engine, read.job.id, read.outcome.uid)
+
+
+def write_signed_report(path: Path, report: dict[str, Any]) -> None:
+    """Put the signed FHIR report in place of the one before it, whole (never half-written)."""
+    _replace(path, (json.dumps(report, ensure_ascii=False, indent=2) + "\n").encode())
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -78,7 +107,7 @@ def _replace(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, signer_name: str,
+def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, name: str,
                     actor: Actor) -> ReportSignatureRow:  # fmt: skip
     """Sign (or amend) the outcome's report as ``actor``.
 
@@ -91,13 +120,8 @@ def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, s
     if read.outcome.kind is not OutcomeKind.RADIOGRAPH:
         raise InvalidInputError("signing a CT segmentation is not supported yet; radiographs are",
                                 code="unsupported_outcome")  # fmt: skip
-    impression = impression.strip()
-    if not impression:
-        raise InvalidInputError("a signed report needs the reader's impression", code="empty_impression")
-    if len(impression) > MAX_IMPRESSION_CHARS:
-        raise InvalidInputError(f"impression of {len(impression)} characters; at most {MAX_IMPRESSION_CHARS}",
-                                code="impression_too_long")  # fmt: skip
-    name = _signer_name(signer_name, actor.subject)
+    impression = checked_impression(impression)
+    name = signer_name(name, actor.subject)
     verdicts = _signers_verdicts(engine, read, actor.subject)
     missing = [f.label for f in read.outcome.findings if f.label not in verdicts]
     if missing:
@@ -114,7 +138,8 @@ def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, s
     now = dt.datetime.now(dt.UTC)
     site = settings.site_name or settings.site
     final = signed_report(ai_report, signer=Signer(name=name, login=actor.subject, site=settings.site),
-                          verdicts=verdicts, impression=impression, signed_at=now, version=version)  # fmt: skip
+                          readings=finding_readings(ai_report, verdicts), impression=impression, signed_at=now,
+                          version=version)  # fmt: skip
     sr = build_classification_sr(result, header, signature=ReaderSignature(
         name=name, login=actor.subject, organization=site, verdicts=verdicts, impression=impression,
         previous=previous))  # fmt: skip
@@ -142,5 +167,21 @@ def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, s
             os.replace(sr_path, kept)
         session.flush()
         os.replace(staged, sr_path)  # in place before the commit that queues and indexes it
-        _replace(report_path, (json.dumps(final, ensure_ascii=False, indent=2) + "\n").encode())
+        write_signed_report(report_path, final)
     return row
+
+
+def shared_bundle(engine: Engine, layout: OutputLayout, *, actor: Actor) -> dict[str, Any]:
+    """The read's signed report as a Bundle this site signed for the other consortium members (audited).
+
+    Raises:
+        InvalidInputError: ``not_signed``: nobody has signed the read yet.
+        ConfigurationError: ``site_keys_missing``.
+    """
+    from cds.services.consortium import share_report
+
+    path = layout.path(OutputLayout.SIGNED_REPORT)
+    if not path.is_file():
+        raise InvalidInputError("nobody has signed this report yet; only signed reports are shared", code="not_signed")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    return share_report(engine.database, engine.settings, report, actor=actor)

@@ -83,6 +83,8 @@ class AuditAction(StrEnum):
     ECG_JOBS_READ = "ecg.jobs.read"
     ECG_REVIEW = "ecg.review"
     ECG_REVIEWS_READ = "ecg.reviews.read"
+    ECG_REPORT_SIGN = "ecg.report.sign"  # a cardiologist signed (or amended) an ECG read: the final report
+    ECG_SIGNATURES_READ = "ecg.signatures.read"
     DASHBOARD_READ = "dashboard.read"
     OBSERVATIONS_INGEST = "observations.ingest"
     OBSERVATIONS_READ = "observations.read"

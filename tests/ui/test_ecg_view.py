@@ -232,6 +232,23 @@ def test_st_elevation_shows_the_critical_banner_and_leads_the_list(page: Any, se
     page.get_by_role("button", name="Reject flag Possible STEMI — urgent review").click()
     expect(page.locator("#review-possible_stemi")).to_have_attribute("data-verdict", "rejected")
 
+    page.get_by_label("Impression").fill("下壁导联ST段抬高，考虑早期复极，建议复查。")
+    page.get_by_role("button", name="Sign report").click()
+    expect(page.locator("#sign-error")).to_contain_text("rhythm")  # the rhythm is not reviewed yet
+    reader = dev_headers(server, "cardiologist", subject="dev-cardiologist")
+    flags = httpx.get(f"{server}/v1/ecg/jobs/{job}", headers=reader, timeout=30).json()["result"]["flags"]
+    for item in ["rhythm", *(f["code"] for f in flags if f["code"] != "possible_stemi")]:
+        assert httpx.post(f"{server}/v1/ecg/jobs/{job}/reviews", json={"item": item, "verdict": "accepted"},
+                          headers=reader, timeout=30).status_code == 201  # fmt: skip
+    page.reload()
+    _wait_for_read(page)
+    page.get_by_label("Impression").fill("下壁导联ST段抬高，考虑早期复极，建议复查。")
+    page.get_by_role("button", name="Sign report").click()
+    expect(page.locator('#signatures li[data-version="1"]')).to_have_attribute("data-status", "final")
+    expect(page.get_by_role("button", name="Signed report (FHIR)")).to_be_visible()
+    assert page.evaluate(LOW_CONTRAST) == []
+    page.screenshot(path=artifacts / "57-ecg-signed.png")
+
     page.get_by_role("link", name="Back to ECG reads").click()
     first = page.locator("#ecgs-table tbody tr").first
     expect(first).to_have_attribute("data-job", job)

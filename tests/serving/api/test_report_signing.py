@@ -5,7 +5,6 @@ and the signed report is shared as a Bundle this site signed that verifies with 
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from cds.serving.api.auth import Role
 from cds.settings import Settings
 from tests.serving.api.conftest import bearer
 from tests.support.dciodvfy import TOOL, dciodvfy_errors
+from tests.support.jobs import wait_for_job
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
 from training.data.stow_sample import BOUNDARY, multipart_body
@@ -42,10 +42,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
         stored = client.post("/dicomweb/studies", content=multipart_body([cr.read_bytes()]),
                              headers=headers | {"Content-Type": content_type})  # fmt: skip
         assert stored.status_code == 200, stored.text
-        deadline = time.monotonic() + 180
-        while (status := client.get(stored.headers["Location"], headers=headers).json())["state"] not in (
-                "done", "failed") and time.monotonic() < deadline:  # fmt: skip
-            time.sleep(0.2)
+        status = wait_for_job(client, stored.headers["Location"], headers)
         assert status["state"] == "done", status
         outcome = status["result"]["outcomes"][0] | {"job_id": status["id"]}
         yield client, outcome, settings

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from cds.store.audit import pseudonym, verify_chain
 from cds.store.dicom_index import STORED, index_dataset
 from cds.store.tables import FindingFeedbackRow, JobRow
 from tests.serving.api.conftest import bearer
+from tests.support.jobs import wait_for_job
 from training.data.chest_xray import render
 from training.data.ct_volumes import generate_case
 from training.data.dicom_files import write_radiograph
@@ -187,10 +187,7 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
         body = multipart_body([cr.read_bytes()] + [f.read_bytes() for f in ct])
         stored = client.post("/dicomweb/studies", content=body, headers=headers | {"Content-Type": content_type})
         assert stored.status_code == 200, stored.text
-        deadline = time.monotonic() + 180
-        while (status := client.get(stored.headers["Location"], headers=headers).json())["state"] not in (
-                "done", "failed") and time.monotonic() < deadline:  # fmt: skip
-            time.sleep(0.2)
+        status = wait_for_job(client, stored.headers["Location"], headers)
         assert status["state"] == "done", status
         outcomes = {o["kind"]: o | {"job_id": status["id"]} for o in status["result"]["outcomes"]}
         yield client, outcomes

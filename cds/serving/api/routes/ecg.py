@@ -24,11 +24,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from cds.results.jobs import EcgOutcome, EcgPayload, JobKind, JobRecord
-from cds.services import ecg
+from cds.services import ecg, ecg_signing, report_signing
 from cds.services.job_reads import list_reads, record_read_event
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, patient_job, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
+from cds.serving.api.signatures import SignaturePublic, SignRequest, signature_public
 from cds.serving.api.uploads import discarded_on_failure, save_upload
 from cds.store.audit import AuditAction
 from cds.store.jobs import QUEUED
@@ -198,6 +199,33 @@ def list_reviews(job: FinishedEcgJob, engine: EngineDep, principal: Cardiology) 
 def _review(row: EcgReviewRow) -> ReviewOut:
     return ReviewOut(id=row.id, item=row.item, verdict=row.verdict, ai_value=row.ai_value, value=row.value,
                      comment=row.comment, actor=row.actor, created_at=row.created_at.isoformat() + "+00:00")
+
+
+@router.post("/{job_id}/signatures", status_code=201)
+def sign_read(body: SignRequest, job: FinishedEcgJob, engine: EngineDep, principal: Cardiology) -> SignaturePublic:
+    """Sign the read's report (again: amend it) after reviewing the rhythm and every flag.
+
+    422 ``unreviewed_items`` names what still lacks your review.
+    """
+    row = ecg_signing.sign_ecg(engine, job, impression=body.impression, name=body.signer_name,
+                               actor=principal.actor)  # fmt: skip
+    return signature_public(row)
+
+
+@router.get("/{job_id}/signatures")
+def list_signatures(job: FinishedEcgJob, engine: EngineDep, principal: Cardiology) -> list[SignaturePublic]:
+    """Every signed version of the read's report, oldest first (the read is audited)."""
+    rows = ecg_signing.ecg_signatures(engine, job)
+    record_read_event(engine, AuditAction.ECG_SIGNATURES_READ, principal.actor, job, returned=len(rows))
+    return [signature_public(row) for row in rows]
+
+
+@router.get("/{job_id}/shared-bundle", response_class=JSONResponse,
+            responses={200: {"content": {"application/fhir+json": {}}}})  # fmt: skip
+def shared_bundle(job: FinishedEcgJob, engine: EngineDep, principal: Cardiology) -> JSONResponse:
+    """The signed report as a Bundle this site signed for the other consortium members (``consortium.share``)."""
+    bundle = report_signing.shared_bundle(engine, ecg_signing.layout_of(job), actor=principal.actor)
+    return JSONResponse(bundle, media_type="application/fhir+json")
 
 
 @router.get("/{job_id}/{name}", response_class=FileResponse)

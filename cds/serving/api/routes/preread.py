@@ -10,27 +10,25 @@ patient's studies. The file route is declared last so that ``view`` and ``feedba
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from cds.errors import InvalidInputError, NotFoundError
+from cds.errors import NotFoundError
 from cds.results.jobs import JobKind, OutcomeKind
-from cds.results.layout import OutputLayout
-from cds.services import consortium, feedback, report_signing
+from cds.services import feedback, report_signing
 from cds.services.preread import FinishedOutcome, finished_outcome, patients_of, record_outcome_event
-from cds.services.report_signing import MAX_IMPRESSION_CHARS
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
+from cds.serving.api.signatures import SignaturePublic, SignRequest, signature_public
 from cds.serving.ui import render, viewer
 from cds.store import jobs
 from cds.store.audit import AuditAction, record_event
 from cds.store.feedback import MAX_COMMENT_CHARS, Verdict
-from cds.store.tables import FindingFeedbackRow, ReportSignatureRow
+from cds.store.tables import FindingFeedbackRow
 
 router = APIRouter(prefix="/v1/preread/{job_id}", tags=["imaging"])
 Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
@@ -172,36 +170,6 @@ def read_feedback(read: Outcome, engine: EngineDep, principal: Radiology) -> lis
     return rows
 
 
-class SignRequest(BaseModel):
-    """The reader's impression, signing the outcome with their verdicts on every finding."""
-
-    impression: Annotated[str, Field(min_length=1, max_length=MAX_IMPRESSION_CHARS,
-                                     description="the reader's conclusion, in their words")]  # fmt: skip
-    signer_name: Annotated[str, Field(max_length=64, description="the name the report shows (default: the "
-                                      "account), e.g. 王立新 or Wang^Lixin")] = ""  # fmt: skip
-
-
-class SignaturePublic(BaseModel):
-    """One signed version of the outcome's report."""
-
-    version: int
-    status: str
-    signer: str
-    signer_name: str
-    site: str
-    impression: str
-    verdicts: dict[str, str]
-    sr_sop_instance_uid: str
-    created_at: str
-
-
-def _signature(row: ReportSignatureRow) -> SignaturePublic:
-    return SignaturePublic(version=row.version, status=row.status, signer=row.signer, signer_name=row.signer_name,
-                           site=row.site, impression=row.impression, verdicts=json.loads(row.verdicts),
-                           sr_sop_instance_uid=row.sr_sop_instance_uid,
-                           created_at=row.created_at.isoformat())  # fmt: skip
-
-
 @router.post("/{uid}/signatures", status_code=201)
 def sign(body: SignRequest, read: Outcome, engine: EngineDep, principal: Radiology) -> SignaturePublic:
     """Sign the outcome's report (again: amend it) with your verdicts on every finding.
@@ -209,9 +177,9 @@ def sign(body: SignRequest, read: Outcome, engine: EngineDep, principal: Radiolo
     The final FHIR report and DICOM SR are written and the SR sent to the PACS. 422 ``unreviewed_findings`` names
     findings still without your verdict; ``unsupported_outcome`` for a CT series.
     """
-    row = report_signing.sign_radiograph(engine, read, impression=body.impression, signer_name=body.signer_name,
+    row = report_signing.sign_radiograph(engine, read, impression=body.impression, name=body.signer_name,
                                          actor=principal.actor)  # fmt: skip
-    return _signature(row)
+    return signature_public(row)
 
 
 @router.get("/{uid}/signatures")
@@ -219,7 +187,7 @@ def list_signatures(read: Outcome, engine: EngineDep, principal: Radiology) -> l
     """Every signed version of the outcome's report, oldest first (the read is audited)."""
     rows = report_signing.signatures(engine, read)
     record_outcome_event(engine, AuditAction.IMAGING_SIGNATURES_READ, principal.actor, read, returned=len(rows))
-    return [_signature(row) for row in rows]
+    return [signature_public(row) for row in rows]
 
 
 @router.get("/{uid}/shared-bundle", response_class=JSONResponse,
@@ -230,11 +198,7 @@ def shared_bundle(read: Outcome, engine: EngineDep, principal: Radiology) -> JSO
     Audited as ``consortium.share``; 422 ``not_signed`` before anyone signed it, 503 ``site_keys_missing`` without a
     signing key.
     """
-    path = read.layout.path(OutputLayout.SIGNED_REPORT)
-    if not path.is_file():
-        raise InvalidInputError("nobody has signed this report yet; only signed reports are shared", code="not_signed")
-    report = json.loads(path.read_text(encoding="utf-8"))
-    bundle = consortium.share_report(engine.database, engine.settings, report, actor=principal.actor)
+    bundle = report_signing.shared_bundle(engine, read.layout, actor=principal.actor)
     return JSONResponse(bundle, media_type="application/fhir+json")
 
 

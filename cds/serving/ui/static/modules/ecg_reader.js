@@ -10,6 +10,7 @@ import { announce, h, replace, when } from "./dom.js";
 import { flagTitle, rhythmText } from "./ecg.js";
 import { tracings } from "./ecg_paper.js";
 import { downloadButton } from "./download.js";
+import { ECG, renderSigning } from "./signing.js";
 
 const POLL_MS = 1500;
 /** What a reader may correct the rhythm to: cds.store.ecg_reviews.REVIEW_RHYTHMS, in its order. */
@@ -241,8 +242,10 @@ export function renderEcgReader(main, jobId) {
   async function show(job) {
     const result = job.result;
     const [modelName, version = ""] = result.model.split(":");
-    const [detail, signals, model] = await Promise.all([api(`${base}/result.json`), api(`${base}/signals`),
-      api(`/v1/models/${encodeURIComponent(modelName)}?version=${encodeURIComponent(version)}`).catch(() => null)]);
+    const [detail, signals, model, signatures] = await Promise.all([api(`${base}/result.json`),
+      api(`${base}/signals`),
+      api(`/v1/models/${encodeURIComponent(modelName)}?version=${encodeURIComponent(version)}`).catch(() => null),
+      api(`${base}/signatures`)]);
     const caveat = model === null || model.spec.not_for_diagnostic_use; // unknown model: the caveat stays on
     const reviews = new Reviews(base, result);
     await reviews.load();
@@ -286,7 +289,8 @@ export function renderEcgReader(main, jobId) {
             h("div", { class: "buttons", id: "ecg-files" },
               files.map(([name, text]) => downloadButton(base, name, text))))),
         h("section", { class: "card ecg-card ecg-history", "aria-labelledby": "history-heading" },
-          h("h2", { id: "history-heading" }, "Review history"), reviews.historyTable()))));
+          h("h2", { id: "history-heading" }, "Review history"), reviews.historyTable()),
+        h("div", { class: "card ecg-card ecg-signing" }, renderSigning(signatures, base, ECG)))));
     reviews.render();
     main.querySelector("h1").focus({ preventScroll: true });
     const critical = result.flags.filter((f) => f.severity === "critical").map((f) => flagTitle(f.code));

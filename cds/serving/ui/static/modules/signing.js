@@ -1,6 +1,7 @@
-// The sign-off panel of the viewer: once the reader has given their verdict on every finding, they write the
-// impression and sign; the server writes the final report (FHIR and DICOM SR) and sends it to the PACS. Signing
-// again amends. The versions signed so far are listed with who signed and when; the files link to the report.
+// The sign-off panel of a read (a radiograph in the viewer, an ECG in the ECG reader): once the reader has reviewed
+// what the read needs, they write the impression and sign; the server writes the final report (FHIR, and for a
+// radiograph a DICOM SR sent to the PACS). Signing again amends. The versions signed so far are listed with who
+// signed and when; the files link to the report.
 
 import { api } from "./api.js";
 import { downloadButton } from "./download.js";
@@ -16,8 +17,13 @@ function history(list, signatures) {
     : h("li", { class: "muted" }, "Not signed yet: the AI's findings are preliminary."));
 }
 
-/** The sign-off section for a radiograph; `signatures` is GET .../signatures (oldest first). */
-export function renderSigning(view, signatures, base) {
+const RADIOGRAPH = { help: "Give your verdict on every finding above first.",
+  files: [["signed-diagnostic-report.json", "Signed report (FHIR)"], ["signed-report-sr.dcm", "Signed report (DICOM SR)"]] };
+export const ECG = { help: "Review the rhythm and every flag first.",
+  files: [["signed-diagnostic-report.json", "Signed report (FHIR)"]] };
+
+/** The sign-off section; `signatures` is GET .../signatures (oldest first), `kind` RADIOGRAPH (default) or ECG. */
+export function renderSigning(signatures, base, kind = RADIOGRAPH) {
   const list = h("ol", { class: "signatures", id: "signatures" });
   history(list, signatures);
   const impression = h("textarea", { id: "impression", rows: 4, maxlength: MAX_IMPRESSION, required: true,
@@ -25,8 +31,7 @@ export function renderSigning(view, signatures, base) {
   const name = h("input", { type: "text", id: "signer-name", maxlength: 64, autocomplete: "name" });
   const error = h("p", { class: "error", role: "alert", id: "sign-error", hidden: true });
   const files = h("p", { id: "signed-files", class: "downloads", hidden: signatures.length === 0 },
-    downloadButton(base, "signed-diagnostic-report.json", "Signed report (FHIR)"),
-    downloadButton(base, "signed-report-sr.dcm", "Signed report (DICOM SR)"));
+    kind.files.map(([name, text]) => downloadButton(base, name, text)));
   const button = h("button", { type: "submit", id: "sign" }, signatures.length ? "Amend and sign" : "Sign report");
   async function sign(event) {
     event.preventDefault();
@@ -52,8 +57,7 @@ export function renderSigning(view, signatures, base) {
     list, files,
     h("form", { class: "sign-form", onSubmit: sign },
       h("label", { for: "impression" }, "Impression"), impression,
-      h("p", { class: "muted", id: "impression-help" },
-        "Your conclusion in your own words. Give your verdict on every finding above first."),
+      h("p", { class: "muted", id: "impression-help" }, `Your conclusion in your own words. ${kind.help}`),
       h("label", { for: "signer-name" }, "Name on the report (optional)"), name,
       button, error));
 }

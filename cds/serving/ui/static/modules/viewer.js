@@ -124,7 +124,7 @@ export function renderViewer(main, jobId, uid) {
       h("div", { class: "viewer-body" },
         h("figure", { class: "image-column" }, stage, caption),
         h("div", { class: "panel" }, controls, renderFindings(view, feedback, base),
-          view.kind === "ct" ? null : renderSigning(view, signatures, base)))));
+          view.kind === "ct" ? null : renderSigning(signatures, base)))));
     main.querySelector("h1").focus({ preventScroll: true });
     loadImage();
   }
