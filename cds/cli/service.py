@@ -45,7 +45,7 @@ def serve(
             return
         check_security(settings)
         database = Database(settings.resolved_database_url)
-        database.migrate()  # once, before the workers start
+        database.migrate(site=settings.site)  # once, before the workers start
         database.close()
         out(f"cds serving on http://{address}:{listen} with {workers} worker processes (OpenAPI at /docs)")
         config = uvicorn.Config("cds.serving.api.app:service_from_environment", factory=True, workers=workers,

@@ -268,6 +268,7 @@ class ClaimedJob:
         role: Their roles, as recorded.
         subject: The patient it concerns (empty when none is known).
         attempts: This attempt's number (1 for the first).
+        site: The site whose job it is.
     """
 
     id: str
@@ -277,6 +278,7 @@ class ClaimedJob:
     role: str
     subject: str
     attempts: int
+    site: str = ""
 
     def payload_as(self, model: type[T]) -> T:
         """The payload read through ``model``.
@@ -306,6 +308,7 @@ class JobRecord:
         updated_at: Its last change (naive UTC).
         payload: What it works on.
         outcome: What it left (``None`` until done).
+        site: The site whose job it is.
     """
 
     id: str
@@ -322,6 +325,7 @@ class JobRecord:
     updated_at: dt.datetime
     payload: JobPayload
     outcome: JobOutcome | None
+    site: str = ""
 
     def payload_as(self, model: type[T]) -> T:
         """The payload, as the model its kind implies.

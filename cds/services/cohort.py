@@ -21,7 +21,8 @@ def queue_cohort(engine: Engine, method: str, source: Path, target: Path, *, act
     payload = RiskFilePayload(method=method, input=source, output=target)
     with engine.database.session() as session:
         return jobs.enqueue(session, kind=JobKind.RISK_FILE, payload=payload, actor=actor.subject, role=actor.role,
-                            max_pending=engine.settings.max_pending_jobs)  # fmt: skip
+                            max_pending=engine.settings.max_pending_jobs,
+                            site=actor.site or engine.settings.site)  # fmt: skip
 
 
 def run_cohort(engine: Engine, job: ClaimedJob) -> RiskFileOutcome:

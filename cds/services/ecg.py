@@ -36,7 +36,8 @@ def queue_ecg(engine: Engine, payload: EcgPayload, *, subject: str, actor: Actor
     """
     with engine.database.session() as session:
         return jobs.enqueue(session, kind=JobKind.ECG, payload=payload, actor=actor.subject, role=actor.role,
-                            subject=subject, max_pending=engine.settings.max_pending_jobs)  # fmt: skip
+                            subject=subject, max_pending=engine.settings.max_pending_jobs,
+                            site=actor.site or engine.settings.site)  # fmt: skip
 
 
 def run_ecg(engine: Engine, job: ClaimedJob) -> EcgOutcome:

@@ -14,6 +14,7 @@ from cds.results.jobs import EcgOutcome, JobKind, JobRecord, PathologyOutcome
 from cds.services.engine import Engine
 from cds.store import jobs
 from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.sites import visible_sites
 from cds.store.tables import JobRow
 
 
@@ -31,7 +32,8 @@ def list_reads(engine: Engine, kind: JobKind, action: AuditAction, *, created_by
 
     Audited as ``action``.
     """
-    where = [JobRow.kind == kind.value]
+    home = engine.settings.site
+    where = [JobRow.kind == kind.value, JobRow.site.in_(visible_sites(actor.site or home, home))]  # the caller's
     if created_by is not None:
         where.append(JobRow.created_by == created_by)
     if patient is not None:

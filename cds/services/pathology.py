@@ -28,7 +28,8 @@ def queue_slide(engine: Engine, source: Path, output: Path, *, subject: str, act
     payload = PathologyPayload(file=source, output=output, model=engine.settings.pathology_model)
     with engine.database.session() as session:
         return jobs.enqueue(session, kind=JobKind.PATHOLOGY, payload=payload, actor=actor.subject, role=actor.role,
-                            subject=subject, max_pending=engine.settings.max_pending_jobs)  # fmt: skip
+                            subject=subject, max_pending=engine.settings.max_pending_jobs,
+                            site=actor.site or engine.settings.site)  # fmt: skip
 
 
 def run_slide(engine: Engine, job: ClaimedJob) -> PathologyOutcome:

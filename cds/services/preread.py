@@ -238,7 +238,8 @@ def run_preread(engine: Engine, job: ClaimedJob) -> PrereadReport:
             layout = runner.layout(outcome)
             results = [layout.path(output) for output in layout.present(outcome.labels) if output.media_type == DICOM]
             for path in results:  # SR, SEG, captures: QIDO/WADO serve them
-                index_dataset(session, pydicom.dcmread(path, stop_before_pixels=True), path, origin=AI_RESULT)
+                index_dataset(session, pydicom.dcmread(path, stop_before_pixels=True), path, origin=AI_RESULT,
+                              site=job.site)
             now = dt.datetime.now(dt.UTC)  # to the PACS and the HIS, from the outbox, written with the read
             queue_results(session, engine.settings, results, study_uid=outcome.study_uid, now=now)
             queue_oru(session, engine.settings, outcome, job_id=job.id, now=now)

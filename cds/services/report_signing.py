@@ -153,7 +153,7 @@ def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, n
     written = pydicom.dcmread(staged, stop_before_pixels=True)  # as stored: what QIDO and WADO will serve
     with engine.database.session() as session:
         session.add(row)
-        index_dataset(session, written, sr_path, origin=AI_RESULT)
+        index_dataset(session, written, sr_path, origin=AI_RESULT, site=read.job.site)
         queue_results(session, settings, [sr_path], study_uid=read.outcome.study_uid, now=now)
         record_event(session, AuditAction.IMAGING_REPORT_SIGN, actor, f"ImagingStudy/{read.outcome.study_uid}",
                      model=read.outcome.model, input_sha256=read.outcome.input_sha256,
@@ -162,7 +162,7 @@ def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, n
                              "rejected": sum(v == "rejected" for v in verdicts.values())})  # fmt: skip
         if previous is not None:  # the version it amends stays served (QIDO/WADO) under its own name
             kept = sr_path.with_name(f"signed-report-sr-v{version - 1}.dcm")
-            index_dataset(session, previous, kept, origin=AI_RESULT)
+            index_dataset(session, previous, kept, origin=AI_RESULT, site=read.job.site)
             session.flush()
             os.replace(sr_path, kept)
         session.flush()

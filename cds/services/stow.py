@@ -115,6 +115,7 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
         OverloadedError: The job queue is full (nothing is indexed or queued, nothing kept).
     """
     settings = engine.settings
+    site = actor.site or settings.site
     receipt, rows = StowReceipt(), []
     stored: list[StoredInstance] = []  # images, read together by one pre-read
     ecgs: list[StoredInstance] = []  # ECG waveforms, each read on its own
@@ -135,7 +136,7 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
         path = part.rename(folder / (f"{sop}.dcm" if PLAIN_UID.match(sop) else f"{uuid.uuid4().hex}.dcm"))
         instance_record = StoredInstance(path=path, sop_instance_uid=sop, study_uid=uids["StudyInstanceUID"])
         (ecgs if uids.get("SOPClassUID") in ECG_SOP_CLASSES else stored).append(instance_record)
-        rows.append(index_row(instance.dataset, path, origin=STORED))  # not the dataset: its pixels would pile up
+        rows.append(index_row(instance.dataset, path, origin=STORED, site=site))  # not the dataset: pixels pile up
         receipt.stored.append(StoredPart(uids["SOPClassUID"], sop, uids["StudyInstanceUID"],
                                          uids["SeriesInstanceUID"]))  # fmt: skip
     if not stored and not ecgs:
@@ -149,14 +150,16 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
                 payload = PrereadPayload(instances=tuple(stored), output=folder / "outputs",
                                          model=settings.preread_model, ct_model=settings.ct_model or None)
                 receipt.job_id = jobs.enqueue(session, kind=JobKind.PREREAD, payload=payload, actor=actor.subject,
-                                              role=actor.role, max_pending=settings.max_pending_jobs)  # fmt: skip
+                                              role=actor.role, max_pending=settings.max_pending_jobs,
+                                              site=site)  # fmt: skip
             for ecg in ecgs:
                 ecg_payload = EcgPayload(file=ecg.path, output=folder / "outputs" / ecg.sop_instance_uid,
                                          model=settings.ecg_model, study_uid=ecg.study_uid,
                                          sop_instance_uid=ecg.sop_instance_uid)  # fmt: skip
                 receipt.ecg_job_ids.append(jobs.enqueue(session, kind=JobKind.ECG, payload=ecg_payload,
                                                         actor=actor.subject, role=actor.role,
-                                                        max_pending=settings.max_pending_jobs))  # fmt: skip
+                                                        max_pending=settings.max_pending_jobs,
+                                                        site=site))  # fmt: skip
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing indexed or queued: nothing kept
         raise

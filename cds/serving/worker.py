@@ -119,7 +119,8 @@ class JobWorker:
         with self.database.session() as session:
             row = jobs.claim(session, self.worker_id, self.lease_s)
             job = ClaimedJob(id=row.id, kind=row.kind, payload=row.payload, actor=row.created_by, role=row.role,
-                             subject=row.subject, attempts=row.attempts) if row is not None else None  # fmt: skip
+                             subject=row.subject, attempts=row.attempts,
+                             site=row.site) if row is not None else None  # fmt: skip
         if job is None:
             return False
         handler = self.handlers.get(job.kind)

@@ -116,11 +116,16 @@ class AuditOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts: the subject, their roles as recorded, and the one patient a scoped token is limited to."""
+    """Who acts: the subject, their roles, the scoped patient, the site.
+
+    ``patient`` is the one patient a scoped token is limited to; ``site`` the site they act for (empty: this
+    deployment's).
+    """
 
     subject: str
     role: str
     patient: str | None = None
+    site: str = ""
 
 
 class AuditEvent(BaseModel):

@@ -53,8 +53,8 @@ class Database:
         """
         return self.group_commit.run(work)
 
-    def migrate(self, revision: str = "head") -> None:
-        """Bring the schema to ``revision`` (the newest by default)."""
+    def migrate(self, revision: str = "head", *, site: str | None = None) -> None:
+        """Bring the schema to ``revision`` (the newest by default); rows without a site go to ``site`` if given."""
         from alembic import command
         from alembic.config import Config
 
@@ -64,6 +64,11 @@ class Database:
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+        if site is not None:
+            from cds.store.sites import adopt_unsited
+
+            with self.session() as session:
+                adopt_unsited(session, site)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -60,18 +60,18 @@ def dicom_json(dataset: Dataset) -> str:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
-def index_dataset(session: Session, dataset: Dataset, path: Path, *, origin: str) -> DicomInstanceRow:
+def index_dataset(session: Session, dataset: Dataset, path: Path, *, origin: str, site: str = "") -> DicomInstanceRow:
     """Add (or replace) the index entry of the instance ``dataset`` whose file is at ``path``, with its metadata.
 
     Raises:
         InvalidInputError: The dataset lacks a Study, Series or SOP Instance UID (``missing_uid``).
     """
-    merged: DicomInstanceRow = session.merge(index_row(dataset, path, origin=origin))
+    merged: DicomInstanceRow = session.merge(index_row(dataset, path, origin=origin, site=site))
     return merged
 
 
-def index_row(dataset: Dataset, path: Path, *, origin: str) -> DicomInstanceRow:
-    """The index entry of ``dataset`` (header and metadata only: the dataset itself need not be kept for it).
+def index_row(dataset: Dataset, path: Path, *, origin: str, site: str = "") -> DicomInstanceRow:
+    """The index entry of ``dataset``, held for ``site`` (header and metadata only: the dataset need not be kept).
 
     Raises:
         InvalidInputError: The dataset lacks a Study, Series or SOP Instance UID (``missing_uid``).
@@ -88,7 +88,7 @@ def index_row(dataset: Dataset, path: Path, *, origin: str) -> DicomInstanceRow:
         study_date=str(dataset.get("StudyDate", "") or "")[:8],
         accession_number=str(dataset.get("AccessionNumber", "") or "")[:16],
         origin=origin, path=str(path), created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        metadata_json=dicom_json(dataset),
+        metadata_json=dicom_json(dataset), site=site,
     )  # fmt: skip
     return row
 
@@ -106,7 +106,7 @@ class InstanceQuery:
     ``patient_id`` and ``accession_number`` take DICOM wildcards (``*``, ``?``); ``study_date`` is a date or a
     range ``YYYYMMDD-YYYYMMDD`` (either end may be open); ``modality`` matches any instance of the study (study
     level) or the series' modality (series and instance level). ``only_patient`` restricts every answer to one
-    patient (a patient-scoped token).
+    patient (a patient-scoped token), ``only_site`` to these sites' studies (the caller's).
     """
 
     study_uid: str = ""
@@ -117,6 +117,7 @@ class InstanceQuery:
     study_date: str = ""
     modality: str = ""
     only_patient: str | None = None
+    only_site: tuple[str, ...] | None = None
     limit: int | None = 100  # None: all (retrieval)
     offset: int = 0
     unsupported: list[str] = field(default_factory=list)
@@ -137,6 +138,8 @@ class InstanceQuery:
                 where.append(_wildcard(column, value))
         if self.only_patient is not None:
             where.append(row.patient_id == self.only_patient)
+        if self.only_site is not None:
+            where.append(row.site.in_(self.only_site))
         if self.study_date:
             where.extend(_date_range(self.study_date))
         if self.modality:

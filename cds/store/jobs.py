@@ -54,7 +54,7 @@ def _json(document: Document) -> str:
 
 def enqueue(
     session: Session, *, kind: JobKind | str, payload: Document, actor: str, role: str, subject: str = "",
-    max_attempts: int = 3, max_pending: int = 1000,
+    max_attempts: int = 3, max_pending: int = 1000, site: str = "",
 ) -> str:  # fmt: skip
     """Queue a job; refuse at once when ``max_pending`` jobs are already queued or running.
 
@@ -68,7 +68,7 @@ def enqueue(
     session.add(JobRow(id=job_id, kind=str(kind), state=QUEUED, attempts=0, max_attempts=max_attempts,
                        payload=_json(payload), result="", error="", error_code="", refused=False, subject=subject,
                        created_by=actor, role=role, created_at=now, updated_at=now, lease_until=None,
-                       worker=""))  # fmt: skip
+                       worker="", site=site))  # fmt: skip
     append_event(session, AuditEvent(actor=actor, role=role, action=AuditAction.JOB_CREATE, resource=f"Job/{job_id}",
                                      subject=subject, outcome=AuditOutcome.SUCCESS, detail={"kind": str(kind)}))
     return job_id
@@ -174,7 +174,7 @@ def record(row: JobRow) -> JobRecord:
         refused=row.refused,
         subject=row.subject, created_by=row.created_by, role=row.role, created_at=row.created_at,
         updated_at=row.updated_at, payload=parse_payload(kind, row.payload),
-        outcome=parse_outcome(kind, row.result) if row.state == DONE and row.result else None,
+        outcome=parse_outcome(kind, row.result) if row.state == DONE and row.result else None, site=row.site,
     )  # fmt: skip
 
 

@@ -137,6 +137,7 @@ class JobRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime())
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(), nullable=True)
     worker: Mapped[str] = mapped_column(String(100), default="")
+    site: Mapped[str] = mapped_column(String(100), default="", index=True)  # whose data it is (the caller's site)
 
 
 class DicomInstanceRow(Base):
@@ -164,6 +165,7 @@ class DicomInstanceRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime())
     # DICOM JSON without bulk data (BulkDataURI left empty), extracted when indexed; None for older rows
     metadata_json: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    site: Mapped[str] = mapped_column(String(100), default="", index=True)  # the site the study belongs to
 
 
 class FindingFeedbackRow(Base):

@@ -180,7 +180,7 @@ def _job_items(job: JobRecord, sops: dict[str, tuple[str, str, str]],
 
 def list_worklist(
     session: Session, *, states: Iterable[str] = (), modality: str = "", patient: str | None = None,
-    limit: int = 50, offset: int = 0, scan_limit: int = SCAN_LIMIT,
+    limit: int = 50, offset: int = 0, scan_limit: int = SCAN_LIMIT, site: tuple[str, ...] | None = None,
 ) -> WorklistPage:  # fmt: skip
     """The worklist: studies with positive findings first, then newest; filtered, then paged.
 
@@ -192,9 +192,12 @@ def list_worklist(
         limit: Page size.
         offset: Items to skip.
         scan_limit: How many of the newest pre-read jobs are read.
+        site: Keep only pre-reads of these sites (:func:`cds.store.sites.visible_sites`); ``None``: every site's.
     """
-    query = (select(JobRow).where(JobRow.kind == JobKind.PREREAD.value)
-             .order_by(JobRow.created_at.desc(), JobRow.id).limit(scan_limit))  # fmt: skip
+    query = select(JobRow).where(JobRow.kind == JobKind.PREREAD.value)
+    if site is not None:
+        query = query.where(JobRow.site.in_(site))
+    query = query.order_by(JobRow.created_at.desc(), JobRow.id).limit(scan_limit)
     rows = list(session.execute(query).scalars())
     jobs = readable(rows)
     wanted_sops = {uid for job in jobs for uid in _waiting(job)}

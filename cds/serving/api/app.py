@@ -108,7 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        engine.database.migrate()
+        engine.database.migrate(site=settings.site)
         engine.load_models()
         state.workers = [engine_worker(engine) for _ in range(settings.job_workers)]
         for worker in state.workers:

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,6 +31,7 @@ from cds.store.tables import ApiKeyRow
 
 ALGORITHMS = ("RS256", "RS384", "ES256", "ES384")
 API_KEY_PREFIX = "cds_"
+SITE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")  # as CDS_SITE
 
 
 class Role(StrEnum):
@@ -52,6 +54,7 @@ class Principal:
     via: str  # "jwt" | "api_key"
     patient: str | None = None  # a token scoped to one patient ("Patient/<id>")
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    site: str = ""  # the site the caller works for (the token's "site" claim; else this deployment's)
 
     @property
     def role_text(self) -> str:
@@ -61,7 +64,7 @@ class Principal:
     @property
     def actor(self) -> Actor:
         """The caller as the services and the audit trail know them."""
-        return Actor(self.subject, self.role_text, self.patient)
+        return Actor(self.subject, self.role_text, self.patient, self.site)
 
 
 def _roles(values: Any) -> frozenset[Role]:
@@ -82,6 +85,7 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.issuer = settings.jwt_issuer or ("cds-dev" if settings.dev_mode else None)
         self.audience = settings.jwt_audience
+        self.site = settings.site  # a token without a site claim, or an API key, works for this deployment's
         self._keys: dict[str, Any] = {}
         self._dev_key: ec.EllipticCurvePrivateKey | None = None
         if settings.jwt_jwks_file is not None:
@@ -122,16 +126,19 @@ class Authenticator:
         except (jwt.PyJWTError, TypeError, ValueError) as exc:  # TypeError: a key of another type than alg's
             raise NotAuthenticatedError(f"token rejected: {type(exc).__name__}", code="invalid_token") from None
         patient = claims.get("patient")
+        site = claims.get("site")
         return Principal(
             subject=str(claims["sub"]),
             roles=_roles(claims.get("roles")),
             via="jwt",
             patient=f"Patient/{patient}" if patient and "/" not in str(patient) else patient,
             claims=claims,
+            site=str(site) if isinstance(site, str) and SITE_CODE.fullmatch(site) else self.site,
         )
 
     def mint_dev_token(
-        self, subject: str, roles: list[Role], *, patient: str | None = None, ttl_s: int = 3600
+        self, subject: str, roles: list[Role], *, patient: str | None = None, ttl_s: int = 3600,
+        site: str | None = None,
     ) -> str:
         """A token signed with the dev key (dev mode only)."""
         if self._dev_key is None:
@@ -143,6 +150,8 @@ class Authenticator:
         }  # fmt: skip
         if patient:
             claims["patient"] = patient
+        if site:
+            claims["site"] = site
         return jwt.encode(claims, self._dev_key, algorithm="ES256", headers={"kid": "cds-dev"})
 
 

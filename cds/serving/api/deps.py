@@ -11,18 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from pydantic import BeforeValidator
 
-from cds.errors import ForbiddenError, NotAuthenticatedError
+from cds.errors import ForbiddenError, JobNotFoundError, NotAuthenticatedError
 from cds.interop.fhir_observations import PATIENT_REFERENCE
 from cds.results.jobs import JobRecord
 from cds.services.engine import Engine
 from cds.serving.api.auth import Principal, Role, verify_api_key
 from cds.serving.api.state import AppState
 from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
+from cds.store.sites import visible_sites
 
 
 def get_state(request: Request) -> AppState:
@@ -67,7 +69,7 @@ def authenticate(request: Request, state: StateDep) -> Principal:
             return state.authenticator.verify_token(header[7:].strip())
         if api_key:
             with state.database.session() as session:
-                return verify_api_key(session, api_key)
+                return replace(verify_api_key(session, api_key), site=state.settings.site)  # keys are the site's
         raise NotAuthenticatedError("credentials required: a bearer token or an API key", code="missing_credentials")
     except NotAuthenticatedError as exc:
         audit_denial(state, request, "anonymous", "", exc.code)
@@ -100,8 +102,20 @@ def enforce_patient_scope(state: AppState, request: Request, principal: Principa
         raise ForbiddenError("this token is limited to another patient", code="patient_scope")
 
 
+def site_job(state: AppState, request: Request, principal: Principal, job: JobRecord) -> JobRecord:
+    """``job``, if it is the caller's site's; another site's answers 404 as an unknown job (audited as denied)."""
+    if job.site not in visible_sites(principal.site, state.settings.site):
+        audit_denial(state, request, principal.subject, principal.role_text, "other_site")
+        raise JobNotFoundError(f"no job {job.id}", code="job_not_found")
+    return job
+
+
 def patient_job(state: AppState, request: Request, principal: Principal, job: JobRecord) -> JobRecord:
-    """``job``, if the caller may see its patient (403, audited): a patient-scoped token reads only its own."""
+    """``job``, if the caller's site holds it and they may see its patient (403, audited).
+
+    A patient-scoped token reads only its own patient's.
+    """
+    site_job(state, request, principal, job)
     if job.subject or principal.patient is not None:
         enforce_patient_scope(state, request, principal, job.subject)
     return job

@@ -26,6 +26,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def bearer(client: TestClient, *roles: Role, patient: str | None = None, subject: str = "dr-test") -> dict[str, str]:
-    token = client.app.state.cds.authenticator.mint_dev_token(subject, list(roles), patient=patient)
+def bearer(client: TestClient, *roles: Role, patient: str | None = None, subject: str = "dr-test",
+           site: str | None = None) -> dict[str, str]:  # fmt: skip
+    token = client.app.state.cds.authenticator.mint_dev_token(subject, list(roles), patient=patient, site=site)
     return {"Authorization": f"Bearer {token}"}

@@ -20,6 +20,8 @@ class TokenRequest(BaseModel):
     subject: str = Field(default="dev-user", min_length=1, max_length=100)
     roles: list[Role] = Field(min_length=1)
     patient: str | None = Field(default=None, description="Limit the token to one patient, e.g. Patient/123")
+    site: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$",
+                             description="The site the user works for (default: this deployment's, CDS_SITE)")
 
 
 class TokenResponse(BaseModel):
@@ -33,7 +35,8 @@ class TokenResponse(BaseModel):
 @router.post("/token")
 def dev_token(request: TokenRequest, state: StateDep) -> TokenResponse:
     """Mint a signed token for local use (exists only when CDS_DEV_MODE is on)."""
-    token = state.authenticator.mint_dev_token(request.subject, request.roles, patient=request.patient)
+    token = state.authenticator.mint_dev_token(request.subject, request.roles, patient=request.patient,
+                                               site=request.site)  # fmt: skip
     return TokenResponse(access_token=token)
 
 

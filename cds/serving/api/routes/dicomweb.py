@@ -49,6 +49,7 @@ from cds.store.dicom_index import (
     find_studies,
     representative_metadata,
 )
+from cds.store.sites import visible_sites
 from cds.store.tables import DicomInstanceRow
 
 router = APIRouter(prefix="/dicomweb", tags=["imaging"])
@@ -71,6 +72,7 @@ WADO_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def _query(
     request: Request,
+    state: StateDep,
     principal: Radiology,
     patient_id: Annotated[str, Query(alias="PatientID", max_length=64)] = "",
     accession_number: Annotated[str, Query(alias="AccessionNumber", max_length=16)] = "",
@@ -88,7 +90,9 @@ def _query(
     unsupported = sorted(k for k in request.query_params if k not in known and k.lower() not in IGNORED_QUIETLY)
     return InstanceQuery(study_uid=study_uid, series_uid=series_uid, patient_id=patient_id,
                          accession_number=accession_number, study_date=study_date, modality=modalities or modality,
-                         only_patient=scoped_patient_id(principal), limit=limit, offset=offset, unsupported=unsupported)
+                         only_patient=scoped_patient_id(principal),
+                         only_site=visible_sites(principal.site, state.settings.site), limit=limit,
+                         offset=offset, unsupported=unsupported)  # fmt: skip
 
 
 QidoQuery = Annotated[InstanceQuery, Depends(_query)]
@@ -275,7 +279,8 @@ def _instance_url(request: Request, row: DicomInstanceRow) -> str:
 def _retrieve(request: Request, state: AppState, principal: Principal, study: str, series: str = "",
               sop: str = "") -> Sequence[DicomInstanceRow]:  # fmt: skip
     """The instances addressed (all of them: retrieval does not page), scope-checked and audited."""
-    query = InstanceQuery(study_uid=study, series_uid=series, sop_instance_uid=sop, limit=None)
+    query = InstanceQuery(study_uid=study, series_uid=series, sop_instance_uid=sop, limit=None,
+                          only_site=visible_sites(principal.site, state.settings.site))  # others': unknown
     with state.database.session() as session:
         rows = find_instances(session, query)
     if not rows:

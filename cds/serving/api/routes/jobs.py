@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from cds.results.jobs import JobKind, JobRecord, RiskFilePayload
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, StateDep, refuse_patient_scoped, require
+from cds.serving.api.deps import EngineDep, StateDep, refuse_patient_scoped, require, site_job
 from cds.store import jobs
 from cds.store.audit import AuditAction, record_event
 
@@ -49,6 +49,8 @@ def job_status(job_id: str, request: Request, state: StateDep, engine: EngineDep
     refuse_patient_scoped(state, request, principal, "a cohort job")
     with engine.database.session() as session:
         job = jobs.read_job(session, job_id, kind=JobKind.RISK_FILE)
+    site_job(state, request, principal, job)
+    with engine.database.session() as session:
         record_event(session, AuditAction.JOB_READ, principal.actor, f"Job/{job_id}")
     return public_job(job)
 
@@ -60,6 +62,8 @@ def job_result(job_id: str, request: Request, state: StateDep, engine: EngineDep
     refuse_patient_scoped(state, request, principal, "a cohort job")
     with engine.database.session() as session:
         job = jobs.read_job(session, job_id, kind=JobKind.RISK_FILE, done=True)
+    site_job(state, request, principal, job)
+    with engine.database.session() as session:
         record_event(session, AuditAction.JOB_RESULT_READ, principal.actor, f"Job/{job_id}")
     return FileResponse(job.payload_as(RiskFilePayload).output, media_type="application/vnd.apache.parquet",
                         filename=f"{job_id}.parquet")

@@ -20,10 +20,11 @@ class SessionPublic(BaseModel):
     roles: list[Role]
     patient: str | None
     via: str
+    site: str
 
 
 @router.get("/v1/me")
 def me(principal: Annotated[Principal, Depends(require(*ALL_ROLES))]) -> SessionPublic:
-    """The caller's subject and roles."""
+    """The caller's subject, roles and site."""
     return SessionPublic(subject=principal.subject, roles=sorted(principal.roles), patient=principal.patient,
-                         via=principal.via)
+                         via=principal.via, site=principal.site)

@@ -21,7 +21,7 @@ from cds.results.jobs import JobKind, OutcomeKind
 from cds.services import feedback, report_signing
 from cds.services.preread import FinishedOutcome, finished_outcome, patients_of, record_outcome_event
 from cds.serving.api.auth import Principal, Role
-from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
+from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, site_job
 from cds.serving.api.routes.jobs import JobPublic, public_job
 from cds.serving.api.signatures import SignaturePublic, SignRequest, signature_public
 from cds.serving.ui import render, viewer
@@ -41,6 +41,7 @@ def outcome_for(request: Request, state: StateDep, engine: EngineDep, principal:
                 uid: str) -> FinishedOutcome:  # fmt: skip
     """Outcome ``uid`` of finished pre-read ``job_id``, if the caller may see its patient (403, audited)."""
     read = finished_outcome(engine, job_id, uid)
+    site_job(state, request, principal, read.job)
     if principal.patient is not None:
         enforce_patient_scope(state, request, principal, f"Patient/{read.patient_id}")
     return read
@@ -58,6 +59,7 @@ def preread_status(job_id: str, request: Request, state: StateDep, engine: Engin
     """
     with engine.database.session() as session:
         job = jobs.read_job(session, job_id, kind=JobKind.PREREAD)
+    site_job(state, request, principal, job)
     if principal.patient is not None:
         for patient in sorted(patients_of(engine, job)):
             enforce_patient_scope(state, request, principal, f"Patient/{patient}")

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, require, scoped_patient_id
 from cds.store.audit import AuditAction, record_event
+from cds.store.sites import visible_sites
 from cds.store.worklist import WorklistItem, WorklistState, list_worklist
 
 router = APIRouter(tags=["imaging"])
@@ -87,7 +88,8 @@ def worklist(
     states = sorted({state.value for state in status or ()})
     with engine.database.session() as session:
         page = list_worklist(session, states=states, modality=modality, patient=scoped_patient_id(principal),
-                             limit=limit, offset=offset)  # fmt: skip
+                             limit=limit, offset=offset,
+                             site=visible_sites(principal.site, engine.settings.site))  # fmt: skip
         record_event(session, AuditAction.IMAGING_WORKLIST_READ, principal.actor, "Worklist",
                      detail={"state": states, "modality": modality.upper(),
                              "returned": len(page.items)})  # fmt: skip
