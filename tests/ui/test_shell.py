@@ -51,6 +51,7 @@ def test_the_shell_learns_dev_mode_and_roles_from_its_configuration(client: Test
 def test_me_names_the_caller_and_the_roles_the_server_recognises(client: TestClient) -> None:
     assert client.get("/v1/me").status_code == 401
     me = client.get("/v1/me", headers=bearer(client, Role.RADIOLOGIST, Role.ADMIN, subject="dr-me")).json()
-    assert me == {"subject": "dr-me", "roles": ["admin", "radiologist"], "patient": None, "via": "jwt"}
+    assert me == {"subject": "dr-me", "roles": ["admin", "radiologist"], "patient": None, "via": "jwt",
+                  "site": "default"}  # a token without a site claim works for this deployment's
     scoped = client.get("/v1/me", headers=bearer(client, Role.CLINICIAN, patient="Patient/7")).json()
     assert scoped["roles"] == ["clinician"] and scoped["patient"] == "Patient/7"
