@@ -149,6 +149,8 @@ class Settings(BaseSettings):
             names no site is this one's [CDS_SITE].
         site_name: The site's name as other members read it in shared results (default: the site code)
             [CDS_SITE_NAME].
+        hub_site: The site member sites refer studies to for reading (a consortium's hub), when a referral names
+            none [CDS_HUB_SITE].
         site_keys_dir: This site's key ring for signing the results it shares with consortium members (private
             keys, mode 0700); default ``data_dir/site-keys`` [CDS_SITE_KEYS_DIR].
         consortium_keys_dir: The member sites' published key sets (``*.jwks.json``) whose signed results this site
@@ -216,6 +218,7 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     site: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
     site_name: str | None = Field(default=None, max_length=200)
+    hub_site: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
     site_keys_dir: Path | None = None
     consortium_keys_dir: Path | None = None
     backend: BackendKind = BackendKind.ONNXRUNTIME

@@ -24,6 +24,7 @@ from cds.services.engine import Engine
 from cds.services.report_signing import checked_impression, signatures_of, signer_name, write_signed_report
 from cds.store.audit import Actor, AuditAction, record_event
 from cds.store.ecg_reviews import list_reviews
+from cds.store.referrals import mark_signed
 from cds.store.tables import ReportSignatureRow
 
 ECG_READ: Final = "ecg"  # the signature rows' ``uid`` for an ECG read (one read per job)
@@ -64,13 +65,13 @@ def sign_ecg(engine: Engine, job: JobRecord, *, impression: str, name: str, acto
     ai_report = json.loads(layout.path(OutputLayout.REPORT).read_text(encoding="utf-8"))
     version = len(ecg_signatures(engine, job)) + 1
     now = dt.datetime.now(dt.UTC)
-    settings = engine.settings
-    final = signed_report(ai_report, signer=Signer(name=shown, login=actor.subject, site=settings.site),
+    home = actor.site or engine.settings.site  # the signer's site
+    final = signed_report(ai_report, signer=Signer(name=shown, login=actor.subject, site=home),
                           readings=review_readings(ai_report, result, current), impression=impression,
                           signed_at=now, version=version)  # fmt: skip
     signature = ReportSignatureRow(job_id=job.id, uid=ECG_READ, study_uid="", version=version,
                                    status=final["status"], signer=actor.subject, signer_name=shown, role=actor.role,
-                                   site=settings.site, impression=impression,
+                                   site=home, impression=impression,
                                    verdicts=json.dumps({k: v[0] for k, v in current.items()}, sort_keys=True),
                                    sr_sop_instance_uid="", created_at=now)  # fmt: skip
     with engine.database.session() as session:
@@ -78,6 +79,7 @@ def sign_ecg(engine: Engine, job: JobRecord, *, impression: str, name: str, acto
         record_event(session, AuditAction.ECG_REPORT_SIGN, actor, f"Job/{job.id}", subject=job.subject,
                      model=ecg.model, input_sha256=ecg.input_sha256,
                      detail={"version": version, "status": final["status"], "reviewed": len(current)})  # fmt: skip
+        mark_signed(session, job.id, site=home, signer=actor.subject, now=now)
         session.flush()
         write_signed_report(layout.path(OutputLayout.SIGNED_REPORT), final)
     return signature

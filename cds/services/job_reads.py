@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from cds.results.jobs import EcgOutcome, JobKind, JobRecord, PathologyOutcome
 from cds.services.engine import Engine
 from cds.store import jobs
 from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.referrals import referred_jobs
 from cds.store.sites import visible_sites
 from cds.store.tables import JobRow
 
@@ -33,7 +34,9 @@ def list_reads(engine: Engine, kind: JobKind, action: AuditAction, *, created_by
     Audited as ``action``.
     """
     home = engine.settings.site
-    where = [JobRow.kind == kind.value, JobRow.site.in_(visible_sites(actor.site or home, home))]  # the caller's
+    site = actor.site or home
+    where = [JobRow.kind == kind.value,  # the caller's site's, and what was referred to it
+             or_(JobRow.site.in_(visible_sites(site, home)), JobRow.id.in_(referred_jobs(site)))]
     if created_by is not None:
         where.append(JobRow.created_by == created_by)
     if patient is not None:

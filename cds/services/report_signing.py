@@ -32,6 +32,7 @@ from cds.services.feedback import verdicts as all_verdicts
 from cds.services.preread import FinishedOutcome
 from cds.store.audit import Actor, AuditAction, record_event
 from cds.store.dicom_index import AI_RESULT, index_dataset
+from cds.store.referrals import mark_signed
 from cds.store.tables import ReportSignatureRow
 
 MAX_IMPRESSION_CHARS: Final = 4000
@@ -136,8 +137,9 @@ def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, n
     sr_path, report_path = layout.path(OutputLayout.SIGNED_SR), layout.path(OutputLayout.SIGNED_REPORT)
     previous = pydicom.dcmread(sr_path) if version > 1 and sr_path.is_file() else None
     now = dt.datetime.now(dt.UTC)
-    site = settings.site_name or settings.site
-    final = signed_report(ai_report, signer=Signer(name=name, login=actor.subject, site=settings.site),
+    home = actor.site or settings.site  # the signer's site (a hub reading a referred study signs as the hub)
+    site = settings.site_name if home == settings.site and settings.site_name else home
+    final = signed_report(ai_report, signer=Signer(name=name, login=actor.subject, site=home),
                           readings=finding_readings(ai_report, verdicts), impression=impression, signed_at=now,
                           version=version)  # fmt: skip
     sr = build_classification_sr(result, header, signature=ReaderSignature(
@@ -145,7 +147,7 @@ def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, n
         previous=previous))  # fmt: skip
     row = ReportSignatureRow(job_id=read.job.id, uid=read.outcome.uid, study_uid=read.outcome.study_uid,
                              version=version, status=final["status"], signer=actor.subject, signer_name=name,
-                             role=actor.role, site=settings.site, impression=impression,
+                             role=actor.role, site=home, impression=impression,
                              verdicts=json.dumps(verdicts, sort_keys=True), sr_sop_instance_uid=str(sr.SOPInstanceUID),
                              created_at=now)  # fmt: skip
     staged = sr_path.with_name(f".{sr_path.name}.staged")
@@ -155,6 +157,7 @@ def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, n
         session.add(row)
         index_dataset(session, written, sr_path, origin=AI_RESULT, site=read.job.site)
         queue_results(session, settings, [sr_path], study_uid=read.outcome.study_uid, now=now)
+        mark_signed(session, read.job.id, site=home, signer=actor.subject, now=now)
         record_event(session, AuditAction.IMAGING_REPORT_SIGN, actor, f"ImagingStudy/{read.outcome.study_uid}",
                      model=read.outcome.model, input_sha256=read.outcome.input_sha256,
                      detail={"job": read.job.id, "uid": read.outcome.uid, "version": version,

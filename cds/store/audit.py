@@ -70,6 +70,8 @@ class AuditAction(StrEnum):
     IMAGING_VIEWER_RENDER = "imaging.viewer.render"
     IMAGING_FEEDBACK = "imaging.feedback"
     IMAGING_FEEDBACK_READ = "imaging.feedback.read"
+    REFERRAL_CREATE = "referral.create"  # a site referred a study to another (the hub) for reading
+    REFERRALS_READ = "referrals.read"
     IMAGING_REPORT_SIGN = "imaging.report.sign"  # a specialist signed (or amended) a pre-read: the final report
     IMAGING_SIGNATURES_READ = "imaging.signatures.read"
     IMAGING_SEARCH = "imaging.search"

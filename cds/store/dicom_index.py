@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
-from sqlalchemy import ColumnElement, distinct, func, select
+from sqlalchemy import ColumnElement, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from cds.errors import InvalidInputError
@@ -118,6 +118,7 @@ class InstanceQuery:
     modality: str = ""
     only_patient: str | None = None
     only_site: tuple[str, ...] | None = None
+    also_studies: tuple[str, ...] = ()  # studies of other sites referred to the caller's
     limit: int | None = 100  # None: all (retrieval)
     offset: int = 0
     unsupported: list[str] = field(default_factory=list)
@@ -139,7 +140,8 @@ class InstanceQuery:
         if self.only_patient is not None:
             where.append(row.patient_id == self.only_patient)
         if self.only_site is not None:
-            where.append(row.site.in_(self.only_site))
+            mine = row.site.in_(self.only_site)
+            where.append(or_(mine, row.study_uid.in_(self.also_studies)) if self.also_studies else mine)
         if self.study_date:
             where.extend(_date_range(self.study_date))
         if self.modality:

@@ -348,3 +348,26 @@ class ReportSignatureRow(Base):
     verdicts: Mapped[str] = mapped_column(Text)  # JSON: label -> accepted | rejected
     sr_sop_instance_uid: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class ReferralRow(Base):
+    """A study a member site referred to another site (the hub) for reading, and when it was signed.
+
+    The hub's readers see the referred job and its studies as if their own; turnaround is ``signed_at`` minus
+    ``created_at``.
+    """
+
+    __tablename__ = "referrals"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    study_uids: Mapped[str] = mapped_column(Text, default="")  # the job's studies, space-separated
+    from_site: Mapped[str] = mapped_column(String(100), index=True)
+    to_site: Mapped[str] = mapped_column(String(100), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(20))  # routine | urgent | stat
+    status: Mapped[str] = mapped_column(String(20))  # open | signed
+    referred_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    signed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    signed_by: Mapped[str] = mapped_column(String(200), default="")

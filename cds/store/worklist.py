@@ -17,13 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from cds.results.jobs import JobKind, JobRecord, PrereadOutcome, PrereadPayload, PrereadReport
 from cds.store.dicom_index import STORED
 from cds.store.jobs import DONE, FAILED, readable
 from cds.store.outbox import Delivery, delivery_of
+from cds.store.referrals import referred_jobs
 from cds.store.tables import DicomInstanceRow, JobRow
 
 
@@ -181,6 +182,7 @@ def _job_items(job: JobRecord, sops: dict[str, tuple[str, str, str]],
 def list_worklist(
     session: Session, *, states: Iterable[str] = (), modality: str = "", patient: str | None = None,
     limit: int = 50, offset: int = 0, scan_limit: int = SCAN_LIMIT, site: tuple[str, ...] | None = None,
+    referred_to: str | None = None,
 ) -> WorklistPage:  # fmt: skip
     """The worklist: studies with positive findings first, then newest; filtered, then paged.
 
@@ -193,10 +195,12 @@ def list_worklist(
         offset: Items to skip.
         scan_limit: How many of the newest pre-read jobs are read.
         site: Keep only pre-reads of these sites (:func:`cds.store.sites.visible_sites`); ``None``: every site's.
+        referred_to: Keep also the pre-reads referred to this site.
     """
     query = select(JobRow).where(JobRow.kind == JobKind.PREREAD.value)
     if site is not None:
-        query = query.where(JobRow.site.in_(site))
+        mine = JobRow.site.in_(site)
+        query = query.where(or_(mine, JobRow.id.in_(referred_jobs(referred_to))) if referred_to else mine)
     query = query.order_by(JobRow.created_at.desc(), JobRow.id).limit(scan_limit)
     rows = list(session.execute(query).scalars())
     jobs = readable(rows)

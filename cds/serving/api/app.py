@@ -35,6 +35,7 @@ from cds.serving.api.routes import (
     observations,
     pathology,
     preread,
+    referrals,
     registries,
     results,
     risk,
@@ -53,7 +54,7 @@ from cds.store.audit_anchor import Checkpointer
 log = logging.getLogger(__name__)
 ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb, about,
            observations, alerts, monitoring, registries,
-           pathology, ecg, consortium)  # one module per URL resource; no two of them share a path prefix
+           pathology, ecg, consortium, referrals)  # one module per URL resource; no two of them share a path prefix
 
 
 def check_security(settings: Settings) -> None:

@@ -24,6 +24,7 @@ from cds.services.engine import Engine
 from cds.serving.api.auth import Principal, Role, verify_api_key
 from cds.serving.api.state import AppState
 from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
+from cds.store.referrals import is_referred
 from cds.store.sites import visible_sites
 
 
@@ -103,8 +104,15 @@ def enforce_patient_scope(state: AppState, request: Request, principal: Principa
 
 
 def site_job(state: AppState, request: Request, principal: Principal, job: JobRecord) -> JobRecord:
-    """``job``, if it is the caller's site's; another site's answers 404 as an unknown job (audited as denied)."""
-    if job.site not in visible_sites(principal.site, state.settings.site):
+    """``job``, if it is the caller's site's or was referred to it.
+
+    Another site's job answers 404 as an unknown one (audited as denied: ``other_site``).
+    """
+    if job.site in visible_sites(principal.site, state.settings.site):
+        return job
+    with state.database.session() as session:
+        referred = is_referred(session, job.id, principal.site)
+    if not referred:
         audit_denial(state, request, principal.subject, principal.role_text, "other_site")
         raise JobNotFoundError(f"no job {job.id}", code="job_not_found")
     return job

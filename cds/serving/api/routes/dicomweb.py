@@ -49,6 +49,7 @@ from cds.store.dicom_index import (
     find_studies,
     representative_metadata,
 )
+from cds.store.referrals import referred_studies
 from cds.store.sites import visible_sites
 from cds.store.tables import DicomInstanceRow
 
@@ -91,11 +92,18 @@ def _query(
     return InstanceQuery(study_uid=study_uid, series_uid=series_uid, patient_id=patient_id,
                          accession_number=accession_number, study_date=study_date, modality=modalities or modality,
                          only_patient=scoped_patient_id(principal),
-                         only_site=visible_sites(principal.site, state.settings.site), limit=limit,
+                         only_site=visible_sites(principal.site, state.settings.site),
+                         also_studies=_referred(state, principal), limit=limit,
                          offset=offset, unsupported=unsupported)  # fmt: skip
 
 
 QidoQuery = Annotated[InstanceQuery, Depends(_query)]
+
+
+def _referred(state: AppState, principal: Principal) -> tuple[str, ...]:
+    """The studies other sites referred to the caller's site."""
+    with state.database.session() as session:
+        return tuple(referred_studies(session, principal.site))
 
 
 def _attr(vr: str, *values: Any) -> dict[str, Any]:
@@ -280,7 +288,8 @@ def _retrieve(request: Request, state: AppState, principal: Principal, study: st
               sop: str = "") -> Sequence[DicomInstanceRow]:  # fmt: skip
     """The instances addressed (all of them: retrieval does not page), scope-checked and audited."""
     query = InstanceQuery(study_uid=study, series_uid=series, sop_instance_uid=sop, limit=None,
-                          only_site=visible_sites(principal.site, state.settings.site))  # others': unknown
+                          only_site=visible_sites(principal.site, state.settings.site),
+                          also_studies=_referred(state, principal))  # other sites' studies: unknown
     with state.database.session() as session:
         rows = find_instances(session, query)
     if not rows:

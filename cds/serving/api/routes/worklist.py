@@ -89,7 +89,8 @@ def worklist(
     with engine.database.session() as session:
         page = list_worklist(session, states=states, modality=modality, patient=scoped_patient_id(principal),
                              limit=limit, offset=offset,
-                             site=visible_sites(principal.site, engine.settings.site))  # fmt: skip
+                             site=visible_sites(principal.site, engine.settings.site),
+                             referred_to=principal.site)  # fmt: skip
         record_event(session, AuditAction.IMAGING_WORKLIST_READ, principal.actor, "Worklist",
                      detail={"state": states, "modality": modality.upper(),
                              "returned": len(page.items)})  # fmt: skip

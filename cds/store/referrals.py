@@ -1,0 +1,36 @@
+"""Referrals in the store: which jobs and studies a site was asked to read, and marking them signed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Select, exists, select, update
+from sqlalchemy.orm import Session
+
+from cds.store.tables import ReferralRow
+
+
+def is_referred(session: Session, job_id: str, site: str) -> bool:
+    """Whether job ``job_id`` was referred to ``site``."""
+    return bool(session.scalar(select(exists().where(ReferralRow.job_id == job_id, ReferralRow.to_site == site))))
+
+
+def referred_jobs(site: str) -> Select[str]:
+    """The ids of the jobs referred to ``site`` (a subquery)."""
+    return select(ReferralRow.job_id).where(ReferralRow.to_site == site)
+
+
+def referred_studies(session: Session, site: str) -> list[str]:
+    """The Study Instance UIDs of the jobs referred to ``site``."""
+    found: set[str] = set()
+    for uids in session.scalars(select(ReferralRow.study_uids).where(ReferralRow.to_site == site)):
+        found.update(uids.split())
+    return sorted(found)
+
+
+def mark_signed(session: Session, job_id: str, *, site: str, signer: str, now: dt.datetime) -> int:
+    """Close the open referrals of ``job_id`` to ``site``: signed by ``signer`` at ``now``; how many."""
+    result = session.execute(update(ReferralRow).where(ReferralRow.job_id == job_id, ReferralRow.to_site == site,
+                                                       ReferralRow.status == "open")
+                             .values(status="signed", signed_at=now, signed_by=signer))  # fmt: skip
+    return int(getattr(result, "rowcount", 0) or 0)
