@@ -28,6 +28,14 @@ def referred_studies(session: Session, site: str) -> list[str]:
     return sorted(found)
 
 
+def referrals_of(session: Session, job_ids: list[str], site: str) -> dict[str, ReferralRow]:
+    """The newest referral of each of ``job_ids`` to or from ``site``, by job id."""
+    rows = session.scalars(select(ReferralRow).where(ReferralRow.job_id.in_(job_ids),
+                                                     (ReferralRow.to_site == site) | (ReferralRow.from_site == site))
+                           .order_by(ReferralRow.created_at))  # fmt: skip
+    return {row.job_id: row for row in rows}
+
+
 def mark_signed(session: Session, job_id: str, *, site: str, signer: str, now: dt.datetime) -> int:
     """Close the open referrals of ``job_id`` to ``site``: signed by ``signer`` at ``now``; how many."""
     result = session.execute(update(ReferralRow).where(ReferralRow.job_id == job_id, ReferralRow.to_site == site,

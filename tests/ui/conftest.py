@@ -73,9 +73,10 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _serve(tmp_path_factory: pytest.TempPathFactory, ct_model: str) -> Iterator[str]:
+def serve(tmp_path_factory: pytest.TempPathFactory, ct_model: str, **settings: Any) -> Iterator[str]:
+    """``cds serve --dev`` in a thread with these settings; its URL."""
     data = tmp_path_factory.mktemp("ui-server")
-    app = create_app(Settings(dev_mode=True, data_dir=data, preread_saliency_grid=3, ct_model=ct_model))
+    app = create_app(Settings(dev_mode=True, data_dir=data, preread_saliency_grid=3, ct_model=ct_model, **settings))
     with serve_in_thread(app, start_timeout_s=120) as url:
         yield url
 
@@ -83,13 +84,13 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, ct_model: str) -> Iterator[
 @pytest.fixture(scope="module")
 def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``cds serve --dev`` in this process: small heatmap grid, no CT model (radiographs only)."""
-    yield from _serve(tmp_path_factory, ct_model="")
+    yield from serve(tmp_path_factory, ct_model="")
 
 
 @pytest.fixture(scope="module")
 def ct_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``cds serve --dev`` with the CT organ segmentation model."""
-    yield from _serve(tmp_path_factory, ct_model="ct-organs-demo")
+    yield from serve(tmp_path_factory, ct_model="ct-organs-demo")
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +100,16 @@ def radiograph(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_radiograph(tmp_path_factory.mktemp("ui-dicom") / "chest.dcm", pixels, patient_id="SYNTH-UI-1")
 
 
-def dev_headers(url: str, *roles: str, subject: str = "ui-test") -> dict[str, str]:
-    answer = httpx.post(f"{url}/v1/dev/token", json={"subject": subject, "roles": list(roles)}, timeout=30)
+def dev_token(url: str, *roles: str, subject: str = "ui-test", site: str | None = None) -> str:
+    """A dev-mode bearer token (for the site named, else the server's own)."""
+    body: dict[str, Any] = {"subject": subject, "roles": list(roles)} | ({"site": site} if site else {})
+    answer = httpx.post(f"{url}/v1/dev/token", json=body, timeout=30)
     answer.raise_for_status()
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    return str(answer.json()["access_token"])
+
+
+def dev_headers(url: str, *roles: str, subject: str = "ui-test") -> dict[str, str]:
+    return {"Authorization": f"Bearer {dev_token(url, *roles, subject=subject)}"}
 
 
 def wait_for_preread(url: str, job_id: str, headers: dict[str, str]) -> dict[str, Any]:

@@ -52,6 +52,6 @@ def test_me_names_the_caller_and_the_roles_the_server_recognises(client: TestCli
     assert client.get("/v1/me").status_code == 401
     me = client.get("/v1/me", headers=bearer(client, Role.RADIOLOGIST, Role.ADMIN, subject="dr-me")).json()
     assert me == {"subject": "dr-me", "roles": ["admin", "radiologist"], "patient": None, "via": "jwt",
-                  "site": "default"}  # a token without a site claim works for this deployment's
+                  "site": "default", "hub_site": None}  # a token without a site claim: this deployment's
     scoped = client.get("/v1/me", headers=bearer(client, Role.CLINICIAN, patient="Patient/7")).json()
     assert scoped["roles"] == ["clinician"] and scoped["patient"] == "Patient/7"

@@ -14,7 +14,9 @@ from pydantic import BaseModel
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, require, scoped_patient_id
 from cds.store.audit import AuditAction, record_event
+from cds.store.referrals import referrals_of
 from cds.store.sites import visible_sites
+from cds.store.tables import ReferralRow
 from cds.store.worklist import WorklistItem, WorklistState, list_worklist
 
 router = APIRouter(tags=["imaging"])
@@ -37,6 +39,16 @@ class DeliveryPublic(BaseModel):
     last_error: str
 
 
+class ReferralPublic(BaseModel):
+    """The study's referral between sites: who referred it where, why and how urgently, and whether it is signed."""
+
+    from_site: str
+    to_site: str
+    priority: str
+    question: str
+    status: str
+
+
 class WorklistItemPublic(BaseModel):
     """One study of one pre-read job."""
 
@@ -53,6 +65,7 @@ class WorklistItemPublic(BaseModel):
     created_at: str
     updated_at: str
     delivery: DeliveryPublic | None = None
+    referral: ReferralPublic | None = None
 
 
 class WorklistPublic(BaseModel):
@@ -64,8 +77,10 @@ class WorklistPublic(BaseModel):
     offset: int
 
 
-def _public(item: WorklistItem) -> WorklistItemPublic:
+def _public(item: WorklistItem, referral: ReferralRow | None) -> WorklistItemPublic:
     return WorklistItemPublic(
+        referral=ReferralPublic(from_site=referral.from_site, to_site=referral.to_site, priority=referral.priority,
+                                question=referral.question, status=referral.status) if referral else None,
         job_id=item.job_id, study_uid=item.study_uid, patient_id=item.patient_id, modalities=item.modalities,
         state=item.state, critical=item.critical, positive_findings=item.positive_findings,
         max_ratio=round(item.max_ratio, 3) if item.max_ratio is not None else None,
@@ -91,7 +106,9 @@ def worklist(
                              limit=limit, offset=offset,
                              site=visible_sites(principal.site, engine.settings.site),
                              referred_to=principal.site)  # fmt: skip
+        referred = referrals_of(session, [i.job_id for i in page.items], principal.site)
         record_event(session, AuditAction.IMAGING_WORKLIST_READ, principal.actor, "Worklist",
                      detail={"state": states, "modality": modality.upper(),
                              "returned": len(page.items)})  # fmt: skip
-    return WorklistPublic(items=[_public(i) for i in page.items], total=page.total, limit=limit, offset=offset)
+    return WorklistPublic(items=[_public(i, referred.get(i.job_id)) for i in page.items], total=page.total,
+                          limit=limit, offset=offset)  # fmt: skip

@@ -17,7 +17,8 @@ export const ROLE_NAMES = {
 async function establish(credential, onSignedIn, errorBox) {
   try {
     const me = await api("/v1/me", { session: credential });
-    saveSession({ ...credential, subject: me.subject, roles: me.roles, patient: me.patient });
+    saveSession({ ...credential, subject: me.subject, roles: me.roles, patient: me.patient, site: me.site,
+    hub_site: me.hub_site });
     onSignedIn();
   } catch (error) {
     const text = error instanceof ApiError && error.status === 401

@@ -6,9 +6,10 @@
 // the same box, so a heatmap on the model's grid lies on the image it was computed from. Opacity and visibility
 // change in the browser alone; window, level and slice ask the server for a new picture (debounced).
 
-import { api } from "./api.js";
+import { api, loadSession } from "./api.js";
 import { h, replace, shortUid } from "./dom.js";
 import { displayName, renderFindings } from "./findings.js";
+import { renderReferral } from "./referral.js";
 import { renderSigning } from "./signing.js";
 import { ApiImage } from "./layers.js";
 
@@ -59,7 +60,7 @@ export function renderViewer(main, jobId, uid) {
   replace(main, h("section", { "aria-labelledby": "viewer-heading" }, h("h1", { id: "viewer-heading" }, "Study viewer"),
     h("p", { class: "muted", role: "status" }, "Loading the study…")));
 
-  function build(view, feedback, signatures) {
+  function build(view, feedback, signatures, outgoing) {
     const image = view.image;
     const s = { window: image.window, level: image.level, slice: image.initial_slice, opacity: 50 };
     const picture = h("img", { id: "image", alt: `${view.kind === "ct" ? "CT slice" : "Radiograph"} of patient `
@@ -124,7 +125,7 @@ export function renderViewer(main, jobId, uid) {
       h("div", { class: "viewer-body" },
         h("figure", { class: "image-column" }, stage, caption),
         h("div", { class: "panel" }, controls, renderFindings(view, feedback, base),
-          view.kind === "ct" ? null : renderSigning(signatures, base)))));
+          view.kind === "ct" ? null : renderSigning(signatures, base), renderReferral(jobId, outgoing)))));
     main.querySelector("h1").focus({ preventScroll: true });
     loadImage();
   }
@@ -185,9 +186,10 @@ export function renderViewer(main, jobId, uid) {
       h("ul", { class: "legend", "aria-label": "Outline colours" }, legend));
   }
 
-  const reads = [api(`${base}/view`), api(`${base}/feedback`), api(`${base}/signatures`)];
-  Promise.all(reads).then(([view, feedback, signatures]) => {
-    if (!disposed) build(view, feedback, signatures);
+  const outgoing = loadSession()?.hub_site ? api("/v1/referrals?direction=out") : Promise.resolve([]);
+  const reads = [api(`${base}/view`), api(`${base}/feedback`), api(`${base}/signatures`), outgoing];
+  Promise.all(reads).then(([view, feedback, signatures, referred]) => {
+    if (!disposed) build(view, feedback, signatures, referred);
   }).catch((error) => {
     if (disposed) return;
     replace(main, h("section", { class: "card", "aria-labelledby": "viewer-heading" },

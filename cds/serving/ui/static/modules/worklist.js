@@ -60,12 +60,25 @@ function openButtons(item) {
   });
 }
 
+const PRIORITY = { stat: "STAT", urgent: "Urgent", routine: "Routine" };
+
+/** Who referred the study where, how urgently and why (a hub reader reads the question before the image). */
+function referralNote(referral) {
+  if (!referral) return null;
+  const signed = referral.status === "signed" ? " · signed" : "";
+  return h("div", { class: "referral", dataset: { priority: referral.priority, status: referral.status } },
+    h("span", { class: `badge referral-${referral.priority}` },
+      `${PRIORITY[referral.priority] ?? referral.priority} · ${referral.from_site} → ${referral.to_site}${signed}`),
+    referral.question ? h("p", { class: "referral-question" }, referral.question) : null);
+}
+
 function row(item) {
   return h("tr", {
     class: [item.critical ? "critical" : "", item.job_id === highlightedJob ? "highlight" : ""].join(" ").trim(),
     dataset: { job: item.job_id, study: item.study_uid, state: item.state },
   },
-  h("td", {}, item.critical ? h("span", { class: "badge critical" }, "Critical") : h("span", { class: "muted" }, "Routine")),
+  h("td", {}, item.critical ? h("span", { class: "badge critical" }, "Critical") : h("span", { class: "muted" }, "Routine"),
+    referralNote(item.referral)),
   h("td", {}, item.patient_id || "—"),
   h("td", { title: item.study_uid }, item.study_uid ? shortUid(item.study_uid) : "—"),
   h("td", {}, item.modalities.join(", ") || "—"),
