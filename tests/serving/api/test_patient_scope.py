@@ -11,18 +11,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydicom import Dataset
 
 from cds.results.alerts import AlertLevel, Signal
 from cds.serving.api.auth import Role
-from cds.store import jobs, registry
+from cds.store import registry
 from cds.store.alerts import raise_alert
 from cds.store.audit import Actor
-from cds.store.dicom_index import STORED, index_dataset
 from cds.store.results import release_result
 from cds.store.tables import ObservationRow, SharedResultRow
 from tests.serving.api.conftest import bearer
 from tests.serving.api.test_route_guards import _roles, _routes
+from tests.support.seeded_reads import seed_reads
 
 PATIENT, OTHER = "P-A", "Patient/SOMEONE-ELSE"
 NO_PATIENT_DATA = {("GET", "/v1/models"), ("GET", "/v1/models/{name}"), ("GET", "/v1/me"), ("GET", "/v1/risk"),
@@ -40,41 +39,13 @@ BUNDLE = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource":
     "resourceType": "Patient", "id": PATIENT, "gender": "male", "birthDate": "1960-01-01"}}]}  # fmt: skip
 
 
-def _job(session: Any, kind: str, payload: dict[str, Any], outcome: dict[str, Any], subject: str = "") -> str:
-    job_id = jobs.enqueue(session, kind=kind, payload=payload, actor="t", role="admin", subject=subject)
-    row = jobs.get_job(session, job_id)
-    row.state, row.result = "done", json.dumps(outcome)
-    return job_id
-
-
 @pytest.fixture
 def seeded(client: TestClient) -> dict[str, str]:
     """One patient's study, pre-read, slide read, ECG read, risk result and a cohort job, written into the store."""
-    ds = Dataset()
-    ds.SOPInstanceUID, ds.SOPClassUID, ds.StudyInstanceUID = "1.9.1", "1.2.840.10008.5.1.4.1.1.1", "1.9"
-    ds.SeriesInstanceUID, ds.PatientID, ds.Modality = "1.9.2", PATIENT, "CR"
-    finding = {"label": "Mass", "probability": 0.9, "threshold": 0.5, "positive": True}
-    outcome = {"kind": "radiograph", "study_uid": "1.9", "series_uid": "1.9.2", "uid": "1.9.1",
-               "model": "chest-xray-demo:1.0.0", "input_sha256": "0" * 64, "summary": [finding]}
-    slide = {"status": "scored", "label": "tumour", "model": "pathology-demo:1.0.0", "input_sha256": "0" * 64,
-             "outputs": ["result.json"]}
-    ecg = {"rhythm": {"label": "sinus_rhythm", "evidence": "P waves"}, "measurements": {"heart_rate_bpm": 70.0},
-           "model": "ecg-rhythm:1.0.1", "input_sha256": "0" * 64, "outputs": ["result.json"]}
     with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
-        index_dataset(session, ds, client.app.state.cds.settings.data_dir / "1.9.1.dcm", origin=STORED)  # type: ignore[attr-defined]
-        ids = {
-            "preread": _job(session, "preread", {"instances": [{"path": "/x/1.9.1.dcm", "sop_instance_uid": "1.9.1",
-                                                                "study_uid": "1.9"}], "output": "/x/o",
-                                                 "model": "chest-xray-demo"}, {"outcomes": [outcome], "refusals": []}),
-            "pathology": _job(session, "pathology", {"file": "/x/s.tif", "output": "/x/p", "model": "pathology-demo"},
-                              slide, subject=f"Patient/{PATIENT}"),
-            "ecg": _job(session, "ecg", {"file": "/x/e.csv", "output": "/x/e", "model": "ecg-rhythm"}, ecg,
-                        subject=f"Patient/{PATIENT}"),
-            "cohort": _job(session, "risk_file", {"method": "pce", "input": "/x/c.csv", "output": "/x/c.parquet"},
-                           {"rows": 1, "scored": 1, "out_of_range": 0, "errors": 0, "output": "c.parquet"}),
-            "result": release_result(session, kind="risk", subject=f"Patient/{PATIENT}", method="pce@2013",
-                                     input_sha256="0" * 64, payload={}, actor="t", role="clinician"),
-        }  # fmt: skip
+        ids = seed_reads(session, client.app.state.cds.settings.data_dir, patient=PATIENT, study="1.9")  # type: ignore[attr-defined]
+        ids["result"] = release_result(session, kind="risk", subject=f"Patient/{PATIENT}", method="pce@2013",
+                                       input_sha256="0" * 64, payload={}, actor="t", role="clinician")
         alert, _ = raise_alert(session, patient=f"Patient/{PATIENT}", family="news2", result_id=ids["result"],
                                signal=Signal(("news2_urgent",), AlertLevel.URGENT, "NEWS2 5"),
                                now=dt.datetime.now(dt.UTC), actor=Actor("t", "clinician"))  # fmt: skip

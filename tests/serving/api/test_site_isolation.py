@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydicom import Dataset
 
 from cds.serving.api.auth import Role
-from cds.store import jobs
-from cds.store.dicom_index import STORED, index_dataset
 from tests.serving.api.conftest import bearer
 from tests.serving.api.test_route_guards import _roles, _routes
+from tests.support.seeded_reads import seed_reads
 
 OTHER_SITE = "clinic-b"
 PATIENT = "P-B-7781"
@@ -29,41 +26,12 @@ UPLOADS = {("POST", "/dicomweb/studies"), ("POST", "/v1/pathology/jobs"), ("POST
            ("POST", "/v1/risk/cohort")}  # they store new data for the caller's own site  # fmt: skip
 
 
-def _job(session: Any, kind: str, payload: dict[str, Any], outcome: dict[str, Any], subject: str = "") -> str:
-    job_id = jobs.enqueue(session, kind=kind, payload=payload, actor="dr-b", role="admin", subject=subject,
-                          site=OTHER_SITE)  # fmt: skip
-    row = jobs.get_job(session, job_id)
-    row.state, row.result = "done", json.dumps(outcome)
-    return job_id
-
-
 @pytest.fixture
 def elsewhere(client: TestClient) -> dict[str, str]:
     """Another site's study, pre-read, slide read, ECG read and cohort job."""
-    ds = Dataset()
-    ds.SOPInstanceUID, ds.SOPClassUID, ds.StudyInstanceUID = "1.8.1", "1.2.840.10008.5.1.4.1.1.1", "1.8"
-    ds.SeriesInstanceUID, ds.PatientID, ds.Modality = "1.8.2", PATIENT, "CR"
-    finding = {"label": "Mass", "probability": 0.9, "threshold": 0.5, "positive": True}
-    outcome = {"kind": "radiograph", "study_uid": "1.8", "series_uid": "1.8.2", "uid": "1.8.1",
-               "model": "chest-xray-demo:1.0.0", "input_sha256": "0" * 64, "summary": [finding]}
-    slide = {"status": "scored", "label": "tumour", "model": "pathology-demo:1.0.0", "input_sha256": "0" * 64,
-             "outputs": ["result.json"]}
-    ecg = {"rhythm": {"label": "sinus_rhythm", "evidence": "P waves"}, "measurements": {"heart_rate_bpm": 70.0},
-           "model": "ecg-rhythm:1.0.1", "input_sha256": "0" * 64, "outputs": ["result.json"]}
     state = client.app.state.cds  # type: ignore[attr-defined]
     with state.database.session() as session:
-        index_dataset(session, ds, state.settings.data_dir / "1.8.1.dcm", origin=STORED, site=OTHER_SITE)
-        return {
-            "preread": _job(session, "preread", {"instances": [{"path": "/x/1.8.1.dcm", "sop_instance_uid": "1.8.1",
-                                                                "study_uid": "1.8"}], "output": "/x/o",
-                                                 "model": "chest-xray-demo"}, {"outcomes": [outcome], "refusals": []}),
-            "pathology": _job(session, "pathology", {"file": "/x/s.tif", "output": "/x/p", "model": "pathology-demo"},
-                              slide, subject=f"Patient/{PATIENT}"),
-            "ecg": _job(session, "ecg", {"file": "/x/e.csv", "output": "/x/e", "model": "ecg-rhythm"}, ecg,
-                        subject=f"Patient/{PATIENT}"),
-            "cohort": _job(session, "risk_file", {"method": "pce", "input": "/x/c.csv", "output": "/x/c.parquet"},
-                           {"rows": 1, "scored": 1, "out_of_range": 0, "errors": 0, "output": "c.parquet"}),
-        }  # fmt: skip
+        return seed_reads(session, state.settings.data_dir, patient=PATIENT, study="1.8", site=OTHER_SITE)
 
 
 def _url(path: str, ids: dict[str, str]) -> str:
