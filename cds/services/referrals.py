@@ -21,13 +21,14 @@ from cds.errors import InvalidInputError
 from cds.results.jobs import JobRecord, PrereadPayload
 from cds.services.engine import Engine
 from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.referrals import REFERRAL_PRIORITIES
 from cds.store.tables import ReferralRow
 
 MAX_QUESTION_CHARS: Final = 2000
 
 
 class Priority(StrEnum):
-    """How soon the hub should read it."""
+    """How soon the hub should read it (most urgent first, as :data:`REFERRAL_PRIORITIES`)."""
 
     STAT = "stat"
     URGENT = "urgent"
@@ -88,8 +89,8 @@ def referrals(engine: Engine, *, site: str, incoming: bool, actor: Actor) -> lis
         rows = list(session.scalars(select(ReferralRow).where(column == site).order_by(ReferralRow.created_at)))
         record_event(session, AuditAction.REFERRALS_READ, actor, "Referral",
                      detail={"direction": "in" if incoming else "out", "returned": len(rows)})
-    order = {p.value: i for i, p in enumerate(Priority)}
-    return sorted(rows, key=lambda r: (r.status != "open", order.get(r.priority, 9), r.created_at))
+    order = {priority: rank for rank, priority in enumerate(REFERRAL_PRIORITIES)}
+    return sorted(rows, key=lambda r: (r.status != "open", order.get(r.priority, len(order)), r.created_at))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,21 @@ from sqlalchemy.orm import Session
 
 from cds.store.tables import ReferralRow
 
+REFERRAL_PRIORITIES = ("stat", "urgent", "routine")  # most urgent first
+
+
+def open_referral_urgency(session: Session, job_ids: list[str], site: str) -> dict[str, int]:
+    """For each of ``job_ids`` with an open referral to ``site``: its priority's rank (0 most urgent)."""
+    rank = {priority: index for index, priority in enumerate(REFERRAL_PRIORITIES)}
+    found: dict[str, int] = {}
+    for start in range(0, len(job_ids), 500):
+        rows = session.execute(select(ReferralRow.job_id, ReferralRow.priority).where(
+            ReferralRow.job_id.in_(job_ids[start:start + 500]), ReferralRow.to_site == site,
+            ReferralRow.status == "open"))  # fmt: skip
+        for job_id, priority in rows:
+            found[job_id] = min(found.get(job_id, len(rank)), rank.get(priority, len(rank)))
+    return found
+
 
 def is_referred(session: Session, job_id: str, site: str) -> bool:
     """Whether job ``job_id`` was referred to ``site``."""

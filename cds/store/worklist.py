@@ -24,7 +24,7 @@ from cds.results.jobs import JobKind, JobRecord, PrereadOutcome, PrereadPayload,
 from cds.store.dicom_index import STORED
 from cds.store.jobs import DONE, FAILED, readable
 from cds.store.outbox import Delivery, delivery_of
-from cds.store.referrals import referred_jobs
+from cds.store.referrals import REFERRAL_PRIORITIES, open_referral_urgency, referred_jobs
 from cds.store.tables import DicomInstanceRow, JobRow
 
 
@@ -195,7 +195,8 @@ def list_worklist(
         offset: Items to skip.
         scan_limit: How many of the newest pre-read jobs are read.
         site: Keep only pre-reads of these sites (:func:`cds.store.sites.visible_sites`); ``None``: every site's.
-        referred_to: Keep also the pre-reads referred to this site.
+        referred_to: Keep also the pre-reads referred to this site, and put its open referrals first, the most
+            urgent first (stat, urgent, routine); then critical studies, then the newest.
     """
     query = select(JobRow).where(JobRow.kind == JobKind.PREREAD.value)
     if site is not None:
@@ -215,7 +216,9 @@ def list_worklist(
     items = [i for i in items if (not keep or i.state in keep)
              and (not wanted_modality or wanted_modality in i.modalities)
              and (patient is None or i.patient_id == patient)]  # fmt: skip
-    items.sort(key=lambda i: (not i.critical, -i.created_at.timestamp(), i.job_id, i.study_uid))
+    urgency = open_referral_urgency(session, [i.job_id for i in items], referred_to) if referred_to else {}
+    items.sort(key=lambda i: (urgency.get(i.job_id, len(REFERRAL_PRIORITIES)), not i.critical,
+                              -i.created_at.timestamp(), i.job_id, i.study_uid))  # fmt: skip
     page = items[offset : offset + limit]
     sent = delivery_of(session, sorted({f"ImagingStudy/{i.study_uid}" for i in page if i.study_uid}))
     for item in page:  # a study read twice shows the delivery of all its reads' results

@@ -104,3 +104,19 @@ def test_a_referral_needs_somewhere_to_go(tmp_path: Path) -> None:
         scoped = client.post("/v1/referrals", json={"job_id": job_id, "to_site": "hub"},
                              headers=bearer(client, Role.CLINICIAN, patient="Patient/1"))  # fmt: skip
         assert scoped.status_code == 403 and scoped.json()["code"] == "patient_scope"
+
+
+def test_the_hubs_worklist_puts_open_referrals_first_the_most_urgent_first(client: TestClient) -> None:
+    from tests.support.seeded_reads import seed_reads
+
+    state = client.app.state.cds  # type: ignore[attr-defined]
+    with state.database.session() as session:
+        routine = seed_reads(session, state.settings.data_dir, patient="A-1", study="2.1", site="clinic-a")
+        stat = seed_reads(session, state.settings.data_dir, patient="A-2", study="2.2", site="clinic-a")
+        own = seed_reads(session, state.settings.data_dir, patient="H-1", study="2.3", site="hub")
+    clinic = bearer(client, Role.RADIOLOGIST, site="clinic-a")
+    for ids, priority in ((routine, "routine"), (stat, "stat")):
+        assert client.post("/v1/referrals", json={"job_id": ids["preread"], "priority": priority},
+                           headers=clinic).status_code == 201  # fmt: skip
+    assert _worklist(client, "hub") == [stat["preread"], routine["preread"], own["preread"]]
+    assert _worklist(client, "clinic-a") == [stat["preread"], routine["preread"]]  # their own order: newest first
