@@ -128,15 +128,35 @@ def deidentify_resources(documents: list[dict[str, Any]], *, key: bytes, patient
         if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
             raise InvalidInputError("a FHIR resource or Bundle (a JSON object with resourceType) is expected",
                                     code="not_fhir")  # fmt: skip
-        for resource in _resources(document):
-            if resource.get("resourceType") == "Patient" and resource.get("id"):
-                patient_keys[f"Patient/{resource['id']}"] = _patient_key(resource, patient_system)
+        patient_keys.update(_patients_of(document, patient_system))
     run = _Run(key=key, options=options, patient_system=patient_system, patient_keys=patient_keys)
     output = [_document(copy.deepcopy(document), run) for document in documents]
     summary = FhirDeidSummary(removed=dict(sorted(run.removed.items())), replaced=dict(sorted(run.replaced.items())),
                               dates_shifted=run.shifted, dates_removed=run.dates_removed,
                               patients=len(run.pseudonyms))  # fmt: skip
     return FhirDeidResult(resources=output, pseudonyms=dict(run.pseudonyms), summary=summary)
+
+
+def _patients_of(document: dict[str, Any], patient_system: str) -> dict[str, str]:
+    """How a document's Patients are referred to, each to the value its pseudonym is keyed on.
+
+    By ``Patient/<id>``, and by an entry's full URL (transaction Bundles refer by ``urn:uuid``).
+    """
+    entries = document.get("entry") or () if document.get("resourceType") == "Bundle" else ({"resource": document},)
+    found: dict[str, str] = {}
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
+            continue
+        full_url = entry.get("fullUrl")
+        key = _patient_key(resource, patient_system)
+        if not resource.get("id") and key == "Patient/" and isinstance(full_url, str):
+            key = full_url  # neither an MRN nor an id: keyed on the entry it is
+        if resource.get("id"):
+            found[f"Patient/{resource['id']}"] = key
+        if isinstance(full_url, str) and full_url:
+            found[full_url] = key
+    return found
 
 
 def _document(document: dict[str, Any], run: _Run) -> dict[str, Any]:
@@ -180,8 +200,12 @@ def _patient_of(resource: dict[str, Any], run: _Run) -> str | None:
 
 def _referenced_patient(reference: dict[str, Any], run: _Run) -> str | None:
     text = reference.get("reference")
-    if isinstance(text, str) and text.startswith("Patient/"):
-        return run.patient_keys.get(text.split("/_history")[0], text.split("/_history")[0])
+    if isinstance(text, str):
+        target = text.split("/_history")[0]
+        if target in run.patient_keys:  # a Patient of the documents, by id or by its entry's full URL
+            return run.patient_keys[target]
+        if target.startswith("Patient/"):
+            return target
     identifier = reference.get("identifier")
     if isinstance(identifier, dict) and identifier.get("system") == run.patient_system and identifier.get("value"):
         return str(identifier["value"])

@@ -155,3 +155,21 @@ def test_a_modifier_extension_or_a_bad_key_is_refused(tmp_path: Path) -> None:
         with pytest.raises(InvalidInputError) as refused:
             deidentify_resources(documents, key=key, patient_system=MRN_SYSTEM)  # type: ignore[arg-type]
         assert refused.value.code == code
+
+
+def test_a_transaction_bundle_referring_by_urn_uuid_keeps_each_patients_shift() -> None:
+    def patient(url: str, mrn: str) -> dict[str, Any]:
+        return {"fullUrl": url, "request": {"method": "POST", "url": "Patient"}, "resource": {
+            "resourceType": "Patient", "identifier": [{"system": MRN_SYSTEM, "value": mrn}], "name": [{"text": mrn}]}}
+
+    first, second = "urn:uuid:5f0c6a4e-0000-4000-8000-000000000001", "urn:uuid:5f0c6a4e-0000-4000-8000-000000000002"
+    observation = {"fullUrl": "urn:uuid:5f0c6a4e-0000-4000-8000-000000000003", "resource": {
+        "resourceType": "Observation", "status": "final", "code": {"text": "BP"}, "subject": {"reference": second},
+        "effectiveDateTime": "2026-05-01T08:30:00+08:00"}}  # fmt: skip
+    bundle = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [patient(first, "MRN-1"), patient(second, "MRN-2"), observation]}  # fmt: skip
+    out = deidentify_resources([bundle], key=KEY, patient_system=MRN_SYSTEM).resources[0]["entry"]
+    shift = dt.timedelta(days=date_shift_days("MRN-2", key=KEY))
+    assert out[2]["resource"]["effectiveDateTime"] == f"{(dt.date(2026, 5, 1) + shift).isoformat()}T08:30:00+08:00"
+    assert out[2]["resource"]["subject"]["reference"] == out[1]["fullUrl"] != out[0]["fullUrl"]
+    assert out[1]["resource"]["id"] == pseudonymize_patient_id("MRN-2", key=KEY)
