@@ -28,7 +28,7 @@ from cds.consortium.bundle_signature import (
 )
 from cds.consortium.shared_result import SIGNED_STATUSES, shareable_bundle, validate_bundle
 from cds.consortium.site_keys import SiteKeyRing, TrustStore, public_key_set
-from cds.errors import InvalidInputError
+from cds.errors import InvalidInputError, PayloadTooLargeError
 from cds.settings import Settings
 from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
 from cds.store.db import Database
@@ -116,8 +116,6 @@ def parse_bundle(data: bytes) -> dict[str, Any]:
         PayloadTooLargeError: Over :data:`MAX_SHARED_BUNDLE_BYTES`.
         InvalidInputError: ``invalid_json``.
     """
-    from cds.errors import PayloadTooLargeError
-
     if len(data) > MAX_SHARED_BUNDLE_BYTES:
         raise PayloadTooLargeError(f"{len(data)} bytes; a shared result of at most {MAX_SHARED_BUNDLE_BYTES}",
                                    code="payload_too_large")  # fmt: skip
