@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 "ae_title": pacs.ae_title}]))  # fmt: skip
             engine.database.migrate()
             with engine.database.session() as session:
-                queue_results(session, engine.settings, files, study_uid="bench", now=dt.datetime.now(dt.UTC))
+                queue_results(session, engine.settings, files, study_uid="bench", site="", now=dt.datetime.now(dt.UTC))
             began = time.perf_counter()
             while True:
                 deliver_due(engine)

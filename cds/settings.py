@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds import REPO_ROOT, residency
@@ -18,10 +19,16 @@ from cds.pipelines.imaging.saliency import HeatmapMethod
 
 __all__ = ["REPO_ROOT", "SERVICE_BACKENDS", "Settings"]  # REPO_ROOT: see cds
 SERVICE_BACKENDS = (BackendKind.ONNXRUNTIME, BackendKind.TRITON)  # torch is the reference engine, not a server
+SITE_CODE = r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$"  # a consortium site's code (CDS_SITE, a job's site)
 
 
 class DicomDestination(BaseModel):
-    """A PACS or archive the pre-reads' DICOM results go to: by C-STORE (``dimse``) or STOW-RS (``dicomweb``)."""
+    """A PACS or archive the DICOM results of some sites go to: by C-STORE (``dimse``) or STOW-RS (``dicomweb``).
+
+    ``sites`` are the codes of the sites whose results it takes (the pre-reads' results and signed reports of their
+    jobs); empty: this deployment's own site (``CDS_SITE``) alone, so a single-site configuration names none. A
+    clinic's results go only to the destinations naming the clinic, never to another site's PACS.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -31,6 +38,20 @@ class DicomDestination(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     ae_title: str | None = Field(default=None, pattern=r"^[ -\[\]-~]{1,16}$")
     url: str | None = Field(default=None, pattern=r"^https?://")
+    sites: tuple[str, ...] = ()
+
+    def serves(self, site: str, *, home: str) -> bool:
+        """Whether ``site``'s results go here (``home``: this deployment's site, ``CDS_SITE``)."""
+        return site in (self.sites or (home,))
+
+    @field_validator("sites", mode="before")
+    @classmethod
+    def _site_codes(cls, value: object, info: ValidationInfo) -> object:
+        codes = value if isinstance(value, list | tuple) else None
+        if codes is None or not all(isinstance(code, str) and re.fullmatch(SITE_CODE, code) for code in codes):
+            raise ValueError(f"DICOM destination {info.data.get('name', '')!r}: sites must be a list of site codes "
+                             f'(letters, digits, "-", "_", "."), e.g. ["clinic-a"]; got {value!r:.100}')  # fmt: skip
+        return tuple(codes)
 
     @model_validator(mode="after")
     def _addressed(self) -> DicomDestination:
@@ -125,9 +146,13 @@ class Settings(BaseSettings):
         dicom_settle_s: Seconds without a new instance after which a received study is complete: it is stored
             and one read queued [CDS_DICOM_SETTLE_S].
         dicom_max_associations: Simultaneous DICOM associations [CDS_DICOM_MAX_ASSOCIATIONS].
-        dicom_destinations: Where every pre-read's DICOM results (SR, SEG, captures) are sent, from the durable
-            outbox with retries, as JSON: ``[{"name": "pacs", "kind": "dimse", "host": "10.0.0.5", "port": 104,
-            "ae_title": "PACS"}, {"name": "vna", "kind": "dicomweb", "url": "https://vna.example/dicom-web"}]``
+        dicom_destinations: Where the pre-reads' DICOM results (SR, SEG, captures) and signed reports (SR) are
+            sent, from the durable outbox with retries, as JSON: ``[{"name": "pacs", "kind": "dimse", "host":
+            "10.0.0.5", "port": 104, "ae_title": "PACS"}, {"name": "vna", "kind": "dicomweb", "url":
+            "https://vna.example/dicom-web"}]``. Each takes the results of the sites in its ``sites`` (e.g.
+            ``"sites": ["clinic-a"]`` for a member clinic's PACS at the hub); without ``sites``, those of this
+            deployment's own site (``CDS_SITE``). A job's results go only to the destinations of the job's site; a
+            site with none keeps them here (logged, and the audit event names no destination)
             [CDS_DICOM_DESTINATIONS].
         hl7_destinations: HIS interfaces that receive each pre-read as an HL7 v2.5.1 ORU^R01 over MLLP, from the
             outbox with retries, as JSON: ``[{"name": "his", "host": "10.0.0.9", "port": 2575}]``
@@ -216,9 +241,9 @@ class Settings(BaseSettings):
     allowed_destinations: list[str] | None = None
     cors_origins: list[str] = Field(default_factory=list)
     timezone: str = "Asia/Shanghai"
-    site: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
+    site: str = Field(default="default", pattern=SITE_CODE)
     site_name: str | None = Field(default=None, max_length=200)
-    hub_site: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$")
+    hub_site: str | None = Field(default=None, pattern=SITE_CODE)
     site_keys_dir: Path | None = None
     consortium_keys_dir: Path | None = None
     backend: BackendKind = BackendKind.ONNXRUNTIME

@@ -1,15 +1,18 @@
 """Sending DICOM results to a PACS or archive: C-STORE (pynetdicom) or STOW-RS, one instance per outbox message.
 
-The pre-read writes a message per result file and destination into the outbox in its own transaction
-(:func:`queue_results`); the outbox's delivery loop calls :func:`send` until the destination takes it, so a
-destination that is down gets every result later and each once (C-STORE and STOW-RS both store an instance by its
-SOP Instance UID, so a resend after a lost acknowledgement does not duplicate it at the receiver).
+The pre-read (and the signing of its report) writes a message per result file and destination into the outbox
+in its own transaction (:func:`queue_results`), to the destinations that serve the job's site only (a clinic's
+results to the clinic's PACS, never another's; :attr:`cds.settings.DicomDestination.sites`); the outbox's
+delivery loop calls :func:`send` until the destination takes it, so a destination that is down gets every result
+later and each once (C-STORE and STOW-RS both store an instance by its SOP Instance UID, so a resend after a lost
+acknowledgement does not duplicate it at the receiver).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,18 +28,36 @@ from cds import residency
 from cds.settings import DicomDestination, Settings
 from cds.store import outbox
 
+log = logging.getLogger(__name__)
 TOPIC = "dicom"
 TIMEOUT_S = 20
 
 
-def queue_results(session: Session, settings: Settings, files: Sequence[Path], *, study_uid: str,
-                  now: dt.datetime) -> int:  # fmt: skip
-    """One outbox message per result file and destination, in the caller's transaction; how many."""
-    destinations = [f"{TOPIC}:{d.name}" for d in settings.dicom_destinations]
-    for path in files if destinations else []:
-        outbox.enqueue(session, destinations=destinations, topic=TOPIC, now=now, about=f"ImagingStudy/{study_uid}",
-                       payload={"file": str(path), "study_uid": study_uid})  # fmt: skip
-    return len(files) * len(destinations)
+def queue_results(session: Session, settings: Settings, files: Sequence[Path], *, study_uid: str, site: str,
+                  now: dt.datetime) -> list[str]:  # fmt: skip
+    """One outbox message per result file and destination serving ``site``, in the caller's transaction.
+
+    Args:
+        session: The caller's open session.
+        settings: Where the destinations are configured.
+        files: The DICOM result files.
+        study_uid: The study they belong to.
+        site: The site whose data they are (the job's site); ``""``: this deployment's own (``CDS_SITE``).
+        now: When they were queued.
+
+    Returns:
+        The names of the destinations they were queued to; none when no destination serves ``site`` (nothing
+        leaves; logged with the site's code, no patient data).
+    """
+    owner = site or settings.site
+    names = [d.name for d in settings.dicom_destinations if d.serves(owner, home=settings.site)]
+    if files and settings.dicom_destinations and not names:
+        log.warning("DICOM results of site %s not sent: no CDS_DICOM_DESTINATIONS entry serves it", owner)
+    for path in files if names else []:
+        outbox.enqueue(session, destinations=[f"{TOPIC}:{name}" for name in names], topic=TOPIC, now=now,
+                       about=f"ImagingStudy/{study_uid}",
+                       payload={"file": str(path), "study_uid": study_uid, "site": owner})  # fmt: skip
+    return names if files else []
 
 
 def destination_of(settings: Settings, outbox_destination: str) -> DicomDestination | None:

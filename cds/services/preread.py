@@ -241,11 +241,13 @@ def run_preread(engine: Engine, job: ClaimedJob) -> PrereadReport:
                 index_dataset(session, pydicom.dcmread(path, stop_before_pixels=True), path, origin=AI_RESULT,
                               site=job.site)
             now = dt.datetime.now(dt.UTC)  # to the PACS and the HIS, from the outbox, written with the read
-            queue_results(session, engine.settings, results, study_uid=outcome.study_uid, now=now)
+            sent_to = queue_results(session, engine.settings, results, study_uid=outcome.study_uid, site=job.site,
+                                    now=now)  # fmt: skip
             queue_oru(session, engine.settings, outcome, job_id=job.id, now=now)
             record_event(session, AuditAction.IMAGING_PREREAD, actor, f"ImagingStudy/{outcome.study_uid}",
                          model=outcome.model, input_sha256=outcome.input_sha256,
-                         detail={"series": outcome.series_uid, "kind": outcome.kind.value, "uid": outcome.uid})
+                         detail={"series": outcome.series_uid, "kind": outcome.kind.value, "uid": outcome.uid,
+                                 "sent_to": sent_to})  # fmt: skip
         for refusal in report.refusals:
             record_event(session, AuditAction.IMAGING_PREREAD, actor, "ImagingStudy/unknown",
                          outcome=AuditOutcome.REFUSED, detail={"reason": refusal.reason})

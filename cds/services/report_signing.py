@@ -3,10 +3,11 @@
 Signing needs the signer's own verdict on every AI finding (``POST .../feedback``) and their impression; it writes
 the signed FHIR DiagnosticReport (:mod:`cds.interop.fhir_signed_report`) and the signed SR (COMPLETE, VERIFIED, the
 signer as Verifying Observer; :func:`cds.interop.dicom_sr.build_classification_sr`) into the outcome's folder,
-indexes the SR (QIDO/WADO serve it), queues it to every DICOM destination from the outbox, and keeps a signature
-row with its audit event (``imaging.report.sign``). Signing again amends: the next version, status ``amended``, the
-SR naming the one before it as its predecessor; the amended version's SR stays (``signed-report-sr-v<n>.dcm``),
-indexed under its own SOP Instance UID.
+indexes the SR (QIDO/WADO serve it), queues it from the outbox to the DICOM destinations of the read's site (a
+referred read's report goes back to the referring clinic's PACS, not the hub's), and keeps a signature row with its
+audit event (``imaging.report.sign``, naming those destinations). Signing again amends: the next version, status
+``amended``, the SR naming the one before it as its predecessor; the amended version's SR stays
+(``signed-report-sr-v<n>.dcm``), indexed under its own SOP Instance UID.
 """
 
 from __future__ import annotations
@@ -156,13 +157,15 @@ def sign_radiograph(engine: Engine, read: FinishedOutcome, *, impression: str, n
     with engine.database.session() as session:
         session.add(row)
         index_dataset(session, written, sr_path, origin=AI_RESULT, site=read.job.site)
-        queue_results(session, settings, [sr_path], study_uid=read.outcome.study_uid, now=now)
+        sent_to = queue_results(session, settings, [sr_path], study_uid=read.outcome.study_uid, site=read.job.site,
+                                now=now)  # fmt: skip
         mark_signed(session, read.job.id, site=home, signer=actor.subject, now=now)
         record_event(session, AuditAction.IMAGING_REPORT_SIGN, actor, f"ImagingStudy/{read.outcome.study_uid}",
                      model=read.outcome.model, input_sha256=read.outcome.input_sha256,
                      detail={"job": read.job.id, "uid": read.outcome.uid, "version": version,
                              "status": final["status"], "accepted": sum(v == "accepted" for v in verdicts.values()),
-                             "rejected": sum(v == "rejected" for v in verdicts.values())})  # fmt: skip
+                             "rejected": sum(v == "rejected" for v in verdicts.values()),
+                             "sent_to": sent_to})  # fmt: skip
         if previous is not None:  # the version it amends stays served (QIDO/WADO) under its own name
             kept = sr_path.with_name(f"signed-report-sr-v{version - 1}.dcm")
             index_dataset(session, previous, kept, origin=AI_RESULT, site=read.job.site)

@@ -76,7 +76,7 @@ def test_a_pacs_that_is_down_gets_each_result_once_it_is_back(tmp_path: Path, pa
     files = [write_radiograph(tmp_path / f"r{i}.dcm", render(64, 4, i)[0]) for i in range(2)]
     start = dt.datetime.now(dt.UTC)
     with engine.database.session() as session:
-        assert queue_results(session, engine.settings, files, study_uid="1.2.3", now=start) == 2
+        assert queue_results(session, engine.settings, files, study_uid="1.2.3", site="", now=start) == ["pacs"]
     assert deliver_due(engine, now=start) == (0, 1)  # nobody listening: the second waits, not tried in vain
     pacs = Pacs(pacs_port).start()
     try:
@@ -101,7 +101,7 @@ def test_a_result_the_pacs_does_not_take_does_not_hold_back_the_others(tmp_path:
     taken = write_radiograph(tmp_path / "cr.dcm", render(64, 4, 1)[0], modality="CR")
     start = dt.datetime.now(dt.UTC)
     with engine.database.session() as session:
-        queue_results(session, engine.settings, [refused, taken], study_uid="1.2.3", now=start)
+        queue_results(session, engine.settings, [refused, taken], study_uid="1.2.3", site="", now=start)
     pacs = Pacs(pacs_port).start(only="1.2.840.10008.5.1.4.1.1.1")  # Computed Radiography Image Storage only
     try:
         assert deliver_due(engine, now=start) == (1, 1)  # the CR went, though the DX before it was refused
