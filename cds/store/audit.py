@@ -80,6 +80,10 @@ class AuditAction(StrEnum):
     PATHOLOGY_RESULT_READ = "pathology.result.read"
     PATHOLOGY_JOBS_READ = "pathology.jobs.read"
     PATHOLOGY_VIEWER_RENDER = "pathology.viewer.render"
+    PATHOLOGY_FEEDBACK = "pathology.feedback"  # a pathologist accepted or rejected a slide read's AI finding
+    PATHOLOGY_FEEDBACK_READ = "pathology.feedback.read"
+    PATHOLOGY_REPORT_SIGN = "pathology.report.sign"  # a pathologist signed (or amended) a slide read: the final report
+    PATHOLOGY_SIGNATURES_READ = "pathology.signatures.read"
     ECG_READ = "ecg.read"
     ECG_RESULT_READ = "ecg.result.read"
     ECG_JOBS_READ = "ecg.jobs.read"

@@ -29,14 +29,17 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class ReviewedOutcome:
-    """The pre-read outcome the feedback is about: where it came from and which labels it has."""
+    """The read the feedback is about (a pre-read outcome, a slide): where it came from and which labels it has."""
 
     job_id: str
     uid: str
     study_uid: str
     model: str  # name:version
     input_sha256: str
-    labels: tuple[str, ...]  # its findings (radiograph) or structures (CT)
+    labels: tuple[str, ...]  # its findings (radiograph, slide) or structures (CT)
+    action: AuditAction = AuditAction.IMAGING_FEEDBACK  # how a verdict is audited
+    resource: str = ""  # what the audit event is about (default ``ImagingStudy/<study_uid>``)
+    subject: str = ""  # the patient (``Patient/<id>``), when known
 
 
 def record_feedback(
@@ -49,7 +52,7 @@ def record_feedback(
             ``comment_too_long`` (over :data:`MAX_COMMENT_CHARS` characters).
     """
     if label not in outcome.labels:
-        raise InvalidInputError(f"no finding {label!r} in this pre-read; findings: {', '.join(outcome.labels)}",
+        raise InvalidInputError(f"no finding {label!r} in this read; findings: {', '.join(outcome.labels)}",
                                 code="unknown_finding")
     try:
         verdict = Verdict(verdict)
@@ -61,18 +64,18 @@ def record_feedback(
                                 code="comment_too_long")
     row = FindingFeedbackRow(job_id=outcome.job_id, uid=outcome.uid, label=label, verdict=verdict.value,
                              comment=comment, model=outcome.model, actor=actor.subject, role=actor.role,
-                             created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))  # fmt: skip
+                             created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), site=actor.site)  # fmt: skip
     session.add(row)
-    record_event(session, AuditAction.IMAGING_FEEDBACK, actor, f"ImagingStudy/{outcome.study_uid}",
-                 model=outcome.model, input_sha256=outcome.input_sha256,
+    record_event(session, outcome.action, actor, outcome.resource or f"ImagingStudy/{outcome.study_uid}",
+                 subject=outcome.subject, model=outcome.model, input_sha256=outcome.input_sha256,
                  detail={"job": outcome.job_id, "uid": outcome.uid, "label": label, "verdict": verdict.value,
-                         "comment_chars": len(comment)})
+                         "comment_chars": len(comment)})  # fmt: skip
     session.flush()
     return row
 
 
 def list_feedback(session: Session, job_id: str, uid: str) -> list[FindingFeedbackRow]:
-    """Every verdict on the outcome ``uid`` of pre-read ``job_id``, newest first."""
+    """Every verdict on the outcome ``uid`` of read ``job_id`` (a pre-read, a slide), newest first."""
     query = (
         select(FindingFeedbackRow)
         .where(FindingFeedbackRow.job_id == job_id, FindingFeedbackRow.uid == uid)

@@ -6,7 +6,10 @@ capped by ``CDS_MAX_UPLOAD_BYTES``) and queues a ``pathology`` job (:mod:`cds.se
 finished (an administrator sees everyone's); a job's state and answer, its files by the names the output layout
 gives them, and ``render/region.png``, a region of the uploaded slide read at the pyramid level that fits the
 requested size (the zoom behind the heatmap). An optional ``subject`` (``Patient/<id>``) ties a slide to a patient:
-patient-scoped tokens may only read their own. Uploads, reads and refusals are audited.
+patient-scoped tokens may only read their own. A pathologist accepts or rejects the slide's AI finding
+(``.../feedback``) and signs the read (``.../signatures``; :mod:`cds.services.slide_signing`), whose signed report
+goes to consortium members as a site-signed Bundle (``.../shared-bundle``). Uploads, reads, verdicts, signatures and
+refusals are audited. The file route is declared last so that no other route is taken for a file name.
 """
 
 from __future__ import annotations
@@ -21,11 +24,19 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from cds.results.jobs import JobKind, JobRecord, PathologyOutcome, PathologyPayload
-from cds.services import pathology
+from cds.services import pathology, report_signing, slide_signing
 from cds.services.job_reads import list_reads, record_read_event
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, patient_job, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
+from cds.serving.api.signatures import (
+    FeedbackCreate,
+    FeedbackPublic,
+    SignaturePublic,
+    SignRequest,
+    feedback_public,
+    signature_public,
+)
 from cds.serving.api.uploads import discarded_on_failure, save_upload
 from cds.serving.ui import render
 from cds.store.audit import AuditAction
@@ -164,9 +175,63 @@ def render_region(
                     headers={"Cache-Control": "no-store", "X-Slide-Level": str(region.level)})
 
 
+@router.post("/{job_id}/feedback", status_code=201)
+def submit_feedback(body: FeedbackCreate, job: FinishedSlideJob, engine: EngineDep,
+                    principal: Pathology) -> FeedbackPublic:  # fmt: skip
+    """Accept or reject the slide read's AI finding, with an optional comment; stored and audited.
+
+    422 with ``unknown_finding``, ``comment_too_long`` or ``job_not_done``.
+    """
+    row = slide_signing.submit_verdict(engine, job, label=body.label, verdict=body.verdict, comment=body.comment,
+                                       actor=principal.actor)  # fmt: skip
+    return feedback_public(row)
+
+
+@router.get("/{job_id}/feedback")
+def read_feedback(job: FinishedSlideJob, engine: EngineDep, principal: Pathology) -> list[FeedbackPublic]:
+    """Every verdict on the slide read's findings, newest first (the read is audited)."""
+    rows = [feedback_public(row) for row in slide_signing.verdicts(engine, job)]
+    record_read_event(engine, AuditAction.PATHOLOGY_FEEDBACK_READ, principal.actor, job, returned=len(rows))
+    return rows
+
+
+@router.post("/{job_id}/signatures", status_code=201)
+def sign_read(body: SignRequest, job: FinishedSlideJob, engine: EngineDep, principal: Pathology) -> SignaturePublic:
+    """Sign the slide read's report (again: amend it) with your verdict on every finding.
+
+    The final FHIR report is ``signed-diagnostic-report.json``. 422 ``unreviewed_findings`` names the findings
+    still without your verdict.
+    """
+    row = slide_signing.sign_slide(engine, job, impression=body.impression, name=body.signer_name,
+                                   actor=principal.actor)  # fmt: skip
+    return signature_public(row)
+
+
+@router.get("/{job_id}/signatures")
+def list_signatures(job: FinishedSlideJob, engine: EngineDep, principal: Pathology) -> list[SignaturePublic]:
+    """Every signed version of the slide read's report, oldest first (the read is audited)."""
+    rows = slide_signing.slide_signatures(engine, job)
+    record_read_event(engine, AuditAction.PATHOLOGY_SIGNATURES_READ, principal.actor, job, returned=len(rows))
+    return [signature_public(row) for row in rows]
+
+
+@router.get("/{job_id}/shared-bundle", response_class=JSONResponse,
+            responses={200: {"content": {"application/fhir+json": {}}}})  # fmt: skip
+def shared_bundle(job: FinishedSlideJob, engine: EngineDep, principal: Pathology) -> JSONResponse:
+    """The signed report as a Bundle this site signed for the other consortium members (``consortium.share``).
+
+    422 ``not_signed`` before anyone signed it, 503 ``site_keys_missing`` without a signing key.
+    """
+    bundle = report_signing.shared_bundle(engine, slide_signing.layout_of(job), actor=principal.actor)
+    return JSONResponse(bundle, media_type="application/fhir+json")
+
+
 @router.get("/{job_id}/{name}", response_class=FileResponse)
 def slide_output(name: str, job: FinishedSlideJob, engine: EngineDep, principal: Pathology) -> FileResponse:
-    """One output of a finished job: ``result.json``, ``diagnostic-report.json`` or ``heatmap.png``."""
+    """One output of a finished job by its name in the output layout.
+
+    ``result.json``, ``diagnostic-report.json``, ``heatmap.png`` or, once signed, ``signed-diagnostic-report.json``.
+    """
     path, media_type = pathology.slide_output(job, name)
     record_read_event(engine, AuditAction.PATHOLOGY_RESULT_READ, principal.actor, job, file=name)
     return FileResponse(path, media_type=media_type)

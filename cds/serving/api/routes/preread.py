@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
 
 from cds.errors import NotFoundError
 from cds.results.jobs import JobKind, OutcomeKind
@@ -23,12 +22,17 @@ from cds.services.preread import FinishedOutcome, finished_outcome, patients_of,
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, site_job
 from cds.serving.api.routes.jobs import JobPublic, public_job
-from cds.serving.api.signatures import SignaturePublic, SignRequest, signature_public
+from cds.serving.api.signatures import (
+    FeedbackCreate,
+    FeedbackPublic,
+    SignaturePublic,
+    SignRequest,
+    feedback_public,
+    signature_public,
+)
 from cds.serving.ui import render, viewer
 from cds.store import jobs
 from cds.store.audit import AuditAction, record_event
-from cds.store.feedback import MAX_COMMENT_CHARS, Verdict
-from cds.store.tables import FindingFeedbackRow
 
 router = APIRouter(prefix="/v1/preread/{job_id}", tags=["imaging"])
 Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
@@ -124,35 +128,6 @@ def render_outline(
                     headers=NO_STORE)
 
 
-class FeedbackCreate(BaseModel):
-    """A verdict on one finding (or segmented structure) of the outcome."""
-
-    label: Annotated[str, Field(min_length=1, max_length=100, description="the finding's label, as in the summary")]
-    verdict: Verdict
-    comment: Annotated[str, Field(description=f"optional; at most {MAX_COMMENT_CHARS} characters (422 "
-                                  "comment_too_long)", json_schema_extra={"maxLength": MAX_COMMENT_CHARS})] = ""
-
-
-class FeedbackPublic(BaseModel):
-    """A stored verdict."""
-
-    id: int
-    job_id: str
-    uid: str
-    label: str
-    verdict: Verdict
-    comment: str
-    model: str
-    actor: str
-    created_at: str
-
-
-def _public(row: FindingFeedbackRow) -> FeedbackPublic:
-    return FeedbackPublic(id=row.id, job_id=row.job_id, uid=row.uid, label=row.label, verdict=Verdict(row.verdict),
-                          comment=row.comment, model=row.model, actor=row.actor,
-                          created_at=row.created_at.isoformat() + "+00:00")  # fmt: skip
-
-
 @router.post("/{uid}/feedback", status_code=201)
 def submit_feedback(body: FeedbackCreate, read: Outcome, engine: EngineDep, principal: Radiology) -> FeedbackPublic:
     """Accept or reject one finding of a finished pre-read; stored and audited.
@@ -161,13 +136,13 @@ def submit_feedback(body: FeedbackCreate, read: Outcome, engine: EngineDep, prin
     """
     row = feedback.submit_verdict(engine, read, label=body.label, verdict=body.verdict, comment=body.comment,
                                   actor=principal.actor)  # fmt: skip
-    return _public(row)
+    return feedback_public(row)
 
 
 @router.get("/{uid}/feedback")
 def read_feedback(read: Outcome, engine: EngineDep, principal: Radiology) -> list[FeedbackPublic]:
     """Every verdict on the outcome, newest first (the read is audited)."""
-    rows = [_public(row) for row in feedback.verdicts(engine, read)]
+    rows = [feedback_public(row) for row in feedback.verdicts(engine, read)]
     record_outcome_event(engine, AuditAction.IMAGING_FEEDBACK_READ, principal.actor, read, returned=len(rows))
     return rows
 
