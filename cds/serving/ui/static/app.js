@@ -9,6 +9,8 @@
 //   #/risk                   clinician's patient risk panel (clinician, admin)
 //   #/monitoring[/<patient>] monitored patients by alert level, and one patient's trends and alerts (clinician, admin)
 //   #/follow-up              chronic-disease registries: control and follow-ups due (clinician, admin)
+//   #/referrals              remote-reading turnaround per site and priority, open referrals in and out (the roles
+//                            that may read referrals: radiologist, pathologist, cardiologist, clinician, admin)
 //   #/models                 ML engineer's model dashboard (ml_engineer, admin)
 
 import { api, clearSession, loadSession, saveSession } from "./modules/api.js";
@@ -22,6 +24,7 @@ import { renderPathology } from "./modules/pathology.js";
 import { renderRiskPanel } from "./modules/risk.js";
 import { renderSignIn, ROLE_NAMES } from "./modules/signin.js";
 import { renderSlide } from "./modules/slide.js";
+import { renderTurnaround } from "./modules/turnaround.js";
 import { renderViewer } from "./modules/viewer.js";
 import { renderWorklist } from "./modules/worklist.js";
 
@@ -34,6 +37,8 @@ const VIEWS = [
   { id: "risk", title: "Patient risk", roles: ["clinician", "admin"], render: renderRiskPanel },
   { id: "monitoring", title: "Monitoring", roles: ["clinician", "admin"], render: renderMonitoring },
   { id: "follow-up", title: "Follow-up", roles: ["clinician", "admin"], render: renderFollowUp },
+  { id: "referrals", title: "Referrals", roles: ["radiologist", "pathologist", "cardiologist", "clinician", "admin"],
+    render: renderTurnaround },
   { id: "models", title: "Models", roles: ["ml_engineer", "admin"], render: renderDashboard },
 ];
 const VIEWER_ROLES = ["radiologist", "admin"];
