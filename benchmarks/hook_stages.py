@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 record_event(session, AuditAction.HOOKS_CALL, actor, "cds-services/cds-risk", subject="Patient/p1")
 
             stage("release: jti, results, audit, commit", lambda r=release: engine.database.write(r))
-            stage("registry follow-up", lambda: follow_up.statuses(engine, condition=None, site=None,
+            stage("registry follow-up", lambda: follow_up.statuses(engine, condition=None, sites=[engine.settings.site],
                                                                    patient="Patient/p1", actor=actor, audited=False))
             cards = stage("cards", lambda e=entries, lang=engine.settings.card_language: [
                 card_for(x, "http://127.0.0.1:8000", lang) for x in e])

@@ -25,6 +25,7 @@ from cds.services import follow_up
 from cds.services.engine import Engine
 from cds.services.risk import assess_record, release_panel
 from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.sites import actor_sites
 from cds.store.tables import HookFeedbackRow
 
 SERVICE_ID = "cds-risk"
@@ -108,8 +109,8 @@ def patient_view(engine: Engine, request: HookRequest, *, actor: Actor, base_url
     for entry in entries:
         if entry.result is not None:
             engine.metrics.count_scored(entry.result.method.name, entry.result.status.value)
-    follow_ups = follow_up.statuses(engine, condition=None, site=None, patient=subject, actor=actor,
-                                    audited=False)  # the hooks.call event covers the call
+    follow_ups = follow_up.statuses(engine, condition=None, sites=actor_sites(actor, engine.settings.site),
+                                    patient=subject, actor=actor, audited=False)  # the hooks.call event covers it
     return [card_for(entry, base_url, language) for entry in entries] + [
         follow_up_card(status, language) for status in follow_ups]
 
@@ -121,7 +122,7 @@ def record_feedback(engine: Engine, items: list[FeedbackItem], *, actor: Actor) 
         for item in items:
             session.add(HookFeedbackRow(service_id=SERVICE_ID, card=item.card, outcome=item.outcome,
                                         payload=json.dumps(item.model_dump(), separators=(",", ":")),
-                                        client=actor.subject, received_at=now))  # fmt: skip
+                                        client=actor.subject, received_at=now, site=actor.site))  # fmt: skip
             record_event(session, AuditAction.HOOKS_FEEDBACK, actor, f"card/{item.card}",
                          detail={"feedback": item.outcome})
     return len(items)

@@ -13,8 +13,8 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -32,6 +32,7 @@ from cds.errors import InvalidInputError, PayloadTooLargeError
 from cds.settings import Settings
 from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
 from cds.store.db import Database
+from cds.store.sites import acting_site
 from cds.store.tables import SharedResultRow
 
 MAX_SHARED_BUNDLE_BYTES = 8 * 2**20  # a report with its observations is kilobytes; images are not shared inline
@@ -149,7 +150,7 @@ def import_shared(database: Database, settings: Settings, bundle: dict[str, Any]
         raise
     if authorize is not None:
         authorize(_subject_text(report.get("subject")))
-    return _keep(database, bundle, report, verified, actor=actor)
+    return _keep(database, bundle, report, verified, actor=replace(actor, site=acting_site(actor, settings.site)))
 
 
 def _keep(database: Database, bundle: dict[str, Any], report: dict[str, Any], verified: VerifiedSignature, *,
@@ -158,13 +159,14 @@ def _keep(database: Database, bundle: dict[str, Any], report: dict[str, Any], ve
     subject = _subject_text(report.get("subject"))
     identifiers = [i for i in report.get("identifier") or () if isinstance(i, dict) and i.get("value")]
     with database.session() as session:
-        existing = session.scalars(select(SharedResultRow).where(SharedResultRow.content_sha256 == digest)).first()
+        existing = session.scalars(select(SharedResultRow).where(
+            SharedResultRow.content_sha256 == digest, SharedResultRow.site == actor.site)).first()  # fmt: skip
         row = existing or SharedResultRow(
             id=str(uuid.uuid4()), content_sha256=digest, origin_site=verified.site, kid=verified.kid,
             signed_at=verified.signed_at, report_identifier=str(identifiers[0]["value"])[:300] if identifiers else "",
             report_status=str(report.get("status")), subject=subject[:300],
             title=str((report.get("code") or {}).get("text", ""))[:300], bundle=json.dumps(bundle, ensure_ascii=False),
-            imported_by=actor.subject, imported_at=dt.datetime.now(dt.UTC))  # fmt: skip
+            imported_by=actor.subject, imported_at=dt.datetime.now(dt.UTC), site=actor.site)  # fmt: skip
         if existing is None:
             session.add(row)
         record_event(session, AuditAction.CONSORTIUM_IMPORT, actor, f"SharedResult/{row.id}", subject=subject,
@@ -173,11 +175,12 @@ def _keep(database: Database, bundle: dict[str, Any], report: dict[str, Any], ve
     return ImportedResult(row=row, created=existing is None)
 
 
-def shared_results(database: Database, *, actor: Actor, subject: str = "",
+def shared_results(database: Database, *, actor: Actor, sites: Sequence[str], subject: str = "",
                    limit: int = 100) -> list[SharedResultRow]:  # fmt: skip
-    """Imported shared results, newest first (one patient's, when ``subject`` is given); audited."""
+    """The shared results ``sites`` imported, newest first (one patient's, when ``subject`` is given); audited."""
     with database.session() as session:
-        query = select(SharedResultRow).order_by(SharedResultRow.imported_at.desc()).limit(limit)
+        query = select(SharedResultRow).where(SharedResultRow.site.in_(list(sites)))
+        query = query.order_by(SharedResultRow.imported_at.desc()).limit(limit)
         if subject:
             query = query.where(SharedResultRow.subject == subject)
         rows = list(session.scalars(query))

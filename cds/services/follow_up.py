@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
-from cds.errors import InvalidInputError
+from cds.errors import ForbiddenError, InvalidInputError
 from cds.interop.fhir_observations import CLINIC, PATIENT_REFERENCE, patient_of
 from cds.interop.record_conditions import diabetes_condition, hypertension_condition
 from cds.interop.record_dates import age_at, birth_range, instant
@@ -45,6 +45,7 @@ from cds.services.engine import Engine
 from cds.store import observations, registry
 from cds.store.audit import Actor, AuditAction, record_event
 from cds.store.results import release_result
+from cds.store.sites import acting_site
 from cds.store.tables import ObservationRow, RegistryRow
 
 HYPERTENSION = Condition.HYPERTENSION
@@ -113,11 +114,13 @@ def _from_fhir(condition: Condition, document: Mapping[str, Any], today: dt.date
 
 def enroll(engine: Engine, condition: Condition, document: Mapping[str, Any], *, actor: Actor,
            authorize: Callable[[str], None] | None = None) -> tuple[RegistryEntry, bool]:  # fmt: skip
-    """Enrol the patient a Condition (or a doctor's enrolment) names; ``(entry, newly enrolled)``.
+    """Enrol the patient a Condition (or a doctor's enrolment) names at ``actor``'s site; ``(entry, new)``.
 
     Raises:
         InvalidInputError: The document is neither, or not about this condition.
+        ForbiddenError: ``other_site``: the enrolment names another site than the caller's.
     """
+    home = acting_site(actor, engine.settings.site)
     today = dt.datetime.now(zoneinfo.ZoneInfo(engine.settings.timezone)).date()  # the site's day, as statuses
     if "resourceType" in document:
         enrolment = _from_fhir(condition, document, today)
@@ -130,11 +133,12 @@ def enroll(engine: Engine, condition: Condition, document: Mapping[str, Any], *,
         source = f"enrolled by {actor.subject}"
     if enrolment.birth_date is not None and birth_range(enrolment.birth_date) is None:
         raise InvalidInputError(f"birth_date {enrolment.birth_date[:20]!r} is not a FHIR date", code="invalid_date")
+    if enrolment.site not in (None, home):
+        raise ForbiddenError(f"you enrol patients at {home}, not at {enrolment.site}", code="other_site")
     if authorize is not None:
         authorize(enrolment.patient)
     with engine.database.session() as session:
-        row, new = registry.enroll(session, patient=enrolment.patient, condition=condition.value,
-                                   site=enrolment.site or engine.settings.site,
+        row, new = registry.enroll(session, patient=enrolment.patient, condition=condition.value, site=home,
                                    enrolled_on=enrolment.enrolled_on or today, birth_date=enrolment.birth_date,
                                    source=source, enrolled_by=actor.subject)  # fmt: skip
         if new:
@@ -211,9 +215,9 @@ def _status(row: RegistryRow, rows: Sequence[Local], today: dt.date) -> FollowUp
                           as_of=today)  # fmt: skip
 
 
-def statuses(engine: Engine, *, condition: Condition | None, site: str | None, patient: str | None, actor: Actor,
+def statuses(engine: Engine, *, condition: Condition | None, sites: Sequence[str], patient: str | None, actor: Actor,
              today: dt.date | None = None, audited: bool = True) -> list[FollowUpStatus]:  # fmt: skip
-    """Each registry entry's status at ``today``: the most overdue first, then the uncontrolled.
+    """Each entry's status at ``today`` in the registries of ``sites``: the most overdue first, then the uncontrolled.
 
     ``audited``: record the read (``registry.read``); a caller that audits the whole request itself (a CDS Hooks
     call) passes ``False``.
@@ -222,18 +226,18 @@ def statuses(engine: Engine, *, condition: Condition | None, site: str | None, p
     today = today or dt.datetime.now(zone).date()
     conditions = [condition] if condition else list(Condition)
     with engine.database.session() as session:
-        rows = [r for c in conditions for r in registry.entries(session, condition=c.value, site=site,
+        rows = [r for c in conditions for r in registry.entries(session, sites=sites, condition=c.value,
                                                                  patient=patient)]  # fmt: skip
         fields = sorted({f for c in conditions for f in FIELDS[c]})
         since = dt.datetime.combine(today, dt.time(), dt.UTC) - HISTORY
         found: dict[str, list[Local]] = defaultdict(list)
-        for o in observations.series(session, sorted({r.patient for r in rows}), since, fields):
+        for o in observations.series(session, sorted({r.patient for r in rows}), since, fields, sites=sites):
             local = _local(o, zone)
             if local.effective.date() <= today:  # a status at an earlier day knows nothing of what came after
                 found[o.patient].append(local)
         if audited:
             record_event(session, AuditAction.REGISTRY_READ, actor, "Registry", subject=patient or "",
-                         detail={"entries": len(rows), "site": site or "any"})
+                         detail={"entries": len(rows)})
     result = [_status(row, found[row.patient], today) for row in rows]
     return sorted(result, key=lambda s: (-s.overdue_days, s.controlled is not False, s.due, s.entry.patient))
 
@@ -246,10 +250,12 @@ def home_bp_check(engine: Engine, session: Session, patient: str, added: Sequenc
     nothing is wrong.
     """
     new = [r for r in added if r.patient == patient and r.setting != CLINIC and r.field in FIELDS[HYPERTENSION]]
-    if not new or not registry.entries(session, condition=HYPERTENSION.value, patient=patient):
+    sites = (acting_site(actor, engine.settings.site),)  # the registry and the readings of the site that sent them
+    if not new or not registry.entries(session, sites=sites, condition=HYPERTENSION.value, patient=patient):
         return None
     zone = zoneinfo.ZoneInfo(engine.settings.timezone)
-    rows = observations.series(session, patient, now - HOME_WINDOW - dt.timedelta(days=1), FIELDS[HYPERTENSION])
+    rows = observations.series(session, patient, now - HOME_WINDOW - dt.timedelta(days=1), FIELDS[HYPERTENSION],
+                               sites=sites)  # fmt: skip
     week = _readings(HYPERTENSION, [_local(r, zone) for r in rows if r.setting != CLINIC])
     home = home_bp(week, now.astimezone(zone).date())
     pairs = _readings(HYPERTENSION, [_local(r, zone) for r in new])
@@ -261,7 +267,7 @@ def home_bp_check(engine: Engine, session: Session, patient: str, added: Sequenc
                "target": list(HOME_BP_TARGET), "above_target": home.above_target, "rules": list(signal.rules)}
     result_id = release_result(session, kind="follow_up", subject=patient, method=HOME_BP_METHOD,
                                input_sha256=hash_inputs({"readings": json.dumps(week, default=str)}),
-                               payload=payload, actor=actor.subject, role=actor.role)  # fmt: skip
+                               payload=payload, actor=actor)  # fmt: skip
     return signal, result_id
 
 

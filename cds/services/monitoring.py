@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cds.errors import InvalidInputError
@@ -29,6 +29,7 @@ from cds.store import observations, outbox
 from cds.store import scores as score_series
 from cds.store.alerts import AlertAction, raise_alert
 from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.sites import acting_site
 from cds.store.tables import ObservationRow, ScoreRow
 
 WINDOW = dt.timedelta(hours=4)
@@ -70,7 +71,9 @@ def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor, now: dt
     if not batch.values:
         reasons = "; ".join(f"{r.source}: {r.code}: {r.reason}" for r in batch.refused[:10]) or "no Observation"
         raise InvalidInputError(f"no Observation could be used ({reasons})", code="observations_refused")
-    rows = [ObservationRow(id=v.key, patient=v.patient, field=v.field, value=v.value, text=v.text,
+    site = acting_site(actor, engine.settings.site)  # whose record they become, and their scores and alerts
+    actor = replace(actor, site=site)
+    rows = [ObservationRow(id=v.key, site=site, patient=v.patient, field=v.field, value=v.value, text=v.text,
                            effective=v.effective, source=v.source[:300], device=v.device, received_at=now,
                            setting=v.setting)
             for v in batch.values]  # fmt: skip
@@ -78,10 +81,10 @@ def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor, now: dt
         added = observations.store(session, rows)
         patients = sorted({row.patient for row in rows})
         scores = [outcome for patient in sorted({row.patient for row in added})
-                  for outcome in _score(engine, session, patient, now, actor)]  # fmt: skip
+                  for outcome in _score(engine, session, patient, now, actor, site)]  # fmt: skip
         webhooks = engine.settings.alert_webhooks
         alerts = [alert for outcome in scores
-                  if (alert := _alert(session, outcome, now, actor, webhooks)) is not None]  # fmt: skip
+                  if (alert := _alert(session, outcome, now, actor, webhooks, site)) is not None]  # fmt: skip
         for patient in sorted({row.patient for row in added}):  # registry patients' home blood pressure
             found = follow_up.home_bp_check(engine, session, patient, added, now, actor)
             if found is not None:
@@ -96,11 +99,15 @@ def ingest(engine: Engine, document: Mapping[str, Any], *, actor: Actor, now: dt
                          tuple(alerts))  # fmt: skip
 
 
-def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: Actor) -> list[EarlyWarning]:
-    """Each early-warning score from the patient's latest in-window values; released when every input is there."""
+def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: Actor,
+           site: str) -> list[EarlyWarning]:  # fmt: skip
+    """Each early-warning score from the patient's latest in-window values at ``site``.
+
+    Released when every input is there.
+    """
     outcomes = []
     windows = {f.name: WINDOW for name in EARLY_WARNING for f in get_equation(name).fields}
-    latest = observations.latest(session, patient, windows | {"consciousness": WINDOW}, now)  # one query
+    latest = observations.latest(session, patient, windows | {"consciousness": WINDOW}, now, site=site)  # one query
     level = latest.get("consciousness")
     if "altered_mentation" not in latest and level is not None:
         # qSOFA's altered mentation from the ACVPU level: anything but alert (new confusion, or responding only to
@@ -128,7 +135,7 @@ def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: 
         score_series.add(session, ScoreRow(id=result_id, patient=patient, family=name, score=float(result.score or 0.0),
                                      band=result.band.value if result.band else None,
                                      category=(result.category or None) and result.category[:200],
-                                     observed_at=observed, released_at=now))  # fmt: skip
+                                     observed_at=observed, released_at=now, site=site))  # fmt: skip
         engine.metrics.count_scored(result.method.name, result.status.value)
         red = any(c.contribution >= 3 for c in result.contributions)
         outcomes.append(EarlyWarning(patient=patient, method=name, result_id=result_id, score=result.score,
@@ -138,14 +145,14 @@ def _score(engine: Engine, session: Any, patient: str, now: dt.datetime, actor: 
     return outcomes
 
 
-def _alert(session: Any, outcome: EarlyWarning, now: dt.datetime, actor: Actor,
-           webhooks: list[str]) -> RaisedAlert | None:  # fmt: skip
+def _alert(session: Any, outcome: EarlyWarning, now: dt.datetime, actor: Actor, webhooks: list[str],
+           site: str) -> RaisedAlert | None:  # fmt: skip
     """The alert a new NEWS2 score raises (rules in :mod:`cds.pipelines.monitoring.alert_rules`), if any."""
     observed = outcome.observed_at
     if outcome.method != "news2" or outcome.score is None or outcome.result_id is None or observed is None:
         return None
     lowest = score_series.lowest(session, outcome.patient, outcome.method, observed - RISE_WINDOW, observed,
-                                 excluding=outcome.result_id)  # fmt: skip
+                                 excluding=outcome.result_id, site=site)  # fmt: skip
     signal = news2_signal(outcome.score, outcome.red, lowest)
     if signal is None:
         return None

@@ -15,6 +15,7 @@ from cds.store import observations
 from cds.store import scores as score_series
 from cds.store.alerts import OPEN
 from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.sites import actor_sites
 from cds.store.tables import AlertRow, ObservationRow, ScoreRow
 
 
@@ -24,17 +25,18 @@ def _point(row: ScoreRow) -> ScorePoint:
 
 
 def patients(engine: Engine, since: dt.datetime, *, patient: str | None, actor: Actor) -> list[MonitoredPatient]:
-    """The patients with observations since ``since`` (or only ``patient``), most urgent first.
+    """The patients with observations at the actor's site since ``since`` (or only ``patient``), most urgent first.
 
     Order: the most urgent open alert, then the highest latest NEWS2, then the most recently seen.
     """
+    sites = actor_sites(actor, engine.settings.site)
     with engine.database.session() as session:
-        seen = observations.monitored(session, since, patient=patient)
+        seen = observations.monitored(session, since, sites=sites, patient=patient)
         names = [m.patient for m in seen]
         latest = {name: {family: _point(row) for family, row in rows.items()}
-                  for name, rows in score_series.latest(session, names, since).items()}  # fmt: skip
+                  for name, rows in score_series.latest(session, names, since, sites=sites).items()}  # fmt: skip
         open_alerts: dict[str, list[AlertRow]] = {name: [] for name in names}
-        for row in alert_store.list_alerts(session, state=OPEN, patient=patient, limit=10_000):
+        for row in alert_store.list_alerts(session, state=OPEN, patient=patient, sites=sites, limit=10_000):
             if row.patient in open_alerts:
                 open_alerts[row.patient].append(row)
         record_event(session, AuditAction.MONITORING_READ, actor, "Patient", subject=patient or "",
@@ -53,18 +55,19 @@ def patients(engine: Engine, since: dt.datetime, *, patient: str | None, actor: 
 
 
 def scores(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -> list[ScorePoint]:
-    """A patient's early-warning scores measured since ``since``, oldest first (audited as a read)."""
+    """A patient's early-warning scores at the actor's site measured since ``since``, oldest first (audited)."""
     with engine.database.session() as session:
-        found = [_point(row) for row in score_series.series(session, patient, since)]
+        found = [_point(row) for row in score_series.series(session, patient, since,
+                                                            sites=actor_sites(actor, engine.settings.site))]
         record_event(session, AuditAction.SCORES_READ, actor, "RiskAssessment", subject=patient,
                      detail={"scores": len(found)})
     return found
 
 
 def history(engine: Engine, patient: str, since: dt.datetime, *, actor: Actor) -> list[ObservationRow]:
-    """A patient's stored observations since ``since``, oldest first (audited as a read)."""
+    """A patient's observations the actor's site holds since ``since``, oldest first (audited as a read)."""
     with engine.database.session() as session:
-        rows = observations.series(session, patient, since)
+        rows = observations.series(session, patient, since, sites=actor_sites(actor, engine.settings.site))
         record_event(session, AuditAction.OBSERVATIONS_READ, actor, "Observation", subject=patient,
                      detail={"rows": len(rows)})
         for row in rows:  # kept readable after the commit (the audit event stays in the session to be written)
@@ -80,22 +83,23 @@ def _view(row: AlertRow) -> AlertRecord:
 
 
 def alerts(engine: Engine, *, state: str | None, patient: str | None, actor: Actor) -> list[AlertRecord]:
-    """Alerts (most urgent, then newest, first), audited as a read."""
+    """The actor's site's alerts (most urgent, then newest, first), audited as a read."""
     with engine.database.session() as session:
-        rows = alert_store.list_alerts(session, state=state, patient=patient)
+        rows = alert_store.list_alerts(session, state=state, patient=patient,
+                                       sites=actor_sites(actor, engine.settings.site))
         record_event(session, AuditAction.ALERTS_READ, actor, "Alert", subject=patient or "",
                      detail={"alerts": len(rows), "state": state or "any"})
         return [_view(row) for row in rows]
 
 
-def alert_patient(engine: Engine, alert_id: str) -> str:
-    """The patient an alert is about (for the caller's scope check).
+def alert_patient(engine: Engine, alert_id: str, *, actor: Actor) -> str:
+    """The patient an alert of the actor's site is about (for the caller's scope check).
 
     Raises:
-        NotFoundError: ``alert_not_found``.
+        NotFoundError: ``alert_not_found``, also for another site's.
     """
     with engine.database.session() as session:
-        return alert_store.get_alert(session, alert_id).patient
+        return alert_store.get_alert(session, alert_id, sites=actor_sites(actor, engine.settings.site)).patient
 
 
 def acknowledge_alert(engine: Engine, alert_id: str, *, actor: Actor) -> AlertRecord:
@@ -105,6 +109,6 @@ def acknowledge_alert(engine: Engine, alert_id: str, *, actor: Actor) -> AlertRe
         NotFoundError: ``alert_not_found``.
     """
     with engine.database.session() as session:
-        row = alert_store.acknowledge(session, alert_store.get_alert(session, alert_id), actor=actor,
-                                      now=dt.datetime.now(dt.UTC))  # fmt: skip
+        found = alert_store.get_alert(session, alert_id, sites=actor_sites(actor, engine.settings.site))
+        row = alert_store.acknowledge(session, found, actor=actor, now=dt.datetime.now(dt.UTC))
         return _view(row)

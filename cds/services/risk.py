@@ -56,7 +56,7 @@ def release(session: Session, result: RiskResult, *, subject: str, actor: Actor)
     """Store ``result`` and its audit event in the caller's transaction; return the result id."""
     return release_result(session, kind=RISK, subject=subject, method=result.method.key,
                           input_sha256=result.input_sha256, payload=result.model_dump(mode="json"),
-                          actor=actor.subject, role=actor.role)  # fmt: skip
+                          actor=actor)  # fmt: skip
 
 
 def _count(engine: Engine, results: Sequence[RiskResult]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -32,15 +33,19 @@ class AlertAction(StrEnum):
 
 def raise_alert(session: Session, *, patient: str, family: str, signal: Signal, result_id: str, now: dt.datetime,
                 actor: Actor) -> tuple[AlertRow, AlertAction]:  # fmt: skip
-    """Open an alert for ``signal``, escalate the patient's open one, or leave it (a signal no higher)."""
+    """Open an alert for ``signal``, escalate the patient's open one, or leave it (a signal no higher).
+
+    Alerts are per site: the patient's alerts at ``actor``'s site.
+    """
     current = session.scalars(
-        select(AlertRow).where(AlertRow.patient == patient, AlertRow.family == family, AlertRow.state == OPEN)
+        select(AlertRow).where(AlertRow.patient == patient, AlertRow.family == family, AlertRow.state == OPEN,
+                               AlertRow.site == actor.site)
         .order_by(AlertRow.opened_at.desc()).limit(1)
     ).first()  # fmt: skip
     if current is None:
         row = AlertRow(id=str(uuid.uuid4()), patient=patient, family=family, rules=",".join(signal.rules),
                        level=signal.level.value, state=OPEN, text=signal.text[:1000], result_id=result_id,
-                       escalations=0, opened_at=now, updated_at=now)  # fmt: skip
+                       escalations=0, opened_at=now, updated_at=now, site=actor.site)  # fmt: skip
         session.add(row)
         record_event(session, AuditAction.ALERT_OPEN, actor, f"Alert/{row.id}", subject=patient,
                      detail={"level": row.level, "rules": row.rules})
@@ -54,14 +59,14 @@ def raise_alert(session: Session, *, patient: str, family: str, signal: Signal, 
     return current, AlertAction.ESCALATED
 
 
-def get_alert(session: Session, alert_id: str) -> AlertRow:
-    """One alert.
+def get_alert(session: Session, alert_id: str, *, sites: Sequence[str]) -> AlertRow:
+    """One alert of one of ``sites``.
 
     Raises:
-        NotFoundError: ``alert_not_found`` (404).
+        NotFoundError: ``alert_not_found`` (404), also for another site's.
     """
     row = session.get(AlertRow, alert_id)
-    if row is None:
+    if row is None or row.site not in sites:
         raise NotFoundError(f"no alert {alert_id[:40]!r}", code="alert_not_found")
     return row
 
@@ -76,9 +81,10 @@ def acknowledge(session: Session, row: AlertRow, *, actor: Actor, now: dt.dateti
     return row
 
 
-def list_alerts(session: Session, *, state: str | None, patient: str | None, limit: int = 200) -> list[AlertRow]:
-    """Alerts, most urgent and newest first."""
-    query = select(AlertRow)
+def list_alerts(session: Session, *, state: str | None, patient: str | None, sites: Sequence[str],
+                limit: int = 200) -> list[AlertRow]:  # fmt: skip
+    """Alerts of ``sites``, most urgent and newest first."""
+    query = select(AlertRow).where(AlertRow.site.in_(list(sites)))
     if state is not None:
         query = query.where(AlertRow.state == state)
     if patient is not None:

@@ -1,6 +1,8 @@
 """The tamper-evident audit trail: every event is hash-chained to the one before it.
 
-``hash = sha256(canonical JSON of the event's fields, including its sequence number and the previous hash)``.
+``hash = sha256(canonical JSON of the event's fields, including its sequence number and the previous hash)``; the
+acting site is one of those fields when the event has one (events written before sites existed have none, and hash as
+they did).
 Appending locks the chain head (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers), so events
 from many workers form one chain. :func:`verify_chain` finds the first edited, deleted, inserted or reordered event.
 Events never hold tokens; patient references stay in the database and never reach logs or metrics.
@@ -152,11 +154,15 @@ class AuditEvent(BaseModel):
     model: str = ""
     input_sha256: str = ""
     detail: dict[str, Any] = {}
+    site: str = ""  # the site the actor acts for
 
 
 def event_hash(fields: dict[str, Any]) -> str:
-    """sha256 over the canonical JSON of the hashed fields."""
-    canonical = json.dumps({k: fields[k] for k in _HASHED}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """sha256 over the canonical JSON of the hashed fields (with the site when it is not empty)."""
+    hashed = {k: fields[k] for k in _HASHED}
+    if fields.get("site"):
+        hashed["site"] = fields["site"]
+    canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -192,6 +198,7 @@ def _chain_pending(session: Session) -> None:
             "outcome": event.outcome.value,
             "detail": json.dumps(event.detail, sort_keys=True, separators=(",", ":")),
             "prev_hash": head.hash,
+            "site": event.site,
         }
         row = AuditEventRow(**fields, hash=event_hash(fields))
         session.add(row)
@@ -242,7 +249,7 @@ def record_event(
     details = _pseudonyms.details(detail or {}, IDENTIFYING_DETAILS)
     append_event(session, AuditEvent(actor=actor.subject, role=actor.role, action=action, resource=resource,
                                      outcome=outcome, subject=subject, model=model,
-                                     input_sha256=input_sha256, detail=details))  # fmt: skip
+                                     input_sha256=input_sha256, detail=details, site=actor.site))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -261,7 +268,7 @@ def verify_chain(session: Session) -> ChainReport:
     rows = session.execute(select(AuditEventRow).order_by(AuditEventRow.seq)).scalars()
     checked = 0
     for row in rows:
-        fields = {k: getattr(row, k) for k in _HASHED}
+        fields = {k: getattr(row, k) for k in (*_HASHED, "site")}
         if row.seq != expected_seq:
             return ChainReport(False, checked, expected_seq, f"event {expected_seq} is missing (next is {row.seq})")
         if row.prev_hash != previous:
@@ -290,6 +297,6 @@ def to_fhir_audit_event(row: AuditEventRow) -> dict[str, Any]:
         "outcome": outcome,
         "outcomeDesc": row.detail or None,
         "agent": [{"who": {"display": row.actor}, "role": [{"text": row.role}], "requestor": True}],
-        "source": {"observer": {"display": "cds"}},
+        "source": {"site": row.site, "observer": {"display": "cds"}} if row.site else {"observer": {"display": "cds"}},
         "entity": entity,
     }

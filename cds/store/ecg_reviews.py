@@ -90,7 +90,7 @@ def record_review(session: Session, ecg: ReviewedEcg, *, item: str, verdict: Rev
                                 code="comment_too_long")  # fmt: skip
     row = EcgReviewRow(job_id=ecg.job_id, item=item, verdict=verdict.value, ai_value=ecg.items[item][:100],
                        value=reviewed[:100], comment=comment, model=ecg.model, actor=actor.subject, role=actor.role,
-                       created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))  # fmt: skip
+                       created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), site=actor.site)  # fmt: skip
     session.add(row)
     record_event(session, AuditAction.ECG_REVIEW, actor, f"Job/{ecg.job_id}", subject=ecg.subject,
                  model=ecg.model, input_sha256=ecg.input_sha256,

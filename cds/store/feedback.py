@@ -64,7 +64,7 @@ def record_feedback(
                                 code="comment_too_long")
     row = FindingFeedbackRow(job_id=outcome.job_id, uid=outcome.uid, label=label, verdict=verdict.value,
                              comment=comment, model=outcome.model, actor=actor.subject, role=actor.role,
-                             created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))  # fmt: skip
+                             created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), site=actor.site)  # fmt: skip
     session.add(row)
     record_event(session, outcome.action, actor, outcome.resource or f"ImagingStudy/{outcome.study_uid}",
                  subject=outcome.subject, model=outcome.model, input_sha256=outcome.input_sha256,

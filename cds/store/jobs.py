@@ -70,7 +70,8 @@ def enqueue(
                        created_by=actor, role=role, created_at=now, updated_at=now, lease_until=None,
                        worker="", site=site))  # fmt: skip
     append_event(session, AuditEvent(actor=actor, role=role, action=AuditAction.JOB_CREATE, resource=f"Job/{job_id}",
-                                     subject=subject, outcome=AuditOutcome.SUCCESS, detail={"kind": str(kind)}))
+                                     subject=subject, outcome=AuditOutcome.SUCCESS, detail={"kind": str(kind)},
+                                     site=site))
     return job_id
 
 
@@ -108,7 +109,7 @@ def complete(session: Session, job_id: str, worker: str, result: Document) -> bo
     job.state, job.result, job.updated_at, job.lease_until = DONE, _json(result), _now(), None
     append_event(session, AuditEvent(actor=job.created_by, role=job.role, action=AuditAction.JOB_DONE,
                                      resource=f"Job/{job.id}", subject=job.subject, outcome=AuditOutcome.SUCCESS,
-                                     detail={"kind": job.kind, "attempts": job.attempts}))  # fmt: skip
+                                     detail={"kind": job.kind, "attempts": job.attempts}, site=job.site))  # fmt: skip
     return True
 
 
@@ -144,7 +145,8 @@ def _end(session: Session, job: JobRow, *, code: str, message: str, final: bool,
     if final:
         append_event(session, AuditEvent(actor=job.created_by, role=job.role, action=AuditAction.JOB_FAILED,
                                          resource=f"Job/{job.id}", subject=job.subject, outcome=AuditOutcome.ERROR,
-                                         detail={"kind": job.kind, "code": code[:64], "error": error[:200]}))
+                                         detail={"kind": job.kind, "code": code[:64], "error": error[:200]},
+                                         site=job.site))
 
 
 def get_job(session: Session, job_id: str, *, kind: JobKind | str | None = None, done: bool = False) -> JobRow:

@@ -22,15 +22,19 @@ class StoredValue:
 
 
 def store(session: Session, rows: Sequence[ObservationRow]) -> list[ObservationRow]:
-    """Add the rows not stored before (by id); return those added. The caller's transaction commits them."""
+    """Add the rows not stored before (by id within their site); return those added.
+
+    The caller's transaction commits them.
+    """
     if not rows:
         return []
     ids = list({row.id for row in rows})
-    known = set(session.scalars(select(ObservationRow.id).where(ObservationRow.id.in_(ids))))
+    known = set(session.execute(select(ObservationRow.id, ObservationRow.site).where(ObservationRow.id.in_(ids))
+                                ).tuples())  # fmt: skip
     added: list[ObservationRow] = []
     for row in rows:
-        if row.id not in known:
-            known.add(row.id)
+        if (row.id, row.site) not in known:
+            known.add((row.id, row.site))
             added.append(row)
     if added:  # one multi-row INSERT, not one ORM object each (the rows stay outside the session)
         columns = [column.key for column in ObservationRow.__table__.columns]
@@ -38,9 +42,9 @@ def store(session: Session, rows: Sequence[ObservationRow]) -> list[ObservationR
     return added
 
 
-def latest(session: Session, patient: str, windows: Mapping[str, dt.timedelta],
-           now: dt.datetime) -> dict[str, StoredValue]:  # fmt: skip
-    """Per input, the most recent value effective within its window before ``now`` (never a stale one).
+def latest(session: Session, patient: str, windows: Mapping[str, dt.timedelta], now: dt.datetime, *,
+           site: str) -> dict[str, StoredValue]:  # fmt: skip
+    """Per input, the most recent value ``site`` holds effective within its window before ``now`` (never stale).
 
     One query for all the inputs (from the widest window), then each input's own window.
     """
@@ -50,7 +54,7 @@ def latest(session: Session, patient: str, windows: Mapping[str, dt.timedelta],
     rows = session.execute(
         select(ObservationRow.field, ObservationRow.value, ObservationRow.text, ObservationRow.effective,
                ObservationRow.source)
-        .where(ObservationRow.patient == patient, ObservationRow.field.in_(list(windows)),
+        .where(ObservationRow.patient == patient, ObservationRow.site == site, ObservationRow.field.in_(list(windows)),
                ObservationRow.effective > oldest, ObservationRow.effective <= now)
         .order_by(ObservationRow.effective.desc(), ObservationRow.id)
     )  # fmt: skip (columns, not ORM objects: this runs on every ingest)
@@ -63,14 +67,18 @@ def latest(session: Session, patient: str, windows: Mapping[str, dt.timedelta],
     return found
 
 
-def series(session: Session, patient: str | Sequence[str], since: dt.datetime,
-           fields: Iterable[str] | None = None) -> list[ObservationRow]:  # fmt: skip
-    """A patient's (or several patients') observations (of ``fields``, or all) since ``since``, oldest first."""
+def series(session: Session, patient: str | Sequence[str], since: dt.datetime, fields: Iterable[str] | None = None,
+           *, sites: Sequence[str]) -> list[ObservationRow]:  # fmt: skip
+    """A patient's (or several patients') observations at ``sites`` (of ``fields``, or all) since ``since``.
+
+    Oldest first.
+    """
     patients = [patient] if isinstance(patient, str) else list(patient)
     found: list[ObservationRow] = []
     for start in range(0, len(patients), 500):
         query = select(ObservationRow).where(ObservationRow.patient.in_(patients[start : start + 500]),
-                                             ObservationRow.effective >= since)  # fmt: skip
+                                             ObservationRow.effective >= since,
+                                             ObservationRow.site.in_(list(sites)))  # fmt: skip
         if fields is not None:
             query = query.where(ObservationRow.field.in_(list(fields)))
         found += session.scalars(query.order_by(ObservationRow.effective, ObservationRow.id))
@@ -86,11 +94,15 @@ class Monitored:
     last: dt.datetime
 
 
-def monitored(session: Session, since: dt.datetime, *, patient: str | None = None,
+def monitored(session: Session, since: dt.datetime, *, sites: Sequence[str], patient: str | None = None,
               limit: int = 500) -> list[Monitored]:  # fmt: skip
-    """The patients with observations effective since ``since`` (or only ``patient``), most recently seen first."""
+    """The patients with observations at ``sites`` effective since ``since`` (or only ``patient``).
+
+    Most recently seen first.
+    """
     last = func.max(ObservationRow.effective)
-    query = select(ObservationRow.patient, func.count(), last).where(ObservationRow.effective >= since)
+    query = select(ObservationRow.patient, func.count(), last).where(ObservationRow.effective >= since,
+                                                                     ObservationRow.site.in_(list(sites)))  # fmt: skip
     if patient is not None:
         query = query.where(ObservationRow.patient == patient)
     rows = session.execute(query.group_by(ObservationRow.patient).order_by(last.desc()).limit(limit))

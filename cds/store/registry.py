@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,8 +15,11 @@ from cds.store.tables import RegistryRow
 
 def enroll(session: Session, *, patient: str, condition: str, site: str, enrolled_on: dt.date,
            birth_date: str | None, source: str, enrolled_by: str) -> tuple[RegistryRow, bool]:  # fmt: skip
-    """Enrol ``patient``; an enrolment already there is kept (a birth date it lacked is added). ``(row, new)``."""
-    row = session.scalars(select(RegistryRow).where(RegistryRow.patient == patient,
+    """Enrol ``patient`` at ``site``; an enrolment already there is kept (a birth date it lacked is added).
+
+    ``(row, new)``.
+    """
+    row = session.scalars(select(RegistryRow).where(RegistryRow.patient == patient, RegistryRow.site == site,
                                                     RegistryRow.condition == condition)).first()  # fmt: skip
     if row is not None:
         if row.birth_date is None and birth_date is not None:
@@ -28,26 +32,24 @@ def enroll(session: Session, *, patient: str, condition: str, site: str, enrolle
     return row, True
 
 
-def entries(session: Session, *, condition: str | None = None, site: str | None = None,
+def entries(session: Session, *, sites: Sequence[str], condition: str | None = None,
             patient: str | None = None) -> list[RegistryRow]:  # fmt: skip
-    """Registry entries, by condition, site and patient when given, oldest enrolment first."""
-    query = select(RegistryRow)
+    """Registry entries at ``sites``, by condition and patient when given, oldest enrolment first."""
+    query = select(RegistryRow).where(RegistryRow.site.in_(list(sites)))
     if condition is not None:
         query = query.where(RegistryRow.condition == condition)
-    if site is not None:
-        query = query.where(RegistryRow.site == site)
     if patient is not None:
         query = query.where(RegistryRow.patient == patient)
     return list(session.scalars(query.order_by(RegistryRow.enrolled_on, RegistryRow.patient)))
 
 
-def entry(session: Session, patient: str, condition: str) -> RegistryRow:
-    """One patient's entry.
+def entry(session: Session, patient: str, condition: str, *, sites: Sequence[str]) -> RegistryRow:
+    """One patient's entry at ``sites``.
 
     Raises:
         NotFoundError: ``not_enrolled`` (404).
     """
-    found = entries(session, condition=condition, patient=patient)
+    found = entries(session, sites=sites, condition=condition, patient=patient)
     if not found:
         raise NotFoundError(f"{patient} is not in the {condition} registry", code="not_enrolled")
     return found[0]

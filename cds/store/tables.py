@@ -50,6 +50,7 @@ class AuditEventRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    site: Mapped[str] = mapped_column(String(100), default="", index=True)  # the acting site; hashed when not empty
 
 
 class AuditHeadRow(Base):
@@ -75,6 +76,7 @@ class ResultRow(Base):
     payload: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    site: Mapped[str] = mapped_column(String(100), default="", index=True)  # whose result it is (the requesting site)
 
 
 class ApiKeyRow(Base):
@@ -112,6 +114,7 @@ class HookFeedbackRow(Base):
     payload: Mapped[str] = mapped_column(Text)
     client: Mapped[str] = mapped_column(String(300))
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    site: Mapped[str] = mapped_column(String(100), default="")  # the site the EHR works for
 
 
 class JobRow(Base):
@@ -187,6 +190,7 @@ class FindingFeedbackRow(Base):
     actor: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    site: Mapped[str] = mapped_column(String(100), default="")  # the reader's site (the hub, for a referred read)
 
 
 class EcgReviewRow(Base):
@@ -208,18 +212,21 @@ class EcgReviewRow(Base):
     actor: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    site: Mapped[str] = mapped_column(String(100), default="")  # the reviewer's site (the hub, for a referred read)
 
 
 class ObservationRow(Base):
     """One value of one input at one time (a vital sign, a glucose reading), from a FHIR Observation.
 
-    ``id`` is the idempotency key: the same Observation sent twice has the same id and is stored once.
+    ``id`` is the idempotency key within a site: the same Observation sent twice by one site is stored once (two
+    sites' values are two sites' records, even under the same patient reference).
     """
 
     __tablename__ = "observations"
     __table_args__ = (Index("ix_observations_patient_field_effective", "patient", "field", "effective"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(100), primary_key=True, default="")  # the site that sent it
     patient: Mapped[str] = mapped_column(String(200))
     field: Mapped[str] = mapped_column(String(40))
     value: Mapped[float | None] = mapped_column(Float, nullable=True)  # numbers and booleans (0/1)
@@ -245,13 +252,14 @@ class ScoreRow(Base):
     category: Mapped[str | None] = mapped_column(String(200), nullable=True)
     observed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())  # when its newest input was measured
     released_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    site: Mapped[str] = mapped_column(String(100), default="", index=True)  # whose observations it scored
 
 
 class RegistryRow(Base):
     """A patient in a family doctor's chronic-disease registry (hypertension, diabetes) at one site."""
 
     __tablename__ = "chronic_registry"
-    __table_args__ = (UniqueConstraint("patient", "condition", name="uq_chronic_registry_patient_condition"),
+    __table_args__ = (UniqueConstraint("site", "patient", "condition", name="uq_chronic_registry_site_patient"),
                       Index("ix_chronic_registry_site_condition", "site", "condition"))  # fmt: skip
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -283,6 +291,7 @@ class AlertRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    site: Mapped[str] = mapped_column(String(100), default="", index=True)  # whose patient it is
 
 
 class OutboxRow(Base):
@@ -305,14 +314,17 @@ class OutboxRow(Base):
 class SharedResultRow(Base):
     """A signed result another member site shared, imported after its signature verified against the site's key.
 
-    ``content_sha256`` (of the Bundle's canonical form) is the idempotency key: the same Bundle imported twice is
-    stored once. Rows are never changed; a later version of a report (amended) is a row of its own.
+    ``content_sha256`` (of the Bundle's canonical form) is the idempotency key within the importing site: the same
+    Bundle imported twice by one site is stored once. Rows are never changed; a later version of a report (amended)
+    is a row of its own.
     """
 
     __tablename__ = "shared_results"
+    __table_args__ = (UniqueConstraint("site", "content_sha256", name="uq_shared_results_site_content"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    content_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    site: Mapped[str] = mapped_column(String(100), default="", index=True)  # the site that imported it
     origin_site: Mapped[str] = mapped_column(String(100), index=True)
     kid: Mapped[str] = mapped_column(String(100))
     signed_at: Mapped[str] = mapped_column(String(40))

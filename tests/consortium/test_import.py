@@ -71,10 +71,17 @@ def test_a_shared_result_is_imported_once_and_listed_by_patient(sites: Any) -> N
     assert (first.row.origin_site, first.row.report_status) == ("hub", "final")
     assert first.row.subject == "urn:oid:2.16.840.1.99.1|MRN-0042" and first.row.title == "胸部X线 chest radiograph"
     assert json.loads(first.row.bundle) == bundle
-    assert [r.id for r in shared_results(clinic_db, actor=ACTOR, subject=first.row.subject)] == [first.row.id]
-    assert shared_results(clinic_db, actor=ACTOR, subject="urn:oid:2.16.840.1.99.1|MRN-9") == []
+    mine = ["clinic-a"]
+    assert [r.id for r in shared_results(clinic_db, actor=ACTOR, sites=mine, subject=first.row.subject)] == [
+        first.row.id]  # fmt: skip
+    assert shared_results(clinic_db, actor=ACTOR, sites=mine, subject="urn:oid:2.16.840.1.99.1|MRN-9") == []
     imports = [a for a in _actions(clinic_db) if a[0] == "consortium.import"]
     assert [a[1] for a in imports] == ["success", "success"] and json.loads(imports[1][2])["duplicate"] is True
+    # another site of the same deployment imports the same Bundle: its own copy, listed to it alone
+    theirs = import_shared(clinic_db, clinic, received, actor=Actor("dr-wu", "radiologist", site="clinic-c"))
+    assert theirs.created and theirs.row.id != first.row.id and theirs.row.site == "clinic-c"
+    assert [r.id for r in shared_results(clinic_db, actor=ACTOR, sites=mine)] == [first.row.id]
+    assert [r.id for r in shared_results(clinic_db, actor=ACTOR, sites=["clinic-c"])] == [theirs.row.id]
 
 
 def _resigned(hub: Settings, bundle: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +117,6 @@ def test_refusals_keep_nothing_and_are_audited_with_their_reason(sites: Any, tmp
         with pytest.raises(InvalidInputError) as refused:
             import_shared(clinic_db, clinic, bundle, actor=ACTOR)
         assert refused.value.code == code
-    assert shared_results(clinic_db, actor=ACTOR) == []
+    assert shared_results(clinic_db, actor=ACTOR, sites=["clinic-a", ""]) == []
     refusals = [a for a in _actions(clinic_db) if a[0] == "consortium.import"]
     assert [(a[1], json.loads(a[2])["reason"]) for a in refusals] == [("refused", c) for c in cases]

@@ -1,17 +1,21 @@
-"""The audit chain detects edited, deleted, inserted and reordered events, on SQLite and PostgreSQL."""
+"""The audit chain detects edited, deleted, inserted and reordered events, and a changed acting site, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from cds.cli.main import app
-from cds.store.audit import AuditEvent, append_event, verify_chain
+from cds.store.audit import _HASHED, AuditEvent, append_event, event_hash, verify_chain
 from cds.store.db import Database
+from cds.store.tables import AuditEventRow
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -101,3 +105,29 @@ def test_events_of_one_transaction_and_of_rolled_back_ones_keep_the_chain_whole(
     with database.session() as session:
         rows = session.execute(text("SELECT seq, actor FROM audit_events ORDER BY seq")).all()
     assert rows[5:] == [(6, "batch0"), (7, "batch1"), (8, "batch2"), (9, "first"), (10, "second")]
+
+
+def test_the_acting_site_is_hashed_and_events_from_before_sites_verify_as_they_were(database: Database) -> None:
+    with database.session() as session:
+        for i in (6, 7):
+            append_event(session, AuditEvent(actor=f"user{i}", role="clinician", action="result.read",
+                                             resource=f"Result/{i}", outcome="success", site="clinic-b"))  # fmt: skip
+    assert report(database).ok
+    with database.session() as session:
+        rows = {row.seq: row for row in session.scalars(select(AuditEventRow))}
+    old = {k: getattr(rows[1], k) for k in _HASHED}  # hashed as events were before sites existed: no site field
+    legacy = json.dumps(old, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert rows[1].site == "" and rows[1].hash == hashlib.sha256(legacy.encode()).hexdigest()
+    assert rows[6].site == "clinic-b" and rows[6].hash != event_hash(old | {"seq": 6})
+    for statement, broken_at in (("UPDATE audit_events SET site = 'clinic-a' WHERE seq = 6", 6),
+                                 ("UPDATE audit_events SET site = '' WHERE seq = 6", 6),
+                                 ("UPDATE audit_events SET site = 'clinic-b' WHERE seq = 2", 2)):
+        with database.session() as session:
+            original = session.execute(text("SELECT site FROM audit_events WHERE seq = :s"),
+                                       {"s": broken_at}).scalar_one()  # fmt: skip
+            session.execute(text(statement))
+        result = report(database)
+        assert not result.ok and result.broken_at == broken_at and "altered" in result.reason, statement
+        with database.session() as session:
+            session.execute(text("UPDATE audit_events SET site = :v WHERE seq = :s"), {"v": original, "s": broken_at})
+        assert report(database).ok

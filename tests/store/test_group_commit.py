@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cds.store.audit import AuditAction, verify_chain
+from cds.store.audit import Actor, AuditAction, verify_chain
 from cds.store.db import Database
 from cds.store.results import release_result
 from cds.store.tables import AuditEventRow, ResultRow
@@ -35,7 +35,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def _release(index: int):  # noqa: ANN202
     def work(session: Session) -> str:
         return release_result(session, kind="risk", subject=f"Patient/{index}", method="pce@2013",
-                              input_sha256=f"{index:064d}", payload={"i": index}, actor="u", role="clinician")  # fmt: skip
+                              input_sha256=f"{index:064d}", payload={"i": index}, actor=Actor("u", "clinician"))  # fmt: skip
 
     return work
 
@@ -121,6 +121,7 @@ def test_a_failing_write_fails_alone_and_leaves_no_audit_event(database_url: str
 CRASHING_CHILD = textwrap.dedent("""
     import os, sys, threading
     from sqlalchemy import event
+    from cds.store.audit import Actor
     from cds.store.db import Database
     from cds.store.results import release_result
 
@@ -140,7 +141,7 @@ CRASHING_CHILD = textwrap.dedent("""
             n = index * 100 + j
             result_id = database.write(lambda s: release_result(
                 s, kind="risk", subject=f"Patient/{n}", method="pce@2013", input_sha256="0" * 64,
-                payload={"n": n}, actor="u", role="clinician"))
+                payload={"n": n}, actor=Actor("u", "clinician")))
             os.write(1, (result_id + "\\n").encode())  # released: the caller was answered (one write per line)
 
     threads = [threading.Thread(target=caller, args=(i,)) for i in range(8)]

@@ -83,3 +83,19 @@ def test_the_upgrade_goes_back_down(legacy: Database) -> None:
     with legacy.engine.connect() as connection:
         payload, = connection.execute(text("SELECT payload FROM jobs WHERE id = 'done'")).one()
     assert json.loads(payload)["files"][1].endswith("odd-name.dcm") and json.loads(payload)["actor"] == "dr"
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_the_migrations_build_the_schema_the_tables_declare(dialect: str, request: pytest.FixtureRequest,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from cds.store.tables import Base
+
+    url = request.getfixturevalue("postgres_url") if dialect == "postgresql" else f"sqlite:///{tmp_path}/s.db"
+    database = Database(url)
+    database.migrate()
+    with database.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []  # a column, index or unique constraint in tables.py that no migration makes, or back

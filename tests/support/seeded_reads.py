@@ -1,17 +1,26 @@
-"""One patient's stored study with a finished pre-read, slide read, ECG read and cohort job, written straight into
+"""One patient's stored study with a finished pre-read, slide read, ECG read and cohort job, and what is kept about
+them per patient (a risk result, an alert, an observation, a registry entry, a shared result), written straight into
 the store (no model runs): what the scope tests call every route against."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
 from sqlalchemy.orm import Session
 
-from cds.store import jobs
+from cds.results.alerts import AlertLevel, Signal
+from cds.store import jobs, registry
+from cds.store.alerts import raise_alert
+from cds.store.audit import Actor
 from cds.store.dicom_index import STORED, index_dataset
+from cds.store.results import release_result
+from cds.store.tables import ObservationRow, SharedResultRow
 
 
 def _job(session: Session, kind: str, payload: dict[str, Any], outcome: dict[str, Any], *, subject: str = "",
@@ -50,3 +59,26 @@ def seed_reads(session: Session, folder: Path, *, patient: str, study: str, site
         "cohort": _job(session, "risk_file", {"method": "pce", "input": "/x/c.csv", "output": "/x/c.parquet"},
                        {"rows": 1, "scored": 1, "out_of_range": 0, "errors": 0, "output": "c.parquet"}, site=site),
     }  # fmt: skip
+
+
+def seed_records(session: Session, *, patient: str, site: str = "") -> dict[str, str]:
+    """What is kept per patient rather than per job, for ``patient`` at ``site``: a risk result, an open alert, an
+    observation (source ``Observation/hr-<patient>``), a hypertension registry entry and an imported shared result;
+    their ids (``result``, ``alert``, ``shared``)."""
+    now = dt.datetime.now(dt.UTC)
+    subject, actor = f"Patient/{patient}", Actor("t", "clinician", site=site)
+    result = release_result(session, kind="risk", subject=subject, method="pce@2013", input_sha256="0" * 64,
+                            payload={}, actor=actor)  # fmt: skip
+    alert, _ = raise_alert(session, patient=subject, family="news2", result_id=result, now=now, actor=actor,
+                           signal=Signal(("news2_urgent",), AlertLevel.URGENT, "NEWS2 5"))  # fmt: skip
+    session.add(ObservationRow(id=f"hr-{patient}", site=site, patient=subject, field="heart_rate", value=70.0,
+                               effective=now, source=f"Observation/hr-{patient}", device="", received_at=now))
+    registry.enroll(session, patient=subject, condition="hypertension", site=site or "default",
+                    enrolled_on=now.date(), birth_date=None, source="test", enrolled_by="t")  # fmt: skip
+    shared = str(uuid.uuid4())
+    session.add(SharedResultRow(id=shared, content_sha256=hashlib.sha256(shared.encode()).hexdigest(),
+                                origin_site="hub", kid="k", signed_at="2026-12-01T00:00:00+00:00",
+                                report_identifier="urn:uuid:r", report_status="final", subject=subject, title="CXR",
+                                bundle=json.dumps({"resourceType": "Bundle", "note": patient}), imported_by="t",
+                                imported_at=now, site=site))  # fmt: skip
+    return {"result": result, "alert": alert.id, "shared": shared}

@@ -50,10 +50,10 @@ def _route(request: Request) -> str:
     return str(getattr(request.scope.get("route"), "path", request.url.path))
 
 
-def audit_denial(state: AppState, request: Request, actor: str, roles: str, reason: str) -> None:
-    """Record a refused request (401/403) in its own committed transaction."""
+def audit_denial(state: AppState, request: Request, actor: Actor, reason: str) -> None:
+    """Record a refused request (401/403, or 404 for another site's data) in its own committed transaction."""
     with state.database.session() as session:
-        record_event(session, AuditAction.ACCESS_DENIED, Actor(actor, roles), f"{request.method} {_route(request)}",
+        record_event(session, AuditAction.ACCESS_DENIED, actor, f"{request.method} {_route(request)}",
                      outcome=AuditOutcome.DENIED, detail={"reason": reason})
 
 
@@ -73,7 +73,7 @@ def authenticate(request: Request, state: StateDep) -> Principal:
                 return replace(verify_api_key(session, api_key), site=state.settings.site)  # keys are the site's
         raise NotAuthenticatedError("credentials required: a bearer token or an API key", code="missing_credentials")
     except NotAuthenticatedError as exc:
-        audit_denial(state, request, "anonymous", "", exc.code)
+        audit_denial(state, request, Actor("anonymous", ""), exc.code)
         raise
 
 
@@ -85,7 +85,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
         request: Request, state: StateDep, principal: Annotated[Principal, Depends(authenticate)]
     ) -> Principal:
         if not principal.roles & allowed:
-            audit_denial(state, request, principal.subject, principal.role_text, "role")
+            audit_denial(state, request, principal.actor, "role")
             raise ForbiddenError(
                 f"this action needs one of the roles {', '.join(sorted(r.value for r in allowed))}",
                 code="role_required",
@@ -99,7 +99,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
 def enforce_patient_scope(state: AppState, request: Request, principal: Principal, subject: str) -> None:
     """Refuse (403, audited) a patient-scoped token access to another patient's data (``subject``, a reference)."""
     if principal.patient is not None and principal.patient != subject:
-        audit_denial(state, request, principal.subject, principal.role_text, "patient_scope")
+        audit_denial(state, request, principal.actor, "patient_scope")
         raise ForbiddenError("this token is limited to another patient", code="patient_scope")
 
 
@@ -113,7 +113,7 @@ def site_job(state: AppState, request: Request, principal: Principal, job: JobRe
     with state.database.session() as session:
         referred = is_referred(session, job.id, principal.site)
     if not referred:
-        audit_denial(state, request, principal.subject, principal.role_text, "other_site")
+        audit_denial(state, request, principal.actor, "other_site")
         raise JobNotFoundError(f"no job {job.id}", code="job_not_found")
     return job
 
@@ -132,7 +132,7 @@ def patient_job(state: AppState, request: Request, principal: Principal, job: Jo
 def refuse_patient_scoped(state: AppState, request: Request, principal: Principal, what: str) -> None:
     """Refuse (403, audited) a patient-scoped token access to ``what``, which holds many patients' data."""
     if principal.patient is not None:
-        audit_denial(state, request, principal.subject, principal.role_text, "patient_scope")
+        audit_denial(state, request, principal.actor, "patient_scope")
         raise ForbiddenError(f"this token is limited to one patient; {what} holds many patients' data",
                              code="patient_scope")
 

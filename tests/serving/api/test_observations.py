@@ -275,3 +275,27 @@ def test_an_entry_that_is_not_valid_fhir_is_refused_alone(client: TestClient) ->
     none = client.post("/v1/observations", json={"resourceType": "Bundle", "type": "batch", "entry": [broken]},
                        headers=headers)  # fmt: skip
     assert none.status_code == 422 and none.json()["code"] == "observations_refused"
+
+
+def test_two_sites_keep_their_own_records_of_the_same_patient_reference(client: TestClient) -> None:
+    """Two clinics of one deployment know different people as ``Patient/w1``: each one's observations, scores and
+    alerts come from its own values only, the same Observation sent by both is stored by both, and neither sees the
+    other's."""
+    clinic_a, clinic_b = bearer(client, Role.CLINICIAN, site="clinic-a"), bearer(client, Role.CLINICIAN, site="clinic-b")
+    sick = ingest(client, scored_set("s", 10, rr=26, pulse=135), clinic_a)  # RR 3 + pulse 3 = NEWS2 6
+    (news2,) = [s for s in sick["scores"] if s["method"] == "news2"]
+    assert news2["score"] == 6 and [a["level"] for a in sick["alerts"]] == ["urgent"]
+    well = ingest(client, scored_set("s", 10, rr=16, pulse=70), clinic_b)  # the same Observation ids, other values
+    assert (well["stored"], well["duplicates"]) == (7, 0)  # stored for clinic-b too: not a duplicate of clinic-a's
+    (news2,) = [s for s in well["scores"] if s["method"] == "news2"]
+    assert news2["score"] == 0 and well["alerts"] == []  # from clinic-b's values alone
+    assert ingest(client, scored_set("s", 10, rr=16, pulse=70), clinic_b)["duplicates"] == 7
+    for headers, rate in ((clinic_a, 26.0), (clinic_b, 16.0)):
+        series = client.get("/v1/observations?patient=Patient/w1", headers=headers).json()
+        assert [o["value"] for o in series if o["field"] == "respiratory_rate"] == [rate]
+    assert [a["level"] for a in client.get("/v1/alerts", headers=clinic_a).json()] == ["urgent"]
+    assert client.get("/v1/alerts", headers=clinic_b).json() == []
+    scores_b = client.get("/v1/monitoring/scores?patient=Patient/w1", headers=clinic_b).json()
+    assert sorted((s["method"], s["score"]) for s in scores_b) == [("news2", 0.0), ("qsofa", 0.0)]
+    board = client.get("/v1/monitoring/patients", headers=bearer(client, Role.CLINICIAN)).json()
+    assert board == []  # the deployment's own site holds no observations

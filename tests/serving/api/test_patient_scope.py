@@ -12,16 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cds.results.alerts import AlertLevel, Signal
 from cds.serving.api.auth import Role
-from cds.store import registry
-from cds.store.alerts import raise_alert
-from cds.store.audit import Actor
-from cds.store.results import release_result
-from cds.store.tables import ObservationRow, SharedResultRow
 from tests.serving.api.conftest import bearer
 from tests.serving.api.test_route_guards import _roles, _routes
-from tests.support.seeded_reads import seed_reads
+from tests.support.seeded_reads import seed_reads, seed_records
 
 PATIENT, OTHER = "P-A", "Patient/SOMEONE-ELSE"
 NO_PATIENT_DATA = {("GET", "/v1/models"), ("GET", "/v1/models/{name}"), ("GET", "/v1/me"), ("GET", "/v1/risk"),
@@ -44,23 +38,7 @@ def seeded(client: TestClient) -> dict[str, str]:
     """One patient's study, pre-read, slide read, ECG read, risk result and a cohort job, written into the store."""
     with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
         ids = seed_reads(session, client.app.state.cds.settings.data_dir, patient=PATIENT, study="1.9")  # type: ignore[attr-defined]
-        ids["result"] = release_result(session, kind="risk", subject=f"Patient/{PATIENT}", method="pce@2013",
-                                       input_sha256="0" * 64, payload={}, actor="t", role="clinician")
-        alert, _ = raise_alert(session, patient=f"Patient/{PATIENT}", family="news2", result_id=ids["result"],
-                               signal=Signal(("news2_urgent",), AlertLevel.URGENT, "NEWS2 5"),
-                               now=dt.datetime.now(dt.UTC), actor=Actor("t", "clinician"))  # fmt: skip
-        ids["alert"] = alert.id
-        now = dt.datetime.now(dt.UTC)
-        session.add(ObservationRow(id="hr-1", patient=f"Patient/{PATIENT}", field="heart_rate", value=70.0,
-                                   effective=now, source="Observation/hr", device="", received_at=now))
-        registry.enroll(session, patient=f"Patient/{PATIENT}", condition="hypertension", site="default",
-                        enrolled_on=now.date(), birth_date=None, source="test", enrolled_by="t")
-        ids["shared"] = "00000000-0000-4000-8000-00000000000a"
-        session.add(SharedResultRow(id=ids["shared"], content_sha256="a" * 64, origin_site="hub", kid="k",
-                                    signed_at="2026-12-01T00:00:00+00:00", report_identifier="urn:uuid:r",
-                                    report_status="final", subject=f"Patient/{PATIENT}", title="CXR",
-                                    bundle=json.dumps({"resourceType": "Bundle", "note": PATIENT}), imported_by="t",
-                                    imported_at=now))  # fmt: skip
+        ids |= seed_records(session, patient=PATIENT)
     return ids
 
 

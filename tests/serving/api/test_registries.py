@@ -90,7 +90,8 @@ def test_hypertension_control_follow_up_and_lists_with_dated_readings(client: Te
     uncontrolled = client.get("/v1/registries/hypertension", params={"as_of": "2026-10-19", "only": "uncontrolled"},
                               headers=headers).json()  # fmt: skip
     assert [s["entry"]["patient"] for s in uncontrolled] == ["Patient/h1"]
-    assert client.get("/v1/registries/hypertension", params={"site": "other-clinic"}, headers=headers).json() == []
+    other = client.get("/v1/registries/hypertension", params={"site": "other-clinic"}, headers=headers)
+    assert (other.status_code, other.json()["code"]) == (403, "other_site")  # a site reads its own registry only
     assert client.get("/v1/registries/diabetes/status", params={"patient": "Patient/h1"},
                       headers=headers).status_code == 404  # fmt: skip
     scoped = bearer(client, Role.CLINICIAN, patient="Patient/h9")
@@ -119,10 +120,11 @@ def test_hypertension_control_follow_up_and_lists_with_dated_readings(client: Te
 
 
 def test_diabetes_fasting_glucose_and_hba1c(client: TestClient) -> None:
-    headers = bearer(client, Role.CLINICIAN)
-    client.post("/v1/registries/diabetes", json={"patient": "Patient/d1", "birth_date": "1970-02-11",
-                                                 "enrolled_on": "2026-01-05", "site": "clinic-7"},
-                headers=headers).raise_for_status()  # fmt: skip
+    headers = bearer(client, Role.CLINICIAN, site="clinic-7")
+    enrolment = {"patient": "Patient/d1", "birth_date": "1970-02-11", "enrolled_on": "2026-01-05", "site": "clinic-7"}
+    elsewhere = client.post("/v1/registries/diabetes", json=enrolment, headers=bearer(client, Role.CLINICIAN))
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "other_site")  # not into another's registry
+    client.post("/v1/registries/diabetes", json=enrolment, headers=headers).raise_for_status()
 
     def lab(id_: str, loinc: str, value: float, unit: str, when: str) -> dict:
         return {"resource": {"resourceType": "Observation", "id": id_, "status": "final",
@@ -144,6 +146,9 @@ def test_diabetes_fasting_glucose_and_hba1c(client: TestClient) -> None:
     later = client.get("/v1/registries/diabetes/status", params={"patient": "Patient/d1", "as_of": "2026-09-01"},
                        headers=headers).json()  # fmt: skip
     assert later["overdue_days"] == 123 and later["controls"][1]["controlled"] is None  # HbA1c older than 6 months
+    home = client.get("/v1/registries/diabetes/status", params={"patient": "Patient/d1"},
+                      headers=bearer(client, Role.CLINICIAN))  # the deployment's own site: not its patient
+    assert (home.status_code, home.json()["code"]) == (404, "not_enrolled")
     bad = client.post("/v1/registries/diabetes", json={"patient": "Patient/d2", "birth_date": "11/02/1970"},
                       headers=headers)  # fmt: skip
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_date"

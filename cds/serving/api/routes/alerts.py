@@ -36,5 +36,6 @@ def list_alerts(
 def acknowledge(alert_id: str, http: Request, state: StateDep, engine: EngineDep,
                 principal: Clinical) -> AlertRecord:  # fmt: skip
     """Acknowledge an alert (audited); acknowledging it again changes nothing."""
-    enforce_patient_scope(state, http, principal, monitoring_board.alert_patient(engine, alert_id))
+    enforce_patient_scope(state, http, principal, monitoring_board.alert_patient(engine, alert_id,
+                                                                                  actor=principal.actor))
     return monitoring_board.acknowledge_alert(engine, alert_id, actor=principal.actor)

@@ -1,4 +1,8 @@
-"""Audit administration: verify the chain, export events as FHIR AuditEvent (admin only)."""
+"""Audit administration: verify the chain, export events as FHIR AuditEvent (admin only).
+
+The chain is one for the deployment, so verification walks all of it (and returns no event); an administrator
+exports only their own site's events (with the deployment's own events from before sites, for its home site).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import StateDep, refuse_patient_scoped, require
 from cds.store.audit import to_fhir_audit_event, verify_chain
 from cds.store.audit_anchor import verify_anchor
+from cds.store.sites import visible_sites
 from cds.store.tables import AuditEventRow
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -50,10 +55,15 @@ def events(
     request: Request, state: StateDep, principal: Admin, after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Events with sequence number above ``after``, as FHIR AuditEvent resources (not for patient-scoped tokens)."""
+    """The caller's site's events with sequence number above ``after``, as FHIR AuditEvent resources.
+
+    Not for patient-scoped tokens.
+    """
     refuse_patient_scoped(state, request, principal, "the audit trail")
+    sites = visible_sites(principal.site, state.settings.site)
     with state.database.session() as session:
         rows = session.execute(
-            select(AuditEventRow).where(AuditEventRow.seq > after).order_by(AuditEventRow.seq).limit(limit)
-        ).scalars()
+            select(AuditEventRow).where(AuditEventRow.seq > after, AuditEventRow.site.in_(sites))
+            .order_by(AuditEventRow.seq).limit(limit)
+        ).scalars()  # fmt: skip
         return [to_fhir_audit_event(row) for row in rows]

@@ -22,6 +22,7 @@ from cds.services import consortium
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require
 from cds.store.audit import AuditAction, record_event
+from cds.store.sites import visible_sites
 from cds.store.tables import SharedResultRow
 
 router = APIRouter(prefix="/v1/consortium/shared-results", tags=["consortium"])
@@ -78,7 +79,8 @@ def list_shared_results(
         enforce_patient_scope(state, http, principal, subject)
     if principal.patient is not None:
         subject = principal.patient
-    return [_summary(row) for row in consortium.shared_results(engine.database, actor=principal.actor,
+    sites = visible_sites(principal.site, engine.settings.site)
+    return [_summary(row) for row in consortium.shared_results(engine.database, actor=principal.actor, sites=sites,
                                                                 subject=subject, limit=limit)]  # fmt: skip
 
 
@@ -88,7 +90,7 @@ def get_shared_result(shared_id: str, http: Request, state: StateDep, engine: En
     """The Bundle as its site signed it (audited)."""
     with engine.database.session() as session:
         row = session.get(SharedResultRow, shared_id)
-    if row is None:
+    if row is None or row.site not in visible_sites(principal.site, engine.settings.site):
         raise NotFoundError(f"no shared result {shared_id}", code="shared_result_not_found")
     if principal.patient is not None:  # checked outside the read's transaction: a refusal is audited on its own
         enforce_patient_scope(state, http, principal, row.subject)

@@ -12,6 +12,7 @@ from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import StateDep, enforce_patient_scope, require
 from cds.store.audit import AuditAction, record_event
 from cds.store.results import read_result
+from cds.store.sites import visible_sites
 
 router = APIRouter(prefix="/v1/results", tags=["results"])
 Reader = Annotated[Principal, Depends(require(Role.CLINICIAN, Role.RADIOLOGIST, Role.PATHOLOGIST, Role.ADMIN))]
@@ -34,7 +35,7 @@ class StoredResult(BaseModel):
 def get_result(result_id: str, request: Request, state: StateDep, principal: Reader) -> StoredResult:
     """One result; the read (or the refusal of another patient's result) is written to the audit trail."""
     with state.database.session() as session:
-        row = read_result(session, result_id)
+        row = read_result(session, result_id, sites=visible_sites(principal.site, state.settings.site))
     enforce_patient_scope(state, request, principal, row.subject)
     with state.database.session() as session:
         record_event(session, AuditAction.RESULT_READ, principal.actor, f"Result/{row.id}", subject=row.subject,
