@@ -22,22 +22,17 @@ SERVICE_BACKENDS = (BackendKind.ONNXRUNTIME, BackendKind.TRITON)  # torch is the
 SITE_CODE = r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,99}$"  # a consortium site's code (CDS_SITE, a job's site)
 
 
-class DicomDestination(BaseModel):
-    """A PACS or archive the DICOM results of some sites go to: by C-STORE (``dimse``) or STOW-RS (``dicomweb``).
+class SiteRouted(BaseModel):
+    """A destination of some sites' results (a PACS, a HIS interface).
 
     ``sites`` are the codes of the sites whose results it takes (the pre-reads' results and signed reports of their
     jobs); empty: this deployment's own site (``CDS_SITE``) alone, so a single-site configuration names none. A
-    clinic's results go only to the destinations naming the clinic, never to another site's PACS.
+    clinic's results go only to the destinations naming the clinic, never to another site's.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,39}$")
-    kind: Literal["dimse", "dicomweb"]
-    host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    ae_title: str | None = Field(default=None, pattern=r"^[ -\[\]-~]{1,16}$")
-    url: str | None = Field(default=None, pattern=r"^https?://")
     sites: tuple[str, ...] = ()
 
     def serves(self, site: str, *, home: str) -> bool:
@@ -49,9 +44,19 @@ class DicomDestination(BaseModel):
     def _site_codes(cls, value: object, info: ValidationInfo) -> object:
         codes = value if isinstance(value, list | tuple) else None
         if codes is None or not all(isinstance(code, str) and re.fullmatch(SITE_CODE, code) for code in codes):
-            raise ValueError(f"DICOM destination {info.data.get('name', '')!r}: sites must be a list of site codes "
+            raise ValueError(f"destination {info.data.get('name', '')!r}: sites must be a list of site codes "
                              f'(letters, digits, "-", "_", "."), e.g. ["clinic-a"]; got {value!r:.100}')  # fmt: skip
         return tuple(codes)
+
+
+class DicomDestination(SiteRouted):
+    """A PACS or archive the DICOM results of some sites go to: by C-STORE (``dimse``) or STOW-RS (``dicomweb``)."""
+
+    kind: Literal["dimse", "dicomweb"]
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    ae_title: str | None = Field(default=None, pattern=r"^[ -\[\]-~]{1,16}$")
+    url: str | None = Field(default=None, pattern=r"^https?://")
 
     @model_validator(mode="after")
     def _addressed(self) -> DicomDestination:
@@ -62,12 +67,9 @@ class DicomDestination(BaseModel):
         return self
 
 
-class Hl7Destination(BaseModel):
-    """A hospital information system's MLLP interface for HL7 v2 results."""
+class Hl7Destination(SiteRouted):
+    """A hospital information system's MLLP interface for HL7 v2 results (of the sites it serves)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_.]{0,39}$")
     host: str = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
 
@@ -143,6 +145,10 @@ class Settings(BaseSettings):
         dicom_ae_title: The node's AE title, which callers must call [CDS_DICOM_AE_TITLE].
         dicom_calling_aes: The calling AE titles (modalities, PACS) allowed to associate, as JSON, e.g.
             ``["CT01", "PACS"]``; ``["*"]`` for any; required with ``CDS_DICOM_PORT`` [CDS_DICOM_CALLING_AES].
+        dicom_calling_sites: The consortium site each calling AE title sends for, as JSON, e.g. ``{"CLINIC_A_PACS":
+            "clinic-a"}``: a study it sends belongs to that site (its read, its results' destinations, who may see
+            it); a calling AE not named sends for this deployment's own site (``CDS_SITE``)
+            [CDS_DICOM_CALLING_SITES].
         dicom_settle_s: Seconds without a new instance after which a received study is complete: it is stored
             and one read queued [CDS_DICOM_SETTLE_S].
         dicom_max_associations: Simultaneous DICOM associations [CDS_DICOM_MAX_ASSOCIATIONS].
@@ -155,7 +161,8 @@ class Settings(BaseSettings):
             site with none keeps them here (logged, and the audit event names no destination)
             [CDS_DICOM_DESTINATIONS].
         hl7_destinations: HIS interfaces that receive each pre-read as an HL7 v2.5.1 ORU^R01 over MLLP, from the
-            outbox with retries, as JSON: ``[{"name": "his", "host": "10.0.0.9", "port": 2575}]``
+            outbox with retries, as JSON: ``[{"name": "his", "host": "10.0.0.9", "port": 2575}]``; each takes the
+            pre-reads of the sites in its ``sites``, as DICOM destinations do (none: ``CDS_SITE``'s)
             [CDS_HL7_DESTINATIONS].
         allowed_destinations: Data residency: where this site's patient data may be sent, as JSON, e.g.
             ``["10.0.0.0/8", "pacs.hospital.cn", "*.consortium.cn", "https://vna.hospital.cn/dicom-web"]``: address
@@ -234,6 +241,7 @@ class Settings(BaseSettings):
     dicom_port: int | None = Field(default=None, ge=1, le=65535)
     dicom_ae_title: str = Field(default="CDS", pattern=r"^[ -\[\]-~]{1,16}$")
     dicom_calling_aes: list[str] = Field(default_factory=list)
+    dicom_calling_sites: dict[str, str] = Field(default_factory=dict)
     dicom_settle_s: float = Field(default=10.0, gt=0, le=3600)
     dicom_max_associations: int = Field(default=10, ge=1, le=100)
     dicom_destinations: list[DicomDestination] = Field(default_factory=list)
@@ -303,9 +311,17 @@ class Settings(BaseSettings):
         if self.dicom_port is not None and not self.dicom_calling_aes:
             raise ValueError("CDS_DICOM_PORT needs CDS_DICOM_CALLING_AES: the AE titles allowed to send "
                              '(JSON, e.g. ["CT01"]; ["*"] for any)')
-        bad = [ae for ae in self.dicom_calling_aes if ae != "*" and not 0 < len(ae.strip()) <= 16]
+        bad = [ae for ae in [*self.dicom_calling_aes, *self.dicom_calling_sites] if ae != "*" and
+               not 0 < len(ae.strip()) <= 16]  # fmt: skip
         if bad:
             raise ValueError(f"calling AE titles are 1-16 characters: {bad[:5]}")
+        sites = [site for site in self.dicom_calling_sites.values() if not re.fullmatch(SITE_CODE, site)]
+        if sites:
+            raise ValueError(f"CDS_DICOM_CALLING_SITES names sites by their codes (like CDS_SITE): {sites[:5]}")
+        refused = [ae for ae in self.dicom_calling_sites if "*" not in self.dicom_calling_aes and
+                   ae not in self.dicom_calling_aes]  # fmt: skip
+        if refused:
+            raise ValueError(f"CDS_DICOM_CALLING_SITES names AE titles CDS_DICOM_CALLING_AES refuses: {refused[:5]}")
         return self
 
     @field_validator("risk_stale_days")

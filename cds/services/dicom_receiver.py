@@ -98,7 +98,8 @@ class StudyReceiver:
     def _store(self, folder: Path, files: list[Path]) -> Settled:
         """Store the study's new instances and queue their read; the study leaves the waiting folder only then."""
         sender = (folder / SENDER_FILE).read_text(encoding="ascii") if (folder / SENDER_FILE).exists() else ""
-        actor = Actor(f"dicom:{sender or 'unknown'}", "modality")
+        site = self.engine.settings.dicom_calling_sites.get(sender.strip(), "")  # "": this deployment's own
+        actor = Actor(f"dicom:{sender or 'unknown'}", "modality", site=site)
         with self.engine.database.session() as session:
             known = set(session.scalars(select(DicomInstanceRow.sop_instance_uid).where(
                 DicomInstanceRow.sop_instance_uid.in_([f.stem for f in files]))))  # fmt: skip

@@ -29,10 +29,15 @@ ACCEPTED = {"AA", "CA"}
 DOWN = {"connection_failed", "timeout", "destination_not_configured"}
 
 
-def queue_oru(session: Session, settings: Settings, outcome: PrereadOutcome, *, job_id: str,
+def queue_oru(session: Session, settings: Settings, outcome: PrereadOutcome, *, job_id: str, site: str,
               now: dt.datetime) -> int:  # fmt: skip
-    """One ORU^R01 of ``outcome`` per HL7 destination, in the caller's transaction; how many."""
-    if not settings.hl7_destinations:
+    """One ORU^R01 of ``outcome`` per HL7 destination serving ``site``, in the caller's transaction; how many.
+
+    ``site`` is the job's, whose data it is (``""``: ``CDS_SITE``); another site's HIS never receives it.
+    """
+    owner = site or settings.site
+    names = [d.name for d in settings.hl7_destinations if d.serves(owner, home=settings.site)]
+    if not names:
         return 0
     source = session.scalars(select(DicomInstanceRow).where(
         DicomInstanceRow.study_uid == outcome.study_uid, DicomInstanceRow.origin == "stored").limit(1)).first()
@@ -41,10 +46,10 @@ def queue_oru(session: Session, settings: Settings, outcome: PrereadOutcome, *, 
                                   patient_name=source.patient_name if source else "",
                                   accession=source.accession_number if source else "", job_id=job_id,
                                   site=settings.site, sent=now)  # fmt: skip
-    outbox.enqueue(session, destinations=[f"{TOPIC}:{d.name}" for d in settings.hl7_destinations], topic=TOPIC,
-                   payload={"message": message, "control_id": control_id, "study_uid": outcome.study_uid},
-                   now=now, about=f"ImagingStudy/{outcome.study_uid}")  # fmt: skip
-    return len(settings.hl7_destinations)
+    outbox.enqueue(session, destinations=[f"{TOPIC}:{name}" for name in names], topic=TOPIC,
+                   payload={"message": message, "control_id": control_id, "study_uid": outcome.study_uid,
+                            "site": owner}, now=now, about=f"ImagingStudy/{outcome.study_uid}")  # fmt: skip
+    return len(names)
 
 
 def destination_of(settings: Settings, outbox_destination: str) -> Hl7Destination | None:

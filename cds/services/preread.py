@@ -243,7 +243,7 @@ def run_preread(engine: Engine, job: ClaimedJob) -> PrereadReport:
             now = dt.datetime.now(dt.UTC)  # to the PACS and the HIS, from the outbox, written with the read
             sent_to = queue_results(session, engine.settings, results, study_uid=outcome.study_uid, site=job.site,
                                     now=now)  # fmt: skip
-            queue_oru(session, engine.settings, outcome, job_id=job.id, now=now)
+            queue_oru(session, engine.settings, outcome, job_id=job.id, site=job.site, now=now)
             record_event(session, AuditAction.IMAGING_PREREAD, actor, f"ImagingStudy/{outcome.study_uid}",
                          model=outcome.model, input_sha256=outcome.input_sha256,
                          detail={"series": outcome.series_uid, "kind": outcome.kind.value, "uid": outcome.uid,

@@ -158,3 +158,36 @@ def test_an_instance_arriving_while_its_study_is_stored_waits_for_the_next_round
     (second,) = receiver.settle(now=time.time() + 5)
     assert second.stored == 1 and second.job_id not in (None, first.job_id)
     engine.close()
+
+
+def test_a_member_sites_pacs_sends_for_its_site(tmp_path: Path, study: list[Path]) -> None:
+    """A clinic's PACS C-STOREs into the hub's node: the study, its read and the audit belong to the clinic, whose
+    readers see it and the hub's do not; a modality not mapped sends for the deployment's own site."""
+    port = free_port()
+    settings = Settings(dev_mode=True, data_dir=tmp_path / "data", job_workers=0, dicom_port=port, site="hub",
+                        dicom_calling_aes=["CLINIC_A_PACS", "MODALITY1"], dicom_settle_s=SETTLE_S,
+                        dicom_calling_sites={"CLINIC_A_PACS": "clinic-a"})  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        assert send(port, study, calling="CLINIC_A_PACS") == [0x0000, 0x0000]
+        (job,) = wait_for_jobs(client, 1)
+        assert job.site == "clinic-a"
+
+        def studies(site: str) -> list[str]:
+            token = client.post("/v1/dev/token", json={"roles": ["radiologist"], "site": site}).json()
+            answer = client.get("/dicomweb/studies", headers={"Authorization": f"Bearer {token['access_token']}"})
+            return [s["0020000D"]["Value"][0] for s in answer.json()]
+
+        assert studies("clinic-a") == ["1.2.826.0.1.3680043.10.1.1"] and studies("hub") == []
+        with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
+            (received,) = session.scalars(select(AuditEventRow).where(AuditEventRow.action == "imaging.receive"))
+            assert received.site == "clinic-a"
+        other = write_radiograph(tmp_path / "other.dcm", render(128, 2, 9)[0], modality="DX", study_uid="1.2.826.0.1.3680043.10.1.2")
+        assert send(port, [other]) == [0x0000]
+        assert sorted(j.site for j in wait_for_jobs(client, 2)) == ["clinic-a", "hub"]
+
+
+def test_calling_sites_are_checked_when_the_settings_load() -> None:
+    with pytest.raises(ValueError, match="names AE titles CDS_DICOM_CALLING_AES refuses"):
+        Settings(dicom_port=11112, dicom_calling_aes=["CT01"], dicom_calling_sites={"PACS_B": "clinic-b"})
+    with pytest.raises(ValueError, match="by their codes"):
+        Settings(dicom_port=11112, dicom_calling_aes=["*"], dicom_calling_sites={"PACS_B": "clinic b"})

@@ -100,3 +100,28 @@ def test_a_refusing_his_leaves_the_message_with_its_reason(engine_and_port) -> N
     with engine.database.session() as session:
         (waiting,) = outbox.pending(session)
     assert waiting.last_error == "ack_ae" and len(his.messages) == 1
+
+
+def test_each_sites_pre_reads_go_only_to_the_his_interfaces_serving_it(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from cds.services.hl7_sender import queue_oru
+    from cds.store.tables import OutboxRow
+
+    engine = build_engine(Settings(data_dir=tmp_path / "data", site="hub", hl7_destinations=[
+        {"name": "hub-his", "host": "127.0.0.1", "port": 2575},
+        {"name": "clinic-a-his", "host": "127.0.0.1", "port": 2576, "sites": ["clinic-a"]}]))  # fmt: skip
+    engine.database.migrate()
+    try:
+        with engine.database.session() as session:
+            counts = {site: queue_oru(session, engine.settings, radiograph(study_uid=f"1.2.826.0.1.{n}"),
+                                      job_id=f"job-{n}", site=site, now=SENT)
+                      for n, site in enumerate(("clinic-a", "hub", "", "clinic-b"))}  # fmt: skip
+        with engine.database.session() as session:
+            queued = {(row.about, row.destination) for row in session.scalars(select(OutboxRow))}
+        assert counts == {"clinic-a": 1, "hub": 1, "": 1, "clinic-b": 0}
+        assert queued == {("ImagingStudy/1.2.826.0.1.0", f"{TOPIC}:clinic-a-his"),
+                          ("ImagingStudy/1.2.826.0.1.1", f"{TOPIC}:hub-his"),
+                          ("ImagingStudy/1.2.826.0.1.2", f"{TOPIC}:hub-his")}  # clinic-b's HIS: none configured
+    finally:
+        engine.close()
