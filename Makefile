@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run demo test lint typecheck pytest fuzz-smoke fuzz bench triton-env browser dicom3tools orthanc clean
+.PHONY: setup web run demo test lint typecheck pytest fuzz-smoke fuzz bench triton-env browser dicom3tools orthanc clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,27 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 
 triton-env: .venv-triton/.cds-requirements
 
-setup: $(VENV)/.installed triton-env
+# The web workspace's vendor bundle (Cornerstone3D, web/) in cds/serving/ui/static/dist (git-ignored): `npm ci` when
+# the lock changes, a build when the lock, build.mjs or web/src change. Needs Node.js 20+ with npm; nothing is fetched
+# at run time (workers and WASM codecs are served from /ui/dist).
+WEB_DIST := cds/serving/ui/static/dist/BUILD.json
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "the web workspace needs Node.js 20+ and npm (e.g. apt-get install -y nodejs npm)" >&2; exit 1; }
+	cd web && npm ci --no-audit --no-fund
+
+$(WEB_DIST): web/node_modules/.package-lock.json web/build.mjs $(wildcard web/src/*.js)
+	cd web && npm run --silent build
+
+web: $(WEB_DIST)
+
+setup: $(VENV)/.installed triton-env web
 
 demo: $(VENV)/.installed
 	$(BIN)/cds models list
 	$(BIN)/cds demo
 
 # The main job: check the bundled models, then serve on 127.0.0.1:8000 in dev mode (SQLite in ./data; Ctrl-C stops).
-run: demo
+run: demo web
 	$(BIN)/cds serve --dev
 
 lint: $(VENV)/.installed
@@ -72,4 +85,4 @@ bench: $(VENV)/.installed triton-env
 	$(BIN)/python -m benchmarks run
 
 clean:
-	rm -rf $(VENV) .venv-triton .mypy_cache .ruff_cache .pytest_cache fuzz/runs
+	rm -rf $(VENV) .venv-triton .mypy_cache .ruff_cache .pytest_cache fuzz/runs web/node_modules cds/serving/ui/static/dist

@@ -4,7 +4,9 @@ The shell needs no authentication (it holds no data); everything it shows comes 
 token or API key. ``/ui/config.json`` tells the shell whether dev sign-in exists, and ``GET /v1/me``
 (:mod:`cds.serving.api.routes.me`) tells it who the credential belongs to, so navigation follows the roles the server
 recognises. Static responses carry a strict Content-Security-Policy: scripts, styles and connections from this origin
-only, images also from ``blob:`` (rendered images are fetched with the token and shown from blobs).
+only, images also from ``blob:`` (rendered images are fetched with the token and shown from blobs); workers from this
+origin and ``'wasm-unsafe-eval'`` so the viewer's DICOM decode worker (``/ui/dist``, built by ``make web``) can compile
+its WASM codecs, which it fetches from this origin too (no CDN: the workspace works offline).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from cds.serving.api.auth import Role
 
 STATIC = Path(__file__).with_name("static")
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-                               "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
+                               "style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; form-action 'none'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
