@@ -60,6 +60,10 @@ PHRASES = {
         Language.ZH: ("病历显示已确诊动脉粥样硬化性心血管疾病（ASCVD）：{evidence}。此类患者属很高危，按二级预防管理；"
                       "一级预防风险方程（PREVENT、汇总队列方程、Framingham）源自无此病的人群，因此不予计算。"),
     },
+    "known_diabetes": {
+        Language.EN: "{topic}: already diagnosed ({evidence}); new-onset risk scores do not apply",
+        Language.ZH: "{topic}：已确诊（{evidence}）；新发糖尿病风险评分不适用",
+    },
     "needs": {Language.EN: "{method} could not be computed: {reason}.", Language.ZH: "{method}无法计算：{reason}。"},
     "outcome": {Language.EN: "Outcome: {outcome}.", Language.ZH: "预测结局：{outcome}。"},
     "largest": {Language.EN: "Largest contributions: {items}.", Language.ZH: "主要影响因素：{items}。"},

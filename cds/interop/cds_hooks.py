@@ -149,6 +149,11 @@ def _not_scored_card(entry: PanelEntry, base_url: str, language: Language) -> Ca
         return Card(uuid=str(uuid.uuid4()), summary=phrase("secondary", language, topic=topic), detail=detail,
                     indicator="warning", source=Source(label="cds secondary prevention",
                                                        url=about_url(base_url, "secondary_prevention")))  # fmt: skip
+    if entry.not_scored is NotScored.KNOWN_DIABETES:
+        summary = phrase("known_diabetes", language, topic=topic, evidence=entry.reason)
+        return Card(uuid=str(uuid.uuid4()), summary=summary[:140], detail=phrase("not_diagnostic", language),
+                    indicator="info", source=Source(label=f"cds {entry.method}",
+                                                    url=about_url(base_url, entry.method)))  # fmt: skip
     if result is not None:  # scored as out of range
         reason = phrase("out_of_range", language, fields=field_names(result.out_of_range_fields, language))
         detail = "; ".join(result.warnings)

@@ -52,6 +52,38 @@ RACE_CODES = {"2106-3": "white", "2054-5": "african_american"}
 EGFR_DERIVED = "CKD-EPI 2021 (creatinine)"
 
 
+@dataclass(frozen=True)
+class PatientIdentity:
+    """Who a record is about: the name as the record writes it, identifiers as ``system|value``, birth date, gender."""
+
+    name: str | None
+    identifiers: tuple[str, ...]
+    birth_date: str | None
+    gender: str | None
+
+
+def _name_of(patient: Any) -> str | None:
+    """The official (else usual, else first) name: its text, else family and given names (no space between CJK)."""
+    names = patient.name or []
+    chosen = next((n for use in ("official", "usual") for n in names if n.use == use), names[0] if names else None)
+    if chosen is None:
+        return None
+    if chosen.text:
+        return str(chosen.text)
+    parts = [str(chosen.family or ""), *(str(g) for g in chosen.given or [])]
+    cjk = any("\u4e00" <= c <= "\u9fff" for c in "".join(parts))
+    return ("" if cjk else " ").join(p for p in parts if p) or None
+
+
+def patient_identity(patient: Any) -> PatientIdentity:
+    """The Patient resource's identity, for the views that show whose data they are."""
+    identifiers = tuple(f"{i.system}|{i.value}" if i.system else str(i.value)
+                        for i in patient.identifier or [] if i.value)  # fmt: skip
+    return PatientIdentity(name=_name_of(patient), identifiers=identifiers,
+                           birth_date=str(patient.birthDate) if patient.birthDate else None,
+                           gender=str(patient.gender) if patient.gender else None)  # fmt: skip
+
+
 @dataclass
 class FhirInputs:
     """Values extracted from a Bundle, in equation units, where each came from, and what to say about them.
@@ -68,6 +100,8 @@ class FhirInputs:
         problems: Input field -> why it could not be used (conflicting readings, unconvertible unit, unconfirmed
             diagnosis); the field is then missing, and only the results that need it say so.
         ascvd: Evidence of established atherosclerotic cardiovascular disease.
+        patient: Whose record it is, as the clinician must see it (name, identifiers, birth date, gender): shown,
+            never used in a score and never logged.
     """
 
     values: dict[str, object] = field(default_factory=dict)
@@ -80,6 +114,7 @@ class FhirInputs:
     notes: dict[str, list[str]] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     ascvd: list[str] = field(default_factory=list)
+    patient: PatientIdentity | None = None
 
     def note(self, name: str, text: str) -> None:
         """Attach a caveat to input ``name``."""
@@ -305,6 +340,7 @@ def _about_patient(resources: list[Any], names: set[str], out: FhirInputs) -> li
 
 def _read_patient(patient: Any, out: FhirInputs, as_of: dt.date) -> None:
     out.patient_reference = f"Patient/{patient.id}" if patient.id else None
+    out.patient = patient_identity(patient)
     if patient.gender in ("female", "male"):
         out.values["sex"] = patient.gender
     age = age_at(patient.birthDate, as_of)

@@ -95,6 +95,7 @@ class NotScored(StrEnum):
     MISSING_INPUTS = "missing_fields"  # inputs the record does not hold, or holds unusably (see reason)
     IMPOSSIBLE_VALUE = "impossible_value"  # a value outside physiological limits
     ESTABLISHED_ASCVD = "established_ascvd"  # secondary prevention: primary-prevention equations do not apply
+    KNOWN_DIABETES = "known_diabetes"  # the record shows diabetes: scores of new-onset diabetes do not apply
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class PanelEntry:
         outcome: What the method predicts.
         not_scored: Why there is no result; ``None`` when there is one.
         reason: The why in words: which inputs are missing or unusable and why, the impossible value, or the
-            evidence of established ASCVD.
+            evidence of established ASCVD or of known diabetes.
     """
 
     topic: Topic

@@ -123,7 +123,7 @@ def with_input_warnings(result: RiskResult, extracted: FhirInputs) -> RiskResult
 def assess_record(extracted: FhirInputs, population: RiskPopulation) -> list[PanelEntry]:
     """Every topic of the panel for a patient read from FHIR, each result carrying its inputs' caveats."""
     entries = assess_patient(extracted.values, problems=extracted.problems, ascvd=extracted.ascvd,
-                             population=population)
+                             diabetes_evidence=extracted.basis.get("diabetes", ""), population=population)
     return [replace(e, result=with_input_warnings(e.result, extracted)) if e.result is not None else e
             for e in entries]
 

@@ -88,7 +88,7 @@ def _no_page_overflow(page: Any) -> None:
 def test_cardiologist_reads_measures_and_reviews_a_real_ecg(page: Any, server: str, artifacts: Path) -> None:
     sign_in(page, server, "cardiologist")
     expect(page.get_by_role("heading", name="ECG reads", exact=True)).to_be_visible()
-    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(["ECG"])
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(["ECG", "Referrals"])
     expect(page.locator("#ecgs-updated")).to_contain_text("updated")
     reached = tab_through(page)
     assert [f for f in reached if not f["name"]] == []

@@ -22,14 +22,15 @@ from training.data.non_chest import render_non_chest
 pytestmark = [pytest.mark.ui, pytest.mark.browser, pytest.mark.slow]
 
 NAV = {  # what each role's navigation offers
-    "radiologist": ["Worklist"], "pathologist": ["Pathology"], "cardiologist": ["ECG"],
-    "clinician": ["Patient risk", "Monitoring", "Follow-up"], "ml_engineer": ["Models"],
-    "admin": ["Worklist", "Pathology", "ECG", "Patient risk", "Monitoring", "Follow-up", "Models"],
+    "radiologist": ["Worklist", "Referrals"], "pathologist": ["Pathology", "Referrals"],
+    "cardiologist": ["ECG", "Referrals"], "clinician": ["Patient risk", "Monitoring", "Follow-up", "Referrals"],
+    "ml_engineer": ["Models"],
+    "admin": ["Worklist", "Pathology", "ECG", "Patient risk", "Monitoring", "Follow-up", "Referrals", "Models"],
 }  # fmt: skip
 VIEWS = {  # route: (navigation link, heading)
     "worklist": ("Worklist", "Worklist"), "pathology": ("Pathology", "Pathology"), "ecg": ("ECG", "ECG reads"),
     "risk": ("Patient risk", "Patient risk"), "monitoring": ("Monitoring", "Monitoring"),
-    "follow-up": ("Follow-up", "Follow-up"),
+    "follow-up": ("Follow-up", "Follow-up"), "referrals": ("Referrals", "Referrals"),
     "models": ("Models", "Model dashboard"),
 }  # fmt: skip
 

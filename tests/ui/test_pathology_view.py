@@ -54,7 +54,7 @@ def test_pathologist_uploads_a_slide_sees_the_heatmap_and_zooms(page: Any, serve
                                                                 artifacts: Path) -> None:
     sign_in(page, server, "pathologist")
     expect(page.get_by_role("heading", name="Pathology", exact=True)).to_be_visible()
-    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(["Pathology"])
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(["Pathology", "Referrals"])
     job = _upload(page, slides["tumour"], subject="Patient/ui-7")
     call = page.locator("#slide-call")
     expect(call).to_have_text("Tumour suspected", timeout=READ_TIMEOUT_MS)

@@ -4,7 +4,8 @@ Each topic tries its methods in order of preference and reports either a result 
 that are missing (and, for an input the record holds unusably, why), or an impossible value. Topics are isolated:
 a bad value affects only the topics whose methods need it. A patient with established atherosclerotic
 cardiovascular disease gets no primary-prevention score: the cardiovascular topic says "very high risk" and names
-the evidence. Nothing is imputed.
+the evidence; a patient known to have diabetes gets no score of new-onset diabetes (FINDRISC, CDRS predict it in
+people without): the diabetes topic names the evidence instead. Nothing is imputed.
 """
 
 from __future__ import annotations
@@ -68,13 +69,15 @@ def _topic(topic: Topic, values: Mapping[str, object], problems: Mapping[str, st
 
 
 def assess_patient(values: Mapping[str, object], *, problems: Mapping[str, str] | None = None,
-                   ascvd: Sequence[str] = (), population: RiskPopulation = RiskPopulation.CHINA) -> list[PanelEntry]:
+                   ascvd: Sequence[str] = (), diabetes_evidence: str = "",
+                   population: RiskPopulation = RiskPopulation.CHINA) -> list[PanelEntry]:  # fmt: skip
     """Every topic of the panel, each scored or saying why not.
 
     Args:
         values: Inputs by field name, in equation units.
         problems: Inputs the record holds but that could not be used, and why (named when they are missing).
         ascvd: Evidence of established ASCVD; when any, the cardiovascular topic is secondary prevention.
+        diabetes_evidence: Where the record shows diabetes (``values["diabetes"]`` true), e.g. ``Condition/7``.
         population: The population the site serves: its own scores first; others say they are used outside theirs.
     """
     entries = []
@@ -82,6 +85,11 @@ def assess_patient(values: Mapping[str, object], *, problems: Mapping[str, str] 
         if topic is Topic.CARDIOVASCULAR and ascvd:
             entries.append(PanelEntry(topic, None, SECONDARY_PREVENTION, (), SECONDARY_OUTCOME,
                                       NotScored.ESTABLISHED_ASCVD, "; ".join(ascvd)))  # fmt: skip
+            continue
+        if topic is Topic.DIABETES and values.get("diabetes") is True:
+            name = METHODS[population][topic][0]
+            entries.append(PanelEntry(topic, None, name, (), get_equation(name).outcome, NotScored.KNOWN_DIABETES,
+                                      diabetes_evidence or "diabetes stated"))  # fmt: skip
             continue
         entries.append(_topic(topic, values, problems or {}, population))
     return entries

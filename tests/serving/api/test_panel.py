@@ -58,3 +58,48 @@ def test_panel_refuses_bad_bundles_and_other_patients(client: TestClient) -> Non
     scoped = client.post("/v1/risk/panel", json=BUNDLE, headers=bearer(client, Role.CLINICIAN, patient="other"))
     assert scoped.status_code == 403 and scoped.json()["code"] == "patient_scope"
     assert client.post("/v1/risk/panel", json=BUNDLE, headers=bearer(client, Role.RADIOLOGIST)).status_code == 403
+
+
+def test_the_panel_names_whose_it_is_and_takes_the_clinicians_yes_no_answers(client: TestClient) -> None:
+    headers = bearer(client, Role.CLINICIAN)
+    panel = client.post("/v1/risk/panel", json=BUNDLE, headers=headers).json()
+    assert (panel["patient_name"], panel["identifiers"]) == ("王芳", ["urn:cds:sample-mrn|SAMPLE-0001"])
+    assert (panel["birth_date"], panel["gender"], panel["answered"]) == ("1970-03-15", "female", [])
+    cardiovascular = next(t for t in panel["topics"] if t["topic"] == "cardiovascular")
+    assert {m["field"]: m["kind"] for m in cardiovascular["missing"]} == {"bp_treated": "boolean",
+                                                                          "diabetes": "boolean"}  # fmt: skip
+
+    answered = client.post("/v1/risk/panel?answer=bp_treated:yes&answer=diabetes:no", json=BUNDLE,
+                           headers=headers).json()  # fmt: skip
+    cardiovascular = next(t for t in answered["topics"] if t["topic"] == "cardiovascular")
+    assert answered["answered"] == ["bp_treated", "diabetes"] and cardiovascular["result"] is not None
+    inputs = {i["field"]: i for i in cardiovascular["inputs"]}
+    assert (inputs["diabetes"]["value"], inputs["bp_treated"]["value"]) == (False, True)
+    assert inputs["diabetes"]["source"] == "answered by dr-test"
+    assert any("diabetes answered no by dr-test in the panel" in w for w in cardiovascular["result"]["warnings"])
+
+    for query, code in (("answer=diabetes:maybe", "invalid_answer"), ("answer=age:yes", "invalid_answer"),
+                        ("answer=smoker", "invalid_answer")):
+        refused = client.post(f"/v1/risk/panel?{query}", json=BUNDLE, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (422, code), query
+    diabetic = copy.deepcopy(BUNDLE)
+    diabetic["entry"].append({"resource": {
+        "resourceType": "Condition", "id": "t2dm", "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11.9"}]}}})  # fmt: skip
+    conflict = client.post("/v1/risk/panel?answer=diabetes:no", json=diabetic, headers=headers)
+    assert (conflict.status_code, conflict.json()["code"]) == (422, "answer_conflicts_record")  # never overridden
+
+
+def test_a_patient_known_to_have_diabetes_gets_no_score_of_new_onset_diabetes(client: TestClient) -> None:
+    diabetic = copy.deepcopy(BUNDLE)
+    diabetic["entry"].append({"resource": {
+        "resourceType": "Condition", "id": "t2dm", "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]}}})  # fmt: skip
+    panel = client.post("/v1/risk/panel", json=diabetic, headers=bearer(client, Role.CLINICIAN)).json()
+    diabetes = next(t for t in panel["topics"] if t["topic"] == "diabetes")
+    assert (diabetes["not_scored"], diabetes["result"], diabetes["missing"]) == ("known_diabetes", None, [])
+    assert diabetes["reason"] == "Condition/t2dm" and "already diagnosed" in diabetes["headline"]

@@ -21,7 +21,8 @@ from cds.interop.card_language import display_value, negotiate
 from cds.interop.cds_hooks import card_for
 from cds.interop.fhir_inputs import FhirInputs, parse_bundle
 from cds.models.risk import FieldSpec, RiskEquation, available_equations, get_equation
-from cds.models.risk.base import RiskPopulation
+from cds.models.risk.base import FieldKind, RiskPopulation
+from cds.pipelines.risk.panel import METHODS
 from cds.results.risk import NotScored, RiskResult
 from cds.services import cohort, risk
 from cds.serving.api.auth import Principal, Role
@@ -82,6 +83,7 @@ class PanelInput(BaseModel):
     field: str
     description: str
     unit: str
+    kind: str = "number"  # number | boolean (a yes/no the clinician may answer when missing) | category
     value: float | int | bool | str | None
     date: str | None = None  # of the Observation it came from
     source: str | None = None  # "Observation/<id>", "Condition/<id>", ...
@@ -107,9 +109,18 @@ class PanelTopic(BaseModel):
 
 
 class Panel(BaseModel):
-    """The patient's panel: ``as_of`` is the newest reading used, ``evaluated_on`` the evaluation date."""
+    """The patient's panel: ``as_of`` is the newest reading used, ``evaluated_on`` the evaluation date.
+
+    ``patient_name``, ``identifiers``, ``birth_date`` and ``gender`` come from the Bundle's Patient, so the panel
+    shows whose it is; ``answered`` names the yes/no inputs the clinician answered in this request.
+    """
 
     patient: str | None
+    patient_name: str | None = None
+    identifiers: list[str] = []
+    birth_date: str | None = None
+    gender: str | None = None
+    answered: list[str] = []
     as_of: str | None
     evaluated_on: str | None = None
     topics: list[PanelTopic]
@@ -132,7 +143,7 @@ def _describer(equation: RiskEquation | None, extracted: FhirInputs, result: Ris
         shown, unit = display_value(name, number, spec.unit, population)
         if number is not None:
             value = shown
-        return PanelInput(field=name, description=spec.description, unit=unit,
+        return PanelInput(field=name, description=spec.description, unit=unit, kind=spec.kind.value,
                           value=value if isinstance(value, float | int | bool | str) else None,
                           date=day.isoformat() if day else None,
                           source=extracted.basis.get(name) or (extracted.patient_reference if name in FROM_PATIENT
@@ -144,6 +155,32 @@ def _describer(equation: RiskEquation | None, extracted: FhirInputs, result: Ris
 
 AsOf = Annotated[dt.date | None, Query(description="Evaluation date (age is computed at it; later readings are "
                                                    "ignored); default today")]
+Answers = Annotated[list[str], Query(max_length=20, description="The clinician's answers to yes/no inputs the record "
+                                                                "lacks, as field:yes or field:no (e.g. smoker:no)")]
+
+
+def _answered(extracted: FhirInputs, answers: list[str], population: RiskPopulation, who: str) -> list[str]:
+    """Put the clinician's yes/no answers into ``extracted`` (noted on each result that uses them); their fields.
+
+    Raises:
+        InvalidInputError: ``invalid_answer``: not ``field:yes|no``, or not a yes/no input of the panel's methods;
+            ``answer_conflicts_record``: the record already holds the input (an answer never overrides it).
+    """
+    questions = {f.name for topic in METHODS[population].values() for name in topic
+                 for f in get_equation(name).fields if f.kind is FieldKind.BOOLEAN}  # fmt: skip
+    fields = []
+    for answer in answers:
+        name, _, said = answer.partition(":")
+        if name not in questions or said not in ("yes", "no"):
+            raise InvalidInputError(f"answer {answer[:60]!r}: give field:yes or field:no for one of "
+                                    f"{', '.join(sorted(questions))}", code="invalid_answer")  # fmt: skip
+        if extracted.values.get(name) is not None:
+            raise InvalidInputError(f"the record already holds {name} ({extracted.basis.get(name, 'recorded')}); "
+                                    "an answer does not override it", code="answer_conflicts_record")  # fmt: skip
+        extracted.values[name], extracted.basis[name] = said == "yes", f"answered by {who}"
+        extracted.note(name, f"{name} answered {said} by {who} in the panel, not from the record")
+        fields.append(name)
+    return fields
 
 
 def _read(bundle: dict[str, Any], engine: EngineDep, as_of: dt.date | None) -> FhirInputs:
@@ -155,14 +192,18 @@ def risk_panel(
     bundle: Annotated[dict[str, Any], Body(description="FHIR R4 Bundle: Patient, Observations, Conditions, "
                                                       "Procedures, MedicationRequest/MedicationStatement")],
     http: Request, state: StateDep, engine: EngineDep, principal: Clinical, as_of: AsOf = None,
+    answer: Answers = [],  # noqa: B006 - FastAPI copies query defaults
 ) -> Panel:  # fmt: skip
     """Cardiovascular, diabetes and kidney risk with inputs, contributions and what is missing (stored, audited).
 
     The Bundle is read the way the CDS Hooks service reads its prefetch; a patient-scoped token may only send its
-    own patient's. Each topic stands alone: a topic that cannot be scored says why (``not_scored``, ``reason``).
+    own patient's. Each topic stands alone: a topic that cannot be scored says why (``not_scored``, ``reason``). A
+    clinician may answer yes/no inputs the record lacks (``answer=smoker:no``); each answer is noted on the results
+    that use it, and never replaces what the record holds.
     """
     extracted = _read(bundle, engine, as_of)
     enforce_patient_scope(state, http, principal, extracted.patient_reference or "")
+    answered = _answered(extracted, answer, engine.settings.risk_population, principal.subject)
     language = negotiate(http.headers.get("accept-language"), engine.settings.card_language)
     topics = []
     for released in risk.panel(engine, extracted, actor=principal.actor):
@@ -179,9 +220,13 @@ def risk_panel(
             missing=[described(name) for name in entry.missing], not_scored=entry.not_scored, reason=entry.reason,
             headline=card_for(entry, "", language).summary,
         ))  # fmt: skip
+    identity = extracted.patient
     return Panel(patient=extracted.patient_reference, topics=topics,
+                 patient_name=identity.name if identity else None,
+                 identifiers=list(identity.identifiers) if identity else [],
+                 birth_date=identity.birth_date if identity else None, gender=identity.gender if identity else None,
                  as_of=extracted.effective.isoformat() if extracted.effective else None,
-                 evaluated_on=extracted.as_of.isoformat() if extracted.as_of else None)
+                 evaluated_on=extracted.as_of.isoformat() if extracted.as_of else None, answered=answered)
 
 
 @router.get("/panel/sample")

@@ -2,7 +2,11 @@
 // GET /v1/risk/panel/sample), POST /v1/risk/panel, and one card per topic (cardiovascular, diabetes, kidney):
 // score and band (colour and words), the equation or model with its version and published source, every input
 // with its value, unit, date and source resource, each input's contribution as a signed bar with its number, and
-// what is missing. Nothing is imputed: a topic whose inputs are missing says which, and is not scored.
+// what is missing. Nothing is imputed: a topic whose inputs are missing says which, and is not scored; a missing
+// yes/no input can be answered here and the panel scored again with the answer (noted on the result).
+//
+// Whose panel it is stays on screen (name, identifiers, birth date, sex), and nothing of a patient outlives a
+// request that fails: the cards are cleared when a new Bundle is sent and stay empty if it is refused.
 
 import { api } from "./api.js";
 import { announce, h, replace } from "./dom.js";
@@ -99,17 +103,38 @@ function inputsTable(topic) {
       : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "None of this method's inputs were found."))));
 }
 
-function missingList(topic) {
+function answerControl(topic, m, answers) {
+  const name = `answer-${topic.topic}-${m.field}`;
+  const choice = (value, label) => {
+    const input = h("input", { type: "radio", name, value, id: `${name}-${value}` });
+    input.checked = answers.get(m.field) === value;
+    input.addEventListener("change", () => answers.set(m.field, value));
+    return h("label", { for: `${name}-${value}`, class: "inline" }, input, ` ${label}`);
+  };
+  return h("fieldset", { class: "answer" }, h("legend", { class: "visually-hidden" }, `${m.description}: yes or no`),
+    choice("yes", "Yes"), choice("no", "No"));
+}
+
+function missingList(topic, answers) {
   if (topic.not_scored === "established_ascvd") {
     return h("p", { class: "muted" }, "Primary-prevention equations were derived in people without cardiovascular "
       + "disease and are not computed; this patient is managed for secondary prevention.");
   }
+  if (topic.not_scored === "known_diabetes") {
+    return h("p", { class: "muted", id: `known-${topic.topic}` }, `The record shows diabetes (${topic.reason}). `
+      + "Scores of new-onset diabetes are derived in people without it and are not computed; follow the patient "
+      + "in the diabetes registry instead.");
+  }
   if (!topic.missing.length) return h("p", { class: "muted missing-none" }, "Nothing missing: every input was found.");
+  const answerable = topic.missing.filter((m) => m.kind === "boolean");
   return h("div", { class: "missing", id: `missing-${topic.topic}` },
     h("h3", {}, `Missing (${topic.missing.length})`),
     h("ul", {}, topic.missing.map((m) => h("li", { dataset: { field: m.field } },
       h("strong", {}, m.description), h("span", { class: "muted" },
-        ` — ${m.field}${unitText(m.unit) ? `, in ${unitText(m.unit)}` : ", yes or no"}`)))),
+        ` — ${m.field}${unitText(m.unit) ? `, in ${unitText(m.unit)}` : ", yes or no"}`),
+      m.kind === "boolean" ? answerControl(topic, m, answers) : null))),
+    answerable.length ? h("p", { class: "muted" }, "Answer what you know from the patient and score again; the "
+      + "answer is noted on the result as yours, not the record's.") : null,
     topic.result ? null : h("p", { class: "muted" },
       "Not imputed: this topic is scored once the Bundle holds these (for example an active Condition, an "
       + "Observation with its LOINC code, or a medication with its ATC code)."));
@@ -117,9 +142,21 @@ function missingList(topic) {
 
 const NOT_SCORED = {
   established_ascvd: ["Very high risk: established ASCVD", "sev-high"],
+  known_diabetes: ["Known diabetes: onset risk not scored", "sev-none"],
   impossible_value: ["Not scored: impossible value", "sev-mid"],
   missing_fields: ["Not scored", "sev-none"],
 };
+
+const HEAT_MAP = { low: "low risk", moderate: "moderately increased risk", high: "high risk",
+  very_high: "very high risk" }; // KDIGO 2012 prognosis of CKD by GFR and albuminuria category
+
+function kidneyLabel(result) {
+  const [g, a] = (result.category ?? "").split(" ");
+  const gWords = KDIGO[g]?.[0] ?? "category";
+  if (!a) return [`${g}: ${gWords}; A category needs a urine ACR`, KDIGO[g]?.[1] ?? "sev-mid"];
+  const severity = { low: "sev-low", moderate: "sev-mid", high: "sev-high", very_high: "sev-top" }[result.band];
+  return [`${g} ${a}: ${gWords}, ${HEAT_MAP[result.band] ?? "band unknown"} (KDIGO)`, severity ?? "sev-mid"];
+}
 
 function scoreBlock(topic) {
   const result = topic.result;
@@ -130,17 +167,18 @@ function scoreBlock(topic) {
       h("p", { class: "muted not-scored-reason", id: `reason-${topic.topic}` }, topic.reason
         || `${topic.missing.length} input${topic.missing.length === 1 ? "" : "s"} missing`));
   }
-  const [words, severity] = result.band ? BANDS[result.band] ?? [result.band, "sev-mid"]
+  const kidney = topic.topic === "kidney" && result.category;
+  const [words, severity] = kidney ? kidneyLabel(result) : result.band ? BANDS[result.band] ?? [result.band, "sev-mid"]
     : result.category ? [`${result.category}: ${KDIGO[result.category]?.[0] ?? "category"}`,
       KDIGO[result.category]?.[1] ?? "sev-mid"] : ["No band", "sev-none"];
-  const label = result.band ? `${words} risk` : words;
+  const label = result.band && !kidney ? `${words} risk` : words;
   return h("div", { class: "score-block" },
     h("span", { class: "score", id: `score-${topic.topic}` }, scoreText(result)),
     h("span", { class: `badge band ${severity}`, id: `band-${topic.topic}` }, label),
     isProbability(result) ? h("span", { class: "muted" }, result.score_unit) : null);
 }
 
-function topicCard(topic) {
+function topicCard(topic, answers) {
   const result = topic.result;
   const warnings = result?.warnings ?? [];
   return h("article", { class: "card topic", id: `topic-${topic.topic}`, "aria-labelledby": `topic-${topic.topic}-h`,
@@ -155,7 +193,17 @@ function topicCard(topic) {
   warnings.length ? h("ul", { class: "warnings", "aria-label": "Warnings" }, warnings.map((w) => h("li", {}, w)))
     : null,
   inputsTable(topic),
-  missingList(topic));
+  missingList(topic, answers));
+}
+
+function identityFacts(panel) {
+  const fact = (label, value, id) => h("div", {}, h("dt", {}, label), h("dd", id ? { id } : {}, value || "—"));
+  return h("dl", { class: "facts patient-banner", id: "panel-identity", "aria-label": "Whose panel this is" },
+    fact("Patient", panel.patient_name ?? "name not in the record", "panel-patient-name"),
+    fact("Identifiers", panel.identifiers.length ? panel.identifiers.join(", ") : "none in the record",
+      "panel-identifiers"),
+    fact("Born", panel.birth_date, "panel-birth"), fact("Sex", panel.gender, "panel-gender"),
+    fact("Record", panel.patient, "panel-patient"));
 }
 
 /** Render the panel view into `main`. */
@@ -169,45 +217,85 @@ export function renderRiskPanel(main) {
     accept: ".json,application/json,application/fhir+json" });
   const sampleButton = h("button", { type: "button", id: "load-sample", class: "primary" }, "Load the sample patient");
 
-  async function score(bundle, origin) {
+  let current = null; // the Bundle on screen and where it came from: what "Score again" sends
+  const answers = new Map(); // field -> "yes" | "no", the clinician's answers to missing yes/no inputs
+
+  function clear() {
+    replace(summary);
+    replace(cards);
+  }
+
+  async function score(bundle, origin, { again = false } = {}) {
+    if (!again) answers.clear();
+    current = null;
+    clear(); // nothing of the previous patient stays on screen while this one is scored, or if it fails
+    status.className = "muted";
+    status.setAttribute("role", "status");
     status.textContent = `Scoring ${origin}…`;
+    const query = [...answers].map(([field, value]) => `answer=${encodeURIComponent(`${field}:${value}`)}`);
     try {
-      const panel = await api("/v1/risk/panel", { method: "POST", json: bundle });
+      const panel = await api(`/v1/risk/panel${query.length ? `?${query.join("&")}` : ""}`,
+        { method: "POST", json: bundle });
       if (disposed) return;
+      current = { bundle, origin };
       const scored = panel.topics.filter((t) => t.result).length;
-      replace(summary, h("dl", { class: "facts" },
-        h("div", {}, h("dt", {}, "Patient"), h("dd", { id: "panel-patient" }, panel.patient ?? "—")),
+      replace(summary, identityFacts(panel), h("dl", { class: "facts" },
         h("div", {}, h("dt", {}, "Data as of"), h("dd", {}, panel.as_of ?? "—")),
         h("div", {}, h("dt", {}, "Evaluated on"), h("dd", { id: "panel-evaluated" }, panel.evaluated_on ?? "—")),
-        h("div", {}, h("dt", {}, "Scored"), h("dd", {}, `${scored} of ${panel.topics.length} topics`))));
-      replace(cards, panel.topics.map(topicCard));
-      status.textContent = `Panel for ${panel.patient ?? "the patient"} from ${origin}: ${scored} of `
-        + `${panel.topics.length} topics scored.`;
+        h("div", {}, h("dt", {}, "Scored"), h("dd", {}, `${scored} of ${panel.topics.length} topics`)),
+        panel.answered.length ? h("div", {}, h("dt", {}, "Answered here"),
+          h("dd", { id: "panel-answered" }, panel.answered.join(", "))) : null));
+      const again = h("button", { type: "button", id: "score-again", class: "primary" },
+        "Score again with my answers");
+      again.addEventListener("click", () => {
+        if (current) score(current.bundle, current.origin, { again: true });
+      });
+      const asks = panel.topics.some((t) => !t.result && t.missing.some((m) => m.kind === "boolean"));
+      replace(cards, panel.topics.map((topic) => topicCard(topic, answers)), asks ? again : null);
+      status.textContent = `Panel for ${panel.patient_name ?? panel.patient ?? "the patient"} from ${origin}: `
+        + `${scored} of ${panel.topics.length} topics scored.`;
       announce(status.textContent);
     } catch (error) {
-      if (!disposed) status.textContent = `The panel could not be computed: ${error.message}`;
+      if (disposed) return;
+      clear();
+      status.className = "error";
+      status.setAttribute("role", "alert");
+      status.textContent = `The panel could not be computed for ${origin}: ${error.message}. `
+        + "No patient is shown.";
     }
   }
 
+  function refuse(message) { // a new request failed before it reached the server: no patient stays on screen
+    current = null;
+    clear();
+    status.className = "error";
+    status.setAttribute("role", "alert");
+    status.textContent = `${message} No patient is shown.`;
+  }
+
   sampleButton.addEventListener("click", async () => {
+    let bundle;
     try {
-      await score(await api("/v1/risk/panel/sample"), "the sample patient");
+      bundle = await api("/v1/risk/panel/sample");
     } catch (error) {
-      status.textContent = `The sample patient could not be loaded: ${error.message}`;
+      refuse(`The sample patient could not be loaded: ${error.message}.`);
+      return;
     }
+    await score(bundle, "the sample patient");
   });
   fileInput.addEventListener("change", async () => {
     const file = fileInput.files[0];
     if (!file) return;
     if (file.size > MAX_BUNDLE_BYTES) {
-      status.textContent = `${file.name} is larger than ${MAX_BUNDLE_BYTES / 1024 / 1024} MiB.`;
+      refuse(`${file.name} is larger than ${MAX_BUNDLE_BYTES / 1024 / 1024} MiB.`);
       return;
     }
     let bundle;
     try {
       bundle = JSON.parse(await file.text());
     } catch {
-      status.textContent = `${file.name} is not JSON.`;
+      refuse(`${file.name} is not JSON.`);
+      fileInput.value = "";
       return;
     }
     await score(bundle, file.name);
