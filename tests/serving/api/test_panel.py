@@ -60,6 +60,17 @@ def test_panel_refuses_bad_bundles_and_other_patients(client: TestClient) -> Non
     assert client.post("/v1/risk/panel", json=BUNDLE, headers=bearer(client, Role.RADIOLOGIST)).status_code == 403
 
 
+def _with_diabetes(system: str, code: str) -> dict:
+    """The sample Bundle with an active diabetes Condition coded ``system|code``."""
+    diabetic = copy.deepcopy(BUNDLE)
+    diabetic["entry"].append({"resource": {
+        "resourceType": "Condition", "id": "t2dm", "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "code": {"coding": [{"system": system, "code": code}]}}})  # fmt: skip
+    return diabetic
+
+
 def test_the_panel_names_whose_it_is_and_takes_the_clinicians_yes_no_answers(client: TestClient) -> None:
     headers = bearer(client, Role.CLINICIAN)
     panel = client.post("/v1/risk/panel", json=BUNDLE, headers=headers).json()
@@ -82,23 +93,13 @@ def test_the_panel_names_whose_it_is_and_takes_the_clinicians_yes_no_answers(cli
                         ("answer=smoker", "invalid_answer")):
         refused = client.post(f"/v1/risk/panel?{query}", json=BUNDLE, headers=headers)
         assert (refused.status_code, refused.json()["code"]) == (422, code), query
-    diabetic = copy.deepcopy(BUNDLE)
-    diabetic["entry"].append({"resource": {
-        "resourceType": "Condition", "id": "t2dm", "subject": {"reference": "Patient/p1"},
-        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                       "code": "active"}]},
-        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11.9"}]}}})  # fmt: skip
+    diabetic = _with_diabetes("http://hl7.org/fhir/sid/icd-10", "E11.9")
     conflict = client.post("/v1/risk/panel?answer=diabetes:no", json=diabetic, headers=headers)
     assert (conflict.status_code, conflict.json()["code"]) == (422, "answer_conflicts_record")  # never overridden
 
 
 def test_a_patient_known_to_have_diabetes_gets_no_score_of_new_onset_diabetes(client: TestClient) -> None:
-    diabetic = copy.deepcopy(BUNDLE)
-    diabetic["entry"].append({"resource": {
-        "resourceType": "Condition", "id": "t2dm", "subject": {"reference": "Patient/p1"},
-        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                       "code": "active"}]},
-        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]}}})  # fmt: skip
+    diabetic = _with_diabetes("http://snomed.info/sct", "44054006")
     panel = client.post("/v1/risk/panel", json=diabetic, headers=bearer(client, Role.CLINICIAN)).json()
     diabetes = next(t for t in panel["topics"] if t["topic"] == "diabetes")
     assert (diabetes["not_scored"], diabetes["result"], diabetes["missing"]) == ("known_diabetes", None, [])
