@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.models.spec import ModelSpec
+from cds.models.spec import ModelSpec, Urgency
 
 
 class _Plain(BaseModel):
@@ -190,6 +190,23 @@ NOT_EVALUATED = ("Metrics: none measured by cds. Evaluate the model on data from
                  "any output.")
 
 
+def urgency_section(spec: ModelSpec) -> list[str]:
+    """The worklist-urgency table of a classification spec that names urgencies (nothing otherwise)."""
+    if not spec.urgency:
+        return []
+    lines = ["## Worklist urgency",
+             "A positive finding ranks its study by its label's urgency (critical, then urgent, then routine). Only a "
+             "critical label at or above its critical threshold makes a study critical; a positive critical label "
+             "below it ranks as urgent. Labels not listed are routine.", "",
+             "| label | urgency | operating threshold | critical threshold |", "| --- | --- | --- | --- |"]
+    for urgency in Urgency:
+        for label in (name for name in spec.labels if spec.urgency.get(name, Urgency.ROUTINE) is urgency):
+            critical = (_fmt(spec.critical_thresholds.get(label, spec.thresholds.get(label)))
+                        if urgency is Urgency.CRITICAL else "—")  # fmt: skip
+            lines.append(f"| {label} | {urgency.value} | {_fmt(spec.thresholds.get(label))} | {critical} |")
+    return lines
+
+
 def render_card(spec: ModelSpec, evaluation: Evaluation | None, content: CardContent) -> str:
     """The card's Markdown text for ``spec``; ``evaluation`` is ``None`` for an imported model cds never evaluated."""
     root = spec.model_card.parent
@@ -232,6 +249,8 @@ def render_card(spec: ModelSpec, evaluation: Evaluation | None, content: CardCon
     for role, tensors in (("input", spec.inputs), ("output", spec.outputs)):
         lines += [f"| {role} | `{t.name}` | `{t.describe()}` | {t.value_range or '—'} |" for t in tensors]
     lines += [""] + (_performance(evaluation) if evaluation is not None else ["## Performance", NOT_EVALUATED])
+    if spec.urgency:
+        lines += ["", *urgency_section(spec)]
     for title, body in content.sections.items():
         lines += ["", f"## {title}", body]
     if content.figures:

@@ -31,6 +31,24 @@ class Task(StrEnum):
     RISK = "risk"
 
 
+class Urgency(StrEnum):
+    """How soon a positive finding of a label needs a reader (worklist triage), most urgent first.
+
+    ``critical``: life-threatening if missed for hours (e.g. pneumothorax); a study is critical only when such a
+    label reaches its ``critical_thresholds`` value. ``urgent``: to be read the same day (effusion, pneumonia, a
+    mass, a fracture). ``routine``: everything else, and every label of a spec that names no urgency.
+    """
+
+    CRITICAL = "critical"
+    URGENT = "urgent"
+    ROUTINE = "routine"
+
+    @property
+    def rank(self) -> int:
+        """0 for critical, 1 for urgent, 2 for routine (sort key: most urgent first)."""
+        return list(Urgency).index(self)
+
+
 class Modality(StrEnum):
     """Input modality: DICOM modality codes, plus ``tabular`` for structured data."""
 
@@ -256,6 +274,10 @@ class ModelSpec(_Frozen):
         outputs: Output tensor contract.
         labels: Output labels (classification) or classes (segmentation).
         thresholds: Operating threshold per label, chosen on a validation split.
+        urgency: Urgency class per label for worklist triage; a label not named is routine.
+        critical_thresholds: For critical labels, the high-confidence probability at or above which a positive
+            finding makes its study critical (at least the label's threshold); a critical label without one uses
+            its operating threshold. Below it a positive critical-class finding counts as urgent.
         max_batch_size: Largest batch the model is served with.
         artifacts: The files, pinned by sha256.
         model_card: Path of the Markdown model card.
@@ -278,6 +300,8 @@ class ModelSpec(_Frozen):
     outputs: tuple[TensorSpec, ...] = Field(min_length=1)
     labels: tuple[str, ...] = ()
     thresholds: dict[str, float] = Field(default_factory=dict)
+    urgency: dict[str, Urgency] = Field(default_factory=dict)
+    critical_thresholds: dict[str, float] = Field(default_factory=dict)
     max_batch_size: int = Field(default=64, ge=1, le=4096)
     artifacts: Artifacts
     model_card: Path
@@ -306,6 +330,7 @@ class ModelSpec(_Frozen):
         bad = {k: v for k, v in self.thresholds.items() if not 0.0 <= v <= 1.0}
         if bad:
             raise ValueError(f"thresholds must lie in [0, 1], got {bad}")
+        self._check_urgency()
         if self.features and self.inputs[0].shape[1:] != (len(self.features),):
             raise ValueError(
                 f"{len(self.features)} features need a first input of shape [-1, {len(self.features)}], "
@@ -321,6 +346,35 @@ class ModelSpec(_Frozen):
         if self.task is Task.SEGMENTATION:
             self._check_segmentation()
         return self
+
+    def _check_urgency(self) -> None:
+        """Urgency and critical thresholds name known labels; a critical threshold belongs to a critical label."""
+        for field, named in (("urgency", self.urgency), ("critical_thresholds", self.critical_thresholds)):
+            unknown = sorted(set(named) - set(self.labels))
+            if unknown:
+                raise ValueError(f"{field} for unknown labels {unknown}; labels are {list(self.labels)}")
+        for label, value in self.critical_thresholds.items():
+            if self.urgency.get(label) is not Urgency.CRITICAL:
+                raise ValueError(f"critical_thresholds names {label!r}, whose urgency is "
+                                 f"{self.urgency.get(label, Urgency.ROUTINE).value}, not critical")
+            floor = self.thresholds.get(label, 0.0)
+            if not floor <= value <= 1.0:
+                raise ValueError(f"the critical threshold of {label!r} must lie in [{floor:g}, 1] (at least its "
+                                 f"operating threshold), got {value:g}")
+
+    def finding_urgency(self, label: str, probability: float, positive: bool) -> Urgency | None:
+        """How urgent one finding of this model is: ``None`` when it is not positive.
+
+        A positive finding takes its label's urgency, except that a critical label below its critical threshold
+        (the operating threshold when it has none) counts as urgent: positive, but not the high-confidence call.
+        """
+        if not positive:
+            return None
+        urgency = self.urgency.get(label, Urgency.ROUTINE)
+        if urgency is Urgency.CRITICAL:
+            bar = self.critical_thresholds.get(label, self.thresholds.get(label, 0.0))
+            return Urgency.CRITICAL if probability >= bar else Urgency.URGENT
+        return urgency
 
     def _check_segmentation(self) -> None:
         """One output channel per class, class 0 the background, spatial dimensions as the input's."""

@@ -1,4 +1,4 @@
-"""The radiologist's worklist: pre-read jobs as one item per (job, study), critical first.
+"""The radiologist's worklist: pre-read jobs as one item per (job, study), the most urgent first.
 
 A job's state becomes the item's state, with one refinement: a study whose images were all refused (a finished
 job without an outcome for it, or a job that failed with a refusal's reason code) is ``refused`` rather than
@@ -6,26 +6,34 @@ job without an outcome for it, or a job that failed with a refusal's reason code
 job names: those of its stored instances while it waits, those its refusals cover once it ran, and by study for
 its outcomes.
 
-The order (studies with positive findings first, then newest) is computed from each job's outcome, so the listing
-reads the newest :data:`SCAN_LIMIT` pre-read jobs and filters, sorts and pages them in memory.
+Urgency (triage) comes from each positive finding's label through the model's spec
+(:meth:`cds.models.spec.ModelSpec.finding_urgency`, passed in as a :data:`Triage`): a study is as urgent as its
+most urgent positive finding (critical > urgent > routine), ``none`` without one; only a critical label at or above
+its critical threshold makes a study critical. The order (open referrals to the caller's site first, then urgency,
+then newest) is computed from each job's outcome, so the listing reads the newest :data:`SCAN_LIMIT` pre-read jobs
+and filters, sorts and pages them in memory; the page's items then get their study's facts, priors and read status
+(:mod:`cds.store.worklist_details`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from cds.models.spec import Urgency
+from cds.results.classification import Finding
 from cds.results.jobs import JobKind, JobRecord, PrereadOutcome, PrereadPayload, PrereadReport
 from cds.store.dicom_index import STORED
 from cds.store.jobs import DONE, FAILED, readable
 from cds.store.outbox import Delivery, delivery_of
 from cds.store.referrals import REFERRAL_PRIORITIES, open_referral_urgency, referred_jobs
 from cds.store.tables import DicomInstanceRow, JobRow
+from cds.store.worklist_details import Reader, add_details
 
 
 class WorklistState(StrEnum):
@@ -43,6 +51,23 @@ STATES = tuple(state.value for state in WorklistState)
 SCAN_LIMIT = 2000
 _CHUNK = 500
 _UNKNOWN = ("", "", "")
+NO_URGENCY = "none"  # no positive finding (or not read yet)
+URGENCY_ORDER = (*(u.value for u in Urgency), NO_URGENCY)  # most urgent first
+Triage = Callable[[str, Finding], Urgency | None]  # (model key, finding) -> its urgency; None: not positive
+
+
+def positive_is_routine(_model: str, finding: Finding) -> Urgency | None:
+    """The triage without a registry: every positive finding is routine (nothing is critical)."""
+    return Urgency.ROUTINE if finding.positive else None
+
+
+@dataclass(frozen=True)
+class UrgentFinding:
+    """A positive finding that sets its study's urgency: its label, probability and the model's key."""
+
+    label: str
+    probability: float
+    model: str
 
 
 @dataclass
@@ -61,11 +86,31 @@ class WorklistItem:
     refused_reasons: list[str] = field(default_factory=list)
     outcomes: list[PrereadOutcome] = field(default_factory=list)  # what the viewer opens
     delivery: Delivery | None = None  # the results sent out (PACS, HIS): None when nothing is to be sent
+    urgency: str = NO_URGENCY  # one of URGENCY_ORDER
+    urgency_findings: list[UrgentFinding] = field(default_factory=list)  # the positives at that urgency
+    study_date: str = ""  # DICOM DA (YYYYMMDD), as the images give it
+    description: str = ""  # StudyDescription
+    accession_number: str = ""
+    priors: int = 0  # earlier studies of the same patient at the same site
+    read: bool = False  # a verdict or signature by the caller or anyone at the caller's site
+    read_by_caller: bool = False
 
     @property
     def critical(self) -> bool:
-        """At least one positive AI finding."""
-        return self.positive_findings > 0
+        """A critical label at or above its critical threshold."""
+        return self.urgency == Urgency.CRITICAL.value
+
+    def triage(self, triage: Triage) -> None:
+        """Set the urgency and the findings that drive it from the outcomes' positive findings."""
+        graded = [(urgency, outcome.model, finding) for outcome in self.outcomes for finding in outcome.findings
+                  if (urgency := triage(outcome.model, finding)) is not None]  # fmt: skip
+        if not graded:
+            self.urgency, self.urgency_findings = NO_URGENCY, []
+            return
+        top = min(urgency.rank for urgency, _m, _f in graded)
+        drivers = sorted((f for f in graded if f[0].rank == top), key=lambda f: -f[2].probability)
+        self.urgency = list(Urgency)[top].value
+        self.urgency_findings = [UrgentFinding(f.label, f.probability, model) for _u, model, f in drivers]
 
 
 @dataclass(frozen=True)
@@ -182,9 +227,9 @@ def _job_items(job: JobRecord, sops: dict[str, tuple[str, str, str]],
 def list_worklist(
     session: Session, *, states: Iterable[str] = (), modality: str = "", patient: str | None = None,
     limit: int = 50, offset: int = 0, scan_limit: int = SCAN_LIMIT, site: tuple[str, ...] | None = None,
-    referred_to: str | None = None,
+    referred_to: str | None = None, triage: Triage = positive_is_routine, reader: Reader | None = None,
 ) -> WorklistPage:  # fmt: skip
-    """The worklist: studies with positive findings first, then newest; filtered, then paged.
+    """The worklist: the most urgent studies first, then newest; filtered, then paged.
 
     Args:
         session: An open session.
@@ -196,7 +241,9 @@ def list_worklist(
         scan_limit: How many of the newest pre-read jobs are read.
         site: Keep only pre-reads of these sites (:func:`cds.store.sites.visible_sites`); ``None``: every site's.
         referred_to: Keep also the pre-reads referred to this site, and put its open referrals first, the most
-            urgent first (stat, urgent, routine); then critical studies, then the newest.
+            urgent first (stat, urgent, routine); then the rest by urgency, then the newest.
+        triage: The urgency of a model's finding (default: every positive is routine).
+        reader: Who reads the list (read status is theirs and their site's); ``None``: every item unread.
     """
     query = select(JobRow).where(JobRow.kind == JobKind.PREREAD.value)
     if site is not None:
@@ -216,11 +263,14 @@ def list_worklist(
     items = [i for i in items if (not keep or i.state in keep)
              and (not wanted_modality or wanted_modality in i.modalities)
              and (patient is None or i.patient_id == patient)]  # fmt: skip
-    urgency = open_referral_urgency(session, [i.job_id for i in items], referred_to) if referred_to else {}
-    items.sort(key=lambda i: (urgency.get(i.job_id, len(REFERRAL_PRIORITIES)), not i.critical,
+    for item in items:
+        item.triage(triage)
+    referral = open_referral_urgency(session, [i.job_id for i in items], referred_to) if referred_to else {}
+    items.sort(key=lambda i: (referral.get(i.job_id, len(REFERRAL_PRIORITIES)), URGENCY_ORDER.index(i.urgency),
                               -i.created_at.timestamp(), i.job_id, i.study_uid))  # fmt: skip
     page = items[offset : offset + limit]
     sent = delivery_of(session, sorted({f"ImagingStudy/{i.study_uid}" for i in page if i.study_uid}))
     for item in page:  # a study read twice shows the delivery of all its reads' results
         item.delivery = sent.get(f"ImagingStudy/{item.study_uid}")
+    add_details(session, page, reader)
     return WorklistPage(items=page, total=len(items), scanned_jobs=len(rows))

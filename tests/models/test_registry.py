@@ -4,8 +4,9 @@ import pytest
 import yaml
 
 from cds.errors import ArtifactIntegrityError, InvalidSpecError, ModelNotFoundError
+from cds.models.card import urgency_section
 from cds.models.registry import ModelRegistry, sha256_file
-from cds.models.spec import BackendKind, coerce_enum
+from cds.models.spec import BackendKind, Urgency, coerce_enum
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,6 +72,10 @@ def _edit_spec(root: Path, **changes: object) -> None:
         ({"task": "detection"}, "task"),
         ({"labels": ["lesion", "mass"]}, "one column per label"),
         ({"name": "Bad Name"}, "name"),
+        ({"urgency": {"nodule": "critical"}}, "urgency for unknown labels ['nodule']"),
+        ({"urgency": {"lesion": "stat"}}, "urgency.lesion"),
+        ({"critical_thresholds": {"lesion": 0.9}}, "whose urgency is routine, not critical"),
+        ({"urgency": {"lesion": "critical"}, "critical_thresholds": {"lesion": 0.01}}, "at least its operating"),
     ],
 )
 def test_invalid_spec_is_refused_with_the_field_named(registry_copy: Path, changes: dict, fragment: str) -> None:
@@ -134,6 +139,30 @@ def test_every_shipped_model_has_a_card_that_matches_the_registry(registry: Mode
             assert shown, f"{spec.key} card has no row for {label}"
             # the card shows 4 decimals of the threshold the spec keeps to 6
             assert all(abs(value - threshold) <= 5e-5 + 1e-9 for value in shown), (spec.key, label, shown, threshold)
+
+
+def test_urgency_defaults_to_routine_and_a_critical_call_needs_its_own_threshold(registry_copy: Path) -> None:
+    plain = ModelRegistry.from_directory(registry_copy).get("lesion-demo")  # a spec that names no urgency
+    threshold = plain.thresholds["lesion"]
+    assert plain.finding_urgency("lesion", 0.99, True) is Urgency.ROUTINE
+    assert plain.finding_urgency("lesion", 0.99, False) is None and urgency_section(plain) == []
+    _edit_spec(registry_copy, urgency={"lesion": "critical"})  # no critical threshold: the operating one
+    fallback = ModelRegistry.from_directory(registry_copy).get("lesion-demo")
+    assert fallback.finding_urgency("lesion", threshold, True) is Urgency.CRITICAL
+    _edit_spec(registry_copy, critical_thresholds={"lesion": 0.9})
+    strict = ModelRegistry.from_directory(registry_copy).get("lesion-demo")
+    assert strict.finding_urgency("lesion", 0.95, True) is Urgency.CRITICAL
+    assert strict.finding_urgency("lesion", 0.89, True) is Urgency.URGENT  # positive, but not the confident call
+
+
+def test_shipped_urgencies_and_their_card(registry: ModelRegistry) -> None:
+    spec = registry.get("chest-xray-demo")
+    assert spec.urgency["Pneumothorax"] is Urgency.CRITICAL and spec.urgency["Emphysema"] is Urgency.ROUTINE
+    assert {spec.urgency[label] for label in ("Effusion", "Pneumonia", "Mass", "Fracture")} == {Urgency.URGENT}
+    assert spec.thresholds["Pneumothorax"] < spec.critical_thresholds["Pneumothorax"] <= 1
+    for shipped in registry:  # the card's urgency table is the registry's
+        card = shipped.model_card.read_text()
+        assert all(line in card.splitlines() for line in urgency_section(shipped)), shipped.key
 
 
 def test_every_card_belongs_to_a_shipped_model(registry: ModelRegistry) -> None:

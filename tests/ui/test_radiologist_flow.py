@@ -66,9 +66,15 @@ def test_radiologist_uploads_reads_and_reviews_a_study(page: Any, server: str, r
     row = page.locator(f'tr[data-job="{job_id}"]')
     expect(row.locator("td.state")).to_have_text("done", timeout=PREREAD_TIMEOUT_S * 1000)  # live update by polling
     expect(row).to_contain_text("SYNTH-UI-1")
-    expect(row).to_contain_text("Critical")
+    expect(row.locator("td.urgency")).to_contain_text("Urgent")  # an effusion: urgent; no pneumothorax: not critical
+    expect(row.locator("td.urgency")).to_contain_text("Unread")
+    expect(row.locator("td.findings")).to_contain_text("Urgent: Effusion")
     expect(row.locator("td.findings")).to_contain_text("positive")
+    assert page.evaluate(LOW_CONTRAST) == []  # the urgency and read badges too
     page.screenshot(path=artifacts / "02-worklist-done.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=artifacts / "02-worklist-done-390.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     page.get_by_label("Modality").select_option("CT")  # filters run on the server
     expect(row).to_have_count(0)
@@ -136,6 +142,8 @@ def test_radiologist_uploads_reads_and_reviews_a_study(page: Any, server: str, r
     page.screenshot(path=artifacts / "07-after-reload.png")
 
     uid = page.url.rsplit("/", 1)[-1]
+    page.get_by_role("link", name="Back to worklist").first.click()
+    expect(row.locator("td.urgency")).to_contain_text("Read by you")  # a verdict marks the study read
     admin = dev_headers(server, "admin")
     stored = httpx.get(f"{server}/v1/preread/{job_id}/{uid}/feedback", headers=admin, timeout=30).json()
     assert [(f["label"], f["verdict"], f["actor"]) for f in stored] == [

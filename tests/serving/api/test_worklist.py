@@ -107,15 +107,19 @@ def _items(client: TestClient, query: str = "", role: Role = Role.RADIOLOGIST, *
     return list(answer.json()["items"])
 
 
-def test_worklist_lists_critical_studies_first_then_newest(client: TestClient, listed: dict[str, str]) -> None:
+def test_worklist_lists_urgent_studies_first_then_newest(client: TestClient, listed: dict[str, str]) -> None:
     items = _items(client)
     order = [(i["job_id"], i["study_uid"]) for i in items]
-    assert order == [(listed["mixed"], "1.6"), (listed["critical"], "1.1"),  # positive findings, newest first
+    assert order == [(listed["mixed"], "1.6"), (listed["critical"], "1.1"),  # urgent findings, newest first
                      (listed["failed"], "1.5"), (listed["refused"], "1.4"), (listed["routine"], "1.2"),
                      (listed["queued"], "1.3"), (listed["mixed"], "1.7")]
     by_study = {i["study_uid"]: i for i in items}
     critical = by_study["1.1"]
-    assert critical["critical"] and critical["positive_findings"] == 2 and critical["max_ratio"] == 3.0
+    assert critical["positive_findings"] == 2 and critical["max_ratio"] == 3.0
+    assert (critical["urgency"], critical["critical"]) == ("urgent", False)  # effusion and mass: urgent, not critical
+    assert critical["urgency_findings"] == [{"label": "Effusion", "probability": 0.6, "model": "chest-xray-demo:2.0.0"},
+                                            {"label": "Mass", "probability": 0.3, "model": "chest-xray-demo:2.0.0"}]
+    assert {i["urgency"] for i in items if i["study_uid"] != "1.1"} == {"urgent", "none"}
     assert critical["patient_id"] == "P1" and critical["modalities"] == ["CR"] and critical["state"] == "done"
     assert critical["outcomes"] == [{"uid": "1.1.1", "kind": "radiograph", "model": "chest-xray-demo:2.0.0"}]
     assert critical["created_at"].endswith("+00:00")
@@ -128,6 +132,68 @@ def test_worklist_lists_critical_studies_first_then_newest(client: TestClient, l
     assert by_study["1.7"]["patient_id"] == "P7" and by_study["1.7"]["modalities"] == ["MR"]
     assert by_study["1.6"]["state"] == "done"
     assert listed["risk"] not in {i["job_id"] for i in items}
+
+
+def _study(client: TestClient, folder: Path, *, study: str, patient: str, date: str, accession: str = "",
+           description: str = "") -> str:
+    ds = Dataset()
+    ds.SOPInstanceUID, ds.SOPClassUID, ds.StudyInstanceUID = f"{study}.1.1", "1.2.840.10008.5.1.4.1.1.1", study
+    ds.SeriesInstanceUID, ds.PatientID, ds.Modality, ds.StudyDate = f"{study}.1", patient, "CR", date
+    ds.AccessionNumber, ds.StudyDescription = accession, description
+    path = folder / f"{ds.SOPInstanceUID}.dcm"
+    with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
+        index_dataset(session, ds, path, origin=STORED)
+    return str(path)
+
+
+def _verdict(client: TestClient, job: str, uid: str, actor: str) -> None:
+    with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
+        session.add(FindingFeedbackRow(job_id=job, uid=uid, label="Effusion", verdict="accepted", comment="",
+                                       model="chest-xray-demo:2.0.0", actor=actor, role="radiologist",
+                                       created_at=NOW, site=""))  # fmt: skip
+
+
+def test_only_a_confident_critical_label_makes_a_study_critical(client: TestClient, tmp_path: Path) -> None:
+    """Five studies: a pneumothorax at 0.99 tops the list; an emphysema at 0.36 (3x its threshold) is routine."""
+    thresholds = {"Pneumothorax": 0.124036, "Emphysema": 0.115587, "Effusion": 0.173385}
+
+    def read(study: str, **probabilities: float) -> dict[str, Any]:
+        findings = [(label, p, thresholds[label]) for label, p in probabilities.items()]
+        return {"outcomes": [_outcome(study, f"{study}.1.1", findings)], "refusals": []}
+
+    f = tmp_path
+    _study(client, f, study="2.0", patient="PA", date="20240105")  # an earlier study of PA, never pre-read
+    files = {study: _study(client, f, study=study, patient=f"P{study[-1]}" if study != "2.1" else "PA",
+                           date="20261120", accession=f"ACC{study[-1]}", description=f"Chest {study}")
+             for study in ("2.1", "2.2", "2.3", "2.4", "2.5")}  # fmt: skip
+    jobs = {
+        "pneumothorax": _job(client, minutes=100, state="done", files=[files["2.1"]],
+                             result=read("2.1", Pneumothorax=0.99, Effusion=0.01)),
+        "emphysema": _job(client, minutes=140, state="done", files=[files["2.2"]], result=read("2.2", Emphysema=0.36)),
+        "nothing": _job(client, minutes=130, state="done", files=[files["2.3"]],
+                        result=read("2.3", Pneumothorax=0.05, Emphysema=0.02, Effusion=0.1)),
+        "effusion": _job(client, minutes=110, state="done", files=[files["2.4"]], result=read("2.4", Effusion=0.6)),
+        "unsure": _job(client, minutes=120, state="done", files=[files["2.5"]],
+                       result=read("2.5", Pneumothorax=0.3, Emphysema=0.9)),  # positive, below the critical 0.5
+    }
+    _verdict(client, jobs["effusion"], "2.4.1.1", "dr-colleague")  # read by a colleague at the same site
+    _verdict(client, jobs["unsure"], "2.5.1.1", "dr-triage")  # read by the caller
+    items = _items(client, subject="dr-triage")
+    assert [i["study_uid"] for i in items] == ["2.1", "2.5", "2.4", "2.2", "2.3"]
+    assert [(i["urgency"], i["critical"]) for i in items] == [
+        ("critical", True), ("urgent", False), ("urgent", False), ("routine", False), ("none", False)]
+    by_study = {i["study_uid"]: i for i in items}
+    assert [f["label"] for f in by_study["2.1"]["urgency_findings"]] == ["Pneumothorax"]
+    assert by_study["2.5"]["urgency_findings"] == [{"label": "Pneumothorax", "probability": 0.3,
+                                                    "model": "chest-xray-demo:2.0.0"}]  # not the emphysema
+    assert by_study["2.2"]["urgency_findings"][0]["label"] == "Emphysema" and by_study["2.3"]["urgency_findings"] == []
+    first = by_study["2.1"]
+    assert (first["study_date"], first["accession_number"], first["description"]) == ("20261120", "ACC1", "Chest 2.1")
+    assert [i["priors"] for i in items] == [1, 0, 0, 0, 0]
+    assert [(i["read"], i["read_by_caller"]) for i in items] == [
+        (False, False), (True, True), (True, False), (False, False), (False, False)]
+    other_site = _items(client, subject="dr-elsewhere", site="clinic-b")
+    assert other_site == []  # another site's studies, read or not, are not its worklist
 
 
 def test_worklist_filters_by_state_and_modality_and_pages(client: TestClient, listed: dict[str, str]) -> None:

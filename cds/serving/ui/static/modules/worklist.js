@@ -1,6 +1,7 @@
-// The radiologist's worklist: pre-read studies from GET /v1/worklist, critical first, filtered by state and
-// modality, refreshed every few seconds (live updates as jobs finish), and an upload button that sends the
-// selected DICOM files as one STOW-RS request.
+// The radiologist's worklist: pre-read studies from GET /v1/worklist, the most urgent first (critical, urgent,
+// routine, no finding; open referrals above all), filtered by state and modality, refreshed every few seconds (live
+// updates as jobs finish), and an upload button that sends the selected DICOM files as one STOW-RS request. Urgency
+// and read status are badges with words, never colour alone.
 
 import { api } from "./api.js";
 import { announce, clock, h, replace, shortUid, when } from "./dom.js";
@@ -18,12 +19,24 @@ function itemKey(item) {
   return `${item.job_id}/${item.study_uid}`;
 }
 
+const URGENCY = {
+  critical: { text: "Critical", badge: "badge critical" },
+  urgent: { text: "Urgent", badge: "badge positive" },
+  routine: { text: "Routine", badge: "badge" },
+  none: { text: "No finding", badge: "muted" },
+};
+
+function drivers(item) {
+  return item.urgency_findings.map((f) => `${f.label.replace(/_/g, " ")} ${f.probability.toFixed(2)}`).join(", ");
+}
+
 function findingsText(item) {
   if (item.state === "refused" || item.state === "failed") {
     return item.refused_reasons.length ? `Refused: ${item.refused_reasons.join(", ")}` : "Pre-read failed";
   }
   if (item.state !== "done") return "Waiting for the pre-read";
   const parts = [];
+  if (item.urgency_findings.length) parts.push(`${URGENCY[item.urgency]?.text ?? item.urgency}: ${drivers(item)}`);
   if (item.positive_findings) {
     const ratio = item.max_ratio === null ? "" : ` · up to ${item.max_ratio.toFixed(1)}× threshold`;
     parts.push(`${item.positive_findings} positive${ratio}`);
@@ -72,15 +85,38 @@ function referralNote(referral) {
     referral.question ? h("p", { class: "referral-question" }, referral.question) : null);
 }
 
+function studyDate(value) {
+  return /^\d{8}$/.test(value) ? `${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6)}` : "";
+}
+
+/** The study: date, description, accession number and priors (the UID on hover). */
+function studyCell(item) {
+  if (!item.study_uid) return h("td", {}, "—");
+  const facts = [studyDate(item.study_date), item.description].filter(Boolean).join(" · ");
+  const priors = item.priors ? `${item.priors} prior${item.priors === 1 ? "" : "s"}` : "no prior";
+  return h("td", { class: "study", title: item.study_uid },
+    h("div", {}, facts || shortUid(item.study_uid)),
+    h("div", { class: "muted" }, [item.accession_number ? `Acc ${item.accession_number}` : "", priors]
+      .filter(Boolean).join(" · ")));
+}
+
+function urgencyCell(item) {
+  const urgency = URGENCY[item.urgency] ?? { text: item.urgency, badge: "badge" };
+  const read = item.read_by_caller ? "Read by you" : item.read ? "Read" : "Unread";
+  return h("td", { class: "urgency" },
+    h("span", { class: urgency.badge, dataset: { urgency: item.urgency } }, urgency.text), " ",
+    h("span", { class: item.read ? "read muted" : "read badge", dataset: { read: String(item.read) } }, read),
+    referralNote(item.referral));
+}
+
 function row(item) {
   return h("tr", {
     class: [item.critical ? "critical" : "", item.job_id === highlightedJob ? "highlight" : ""].join(" ").trim(),
-    dataset: { job: item.job_id, study: item.study_uid, state: item.state },
+    dataset: { job: item.job_id, study: item.study_uid, state: item.state, urgency: item.urgency },
   },
-  h("td", {}, item.critical ? h("span", { class: "badge critical" }, "Critical") : h("span", { class: "muted" }, "Routine"),
-    referralNote(item.referral)),
+  urgencyCell(item),
   h("td", {}, item.patient_id || "—"),
-  h("td", { title: item.study_uid }, item.study_uid ? shortUid(item.study_uid) : "—"),
+  studyCell(item),
   h("td", {}, item.modalities.join(", ") || "—"),
   h("td", { class: "state" }, h("span", { class: `badge state-${item.state}` }, item.state), deliveryNote(item)),
   h("td", { class: "findings" }, findingsText(item)),
@@ -197,7 +233,8 @@ export function renderWorklist(main) {
         uploadButton, fileInput)),
     uploadStatus,
     h("div", { class: "table-wrap" }, h("table", { class: "worklist", id: "worklist-table" },
-      h("caption", {}, "Pre-read studies: critical (positive AI findings) first, then newest"),
+      h("caption", {}, "Pre-read studies: open referrals, then by urgency (critical: a confident critical AI "
+        + "finding such as a pneumothorax; urgent; routine; no finding), then newest"),
       h("thead", {}, h("tr", {}, ["Priority", "Patient", "Study", "Modality", "State", "AI findings", "Received",
         "Open"].map((title) => h("th", { scope: "col" }, title)))),
       tbody)),
