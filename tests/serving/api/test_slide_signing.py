@@ -16,9 +16,9 @@ from pydicom.uid import ExplicitVRLittleEndian, VLWholeSlideMicroscopyImageStora
 
 from cds.consortium.bundle_signature import verify_bundle
 from cds.consortium.site_keys import SiteKeyRing, TrustStore, public_key_set
+from cds.services.slide_signing import study_uid_of
 from cds.serving.api.app import create_app
 from cds.serving.api.auth import Role
-from cds.services.slide_signing import study_uid_of
 from cds.settings import Settings
 from cds.store.audit import verify_chain
 from cds.store.tables import AuditEventRow, ReportSignatureRow

@@ -83,16 +83,19 @@ function structureRows(view, base, latest) {
   });
 }
 
-/** The findings (or structures) table with review controls; `feedback` is GET .../feedback (newest first). */
-export function renderFindings(view, feedback, base) {
+/**
+ * The findings (or structures) table with review controls; `feedback` is GET .../feedback (newest first), `help`
+ * the line under the heading (default: what the radiograph or CT review asks).
+ */
+export function renderFindings(view, feedback, base, help = null) {
   const latest = new Map();
   for (const entry of feedback) if (!latest.has(entry.label)) latest.set(entry.label, entry);
   const ct = view.kind === "ct";
   const head = ct ? ["Structure", "Volume", "Your review"] : ["Finding", "Probability vs threshold", "Your review"];
   return h("section", { class: "findings-panel", "aria-labelledby": "findings-heading" },
     h("h2", { id: "findings-heading" }, ct ? "Segmented structures" : "AI findings"),
-    h("p", { class: "muted" }, ct ? "Accept or reject each structure's segmentation."
-      : "Positive findings first. Accept or reject each finding; a comment is optional."),
+    h("p", { class: "muted" }, help ?? (ct ? "Accept or reject each structure's segmentation."
+      : "Positive findings first. Accept or reject each finding; a comment is optional.")),
     h("table", { class: "findings", id: "findings-table" },
       h("thead", {}, h("tr", {}, head.map((title) => h("th", { scope: "col" }, title)))),
       h("tbody", {}, ct ? structureRows(view, base, latest) : findingRows(view, base, latest))));

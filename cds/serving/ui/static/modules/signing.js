@@ -1,7 +1,7 @@
-// The sign-off panel of a read (a radiograph in the viewer, an ECG in the ECG reader): once the reader has reviewed
-// what the read needs, they write the impression and sign; the server writes the final report (FHIR, and for a
-// radiograph a DICOM SR sent to the PACS). Signing again amends. The versions signed so far are listed with who
-// signed and when; the files link to the report.
+// The sign-off panel of a read (a radiograph in the viewer, a slide in the slide view, an ECG in the ECG reader):
+// once the reader has reviewed what the read needs, they write the impression and sign; the server writes the final
+// report (FHIR, and for a radiograph a DICOM SR sent to the PACS). Signing again amends. The versions signed so far
+// are listed with who signed and when; the files link to the report.
 
 import { api } from "./api.js";
 import { downloadButton } from "./download.js";
@@ -21,8 +21,10 @@ const RADIOGRAPH = { help: "Give your verdict on every finding above first.",
   files: [["signed-diagnostic-report.json", "Signed report (FHIR)"], ["signed-report-sr.dcm", "Signed report (DICOM SR)"]] };
 export const ECG = { help: "Review the rhythm and every flag first.",
   files: [["signed-diagnostic-report.json", "Signed report (FHIR)"]] };
+export const SLIDE = { help: "Accept or reject the AI finding above first.",
+  files: [["signed-diagnostic-report.json", "Signed report (FHIR)"]] };
 
-/** The sign-off section; `signatures` is GET .../signatures (oldest first), `kind` RADIOGRAPH (default) or ECG. */
+/** The sign-off section; `signatures` is GET .../signatures (oldest first), `kind` RADIOGRAPH (default), ECG, SLIDE. */
 export function renderSigning(signatures, base, kind = RADIOGRAPH) {
   const list = h("ol", { class: "signatures", id: "signatures" });
   history(list, signatures);

@@ -3,13 +3,17 @@
 // threshold, the tumour area fraction, the call (or "no tissue found"), the model and its caveat, and a zoom:
 // a region of the slide read at the pyramid level that fits (GET .../render/region.png), with the heatmap's
 // matching crop laid over it. Click the heatmap, or focus it and use the arrow keys, to move the region; + and -
-// (or the Zoom list) change the magnification.
+// (or the Zoom list) change the magnification. Below, the pathologist's review: accept or reject the AI's
+// slide-level finding with an optional comment (POST .../feedback), and the sign-off panel (impression, name, the
+// versions signed, the signed FHIR report); a slide without tissue has no finding and is signed on the impression.
 
 import { api } from "./api.js";
 import { announce, h, replace } from "./dom.js";
 import { ApiImage } from "./layers.js";
 import { resultText } from "./pathology.js";
 import { downloadButton } from "./download.js";
+import { renderFindings } from "./findings.js";
+import { SLIDE, renderSigning } from "./signing.js";
 
 const POLL_MS = 1500;
 const ZOOMS = [2, 4, 8, 16];
@@ -183,6 +187,20 @@ function thumbnailOnly(base, detail, layers) {
       + "held enough tissue to be scored.")), null];
 }
 
+/** The pathologist's review of the AI finding (none without tissue) beside the sign-off panel. */
+function review(result, feedback, signatures, base) {
+  const f = result.finding;
+  const findings = f ? renderFindings({ kind: "slide", findings: [{ ...f,
+    ratio: f.threshold ? f.probability / f.threshold : null }] }, feedback, base,
+  "The slide-level call against the operating threshold. Accept or reject it; a comment is optional.")
+    : h("section", { class: "findings-panel", "aria-labelledby": "findings-heading" },
+      h("h2", { id: "findings-heading" }, "AI findings"),
+      h("p", { class: "muted", id: "no-findings" }, "No finding to review: nothing was scored."));
+  const kind = f ? SLIDE : { ...SLIDE, help: "There is no AI finding to review: say what you see." };
+  return h("div", { class: "slide-review" }, h("div", { class: "card" }, findings),
+    h("div", { class: "card" }, renderSigning(signatures, base, kind)));
+}
+
 /** Render the read of pathology job `jobId` into `main`; returns its cleanup. */
 export function renderSlide(main, jobId) {
   const base = `/v1/pathology/jobs/${encodeURIComponent(jobId)}`;
@@ -196,8 +214,9 @@ export function renderSlide(main, jobId) {
 
   async function show(job) {
     const [name, version = ""] = job.result.model.split(":");
-    const [detail, model] = await Promise.all([api(`${base}/result.json`),
-      api(`/v1/models/${encodeURIComponent(name)}?version=${encodeURIComponent(version)}`).catch(() => null)]);
+    const [detail, model, feedback, signatures] = await Promise.all([api(`${base}/result.json`),
+      api(`/v1/models/${encodeURIComponent(name)}?version=${encodeURIComponent(version)}`).catch(() => null),
+      api(`${base}/feedback`), api(`${base}/signatures`)]);
     if (disposed) return;
     const caveat = model === null || model.spec.not_for_diagnostic_use; // unknown model: the caveat stays on
     const scored = job.result.status === "scored";
@@ -209,7 +228,8 @@ export function renderSlide(main, jobId) {
         fact("Model", `${detail.model.name} ${detail.model.version}`)]),
       h("p", { class: caveat ? "nfdu" : "muted", role: "note", id: "nfdu" },
         caveat ? h("strong", {}, "Not for diagnostic use. ") : null, detail.intended_use),
-      h("div", { class: `slide-body ${scored ? "" : "no-zoom"}` }, figure, zoom, resultPanel(job, detail, base))));
+      h("div", { class: `slide-body ${scored ? "" : "no-zoom"}` }, figure, zoom, resultPanel(job, detail, base)),
+      review(job.result, feedback, signatures, base)));
     main.querySelector("h1").focus({ preventScroll: true });
     const call = scored ? resultText({ ...job.result, state: "done", positive: job.result.score.positive })
       : "no tissue found";
