@@ -49,6 +49,7 @@ from cds.services.hl7_sender import queue_oru
 from cds.settings import Settings
 from cds.store import jobs
 from cds.store.audit import Actor, AuditAction, AuditOutcome, record_event
+from cds.store.audit_policy import record_first
 from cds.store.dicom_index import AI_RESULT, index_dataset, patient_of_study
 
 
@@ -297,10 +298,23 @@ def patients_of(engine: Engine, job: JobRecord) -> set[str]:
         return {patient_of_study(session, study) for study in studies}
 
 
+VIEWS = frozenset({AuditAction.IMAGING_VIEWER_OPEN, AuditAction.IMAGING_VIEWER_RENDER})
+
+
 def record_outcome_event(engine: Engine, action: AuditAction, actor: Actor, read: FinishedOutcome,
                          **detail: Any) -> None:  # fmt: skip
-    """Audit ``actor``'s ``action`` on one outcome (its study, model and input hash)."""
+    """Audit ``actor``'s ``action`` on one outcome (its study, model and input hash).
+
+    Opening the viewer and drawing its pictures (:data:`VIEWS`) are audited the first time in the actor's session
+    and window per outcome, not on every re-draw (window/level, slice, heatmap:
+    :func:`cds.store.audit_policy.record_first`); every other action every time.
+    """
     outcome = read.outcome
+    event: dict[str, Any] = {"model": outcome.model, "input_sha256": outcome.input_sha256,
+                             "detail": {"job": read.job.id, "uid": outcome.uid, **detail}}
+    resource = f"ImagingStudy/{outcome.study_uid}"
     with engine.database.session() as session:
-        record_event(session, action, actor, f"ImagingStudy/{outcome.study_uid}", model=outcome.model,
-                     input_sha256=outcome.input_sha256, detail={"job": read.job.id, "uid": outcome.uid, **detail})
+        if action in VIEWS:
+            record_first(session, action, actor, resource, seen=f"{read.job.id}/{outcome.uid}", **event)
+        else:
+            record_event(session, action, actor, resource, **event)

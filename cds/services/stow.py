@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -25,6 +26,7 @@ from cds.results.jobs import EcgPayload, JobKind, PrereadPayload, StoredInstance
 from cds.services.engine import Engine
 from cds.store import jobs
 from cds.store.audit import Actor
+from cds.store.audit_policy import record_refused_upload
 from cds.store.dicom_index import STORED, index_row, instance_uids
 
 PLAIN_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # safe as a file name
@@ -164,3 +166,17 @@ def accept_instances(engine: Engine, folder: Path, parts: Sequence[Path | None],
         shutil.rmtree(folder, ignore_errors=True)  # nothing indexed or queued: nothing kept
         raise
     return receipt
+
+
+def audit_refused_parts(engine: Engine, actor: Actor, receipt: StowReceipt, resource: str) -> None:
+    """Audit the parts a STOW-RS request had refused: one ``upload.refused`` event per reason, with the count.
+
+    The reason codes only (``instance_too_large``, ``truncated_file``, ``missing_uid``, ...): no UID or file name.
+    """
+    reasons = Counter(part.reason or "unreadable" for part in receipt.refused)
+    if not reasons:
+        return
+    with engine.database.session() as session:
+        for reason, parts in sorted(reasons.items()):
+            record_refused_upload(session, actor, "dicom", reason, resource, parts=parts,
+                                  stored=len(receipt.stored))  # fmt: skip

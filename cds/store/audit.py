@@ -111,6 +111,7 @@ class AuditAction(StrEnum):
     CONSORTIUM_SHARE = "consortium.share"  # a signed result signed by this site for other members
     CONSORTIUM_IMPORT = "consortium.import"  # a member's signed result verified and kept (or refused)
     CONSORTIUM_RESULTS_READ = "consortium.results.read"
+    UPLOAD_REFUSED = "upload.refused"  # an upload (or a STOW-RS part) refused: too large, wrong type, unreadable
 
 
 class AuditOutcome(StrEnum):
@@ -127,13 +128,15 @@ class Actor:
     """Who acts: the subject, their roles, the scoped patient, the site.
 
     ``patient`` is the one patient a scoped token is limited to; ``site`` the site they act for (empty: this
-    deployment's).
+    deployment's); ``session`` what identifies their sign-in (a token's ``jti``; not written into events, only used
+    to audit a view once per session: :mod:`cds.store.audit_policy`).
     """
 
     subject: str
     role: str
     patient: str | None = None
     site: str = ""
+    session: str = ""
 
 
 class AuditEvent(BaseModel):

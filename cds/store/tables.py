@@ -383,3 +383,36 @@ class ReferralRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     signed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     signed_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class AuditSeenRow(Base):
+    """A view already audited: the keyed hash of (actor, session, action, resource, what was seen), until it expires.
+
+    Shared by every worker through the database, so polling or re-drawing the same thing writes one audit event per
+    session and window (:mod:`cds.store.audit_policy`).
+    """
+
+    __tablename__ = "audit_seen"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class EngineMetricRow(Base):
+    """One process's engine calls of one model (or scored requests of one method) between two flushes.
+
+    Append only: the dashboard adds the rows up, so history survives restarts and several processes never contend
+    for one row (:mod:`cds.store.engine_metrics`).
+    """
+
+    __tablename__ = "engine_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # engine | scored
+    model: Mapped[str] = mapped_column(String(300))  # name:version (engine calls) or the method (scored requests)
+    outcome: Mapped[str] = mapped_column(String(40), default="")  # a scored request's outcome
+    calls: Mapped[int] = mapped_column(Integer)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    buckets: Mapped[str] = mapped_column(Text, default="")  # JSON: calls per latency bucket (not cumulative)

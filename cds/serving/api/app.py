@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -42,6 +43,7 @@ from cds.serving.api.routes import (
     worklist,
 )
 from cds.serving.api.state import AppState
+from cds.serving.api.uploads import too_large_upload
 from cds.serving.dev_keys import DEV_KEYS
 from cds.serving.dicom_node import DicomNode
 from cds.serving.engine import build_engine
@@ -157,7 +159,8 @@ def create_app(settings: Settings) -> FastAPI:
     mount_ui(app, dev_mode=settings.dev_mode)
     openapi.install(app, routers)
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes
+        BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes,
+        on_too_large=partial(too_large_upload, state),
     )
     app.add_middleware(MetricsMiddleware, metrics=state.http_metrics)
     if settings.cors_origins:  # outermost, so refusals carry the headers too and a browser can read them

@@ -62,9 +62,17 @@ class Principal:
         return ",".join(sorted(r.value for r in self.roles))
 
     @property
+    def session_id(self) -> str:
+        """What names this sign-in: the token's ``jti`` (else ``sid``, else its issue time); ``api_key`` for a key."""
+        claims = self.claims
+        if self.via == "jwt":
+            return str(claims.get("jti") or claims.get("sid") or f"iat:{claims.get('iat', '')}")
+        return self.via
+
+    @property
     def actor(self) -> Actor:
         """The caller as the services and the audit trail know them."""
-        return Actor(self.subject, self.role_text, self.patient, self.site)
+        return Actor(self.subject, self.role_text, self.patient, self.site, self.session_id)
 
 
 def _roles(values: Any) -> frozenset[Role]:

@@ -67,14 +67,18 @@ def authenticate(request: Request, state: StateDep) -> Principal:
     api_key = request.headers.get("x-api-key")
     try:
         if header.lower().startswith("bearer "):
-            return state.authenticator.verify_token(header[7:].strip())
-        if api_key:
+            principal = state.authenticator.verify_token(header[7:].strip())
+        elif api_key:
             with state.database.session() as session:
-                return replace(verify_api_key(session, api_key), site=state.settings.site)  # keys are the site's
-        raise NotAuthenticatedError("credentials required: a bearer token or an API key", code="missing_credentials")
+                principal = replace(verify_api_key(session, api_key), site=state.settings.site)  # keys are the site's
+        else:
+            raise NotAuthenticatedError("credentials required: a bearer token or an API key",
+                                        code="missing_credentials")  # fmt: skip
     except NotAuthenticatedError as exc:
         audit_denial(state, request, Actor("anonymous", ""), exc.code)
         raise
+    request.state.principal = principal  # for the error handlers' audit of a refused upload
+    return principal
 
 
 def require(*roles: Role) -> Callable[..., Principal]:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -32,6 +33,7 @@ from cds.errors import (
     UnsupportedMediaTypeError,
 )
 from cds.privacy import where
+from cds.serving.api.uploads import REFUSALS, audit_refused_upload, upload_kind
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -73,20 +75,34 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     return JSONResponse(body | extra, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+async def _audit_upload(request: Request, reason: str, **detail: Any) -> None:
+    """Audit an upload route's refusal of its input (:func:`cds.serving.api.uploads.audit_refused_upload`)."""
+    route = str(getattr(request.scope.get("route"), "path", request.url.path))
+    if upload_kind(request.method, route) is None:
+        return
+    principal = getattr(request.state, "principal", None)
+    await run_in_threadpool(audit_refused_upload, request.app.state.cds, request.method, route, request.headers,
+                            reason, principal.actor if principal is not None else None, **detail)
+
+
 def install(app: FastAPI, routers: Sequence[APIRouter] = ()) -> None:
     """Register the handlers on ``app``; a 405 lists in ``Allow`` every method the ``routers`` serve on its path."""
     served = [(route.path_regex, route.methods or set()) for router in routers for route in router.routes
               if isinstance(route, APIRoute)]  # fmt: skip
 
     @app.exception_handler(CdsError)
-    async def cds_error(_request: Request, exc: CdsError) -> JSONResponse:
+    async def cds_error(request: Request, exc: CdsError) -> JSONResponse:
         status = status_for(exc)
+        if isinstance(exc, REFUSALS):
+            await _audit_upload(request, exc.code)
         return problem(status, exc.code, type(exc).__name__, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         detail = "the request does not match its schema"
+        fields = sorted({".".join(str(part) for part in e["loc"]) for e in errors})
+        await _audit_upload(request, "invalid_request", fields=fields)  # e.g. a file name of a type not read
         return problem(422, "invalid_request", "Invalid request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds.services.metrics import SECONDS_BUCKETS
+
+log = logging.getLogger(__name__)
 
 
 class HttpMetrics:
@@ -63,10 +68,21 @@ class BodyLimitMiddleware:
     A refusal is answered at once; whatever the route would have sent afterwards is dropped.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None,
+                 on_too_large: Callable[[str, str, dict[str, str]], None] | None = None) -> None:  # fmt: skip
         self.app = app
         self.json_limit = max_bytes
         self.upload_limit = max_upload_bytes or max_bytes
+        self.on_too_large = on_too_large  # (method, path, headers): e.g. audit the refused upload
+
+    async def _too_large(self, scope: Scope, send: Send, limit: int) -> None:
+        await _problem(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
+        if self.on_too_large is not None:
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+            try:
+                await run_in_threadpool(self.on_too_large, scope.get("method", ""), scope["path"], headers)
+            except Exception as exc:  # noqa: BLE001 - the refusal is answered already; a failed audit must not 500
+                log.error("could not audit a refused upload: %s", type(exc).__name__)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -78,7 +94,7 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _problem(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
+            await self._too_large(scope, send, limit)
             return
         if "\x00" in scope["path"] or b"%00" in bytes(scope.get("query_string") or b""):
             await _problem(send, 422, "nul_character", "the path or query holds a NUL character")
@@ -95,7 +111,7 @@ class BodyLimitMiddleware:
             seen += len(body)
             window = tail + body
             if seen > limit:
-                await _problem(send, 413, "payload_too_large", f"request body exceeds {limit} bytes")
+                await self._too_large(scope, send, limit)
             elif json_body and (b"\\u0000" in window or b"\x00" in window):
                 await _problem(send, 422, "nul_character", "the JSON body holds a NUL character")
             else:

@@ -1,6 +1,8 @@
 """Request bodies streamed to disk, never whole in memory; a refused upload leaves nothing behind.
 
-The body cap is the middleware's; an upload that is cut off, empty or cannot be queued is removed again.
+The body cap is the middleware's; an upload that is cut off, empty or cannot be queued is removed again. An upload
+refused for its input (too large, wrong type, unreadable) is audited as ``upload.refused`` with its reason code
+(:func:`audit_refused_upload`, called by the error handlers and the body-size check).
 A ``multipart/related`` body is split while it arrives (python-multipart's streaming parser), each part written to
 its own file, so a body of any size costs one chunk of memory; a part over the per-part cap is dropped as it
 streams and reported, not kept.
@@ -9,17 +11,21 @@ streams and reported, not kept.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from cds.errors import InvalidInputError, UnsupportedMediaTypeError
+from cds.errors import InvalidInputError, NotAuthenticatedError, PayloadTooLargeError, UnsupportedMediaTypeError
+from cds.serving.api.auth import verify_api_key
+from cds.serving.api.state import AppState
+from cds.store.audit import Actor
+from cds.store.audit_policy import record_refused_upload
 
 
 @contextmanager
@@ -165,3 +171,52 @@ async def save_parts(request: Request, folder: Path, *, part_type: str, max_part
     if not writer.parts:
         raise InvalidInputError("the request holds no part", code="empty_input")
     return writer.parts
+
+
+# Upload routes (POST, path template) -> what they take, for the audit of refused uploads.
+UPLOADS = {"/dicomweb/studies": "dicom", "/v1/pathology/jobs": "slide", "/v1/ecg/jobs": "ecg",
+           "/v1/risk/{score}/jobs": "cohort"}  # fmt: skip
+REFUSALS = (InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError)  # the input refused, not the caller
+
+
+def upload_kind(method: str, path: str) -> str | None:
+    """What an upload route takes (``dicom``, ``slide``, ``ecg``, ``cohort``); None for any other request."""
+    if method != "POST":
+        return None
+    if path in UPLOADS:
+        return UPLOADS[path]
+    return "cohort" if path.startswith("/v1/risk/") and path.endswith("/jobs") else None
+
+
+def _caller(state: AppState, headers: Mapping[str, str]) -> Actor:
+    """Who sent a request, from its credentials, without auditing a failure (``anonymous`` when unknown)."""
+    header, api_key = headers.get("authorization", ""), headers.get("x-api-key")
+    try:
+        if header.lower().startswith("bearer "):
+            return state.authenticator.verify_token(header[7:].strip()).actor
+        if api_key:
+            with state.database.session() as session:
+                return replace(verify_api_key(session, api_key), site=state.settings.site).actor
+    except NotAuthenticatedError:
+        pass
+    return Actor("anonymous", "")
+
+
+def audit_refused_upload(state: AppState, method: str, path: str, headers: Mapping[str, str], reason: str,
+                         actor: Actor | None = None, **detail: Any) -> None:  # fmt: skip
+    """Audit a refused upload request with its reason code (nothing when the request is not an upload).
+
+    ``actor``: the authenticated caller when the route knew them; otherwise read from the request's credentials
+    (the body-size check refuses before authentication).
+    """
+    upload = upload_kind(method, path)
+    if upload is None:
+        return
+    who = actor or _caller(state, headers)
+    with state.database.session() as session:
+        record_refused_upload(session, who, upload, reason, f"{method} {path}", **detail)
+
+
+def too_large_upload(state: AppState, method: str, path: str, headers: Mapping[str, str]) -> None:
+    """The body-size check's refusal of an upload (``payload_too_large``), audited."""
+    audit_refused_upload(state, method, path, headers, "payload_too_large")

@@ -433,3 +433,44 @@ def test_viewer_reads_are_audited_with_the_model_and_input(reader: Any) -> None:
 
         row = session.execute(select(AuditEventRow).where(AuditEventRow.actor == "dr-audit")).scalars().first()
         assert row is not None and row.model == "ct-organs-demo:1.0.0" and row.input_sha256 == outcome["input_sha256"]
+
+
+def test_a_session_audits_each_view_once_and_every_verdict_and_export(reader: Any) -> None:
+    """20 polls of an unchanged worklist and 30 re-draws of one image write one event each; verdicts, exports and
+    a changed worklist are audited every time; a new sign-in is a new session."""
+    client, outcomes = reader
+    headers = bearer(client, Role.RADIOLOGIST, subject="dr-session")  # one token: one session
+    base = _base(outcomes["radiograph"])
+    positive = next(f["label"] for f in outcomes["radiograph"]["summary"] if f["positive"])
+    for _ in range(20):
+        assert client.get("/v1/worklist", headers=headers).status_code == 200
+    assert client.get(f"{base}/view", headers=headers).status_code == 200
+    for k in range(30):  # window/level drags and heatmap toggles
+        query = f"window={100 + 10 * k}&level={1000 + k}"
+        path = f"{base}/render/image.png?{query}" if k % 3 else f"{base}/render/heatmap.png?label={positive}"
+        assert client.get(path, headers=headers).status_code == 200, path
+    assert client.get(f"{base}/view", headers=headers).status_code == 200  # back from the worklist: same view
+    for verdict in ("accepted", "rejected"):
+        answer = client.post(f"{base}/feedback", headers=headers, json={"label": positive, "verdict": verdict})
+        assert answer.status_code == 201
+    for _ in range(2):
+        assert client.get(f"{base}/result.json", headers=headers).status_code == 200
+    for _ in range(5):
+        assert client.get("/v1/worklist", headers=headers).status_code == 200  # the study now reads "read"
+
+    def codes(subject: str) -> list[str]:
+        events = client.get("/v1/audit/events?limit=1000", headers=bearer(client, Role.ADMIN)).json()
+        return sorted(e["type"]["code"] for e in events if e["agent"][0]["who"]["display"] == subject)
+
+    assert codes("dr-session") == sorted([
+        "imaging.worklist.read", "imaging.viewer.open", "imaging.viewer.render",  # the first of each
+        "imaging.feedback", "imaging.feedback",  # every verdict
+        "imaging.result.read", "imaging.result.read",  # every export
+        "imaging.worklist.read",  # the worklist changed (the study was read): audited once more
+    ])
+    again = bearer(client, Role.RADIOLOGIST, subject="dr-session")  # a new sign-in
+    client.get(f"{base}/render/image.png", headers=again)
+    client.get(f"{base}/render/image.png", headers=again)
+    assert codes("dr-session").count("imaging.viewer.render") == 2
+    with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
+        assert verify_chain(session).ok

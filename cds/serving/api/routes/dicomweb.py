@@ -34,7 +34,7 @@ from sqlalchemy import update
 
 from cds.errors import InvalidInputError, NotAcceptableError, NotFoundError
 from cds.pipelines.imaging.dicom_reader import read_instance
-from cds.services.stow import StowReceipt, accept_instances
+from cds.services.stow import StowReceipt, accept_instances, audit_refused_parts
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, scoped_patient_id
 from cds.serving.api.state import AppState
@@ -211,6 +211,7 @@ async def stow(request: Request, engine: EngineDep, principal: Sender) -> JSONRe
         parts = await save_parts(request, folder, part_type="application/dicom",
                                  max_part_bytes=engine.settings.max_instance_bytes)  # fmt: skip
         receipt = accept_instances(engine, folder, [p.path for p in parts], actor=principal.actor)
+    audit_refused_parts(engine, principal.actor, receipt, "POST /dicomweb/studies")
     document = _stow_response(receipt, _base(request))
     if receipt.job_id is None and not receipt.ecg_job_ids:
         return JSONResponse(document, status_code=409, media_type=DICOM_JSON)

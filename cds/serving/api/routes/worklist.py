@@ -3,7 +3,8 @@
 Open referrals to the caller's site come first; then studies by urgency (critical > urgent > routine > none: the
 most urgent positive finding, through its model's spec), then the newest. Each item names the findings that set its
 urgency, the study's date, description, accession number and priors, and whether it was read (a verdict or a
-signature by the caller or anyone at their site: :mod:`cds.store.worklist_details`).
+signature by the caller or anyone at their site: :mod:`cds.store.worklist_details`). A read is audited when it shows
+the caller something new in their session (:func:`cds.store.audit_policy.record_first`), not on every poll.
 
 The viewer's data and pictures for each study's outcomes are under ``/v1/preread/{job}/{uid}``
 (:mod:`cds.serving.api.routes.preread`).
@@ -11,6 +12,7 @@ The viewer's data and pictures for each study's outcomes are under ``/v1/preread
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -19,7 +21,8 @@ from pydantic import BaseModel, Field
 from cds.services.worklist import registry_triage
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, require, scoped_patient_id
-from cds.store.audit import AuditAction, record_event
+from cds.store.audit import AuditAction
+from cds.store.audit_policy import record_first
 from cds.store.referrals import referrals_of
 from cds.store.sites import visible_sites
 from cds.store.tables import ReferralRow
@@ -139,6 +142,8 @@ def worklist(
         referred = referrals_of(session, [i.job_id for i in page.items], principal.site)
         answer = WorklistPublic(items=[_public(i, referred.get(i.job_id)) for i in page.items], total=page.total,
                                 limit=limit, offset=offset)  # fmt: skip
-        record_event(session, AuditAction.IMAGING_WORKLIST_READ, principal.actor, "Worklist",
+        # a poll that shows the caller what they already saw in this session is not a new read
+        seen = hashlib.sha256(answer.model_dump_json().encode()).hexdigest()
+        record_first(session, AuditAction.IMAGING_WORKLIST_READ, principal.actor, "Worklist", seen=seen,
                      detail={"state": states, "modality": modality.upper(), "returned": len(page.items)})
     return answer
