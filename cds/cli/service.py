@@ -85,6 +85,7 @@ def fetch(
 @serve_app.command("worker")
 def worker() -> None:
     """Run background jobs from the database (for scaling out; set CDS_JOB_WORKERS=0 on the servers then)."""
+    from cds.services.metrics import MetricsFlusher
     from cds.serving.engine import build_engine
     from cds.serving.worker import engine_worker
 
@@ -93,15 +94,18 @@ def worker() -> None:
         engine.database.migrate()
         engine.load_models()
         job_worker = engine_worker(engine)
+        flusher = MetricsFlusher(engine.metrics, engine.database.session, engine.settings.metrics_flush_s)
         where = engine.database.engine.url.render_as_string(hide_password=True)
         out(f"cds worker {job_worker.worker_id} polling {where}")
         job_worker.start()
+        flusher.start()
         try:
             job_worker.wait()
         except KeyboardInterrupt:
             out("stopping")
         finally:
             job_worker.stop()
+            flusher.stop()
             engine.close()
 
     run_command(body)

@@ -1,14 +1,26 @@
-"""The engine's Prometheus metrics: engine calls, scored requests, jobs by state, readiness.
+"""The engine's metrics: engine calls, scored requests, jobs by state, readiness.
 
-Labels are model and method names and states, never request or patient data. The HTTP layer adds its request
-metrics to the same registry (:mod:`cds.serving.api.middleware`), so ``/metrics`` serves both.
+Prometheus (``/metrics``) holds this process's view; labels are model and method names and states, never request
+or patient data. The HTTP layer adds its request metrics to the same registry (:mod:`cds.serving.api.middleware`),
+so ``/metrics`` serves both. Engine calls (per model ``name:version``) and scored requests are also counted for the
+database (:class:`cds.store.engine_metrics.PendingMetrics`), flushed every few seconds by :class:`MetricsFlusher`
+and at shutdown, so the dashboard's history survives restarts and adds up every process.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy.orm import Session
 
 from cds.models.spec import ModelSpec
+from cds.store.engine_metrics import PendingMetrics
+
+log = logging.getLogger(__name__)
 
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -31,12 +43,53 @@ class EngineMetrics:
             "cds_inference_seconds", "Engine time per call", ("model",), registry=self.registry,
             buckets=SECONDS_BUCKETS,
         )  # fmt: skip
+        self.pending = PendingMetrics(SECONDS_BUCKETS)  # for the database, by model name:version
 
     def observe_batch(self, spec: ModelSpec, items: int, seconds: float) -> None:
         """A backend's engine call (the label is the model name: no request or patient data)."""
         self.batch_size.labels(spec.name).observe(items)
         self.engine_seconds.labels(spec.name).observe(seconds)
+        self.pending.add_call(spec.key, items, seconds)
 
     def count_scored(self, method: str, outcome: str) -> None:
         """One scored request of ``method`` that ended in ``outcome`` (``scored``, ``out_of_range``)."""
         self.inferences.labels(method, outcome).inc()
+        self.pending.add_scored(method, outcome)
+
+
+class MetricsFlusher:
+    """Flushes ``metrics``' counts to the database every ``interval_s`` in a daemon thread (every process runs one).
+
+    Args:
+        metrics: The process's metrics.
+        open_session: Opens a session that commits on leaving (:meth:`cds.store.db.Database.session`).
+        interval_s: Seconds between flushes.
+    """
+
+    def __init__(self, metrics: EngineMetrics, open_session: Callable[[], AbstractContextManager[Session]],
+                 interval_s: float = 10.0) -> None:  # fmt: skip
+        self.metrics, self.open_session, self.interval_s = metrics, open_session, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cds-metrics", daemon=True)
+
+    def flush(self) -> None:
+        """Flush now; a database outage is logged and the counts kept for the next flush."""
+        try:
+            self.metrics.pending.flush(self.open_session)
+        except Exception as exc:  # noqa: BLE001 - a database outage: the counts wait for the next round
+            log.error("engine metrics flush failed: %s", type(exc).__name__)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.flush()
+
+    def start(self) -> None:
+        """Begin flushing."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop, flushing what was counted last."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(15)
+        self.flush()

@@ -71,7 +71,7 @@ def test_ml_engineer_sees_models_inference_refusals_and_agreement(page: Any, ser
         "test: mean Dice 0.7885 (n = 16 volumes)")
     expect(chest.locator(".badge.caveat")).to_have_text("Not for diagnostic use")
 
-    for model in ("chest-xray-demo", "chest-xray-plausibility"):  # the pre-reads ran on both, the gate twice
+    for model in ("chest-xray-demo:2.0.0", "chest-xray-plausibility:2.0.0"):  # the pre-reads ran on both
         row = page.locator(f'#engine-table tr[data-model="{model}"]')
         assert int(row.locator(".calls").inner_text()) >= 1 and int(row.locator(".items").inner_text()) >= 1
         expect(row.locator("td").nth(3)).to_have_text(re.compile(r"^\d+\.\d$"))  # p50 ms, bucket-interpolated

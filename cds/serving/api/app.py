@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from cds import __version__
 from cds.errors import ConfigurationError
 from cds.services.delivery import Deliverer
+from cds.services.metrics import MetricsFlusher
 from cds.serving.api import errors, openapi
 from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier, load_clients
@@ -113,6 +114,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         engine.database.migrate(site=settings.site)
         engine.load_models()
+        flusher = MetricsFlusher(engine.metrics, engine.database.session, settings.metrics_flush_s)
+        flusher.start()  # every process keeps its engine calls in the database, for the dashboard's history
         state.workers = [engine_worker(engine) for _ in range(settings.job_workers)]
         for worker in state.workers:
             worker.start()
@@ -143,6 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
         leadership.stop(resign)  # the services stop before the lock is given up, so two never overlap
         for worker in state.workers:
             worker.stop()
+        flusher.stop()
         engine.close()
 
     app = FastAPI(

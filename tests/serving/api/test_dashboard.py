@@ -1,5 +1,5 @@
-"""The workspace's new routes over HTTP: ``GET /v1/dashboard`` (models and card metrics, engine metrics from the
-Prometheus histograms, refusals per day and reason, agreement), ``GET /v1/risk/panel/sample``, and the pathology
+"""The workspace's new routes over HTTP: ``GET /v1/dashboard`` (models and card metrics, engine metrics kept in the
+database across restarts, refusals per day and reason, agreement), ``GET /v1/risk/panel/sample``, and the pathology
 list and region render; contents, roles (401/403), patient scope and audit.
 """
 
@@ -96,7 +96,8 @@ def test_dashboard_reports_models_engine_metrics_refusals_and_agreement(idle: Te
     chest = state.registry.get("chest-xray-demo")
     for items, seconds in ((4, 0.02), (4, 0.03), (8, 0.2)):
         state.metrics.observe_batch(chest, items, seconds)
-    state.metrics.inferences.labels("pce", "scored").inc(2)
+    state.metrics.count_scored("pce", "scored")
+    state.metrics.count_scored("pce", "scored")
     yesterday, long_ago = NOW - dt.timedelta(days=1), NOW - dt.timedelta(days=40)
     _event(idle, NOW, "imaging.preread", "refused", reason="implausible_image")
     _event(idle, NOW, "imaging.preread", "refused", reason="implausible_image")
@@ -124,7 +125,7 @@ def test_dashboard_reports_models_engine_metrics_refusals_and_agreement(idle: Te
                      if h.split == "test")  # the dashboard shows what the card says
     assert {"split": "test", "n": 1000, "unit": "cases", "metric": "macro AUC", "value": card_test.value} in \
         by_key["chest-xray-demo:2.0.0"]["card_metrics"]
-    (engine,) = [e for e in data["engine"] if e["model"] == "chest-xray-demo"]
+    (engine,) = [e for e in data["engine"] if e["model"] == "chest-xray-demo:2.0.0"]
     assert (engine["calls"], engine["items"], engine["mean_batch"]) == (3, 16, pytest.approx(16 / 3))
     assert engine["mean_ms"] == pytest.approx(250 / 3)
     assert 10.0 < engine["p50_ms"] <= 50.0 and 100.0 < engine["p95_ms"] <= 250.0  # within their buckets
@@ -150,6 +151,33 @@ def test_dashboard_reports_models_engine_metrics_refusals_and_agreement(idle: Te
     with state.database.session() as session:
         reads = session.query(AuditEventRow).filter(AuditEventRow.action == "dashboard.read").all()
     assert [(r.actor, r.outcome) for r in reads] == [("ml-1", "success")]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_engine_metrics_survive_a_restart_per_model_version(dialect: str, request: pytest.FixtureRequest,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    url = request.getfixturevalue("postgres_url") if dialect == "postgresql" else None
+    settings = Settings(dev_mode=True, data_dir=tmp_path / "data", database_url=url, job_workers=0)
+    with TestClient(create_app(settings)) as first:  # calls counted, never read: flushed at shutdown
+        state = first.app.state.cds  # type: ignore[attr-defined]
+        chest, lesion = state.registry.get("chest-xray-demo"), state.registry.get("lesion-demo")
+        for items, seconds in ((4, 0.02), (2, 0.04)):
+            state.metrics.observe_batch(chest, items, seconds)
+        state.metrics.observe_batch(lesion, 1, 0.003)
+        state.metrics.count_scored("pce", "scored")
+    with TestClient(create_app(settings)) as second:  # a new process: nothing in its Prometheus registry
+        second.app.state.cds.metrics.observe_batch(chest, 8, 0.2)  # type: ignore[attr-defined]
+        data = second.get("/v1/dashboard", headers=bearer(second, Role.ML_ENGINEER)).json()
+        again = second.get("/v1/dashboard", headers=bearer(second, Role.ML_ENGINEER)).json()
+    engine = {e["model"]: e for e in data["engine"]}
+    assert set(engine) == {"chest-xray-demo:2.0.0", "lesion-demo:1.1.0"}  # name:version
+    chest_stats = engine["chest-xray-demo:2.0.0"]
+    assert (chest_stats["calls"], chest_stats["items"]) == (3, 14)  # two before the restart, one after
+    assert chest_stats["mean_ms"] == pytest.approx(260 / 3)
+    assert 10.0 < chest_stats["p50_ms"] <= 50.0 and 100.0 < chest_stats["p95_ms"] <= 250.0
+    assert (engine["lesion-demo:1.1.0"]["calls"], engine["lesion-demo:1.1.0"]["items"]) == (1, 1)
+    assert data["methods"] == [{"method": "pce", "outcome": "scored", "count": 1}]
+    assert again["engine"] == data["engine"]  # a read flushes, but counts nothing twice
 
 
 def test_dashboard_roles_and_an_empty_store(idle: TestClient) -> None:

@@ -4,10 +4,11 @@
 
 * every registered model version (task, modality, intended use, what it serves here) with the headline of each
   evaluation split from its model card (:func:`cds.store.dashboard.card_headlines`);
-* per model, the engine calls this process has made since it started, from the service's Prometheus histograms
-  (``cds_inference_seconds``, ``cds_inference_batch_size``): calls, items, mean batch size and latency percentiles,
-  which are **interpolated within histogram buckets** as Prometheus' ``histogram_quantile`` does (so a p95 is
-  only as fine as the bucket it falls in); and scored requests by method and outcome (``cds_inferences_total``);
+* per model version (``name:version``), the engine calls every process of the service made over the window, as kept
+  in the database (:mod:`cds.store.engine_metrics`: flushed every ``CDS_METRICS_FLUSH_S`` and at shutdown, so the
+  history survives restarts): calls, items, mean batch size and latency percentiles, which are **interpolated
+  within histogram buckets** (the buckets of ``cds_inference_seconds``) as Prometheus' ``histogram_quantile`` does
+  (so a p95 is only as fine as the bucket it falls in); and scored requests by method and outcome;
 * refused images and failed jobs per day and reason from the audit trail;
 * the readers' agreement rate with the AI findings (accepted / reviewed, over current verdicts).
 
@@ -19,11 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from prometheus_client import Metric
 from pydantic import BaseModel
 
 from cds.serving.api.auth import Principal, Role
@@ -31,6 +30,7 @@ from cds.serving.api.deps import StateDep, require
 from cds.serving.api.state import AppState
 from cds.store.audit import AuditAction, record_event
 from cds.store.dashboard import Tally, agreement, read_card_headlines, refusals_by_day
+from cds.store.engine_metrics import History, engine_history
 
 router = APIRouter(tags=["dashboard"])
 Engineer = Annotated[Principal, Depends(require(Role.ML_ENGINEER, Role.ADMIN))]
@@ -63,7 +63,7 @@ class ModelPublic(BaseModel):
 
 
 class EngineStats(BaseModel):
-    """A model's engine calls in this process since it started (percentiles interpolated within buckets)."""
+    """A model version's engine calls over the window, every process (percentiles interpolated within buckets)."""
 
     model: str
     calls: int
@@ -75,7 +75,7 @@ class EngineStats(BaseModel):
 
 
 class MethodCount(BaseModel):
-    """Scored requests of one method and outcome (``cds_inferences_total``)."""
+    """Scored requests of one method and outcome over the window."""
 
     method: str
     outcome: str
@@ -106,7 +106,7 @@ class DashboardPublic(BaseModel):
     """The dashboard's data."""
 
     generated_at: str
-    since: str  # first day of the refusal window
+    since: str  # first day of the window (refusals, engine calls)
     days: int
     percentiles: str
     models: list[ModelPublic]
@@ -138,54 +138,26 @@ def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float |
     return lower
 
 
-@dataclass
-class _Histogram:
-    """One label set of a Prometheus histogram."""
-
-    buckets: list[tuple[float, float]] = field(default_factory=list)  # (upper bound, cumulative count)
-    total: float = 0.0
-    count: float = 0.0
-
-
-def _by_model(metric: Metric) -> dict[str, _Histogram]:
-    """A histogram's buckets, sum and count per ``model`` label."""
-    found: dict[str, _Histogram] = {}
-    for sample in metric.samples:
-        entry = found.setdefault(sample.labels.get("model", ""), _Histogram())
-        if sample.name.endswith("_bucket"):
-            entry.buckets.append((float(sample.labels["le"]), float(sample.value)))
-        elif sample.name.endswith("_sum"):
-            entry.total = float(sample.value)
-        elif sample.name.endswith("_count"):
-            entry.count = float(sample.value)
-    return found
-
-
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else 1000.0 * seconds
 
 
-def engine_stats(state: AppState) -> list[EngineStats]:
-    """Engine calls per model from the service's histograms."""
-    (seconds,) = state.metrics.engine_seconds.collect()
-    (sizes,) = state.metrics.batch_size.collect()
-    timing, batches = _by_model(seconds), _by_model(sizes)
+def engine_stats(history: History) -> list[EngineStats]:
+    """Engine calls per model version from the kept metrics."""
     stats = []
-    for model, time_entry in sorted(timing.items()):
-        calls, items = time_entry.count, batches.get(model, _Histogram()).total
-        buckets = sorted(time_entry.buckets)
+    for model, tally in sorted(history.calls.items()):
+        calls, items, buckets = tally.calls, tally.items, tally.cumulative()
         stats.append(EngineStats(
-            model=model, calls=int(calls), items=int(items), mean_batch=items / calls if calls else None,
-            mean_ms=_ms(time_entry.total / calls) if calls else None, p50_ms=_ms(bucket_quantile(0.5, buckets)),
+            model=model, calls=calls, items=items, mean_batch=items / calls if calls else None,
+            mean_ms=_ms(tally.seconds / calls) if calls else None, p50_ms=_ms(bucket_quantile(0.5, buckets)),
             p95_ms=_ms(bucket_quantile(0.95, buckets))))  # fmt: skip
     return stats
 
 
-def method_counts(state: AppState) -> list[MethodCount]:
-    """``cds_inferences_total`` by method and outcome."""
-    (metric,) = state.metrics.inferences.collect()
-    return sorted((MethodCount(method=s.labels["method"], outcome=s.labels["outcome"], count=int(s.value))
-                   for s in metric.samples if s.name.endswith("_total")), key=lambda m: (m.method, m.outcome))
+def method_counts(history: History) -> list[MethodCount]:
+    """Scored requests by method and outcome from the kept metrics."""
+    return [MethodCount(method=method, outcome=outcome, count=count)
+            for (method, outcome), count in sorted(history.scored.items())]  # fmt: skip
 
 
 def _serves(state: AppState) -> dict[str, list[str]]:
@@ -224,19 +196,21 @@ def _agreement(model: str, label: str, tally: Tally) -> AgreementPublic:
 
 @router.get("/v1/dashboard")
 def dashboard(state: StateDep, principal: Engineer,
-              days: Annotated[int, Query(ge=1, le=366, description="refusals over this many days")] = 14,
+              days: Annotated[int, Query(ge=1, le=366, description="window in days (refusals, engine calls)")] = 14,
               ) -> DashboardPublic:  # fmt: skip
-    """Models and card metrics, engine metrics since start, refusals per day and reason, agreement (audited)."""
+    """Models and card metrics, engine metrics and refusals per day and reason over the window, agreement (audited)."""
     now = dt.datetime.now(dt.UTC)
     since = (now - dt.timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    state.metrics.pending.flush(state.database.session)  # this process's latest calls too
     with state.database.session() as session:
         refusals = refusals_by_day(session, since=since)
         agreed = agreement(session)
+        history = engine_history(session, since=since)
         record_event(session, AuditAction.DASHBOARD_READ, principal.actor, "Dashboard", detail={"days": days})
     return DashboardPublic(
         generated_at=now.isoformat(timespec="seconds"), since=since.date().isoformat(), days=days,
-        percentiles="interpolated within the buckets of the service's Prometheus histograms",
-        models=models(state), engine=engine_stats(state), methods=method_counts(state),
+        percentiles="interpolated within the buckets of the engine-call latency histogram",
+        models=models(state), engine=engine_stats(history), methods=method_counts(history),
         refusals=[RefusalPublic(**vars(r)) for r in refusals],
         agreement=_agreement("", "", agreed.overall),
         agreement_by_model=[_agreement(model, "", t) for model, t in sorted(agreed.by_model.items())],

@@ -1,7 +1,7 @@
 // The ML engineer's dashboard from GET /v1/dashboard: registered models with their model cards' headline metrics,
-// engine calls per model since the service started (count, items, mean batch, p50/p95 latency interpolated within
-// the Prometheus histogram buckets), refusals per day and reason (an SVG chart with the same numbers as a table),
-// and the readers' agreement with the AI findings.
+// engine calls per model version over the window, kept in the database across restarts (count, items, mean batch,
+// p50/p95 latency interpolated within the histogram buckets), refusals per day and reason (an SVG chart with the
+// same numbers as a table), and the readers' agreement with the AI findings.
 
 import { api } from "./api.js";
 import { h, replace, when } from "./dom.js";
@@ -54,8 +54,9 @@ function engineSection(data) {
   return h("section", { class: "card", "aria-labelledby": "engine-heading" },
     h("h2", { id: "engine-heading" }, "Inference"),
     h("p", { class: "muted" },
-      `Engine calls since the service process started; latency percentiles are ${data.percentiles}.`),
-    table("engine-table", "Engine calls per model", ["Model", "Calls", "Items", "Mean batch", "p50 ms", "p95 ms",
+      `Engine calls of every service process since ${data.since} (kept across restarts); latency percentiles are `
+      + `${data.percentiles}.`),
+    table("engine-table", "Engine calls per model version", ["Model version", "Calls", "Items", "Mean batch", "p50 ms", "p95 ms",
       "Mean ms"], rows, "No engine call yet."),
     table("methods-table", "Scored risk requests (REST and panel) by method and outcome",
       ["Method", "Outcome", "Requests"], methods, "No scored request yet."));

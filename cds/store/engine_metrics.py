@@ -1,0 +1,157 @@
+"""Engine-call metrics kept in the database, so the dashboard's history survives restarts and spans every process.
+
+Each process counts what it does in memory (:class:`PendingMetrics`: engine calls per model ``name:version`` with
+items, seconds and a latency histogram; scored requests per method and outcome) and appends what it counted since
+its last flush as rows of :class:`~cds.store.tables.EngineMetricRow` (:meth:`PendingMetrics.flush`, every few
+seconds and at shutdown). Rows are only ever added, so several API processes and workers never contend for one
+row and a lost flush costs at most its own few seconds; :func:`engine_history` adds them up over a time window.
+Prometheus (``/metrics``) keeps its per-process view beside this.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cds.store.tables import EngineMetricRow
+
+ENGINE = "engine"
+SCORED = "scored"
+
+
+@dataclass
+class CallTally:
+    """Engine calls of one model: how many, items, seconds, and calls per latency bucket (upper bound -> calls).
+
+    The last bucket's bound is ``inf``; buckets are not cumulative.
+    """
+
+    calls: int = 0
+    items: int = 0
+    seconds: float = 0.0
+    buckets: dict[float, int] = field(default_factory=dict)
+
+    def add(self, other: CallTally) -> None:
+        """Add ``other``'s counts to these."""
+        self.calls += other.calls
+        self.items += other.items
+        self.seconds += other.seconds
+        for bound, count in other.buckets.items():
+            self.buckets[bound] = self.buckets.get(bound, 0) + count
+
+    def cumulative(self) -> list[tuple[float, float]]:
+        """``(upper bound, cumulative calls)`` in increasing order, as Prometheus histograms give them."""
+        total, out = 0, []
+        for bound in sorted(self.buckets):
+            total += self.buckets[bound]
+            out.append((bound, float(total)))
+        return out
+
+
+def _encode(buckets: dict[float, int]) -> str:
+    return json.dumps([[None if math.isinf(b) else b, n] for b, n in sorted(buckets.items()) if n])
+
+
+def _decode(text: str) -> dict[float, int]:
+    try:
+        pairs = json.loads(text or "[]")
+    except ValueError:
+        return {}
+    return {math.inf if b is None else float(b): int(n) for b, n in pairs}
+
+
+class PendingMetrics:
+    """What this process counted since its last flush (thread-safe: backends report from their own threads).
+
+    Args:
+        bounds: Upper bounds of the latency buckets in seconds (``inf`` is added).
+    """
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = (*sorted(bounds), math.inf)
+        self._lock = threading.Lock()
+        self._calls: dict[str, CallTally] = {}
+        self._scored: dict[tuple[str, str], int] = {}
+
+    def add_call(self, model: str, items: int, seconds: float) -> None:
+        """One engine call of ``model`` (``name:version``) on ``items`` items taking ``seconds``."""
+        bound = next(b for b in self.bounds if seconds <= b)
+        with self._lock:
+            tally = self._calls.setdefault(model, CallTally())
+            tally.add(CallTally(1, items, seconds, {bound: 1}))
+
+    def add_scored(self, method: str, outcome: str) -> None:
+        """One scored request of ``method`` that ended in ``outcome``."""
+        with self._lock:
+            self._scored[(method, outcome)] = self._scored.get((method, outcome), 0) + 1
+
+    def _drain(self) -> tuple[dict[str, CallTally], dict[tuple[str, str], int]]:
+        with self._lock:
+            calls, scored = self._calls, self._scored
+            self._calls, self._scored = {}, {}
+        return calls, scored
+
+    def _restore(self, calls: dict[str, CallTally], scored: dict[tuple[str, str], int]) -> None:
+        with self._lock:
+            for model, tally in calls.items():
+                self._calls.setdefault(model, CallTally()).add(tally)
+            for key, count in scored.items():
+                self._scored[key] = self._scored.get(key, 0) + count
+
+    def flush(self, open_session: Callable[[], AbstractContextManager[Session]]) -> int:
+        """Append what was counted since the last flush, in a transaction of its own; returns the rows written.
+
+        ``open_session()`` opens a session that commits on leaving (:meth:`cds.store.db.Database.session`). If
+        writing fails, the counts are kept for the next flush.
+        """
+        calls, scored = self._drain()
+        if not calls and not scored:
+            return 0
+        try:
+            with open_session() as session:
+                return _write(session, calls, scored, dt.datetime.now(dt.UTC))
+        except BaseException:
+            self._restore(calls, scored)
+            raise
+
+
+def _write(session: Session, calls: dict[str, CallTally], scored: dict[tuple[str, str], int],
+           now: dt.datetime) -> int:  # fmt: skip
+    rows = [EngineMetricRow(recorded_at=now, kind=ENGINE, model=model, outcome="", calls=t.calls, items=t.items,
+                            seconds=t.seconds, buckets=_encode(t.buckets)) for model, t in sorted(calls.items())]
+    rows += [EngineMetricRow(recorded_at=now, kind=SCORED, model=method, outcome=outcome, calls=count, items=0,
+                             seconds=0.0, buckets="") for (method, outcome), count in sorted(scored.items())]
+    session.add_all(rows)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class History:
+    """Engine calls per model and scored requests per (method, outcome) over a window."""
+
+    calls: dict[str, CallTally]
+    scored: dict[tuple[str, str], int]
+
+
+def engine_history(session: Session, *, since: dt.datetime | None = None) -> History:
+    """The flushed metrics since ``since`` (aware; ``None``: all kept), added up."""
+    row = EngineMetricRow
+    query = select(row.kind, row.model, row.outcome, row.calls, row.items, row.seconds, row.buckets)
+    if since is not None:
+        query = query.where(row.recorded_at >= since)
+    calls: dict[str, CallTally] = {}
+    scored: dict[tuple[str, str], int] = {}
+    for kind, model, outcome, count, items, seconds, buckets in session.execute(query):
+        if kind == ENGINE:
+            calls.setdefault(model, CallTally()).add(CallTally(count, items, seconds, _decode(buckets)))
+        elif kind == SCORED:
+            scored[(model, outcome)] = scored.get((model, outcome), 0) + count
+    return History(calls, scored)
