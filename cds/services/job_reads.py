@@ -7,6 +7,7 @@ read, the model's key and the input's sha256.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
@@ -14,6 +15,7 @@ from cds.results.jobs import EcgOutcome, JobKind, JobRecord, PathologyOutcome
 from cds.services.engine import Engine
 from cds.store import jobs
 from cds.store.audit import Actor, AuditAction, record_event
+from cds.store.audit_policy import record_first
 from cds.store.referrals import referred_jobs
 from cds.store.sites import visible_sites
 from cds.store.tables import JobRow
@@ -50,10 +52,20 @@ def list_reads(engine: Engine, kind: JobKind, action: AuditAction, *, created_by
     return page
 
 
+VIEWS = frozenset({AuditAction.PATHOLOGY_VIEWER_RENDER})  # audited once per session and window, not per re-draw
+
+
 def record_read_event(engine: Engine, action: AuditAction, actor: Actor, job: JobRecord, **detail: object) -> None:
-    """Audit ``actor``'s ``action`` on a read (its patient, and the model and input once it is read)."""
+    """Audit ``actor``'s ``action`` on a read (its patient, and the model and input once it is read).
+
+    A slide's region renders (:data:`VIEWS`: every zoom and pan) are audited the first time in the actor's session
+    and window (:func:`cds.store.audit_policy.record_first`); every other action every time.
+    """
     outcome = job.outcome if isinstance(job.outcome, PathologyOutcome | EcgOutcome) else None
+    event: dict[str, Any] = {"subject": job.subject, "model": outcome.model if outcome else "",
+                             "input_sha256": outcome.input_sha256 if outcome else "", "detail": dict(detail) or None}
     with engine.database.session() as session:
-        record_event(session, action, actor, f"Job/{job.id}", subject=job.subject,
-                     model=outcome.model if outcome else "", input_sha256=outcome.input_sha256 if outcome else "",
-                     detail=dict(detail) or None)
+        if action in VIEWS:
+            record_first(session, action, actor, f"Job/{job.id}", **event)
+        else:
+            record_event(session, action, actor, f"Job/{job.id}", **event)
