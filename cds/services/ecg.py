@@ -22,7 +22,7 @@ from cds.results.layout import OutputLayout
 from cds.services.engine import Engine
 from cds.store import jobs
 from cds.store.audit import Actor, AuditAction, record_event
-from cds.store.ecg_reviews import ReviewedEcg, ReviewVerdict, list_reviews, record_review
+from cds.store.ecg_reviews import ReviewedEcg, ReviewVerdict, list_reviews, record_review, reviews_version
 from cds.store.tables import EcgReviewRow
 
 MAX_VIEW_HZ = 500.0  # signals are sent to the reader's view at most at this rate
@@ -131,16 +131,25 @@ def reviewed(job: JobRecord) -> ReviewedEcg:
 
 
 def review_item(engine: Engine, job: JobRecord, *, item: str, verdict: ReviewVerdict | str, value: str,
-                comment: str, actor: Actor) -> EcgReviewRow:  # fmt: skip
+                comment: str, actor: Actor, expected: int | None = None) -> EcgReviewRow:  # fmt: skip
     """Store ``actor``'s review of one item of a finished ECG read, audited.
+
+    ``expected``: the version of the reviews the cardiologist saw (:func:`cds.store.feedback.hold_version`).
 
     Raises:
         InvalidInputError: ``job_not_done``, ``unknown_item``, ``invalid_verdict``, ``invalid_value`` or
             ``comment_too_long``.
+        PreconditionFailedError: ``stale_verdicts``.
     """
     with engine.database.session() as session:
         return record_review(session, reviewed(job), item=item, verdict=verdict, value=value, comment=comment,
-                             actor=actor)  # fmt: skip
+                             actor=actor, expected=expected)  # fmt: skip
+
+
+def reviews_at(engine: Engine, job: JobRecord) -> int:
+    """The version of the read's reviews now (:func:`cds.store.ecg_reviews.reviews_version`)."""
+    with engine.database.session() as session:
+        return reviews_version(session, job.id)
 
 
 def reviews(engine: Engine, job: JobRecord, *, actor: Actor) -> list[EcgReviewRow]:

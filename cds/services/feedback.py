@@ -20,15 +20,18 @@ def _reviewed(read: FinishedOutcome) -> ReviewedOutcome:
 
 
 def submit_verdict(engine: Engine, read: FinishedOutcome, *, label: str, verdict: Verdict | str, comment: str,
-                   actor: Actor) -> FindingFeedbackRow:  # fmt: skip
+                   actor: Actor, expected: int | None = None) -> FindingFeedbackRow:  # fmt: skip
     """Store ``actor``'s verdict on finding ``label`` of the outcome, audited.
+
+    ``expected``: the version of the verdicts the reader saw (:func:`cds.store.feedback.hold_version`).
 
     Raises:
         InvalidInputError: ``unknown_finding``, ``invalid_verdict`` or ``comment_too_long``.
+        PreconditionFailedError: ``stale_verdicts``.
     """
     with engine.database.session() as session:
         return record_feedback(session, _reviewed(read), label=label, verdict=verdict, comment=comment,
-                               actor=actor)
+                               actor=actor, expected=expected)
 
 
 def verdicts(engine: Engine, read: FinishedOutcome) -> list[FindingFeedbackRow]:

@@ -72,15 +72,18 @@ def reviewed_slide(job: JobRecord) -> ReviewedOutcome:
 
 
 def submit_verdict(engine: Engine, job: JobRecord, *, label: str, verdict: Verdict | str, comment: str,
-                   actor: Actor) -> FindingFeedbackRow:  # fmt: skip
+                   actor: Actor, expected: int | None = None) -> FindingFeedbackRow:  # fmt: skip
     """Store ``actor``'s verdict on finding ``label`` of the finished slide read, audited.
+
+    ``expected``: the version of the verdicts the pathologist saw (:func:`cds.store.feedback.hold_version`).
 
     Raises:
         InvalidInputError: ``unknown_finding``, ``invalid_verdict`` or ``comment_too_long``.
+        PreconditionFailedError: ``stale_verdicts``.
     """
     with engine.database.session() as session:
         return record_feedback(session, reviewed_slide(job), label=label, verdict=verdict, comment=comment,
-                               actor=actor)  # fmt: skip
+                               actor=actor, expected=expected)  # fmt: skip
 
 
 def verdicts(engine: Engine, job: JobRecord) -> list[FindingFeedbackRow]:

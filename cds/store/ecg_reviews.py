@@ -13,13 +13,13 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cds.errors import InvalidInputError
 from cds.results.ecg import RHYTHMS
 from cds.store.audit import Actor, AuditAction, record_event
-from cds.store.feedback import MAX_COMMENT_CHARS
+from cds.store.feedback import MAX_COMMENT_CHARS, hold_version
 from cds.store.tables import EcgReviewRow
 
 LIMITS = {"heart_rate_bpm": (10.0, 400.0), "rr_ms": (150.0, 6000.0), "pr_ms": (40.0, 600.0),
@@ -66,12 +66,20 @@ def _checked_value(item: str, value: str, flags: frozenset[str]) -> str:
     return f"{number:g}"
 
 
+def reviews_version(session: Session, job_id: str) -> int:
+    """The version of ECG read ``job_id``'s reviews: the newest row's id (0: none yet)."""
+    return int(session.scalar(select(func.max(EcgReviewRow.id)).where(EcgReviewRow.job_id == job_id)) or 0)
+
+
 def record_review(session: Session, ecg: ReviewedEcg, *, item: str, verdict: ReviewVerdict | str, value: str = "",
-                  comment: str = "", actor: Actor) -> EcgReviewRow:  # fmt: skip
+                  comment: str = "", actor: Actor, expected: int | None = None) -> EcgReviewRow:  # fmt: skip
     """Store one review and its audit event in the caller's transaction.
+
+    ``expected``: the version of the reviews the cardiologist saw (:func:`cds.store.feedback.hold_version`).
 
     Raises:
         InvalidInputError: ``unknown_item``, ``invalid_verdict``, ``invalid_value`` or ``comment_too_long``.
+        PreconditionFailedError: ``stale_verdicts``.
     """
     if item not in ecg.items:
         raise InvalidInputError(f"no item {item!r} in this ECG read; items: {', '.join(ecg.items)}",
@@ -88,6 +96,7 @@ def record_review(session: Session, ecg: ReviewedEcg, *, item: str, verdict: Rev
     if len(comment) > MAX_COMMENT_CHARS:
         raise InvalidInputError(f"the comment has {len(comment)} characters, at most {MAX_COMMENT_CHARS} are kept",
                                 code="comment_too_long")  # fmt: skip
+    hold_version(session, ecg.job_id, lambda: reviews_version(session, ecg.job_id), expected)
     row = EcgReviewRow(job_id=ecg.job_id, item=item, verdict=verdict.value, ai_value=ecg.items[item][:100],
                        value=reviewed[:100], comment=comment, model=ecg.model, actor=actor.subject, role=actor.role,
                        created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), site=actor.site)  # fmt: skip

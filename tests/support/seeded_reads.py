@@ -42,7 +42,8 @@ def seed_reads(session: Session, folder: Path, *, patient: str, study: str, site
     outcome = {"kind": "radiograph", "study_uid": study, "series_uid": series, "uid": sop,
                "model": "chest-xray-demo:1.0.0", "input_sha256": "0" * 64, "summary": [finding]}
     slide = {"status": "scored", "label": "tumour", "model": "pathology-demo:1.0.0", "input_sha256": "0" * 64,
-             "outputs": ["result.json"]}
+             "outputs": ["result.json"], "finding": {"label": "tumour", "probability": 0.9, "threshold": 0.5,
+                                                     "positive": True}}  # fmt: skip
     ecg = {"rhythm": {"label": "sinus_rhythm", "evidence": "P waves"}, "measurements": {"heart_rate_bpm": 70.0},
            "model": "ecg-rhythm:1.0.1", "input_sha256": "0" * 64, "outputs": ["result.json"]}
     index_dataset(session, ds, folder / f"{sop}.dcm", origin=STORED, site=site)

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from cds.results.jobs import EcgOutcome, EcgPayload, JobKind, JobRecord
 from cds.services import ecg, ecg_signing, report_signing
 from cds.services.job_reads import list_reads, record_read_event
+from cds.serving.api import etags
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, patient_job, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
@@ -183,17 +184,26 @@ class ReviewOut(BaseModel):
 
 
 @router.post("/{job_id}/reviews", status_code=201)
-def review_item(body: ReviewIn, job: FinishedEcgJob, engine: EngineDep, principal: Cardiology) -> ReviewOut:
-    """Accept or correct the rhythm or a measurement, or accept or reject a flag; stored and audited."""
+def review_item(body: ReviewIn, job: FinishedEcgJob, request: Request, response: Response, engine: EngineDep,
+                principal: Cardiology) -> ReviewOut:  # fmt: skip
+    """Accept or correct the rhythm or a measurement, or accept or reject a flag; stored and audited.
+
+    412 ``stale_verdicts`` when ``If-Match`` names an older version of the reviews than there is; ``ETag``: their
+    new version.
+    """
     row = ecg.review_item(engine, job, item=body.item, verdict=body.verdict, value=body.value,
-                          comment=body.comment, actor=principal.actor)  # fmt: skip
+                          comment=body.comment, actor=principal.actor, expected=etags.if_match(request))  # fmt: skip
+    response.headers["ETag"] = etags.etag(row.id)
     return _review(row)
 
 
 @router.get("/{job_id}/reviews")
-def list_reviews(job: FinishedEcgJob, engine: EngineDep, principal: Cardiology) -> list[ReviewOut]:
-    """Every review of the read, newest first (the newest per item is current)."""
-    return [_review(row) for row in ecg.reviews(engine, job, actor=principal.actor)]
+def list_reviews(job: FinishedEcgJob, response: Response, engine: EngineDep,
+                 principal: Cardiology) -> list[ReviewOut]:  # fmt: skip
+    """Every review of the read, newest first (the newest per item is current); ``ETag``: their version."""
+    found = ecg.reviews(engine, job, actor=principal.actor)
+    response.headers["ETag"] = etags.etag(etags.version_of(found))
+    return [_review(row) for row in found]
 
 
 def _review(row: EcgReviewRow) -> ReviewOut:
@@ -202,11 +212,14 @@ def _review(row: EcgReviewRow) -> ReviewOut:
 
 
 @router.post("/{job_id}/signatures", status_code=201)
-def sign_read(body: SignRequest, job: FinishedEcgJob, engine: EngineDep, principal: Cardiology) -> SignaturePublic:
+def sign_read(body: SignRequest, job: FinishedEcgJob, request: Request, engine: EngineDep,
+              principal: Cardiology) -> SignaturePublic:  # fmt: skip
     """Sign the read's report (again: amend it) after reviewing the rhythm and every flag.
 
-    422 ``unreviewed_items`` names what still lacks your review.
+    422 ``unreviewed_items`` names what still lacks your review; 412 ``stale_verdicts`` when ``If-Match`` names an
+    older version of the reviews than there is.
     """
+    etags.hold(request, ecg.reviews_at(engine, job))
     row = ecg_signing.sign_ecg(engine, job, impression=body.impression, name=body.signer_name,
                                actor=principal.actor)  # fmt: skip
     return signature_public(row)

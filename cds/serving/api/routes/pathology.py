@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from cds.results.jobs import JobKind, JobRecord, PathologyOutcome, PathologyPayload
 from cds.services import pathology, report_signing, slide_signing
 from cds.services.job_reads import list_reads, record_read_event
+from cds.serving.api import etags
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, patient_job, require
 from cds.serving.api.routes.jobs import JobPublic, public_job
@@ -176,32 +177,38 @@ def render_region(
 
 
 @router.post("/{job_id}/feedback", status_code=201)
-def submit_feedback(body: FeedbackCreate, job: FinishedSlideJob, engine: EngineDep,
-                    principal: Pathology) -> FeedbackPublic:  # fmt: skip
+def submit_feedback(body: FeedbackCreate, job: FinishedSlideJob, request: Request, response: Response,
+                    engine: EngineDep, principal: Pathology) -> FeedbackPublic:  # fmt: skip
     """Accept or reject the slide read's AI finding, with an optional comment; stored and audited.
 
-    422 with ``unknown_finding``, ``comment_too_long`` or ``job_not_done``.
+    422 with ``unknown_finding``, ``comment_too_long`` or ``job_not_done``; 412 ``stale_verdicts`` when
+    ``If-Match`` names an older version of the verdicts than there is. ``ETag``: the verdicts' new version.
     """
     row = slide_signing.submit_verdict(engine, job, label=body.label, verdict=body.verdict, comment=body.comment,
-                                       actor=principal.actor)  # fmt: skip
+                                       actor=principal.actor, expected=etags.if_match(request))  # fmt: skip
+    response.headers["ETag"] = etags.etag(row.id)
     return feedback_public(row)
 
 
 @router.get("/{job_id}/feedback")
-def read_feedback(job: FinishedSlideJob, engine: EngineDep, principal: Pathology) -> list[FeedbackPublic]:
-    """Every verdict on the slide read's findings, newest first (the read is audited)."""
-    rows = [feedback_public(row) for row in slide_signing.verdicts(engine, job)]
-    record_read_event(engine, AuditAction.PATHOLOGY_FEEDBACK_READ, principal.actor, job, returned=len(rows))
-    return rows
+def read_feedback(job: FinishedSlideJob, response: Response, engine: EngineDep,
+                  principal: Pathology) -> list[FeedbackPublic]:  # fmt: skip
+    """Every verdict on the slide read's findings, newest first (the read is audited); ``ETag``: their version."""
+    found = slide_signing.verdicts(engine, job)
+    record_read_event(engine, AuditAction.PATHOLOGY_FEEDBACK_READ, principal.actor, job, returned=len(found))
+    response.headers["ETag"] = etags.etag(etags.version_of(found))
+    return [feedback_public(row) for row in found]
 
 
 @router.post("/{job_id}/signatures", status_code=201)
-def sign_read(body: SignRequest, job: FinishedSlideJob, engine: EngineDep, principal: Pathology) -> SignaturePublic:
+def sign_read(body: SignRequest, job: FinishedSlideJob, request: Request, engine: EngineDep,
+              principal: Pathology) -> SignaturePublic:  # fmt: skip
     """Sign the slide read's report (again: amend it) with your verdict on every finding.
 
     The final FHIR report is ``signed-diagnostic-report.json``. 422 ``unreviewed_findings`` names the findings
-    still without your verdict.
+    still without your verdict; 412 ``stale_verdicts`` when ``If-Match`` names an older version of the verdicts.
     """
+    etags.hold(request, etags.version_of(slide_signing.verdicts(engine, job)))
     row = slide_signing.sign_slide(engine, job, impression=body.impression, name=body.signer_name,
                                    actor=principal.actor)  # fmt: skip
     return signature_public(row)

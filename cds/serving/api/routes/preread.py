@@ -19,6 +19,7 @@ from cds.errors import NotFoundError
 from cds.results.jobs import JobKind, OutcomeKind
 from cds.services import feedback, report_signing
 from cds.services.preread import FinishedOutcome, finished_outcome, patients_of, record_outcome_event
+from cds.serving.api import etags
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, require, site_job
 from cds.serving.api.routes.jobs import JobPublic, public_job
@@ -129,31 +130,39 @@ def render_outline(
 
 
 @router.post("/{uid}/feedback", status_code=201)
-def submit_feedback(body: FeedbackCreate, read: Outcome, engine: EngineDep, principal: Radiology) -> FeedbackPublic:
+def submit_feedback(body: FeedbackCreate, read: Outcome, request: Request, response: Response, engine: EngineDep,
+                    principal: Radiology) -> FeedbackPublic:  # fmt: skip
     """Accept or reject one finding of a finished pre-read; stored and audited.
 
-    422 with ``unknown_finding``, ``comment_too_long`` or ``job_not_done``; 404 for an unknown job or outcome.
+    422 with ``unknown_finding``, ``comment_too_long`` or ``job_not_done``; 404 for an unknown job or outcome; 412
+    ``stale_verdicts`` when ``If-Match`` names an older version of the verdicts than there is (another tab or
+    reader saved since). The answer's ``ETag`` is the verdicts' new version.
     """
     row = feedback.submit_verdict(engine, read, label=body.label, verdict=body.verdict, comment=body.comment,
-                                  actor=principal.actor)  # fmt: skip
+                                  actor=principal.actor, expected=etags.if_match(request))  # fmt: skip
+    response.headers["ETag"] = etags.etag(row.id)
     return feedback_public(row)
 
 
 @router.get("/{uid}/feedback")
-def read_feedback(read: Outcome, engine: EngineDep, principal: Radiology) -> list[FeedbackPublic]:
-    """Every verdict on the outcome, newest first (the read is audited)."""
-    rows = [feedback_public(row) for row in feedback.verdicts(engine, read)]
-    record_outcome_event(engine, AuditAction.IMAGING_FEEDBACK_READ, principal.actor, read, returned=len(rows))
-    return rows
+def read_feedback(read: Outcome, response: Response, engine: EngineDep, principal: Radiology) -> list[FeedbackPublic]:
+    """Every verdict on the outcome, newest first (the read is audited); ``ETag``: their version."""
+    found = feedback.verdicts(engine, read)
+    record_outcome_event(engine, AuditAction.IMAGING_FEEDBACK_READ, principal.actor, read, returned=len(found))
+    response.headers["ETag"] = etags.etag(etags.version_of(found))
+    return [feedback_public(row) for row in found]
 
 
 @router.post("/{uid}/signatures", status_code=201)
-def sign(body: SignRequest, read: Outcome, engine: EngineDep, principal: Radiology) -> SignaturePublic:
+def sign(body: SignRequest, read: Outcome, request: Request, engine: EngineDep,
+         principal: Radiology) -> SignaturePublic:  # fmt: skip
     """Sign the outcome's report (again: amend it) with your verdicts on every finding.
 
     The final FHIR report and DICOM SR are written and the SR sent to the PACS. 422 ``unreviewed_findings`` names
-    findings still without your verdict; ``unsupported_outcome`` for a CT series.
+    findings still without your verdict; ``unsupported_outcome`` for a CT series; 412 ``stale_verdicts`` when
+    ``If-Match`` names an older version of the verdicts than there is.
     """
+    etags.hold(request, etags.version_of(feedback.verdicts(engine, read)))
     row = report_signing.sign_radiograph(engine, read, impression=body.impression, name=body.signer_name,
                                          actor=principal.actor)  # fmt: skip
     return signature_public(row)
