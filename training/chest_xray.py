@@ -150,6 +150,7 @@ class ChestXrayTask(ClassifierTask[ChestXrayConfig]):
                  "channel_names": list(LABELS)}] if self.config.activation_maps else []),
             "labels": list(LABELS),
             "thresholds": {k: round(v, 6) for k, v in thresholds.items()},
+            **self.config.triage(thresholds),
             "max_batch_size": self.config.max_batch_size,
             "not_for_diagnostic_use": True,
             "imaging": {"modalities": ["CR", "DX"], "body_parts": ["CHEST"], "views": ["PA", "AP"],

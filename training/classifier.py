@@ -58,6 +58,19 @@ class ClassifierConfig:
     max_batch_size: int = 32
     target_sensitivity: float | None = None  # operating thresholds: Youden's J when None
     activation_maps: bool = False  # export class activation maps as a second ONNX output (global-pooling heads)
+    urgency: dict[str, str] = field(default_factory=dict)  # worklist urgency per label (critical, urgent, routine)
+    critical_thresholds: dict[str, float] = field(default_factory=dict)  # high-confidence calls of critical labels
+
+    def triage(self, thresholds: dict[str, float]) -> dict[str, Any]:
+        """The spec's triage fields (none when the config names no urgency).
+
+        A critical threshold below the label's operating threshold (the one this run derived) is raised to it: a
+        critical call is never made on less than a positive finding.
+        """
+        if not self.urgency:
+            return {}
+        critical = {label: max(value, round(thresholds[label], 6)) for label, value in self.critical_thresholds.items()}
+        return {"urgency": dict(self.urgency), "critical_thresholds": critical}
 
     def network_spec(self, activation: Activation) -> NetworkSpec:
         """The network, with ``activation`` appended (none while training, sigmoid when served)."""

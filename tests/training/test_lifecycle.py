@@ -32,6 +32,8 @@ TINY = {
     "parity_samples": 8,
     "torch_weights": True,
     "experiment": "tiny",
+    "urgency": {"Pneumothorax": "critical", "Effusion": "urgent"},
+    "critical_thresholds": {"Pneumothorax": 0.0},  # below any operating threshold: raised to the run's
 }
 
 
@@ -78,6 +80,8 @@ def test_promoted_entry_matches_the_run_and_serves(trained: dict[str, Any]) -> N
     spec = registry.get("cxr-tiny")
     assert set(registry.verify(spec)) == {"onnx", "torch"}
     assert spec.labels == LABELS and set(spec.thresholds) == set(LABELS)
+    assert {label: urgency.value for label, urgency in spec.urgency.items()} == TINY["urgency"]  # carried through
+    assert spec.critical_thresholds == {"Pneumothorax": spec.thresholds["Pneumothorax"]}  # never below positive
     assert spec.training_run is not None and "registered model cxr-tiny version 1" in spec.training_run
     card = spec.model_card.read_text()
     assert spec.artifacts.onnx.sha256 in card and "# Model card: cxr-tiny 0.0.1" in card
