@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from cds.results.jobs import EcgOutcome, JobKind, JobRecord, PathologyOutcome
 from cds.services.engine import Engine
@@ -31,16 +31,17 @@ class JobPage:
 
 def list_reads(engine: Engine, kind: JobKind, action: AuditAction, *, created_by: str | None, patient: str | None,
                limit: int, offset: int, actor: Actor) -> JobPage:  # fmt: skip
-    """Reads of ``kind`` queued by ``created_by`` (everyone's when ``None``), of ``patient`` when given.
+    """Reads of ``kind`` (of ``patient`` when given), newest first, audited as ``action``.
 
-    Audited as ``action``.
+    The caller's site's reads queued by ``created_by`` (everyone's when ``None``), and the reads other sites
+    referred to the caller's, whoever queued them.
     """
     home = engine.settings.site
     site = actor.site or home
-    where = [JobRow.kind == kind.value,  # the caller's site's, and what was referred to it
-             or_(JobRow.site.in_(visible_sites(site, home)), JobRow.id.in_(referred_jobs(site)))]
+    own = JobRow.site.in_(visible_sites(site, home))
     if created_by is not None:
-        where.append(JobRow.created_by == created_by)
+        own = and_(own, JobRow.created_by == created_by)
+    where = [JobRow.kind == kind.value, or_(own, JobRow.id.in_(referred_jobs(site)))]
     if patient is not None:
         where.append(JobRow.subject == patient)
     with engine.database.session() as session:

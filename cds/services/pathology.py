@@ -45,7 +45,8 @@ def run_slide(engine: Engine, job: ClaimedJob) -> PathologyOutcome:
         analysis = SlidePipeline(backend)(payload.file)
     finally:
         backend.close()
-    written = write_slide_outputs(analysis, payload.output, title=f"AI pathology read: {spec.key}")
+    written = write_slide_outputs(analysis, payload.output, title=f"AI pathology read: {spec.key}",
+                                  patient_reference=job.subject or None)  # the report names the patient it is about
     result = analysis.result
     with engine.database.session() as session:
         record_event(session, AuditAction.PATHOLOGY_READ, Actor(job.actor, job.role),

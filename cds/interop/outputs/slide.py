@@ -77,15 +77,20 @@ def slide_report(result: SlideResult, *, title: str, patient_reference: str | No
     return output
 
 
-def write_slide_outputs(analysis: SlideAnalysis, folder: Path, *, title: str) -> list[Path]:
-    """Write the result, the FHIR report and (when scored) the heatmap overlay; returns their paths."""
+def write_slide_outputs(analysis: SlideAnalysis, folder: Path, *, title: str,
+                        patient_reference: str | None = None) -> list[Path]:  # fmt: skip
+    """Write the result, the FHIR report and (when scored) the heatmap overlay; returns their paths.
+
+    The report's subject is ``patient_reference`` when known (``Patient/123``), else "unidentified".
+    """
     from PIL import Image
 
     layout = OutputLayout(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = [layout.path(OutputLayout.RESULT), layout.path(OutputLayout.REPORT)]
     written[0].write_text(analysis.result.model_dump_json(indent=2), encoding="utf-8")
-    written[1].write_text(json.dumps(slide_report(analysis.result, title=title), indent=2), encoding="utf-8")
+    report = slide_report(analysis.result, title=title, patient_reference=patient_reference)
+    written[1].write_text(json.dumps(report, indent=2), encoding="utf-8")
     if analysis.heatmap is not None:
         written.append(layout.path(OutputLayout.SLIDE_HEATMAP))
         Image.fromarray(np.ascontiguousarray(analysis.heatmap), mode="RGB").save(written[-1])

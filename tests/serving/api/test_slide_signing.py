@@ -68,6 +68,8 @@ def test_a_pathologist_signs_a_reviewed_slide_and_shares_it(client: TestClient, 
                                                          "comment": "同意，癌巢明显"}, headers=headers)  # fmt: skip
     assert verdict.status_code == 201, verdict.text
     assert verdict.json()["uid"] == status["result"]["input_sha256"]
+    ai_report = client.get(f"{location}/diagnostic-report.json", headers=headers).json()
+    assert ai_report["subject"] == {"reference": "Patient/7"}  # the AI's report names the patient it is about
     history = client.get(f"{location}/feedback", headers=headers).json()
     assert [(v["label"], v["verdict"], v["actor"], v["comment"]) for v in history] == [
         (label, "accepted", "dr-lin", "同意，癌巢明显")]  # fmt: skip
@@ -140,12 +142,16 @@ def test_a_clinic_refers_a_slide_and_the_hubs_signature_closes_the_referral(clie
     location, status = _read(client, tumour_slide, clinic)
     job_id, label = status["id"], status["result"]["finding"]["label"]
     hub = bearer(client, Role.PATHOLOGIST, subject="dr-hub", site="hub")
+    third_site = bearer(client, Role.PATHOLOGIST, subject="dr-c", site="clinic-c")
     assert client.get(location, headers=hub).status_code == 404  # not referred yet
     referred = client.post("/v1/referrals", json={"job_id": job_id, "question": "请会诊：是否浸润？",
                                                   "priority": "urgent"}, headers=clinic)  # fmt: skip
     assert referred.status_code == 201 and referred.json()["to_site"] == "hub"
 
     assert client.get(location, headers=hub).json()["state"] == "done"
+    listed = client.get("/v1/pathology/jobs", headers=hub).json()  # in the hub pathologist's list, not only a link
+    assert [j["id"] for j in listed["items"]] == [job_id]
+    assert client.get("/v1/pathology/jobs", headers=third_site).json()["items"] == []
     assert client.post(f"{location}/feedback", json={"label": label, "verdict": "accepted"},
                        headers=hub).status_code == 201  # fmt: skip
     signed = client.post(f"{location}/signatures", json={"impression": "浸润性癌。"}, headers=hub)
