@@ -123,3 +123,38 @@ def test_a_slide_without_tissue_is_signed_on_the_impression(page: Any, server: s
     assert page.evaluate(OVERFLOW) <= 0
     page.get_by_role("heading", name="Sign-off").scroll_into_view_if_needed()
     page.screenshot(path=artifacts / "53-slide-no-tissue-signed-phone.png")
+
+
+def test_a_stale_tab_cannot_overwrite_the_other_tabs_verdict_or_sign_over_it(page: Any, server: str,
+                                                                            slides: dict[str, str],
+                                                                            artifacts: Path) -> None:  # fmt: skip
+    """Two tabs on one slide: what the second decides after the first saved is refused and it is asked to reload;
+    after the reload it sees the first tab's verdict and may decide; then the first tab, now behind, may not sign."""
+    first, second = page, page.context.new_page()
+    for tab in (first, second):
+        sign_in(tab, server, "pathologist")
+        _open(tab, server, slides["tumour"])
+    first.locator('#findings-table tr[data-label="tumour"]').get_by_role("button", name="Reject tumour").click()
+    expect(first.locator('#findings-table tr[data-label="tumour"] .verdict')).to_have_attribute("data-verdict",
+                                                                                               "rejected")  # fmt: skip
+    row = second.locator('#findings-table tr[data-label="tumour"]')
+    row.get_by_role("button", name="Accept tumour").click()
+    expect(row.locator(".error")).to_contain_text("Another tab or reader changed the verdicts")
+    expect(row.locator(".error")).to_have_attribute("data-code", "stale_verdicts")
+    stored = httpx.get(f"{server}/v1/pathology/jobs/{slides['tumour']}/feedback",
+                       headers=dev_headers(server, "pathologist"), timeout=30).json()  # fmt: skip
+    assert stored[0]["verdict"] == "rejected"  # the first tab's stands; the second tab's was not kept
+    assert second.evaluate(LOW_CONTRAST) == []
+    second.screenshot(path=artifacts / "53-slide-stale-tab.png")
+    row.get_by_role("button", name="Reload the read").click()
+    row = second.locator('#findings-table tr[data-label="tumour"]')
+    expect(row.locator(".verdict")).to_have_attribute("data-verdict", "rejected")  # the first tab's decision
+    row.get_by_role("button", name="Accept tumour").click()
+    expect(row.locator(".verdict")).to_have_attribute("data-verdict", "accepted")
+    first.get_by_label("Impression").fill("浸润性癌。")
+    first.get_by_role("button", name="Amend and sign").click()
+    expect(first.locator("#sign-error")).to_contain_text("Not signed. Another tab or reader changed the verdicts")
+    versions = httpx.get(f"{server}/v1/pathology/jobs/{slides['tumour']}/signatures",
+                         headers=dev_headers(server, "pathologist"), timeout=30).json()  # fmt: skip
+    assert [v["version"] for v in versions] == [1, 2]  # the two signatures of the test before; none from this tab
+    second.close()

@@ -41,12 +41,13 @@ function authHeaders(session, headers) {
 
 /**
  * Call the API. Options: method, json (sent as JSON), body and contentType (sent as is), signal, raw (answer the
- * Response instead of its JSON), session (a credential to try before it is saved).
+ * Response instead of its JSON), session (a credential to try before it is saved), headers (more request headers,
+ * e.g. If-Match).
  */
 export async function api(path, options = {}) {
   const { method = "GET", json, body, contentType, signal, raw = false } = options;
   const session = options.session ?? loadSession();
-  const headers = authHeaders(session, new Headers({ Accept: "application/json" }));
+  const headers = authHeaders(session, new Headers({ Accept: "application/json", ...options.headers }));
   let payload = body;
   if (json !== undefined) {
     headers.set("Content-Type", "application/json");

@@ -11,6 +11,7 @@ import { flagTitle, rhythmText } from "./ecg.js";
 import { tracings } from "./ecg_paper.js";
 import { downloadButton } from "./download.js";
 import { ECG, renderSigning } from "./signing.js";
+import { loadVerdicts, saveVerdict, staleMessage } from "./versions.js";
 
 const POLL_MS = 1500;
 /** What a reader may correct the rhythm to: cds.store.ecg_reviews.REVIEW_RHYTHMS, in its order. */
@@ -78,21 +79,22 @@ class Reviews {
   }
 
   async load() {
-    this.rows = await api(`${this.base}/reviews`);
+    this.rows = await loadVerdicts(this.base, "reviews");
     this.render();
   }
 
   async send(item, verdict, value = "") {
     this.error.hidden = true;
     try {
-      await api(`${this.base}/reviews`, { method: "POST",
-        json: { item, verdict, value: String(value), comment: this.comment.value.trim() } });
+      await saveVerdict(this.base, "reviews",
+        { item, verdict, value: String(value), comment: this.comment.value.trim() });
       this.comment.value = "";
       announce(`${itemName(item)} ${verdict}.`);
       await this.load();
       return true;
     } catch (error) {
-      this.error.textContent = `${itemName(item)}: not stored (${error.code ?? "error"}): ${error.message}`;
+      this.error.textContent = staleMessage(error) ?? `${itemName(item)}: not stored (${error.code ?? "error"}): `
+        + error.message;
       this.error.dataset.code = error.code ?? "";
       this.error.hidden = false;
       return false;

@@ -1,9 +1,11 @@
 // The findings panel of the viewer: each finding's probability against its operating threshold (or each
 // segmented structure's volume) and the reader's review: accept or reject, with an optional comment, stored by
-// POST .../feedback. The newest stored verdict per finding is shown, so a reload shows what was said.
+// POST .../feedback. The newest stored verdict per finding is shown, so a reload shows what was said. A verdict is
+// sent from the version of the verdicts this tab loaded (versions.js): if another tab or reader decided since, it
+// is refused and the reader is asked to reload rather than overwrite what they never saw.
 
-import { api } from "./api.js";
 import { announce, h, replace, when } from "./dom.js";
+import { reloadButton, saveVerdict, staleMessage } from "./versions.js";
 
 const MAX_COMMENT = 1000;
 
@@ -42,14 +44,16 @@ function reviewCell(base, label, current) {
     error.hidden = true;
     buttons.forEach((b) => { b.disabled = true; });
     try {
-      const saved = await api(`${base}/feedback`, { method: "POST", json: { label, verdict, comment: comment.value } });
+      const saved = await saveVerdict(base, "feedback", { label, verdict, comment: comment.value });
       status.dataset.verdict = saved.verdict;
       status.textContent = verdictText(saved);
       buttons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.verdict === saved.verdict)));
       comment.value = "";
       announce(`${name}: ${saved.verdict}`);
     } catch (problem) {
-      replace(error, `Not saved: ${problem.message}`);
+      const stale = staleMessage(problem);
+      replace(error, stale ?? `Not saved: ${problem.message}`, stale ? reloadButton() : null);
+      error.dataset.code = problem.code ?? "";
       error.hidden = false;
     } finally {
       buttons.forEach((b) => { b.disabled = false; });

@@ -6,6 +6,7 @@
 import { api } from "./api.js";
 import { downloadButton } from "./download.js";
 import { announce, h, replace, when } from "./dom.js";
+import { ifMatch, reloadButton, staleMessage } from "./versions.js";
 
 const MAX_IMPRESSION = 4000;
 
@@ -40,15 +41,17 @@ export function renderSigning(signatures, base, kind = RADIOGRAPH) {
     error.hidden = true;
     button.disabled = true;
     try {
-      const signed = await api(`${base}/signatures`, { method: "POST",
-        json: { impression: impression.value, signer_name: name.value } });
+      const signed = await api(`${base}/signatures`, { method: "POST", headers: ifMatch(base),
+        json: { impression: impression.value, signer_name: name.value } }); // refused if the verdicts moved on
       signatures.push(signed);
       history(list, signatures);
       files.hidden = false;
       button.textContent = "Amend and sign";
       announce(`Report signed: version ${signed.version}, ${signed.status}`);
     } catch (problem) {
-      replace(error, `Not signed: ${problem.message}`);
+      const stale = staleMessage(problem);
+      replace(error, stale ? `Not signed. ${stale}` : `Not signed: ${problem.message}`, stale ? reloadButton() : null);
+      error.dataset.code = problem.code ?? "";
       error.hidden = false;
     } finally {
       button.disabled = false;

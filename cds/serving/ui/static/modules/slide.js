@@ -14,6 +14,7 @@ import { resultText } from "./pathology.js";
 import { downloadButton } from "./download.js";
 import { renderFindings } from "./findings.js";
 import { SLIDE, renderSigning } from "./signing.js";
+import { loadVerdicts } from "./versions.js";
 
 const POLL_MS = 1500;
 const ZOOMS = [2, 4, 8, 16];
@@ -216,7 +217,7 @@ export function renderSlide(main, jobId) {
     const [name, version = ""] = job.result.model.split(":");
     const [detail, model, feedback, signatures] = await Promise.all([api(`${base}/result.json`),
       api(`/v1/models/${encodeURIComponent(name)}?version=${encodeURIComponent(version)}`).catch(() => null),
-      api(`${base}/feedback`), api(`${base}/signatures`)]);
+      loadVerdicts(base), api(`${base}/signatures`)]);
     if (disposed) return;
     const caveat = model === null || model.spec.not_for_diagnostic_use; // unknown model: the caveat stays on
     const scored = job.result.status === "scored";
