@@ -188,8 +188,10 @@ def tab_through(page: Any, limit: int = 150) -> list[dict[str, str]]:
     return reached
 
 
-def sign_in(page: Any, server: str, role: str = "radiologist") -> None:
-    page.goto(f"{server}/ui/")
+def sign_in(page: Any, server: str, role: str = "radiologist", *, navigate: bool = True) -> None:
+    """Dev sign-in as ``dev-<role>``; from the workspace's front page, or (``navigate=False``) the sign-in on screen."""
+    if navigate:
+        page.goto(f"{server}/ui/")
     expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
     page.get_by_label("Role").select_option(role)
     page.locator("#dev-signin").click()

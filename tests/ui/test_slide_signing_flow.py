@@ -158,3 +158,27 @@ def test_a_stale_tab_cannot_overwrite_the_other_tabs_verdict_or_sign_over_it(pag
                          headers=dev_headers(server, "pathologist"), timeout=30).json()  # fmt: skip
     assert [v["version"] for v in versions] == [1, 2]  # the two signatures of the test before; none from this tab
     second.close()
+
+
+def test_an_ended_session_returns_to_the_read_with_the_impression_typed(page: Any, server: str,
+                                                                       slides: dict[str, str]) -> None:  # fmt: skip
+    """The session ends while the pathologist writes (a 401 on signing): after signing in again as the same user
+    the workspace is back on the slide with the impression as typed; signing out on purpose forgets it."""
+    sign_in(page, server, "pathologist")
+    _open(page, server, slides["blank"])
+    typed = "术后复查：未见肿瘤组织。\nNo tumour tissue seen."
+    page.get_by_label("Impression").fill(typed)
+    page.evaluate("""() => {  // the credential expires while they type
+        const session = JSON.parse(sessionStorage.getItem("cds.session"));
+        sessionStorage.setItem("cds.session", JSON.stringify({ ...session, secret: "expired" }));
+    }""")
+    page.get_by_role("button", name="Amend and sign").or_(page.get_by_role("button", name="Sign report")).click()
+    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+    sign_in(page, server, "pathologist", navigate=False)
+    expect(page.get_by_role("heading", name="Sign-off")).to_be_visible(timeout=60_000)
+    assert page.url.endswith(f"#/pathology/{slides['blank']}")  # back on the read it was on
+    expect(page.get_by_label("Impression")).to_have_value(typed)
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, server, "pathologist")
+    _open(page, server, slides["blank"])
+    expect(page.get_by_label("Impression")).to_have_value("")  # signed out on purpose: the draft is gone

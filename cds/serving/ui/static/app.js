@@ -16,6 +16,7 @@
 import { api, clearSession, loadSession, saveSession } from "./modules/api.js";
 import { renderDashboard } from "./modules/dashboard.js";
 import { announce, h, replace } from "./modules/dom.js";
+import { clearDrafts, pageToReturnTo, rememberPage } from "./modules/drafts.js";
 import { renderEcg } from "./modules/ecg.js";
 import { renderEcgReader } from "./modules/ecg_reader.js";
 import { renderFollowUp } from "./modules/follow_up.js";
@@ -73,7 +74,8 @@ function renderHeader(session, current) {
   replace(nav, h("ul", {}, items));
   const roles = session.roles.map((r) => ROLE_NAMES[r] ?? r).join(", ");
   replace(box, h("span", { id: "whoami" }, `${session.subject} · ${roles}`),
-    h("button", { type: "button", id: "sign-out", onClick: () => { clearSession(); go("#/signin"); } }, "Sign out"));
+    h("button", { type: "button", id: "sign-out", onClick: () => { clearSession(); clearDrafts(); go("#/signin"); } },
+      "Sign out"));
 }
 
 function renderForbidden(main, session) {
@@ -103,7 +105,7 @@ function route() {
   if (session === null || name === "signin") {
     renderHeader(null);
     if (session !== null) clearSession();
-    cleanup = renderSignIn(main, config, () => go("#/"));
+    cleanup = renderSignIn(main, config, () => go(pageToReturnTo("#/"))); // back where the last session ended
     focusHeading(main);
     return;
   }
@@ -137,6 +139,7 @@ async function start() {
   window.addEventListener("hashchange", route);
   window.addEventListener("cds:signed-out", (event) => {
     announce(event.detail);
+    rememberPage(); // drafts typed on it stay in the tab (drafts.js) for the same user's next session
     go("#/signin");
   });
   const session = loadSession();

@@ -11,6 +11,7 @@ import { flagTitle, rhythmText } from "./ecg.js";
 import { tracings } from "./ecg_paper.js";
 import { downloadButton } from "./download.js";
 import { ECG, renderSigning } from "./signing.js";
+import { keepDraft } from "./drafts.js";
 import { loadVerdicts, saveVerdict, staleMessage } from "./versions.js";
 
 const POLL_MS = 1500;
@@ -75,6 +76,7 @@ class Reviews {
     this.cells = {};
     this.error = h("p", { id: "review-error", class: "error", role: "alert", hidden: true });
     this.comment = h("input", { type: "text", id: "review-comment", maxlength: 4000, autocomplete: "off" });
+    this.dropDraft = keepDraft(this.comment, "review-comment");
     this.history = h("tbody");
   }
 
@@ -89,6 +91,7 @@ class Reviews {
       await saveVerdict(this.base, "reviews",
         { item, verdict, value: String(value), comment: this.comment.value.trim() });
       this.comment.value = "";
+      this.dropDraft();
       announce(`${itemName(item)} ${verdict}.`);
       await this.load();
       return true;

@@ -5,6 +5,7 @@
 // is refused and the reader is asked to reload rather than overwrite what they never saw.
 
 import { announce, h, replace, when } from "./dom.js";
+import { keepDraft } from "./drafts.js";
 import { reloadButton, saveVerdict, staleMessage } from "./versions.js";
 
 const MAX_COMMENT = 1000;
@@ -35,6 +36,7 @@ function reviewCell(base, label, current) {
   const error = h("p", { class: "error", role: "alert", hidden: true });
   const comment = h("input", { type: "text", class: "comment", maxlength: MAX_COMMENT, placeholder: "Comment (optional)",
     "aria-label": `Comment on ${name}` });
+  const dropDraft = keepDraft(comment, `comment:${label}`);
   const buttons = ["accepted", "rejected"].map((verdict) => h("button", {
     type: "button", class: `review ${verdict}`, dataset: { verdict },
     "aria-pressed": current?.verdict === verdict ? "true" : "false",
@@ -49,6 +51,7 @@ function reviewCell(base, label, current) {
       status.textContent = verdictText(saved);
       buttons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.verdict === saved.verdict)));
       comment.value = "";
+      dropDraft();
       announce(`${name}: ${saved.verdict}`);
     } catch (problem) {
       const stale = staleMessage(problem);

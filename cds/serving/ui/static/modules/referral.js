@@ -3,6 +3,7 @@
 
 import { api, loadSession } from "./api.js";
 import { announce, h, replace, when } from "./dom.js";
+import { keepDraft } from "./drafts.js";
 
 const PRIORITIES = [["routine", "Routine"], ["urgent", "Urgent"], ["stat", "STAT"]];
 
@@ -20,6 +21,7 @@ export function renderReferral(jobId, outgoing) {
   const existing = outgoing.find((r) => r.job_id === jobId);
   const status = h("p", { id: "referral-status", role: "status" }, existing ? statusText(existing) : "");
   const question = h("textarea", { id: "referral-question", rows: 2, maxlength: 2000 });
+  const dropDraft = existing ? () => {} : keepDraft(question, "referral-question");
   const priority = h("select", { id: "referral-priority" },
     PRIORITIES.map(([value, text]) => h("option", { value }, text)));
   const error = h("p", { class: "error", role: "alert", id: "referral-error", hidden: true });
@@ -31,6 +33,7 @@ export function renderReferral(jobId, outgoing) {
     try {
       const referral = await api("/v1/referrals", { method: "POST",
         json: { job_id: jobId, question: question.value, priority: priority.value } });
+      dropDraft();
       replace(status, statusText(referral));
       announce(`Referred to ${referral.to_site}`);
     } catch (problem) {

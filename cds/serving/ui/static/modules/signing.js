@@ -6,6 +6,7 @@
 import { api } from "./api.js";
 import { downloadButton } from "./download.js";
 import { announce, h, replace, when } from "./dom.js";
+import { keepDraft } from "./drafts.js";
 import { ifMatch, reloadButton, staleMessage } from "./versions.js";
 
 const MAX_IMPRESSION = 4000;
@@ -32,6 +33,7 @@ export function renderSigning(signatures, base, kind = RADIOGRAPH) {
   const impression = h("textarea", { id: "impression", rows: 4, maxlength: MAX_IMPRESSION, required: true,
     "aria-describedby": "impression-help" });
   const name = h("input", { type: "text", id: "signer-name", maxlength: 64, autocomplete: "name" });
+  const dropDraft = keepDraft(impression, "impression");
   const error = h("p", { class: "error", role: "alert", id: "sign-error", hidden: true });
   const files = h("p", { id: "signed-files", class: "downloads", hidden: signatures.length === 0 },
     kind.files.map(([name, text]) => downloadButton(base, name, text)));
@@ -43,6 +45,7 @@ export function renderSigning(signatures, base, kind = RADIOGRAPH) {
     try {
       const signed = await api(`${base}/signatures`, { method: "POST", headers: ifMatch(base),
         json: { impression: impression.value, signer_name: name.value } }); // refused if the verdicts moved on
+      dropDraft();
       signatures.push(signed);
       history(list, signatures);
       files.hidden = false;
