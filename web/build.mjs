@@ -38,6 +38,28 @@ const codecUrls = {
   },
 };
 
+// The workspace's Content-Security-Policy has no 'unsafe-inline' for styles, which blocks style *attributes*; the
+// measurement drawings set two (a label's, a line's drop shadow). Set the same through the CSSOM or the SVG
+// presentation attribute instead. A patch that no longer matches stops the build, so an upgrade is reviewed.
+const STYLE_PATCHES = [
+  [/drawingSvg[\\/]drawTextBox\.js$/, "textElement.setAttribute('style', combinedStyle);",
+    "Object.assign(textElement.style, { userSelect: 'none', pointerEvents: 'none', "
+    + "filter: `url(#shadow-${svgDrawingHelper.svgLayerElement.id})` });"],
+  [/drawingSvg[\\/]drawLine\.js$/, "style: dropShadowStyle,", "filter: shadow ? `url(#shadow-${layerId})` : '',"],
+];
+const cspStyles = {
+  name: "csp-styles",
+  setup(build) {
+    for (const [file, from, to] of STYLE_PATCHES) {
+      build.onLoad({ filter: file }, (args) => {
+        const source = readFileSync(args.path, "utf8");
+        if (!source.includes(from)) throw new Error(`${args.path} changed: review the CSP patch`);
+        return { contents: source.replace(from, to), loader: "js" };
+      });
+    }
+  },
+};
+
 const common = {
   bundle: true,
   format: "esm",
@@ -55,7 +77,7 @@ const common = {
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(out, "codecs"), { recursive: true });
 await esbuild.build({
-  ...common, entryPoints: { cornerstone: join(here, "src", "cornerstone.js") }, outdir: out, plugins: [codecUrls],
+  ...common, entryPoints: { cornerstone: join(here, "src", "cornerstone.js") }, outdir: out, plugins: [codecUrls, cspStyles],
 });
 await esbuild.build({
   ...common,

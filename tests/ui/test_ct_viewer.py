@@ -1,4 +1,5 @@
-"""The study viewer on a CT series: slice navigation by buttons and keys, segmentation outlines and presets."""
+"""The study viewer on a CT series: slice navigation by buttons, keys and the wheel, segmentation outlines, presets,
+the HU value under the cursor, the slice position and the orientation letters."""
 
 from __future__ import annotations
 
@@ -48,6 +49,16 @@ def test_ct_slices_outlines_and_window_presets(page: Any, ct_server: str, ct_stu
     expect(image).to_have_attribute("data-slice", str(start - 1))
     expect(page.get_by_role("slider", name="Slice")).to_have_value(str(start))  # shown 1-based
     expect(page.locator("#image-caption")).to_contain_text(f"slice {start} of {ct_study['slices']}")
+
+    expect(page.locator("#image-caption")).to_contain_text(re.compile(r"position z -?\d+\.\d mm"))
+    # Orientation letters of an axial slice seen from the feet: patient's right on the viewer's left, anterior up.
+    for edge, letter in (("left", "R"), ("right", "L"), ("top", "A"), ("bottom", "P")):
+        expect(page.locator(f"#orientation-{edge}")).to_have_text(letter)
+    box = page.locator("#image").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.locator("#readout")).to_contain_text(re.compile(r"-?\d+(\.\d)? HU"))
+    page.mouse.wheel(0, 120)  # the wheel scrolls through the slices
+    expect(image).not_to_have_attribute("data-slice", str(start - 1))
 
     page.get_by_role("button", name="Lung").click()
     expect(image).to_have_attribute("data-window", "1500")

@@ -56,6 +56,7 @@ def write_radiograph(
     ds.StudyDate = ds.SeriesDate = now.strftime("%Y%m%d")
     ds.StudyTime = now.strftime("%H%M%S")
     ds.BodyPartExamined, ds.ViewPosition = "CHEST", "PA"
+    ds.PatientOrientation = ["L", "F"]  # a PA film: rows run to the patient's left, columns to the feet
     if modality == "DX":
         ds.PresentationIntentType = "FOR PRESENTATION"
     ds.ImageType = ["DERIVED", "SECONDARY"]

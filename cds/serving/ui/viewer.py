@@ -64,6 +64,7 @@ class ImageView(BaseModel):
     min: float
     max: float
     units: str
+    sop_instance_uids: list[str]  # one per slice, in display order: the WADO-RS instances the browser loads
 
 
 class ViewerPublic(BaseModel):
@@ -166,7 +167,8 @@ def build_view(registry: ModelRegistry, read: FinishedOutcome) -> ViewerPublic:
     low, high = image.value_range
     geometry = ImageView(width=width, height=height, slices=slices,
                          initial_slice=seg.busiest_slice() if seg is not None else 0, window=image.default_window[0],
-                         level=image.default_window[1], min=low, max=high, units=image.units)  # fmt: skip
+                         level=image.default_window[1], min=low, max=high, units=image.units,
+                         sop_instance_uids=list(image.sop_instance_uids))  # fmt: skip
     return ViewerPublic(job_id=read.job.id, uid=outcome.uid, kind=outcome.kind.value, study_uid=outcome.study_uid,
                         series_uid=outcome.series_uid, patient_id=read.patient_id,
                         model=model_info(registry, outcome.model), findings=findings, structures=structures,

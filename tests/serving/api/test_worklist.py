@@ -286,10 +286,11 @@ def test_the_view_shows_findings_against_thresholds_and_the_models_caveat(reader
     assert all(label in notes for label in positives - drawn) and ("no localisation" in notes) == bool(positives - drawn)
     assert view["image"] | {"min": 0, "max": 0} == {"width": 256, "height": 256, "slices": 1, "initial_slice": 0,
                                                      "window": 4096.0, "level": 2048.0, "min": 0, "max": 0,
-                                                     "units": ""}
+                                                     "units": "", "sop_instance_uids": [outcomes["radiograph"]["uid"]]}
     ct = client.get(f"{_base(outcomes['ct'])}/view", headers=bearer(client, Role.ADMIN)).json()
     assert ct["kind"] == "ct" and ct["outlines"] is True and ct["findings"] == []
     assert ct["image"]["slices"] == 34 and ct["image"]["units"] == "HU" and ct["image"]["min"] == -1024
+    assert len(set(ct["image"]["sop_instance_uids"])) == 34  # the slices the browser loads over WADO-RS, in order
     assert (ct["image"]["window"], ct["image"]["level"]) == (400.0, 40.0)
     assert 0 < ct["image"]["initial_slice"] < 33
     assert [(s["label"], s["segment"]) for s in ct["structures"]] == [
@@ -324,6 +325,12 @@ def test_heatmap_and_outline_layers(reader: Any) -> None:
     negative = next(f["label"] for f in outcomes["radiograph"]["summary"] if not f["positive"])
     missing = client.get(f"{base}/render/heatmap.png", params={"label": negative}, headers=headers)
     assert missing.status_code == 404 and missing.json()["code"] == "heatmap_not_found"
+    values = client.get(f"{base}/render/heatmap.f32", params={"label": positive}, headers=headers)
+    assert values.status_code == 200 and values.headers["x-heatmap-shape"] == "224,224"
+    assert values.headers["x-heatmap-floor"] == "0.2"
+    grid = np.frombuffer(values.content, dtype="<f4").reshape(224, 224)  # the same map, for the browser to colour
+    assert np.array_equal(np.round(255 * grid).astype(np.uint8)[grid > 0.2], layer[..., 3][grid > 0.2])
+    assert client.get(f"{base}/render/heatmap.f32", params={"label": negative}, headers=headers).status_code == 404
     ct = _base(outcomes["ct"])
     outline = _png(client.get(f"{ct}/render/outline.png?slice=17", headers=headers))
     assert outline.shape == (128, 128, 4)

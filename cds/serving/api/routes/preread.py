@@ -3,7 +3,8 @@
 An outcome is a radiograph (by SOP Instance UID) or a CT series (by Series Instance UID) of a finished pre-read
 (:func:`cds.services.preread.finished_outcome`). ``.../view`` answers what the viewer shows beside the image;
 ``.../render/*.png`` the pictures (the source windowed on the server, a finding's heatmap layer from the raw map the
-pre-read saved, a CT slice's segmentation outlines); ``.../feedback`` a reader's verdicts; ``.../{name}`` one
+pre-read saved, a CT slice's segmentation outlines) and ``.../render/heatmap.f32`` that map as data for the browser
+to colour; ``.../feedback`` a reader's verdicts; ``.../{name}`` one
 output file by the name the output layout gives it. Every call is audited; a patient-scoped token reads only its
 patient's studies. The file route is declared last so that ``view`` and ``feedback`` are never taken for names.
 """
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from cds.errors import NotFoundError
+from cds.interop.outputs.radiograph import HEATMAP_FLOOR
 from cds.results.jobs import JobKind, OutcomeKind
 from cds.services import feedback, report_signing
 from cds.services.preread import FinishedOutcome, finished_outcome, patients_of, record_outcome_event
@@ -107,6 +109,24 @@ def render_heatmap(read: Outcome, engine: EngineDep, principal: Radiology,
     record_outcome_event(engine, AuditAction.IMAGING_VIEWER_RENDER, principal.actor, read, layer="heatmap",
                          label=label)
     return Response(render.png(render.heatmap_layer(heat)), media_type="image/png", headers=NO_STORE)
+
+
+@router.get("/{uid}/render/heatmap.f32", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}}})  # fmt: skip
+def heatmap_values(read: Outcome, engine: EngineDep, principal: Radiology,
+                   label: Annotated[str, Query(min_length=1, max_length=100)]) -> Response:
+    """A positive finding's heatmap as data: float32 little-endian, row by row, on a fixed 0-1 scale as saved.
+
+    ``X-Heatmap-Shape`` is ``rows,columns`` (the model's grid, stretched over the image); ``X-Heatmap-Floor`` the
+    value at or below which overlays leave the map out. The viewer colours it itself, so the colours mean the same
+    values on every map and its opacity and legend change without another request.
+    """
+    heat = viewer.heatmap_of(read, label)
+    record_outcome_event(engine, AuditAction.IMAGING_VIEWER_RENDER, principal.actor, read, layer="heatmap",
+                         label=label)
+    rows, columns = heat.shape
+    headers = NO_STORE | {"X-Heatmap-Shape": f"{rows},{columns}", "X-Heatmap-Floor": str(HEATMAP_FLOOR)}
+    return Response(heat.astype("<f4", copy=False).tobytes(), media_type="application/octet-stream", headers=headers)
 
 
 @router.get("/{uid}/render/outline.png", response_class=Response, responses=PNG)

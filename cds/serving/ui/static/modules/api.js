@@ -39,6 +39,11 @@ function authHeaders(session, headers) {
   return headers;
 }
 
+/** The session's credential as request headers, for clients that make their own requests (the DICOM loader). */
+export function credentialHeaders() {
+  return Object.fromEntries(authHeaders(loadSession(), new Headers()).entries());
+}
+
 /**
  * Call the API. Options: method, json (sent as JSON), body and contentType (sent as is), signal, raw (answer the
  * Response instead of its JSON), session (a credential to try before it is saved), headers (more request headers,

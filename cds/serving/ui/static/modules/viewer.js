@@ -1,24 +1,28 @@
-// The study viewer: the source image windowed on the server (window/level, CT slices), the AI heatmap as a
-// layer with a toggle and an opacity slider, CT segmentation outlines, the model's identity and caveat, and the
-// findings panel with the reader's review.
+// The study viewer: the image stage, window/level with presets, the reading tools, the AI heatmap as a layer with
+// a toggle, an opacity slider and a fixed-scale legend, CT slices and segmentation outlines, the model's identity
+// and caveat, keyboard shortcuts, and the findings panel with the reader's review, sign-off and referral.
 //
-// Pictures come from GET .../render/{image,heatmap,outline}.png; layers are stacked <img> elements stretched over
-// the same box, so a heatmap on the model's grid lies on the image it was computed from. Opacity and visibility
-// change in the browser alone; window, level and slice ask the server for a new picture (debounced).
+// The stage is Cornerstone3D on the study's own pixels from WADO-RS (cs_stage.js) when the workspace bundle is
+// built (`make web`); without it the viewer says so and shows the server-rendered picture (server_stage.js).
+// Timings (open → first image, each window/level change → on screen) are kept in window.cdsViewerTimings.
 
 import { api, loadSession } from "./api.js";
 import { h, replace, shortUid } from "./dom.js";
 import { displayName, renderFindings } from "./findings.js";
+import { heatLegend } from "./overlays.js";
 import { renderReferral } from "./referral.js";
+import { createServerStage } from "./server_stage.js";
 import { renderSigning } from "./signing.js";
-import { ApiImage } from "./layers.js";
+import { shortcutHelp, studyNeighbours, toolControls } from "./viewer_tools.js";
 
-const DEBOUNCE_MS = 150;
-const CT_PRESETS = [["Soft tissue", 400, 40], ["Lung", 1500, -600], ["Bone", 1800, 400]];
+const CT_PRESETS = [["Soft tissue", 400, 40, "7"], ["Lung", 1500, -600, "8"], ["Bone", 1800, 400, "9"]];
 const HEATMAP_METHODS = {
   cam: "Class activation map from the model's own forward pass: where the evidence for the finding lies, on the model's 7×7 grid.",
   occlusion: "Occlusion saliency on the model's grid: where hiding the image lowers the finding most.",
 };
+export const BUNDLE_MISSING = "The workspace bundle is missing (cds/serving/ui/static/dist): run `make web` (or "
+  + "`cd web && npm ci && npm run build`) and reload. Meanwhile the picture is rendered on the server: no pan, "
+  + "zoom, measurement or value read-out.";
 
 function rangeField(id, label, { min, max, step, value }, onInput) {
   const range = h("input", { type: "range", id, min, max, step, value });
@@ -36,7 +40,7 @@ function rangeField(id, label, { min, max, step, value }, onInput) {
   return field;
 }
 
-function header(view) {
+function header(view, neighbours) {
   const model = view.model;
   const caveat = model.not_for_diagnostic_use
     ? h("p", { class: "nfdu", role: "note", id: "nfdu" }, h("strong", {}, "Not for diagnostic use."), ` ${model.intended_use}`)
@@ -48,148 +52,191 @@ function header(view) {
     h("h1", { id: "viewer-heading", tabindex: "-1" }, "Study viewer"),
     h("dl", { class: "facts" }, facts.map(([term, value]) => h("div", {}, h("dt", {}, term),
       h("dd", { title: term === "Study" ? view.study_uid : null, id: `fact-${term.toLowerCase()}` }, value)))),
-    h("a", { href: "#/worklist", class: "back" }, "Back to worklist")), caveat];
+    neighbours, h("a", { href: "#/worklist", class: "back" }, "Back to worklist")), caveat];
+}
+
+/** The Cornerstone stage, or the server-rendered one with the reason when the bundle is missing or fails. */
+async function makeStage(view, base, onState, timings) {
+  let module;
+  try {
+    module = await import("./cs_stage.js");
+  } catch {
+    return { ...createServerStage(view, base, onState), notice: BUNDLE_MISSING };
+  }
+  return { ...(await module.createStage(view, base, onState, timings)), notice: null };
+}
+
+/** The image box as tall as the window leaves below its top (caption and read-out under it), at least 320 px. */
+function fitStageHeight(stageElement) {
+  const box = stageElement.querySelector(".cs-viewport") ?? stageElement;
+  const available = window.innerHeight - (box.getBoundingClientRect().top + window.scrollY) - 72;
+  box.style.height = `${Math.round(Math.max(320, Math.min(available, box.clientWidth * 1.25)))}px`;
 }
 
 /** Render the viewer for outcome `uid` of pre-read `jobId`; returns its cleanup. */
 export function renderViewer(main, jobId, uid) {
   const base = `/v1/preread/${encodeURIComponent(jobId)}/${encodeURIComponent(uid)}`;
-  const layers = [];
+  const timings = { opened: performance.now(), firstImage: null, windowLevel: [] };
+  window.cdsViewerTimings = timings;
   let disposed = false;
-  let timer = null;
+  let sliceField = null;
+  let stage = null;
+  let controls = null;
+  const cleanups = [];
   replace(main, h("section", { "aria-labelledby": "viewer-heading" }, h("h1", { id: "viewer-heading" }, "Study viewer"),
     h("p", { class: "muted", role: "status" }, "Loading the study…")));
 
-  function build(view, feedback, signatures, outgoing) {
+  async function build(view, feedback, signatures, outgoing) {
     const image = view.image;
-    const s = { window: image.window, level: image.level, slice: image.initial_slice, opacity: 50 };
-    const picture = h("img", { id: "image", alt: `${view.kind === "ct" ? "CT slice" : "Radiograph"} of patient `
-      + `${view.patient_id || "unknown"}` });
-    const heat = h("img", { id: "heatmap", class: "layer heatmap", alt: "", "aria-hidden": "true" });
-    const outline = h("img", { id: "outline", class: "layer outline", alt: "", "aria-hidden": "true" });
-    heat.style.opacity = String(s.opacity / 100);
-    const [imageLayer, heatLayer, outlineLayer] = [picture, heat, outline].map((img) => new ApiImage(img));
-    layers.push(imageLayer, heatLayer, outlineLayer);
+    const ct = view.kind === "ct";
     const caption = h("figcaption", { id: "image-caption", class: "muted" });
-    const stage = h("div", { class: "stage", id: "stage" }, picture, heat, outline);
-    stage.style.aspectRatio = `${image.width} / ${image.height}`;
-
-    function describe() {
-      const slice = image.slices > 1 ? ` · slice ${s.slice + 1} of ${image.slices}` : "";
-      caption.textContent = `Window ${Math.round(s.window)} · level ${Math.round(s.level)}${image.units ? ` ${image.units}` : ""}${slice}`;
-    }
-    function loadImage() {
-      describe();
-      window.clearTimeout(timer);
-      timer = window.setTimeout(() => {
-        const query = `window=${s.window}&level=${s.level}&slice=${s.slice}`;
-        imageLayer.load(`${base}/render/image.png?${query}`, { window: String(s.window), level: String(s.level),
-          slice: String(s.slice) }).catch((error) => { caption.textContent = `Image not loaded: ${error.message}`; });
-        if (view.outlines && !outline.hidden) {
-          outlineLayer.load(`${base}/render/outline.png?slice=${s.slice}`, { slice: String(s.slice) }).catch(() => {});
-        }
-      }, DEBOUNCE_MS);
-    }
-
     const spread = Math.max(image.max - image.min, 1);
     const step = spread > 20 ? 1 : 0.01;
     const windowField = rangeField("window", "Window width", { min: step, max: Math.ceil(spread * 2), step,
-      value: s.window }, (v) => { s.window = v; loadImage(); });
+      value: image.window }, (v) => controls?.setWindow(v, controls.state.level));
     const levelField = rangeField("level", "Window level", { min: Math.floor(image.min - spread / 2),
-      max: Math.ceil(image.max + spread / 2), step, value: s.level }, (v) => { s.level = v; loadImage(); });
-    function setWindow(width, level) {
-      s.window = width;
-      s.level = level;
-      windowField.set(width);
-      levelField.set(level);
-      loadImage();
+      max: Math.ceil(image.max + spread / 2), step, value: image.level }, (v) => controls?.setWindow(controls.state.window, v));
+    function onState(state) {
+      const slice = image.slices > 1 ? ` · slice ${state.slice + 1} of ${image.slices}` : "";
+      const where = state.position !== undefined ? ` · position ${state.position}` : "";
+      caption.textContent = `Window ${Math.round(state.window)} · level ${Math.round(state.level)}`
+        + `${image.units ? ` ${image.units}` : ""}${slice}${where}`;
+      if (document.activeElement?.id !== "window-value") windowField.set(state.window);
+      if (document.activeElement?.id !== "level-value") levelField.set(state.level);
+      sliceField?.set(state.slice + 1);
     }
-    const presets = (view.kind === "ct" ? CT_PRESETS : []).map(([name, w, l]) => h("button", { type: "button",
-      onClick: () => setWindow(w, l) }, name));
+    stage = await makeStage(view, base, onState, timings);
+    if (disposed) return stage.dispose();
+    const presets = (ct ? CT_PRESETS : []).map(([name, w, l, key]) => h("button", { type: "button",
+      "aria-keyshortcuts": key, onClick: () => controls?.setWindow(w, l) }, name));
     const display = h("fieldset", { class: "controls" }, h("legend", {}, "Display"), windowField, levelField,
       h("div", { class: "buttons" }, presets, h("button", { type: "button", id: "reset-window",
-        onClick: () => setWindow(image.window, image.level) }, "Reset window")));
-
-    const controls = [display];
+        onClick: () => controls?.setWindow(image.window, image.level) }, "Reset window")));
+    const panel = [display];
     const withHeatmap = view.findings.filter((f) => f.heatmap);
-    if (view.kind !== "ct") {
-      controls.push(withHeatmap.length ? heatmapControls(withHeatmap, heat, heatLayer, s, view)
+    if (!ct) {
+      panel.push(withHeatmap.length ? heatmapControls(withHeatmap, view)
         : h("p", { class: "muted", id: "no-heatmap" }, "No heatmap: the model called no finding positive."));
-      heat.hidden = withHeatmap.length === 0;
     } else {
-      heat.hidden = true;
-      controls.push(sliceControls(image, s, loadImage, stage, outline, view));
+      panel.push(sliceControls(view));
     }
-    outline.hidden = !view.outlines;
-    replace(main, h("section", { class: "viewer", "aria-labelledby": "viewer-heading" }, header(view),
-      h("div", { class: "viewer-body" },
-        h("figure", { class: "image-column" }, stage, caption),
-        h("div", { class: "panel" }, controls, renderFindings(view, feedback, base),
-          view.kind === "ct" ? null : renderSigning(signatures, base), renderReferral(jobId, outgoing)))));
+    const neighbours = h("div", { class: "study-nav" });
+    const notice = stage.notice ? h("p", { class: "notice", role: "alert", id: "bundle-missing" }, stage.notice) : null;
+    const toolbar = h("div", { class: "cs-tools", id: "cs-tools" });
+    replace(main, h("section", { class: "viewer", "aria-labelledby": "viewer-heading" }, header(view, neighbours),
+      notice, h("div", { class: "viewer-body" },
+        h("figure", { class: "image-column" }, toolbar, stage.stage, caption),
+        h("div", { class: "panel" }, panel, renderFindings(view, feedback, base),
+          ct ? null : renderSigning(signatures, base), renderReferral(jobId, outgoing), shortcutHelp(ct, !!stage.notice)))));
     main.querySelector("h1").focus({ preventScroll: true });
-    loadImage();
+    const fitHeight = () => fitStageHeight(stage.stage);
+    const above = new ResizeObserver(fitHeight); // what sits above the image grows as it fills in
+    [main.querySelector(".view-head"), main.querySelector(".nfdu"), toolbar].forEach((e) => e && above.observe(e));
+    fitHeight();
+    window.addEventListener("resize", fitHeight);
+    cleanups.push(() => { above.disconnect(); window.removeEventListener("resize", fitHeight); });
+    controls = await stage.start();
+    if (disposed) return undefined;
+    controls.onState = onState;
+    if (controls.modes.length) {
+      const { toolbar: buttons, list } = toolControls(controls);
+      replace(toolbar, buttons);
+      stage.stage.append(list);
+    }
+    initialOverlays(view, withHeatmap);
+    cleanups.push(studyNeighbours(neighbours, jobId, uid));
+    cleanups.push(keyboard(view));
+    return undefined;
   }
 
-  function heatmapControls(findings, heat, heatLayer, s, view) {
-    const toggle = h("input", { type: "checkbox", id: "overlay-toggle", checked: true });
+  let heatToggle = null;
+  let outlineToggle = null;
+  function initialOverlays(view, withHeatmap) {
+    if (withHeatmap.length) {
+      const which = main.querySelector("#overlay-finding");
+      controls.setHeatmapOpacity(Number(main.querySelector("#overlay-opacity").value));
+      controls.setHeatmap(which.value).catch(() => {});
+      controls.setHeatmapVisible(true);
+    }
+    if (view.outlines) controls.setOutlinesVisible(true);
+  }
+
+  function heatmapControls(findings, view) {
+    heatToggle = h("input", { type: "checkbox", id: "overlay-toggle", checked: true, "aria-keyshortcuts": "h" });
     const strongest = [...findings].sort((a, b) => (b.ratio ?? 0) - (a.ratio ?? 0));
     const which = h("select", { id: "overlay-finding" }, strongest.map((f) => h("option", { value: f.label },
       `${displayName(f.label)} (${f.probability.toFixed(2)}, ${(f.ratio ?? 0).toFixed(1)}× threshold)`)));
-    const opacity = h("input", { type: "range", id: "overlay-opacity", min: 0, max: 100, step: 5, value: s.opacity });
-    const shown = h("output", { for: "overlay-opacity", id: "overlay-opacity-value" }, `${s.opacity} %`);
-    const load = () => heatLayer.load(`${base}/render/heatmap.png?label=${encodeURIComponent(which.value)}`,
-      { label: which.value }).catch(() => {});
-    toggle.addEventListener("change", () => { heat.hidden = !toggle.checked; });
-    which.addEventListener("change", load);
+    const opacity = h("input", { type: "range", id: "overlay-opacity", min: 0, max: 100, step: 5, value: 50 });
+    const shown = h("output", { for: "overlay-opacity", id: "overlay-opacity-value" }, "50 %");
+    heatToggle.addEventListener("change", () => controls?.setHeatmapVisible(heatToggle.checked));
+    which.addEventListener("change", () => controls?.setHeatmap(which.value).catch(() => {}));
     opacity.addEventListener("input", () => {
-      s.opacity = Number(opacity.value);
-      heat.style.opacity = String(s.opacity / 100);
-      shown.textContent = `${s.opacity} %`;
+      controls?.setHeatmapOpacity(Number(opacity.value));
+      shown.textContent = `${opacity.value} %`;
     });
-    load();
     return h("fieldset", { class: "controls" }, h("legend", {}, "AI heatmap"),
-      h("div", { class: "field checkbox" }, toggle, h("label", { for: "overlay-toggle" }, "Show AI heatmap")),
+      h("div", { class: "field checkbox" }, heatToggle, h("label", { for: "overlay-toggle" }, "Show AI heatmap")),
       h("div", { class: "field" }, h("label", { for: "overlay-finding" }, "Heatmap of"), which),
       h("div", { class: "field range-field" }, h("label", { for: "overlay-opacity" }, "Heatmap opacity"), opacity, shown),
+      heatLegend(),
       h("p", { class: "muted" }, HEATMAP_METHODS[view.heatmap_method] ?? "Saliency on the model's grid."));
   }
 
-  function sliceControls(image, s, loadImage, stage, outline, view) {
-    const field = rangeField("slice", "Slice", { min: 1, max: image.slices, step: 1, value: s.slice + 1 },
-      (v) => { s.slice = v - 1; loadImage(); });
-    const move = (delta) => {
-      s.slice = Math.min(image.slices - 1, Math.max(0, s.slice + delta));
-      field.set(s.slice + 1);
-      loadImage();
-    };
-    stage.tabIndex = 0;
-    stage.setAttribute("role", "group");
-    stage.setAttribute("aria-label", "CT image: Up and Down arrows or Page Up and Page Down change the slice");
-    stage.addEventListener("keydown", (event) => {
-      const delta = { ArrowUp: -1, ArrowDown: 1, PageUp: -10, PageDown: 10 }[event.key];
-      if (delta !== undefined) {
-        event.preventDefault();
-        move(delta);
-      }
-    });
-    const toggle = h("input", { type: "checkbox", id: "outline-toggle", checked: view.outlines, disabled: !view.outlines });
-    toggle.addEventListener("change", () => { outline.hidden = !toggle.checked; if (toggle.checked) loadImage(); });
+  function sliceControls(view) {
+    const image = view.image;
+    const field = rangeField("slice", "Slice", { min: 1, max: image.slices, step: 1, value: image.initial_slice + 1 },
+      (v) => controls?.setSlice(v - 1));
+    outlineToggle = h("input", { type: "checkbox", id: "outline-toggle", checked: view.outlines,
+      disabled: !view.outlines, "aria-keyshortcuts": "o" });
+    outlineToggle.addEventListener("change", () => controls?.setOutlinesVisible(outlineToggle.checked));
     const legend = view.structures.filter((st) => st.colour).map((st) => {
       const swatch = h("span", { class: "swatch", "aria-hidden": "true" });
       swatch.style.backgroundColor = st.colour;
       return h("li", {}, swatch, displayName(st.label));
     });
-    return h("fieldset", { class: "controls" }, h("legend", {}, "Slices and segmentation"), field,
-      h("div", { class: "buttons" }, h("button", { type: "button", id: "slice-previous", onClick: () => move(-1) },
-        "Previous slice"), h("button", { type: "button", id: "slice-next", onClick: () => move(1) }, "Next slice")),
-      h("div", { class: "field checkbox" }, toggle, h("label", { for: "outline-toggle" }, "Show segmentation outlines")),
+    const fieldset = h("fieldset", { class: "controls" }, h("legend", {}, "Slices and segmentation"), field,
+      h("div", { class: "buttons" }, h("button", { type: "button", id: "slice-previous", "aria-keyshortcuts": "ArrowUp",
+        onClick: () => controls?.moveSlice(-1) }, "Previous slice"), h("button", { type: "button", id: "slice-next",
+        "aria-keyshortcuts": "ArrowDown", onClick: () => controls?.moveSlice(1) }, "Next slice")),
+      h("div", { class: "field checkbox" }, outlineToggle, h("label", { for: "outline-toggle" }, "Show segmentation outlines")),
       h("ul", { class: "legend", "aria-label": "Outline colours" }, legend));
+    sliceField = field;
+    return fieldset;
+  }
+
+  function keyboard(view) {
+    const ct = view.kind === "ct";
+    const toggle = (box) => { if (box && !box.disabled) { box.checked = !box.checked; box.dispatchEvent(new Event("change")); } };
+    const keys = {
+      "+": () => controls.zoomBy?.(1.25), "=": () => controls.zoomBy?.(1.25), "-": () => controls.zoomBy?.(0.8),
+      1: () => controls.actualSize?.(), f: () => controls.fit?.(), r: () => controls.reset?.(),
+      c: () => controls.clearMeasurements?.(), h: () => toggle(heatToggle), o: () => toggle(outlineToggle),
+      "[": () => main.querySelector("#previous-study:not([disabled])")?.click(),
+      "]": () => main.querySelector("#next-study:not([disabled])")?.click(),
+    };
+    for (const [key] of controls.modes) keys[key] = () => controls.selectMode(key);
+    if (ct) {
+      Object.assign(keys, { ArrowUp: () => controls.moveSlice(-1), ArrowDown: () => controls.moveSlice(1),
+        PageUp: () => controls.moveSlice(-10), PageDown: () => controls.moveSlice(10) });
+      for (const [, w, l, key] of CT_PRESETS) keys[key] = () => controls.setWindow(w, l);
+    }
+    const onKey = (event) => {
+      const target = event.target;
+      if (event.ctrlKey || event.metaKey || event.altKey || target.closest?.("input, select, textarea, [contenteditable]")) return;
+      const act = keys[event.key.length === 1 ? event.key.toLowerCase() : event.key];
+      if (!act) return;
+      event.preventDefault();
+      act();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
   }
 
   const outgoing = loadSession()?.hub_site ? api("/v1/referrals?direction=out") : Promise.resolve([]);
   const reads = [api(`${base}/view`), api(`${base}/feedback`), api(`${base}/signatures`), outgoing];
   Promise.all(reads).then(([view, feedback, signatures, referred]) => {
-    if (!disposed) build(view, feedback, signatures, referred);
+    if (!disposed) return build(view, feedback, signatures, referred);
+    return undefined;
   }).catch((error) => {
     if (disposed) return;
     replace(main, h("section", { class: "card", "aria-labelledby": "viewer-heading" },
@@ -199,7 +246,7 @@ export function renderViewer(main, jobId, uid) {
   });
   return () => {
     disposed = true;
-    window.clearTimeout(timer);
-    layers.forEach((layer) => layer.dispose());
+    cleanups.forEach((cleanup) => cleanup());
+    (controls ?? stage)?.dispose();
   };
 }
