@@ -13,6 +13,7 @@ import { heatLegend } from "./overlays.js";
 import { renderReferral } from "./referral.js";
 import { createServerStage } from "./server_stage.js";
 import { renderSigning } from "./signing.js";
+import { loadVerdicts } from "./versions.js";
 import { shortcutHelp, studyNeighbours, toolControls } from "./viewer_tools.js";
 
 const CT_PRESETS = [["Soft tissue", 400, 40, "7"], ["Lung", 1500, -600, "8"], ["Bone", 1800, 400, "9"]];
@@ -233,7 +234,7 @@ export function renderViewer(main, jobId, uid) {
   }
 
   const outgoing = loadSession()?.hub_site ? api("/v1/referrals?direction=out") : Promise.resolve([]);
-  const reads = [api(`${base}/view`), api(`${base}/feedback`), api(`${base}/signatures`), outgoing];
+  const reads = [api(`${base}/view`), loadVerdicts(base), api(`${base}/signatures`), outgoing]; // verdicts' version kept
   Promise.all(reads).then(([view, feedback, signatures, referred]) => {
     if (!disposed) return build(view, feedback, signatures, referred);
     return undefined;
