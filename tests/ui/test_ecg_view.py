@@ -103,6 +103,7 @@ def test_cardiologist_reads_measures_and_reviews_a_real_ecg(page: Any, server: s
     expect(page.locator("#ecg-rhythm")).to_have_text(RHYTHM_TEXT[result["rhythm"]["label"]])
     expect(page.locator("#nfdu")).to_contain_text("Not for diagnostic use.")
     expect(page.locator("#ecg-critical")).to_have_count(0)
+    expect(page.locator("#ecg-patient")).to_have_text("Patient/ecg-ui-1")  # whose ECG it is
 
     labels = page.locator("#ecg-leads-paper .lead-label")
     expect(labels).to_have_count(12)

@@ -59,6 +59,7 @@ def test_pathologist_uploads_a_slide_sees_the_heatmap_and_zooms(page: Any, serve
     call = page.locator("#slide-call")
     expect(call).to_have_text("Tumour suspected", timeout=READ_TIMEOUT_MS)
     expect(call).to_have_class(re.compile("sev-top"))
+    expect(page.locator("#slide-patient")).to_have_text("Patient/ui-7")  # whose slide it is
     expect(page.locator("#slide-score")).to_have_text(re.compile(r"^[01]\.\d{3} vs threshold 0\.490$"))
     expect(page.locator("#tumour-area")).to_have_text(re.compile(r"^\d+\.\d % \(\d+ of \d+ tissue patches"))
     expect(page.locator("#nfdu")).to_contain_text("Not for diagnostic use.")
@@ -114,6 +115,7 @@ def test_a_blank_slide_says_no_tissue_found(page: Any, server: str, slides: dict
     assert page.evaluate(LOW_CONTRAST) == []
     _upload(page, slides["blank"])
     expect(page.locator("#slide-call")).to_have_text("No tissue found", timeout=READ_TIMEOUT_MS)
+    expect(page.locator("#slide-patient")).to_have_text("not given with the upload")  # never the previous one's
     expect(page.locator("#no-tissue")).to_contain_text("Nothing was scored")
     expect(page.locator("#slide-thumbnail")).to_have_attribute("data-loaded", "true")
     expect(page.locator("#slide-heatmap")).to_have_count(0)

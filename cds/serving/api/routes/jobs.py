@@ -34,11 +34,13 @@ class JobPublic(BaseModel):
     result: dict[str, Any] | None
     created_at: str
     updated_at: str
+    subject: str = ""  # the patient it is about (FHIR reference) as sent with it; empty when none was
 
 
 def public_job(job: JobRecord) -> JobPublic:
     """The API view of a job."""
     return JobPublic(id=job.id, kind=job.kind.value, state=job.state, attempts=job.attempts, error=job.error,
+                     subject=job.subject,
                      result=job.outcome.model_dump(mode="json") if job.outcome is not None else None,
                      created_at=job.created_at.isoformat(), updated_at=job.updated_at.isoformat())  # fmt: skip
 

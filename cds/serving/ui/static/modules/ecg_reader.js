@@ -263,7 +263,8 @@ export function renderEcgReader(main, jobId) {
       ["diagnostic-report.json", "FHIR DiagnosticReport"], ["result.json", "Result (JSON)"]]
       .filter(([name]) => outputs.has(name) || name === "result.json");
     replace(main, h("section", { class: "ecg-read-view", "aria-labelledby": "ecg-read-heading" },
-      head([fact("File", source.name), fact("Recording", `${source.duration_s.toFixed(1)} s at `
+      head([fact("Patient", job.subject || "not given with the upload", "ecg-patient"), fact("File", source.name),
+        fact("Recording", `${source.duration_s.toFixed(1)} s at `
         + `${Math.round(source.sampling_hz)} Hz (${source.format})`),
       fact("Model", `${modelName} ${version}`, "ecg-model")]),
       criticalBanner(result.flags),

@@ -224,7 +224,7 @@ export function renderSlide(main, jobId) {
     const source = detail.source;
     const [figure, zoom] = scored ? zoomViewer(base, detail, layers) : thumbnailOnly(base, detail, layers);
     replace(main, h("section", { class: "slide-view", "aria-labelledby": "slide-heading" },
-      head([fact("File", source.name),
+      head([fact("Patient", job.subject || "not given with the upload", "slide-patient"), fact("File", source.name),
         fact("Slide", `${source.width} × ${source.height} px${source.mpp ? `, ${source.mpp} µm/px` : ""}`),
         fact("Model", `${detail.model.name} ${detail.model.version}`)]),
       h("p", { class: caveat ? "nfdu" : "muted", role: "note", id: "nfdu" },
