@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from cds.serving.ui import STATIC
 from tests.ui.conftest import LOW_CONTRAST, sign_in, store_and_preread
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
@@ -29,6 +30,8 @@ pytestmark = [pytest.mark.ui, pytest.mark.browser, pytest.mark.slow]
 SIDE, FRAME, SQUARE, SPACING_MM = 1024, 8, 64, 0.7
 SIZES = [(1280, 800), (1920, 1080), (1280, 1024), (1080, 1920)]
 ANY = re.compile(r".+")
+needs_bundle = pytest.mark.skipif(not (STATIC / "dist" / "cornerstone.js").is_file(),
+                                  reason="the workspace bundle is missing: make web (make test builds it)")
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +92,7 @@ def _only_white(page: Any) -> None:
     page.locator("#stage").focus()  # shortcuts act when no text field has the focus
 
 
+@needs_bundle
 @pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_geometry_zoom_pan_length_and_window(browser: Any, server: str, framed_study: dict[str, str],
                                              artifacts: Path, width: int, height: int) -> None:

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.ui.conftest import LOW_CONTRAST, sign_in, store_and_preread
+from tests.ui.test_cs_viewer import needs_bundle
 from training.data.ct_volumes import generate_case
 
 pytestmark = [pytest.mark.ui, pytest.mark.browser, pytest.mark.slow]
@@ -26,6 +27,7 @@ def ct_study(ct_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return {"job_id": status["id"], "uid": outcome["uid"], "slices": len(files)}
 
 
+@needs_bundle  # the HU read-out, orientation letters and the wheel are the Cornerstone viewer's
 def test_ct_slices_outlines_and_window_presets(page: Any, ct_server: str, ct_study: dict[str, Any],
                                                artifacts: Path) -> None:
     sign_in(page, ct_server)

@@ -22,7 +22,8 @@ let count = 0;
 // Films that give PixelSpacing (0028,0030) but no image plane (CR, DX): Cornerstone would measure them in pixels.
 const filmSpacing = new Map();
 
-function initialise() {
+/** Start Cornerstone, its DICOM loader (decode workers) and tools, once per page. */
+export function initialise() {
   initialised ??= (async () => {
     await core.init();
     dicomImageLoader.init({ maxWebWorkers: Math.min(2, navigator.hardwareConcurrency || 1),
@@ -94,6 +95,7 @@ export async function createStage(view, base, onState, timings) {
   const listen = (target, type, fn) => { target.addEventListener(type, fn); listeners.push([target, type, fn]); };
 
   const stack = await imageIds(view);
+  timings.metadataLoaded = performance.now();
   const metadata = new Map(stack.map((id) => [id, dicomImageLoader.wadors.metaDataManager.get(id)]));
   // The element must be in the page (with a size) before Cornerstone enables it: the caller places `stage`, then
   // calls start(), which resolves with the stage's controls once the first image is on screen.

@@ -56,14 +56,15 @@ function header(view, neighbours) {
     neighbours, h("a", { href: "#/worklist", class: "back" }, "Back to worklist")), caveat];
 }
 
-/** The Cornerstone stage, or the server-rendered one with the reason when the bundle is missing or fails. */
-async function makeStage(view, base, onState, timings) {
-  let module;
-  try {
-    module = await import("./cs_stage.js");
-  } catch {
-    return { ...createServerStage(view, base, onState), notice: BUNDLE_MISSING };
-  }
+/** The Cornerstone stage module (loading it starts Cornerstone), or null without the bundle. */
+function loadStageModule() {
+  return import("./cs_stage.js").then(async (module) => { await module.initialise(); return module; },
+    () => null);
+}
+
+/** The Cornerstone stage, or the server-rendered one with the reason when the bundle is missing. */
+async function makeStage(module, view, base, onState, timings) {
+  if (!module) return { ...createServerStage(view, base, onState), notice: BUNDLE_MISSING };
   return { ...(await module.createStage(view, base, onState, timings)), notice: null };
 }
 
@@ -78,6 +79,7 @@ function fitStageHeight(stageElement) {
 export function renderViewer(main, jobId, uid) {
   const base = `/v1/preread/${encodeURIComponent(jobId)}/${encodeURIComponent(uid)}`;
   const timings = { opened: performance.now(), firstImage: null, windowLevel: [] };
+  const stageModule = loadStageModule(); // while the study's data is on its way
   window.cdsViewerTimings = timings;
   let disposed = false;
   let sliceField = null;
@@ -88,6 +90,7 @@ export function renderViewer(main, jobId, uid) {
     h("p", { class: "muted", role: "status" }, "Loading the study…")));
 
   async function build(view, feedback, signatures, outgoing) {
+    timings.dataLoaded = performance.now();
     const image = view.image;
     const ct = view.kind === "ct";
     const caption = h("figcaption", { id: "image-caption", class: "muted" });
@@ -106,7 +109,7 @@ export function renderViewer(main, jobId, uid) {
       if (document.activeElement?.id !== "level-value") levelField.set(state.level);
       sliceField?.set(state.slice + 1);
     }
-    stage = await makeStage(view, base, onState, timings);
+    stage = await makeStage(await stageModule, view, base, onState, timings);
     if (disposed) return stage.dispose();
     const presets = (ct ? CT_PRESETS : []).map(([name, w, l, key]) => h("button", { type: "button",
       "aria-keyshortcuts": key, onClick: () => controls?.setWindow(w, l) }, name));
