@@ -48,6 +48,17 @@ def framed_study(server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return {"job_id": status["id"], "uid": outcome["uid"]}
 
 
+@pytest.fixture(scope="module")
+def landscape_study(server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A framed 1024 x 768 film (wider than tall) stored and pre-read."""
+    pixels = render(SIDE, 8, 0)[0][128:896].astype(np.float32) * 0.9
+    pixels[:FRAME, :] = pixels[-FRAME:, :] = pixels[:, :FRAME] = pixels[:, -FRAME:] = 1.0
+    path = write_radiograph(tmp_path_factory.mktemp("ui-cs") / "wide.dcm", pixels, patient_id="SYNTH-WIDE")
+    status = store_and_preread(server, [path])
+    (outcome,) = status["result"]["outcomes"]
+    return {"job_id": status["id"], "uid": outcome["uid"]}
+
+
 def _white(page: Any) -> tuple[np.ndarray, dict[str, float]]:
     """The viewport's white pixels (all channels above 200) and where the viewport is on the page."""
     from PIL import Image
@@ -210,3 +221,49 @@ def test_without_the_bundle_the_viewer_says_how_to_build_it(page: Any, server: s
     assert abs(box["width"] - box["height"]) <= 2, box  # square there too
     assert page.evaluate(LOW_CONTRAST) == []
     page.screenshot(path=artifacts / "cs-no-bundle.png")
+
+
+@needs_bundle
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (1080, 1920)], ids=["1280x800", "1080x1920"])
+def test_a_wide_film_keeps_its_aspect(browser: Any, server: str, landscape_study: dict[str, str], artifacts: Path,
+                                      width: int, height: int) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+    page = context.new_page()
+    try:
+        sign_in(page, server)
+        page.goto(f"{server}/ui/#/viewer/{landscape_study['job_id']}/{landscape_study['uid']}")
+        expect(page.locator("#image")).to_have_attribute("data-window", ANY, timeout=60_000)
+        if page.locator("#overlay-toggle").count():  # a film without positive findings has no heatmap
+            page.get_by_role("checkbox", name="Show AI heatmap").uncheck()
+        for name, value in (("Window width value", "2"), ("Window level value", "4094")):
+            page.get_by_role("spinbutton", name=name).fill(value)
+            page.get_by_role("spinbutton", name=name).press("Enter")
+        expect(page.locator("#image")).to_have_attribute("data-level", "4094")
+        left, top, right, bottom = _bbox(_white(page)[0])
+        ratio = (right - left + 1) / (bottom - top + 1)
+        assert abs(ratio - 1024 / 768) <= 0.015, ratio
+        page.screenshot(path=artifacts / f"cs-{width}x{height}-wide-film.png")
+    finally:
+        context.close()
+
+
+@needs_bundle
+def test_shortcuts_are_listed_and_move_between_studies(page: Any, server: str, framed_study: dict[str, str],
+                                                       study: dict[str, str]) -> None:
+    sign_in(page, server)
+    _open(page, server, framed_study)
+    page.get_by_text("Keyboard shortcuts").click()
+    listed = page.locator("#shortcuts")
+    for text in ("Actual pixels", "Length", "Angle", "Pan", "Previous / next study"):
+        expect(listed).to_contain_text(text)
+    assert page.evaluate(LOW_CONTRAST) == []
+    page.locator("#stage").focus()
+    page.keyboard.press("a")
+    expect(page.locator("#tool-angle")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#tool-window-level")).to_have_attribute("aria-pressed", "false")
+    enabled = page.locator("#previous-study:not([disabled]), #next-study:not([disabled])")
+    expect(enabled).to_have_count(1)  # two studies: the other one is before or after this one
+    key = "[" if enabled.get_attribute("id") == "previous-study" else "]"
+    page.keyboard.press(key)
+    expect(page).to_have_url(re.compile(f"#/viewer/{study['job_id']}/"))
+    expect(page.locator("#image")).to_have_attribute("data-window", ANY)

@@ -59,6 +59,9 @@ def test_ct_slices_outlines_and_window_presets(page: Any, ct_server: str, ct_stu
     box = page.locator("#image").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     expect(page.locator("#readout")).to_contain_text(re.compile(r"-?\d+(\.\d)? HU"))
+    side = min(box["width"], box["height"])  # the square slice fills the shorter side; its corner is air
+    page.mouse.move(box["x"] + box["width"] / 2 - 0.46 * side, box["y"] + box["height"] / 2 - 0.46 * side)
+    expect(page.locator("#readout")).to_contain_text(re.compile(r"-(9\d\d|10\d\d)(\.\d)? HU"))
     page.mouse.wheel(0, 120)  # the wheel scrolls through the slices
     expect(image).not_to_have_attribute("data-slice", str(start - 1))
 

@@ -153,7 +153,7 @@ export async function createStage(view, base, onState, timings) {
         Object.assign(element.dataset, { window: String(state.window), level: String(state.level),
           slice: String(state.slice), zoom: String(screenPerImagePixel().toFixed(3)) });
         if (pendingWindow !== null) {
-          timings.windowLevel.push(now - pendingWindow);
+          if (timings.windowLevel.push(now - pendingWindow) > 1000) timings.windowLevel.shift();
           pendingWindow = null;
         }
         if (first) {
