@@ -26,7 +26,7 @@ import { renderRiskPanel } from "./modules/risk.js";
 import { renderSignIn, ROLE_NAMES } from "./modules/signin.js";
 import { renderSlide } from "./modules/slide.js";
 import { renderTurnaround } from "./modules/turnaround.js";
-import { renderViewer } from "./modules/viewer.js";
+import { preloadViewer, renderViewer } from "./modules/viewer.js";
 import { renderWorklist } from "./modules/worklist.js";
 
 const VIEWS = [
@@ -124,6 +124,7 @@ function route() {
   }
   renderHeader(session, name === "viewer" ? "worklist" : name);
   focusHeading(main);
+  if (allowed(VIEWER_ROLES, session)) preloadViewer(); // the image viewer's bundle, in idle time
 }
 
 async function start() {

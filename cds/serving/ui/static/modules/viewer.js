@@ -56,10 +56,19 @@ function header(view, neighbours) {
     neighbours, h("a", { href: "#/worklist", class: "back" }, "Back to worklist")), caveat];
 }
 
-/** The Cornerstone stage module (loading it starts Cornerstone), or null without the bundle. */
+let stageModule = null;
+
+/** The Cornerstone stage module, started (once per page), or null without the bundle. */
 function loadStageModule() {
-  return import("./cs_stage.js").then(async (module) => { await module.initialise(); return module; },
+  stageModule ??= import("./cs_stage.js").then(async (module) => { await module.initialise(); return module; },
     () => null);
+  return stageModule;
+}
+
+/** Load and start Cornerstone while the reader is elsewhere (the worklist), so a study opens without waiting. */
+export function preloadViewer() {
+  const later = window.requestIdleCallback ?? ((fn) => window.setTimeout(fn, 200));
+  later(() => loadStageModule());
 }
 
 /** The Cornerstone stage, or the server-rendered one with the reason when the bundle is missing. */
@@ -79,7 +88,7 @@ function fitStageHeight(stageElement) {
 export function renderViewer(main, jobId, uid) {
   const base = `/v1/preread/${encodeURIComponent(jobId)}/${encodeURIComponent(uid)}`;
   const timings = { opened: performance.now(), firstImage: null, windowLevel: [] };
-  const stageModule = loadStageModule(); // while the study's data is on its way
+  const stageReady = loadStageModule(); // (if not loaded yet) while the study's data is on its way
   window.cdsViewerTimings = timings;
   let disposed = false;
   let sliceField = null;
@@ -109,7 +118,7 @@ export function renderViewer(main, jobId, uid) {
       if (document.activeElement?.id !== "level-value") levelField.set(state.level);
       sliceField?.set(state.slice + 1);
     }
-    stage = await makeStage(await stageModule, view, base, onState, timings);
+    stage = await makeStage(await stageReady, view, base, onState, timings);
     if (disposed) return stage.dispose();
     const presets = (ct ? CT_PRESETS : []).map(([name, w, l, key]) => h("button", { type: "button",
       "aria-keyshortcuts": key, onClick: () => controls?.setWindow(w, l) }, name));
