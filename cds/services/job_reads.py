@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from cds.results.jobs import EcgOutcome, JobKind, JobRecord, PathologyOutcome
 from cds.services.engine import Engine
@@ -38,7 +38,7 @@ def list_reads(engine: Engine, kind: JobKind, action: AuditAction, *, created_by
     """
     home = engine.settings.site
     site = actor.site or home
-    own = JobRow.site.in_(visible_sites(site, home))
+    own: ColumnElement[bool] = JobRow.site.in_(visible_sites(site, home))
     if created_by is not None:
         own = and_(own, JobRow.created_by == created_by)
     where = [JobRow.kind == kind.value, or_(own, JobRow.id.in_(referred_jobs(site)))]
