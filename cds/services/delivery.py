@@ -15,12 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
 from typing import NamedTuple
 
 import httpx
 
 from cds import residency
+from cds.periodic import Periodic
 from cds.services import dicom_sender, hl7_sender
 from cds.services.engine import Engine
 from cds.store import outbox
@@ -170,22 +170,12 @@ class Deliverer:
 
     def __init__(self, engine: Engine, interval_s: float = 1.0) -> None:
         self.engine, self.interval_s = engine, interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cds-outbox", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                deliver_due(self.engine)
-            except Exception as exc:  # noqa: BLE001 - a database outage: try again next round
-                log.error("outbox delivery round failed: %s", type(exc).__name__)
+        self._rounds = Periodic("cds-outbox", lambda: deliver_due(engine), interval_s)
 
     def start(self) -> None:
         """Begin delivering."""
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
         """Stop after the current round."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(15)
+        self._rounds.stop()

@@ -9,8 +9,6 @@ and at shutdown, so the dashboard's history survives restarts and adds up every 
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -18,9 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.orm import Session
 
 from cds.models.spec import ModelSpec
+from cds.periodic import Periodic
 from cds.store.engine_metrics import PendingMetrics
-
-log = logging.getLogger(__name__)
 
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -69,27 +66,19 @@ class MetricsFlusher:
     def __init__(self, metrics: EngineMetrics, open_session: Callable[[], AbstractContextManager[Session]],
                  interval_s: float = 10.0) -> None:  # fmt: skip
         self.metrics, self.open_session, self.interval_s = metrics, open_session, interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cds-metrics", daemon=True)
+        self._rounds = Periodic("cds-metrics", self._flush, interval_s, final=True)
+
+    def _flush(self) -> None:
+        self.metrics.pending.flush(self.open_session)
 
     def flush(self) -> None:
         """Flush now; a database outage is logged and the counts kept for the next flush."""
-        try:
-            self.metrics.pending.flush(self.open_session)
-        except Exception as exc:  # noqa: BLE001 - a database outage: the counts wait for the next round
-            log.error("engine metrics flush failed: %s", type(exc).__name__)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.flush()
+        self._rounds.run_once()
 
     def start(self) -> None:
         """Begin flushing."""
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
         """Stop, flushing what was counted last."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(15)
-        self.flush()
+        self._rounds.stop()

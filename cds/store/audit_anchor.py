@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cds.errors import ConfigurationError
+from cds.periodic import Periodic
 from cds.settings import Settings
 from cds.store.db import Database
 from cds.store.tables import AuditEventRow, AuditHeadRow
@@ -183,8 +183,7 @@ class Checkpointer:
 
     def __init__(self, database: Database, store: CheckpointStore, interval_s: float) -> None:
         self.database, self.store, self.interval_s = database, store, interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cds-audit-checkpoint", daemon=True)
+        self._rounds = Periodic("cds-audit-checkpoint", self.checkpoint, interval_s, final=True, join_s=10)
 
     def checkpoint(self) -> Checkpoint | None:
         """Write one now (``None`` when the head has not moved); a database outage is logged, not raised."""
@@ -195,17 +194,10 @@ class Checkpointer:
             log.error("audit checkpoint failed: %s", type(exc).__name__)
             return None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.checkpoint()
-
     def start(self) -> None:
         """Begin checkpointing."""
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
         """Stop, after a last checkpoint."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
-        self.checkpoint()
+        self._rounds.stop()
