@@ -5,10 +5,12 @@ capped by ``CDS_MAX_UPLOAD_BYTES``) and queues a ``pathology`` job (:mod:`cds.se
 ``CDS_PATHOLOGY_MODEL``. ``GET`` lists the caller's reads, newest first, with the slide-level answer of those that
 finished (an administrator sees everyone's); a job's state and answer, its files by the names the output layout
 gives them, and ``render/region.png``, a region of the uploaded slide read at the pyramid level that fits the
-requested size (the zoom behind the heatmap). An optional ``subject`` (``Patient/<id>``) ties a slide to a patient:
-patient-scoped tokens may only read their own. A pathologist accepts or rejects the slide's AI finding
-(``.../feedback``) and signs the read (``.../signatures``; :mod:`cds.services.slide_signing`), whose signed report
-goes to consortium members as a site-signed Bundle (``.../shared-bundle``). Uploads, reads, verdicts, signatures and
+requested size (the zoom behind the heatmap), and the slide as Deep Zoom tiles (``tiles.dzi``,
+``tiles_files/{level}/{column}_{row}.jpeg``; :mod:`cds.services.slide_tiles`) for the viewer. An optional
+``subject`` (``Patient/<id>``) ties a slide to a patient: patient-scoped tokens may only read their own. A
+pathologist accepts or rejects the slide's AI finding (``.../feedback``) and signs the read (``.../signatures``;
+:mod:`cds.services.slide_signing`), whose signed report goes to consortium members as a site-signed Bundle
+(``.../shared-bundle``). Uploads, reads, verdicts, signatures and
 refusals are audited. The file route is declared last so that no other route is taken for a file name.
 """
 
@@ -20,12 +22,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from cds.results.jobs import JobKind, JobRecord, PathologyOutcome, PathologyPayload
-from cds.services import pathology, report_signing, slide_signing
+from cds.services import pathology, report_signing, slide_signing, slide_tiles
 from cds.services.job_reads import list_reads, record_read_event
+from cds.services.slide_tiles import TileFormat
 from cds.serving.api import etags
 from cds.serving.api.auth import Principal, Role
 from cds.serving.api.deps import EngineDep, StateDep, enforce_patient_scope, patient_job, require
@@ -174,6 +178,59 @@ def render_region(
                                  width=region.width, height=region.height, level=region.level)
     return Response(render.png(region.pixels), media_type="image/png",
                     headers={"Cache-Control": "no-store", "X-Slide-Level": str(region.level)})
+
+
+TILE_CACHE = "private, max-age=86400"  # a job's slide never changes; the browser keeps it for this user only
+TILES: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}, "image/png": {}},
+                                               "description": "a Deep Zoom tile"}}  # fmt: skip
+
+
+def _tile_tag(job: JobRecord, what: str) -> str:
+    outcome = job.outcome if isinstance(job.outcome, PathologyOutcome) else None
+    return f'"{job.id}-{outcome.input_sha256[:16] if outcome else ""}-{what}"'
+
+
+def _not_modified(request: Request, tag: str) -> Response | None:
+    if tag in (value.strip() for value in request.headers.get("if-none-match", "").split(",")):
+        return Response(status_code=304, headers={"ETag": tag, "Cache-Control": TILE_CACHE})
+    return None
+
+
+@router.get("/{job_id}/tiles.dzi", response_class=Response,
+            responses={200: {"content": {"application/xml": {}}, "description": "Deep Zoom descriptor"}})  # fmt: skip
+def deep_zoom_descriptor(job: FinishedSlideJob, request: Request, engine: EngineDep, principal: Pathology) -> Response:
+    """The uploaded slide as a Deep Zoom image: size, tile size, overlap, format, and (``cds:Mpp``) µm per pixel.
+
+    Tiles are at ``tiles_files/{level}/{column}_{row}.jpeg`` (or ``.png``); viewing is audited once per session.
+    """
+    record_read_event(engine, AuditAction.PATHOLOGY_VIEWER_RENDER, principal.actor, job, viewer="deep_zoom")
+    tag = _tile_tag(job, "dzi")
+    if (cached := _not_modified(request, tag)) is not None:
+        return cached
+    return Response(slide_tiles.deep_zoom(job).descriptor(), media_type="application/xml",
+                    headers={"ETag": tag, "Cache-Control": TILE_CACHE})  # fmt: skip
+
+
+@router.get("/{job_id}/tiles_files/{level}/{column}_{row}.{tile_format}", response_class=Response, responses=TILES)
+def deep_zoom_tile(
+    job: FinishedSlideJob, request: Request, engine: EngineDep, principal: Pathology,
+    level: Annotated[int, PathParam(ge=0, le=40, description="Deep Zoom level (0: one pixel)")],
+    column: Annotated[int, PathParam(ge=0, le=1_000_000)],
+    row: Annotated[int, PathParam(ge=0, le=1_000_000)],
+    tile_format: TileFormat,
+) -> Response:  # fmt: skip
+    """One Deep Zoom tile of the uploaded slide, read at the pyramid level that matches.
+
+    404 ``tile_level_unavailable`` or ``tile_out_of_range`` for a tile the slide does not have. Audited once per
+    session (as a view of the slide), not per tile; ``ETag`` and ``Cache-Control: private`` let the browser keep it.
+    """
+    record_read_event(engine, AuditAction.PATHOLOGY_VIEWER_RENDER, principal.actor, job, viewer="deep_zoom")
+    tag = _tile_tag(job, f"{level}-{column}-{row}-{tile_format.value}")
+    if (cached := _not_modified(request, tag)) is not None:
+        return cached
+    pixels = slide_tiles.read_tile(job, level, column, row)
+    return Response(slide_tiles.encode_tile(pixels, tile_format), media_type=f"image/{tile_format.value}",
+                    headers={"ETag": tag, "Cache-Control": TILE_CACHE})  # fmt: skip
 
 
 @router.post("/{job_id}/feedback", status_code=201)
