@@ -127,6 +127,17 @@ function route() {
   if (allowed(VIEWER_ROLES, session)) preloadViewer(); // the image viewer's bundle, in idle time
 }
 
+let connectionTimer = null;
+
+/** The connection banner: shown while api.js retries through a server restart, "Reconnected" for a moment after. */
+function showConnection(event) {
+  const banner = document.getElementById("connection");
+  window.clearTimeout(connectionTimer);
+  banner.dataset.state = event.detail.state;
+  banner.textContent = event.detail.state === "lost" ? "Connection to the server lost — retrying…" : "Reconnected";
+  if (event.detail.state === "restored") connectionTimer = window.setTimeout(() => { banner.textContent = ""; }, 4000);
+}
+
 async function start() {
   try {
     config = await (await fetch("config.json", { cache: "no-store" })).json();
@@ -138,6 +149,7 @@ async function start() {
     document.getElementById("main").focus();
   });
   window.addEventListener("hashchange", route);
+  window.addEventListener("cds:connection", showConnection);
   window.addEventListener("cds:signed-out", (event) => {
     announce(event.detail);
     rememberPage(); // drafts typed on it stay in the tab (drafts.js) for the same user's next session

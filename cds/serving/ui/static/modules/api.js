@@ -2,6 +2,14 @@
 //
 // The credential lives in sessionStorage: it is gone when the tab closes and is never sent anywhere but this
 // origin's API. A 401 from any call ends the session (the event "cds:signed-out" sends the user to sign-in).
+//
+// A server restart is ridden out: a GET or HEAD whose connection fails, or that is answered 502, 503 or 504, is tried
+// again with exponential backoff and jitter (0.25 s doubling to 8 s, Retry-After honoured, about 30 s in all) until
+// its AbortSignal fires. Other methods are never retried, since the server may have applied them. While requests are
+// failing the page hears "cds:connection" ({state: "lost" | "restored"}) and a probe of /healthz tells it when the
+// server is back, even if no view is polling.
+
+import { language, t } from "./i18n.js";
 
 const SESSION_KEY = "cds.session";
 
@@ -33,6 +41,104 @@ export class ApiError extends Error {
   }
 }
 
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 8000;
+const RETRY_BUDGET_MS = 30000;
+const RETRY_STATUSES = new Set([502, 503, 504]);
+const IDEMPOTENT = new Set(["GET", "HEAD"]);
+const PROBE_MS = 2000;
+
+let connectionLost = false;
+let probeTimer = null;
+
+function connectionChanged(lost) {
+  if (lost === connectionLost) return;
+  connectionLost = lost;
+  window.dispatchEvent(new CustomEvent("cds:connection", { detail: { state: lost ? "lost" : "restored" } }));
+  window.clearTimeout(probeTimer);
+  if (lost) probeTimer = window.setTimeout(probe, PROBE_MS);
+}
+
+async function probe() {
+  try {
+    const response = await fetch("/healthz", { cache: "no-store" });
+    if (response.ok) {
+      connectionChanged(false);
+      return;
+    }
+  } catch {
+    // still down
+  }
+  if (connectionLost) probeTimer = window.setTimeout(probe, PROBE_MS);
+}
+
+/** The wait before try `attempt` (0-based): full jitter under the doubling cap, or what Retry-After asks. */
+function backoff(attempt, retryAfter) {
+  const seconds = Number(retryAfter);
+  if (retryAfter && Number.isFinite(seconds)) return seconds * 1000;
+  const date = retryAfter ? Date.parse(retryAfter) : NaN;
+  if (Number.isFinite(date)) return Math.max(0, date - Date.now());
+  const cap = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** attempt);
+  return cap / 2 + Math.random() * cap / 2;
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      window.clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = window.setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** `fetch`, tried again while an idempotent request meets a failed connection or a 502/503/504. */
+async function fetchRetrying(path, init) {
+  const retrying = IDEMPOTENT.has(init.method);
+  const deadline = Date.now() + RETRY_BUDGET_MS;
+  for (let attempt = 0; ; attempt += 1) {
+    let response = null;
+    try {
+      response = await fetch(path, init);
+    } catch (error) {
+      if (error?.name === "AbortError" || init.signal?.aborted) throw error;
+      connectionChanged(true);
+      if (!retrying) {
+        throw new ApiError(0, "network_error", `No answer from the server (${error.message}). A ${init.method} is `
+          + "not sent again automatically: the server may have applied it, so check before trying again.");
+      }
+      const wait = backoff(attempt);
+      if (Date.now() + wait > deadline) {
+        throw new ApiError(0, "network_error", `The server cannot be reached (${error.message}); `
+          + `gave up after ${attempt + 1} tries.`);
+      }
+      await sleep(wait, init.signal);
+      continue;
+    }
+    if (!RETRY_STATUSES.has(response.status)) {
+      connectionChanged(false);
+      return response;
+    }
+    const wait = backoff(attempt, response.headers.get("Retry-After"));
+    if (!retrying || Date.now() + wait > deadline) return response;
+    if (response.status !== 503) connectionChanged(true); // a 503 is the server itself answering "not now"
+    await sleep(wait, init.signal);
+  }
+}
+
+/** Whether `error` is a failure that may pass (no connection, 502/503/504): a poll should keep going. */
+export function isTransient(error) {
+  return error instanceof ApiError && (error.status === 0 || RETRY_STATUSES.has(error.status));
+}
+
 function authHeaders(session, headers) {
   if (session?.kind === "bearer") headers.set("Authorization", `Bearer ${session.secret}`);
   else if (session?.kind === "apikey") headers.set("X-API-Key", session.secret);
@@ -47,12 +153,14 @@ export function credentialHeaders() {
 /**
  * Call the API. Options: method, json (sent as JSON), body and contentType (sent as is), signal, raw (answer the
  * Response instead of its JSON), session (a credential to try before it is saved), headers (more request headers,
- * e.g. If-Match).
+ * e.g. If-Match). GET and HEAD are retried through a server restart (see the top of this file); a request that
+ * could not reach the server throws ApiError with status 0 and code "network_error".
  */
 export async function api(path, options = {}) {
   const { method = "GET", json, body, contentType, signal, raw = false } = options;
   const session = options.session ?? loadSession();
-  const headers = authHeaders(session, new Headers({ Accept: "application/json", ...options.headers }));
+  const headers = authHeaders(session, new Headers({ Accept: "application/json", "Accept-Language": language(),
+    ...options.headers })); // the server writes its texts (risk headlines) in the workspace's language
   let payload = body;
   if (json !== undefined) {
     headers.set("Content-Type", "application/json");
@@ -60,7 +168,8 @@ export async function api(path, options = {}) {
   } else if (contentType) {
     headers.set("Content-Type", contentType);
   }
-  const response = await fetch(path, { method, headers, body: payload, signal, cache: "no-store" });
+  const response = await fetchRetrying(path, { method: method.toUpperCase(), headers, body: payload, signal,
+    cache: "no-store" });
   if (!response.ok) {
     let document = null;
     try {
@@ -70,7 +179,7 @@ export async function api(path, options = {}) {
     }
     if (response.status === 401 && !options.session) {
       clearSession();
-      window.dispatchEvent(new CustomEvent("cds:signed-out", { detail: "Your session ended; sign in again." }));
+      window.dispatchEvent(new CustomEvent("cds:signed-out", { detail: t("shell.sessionEnded") }));
     }
     throw new ApiError(response.status, document?.code || "http_error", document?.detail || response.statusText,
       document);

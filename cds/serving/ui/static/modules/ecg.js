@@ -3,7 +3,7 @@
 // critical reads (possible STEMI) above the rest, refreshed while any is still queued or running. Opening one (or
 // finishing an upload) goes to the reader (#/ecg/<job>).
 
-import { api } from "./api.js";
+import { api, isTransient } from "./api.js";
 import { announce, clock, h, replace, when } from "./dom.js";
 
 const POLL_MS = 3000;
@@ -158,6 +158,7 @@ export function renderEcg(main) {
       if (waiting && !stopped) timer = window.setTimeout(refresh, POLL_MS);
     } catch (error) {
       if (!stopped) updated.textContent = `Could not refresh (${error.message})`;
+      if (!stopped && isTransient(error)) timer = window.setTimeout(refresh, POLL_MS);
     }
   }
 

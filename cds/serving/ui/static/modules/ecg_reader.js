@@ -5,7 +5,7 @@
 // history (GET .../reviews) is read again. A refusal from the server is shown with its code. The printout (PNG, PDF)
 // and the FHIR report are downloaded with the session's credential.
 
-import { api } from "./api.js";
+import { api, isTransient } from "./api.js";
 import { announce, h, replace, when } from "./dom.js";
 import { flagTitle, rhythmText } from "./ecg.js";
 import { tracings } from "./ecg_paper.js";
@@ -322,6 +322,7 @@ export function renderEcgReader(main, jobId) {
       if (!disposed) {
         state.className = "error";
         state.textContent = `The read cannot be shown (${error.code ?? "error"}): ${error.message}`;
+        if (isTransient(error)) timer = window.setTimeout(poll, POLL_MS); // the server is away: keep asking
       }
     }
   }

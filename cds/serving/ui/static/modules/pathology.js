@@ -2,7 +2,7 @@
 // patient reference ties it to a patient), and their recent slide reads from GET /v1/pathology/jobs, refreshed
 // while any is still queued or running. Opening one (or finishing an upload) goes to the slide view.
 
-import { api } from "./api.js";
+import { api, isTransient } from "./api.js";
 import { announce, clock, h, replace, when } from "./dom.js";
 
 const POLL_MS = 3000;
@@ -73,6 +73,7 @@ export function renderPathology(main) {
       if (waiting && !stopped) timer = window.setTimeout(refresh, POLL_MS);
     } catch (error) {
       if (!stopped) updated.textContent = `Could not refresh (${error.message})`;
+      if (!stopped && isTransient(error)) timer = window.setTimeout(refresh, POLL_MS);
     }
   }
 

@@ -7,7 +7,7 @@
 // slide-level finding with an optional comment (POST .../feedback), and the sign-off panel (impression, name, the
 // versions signed, the signed FHIR report); a slide without tissue has no finding and is signed on the impression.
 
-import { api } from "./api.js";
+import { api, isTransient } from "./api.js";
 import { announce, h, replace } from "./dom.js";
 import { ApiImage } from "./layers.js";
 import { resultText } from "./pathology.js";
@@ -256,6 +256,7 @@ export function renderSlide(main, jobId) {
       if (!disposed) {
         state.className = "error";
         state.textContent = `The read cannot be shown: ${error.message}`;
+        if (isTransient(error)) timer = window.setTimeout(poll, POLL_MS); // the server is away: keep asking
       }
     }
   }

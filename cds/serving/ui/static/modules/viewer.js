@@ -6,7 +6,7 @@
 // built (`make web`); without it the viewer says so and shows the server-rendered picture (server_stage.js).
 // Timings (open → first image, each window/level change → on screen) are kept in window.cdsViewerTimings.
 
-import { api, loadSession } from "./api.js";
+import { api, isTransient, loadSession } from "./api.js";
 import { h, replace, shortUid } from "./dom.js";
 import { displayName, renderFindings } from "./findings.js";
 import { heatLegend } from "./overlays.js";
@@ -245,19 +245,28 @@ export function renderViewer(main, jobId, uid) {
     return () => document.removeEventListener("keydown", onKey);
   }
 
-  const outgoing = loadSession()?.hub_site ? api("/v1/referrals?direction=out") : Promise.resolve([]);
-  const reads = [api(`${base}/view`), loadVerdicts(base), api(`${base}/signatures`), outgoing]; // verdicts' version kept
-  Promise.all(reads).then(([view, feedback, signatures, referred]) => {
-    if (!disposed) return build(view, feedback, signatures, referred);
-    return undefined;
-  }).catch((error) => {
-    if (disposed) return;
-    replace(main, h("section", { class: "card", "aria-labelledby": "viewer-heading" },
-      h("h1", { id: "viewer-heading" }, "Study viewer"),
-      h("p", { class: "error", role: "alert" }, `The study cannot be shown: ${error.message}`),
-      h("p", {}, h("a", { href: "#/worklist" }, "Back to worklist"))));
-  });
+  const reconnected = (event) => { if (event.detail.state === "restored") load(); };
+  function load() {
+    window.removeEventListener("cds:connection", reconnected);
+    const outgoing = loadSession()?.hub_site ? api("/v1/referrals?direction=out") : Promise.resolve([]);
+    const reads = [api(`${base}/view`), loadVerdicts(base), api(`${base}/signatures`), outgoing]; // verdicts' version kept
+    Promise.all(reads).then(([view, feedback, signatures, referred]) => {
+      if (!disposed) return build(view, feedback, signatures, referred);
+      return undefined;
+    }).catch((error) => {
+      if (disposed) return;
+      const later = isTransient(error); // the server is away: open the study when it is back
+      if (later) window.addEventListener("cds:connection", reconnected);
+      replace(main, h("section", { class: "card", "aria-labelledby": "viewer-heading" },
+        h("h1", { id: "viewer-heading" }, "Study viewer"),
+        h("p", { class: "error", role: "alert" }, `The study cannot be shown: ${error.message}`
+          + `${later ? " It opens when the server is back." : ""}`),
+        h("p", {}, h("a", { href: "#/worklist" }, "Back to worklist"))));
+    });
+  }
+  load();
   return () => {
+    window.removeEventListener("cds:connection", reconnected);
     disposed = true;
     cleanups.forEach((cleanup) => cleanup());
     (controls ?? stage)?.dispose();
