@@ -160,7 +160,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app, routers)
     for router in routers:
         app.include_router(router)
-    mount_ui(app, dev_mode=settings.dev_mode)
+    mount_ui(app, dev_mode=settings.dev_mode, language=settings.language)
     openapi.install(app, routers)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes,

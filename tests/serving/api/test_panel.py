@@ -104,3 +104,23 @@ def test_a_patient_known_to_have_diabetes_gets_no_score_of_new_onset_diabetes(cl
     diabetes = next(t for t in panel["topics"] if t["topic"] == "diabetes")
     assert (diabetes["not_scored"], diabetes["result"], diabetes["missing"]) == ("known_diabetes", None, [])
     assert diabetes["reason"] == "Condition/t2dm" and "already diagnosed" in diabetes["headline"]
+
+
+def test_panel_speaks_the_requests_language_and_keeps_the_units_the_source_sent(client: TestClient) -> None:
+    from cds.services.risk import sample_bundle  # cholesterol in mmol/L, creatinine in µmol/L, as a Chinese lab sends
+
+    headers = bearer(client, Role.CLINICIAN)
+    panels = {language: client.post("/v1/risk/panel", json=sample_bundle(),
+                                    headers=headers | {"Accept-Language": language}).json()
+              for language in ("zh-CN", "en")}  # fmt: skip
+    for language, panel in panels.items():
+        topics = {t["topic"]: t for t in panel["topics"]}
+        inputs = {i["field"]: i for t in panel["topics"] for i in t["inputs"]}
+        # shown as the laboratory reported them at a Chinese site, whatever the language: never mg/dL
+        assert (inputs["total_cholesterol"]["unit"], inputs["total_cholesterol"]["value"]) == (
+            "mmol/L", pytest.approx(5.508))
+        assert (inputs["creatinine"]["unit"], inputs["creatinine"]["value"]) == ("µmol/L", pytest.approx(88.42))
+        assert not any(i["unit"] == "mg/dL" for t in panel["topics"] for i in t["inputs"] + t["missing"])
+        chinese = language == "zh-CN"
+        assert (inputs["total_cholesterol"]["description"] == "总胆固醇") is chinese
+        assert ("肾脏" in topics["kidney"]["headline"]) is chinese, topics["kidney"]["headline"]

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cds.errors import InvalidInputError, UnsupportedMediaTypeError
-from cds.interop.card_language import display_value, negotiate
+from cds.interop.card_language import FIELDS_ZH, Language, display_value, negotiate
 from cds.interop.cds_hooks import card_for
 from cds.interop.fhir_inputs import FhirInputs, parse_bundle
 from cds.models.risk import FieldSpec, RiskEquation, available_equations, get_equation
@@ -127,11 +127,11 @@ class Panel(BaseModel):
 
 
 def _describer(equation: RiskEquation | None, extracted: FhirInputs, result: RiskResult | None,
-               population: RiskPopulation) -> Callable[[str], PanelInput]:  # fmt: skip
+               population: RiskPopulation, language: Language) -> Callable[[str], PanelInput]:  # fmt: skip
     """Describes an input of ``equation``: value, unit, date and source, and its contribution to ``result``.
 
     Values are shown in the units the site reads (SI laboratory units at a Chinese site); the result keeps the
-    equation's units.
+    equation's units. The description is in ``language`` (the equation's own words in English).
     """
     contributions = {c.field: c.contribution for c in result.contributions} if result is not None else {}
     fields = {f.name: f for f in equation.fields} if equation is not None else {}
@@ -143,7 +143,8 @@ def _describer(equation: RiskEquation | None, extracted: FhirInputs, result: Ris
         shown, unit = display_value(name, number, spec.unit, population)
         if number is not None:
             value = shown
-        return PanelInput(field=name, description=spec.description, unit=unit, kind=spec.kind.value,
+        description = FIELDS_ZH.get(name, spec.description) if language is Language.ZH else spec.description
+        return PanelInput(field=name, description=description, unit=unit, kind=spec.kind.value,
                           value=value if isinstance(value, float | int | bool | str) else None,
                           date=day.isoformat() if day else None,
                           source=extracted.basis.get(name) or (extracted.patient_reference if name in FROM_PATIENT
@@ -209,7 +210,7 @@ def risk_panel(
     for released in risk.panel(engine, extracted, actor=principal.actor):
         entry = released.entry
         equation = get_equation(entry.method) if entry.method in available_equations() else None
-        described = _describer(equation, extracted, entry.result, engine.settings.risk_population)
+        described = _describer(equation, extracted, entry.result, engine.settings.risk_population, language)
         fields = equation.fields if equation is not None else ()
         used = [described(f.name) for f in fields if extracted.values.get(f.name) is not None]
         topics.append(PanelTopic(

@@ -23,28 +23,29 @@ import { renderFollowUp } from "./modules/follow_up.js";
 import { renderMonitoring } from "./modules/monitoring.js";
 import { renderPathology } from "./modules/pathology.js";
 import { renderRiskPanel } from "./modules/risk.js";
-import { renderSignIn, ROLE_NAMES } from "./modules/signin.js";
+import { initLanguage, language, LANGUAGES, setLanguage, t } from "./modules/i18n.js";
+import { renderSignIn, ROLES, roleName } from "./modules/signin.js";
 import { renderSlide } from "./modules/slide.js";
 import { renderTurnaround } from "./modules/turnaround.js";
 import { preloadViewer, renderViewer } from "./modules/viewer.js";
 import { renderWorklist } from "./modules/worklist.js";
 
 const VIEWS = [
-  { id: "worklist", title: "Worklist", roles: ["radiologist", "admin"], render: renderWorklist },
-  { id: "pathology", title: "Pathology", roles: ["pathologist", "admin"],
+  { id: "worklist", roles: ["radiologist", "admin"], render: renderWorklist },
+  { id: "pathology", roles: ["pathologist", "admin"],
     render: (main, args) => (args[0] ? renderSlide(main, args[0]) : renderPathology(main)) },
-  { id: "ecg", title: "ECG", roles: ["cardiologist", "admin"],
+  { id: "ecg", roles: ["cardiologist", "admin"],
     render: (main, args) => (args[0] ? renderEcgReader(main, args[0]) : renderEcg(main)) },
-  { id: "risk", title: "Patient risk", roles: ["clinician", "admin"], render: renderRiskPanel },
-  { id: "monitoring", title: "Monitoring", roles: ["clinician", "admin"], render: renderMonitoring },
-  { id: "follow-up", title: "Follow-up", roles: ["clinician", "admin"], render: renderFollowUp },
-  { id: "referrals", title: "Referrals", roles: ["radiologist", "pathologist", "cardiologist", "clinician", "admin"],
+  { id: "risk", roles: ["clinician", "admin"], render: renderRiskPanel },
+  { id: "monitoring", roles: ["clinician", "admin"], render: renderMonitoring },
+  { id: "follow-up", roles: ["clinician", "admin"], render: renderFollowUp },
+  { id: "referrals", roles: ["radiologist", "pathologist", "cardiologist", "clinician", "admin"],
     render: renderTurnaround },
-  { id: "models", title: "Models", roles: ["ml_engineer", "admin"], render: renderDashboard },
+  { id: "models", roles: ["ml_engineer", "admin"], render: renderDashboard },
 ];
 const VIEWER_ROLES = ["radiologist", "admin"];
 
-let config = { dev_mode: false, roles: Object.keys(ROLE_NAMES) };
+let config = { dev_mode: false, roles: ROLES, language: null };
 let cleanup = () => {};
 
 function allowed(roles, session) {
@@ -70,20 +71,33 @@ function renderHeader(session, current) {
     return;
   }
   const items = VIEWS.filter((view) => allowed(view.roles, session)).map((view) => h("li", {},
-    h("a", { href: `#/${view.id}`, "aria-current": view.id === current ? "page" : false }, view.title)));
+    h("a", { href: `#/${view.id}`, "aria-current": view.id === current ? "page" : false }, t(`nav.${view.id}`))));
   replace(nav, h("ul", {}, items));
-  const roles = session.roles.map((r) => ROLE_NAMES[r] ?? r).join(", ");
+  const roles = session.roles.map(roleName).join(", ");
   replace(box, h("span", { id: "whoami" }, `${session.subject} · ${roles}`),
     h("button", { type: "button", id: "sign-out", onClick: () => { clearSession(); clearDrafts(); go("#/signin"); } },
-      "Sign out"));
+      t("shell.signOut")));
+}
+
+/** The page's own texts and the language switch (shown signed in or not); a change re-renders the view. */
+function renderChrome() {
+  document.getElementById("skip-link").textContent = t("shell.skip");
+  document.querySelector(".brand-sub").textContent = t("shell.brandSub");
+  document.getElementById("nav").setAttribute("aria-label", t("nav.main"));
+  const picker = h("select", { id: "language", "aria-label": t("shell.language"), onChange: (event) => {
+    setLanguage(event.target.value);
+    renderChrome();
+    route();
+  } }, LANGUAGES.map(([tag, name]) => h("option", { value: tag, lang: tag, selected: tag === language() }, name)));
+  replace(document.getElementById("language-switch"), picker);
 }
 
 function renderForbidden(main, session) {
   const home = VIEWS.find((view) => allowed(view.roles, session));
   replace(main, h("section", { class: "card", "aria-labelledby": "forbidden-heading" },
-    h("h1", { id: "forbidden-heading" }, "Not available for your role"),
-    h("p", {}, "This view needs another role than the ones your credential carries."),
-    home ? h("p", {}, h("a", { href: `#/${home.id}` }, `Go to ${home.title}`)) : null));
+    h("h1", { id: "forbidden-heading" }, t("shell.forbiddenTitle")),
+    h("p", {}, t("shell.forbiddenText")),
+    home ? h("p", {}, h("a", { href: `#/${home.id}` }, t("shell.goTo", { view: t(`nav.${home.id}`) }))) : null));
   return () => {};
 }
 
@@ -134,7 +148,7 @@ function showConnection(event) {
   const banner = document.getElementById("connection");
   window.clearTimeout(connectionTimer);
   banner.dataset.state = event.detail.state;
-  banner.textContent = event.detail.state === "lost" ? "Connection to the server lost — retrying…" : "Reconnected";
+  banner.textContent = t(event.detail.state === "lost" ? "shell.connectionLost" : "shell.reconnected");
   if (event.detail.state === "restored") connectionTimer = window.setTimeout(() => { banner.textContent = ""; }, 4000);
 }
 
@@ -142,8 +156,10 @@ async function start() {
   try {
     config = await (await fetch("config.json", { cache: "no-store" })).json();
   } catch {
-    announce("The workspace configuration could not be loaded; dev sign-in is hidden.");
+    announce(t("shell.configFailed"));
   }
+  initLanguage(config.language);
+  renderChrome();
   document.getElementById("skip-link").addEventListener("click", (event) => {
     event.preventDefault();
     document.getElementById("main").focus();

@@ -1,6 +1,8 @@
 // Small DOM helpers. Everything is built with createElement and textContent, never innerHTML, so data from the
 // server (patient IDs, comments, labels) can never become markup.
 
+import { dateTime } from "./i18n.js";
+
 /**
  * Create an element: h("button", {class: "primary", onClick: fn, "aria-label": "Accept"}, "Accept").
  * Props: "class", "text", "dataset" (object), on<Event> (listener), true (boolean attribute), other attributes.
@@ -38,16 +40,24 @@ export function announce(message) {
   window.setTimeout(() => { region.textContent = message; }, 50);
 }
 
-/** "12:03:04" in the browser's locale. */
+/** "12:03:04" in the workspace's language (i18n.js). */
 export function clock(date) {
-  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return dateTime(date, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
-/** A short, readable date and time of an ISO 8601 string. */
+/** A short, readable date and time of an ISO 8601 string, in the workspace's language. */
 export function when(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  return date.toLocaleString([], { dateStyle: "short", timeStyle: "medium" });
+  return dateTime(date, { dateStyle: "short", timeStyle: "medium" });
+}
+
+/** A calendar day (ISO "2024-03-05" or DICOM "20240305") in the workspace's language; "" if it is neither. */
+export function day(value) {
+  const match = /^(\d{4})-?(\d{2})-?(\d{2})$/.exec(value || "");
+  if (!match) return "";
+  const date = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])));
+  return dateTime(date, { dateStyle: "medium", timeZone: "UTC" });
 }
 
 /** A long DICOM UID shortened for display (the full UID goes in a title attribute). */

@@ -9,30 +9,33 @@
 // request that fails: the cards are cleared when a new Bundle is sent and stay empty if it is refused.
 
 import { api } from "./api.js";
-import { announce, h, replace } from "./dom.js";
+import { announce, day, h, replace } from "./dom.js";
+import { t } from "./i18n.js";
 
-const TOPICS = { cardiovascular: "Cardiovascular", diabetes: "Diabetes", kidney: "Kidney" };
-const BANDS = { // band -> [words, severity class]
-  low: ["Low", "sev-low"], borderline: ["Borderline", "sev-mid"], slightly_elevated: ["Slightly elevated", "sev-mid"],
-  intermediate: ["Intermediate", "sev-high"], moderate: ["Moderate", "sev-high"], high: ["High", "sev-top"],
-  very_high: ["Very high", "sev-top"],
+const TOPICS = ["cardiovascular", "diabetes", "kidney"];
+const BANDS = { // band -> severity class; the words are the catalogue's risk.band.<band>
+  low: "sev-low", borderline: "sev-mid", slightly_elevated: "sev-mid", intermediate: "sev-high", moderate: "sev-high",
+  high: "sev-top", very_high: "sev-top",
 };
-const KDIGO = { // GFR category -> [words, severity class] (KDIGO 2012)
-  G1: ["normal or high", "sev-low"], G2: ["mildly decreased", "sev-low"], G3a: ["mildly to moderately decreased",
-    "sev-mid"], G3b: ["moderately to severely decreased", "sev-high"], G4: ["severely decreased", "sev-top"],
-  G5: ["kidney failure", "sev-top"],
+const KDIGO = { // GFR category -> severity class (KDIGO 2012); the words are risk.kdigo.<category>
+  G1: "sev-low", G2: "sev-low", G3a: "sev-mid", G3b: "sev-high", G4: "sev-top", G5: "sev-top",
 };
-const UNITS = { a: "years", "mm[Hg]": "mmHg", "mL/min/{1.73_m2}": "mL/min/1.73 m²", "kg/m2": "kg/m²" };
+const UNITS = { "mm[Hg]": "mmHg", "mL/min/{1.73_m2}": "mL/min/1.73 m²", "kg/m2": "kg/m²" }; // as the server sent them
+
+function kdigoWords(category) {
+  return category in KDIGO ? t(`risk.kdigo.${category}`) : t("risk.kdigo.category");
+}
 const MAX_BUNDLE_BYTES = 5 * 1024 * 1024;
 
 function unitText(unit) {
+  if (unit === "a") return t("risk.unit.years");
   return unit === "1" ? "" : (UNITS[unit] ?? unit);
 }
 
 function valueText(input) {
   const { value } = input;
   if (value === null || value === undefined) return "—";
-  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value === "boolean") return t(value ? "risk.yes" : "risk.no");
   if (typeof value === "number") {
     const shown = Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
     return `${shown}${unitText(input.unit) ? ` ${unitText(input.unit)}` : ""}`;
@@ -55,25 +58,28 @@ export function effectOf(result, contribution) {
   if (contribution === null || contribution === undefined) return null;
   if (result.contribution_unit.startsWith("multiplicative")) {
     const percent = 100 * (contribution - 1);
-    const words = Math.abs(percent) < 0.05 ? "no change"
-      : `${percent > 0 ? "raises" : "lowers"} it by ${Math.abs(percent).toFixed(1)} %`;
-    return { effect: Math.log(contribution), text: `×${contribution.toFixed(3)}`, words };
+    const words = Math.abs(percent) < 0.05 ? t("risk.noChange")
+      : t(percent > 0 ? "risk.raisesBy" : "risk.lowersBy", { size: `${Math.abs(percent).toFixed(1)} %` });
+    const none = Math.abs(percent) < 0.05;
+    return { effect: Math.log(contribution), text: `×${contribution.toFixed(3)}`, words, none };
   }
   const points = isProbability(result) ? 100 * contribution : contribution;
-  const unit = isProbability(result) ? " percentage points" : "";
   const size = Math.abs(points) < 0.005 ? "0.00" : Math.abs(points).toFixed(2);
   const sign = points > 0 && size !== "0.00" ? "+" : points < 0 && size !== "0.00" ? "−" : "±";
-  const words = size === "0.00" ? "no change" : `${points > 0 ? "raises" : "lowers"} it by ${size}${unit}`;
-  return { effect: points, text: `${sign}${size}${isProbability(result) ? " pp" : ""}`, words };
+  const amount = isProbability(result) ? t("risk.percentagePoints", { size }) : size;
+  const words = size === "0.00" ? t("risk.noChange")
+    : t(points > 0 ? "risk.raisesBy" : "risk.lowersBy", { size: amount });
+  const text = `${sign}${size}${isProbability(result) ? " pp" : ""}`;
+  return { effect: points, text, words, none: size === "0.00" };
 }
 
 function contributionCell(result, input, scale) {
   const effect = effectOf(result, input.contribution);
   if (effect === null) {
-    return h("td", { class: "contribution muted" }, h("span", { title: "This input has no reference value, so "
-      + "its share of the score is not separated." }, "not separated"));
+    return h("td", { class: "contribution muted" }, h("span", { title: t("risk.notSeparatedTitle") },
+      t("risk.notSeparated")));
   }
-  const direction = effect.words === "no change" ? "none" : effect.effect > 0 ? "raises" : "lowers";
+  const direction = effect.none ? "none" : effect.effect > 0 ? "raises" : "lowers";
   const bar = h("span", { class: "signed-bar", role: "img", "aria-label": `${input.description}: ${effect.words}` });
   const fill = h("span", { class: `fill ${direction}` });
   const share = scale > 0 && direction !== "none" ? Math.min(1, Math.abs(effect.effect) / scale) : 0;
@@ -90,17 +96,18 @@ function inputsTable(topic) {
   const result = topic.result;
   const effects = result ? topic.inputs.map((i) => effectOf(result, i.contribution)).filter((e) => e !== null) : [];
   const scale = Math.max(0, ...effects.map((e) => Math.abs(e.effect)));
-  const headers = ["Input (source)", "Value (date)", result ? "Contribution" : null].filter(Boolean);
+  const headers = [t("risk.col.input"), t("risk.col.value"), result ? t("risk.col.contribution") : null]
+    .filter(Boolean);
   return h("table", { class: "inputs", id: `inputs-${topic.topic}` },
-    h("caption", {}, result ? `Inputs; contribution: ${result.contribution_unit}` : "Inputs found so far"),
-    h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
+    h("caption", {}, result ? t("risk.inputsCaption", { unit: result.contribution_unit }) : t("risk.inputsSoFar")),
+    h("thead", {}, h("tr", {}, headers.map((text) => h("th", { scope: "col" }, text)))),
     h("tbody", {}, topic.inputs.length ? topic.inputs.map((input) => h("tr", { dataset: { field: input.field } },
       h("th", { scope: "row" }, h("span", { class: "block" }, input.description),
-        h("span", { class: "muted block source" }, input.source ?? "no source resource")),
+        h("span", { class: "muted block source" }, input.source ?? t("risk.noSource"))),
       h("td", { class: "numbers" }, h("span", { class: "block value" }, valueText(input)),
-        h("span", { class: "muted block date" }, input.date ?? "undated")),
+        h("span", { class: "muted block date" }, input.date ?? t("risk.undated"))),
       result ? contributionCell(result, input, scale) : null))
-      : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "None of this method's inputs were found."))));
+      : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, t("risk.noInputs")))));
 }
 
 function answerControl(topic, m, answers) {
@@ -111,67 +118,62 @@ function answerControl(topic, m, answers) {
     input.addEventListener("change", () => answers.set(m.field, value));
     return h("label", { for: `${name}-${value}`, class: "inline" }, input, ` ${label}`);
   };
-  return h("fieldset", { class: "answer" }, h("legend", { class: "visually-hidden" }, `${m.description}: yes or no`),
-    choice("yes", "Yes"), choice("no", "No"));
+  return h("fieldset", { class: "answer" },
+    h("legend", { class: "visually-hidden" }, t("risk.yesOrNoLegend", { input: m.description })),
+    choice("yes", t("risk.Yes")), choice("no", t("risk.No")));
 }
 
 function missingList(topic, answers) {
   if (topic.not_scored === "established_ascvd") {
-    return h("p", { class: "muted" }, "Primary-prevention equations were derived in people without cardiovascular "
-      + "disease and are not computed; this patient is managed for secondary prevention.");
+    return h("p", { class: "muted" }, t("risk.ascvd"));
   }
   if (topic.not_scored === "known_diabetes") {
-    return h("p", { class: "muted", id: `known-${topic.topic}` }, `The record shows diabetes (${topic.reason}). `
-      + "Scores of new-onset diabetes are derived in people without it and are not computed; follow the patient "
-      + "in the diabetes registry instead.");
+    return h("p", { class: "muted", id: `known-${topic.topic}` },
+      t("risk.knownDiabetes", { reason: topic.reason }));
   }
-  if (!topic.missing.length) return h("p", { class: "muted missing-none" }, "Nothing missing: every input was found.");
+  if (!topic.missing.length) return h("p", { class: "muted missing-none" }, t("risk.nothingMissing"));
   const answerable = topic.missing.filter((m) => m.kind === "boolean");
   return h("div", { class: "missing", id: `missing-${topic.topic}` },
-    h("h3", {}, `Missing (${topic.missing.length})`),
+    h("h3", {}, t("risk.missing", { count: topic.missing.length })),
     h("ul", {}, topic.missing.map((m) => h("li", { dataset: { field: m.field } },
       h("strong", {}, m.description), h("span", { class: "muted" },
-        ` — ${m.field}${unitText(m.unit) ? `, in ${unitText(m.unit)}` : ", yes or no"}`),
+        unitText(m.unit) ? t("risk.missingUnit", { field: m.field, unit: unitText(m.unit) })
+          : t("risk.missingYesNo", { field: m.field })),
       m.kind === "boolean" ? answerControl(topic, m, answers) : null))),
-    answerable.length ? h("p", { class: "muted" }, "Answer what you know from the patient and score again; the "
-      + "answer is noted on the result as yours, not the record's.") : null,
-    topic.result ? null : h("p", { class: "muted" },
-      "Not imputed: this topic is scored once the Bundle holds these (for example an active Condition, an "
-      + "Observation with its LOINC code, or a medication with its ATC code)."));
+    answerable.length ? h("p", { class: "muted" }, t("risk.answerHint")) : null,
+    topic.result ? null : h("p", { class: "muted" }, t("risk.notImputed")));
 }
 
-const NOT_SCORED = {
-  established_ascvd: ["Very high risk: established ASCVD", "sev-high"],
-  known_diabetes: ["Known diabetes: onset risk not scored", "sev-none"],
-  impossible_value: ["Not scored: impossible value", "sev-mid"],
-  missing_fields: ["Not scored", "sev-none"],
+const NOT_SCORED = { // reason -> severity class; the words are risk.notScored.<reason>
+  established_ascvd: "sev-high", known_diabetes: "sev-none", impossible_value: "sev-mid", missing_fields: "sev-none",
 };
 
-const HEAT_MAP = { low: "low risk", moderate: "moderately increased risk", high: "high risk",
-  very_high: "very high risk" }; // KDIGO 2012 prognosis of CKD by GFR and albuminuria category
+// KDIGO 2012 prognosis of CKD by GFR and albuminuria category -> severity class; the words are risk.heat.<band>
+const HEAT_MAP = { low: "sev-low", moderate: "sev-mid", high: "sev-high", very_high: "sev-top" };
 
 function kidneyLabel(result) {
   const [g, a] = (result.category ?? "").split(" ");
-  const gWords = KDIGO[g]?.[0] ?? "category";
-  if (!a) return [`${g}: ${gWords}; A category needs a urine ACR`, KDIGO[g]?.[1] ?? "sev-mid"];
-  const severity = { low: "sev-low", moderate: "sev-mid", high: "sev-high", very_high: "sev-top" }[result.band];
-  return [`${g} ${a}: ${gWords}, ${HEAT_MAP[result.band] ?? "band unknown"} (KDIGO)`, severity ?? "sev-mid"];
+  if (!a) return [t("risk.kidneyNoA", { g, words: kdigoWords(g) }), KDIGO[g] ?? "sev-mid"];
+  const heat = result.band in HEAT_MAP ? t(`risk.heat.${result.band}`) : t("risk.heat.unknown");
+  return [t("risk.kidneyGA", { g, a, words: kdigoWords(g), heat }), HEAT_MAP[result.band] ?? "sev-mid"];
 }
 
 function scoreBlock(topic) {
   const result = topic.result;
   if (!result) {
-    const [label, severity] = NOT_SCORED[topic.not_scored] ?? NOT_SCORED.missing_fields;
+    const reason = topic.not_scored in NOT_SCORED ? topic.not_scored : "missing_fields";
+    const [label, severity] = [t(`risk.notScored.${reason}`), NOT_SCORED[reason]];
     return h("div", { class: "score-block" },
       h("span", { class: `badge band ${severity}`, id: `band-${topic.topic}` }, label),
       h("p", { class: "muted not-scored-reason", id: `reason-${topic.topic}` }, topic.reason
-        || `${topic.missing.length} input${topic.missing.length === 1 ? "" : "s"} missing`));
+        || t("risk.inputsMissing", { count: topic.missing.length })));
   }
   const kidney = topic.topic === "kidney" && result.category;
-  const [words, severity] = kidney ? kidneyLabel(result) : result.band ? BANDS[result.band] ?? [result.band, "sev-mid"]
-    : result.category ? [`${result.category}: ${KDIGO[result.category]?.[0] ?? "category"}`,
-      KDIGO[result.category]?.[1] ?? "sev-mid"] : ["No band", "sev-none"];
-  const label = result.band && !kidney ? `${words} risk` : words;
+  const band = result.band in BANDS ? [t(`risk.band.${result.band}`), BANDS[result.band]] : [result.band, "sev-mid"];
+  const [words, severity] = kidney ? kidneyLabel(result) : result.band ? band
+    : result.category ? [t("risk.categoryWords", { category: result.category, words: kdigoWords(result.category) }),
+      KDIGO[result.category] ?? "sev-mid"] : [t("risk.noBand"), "sev-none"];
+  const label = result.band && !kidney ? t("risk.bandRisk", { band: words }) : words;
   return h("div", { class: "score-block" },
     h("span", { class: "score", id: `score-${topic.topic}` }, scoreText(result)),
     h("span", { class: `badge band ${severity}`, id: `band-${topic.topic}` }, label),
@@ -183,14 +185,18 @@ function topicCard(topic, answers) {
   const warnings = result?.warnings ?? [];
   return h("article", { class: "card topic", id: `topic-${topic.topic}`, "aria-labelledby": `topic-${topic.topic}-h`,
     dataset: { topic: topic.topic, scored: result ? "true" : "false" } },
-  h("h2", { id: `topic-${topic.topic}-h` }, TOPICS[topic.topic] ?? topic.topic),
+  h("h2", { id: `topic-${topic.topic}-h` },
+    TOPICS.includes(topic.topic) ? t(`risk.topic.${topic.topic}`) : topic.topic),
+  topic.headline ? h("p", { class: "headline", id: `headline-${topic.topic}` }, topic.headline) : null,
   h("p", { class: "outcome muted" }, topic.outcome),
   scoreBlock(topic),
   h("dl", { class: "method" },
-    h("dt", {}, "Method"), h("dd", { class: "method-title" }, `${topic.method_title}, version ${topic.method_version}`),
-    h("dt", {}, "Source"), h("dd", { class: "method-source" }, topic.method_source),
-    result?.population ? [h("dt", {}, "For"), h("dd", {}, result.population)] : null),
-  warnings.length ? h("ul", { class: "warnings", "aria-label": "Warnings" }, warnings.map((w) => h("li", {}, w)))
+    h("dt", {}, t("risk.method")), h("dd", { class: "method-title" },
+      t("risk.methodVersion", { title: topic.method_title, version: topic.method_version })),
+    h("dt", {}, t("risk.source")), h("dd", { class: "method-source" }, topic.method_source),
+    result?.population ? [h("dt", {}, t("risk.for")), h("dd", {}, result.population)] : null),
+  warnings.length ? h("ul", { class: "warnings", "aria-label": t("risk.warnings") },
+    warnings.map((w) => h("li", {}, w)))
     : null,
   inputsTable(topic),
   missingList(topic, answers));
@@ -198,24 +204,25 @@ function topicCard(topic, answers) {
 
 function identityFacts(panel) {
   const fact = (label, value, id) => h("div", {}, h("dt", {}, label), h("dd", id ? { id } : {}, value || "—"));
-  return h("dl", { class: "facts patient-banner", id: "panel-identity", "aria-label": "Whose panel this is" },
-    fact("Patient", panel.patient_name ?? "name not in the record", "panel-patient-name"),
-    fact("Identifiers", panel.identifiers.length ? panel.identifiers.join(", ") : "none in the record",
+  return h("dl", { class: "facts patient-banner", id: "panel-identity", "aria-label": t("risk.whose") },
+    fact(t("risk.patient"), panel.patient_name ?? t("risk.noName"), "panel-patient-name"),
+    fact(t("risk.identifiers"), panel.identifiers.length ? panel.identifiers.join(", ") : t("risk.noIdentifiers"),
       "panel-identifiers"),
-    fact("Born", panel.birth_date, "panel-birth"), fact("Sex", panel.gender, "panel-gender"),
-    fact("Record", panel.patient, "panel-patient"));
+    fact(t("risk.born"), panel.birth_date ? day(panel.birth_date) || panel.birth_date : null, "panel-birth"),
+    fact(t("risk.sex"), panel.gender, "panel-gender"),
+    fact(t("risk.record"), panel.patient, "panel-patient"));
 }
 
 /** Render the panel view into `main`. */
 export function renderRiskPanel(main) {
   let disposed = false;
   const status = h("p", { id: "panel-status", role: "status", class: "muted" },
-    "Load a patient's FHIR R4 Bundle, or the sample patient.");
+    t("risk.start"));
   const summary = h("div", { id: "panel-summary" });
   const cards = h("div", { class: "topics", id: "topics" });
   const fileInput = h("input", { type: "file", id: "bundle-input",
     accept: ".json,application/json,application/fhir+json" });
-  const sampleButton = h("button", { type: "button", id: "load-sample", class: "primary" }, "Load the sample patient");
+  const sampleButton = h("button", { type: "button", id: "load-sample", class: "primary" }, t("risk.sample"));
 
   let current = null; // the Bundle on screen and where it came from: what "Score again" sends
   const answers = new Map(); // field -> "yes" | "no", the clinician's answers to missing yes/no inputs
@@ -231,37 +238,38 @@ export function renderRiskPanel(main) {
     clear(); // nothing of the previous patient stays on screen while this one is scored, or if it fails
     status.className = "muted";
     status.setAttribute("role", "status");
-    status.textContent = `Scoring ${origin}…`;
+    status.textContent = t("risk.scoring", { origin });
     const query = [...answers].map(([field, value]) => `answer=${encodeURIComponent(`${field}:${value}`)}`);
     try {
       const panel = await api(`/v1/risk/panel${query.length ? `?${query.join("&")}` : ""}`,
         { method: "POST", json: bundle });
       if (disposed) return;
       current = { bundle, origin };
-      const scored = panel.topics.filter((t) => t.result).length;
+      const scored = panel.topics.filter((topic) => topic.result).length;
+      const total = panel.topics.length;
       replace(summary, identityFacts(panel), h("dl", { class: "facts" },
-        h("div", {}, h("dt", {}, "Data as of"), h("dd", {}, panel.as_of ?? "—")),
-        h("div", {}, h("dt", {}, "Evaluated on"), h("dd", { id: "panel-evaluated" }, panel.evaluated_on ?? "—")),
-        h("div", {}, h("dt", {}, "Scored"), h("dd", {}, `${scored} of ${panel.topics.length} topics`)),
-        panel.answered.length ? h("div", {}, h("dt", {}, "Answered here"),
+        h("div", {}, h("dt", {}, t("risk.asOf")), h("dd", {}, panel.as_of ? day(panel.as_of) : "—")),
+        h("div", {}, h("dt", {}, t("risk.evaluated")), h("dd", { id: "panel-evaluated", dataset: {
+          date: panel.evaluated_on ?? "" } }, panel.evaluated_on ? day(panel.evaluated_on) : "—")),
+        h("div", {}, h("dt", {}, t("risk.scored")), h("dd", {}, t("risk.scoredOf", { scored, total }))),
+        panel.answered.length ? h("div", {}, h("dt", {}, t("risk.answered")),
           h("dd", { id: "panel-answered" }, panel.answered.join(", "))) : null));
       const again = h("button", { type: "button", id: "score-again", class: "primary" },
-        "Score again with my answers");
+        t("risk.scoreAgain"));
       again.addEventListener("click", () => {
         if (current) score(current.bundle, current.origin, { again: true });
       });
-      const asks = panel.topics.some((t) => !t.result && t.missing.some((m) => m.kind === "boolean"));
+      const asks = panel.topics.some((topic) => !topic.result && topic.missing.some((m) => m.kind === "boolean"));
       replace(cards, panel.topics.map((topic) => topicCard(topic, answers)), asks ? again : null);
-      status.textContent = `Panel for ${panel.patient_name ?? panel.patient ?? "the patient"} from ${origin}: `
-        + `${scored} of ${panel.topics.length} topics scored.`;
+      const patient = panel.patient_name ?? panel.patient ?? t("risk.thePatient");
+      status.textContent = t("risk.done", { patient, origin, scored, total });
       announce(status.textContent);
     } catch (error) {
       if (disposed) return;
       clear();
       status.className = "error";
       status.setAttribute("role", "alert");
-      status.textContent = `The panel could not be computed for ${origin}: ${error.message}. `
-        + "No patient is shown.";
+      status.textContent = t("risk.failed", { origin, error: error.message });
     }
   }
 
@@ -270,7 +278,7 @@ export function renderRiskPanel(main) {
     clear();
     status.className = "error";
     status.setAttribute("role", "alert");
-    status.textContent = `${message} No patient is shown.`;
+    status.textContent = t("risk.refused", { message });
   }
 
   sampleButton.addEventListener("click", async () => {
@@ -278,23 +286,23 @@ export function renderRiskPanel(main) {
     try {
       bundle = await api("/v1/risk/panel/sample");
     } catch (error) {
-      refuse(`The sample patient could not be loaded: ${error.message}.`);
+      refuse(t("risk.sampleFailed", { error: error.message }));
       return;
     }
-    await score(bundle, "the sample patient");
+    await score(bundle, t("risk.theSample"));
   });
   fileInput.addEventListener("change", async () => {
     const file = fileInput.files[0];
     if (!file) return;
     if (file.size > MAX_BUNDLE_BYTES) {
-      refuse(`${file.name} is larger than ${MAX_BUNDLE_BYTES / 1024 / 1024} MiB.`);
+      refuse(t("risk.tooLarge", { file: file.name, size: MAX_BUNDLE_BYTES / 1024 / 1024 }));
       return;
     }
     let bundle;
     try {
       bundle = JSON.parse(await file.text());
     } catch {
-      refuse(`${file.name} is not JSON.`);
+      refuse(t("risk.notJson", { file: file.name }));
       fileInput.value = "";
       return;
     }
@@ -304,11 +312,10 @@ export function renderRiskPanel(main) {
 
   replace(main, h("section", { class: "risk-view", "aria-labelledby": "risk-heading" },
     h("div", { class: "view-head" },
-      h("h1", { id: "risk-heading" }, "Patient risk"),
+      h("h1", { id: "risk-heading" }, t("risk.title")),
       h("div", { class: "toolbar" },
-        h("label", { for: "bundle-input" }, "FHIR Bundle (JSON)"), fileInput, sampleButton)),
-    h("p", { class: "nfdu", role: "note" }, h("strong", {}, "Decision support, not a diagnosis."),
-      " Scores come from published equations applied to the data in the Bundle; check each input and its date."),
+        h("label", { for: "bundle-input" }, t("risk.bundle")), fileInput, sampleButton)),
+    h("p", { class: "nfdu", role: "note" }, h("strong", {}, t("risk.nfduStrong")), t("risk.nfdu")),
     status, summary, cards));
   return () => { disposed = true; };
 }

@@ -4,15 +4,14 @@
 
 import { api, ApiError, saveSession } from "./api.js";
 import { h, replace } from "./dom.js";
+import { t } from "./i18n.js";
 
-export const ROLE_NAMES = {
-  radiologist: "Radiologist",
-  pathologist: "Pathologist",
-  cardiologist: "Cardiologist",
-  clinician: "Clinician",
-  ml_engineer: "ML engineer",
-  admin: "Administrator",
-};
+export const ROLES = ["radiologist", "pathologist", "cardiologist", "clinician", "ml_engineer", "admin"];
+
+/** A role as people say it, in the workspace's language (the role's name for one the workspace does not know). */
+export function roleName(role) {
+  return ROLES.includes(role) ? t(`role.${role}`) : role;
+}
 
 async function establish(credential, onSignedIn, errorBox) {
   try {
@@ -22,8 +21,8 @@ async function establish(credential, onSignedIn, errorBox) {
     onSignedIn();
   } catch (error) {
     const text = error instanceof ApiError && error.status === 401
-      ? "The server did not accept this credential."
-      : `Sign-in failed: ${error.message}`;
+      ? t("signin.rejected")
+      : t("signin.failed", { error: error.message });
     replace(errorBox, text);
     errorBox.hidden = false;
   }
@@ -31,16 +30,16 @@ async function establish(credential, onSignedIn, errorBox) {
 
 function devForm(config, onSignedIn, errorBox) {
   const role = h("select", { id: "dev-role", name: "role" },
-    config.roles.map((r) => h("option", { value: r, selected: r === "radiologist" }, ROLE_NAMES[r] ?? r)));
+    config.roles.map((r) => h("option", { value: r, selected: r === "radiologist" }, roleName(r))));
   const subject = h("input", { id: "dev-subject", name: "subject", type: "text", value: "dev-radiologist",
     autocomplete: "username", required: true, maxlength: 100 });
   role.addEventListener("change", () => { subject.value = `dev-${role.value.replace("_", "-")}`; });
   const form = h("form", { class: "card", "aria-labelledby": "dev-heading" },
-    h("h2", { id: "dev-heading" }, "Development sign-in"),
-    h("p", { class: "muted" }, "Dev mode is on: the server signs a one-hour token for the role you pick."),
-    h("div", { class: "field" }, h("label", { for: "dev-role" }, "Role"), role),
-    h("div", { class: "field" }, h("label", { for: "dev-subject" }, "User name"), subject),
-    h("button", { type: "submit", class: "primary", id: "dev-signin" }, "Sign in"));
+    h("h2", { id: "dev-heading" }, t("signin.devTitle")),
+    h("p", { class: "muted" }, t("signin.devNote")),
+    h("div", { class: "field" }, h("label", { for: "dev-role" }, t("signin.role")), role),
+    h("div", { class: "field" }, h("label", { for: "dev-subject" }, t("signin.user")), subject),
+    h("button", { type: "submit", class: "primary", id: "dev-signin" }, t("signin.submit")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     errorBox.hidden = true;
@@ -49,7 +48,7 @@ function devForm(config, onSignedIn, errorBox) {
         json: { subject: subject.value.trim() || "dev-user", roles: [role.value] } });
       await establish({ kind: "bearer", secret: token.access_token }, onSignedIn, errorBox);
     } catch (error) {
-      replace(errorBox, `Sign-in failed: ${error.message}`);
+      replace(errorBox, t("signin.failed", { error: error.message }));
       errorBox.hidden = false;
     }
   });
@@ -57,17 +56,17 @@ function devForm(config, onSignedIn, errorBox) {
 }
 
 function credentialForm(onSignedIn, errorBox) {
-  const kinds = [["bearer", "Bearer token (from your identity provider)"], ["apikey", "API key (service account)"]];
+  const kinds = [["bearer", t("signin.bearer")], ["apikey", t("signin.apikey")]];
   const radios = kinds.map(([value, text], index) => h("div", { class: "radio" },
     h("input", { type: "radio", name: "kind", id: `kind-${value}`, value, checked: index === 0 }),
     h("label", { for: `kind-${value}` }, text)));
   const secret = h("textarea", { id: "credential", name: "credential", rows: 3, required: true,
     autocomplete: "off", spellcheck: "false" });
   const form = h("form", { class: "card", "aria-labelledby": "token-heading" },
-    h("h2", { id: "token-heading" }, "Sign in with a credential"),
-    h("fieldset", {}, h("legend", {}, "Credential type"), radios),
-    h("div", { class: "field" }, h("label", { for: "credential" }, "Token or key"), secret),
-    h("button", { type: "submit", class: "primary" }, "Sign in"));
+    h("h2", { id: "token-heading" }, t("signin.credentialTitle")),
+    h("fieldset", {}, h("legend", {}, t("signin.credentialType")), radios),
+    h("div", { class: "field" }, h("label", { for: "credential" }, t("signin.secret")), secret),
+    h("button", { type: "submit", class: "primary" }, t("signin.submit")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     errorBox.hidden = true;
@@ -82,11 +81,11 @@ export function renderSignIn(main, config, onSignedIn) {
   const errorBox = h("p", { class: "error", role: "alert", hidden: true });
   const forms = config.dev_mode
     ? [devForm(config, onSignedIn, errorBox), h("details", { class: "card" },
-      h("summary", {}, "Use a bearer token or API key instead"), credentialForm(onSignedIn, errorBox))]
+      h("summary", {}, t("signin.useCredential")), credentialForm(onSignedIn, errorBox))]
     : [credentialForm(onSignedIn, errorBox)];
   replace(main, h("section", { class: "signin", "aria-labelledby": "signin-heading" },
-    h("h1", { id: "signin-heading" }, "Sign in"),
-    h("p", { class: "muted" }, "AI outputs shown here are decision support, not a diagnosis."),
+    h("h1", { id: "signin-heading" }, t("signin.title")),
+    h("p", { class: "muted" }, t("signin.notice")),
     errorBox, forms));
   return () => {};
 }

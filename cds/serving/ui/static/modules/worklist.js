@@ -4,7 +4,8 @@
 // and read status are badges with words, never colour alone.
 
 import { api } from "./api.js";
-import { announce, clock, h, replace, shortUid, when } from "./dom.js";
+import { announce, clock, day, h, replace, shortUid, when } from "./dom.js";
+import { number, t } from "./i18n.js";
 import { stowRequest, stowSummary } from "./stow.js";
 
 const POLL_MS = 3000;
@@ -19,12 +20,15 @@ function itemKey(item) {
   return `${item.job_id}/${item.study_uid}`;
 }
 
-const URGENCY = {
-  critical: { text: "Critical", badge: "badge critical" },
-  urgent: { text: "Urgent", badge: "badge positive" },
-  routine: { text: "Routine", badge: "badge" },
-  none: { text: "No finding", badge: "muted" },
-};
+const URGENCY = { critical: "badge critical", urgent: "badge positive", routine: "badge", none: "muted" }; // badges
+
+function urgencyText(urgency) {
+  return urgency in URGENCY ? t(`worklist.urgency.${urgency}`) : urgency;
+}
+
+function stateText(state) {
+  return STATES.includes(state) ? t(`worklist.stateName.${state}`) : state;
+}
 
 function drivers(item) {
   return item.urgency_findings.map((f) => `${f.label.replace(/_/g, " ")} ${f.probability.toFixed(2)}`).join(", ");
@@ -32,19 +36,21 @@ function drivers(item) {
 
 function findingsText(item) {
   if (item.state === "refused" || item.state === "failed") {
-    return item.refused_reasons.length ? `Refused: ${item.refused_reasons.join(", ")}` : "Pre-read failed";
+    return item.refused_reasons.length ? t("worklist.refused", { reasons: item.refused_reasons.join(", ") })
+      : t("worklist.failed");
   }
-  if (item.state !== "done") return "Waiting for the pre-read";
+  if (item.state !== "done") return t("worklist.waiting");
   const parts = [];
-  if (item.urgency_findings.length) parts.push(`${URGENCY[item.urgency]?.text ?? item.urgency}: ${drivers(item)}`);
+  if (item.urgency_findings.length) parts.push(`${urgencyText(item.urgency)}: ${drivers(item)}`);
   if (item.positive_findings) {
-    const ratio = item.max_ratio === null ? "" : ` · up to ${item.max_ratio.toFixed(1)}× threshold`;
-    parts.push(`${item.positive_findings} positive${ratio}`);
+    const ratio = item.max_ratio === null ? ""
+      : t("worklist.upTo", { ratio: number(item.max_ratio, { minimumFractionDigits: 1, maximumFractionDigits: 1 }) });
+    parts.push(t("worklist.positive", { count: item.positive_findings, ratio }));
   } else if (item.max_ratio !== null) {
-    parts.push("No positive finding");
+    parts.push(t("worklist.noPositive"));
   }
-  if (item.outcomes.some((o) => o.kind === "ct")) parts.push("CT segmentation");
-  if (item.refused_reasons.length) parts.push(`some refused: ${item.refused_reasons.join(", ")}`);
+  if (item.outcomes.some((o) => o.kind === "ct")) parts.push(t("worklist.ctSegmentation"));
+  if (item.refused_reasons.length) parts.push(t("worklist.someRefused", { reasons: item.refused_reasons.join(", ") }));
   return parts.join("; ");
 }
 
@@ -52,59 +58,60 @@ function deliveryNote(item) {
   const sent = item.delivery;
   if (!sent) return null;
   const total = sent.delivered + sent.waiting;
-  if (!sent.waiting) return h("span", { class: "delivery muted" }, ` · results sent ${sent.delivered}/${total}`);
+  if (!sent.waiting) {
+    return h("span", { class: "delivery muted" }, t("worklist.sent", { delivered: sent.delivered, total }));
+  }
   const why = sent.last_error ? ` (${sent.last_error})` : "";
-  return h("span", { class: "delivery", title: "Results for the PACS and the HIS still waiting; they are retried" },
-    ` · sending ${sent.waiting} of ${total}${why}`);
+  return h("span", { class: "delivery", title: t("worklist.sendingTitle") },
+    t("worklist.sending", { waiting: sent.waiting, total, why }));
 }
 
 function openButtons(item) {
   if (item.state !== "done") return [];
-  const patient = item.patient_id || "unknown patient";
+  const patient = item.patient_id || t("worklist.unknownPatient");
   return item.outcomes.map((outcome) => {
-    const what = outcome.kind === "ct" ? "CT series" : "radiograph";
+    const what = t(outcome.kind === "ct" ? "worklist.ctSeries" : "worklist.radiograph");
     return h("button", {
       type: "button", class: "open", dataset: { key: `${itemKey(item)}/${outcome.uid}` },
-      "aria-label": `Open ${what} of ${patient}`,
+      "aria-label": t("worklist.openLabel", { what, patient }),
       onClick: () => {
         window.location.hash = `#/viewer/${encodeURIComponent(item.job_id)}/${encodeURIComponent(outcome.uid)}`;
       },
-    }, outcome.kind === "ct" ? "Open CT" : "Open image");
+    }, t(outcome.kind === "ct" ? "worklist.openCt" : "worklist.openImage"));
   });
 }
 
-const PRIORITY = { stat: "STAT", urgent: "Urgent", routine: "Routine" };
+const PRIORITIES = ["stat", "urgent", "routine"];
 
 /** Who referred the study where, how urgently and why (a hub reader reads the question before the image). */
 function referralNote(referral) {
   if (!referral) return null;
-  const signed = referral.status === "signed" ? " · signed" : "";
+  const signed = referral.status === "signed" ? t("worklist.signed") : "";
+  const priority = PRIORITIES.includes(referral.priority) ? t(`worklist.priority.${referral.priority}`)
+    : referral.priority;
   return h("div", { class: "referral", dataset: { priority: referral.priority, status: referral.status } },
     h("span", { class: `badge referral-${referral.priority}` },
-      `${PRIORITY[referral.priority] ?? referral.priority} · ${referral.from_site} → ${referral.to_site}${signed}`),
+      `${priority} · ${referral.from_site} → ${referral.to_site}${signed}`),
     referral.question ? h("p", { class: "referral-question" }, referral.question) : null);
-}
-
-function studyDate(value) {
-  return /^\d{8}$/.test(value) ? `${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6)}` : "";
 }
 
 /** The study: date, description, accession number and priors (the UID on hover). */
 function studyCell(item) {
   if (!item.study_uid) return h("td", {}, "—");
-  const facts = [studyDate(item.study_date), item.description].filter(Boolean).join(" · ");
-  const priors = item.priors ? `${item.priors} prior${item.priors === 1 ? "" : "s"}` : "no prior";
+  const facts = [day(item.study_date), item.description].filter(Boolean).join(" · ");
+  const priors = item.priors ? t("worklist.priors", { count: item.priors }) : t("worklist.noPrior");
   return h("td", { class: "study", title: item.study_uid },
     h("div", {}, facts || shortUid(item.study_uid)),
-    h("div", { class: "muted" }, [item.accession_number ? `Acc ${item.accession_number}` : "", priors]
+    h("div", { class: "muted" }, [item.accession_number ? t("worklist.accession", { number: item.accession_number })
+      : "", priors]
       .filter(Boolean).join(" · ")));
 }
 
 function urgencyCell(item) {
-  const urgency = URGENCY[item.urgency] ?? { text: item.urgency, badge: "badge" };
-  const read = item.read_by_caller ? "Read by you" : item.read ? "Read" : "Unread";
+  const read = t(item.read_by_caller ? "worklist.readByYou" : item.read ? "worklist.read" : "worklist.unread");
   return h("td", { class: "urgency" },
-    h("span", { class: urgency.badge, dataset: { urgency: item.urgency } }, urgency.text), " ",
+    h("span", { class: URGENCY[item.urgency] ?? "badge", dataset: { urgency: item.urgency } },
+      urgencyText(item.urgency)), " ",
     h("span", { class: item.read ? "read muted" : "read badge", dataset: { read: String(item.read) } }, read),
     referralNote(item.referral));
 }
@@ -118,15 +125,16 @@ function row(item) {
   h("td", {}, item.patient_id || "—"),
   studyCell(item),
   h("td", {}, item.modalities.join(", ") || "—"),
-  h("td", { class: "state" }, h("span", { class: `badge state-${item.state}` }, item.state), deliveryNote(item)),
+  h("td", { class: "state" }, h("span", { class: `badge state-${item.state}` }, stateText(item.state)),
+    deliveryNote(item)),
   h("td", { class: "findings" }, findingsText(item)),
   h("td", {}, h("time", { datetime: item.created_at }, when(item.created_at))),
   h("td", { class: "actions" }, openButtons(item)));
 }
 
-function select(id, label, values, current, onChange) {
+function select(id, label, values, current, onChange, name = (v) => v) {
   const element = h("select", { id, onChange: (event) => onChange(event.target.value) },
-    h("option", { value: "" }, label), values.map((v) => h("option", { value: v, selected: v === current }, v)));
+    h("option", { value: "" }, label), values.map((v) => h("option", { value: v, selected: v === current }, name(v))));
   return element;
 }
 
@@ -136,21 +144,22 @@ export function renderWorklist(main) {
   let stopped = false;
   let lastDocument = "";
   const states = new Map();
-  const tbody = h("tbody", {}, h("tr", {}, h("td", { colspan: 8, class: "muted" }, "Loading…")));
-  const updated = h("p", { id: "updated", class: "muted", "aria-live": "off" }, "Loading…");
+  const tbody = h("tbody", {}, h("tr", {}, h("td", { colspan: 8, class: "muted" }, t("worklist.loading"))));
+  const updated = h("p", { id: "updated", class: "muted", "aria-live": "off" }, t("worklist.loading"));
   const pageInfo = h("span", { id: "page-info", class: "muted" });
-  const previous = h("button", { type: "button", id: "page-previous", disabled: true }, "Previous page");
-  const next = h("button", { type: "button", id: "page-next", disabled: true }, "Next page");
+  const previous = h("button", { type: "button", id: "page-previous", disabled: true }, t("worklist.previous"));
+  const next = h("button", { type: "button", id: "page-next", disabled: true }, t("worklist.next"));
   const fileInput = h("input", { type: "file", id: "upload-input", multiple: true, hidden: true,
-    accept: ".dcm,application/dicom", "aria-label": "DICOM files to upload" });
-  const uploadButton = h("button", { type: "button", id: "upload-button", class: "primary" }, "Upload DICOM…");
+    accept: ".dcm,application/dicom", "aria-label": t("worklist.uploadFiles") });
+  const uploadButton = h("button", { type: "button", id: "upload-button", class: "primary" }, t("worklist.upload"));
   const uploadStatus = h("p", { id: "upload-status", role: "status", class: "muted" });
 
   function announceChanges(items) {
     for (const item of items) {
       const before = states.get(itemKey(item));
       if (before !== undefined && before !== item.state && FINISHED.has(item.state)) {
-        announce(`Pre-read ${item.state} for ${item.patient_id || "a study"}: ${findingsText(item)}`);
+        const patient = item.patient_id || t("worklist.aStudy");
+        announce(t("worklist.announce", { state: stateText(item.state), patient, findings: findingsText(item) }));
       }
       states.set(itemKey(item), item.state);
     }
@@ -162,10 +171,11 @@ export function renderWorklist(main) {
     lastDocument = text;
     const focusedKey = document.activeElement?.dataset?.key;
     replace(tbody, page.items.length ? page.items.map(row)
-      : h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No studies match these filters.")));
+      : h("tr", {}, h("td", { colspan: 8, class: "muted" }, t("worklist.none"))));
     if (focusedKey) tbody.querySelector(`[data-key="${CSS.escape(focusedKey)}"]`)?.focus();
     const last = Math.min(page.offset + page.items.length, page.total);
-    pageInfo.textContent = page.total ? `${page.offset + 1}–${last} of ${page.total}` : "0 studies";
+    pageInfo.textContent = page.total ? t("worklist.range", { first: page.offset + 1, last, total: page.total })
+      : t("worklist.empty");
     previous.disabled = page.offset === 0;
     next.disabled = last >= page.total;
   }
@@ -180,9 +190,9 @@ export function renderWorklist(main) {
       if (stopped) return;
       announceChanges(page.items);
       show(page);
-      updated.textContent = `Updated ${clock(new Date())}; refreshes every ${POLL_MS / 1000} s`;
+      updated.textContent = t("worklist.updated", { time: clock(new Date()), seconds: POLL_MS / 1000 });
     } catch (error) {
-      if (!stopped) updated.textContent = `Could not refresh (${error.message}); retrying`;
+      if (!stopped) updated.textContent = t("worklist.refreshFailed", { error: error.message });
     }
     if (!stopped) timer = window.setTimeout(refresh, POLL_MS);
   }
@@ -192,7 +202,7 @@ export function renderWorklist(main) {
     if (!files.length) return;
     uploadButton.disabled = true;
     uploadStatus.dataset.job = "";
-    uploadStatus.textContent = `Uploading ${files.length} file${files.length > 1 ? "s" : ""}…`;
+    uploadStatus.textContent = t("worklist.uploading", { count: files.length });
     const { body, contentType } = stowRequest(files);
     try {
       const response = await api("/dicomweb/studies", { method: "POST", body, contentType, raw: true });
@@ -200,16 +210,17 @@ export function renderWorklist(main) {
       const job = (response.headers.get("Location") || "").split("/").pop();
       highlightedJob = job;
       uploadStatus.dataset.job = job;
-      const refused = summary.failed ? `, refused ${summary.failed} (${summary.reasons.join(", ")})` : "";
-      uploadStatus.textContent = `Stored ${summary.stored} instance${summary.stored === 1 ? "" : "s"}${refused}. `
-        + `Pre-read queued as job ${job.slice(0, 8)}; it appears below.`;
+      const refused = summary.failed
+        ? t("worklist.storedRefused", { count: summary.failed, reasons: summary.reasons.join(", ") }) : "";
+      uploadStatus.textContent = t("worklist.stored", { count: summary.stored, refused, job: job.slice(0, 8) });
       filters.offset = 0;
       lastDocument = "";
       refresh();
     } catch (error) {
       uploadStatus.textContent = error.status === 409
-        ? `Nothing was stored: ${stowSummary(error.body).reasons.join(", ") || "no readable DICOM"}.`
-        : `Upload failed: ${error.message}`;
+        ? t("worklist.nothingStored",
+          { reasons: stowSummary(error.body).reasons.join(", ") || t("worklist.noReadable") })
+        : t("worklist.uploadFailed", { error: error.message });
     } finally {
       uploadButton.disabled = false;
       fileInput.value = "";
@@ -224,19 +235,18 @@ export function renderWorklist(main) {
 
   replace(main, h("section", { class: "worklist-view", "aria-labelledby": "worklist-heading" },
     h("div", { class: "view-head" },
-      h("h1", { id: "worklist-heading" }, "Worklist"),
+      h("h1", { id: "worklist-heading" }, t("worklist.title")),
       h("div", { class: "toolbar" },
-        h("label", { for: "filter-state" }, "State"), select("filter-state", "All states", STATES, filters.state,
-          onFilter("state")),
-        h("label", { for: "filter-modality" }, "Modality"), select("filter-modality", "All modalities", MODALITIES,
-          filters.modality, onFilter("modality")),
+        h("label", { for: "filter-state" }, t("worklist.state")),
+        select("filter-state", t("worklist.allStates"), STATES, filters.state, onFilter("state"), stateText),
+        h("label", { for: "filter-modality" }, t("worklist.modality")), select("filter-modality",
+          t("worklist.allModalities"), MODALITIES, filters.modality, onFilter("modality")),
         uploadButton, fileInput)),
     uploadStatus,
     h("div", { class: "table-wrap" }, h("table", { class: "worklist", id: "worklist-table" },
-      h("caption", {}, "Pre-read studies: open referrals, then by urgency (critical: a confident critical AI "
-        + "finding such as a pneumothorax; urgent; routine; no finding), then newest"),
-      h("thead", {}, h("tr", {}, ["Priority", "Patient", "Study", "Modality", "State", "AI findings", "Received",
-        "Open"].map((title) => h("th", { scope: "col" }, title)))),
+      h("caption", {}, t("worklist.caption")),
+      h("thead", {}, h("tr", {}, ["priority", "patient", "study", "modality", "state", "findings", "received", "open"]
+        .map((column) => h("th", { scope: "col" }, t(`worklist.col.${column}`))))),
       tbody)),
     h("div", { class: "pager" }, previous, pageInfo, next, updated)));
   refresh();
