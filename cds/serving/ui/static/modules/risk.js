@@ -25,10 +25,11 @@ const UNITS = { "mm[Hg]": "mmHg", "mL/min/{1.73_m2}": "mL/min/1.73 m²", "kg/m2"
 function kdigoWords(category) {
   return category in KDIGO ? t(`risk.kdigo.${category}`) : t("risk.kdigo.category");
 }
+const VALUES = ["female", "male", "white", "african_american", "other"]; // categorical inputs, risk.value.<value>
 const MAX_BUNDLE_BYTES = 5 * 1024 * 1024;
 
 function unitText(unit) {
-  if (unit === "a") return t("risk.unit.years");
+  if (unit === "a" || unit === "years") return t("risk.unit.years");
   return unit === "1" ? "" : (UNITS[unit] ?? unit);
 }
 
@@ -40,7 +41,12 @@ function valueText(input) {
     const shown = Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
     return `${shown}${unitText(input.unit) ? ` ${unitText(input.unit)}` : ""}`;
   }
-  return String(value).replaceAll("_", " ");
+  return valueWords(value);
+}
+
+/** A category the record holds (sex, race) in the workspace's language; others as they came. */
+function valueWords(value) {
+  return VALUES.includes(value) ? t(`risk.value.${value}`) : String(value).replaceAll("_", " ");
 }
 
 function isProbability(result) {
@@ -209,7 +215,7 @@ function identityFacts(panel) {
     fact(t("risk.identifiers"), panel.identifiers.length ? panel.identifiers.join(", ") : t("risk.noIdentifiers"),
       "panel-identifiers"),
     fact(t("risk.born"), panel.birth_date ? day(panel.birth_date) || panel.birth_date : null, "panel-birth"),
-    fact(t("risk.sex"), panel.gender, "panel-gender"),
+    fact(t("risk.sex"), panel.gender ? valueWords(panel.gender) : null, "panel-gender"),
     fact(t("risk.record"), panel.patient, "panel-patient"));
 }
 
