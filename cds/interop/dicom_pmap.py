@@ -59,6 +59,9 @@ def build_heatmap_pmap(
 ) -> hd.pm.ParametricMap:
     """A Parametric Map of ``heatmap`` (float [H, W] in [0, 1]) on the grid of ``source`` (its header suffices).
 
+    The values are on the pre-read's probability scale: the normalised relevance map times the finding's probability
+    (so the map's maximum is that probability), mapped as real-world values 0-1.
+
     Raises:
         InvalidInputError: ``wrong_shape``, ``invalid_finding``, ``invalid_header`` or ``invalid_dicom_value``.
     """
@@ -73,7 +76,8 @@ def build_heatmap_pmap(
     grid = resize(heatmap, (int(source.Rows), int(source.Columns)))
     values = np.round(np.clip(grid, 0.0, 1.0) * LEVELS).astype(np.uint16)
     mapping = hd.pm.RealWorldValueMapping(
-        lut_label="RELEVANCE", lut_explanation=f"{finding.strip()} relevance"[:64], unit=codes.UCUM.NoUnits,
+        lut_label="RELEVANCE", lut_explanation=f"{finding.strip()} probability x relevance"[:64],
+        unit=codes.UCUM.NoUnits,
         value_range=(0, LEVELS), slope=1.0 / LEVELS, intercept=0.0, quantity_definition=finding_code(finding))
     identity = f"{model.name} {model.version}"
     try:
@@ -92,7 +96,8 @@ def build_heatmap_pmap(
         raise InvalidInputError(f"DICOM refused a value: {exc}", code="invalid_dicom_value") from exc
     pmap.SeriesDescription = f"AI heatmap: {finding.strip()} ({identity})"[:64]
     description = f"Relevance of image regions to finding '{finding.strip()}' from model {identity} (sha256 " \
-                  f"{model.sha256}, backend {model.backend.value}), resampled from the model input grid."
+                  f"{model.sha256}, backend {model.backend.value}), resampled from the model input grid; " \
+                  "on a fixed probability scale: the normalised map times the finding's probability (0-1)."
     if not_for_diagnostic_use:
         description = f"{NOT_FOR_DIAGNOSTIC_USE}. {description}"
         pmap.ImageComments = NOT_FOR_DIAGNOSTIC_USE

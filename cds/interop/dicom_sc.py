@@ -45,6 +45,7 @@ def build_overlay_sc(
     not_for_diagnostic_use: bool = True,
     series_number: int = 903,
     patient_orientation: tuple[str, str] | None = None,
+    scale: str | None = None,
 ) -> hd.sc.SCImage:
     """A Secondary Capture of an RGB overlay, in the source image's study, in a new series.
 
@@ -57,6 +58,7 @@ def build_overlay_sc(
         series_number: Series Number of the new series.
         patient_orientation: Row and column directions; defaults to the source's Patient Orientation when it has
             two single-letter values, else ``("L", "F")`` (a frontal chest radiograph as conventionally displayed).
+        scale: What the overlay's colours mean, added to Derivation Description (e.g. the heatmap's scale).
 
     Returns:
         The SC image (a pydicom Dataset); the caller saves it.
@@ -90,6 +92,8 @@ def build_overlay_sc(
         raise InvalidInputError(f"DICOM refused a value: {exc}", code="invalid_dicom_value") from exc
     derivation = (f"Heatmap of finding '{finding.strip()}' from model {identity} (sha256 {model.sha256}, backend "
                   f"{model.backend.value}) blended on the source image, resized to the model input.")
+    if scale:
+        derivation = f"{derivation} {scale}"
     if not_for_diagnostic_use:
         derivation = f"{NOT_FOR_DIAGNOSTIC_USE}. {derivation}"
         image.ImageComments = NOT_FOR_DIAGNOSTIC_USE

@@ -53,7 +53,7 @@ class RadiographPreread:
     result: ClassificationResult
     source: SourceImage
     image: np.ndarray  # float32 [S, S] in [0, 1], what the model saw (before scaling)
-    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # label -> float32 [S, S] in [0, 1]
+    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # label -> float32 [S, S], at most its probability
     heatmap_method: str = "off"  # how they were made: "cam" (activation maps), "occlusion" or "off"
     stage_ms: dict[str, float] = field(default_factory=dict)
     plausibility: float | None = None  # the gate's score, when the contract names a gate

@@ -6,6 +6,7 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 
 import highdicom
+import numpy as np
 import pydicom
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 from cds.cli.main import app
 from cds.errors import InvalidInputError
-from cds.interop.outputs.radiograph import write_preread
+from cds.interop.outputs.radiograph import HEATMAP_FLOOR, overlay, write_preread
 from cds.models.registry import ModelRegistry
 from cds.models.spec import BackendKind
 from cds.pipelines.imaging.dicom_reader import read_instance
@@ -55,8 +56,10 @@ def test_a_generated_radiograph_is_pre_read_with_heatmaps_for_positive_findings(
     positives = {f.label for f in result.positives}
     unexplained = " ".join(w for w in result.warnings if w.startswith("no localisation"))
     assert set(preread.heatmaps) <= positives and all(p in preread.heatmaps or p in unexplained for p in positives)
-    for heatmap in preread.heatmaps.values():
-        assert heatmap.shape == (224, 224) and heatmap.min() >= 0.0 and heatmap.max() == pytest.approx(1.0)
+    probability = {f.label: f.probability for f in result.findings}
+    for label, heatmap in preread.heatmaps.items():  # on the fixed probability scale: the map reaches its probability
+        assert heatmap.shape == (224, 224) and heatmap.min() >= 0.0
+        assert heatmap.max() == pytest.approx(probability[label], rel=1e-5)
     assert pipeline.heatmaps is HeatmapMethod.CAM  # the model exports activation maps: no extra inference
     assert {"decode_ms", "plausibility_ms", "preprocess_ms", "infer_ms", "saliency_ms"} <= set(preread.stage_ms)
     assert preread.plausibility is not None and preread.plausibility >= pipeline.plausibility.threshold  # type: ignore[union-attr]
@@ -68,6 +71,22 @@ def test_a_generated_radiograph_is_pre_read_with_heatmaps_for_positive_findings(
     # MONOCHROME1 storage of the same pixels gives the same model input, hence the same result
     inverted = pipeline(read_instance(_study(tmp_path, "m1.dcm", {"Effusion", "Cardiomegaly"}, monochrome1=True)))
     assert inverted.result.input_sha256 == result.input_sha256
+
+
+def test_a_normal_study_s_threshold_level_findings_are_drawn_only_as_faintly_as_they_are_likely(
+    pipeline: RadiographPrereadPipeline, tmp_path: Path
+) -> None:
+    preread = pipeline(read_instance(_study(tmp_path, "normal.dcm", set())))
+    findings = {f.label: f for f in preread.result.findings}
+    assert set(preread.heatmaps) <= {f.label for f in preread.result.positives}  # a negative finding: no map at all
+    for label, heatmap in preread.heatmaps.items():
+        probability = findings[label].probability
+        assert heatmap.max() <= probability + 1e-6  # never above the finding's probability on the 0-1 legend
+        drawn = overlay(preread.image, heatmap).astype(np.float32) - overlay(preread.image, 0 * heatmap)
+        assert np.abs(drawn).max() <= 0.45 * probability * 255 + 1  # a threshold-level finding barely tints the image
+        assert (np.abs(drawn).max(axis=2) > 0).mean() <= float((heatmap > HEATMAP_FLOOR).mean())  # only above the floor
+    lowest = min(f.threshold for f in preread.result.findings if f.threshold is not None)
+    assert lowest > HEATMAP_FLOOR  # every positive finding draws at least where its evidence peaks
 
 
 def test_a_study_that_does_not_fit_the_contract_is_refused_before_inference(
@@ -101,6 +120,8 @@ def test_cli_pre_reads_a_folder_and_keeps_going_past_bad_files(tmp_path: Path) -
         assert len(captures) == len(document["heatmaps"])
         maps = [pydicom.dcmread(f) for f in sorted(report.parent.glob("heatmap-*-pm.dcm"))]
         assert len(maps) == len(document["heatmaps"])
+        assert document["heatmap_scale"] == "probability"  # and the DICOM copies say what their values mean
+        assert all("probability scale" in d.DerivationDescription.lower() for d in [*captures, *maps])
         assert all((m.Rows, m.Columns) == (448, 448) and m.SOPClassUID == ParametricMapStorage for m in maps)
         assert {c.StudyInstanceUID for c in captures} <= {document["source"]["study_uid"]}
         sr = highdicom.sr.srread(report.parent / "report-sr.dcm")

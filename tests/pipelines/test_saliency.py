@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cds.pipelines.imaging.saliency import localises, occlusion_heatmaps
+from cds.pipelines.imaging.saliency import localises, occlusion_heatmaps, probability_scaled
 
 
 def _model(batch: np.ndarray) -> np.ndarray:
@@ -41,3 +41,15 @@ def test_a_map_that_points_nowhere_is_no_localisation() -> None:
     assert localises(weak) and weak[:32, :32].min() == 1.0
     assert not localises(np.ones((8, 8), np.float32))  # every region alike: points nowhere
     assert localises(occlusion_heatmaps(_model, image, [0], grid=4)[0])
+
+
+def test_a_map_on_the_probability_scale_reaches_its_finding_s_probability_and_no_further() -> None:
+    shape = np.zeros((8, 8), np.float32)
+    shape[2:4, 2:4] = 0.5
+    shape[5, 5] = 0.25  # peak-normalised or not: the shape counts, its peak becomes the probability
+    low, high = probability_scaled(shape, 0.36), probability_scaled(shape, 0.97)
+    assert low.dtype == np.float32 and low.max() == pytest.approx(0.36) and high.max() == pytest.approx(0.97)
+    assert low[5, 5] == pytest.approx(0.18) and low[0, 0] == 0.0  # the same shape, scaled, nothing added
+    assert np.allclose(low / 0.36, high / 0.97)
+    assert probability_scaled(np.zeros((4, 4), np.float32), 0.9).max() == 0.0  # no localisation stays none
+    assert probability_scaled(shape, 1.5).max() == pytest.approx(1.0)  # never off the 0-1 legend

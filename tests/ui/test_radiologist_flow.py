@@ -88,6 +88,7 @@ def test_radiologist_uploads_reads_and_reviews_a_study(page: Any, server: str, r
     assert positives.count() >= 2
     expect(positives.first.locator("td").first).to_contain_text(" vs ")  # probability against its threshold
     expect(page.locator("#main")).to_contain_text("Class activation map from the model's own forward pass")
+    expect(page.locator("#heat-legend figcaption")).to_contain_text("Probability scale 0–1")  # not peak-normalised
     page.screenshot(path=artifacts / "03-viewer.png")
 
     stage = page.locator("#stage")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cds.interop.outputs.radiograph import overlay
+from cds.interop.outputs.radiograph import HEATMAP_FLOOR, overlay
 from cds.serving.ui import render
 
 
@@ -27,7 +27,7 @@ def test_the_heatmap_layer_shows_what_the_pre_reads_overlay_shows() -> None:
     for i, value in enumerate([0.1, 0.35, 0.6, 1.0, 0.8, 0.25, 0.0, 0.5, 0.9]):  # a 3x3 occlusion grid
         heat[cells[i // 3]:cells[i // 3 + 1], cells[i % 3]:cells[i % 3 + 1]] = value
     blended = overlay(image, heat).astype(np.float32)
-    shown = heat > 0.2  # the overlay leaves out heat at or below 0.2
+    shown = heat > HEATMAP_FLOOR  # the overlay leaves out heat at or below the floor
     assert (blended[..., 0] - blended[..., 2] > 0)[shown].all() and (blended[..., 0] == blended[..., 2])[~shown].all()
     layer = render.heatmap_layer(heat)  # the viewer's layer is drawn from the raw map the pre-read saved
     assert layer.shape == (224, 224, 4) and layer[..., 3][~shown].max() == 0 and layer[..., 3].max() == 255

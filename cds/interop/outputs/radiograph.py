@@ -3,6 +3,10 @@
 Typed JSON, FHIR DiagnosticReport, DICOM SR (TID 1500), and per positive finding its heatmap four ways: the raw
 map (float32 ``.npy``), an overlay PNG, the same overlay as a DICOM secondary capture in the source study, and the
 map on the source's grid as a DICOM Parametric Map that viewers can overlay.
+
+Heatmaps are on a fixed probability scale (``"heatmap_scale": "probability"`` in the result): the normalised map
+times the finding's probability, so a map's maximum is its finding's probability. Outputs written before carry no
+``heatmap_scale``; their maps are scaled to their own peak (see :data:`PEAK_SCALE`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from cds.interop.fhir_report import PATIENT_ID_SYSTEM, diagnostic_report
 from cds.results.imaging import RadiographPreread
 from cds.results.layout import OutputLayout
 
-HEATMAP_FLOOR = 0.2  # heat at or below this is left out of overlays (and out of the viewer's layer)
+# Heat at or below this probability is left out of overlays (and out of the viewer's layer). Below every operating
+# threshold of the chest model (the lowest is 0.073), so each positive finding draws at least where its evidence peaks;
+# a finding at its threshold shows only there, faintly, and a certain one where its evidence is moderate too.
+HEATMAP_FLOOR = 0.05
+PROBABILITY_SCALE = "probability"  # a map's values: the finding's probability times its normalised relevance
+SCALE_NOTE = (f"Fixed probability scale: no region shows above the finding's probability; {HEATMAP_FLOOR} and below "
+              "is not drawn.")
+PEAK_SCALE = "peak"  # outputs written before PROBABILITY_SCALE: each map scaled to its own peak (1 is its strongest)
+FLOORS = {PROBABILITY_SCALE: HEATMAP_FLOOR, PEAK_SCALE: 0.2}  # the floor a map is drawn with, by its scale
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -52,6 +64,7 @@ def write_preread(preread: RadiographPreread, folder: Path, *, title: str,
         "stage_ms": {k: round(v, 2) for k, v in preread.stage_ms.items()},
         "heatmaps": sorted(preread.heatmaps),
         "heatmap_method": preread.heatmap_method,
+        "heatmap_scale": PROBABILITY_SCALE,
         "plausibility": preread.plausibility,
     }
     written[0].write_text(json.dumps(document, indent=2), encoding="utf-8")
@@ -70,7 +83,7 @@ def write_preread(preread: RadiographPreread, folder: Path, *, title: str,
         if preread.header is not None:
             written.append(layout.path(OutputLayout.heatmap_capture(label)))
             capture = build_overlay_sc(rgb, preread.header, finding=label, model=preread.result.model,
-                                       not_for_diagnostic_use=preread.not_for_diagnostic_use)
+                                       not_for_diagnostic_use=preread.not_for_diagnostic_use, scale=SCALE_NOTE)
             capture.save_as(written[-1])
             written.append(layout.path(OutputLayout.heatmap_map(label)))
             build_heatmap_pmap(heatmap, preread.header, finding=label, model=preread.result.model,

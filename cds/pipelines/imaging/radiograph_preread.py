@@ -26,7 +26,13 @@ from cds.pipelines.imaging.dicom_contract import check_instance
 from cds.pipelines.imaging.dicom_reader import DicomInstance
 from cds.pipelines.imaging.plausibility import PlausibilityCheck
 from cds.pipelines.imaging.radiograph import MODEL_RANGE, display_pixels, to_model_input
-from cds.pipelines.imaging.saliency import HeatmapMethod, localises, occlusion_heatmaps, upsample_map
+from cds.pipelines.imaging.saliency import (
+    HeatmapMethod,
+    localises,
+    occlusion_heatmaps,
+    probability_scaled,
+    upsample_map,
+)
 from cds.pipelines.timing import StageTimer
 from cds.results.imaging import RadiographPreread, SourceImage
 
@@ -119,7 +125,8 @@ class RadiographPrereadPipeline:
                 else:
                     maps = list(occlusion_heatmaps(self._probabilities, model_input, positives,
                                                    grid=self.saliency_grid))
-                heatmaps = {result.findings[i].label: m for i, m in zip(positives, maps, strict=True) if localises(m)}
+                heatmaps = {result.findings[i].label: probability_scaled(m, result.findings[i].probability)
+                            for i, m in zip(positives, maps, strict=True) if localises(m)}  # the fixed 0-1 scale
                 unexplained = [result.findings[i].label for i in positives if result.findings[i].label not in heatmaps]
                 if unexplained:  # said in words, never drawn as an empty picture
                     note = (f"no localisation for {', '.join(unexplained)}: its {self.heatmaps.value} map points to "

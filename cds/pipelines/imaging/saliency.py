@@ -68,6 +68,18 @@ def occlusion_heatmaps(
     return np.where(peak[:, None, None] >= min_drop, scaled, 0.0).astype(np.float32)
 
 
+def probability_scaled(heatmap: np.ndarray, probability: float) -> np.ndarray:
+    """A map (peak-normalised, in [0, 1]) on the fixed probability scale: its shape times the finding's probability.
+
+    Its maximum is the probability, so a finding at 0.36 never shows above 0.36 on the 0-1 legend and one at its
+    threshold is drawn as faintly as it is likely, not like a certain one.
+    """
+    peak = float(np.max(heatmap)) if heatmap.size else 0.0
+    scale = min(max(float(probability), 0.0), 1.0) / peak if peak > 0.0 else 0.0
+    scaled: np.ndarray = np.clip(np.asarray(heatmap, np.float32) * scale, 0.0, 1.0).astype(np.float32)
+    return scaled
+
+
 CAM_MIN_CONTRAST = 0.5  # logits: an activation map whose cells all lie within this of their median points nowhere
 
 

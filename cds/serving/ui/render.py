@@ -48,10 +48,10 @@ def png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def heatmap_layer(heat: np.ndarray) -> np.ndarray:
-    """uint8 RGBA: red (cool) to yellow (hot), opacity following the heat; transparent at or below the floor."""
+def heatmap_layer(heat: np.ndarray, floor: float = HEATMAP_FLOOR) -> np.ndarray:
+    """uint8 RGBA: red (cool) to yellow (hot), opacity following the heat; transparent at or below ``floor``."""
     heat = np.clip(np.asarray(heat, dtype=np.float32), 0.0, 1.0)
-    shown = heat > HEATMAP_FLOOR
+    shown = heat > floor
     layer = np.zeros((*heat.shape, 4), dtype=np.uint8)
     layer[..., 0] = 255
     layer[..., 1] = np.round(255.0 * heat).astype(np.uint8)

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from cds.errors import CdsError, InvalidInputError, OutputNotFoundError
+from cds.interop.outputs.radiograph import FLOORS, PEAK_SCALE, PROBABILITY_SCALE
 from cds.models.registry import ModelRegistry
 from cds.results.jobs import OutcomeKind
 from cds.results.layout import OutputLayout
@@ -82,6 +83,8 @@ class ViewerPublic(BaseModel):
     image: ImageView
     outlines: bool
     heatmap_method: str | None  # "cam" or "occlusion" as the pre-read wrote it; None for outputs without the field
+    heatmap_scale: str  # "probability" (a map's maximum is its finding's probability) or "peak" (older outputs)
+    heatmap_floor: float  # heat at or below this is not drawn (on that scale)
 
 
 def image_of(read: FinishedOutcome) -> sources.ViewerImage:
@@ -99,13 +102,25 @@ def segmentation_of(read: FinishedOutcome, image: sources.ViewerImage) -> source
     return sources.segmentation(str(seg), image.sop_instance_uids)
 
 
-def _heatmap_method(read: FinishedOutcome) -> str | None:
+def _result_field(read: FinishedOutcome, name: str) -> str | None:
     path = read.layout.path(OutputLayout.RESULT)
     try:
-        method = json.loads(path.read_text(encoding="utf-8")).get("heatmap_method")
+        value = json.loads(path.read_text(encoding="utf-8")).get(name)
     except (OSError, ValueError, AttributeError):
         return None
-    return method if isinstance(method, str) else None
+    return value if isinstance(value, str) else None
+
+
+def _heatmap_method(read: FinishedOutcome) -> str | None:
+    return _result_field(read, "heatmap_method")
+
+
+def heatmap_scale(read: FinishedOutcome) -> str:
+    """``"probability"`` for maps on the fixed probability scale; ``"peak"`` for outputs written before it.
+
+    Older maps are served as saved (each scaled to its own peak) and marked so, never mixed silently with the others.
+    """
+    return PROBABILITY_SCALE if _result_field(read, "heatmap_scale") == PROBABILITY_SCALE else PEAK_SCALE
 
 
 def _has_heatmap(read: FinishedOutcome, label: str) -> bool:
@@ -114,6 +129,9 @@ def _has_heatmap(read: FinishedOutcome, label: str) -> bool:
 
 def heatmap_of(read: FinishedOutcome, label: str) -> np.ndarray:
     """float32 [S, S] in [0, 1]: the heatmap of a positive finding, on the model's input grid, as the pre-read saved it.
+
+    On the fixed probability scale (its maximum is the finding's probability) unless :func:`heatmap_scale` says
+    ``"peak"``.
 
     Raises:
         OutputNotFoundError: ``heatmap_not_found`` (404): no such finding, or no heatmap for it (it is negative).
@@ -169,7 +187,9 @@ def build_view(registry: ModelRegistry, read: FinishedOutcome) -> ViewerPublic:
                          initial_slice=seg.busiest_slice() if seg is not None else 0, window=image.default_window[0],
                          level=image.default_window[1], min=low, max=high, units=image.units,
                          sop_instance_uids=list(image.sop_instance_uids))  # fmt: skip
+    scale = heatmap_scale(read)
     return ViewerPublic(job_id=read.job.id, uid=outcome.uid, kind=outcome.kind.value, study_uid=outcome.study_uid,
                         series_uid=outcome.series_uid, patient_id=read.patient_id,
                         model=model_info(registry, outcome.model), findings=findings, structures=structures,
-                        image=geometry, outlines=seg is not None, heatmap_method=_heatmap_method(read))
+                        image=geometry, outlines=seg is not None, heatmap_method=_heatmap_method(read),
+                        heatmap_scale=scale, heatmap_floor=FLOORS[scale])

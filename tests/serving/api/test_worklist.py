@@ -321,15 +321,16 @@ def test_heatmap_and_outline_layers(reader: Any) -> None:
     positive = next(f["label"] for f in outcomes["radiograph"]["summary"] if f["positive"])
     layer = _png(client.get(f"{base}/render/heatmap.png", params={"label": positive}, headers=headers))
     assert layer.shape == (224, 224, 4)  # the model's grid, stretched over the image by the browser
-    assert layer[..., 3].max() == 255 and (layer[..., 3] == 0).any()  # the hottest cell opaque, the coldest clear
+    probability = next(f["probability"] for f in outcomes["radiograph"]["summary"] if f["label"] == positive)
+    assert layer[..., 3].max() == round(255 * probability) and (layer[..., 3] == 0).any()  # as opaque as it is likely
     negative = next(f["label"] for f in outcomes["radiograph"]["summary"] if not f["positive"])
     missing = client.get(f"{base}/render/heatmap.png", params={"label": negative}, headers=headers)
     assert missing.status_code == 404 and missing.json()["code"] == "heatmap_not_found"
     values = client.get(f"{base}/render/heatmap.f32", params={"label": positive}, headers=headers)
     assert values.status_code == 200 and values.headers["x-heatmap-shape"] == "224,224"
-    assert values.headers["x-heatmap-floor"] == "0.2"
+    assert values.headers["x-heatmap-floor"] == "0.05" and values.headers["x-heatmap-scale"] == "probability"
     grid = np.frombuffer(values.content, dtype="<f4").reshape(224, 224)  # the same map, for the browser to colour
-    assert np.array_equal(np.round(255 * grid).astype(np.uint8)[grid > 0.2], layer[..., 3][grid > 0.2])
+    assert np.array_equal(np.round(255 * grid).astype(np.uint8)[grid > 0.05], layer[..., 3][grid > 0.05])
     assert client.get(f"{base}/render/heatmap.f32", params={"label": negative}, headers=headers).status_code == 404
     ct = _base(outcomes["ct"])
     outline = _png(client.get(f"{ct}/render/outline.png?slice=17", headers=headers))
@@ -339,6 +340,44 @@ def test_heatmap_and_outline_layers(reader: Any) -> None:
                                                                (0, 130, 200)}
     none = client.get(f"{base}/render/outline.png", headers=headers)
     assert none.status_code == 404 and none.json()["code"] == "no_segmentation"
+
+
+def test_heatmaps_are_on_the_fixed_probability_scale(reader: Any) -> None:
+    client, outcomes = reader
+    headers, base = bearer(client, Role.RADIOLOGIST), _base(outcomes["radiograph"])
+    view = client.get(f"{base}/view", headers=headers).json()
+    assert view["heatmap_scale"] == "probability" and view["heatmap_floor"] == 0.05
+    drawn = [f for f in outcomes["radiograph"]["summary"] if f["positive"]]
+    peaks = {}
+    for finding in drawn:
+        values = client.get(f"{base}/render/heatmap.f32", params={"label": finding["label"]}, headers=headers)
+        if values.status_code == 404:  # a positive finding without localisation (said in the result's warnings)
+            continue
+        peaks[finding["label"]] = (float(np.frombuffer(values.content, dtype="<f4").max()), finding["probability"])
+    assert len(peaks) >= 2, peaks  # an effusion and a threshold-level finding, on the same scale
+    for peak, probability in peaks.values():  # never above the finding's probability, and reaching it
+        assert probability * 0.999 <= peak <= probability + 1e-6, peaks
+    low, high = min(peaks.values(), key=lambda p: p[1]), max(peaks.values(), key=lambda p: p[1])
+    assert low[0] < high[0]  # the less likely finding is drawn fainter, not like a certain one
+
+
+def test_heatmaps_written_before_the_probability_scale_are_marked_as_peak_normalised(reader: Any) -> None:
+    client, outcomes = reader
+    headers, base = bearer(client, Role.RADIOLOGIST), _base(outcomes["radiograph"])
+    (result,) = [p for p in Path(client.app.state.cds.settings.data_dir).rglob("result.json")  # type: ignore[attr-defined]
+                 if json.loads(p.read_text()).get("heatmap_scale")]
+    saved = result.read_text()
+    older = json.loads(saved)
+    del older["heatmap_scale"]  # as a pre-read before the change wrote it
+    result.write_text(json.dumps(older))
+    try:
+        view = client.get(f"{base}/view", headers=headers).json()
+        assert view["heatmap_scale"] == "peak" and view["heatmap_floor"] == 0.2
+        positive = next(f["label"] for f in outcomes["radiograph"]["summary"] if f["positive"])
+        values = client.get(f"{base}/render/heatmap.f32", params={"label": positive}, headers=headers)
+        assert values.headers["x-heatmap-scale"] == "peak" and values.headers["x-heatmap-floor"] == "0.2"
+    finally:
+        result.write_text(saved)
 
 
 def test_feedback_is_validated_stored_listed_and_audited(reader: Any) -> None:

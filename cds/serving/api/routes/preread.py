@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from cds.errors import NotFoundError
-from cds.interop.outputs.radiograph import HEATMAP_FLOOR
+from cds.interop.outputs.radiograph import FLOORS
 from cds.results.jobs import JobKind, OutcomeKind
 from cds.services import feedback, report_signing
 from cds.services.preread import FinishedOutcome, finished_outcome, patients_of, record_outcome_event
@@ -108,7 +108,8 @@ def render_heatmap(read: Outcome, engine: EngineDep, principal: Radiology,
     heat = viewer.heatmap_of(read, label)
     record_outcome_event(engine, AuditAction.IMAGING_VIEWER_RENDER, principal.actor, read, layer="heatmap",
                          label=label)
-    return Response(render.png(render.heatmap_layer(heat)), media_type="image/png", headers=NO_STORE)
+    layer = render.heatmap_layer(heat, FLOORS[viewer.heatmap_scale(read)])
+    return Response(render.png(layer), media_type="image/png", headers=NO_STORE)
 
 
 @router.get("/{uid}/render/heatmap.f32", response_class=Response,
@@ -118,14 +119,18 @@ def heatmap_values(read: Outcome, engine: EngineDep, principal: Radiology,
     """A positive finding's heatmap as data: float32 little-endian, row by row, on a fixed 0-1 scale as saved.
 
     ``X-Heatmap-Shape`` is ``rows,columns`` (the model's grid, stretched over the image); ``X-Heatmap-Floor`` the
-    value at or below which overlays leave the map out. The viewer colours it itself, so the colours mean the same
-    values on every map and its opacity and legend change without another request.
+    value at or below which overlays leave the map out; ``X-Heatmap-Scale`` ``probability`` (the map's maximum is its
+    finding's probability) or ``peak`` (outputs written before that: scaled to the map's own peak). The viewer
+    colours it itself, so the colours mean the same values on every map and its opacity and legend change without
+    another request.
     """
     heat = viewer.heatmap_of(read, label)
     record_outcome_event(engine, AuditAction.IMAGING_VIEWER_RENDER, principal.actor, read, layer="heatmap",
                          label=label)
     rows, columns = heat.shape
-    headers = NO_STORE | {"X-Heatmap-Shape": f"{rows},{columns}", "X-Heatmap-Floor": str(HEATMAP_FLOOR)}
+    scale = viewer.heatmap_scale(read)
+    headers = NO_STORE | {"X-Heatmap-Shape": f"{rows},{columns}", "X-Heatmap-Floor": str(FLOORS[scale]),
+                          "X-Heatmap-Scale": scale}
     return Response(heat.astype("<f4", copy=False).tobytes(), media_type="application/octet-stream", headers=headers)
 
 

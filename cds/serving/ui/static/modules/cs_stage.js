@@ -259,7 +259,9 @@ export async function createStage(view, base, onState, timings) {
         async setHeatmap(label) {
           const response = await api(`${base}/render/heatmap.f32?label=${encodeURIComponent(label)}`, { raw: true });
           const [rows, columns] = (response.headers.get("X-Heatmap-Shape") || "").split(",").map(Number);
-          heat.source = heatCanvas(new Float32Array(await response.arrayBuffer()), rows, columns);
+          const floor = Number(response.headers.get("X-Heatmap-Floor") ?? Number.NaN);
+          heat.source = heatCanvas(new Float32Array(await response.arrayBuffer()), rows, columns,
+            Number.isFinite(floor) ? floor : undefined);
           heat.canvas.dataset.label = label;
           heat.paint(imageRect(), window.devicePixelRatio || 1, true);
         },

@@ -1,4 +1,4 @@
-// What the Cornerstone viewer draws over the pixels itself: the AI heatmap on a fixed 0–1 colour scale, CT
+// What the Cornerstone viewer draws over the pixels itself: the AI heatmap on a fixed 0–1 probability scale, CT
 // segmentation outlines, and the orientation letters at the edges.
 //
 // Layers are canvases inside the viewport element, redrawn on every render onto the rectangle the image's corners
@@ -6,28 +6,31 @@
 
 import { h } from "./dom.js";
 
-export const HEATMAP_FLOOR = 0.2; // as the server's overlays: heat at or below this is not drawn
+// A map's values are its finding's probability times the normalised map (so none is above the probability); the
+// server says below which value nothing is drawn (X-Heatmap-Floor, the view's heatmap_floor). Maps written before
+// that scale are scaled to their own peak: the legend says so (heatmap_scale "peak").
+export const HEATMAP_FLOOR = 0.05; // the server's floor on the probability scale
 
 /** [r, g, b, alpha] of a heat value on the fixed scale: red (0) to yellow (1), alpha following the heat. */
-export function heatColour(value) {
+export function heatColour(value, floor = HEATMAP_FLOOR) {
   const v = Math.min(1, Math.max(0, value));
-  return [255, Math.round(255 * v), 0, v > HEATMAP_FLOOR ? Math.round(255 * v) : 0];
+  return [255, Math.round(255 * v), 0, v > floor ? Math.round(255 * v) : 0];
 }
 
 /** A canvas [rows × columns] of the heatmap (float32, row by row) coloured on the fixed scale. */
-export function heatCanvas(values, rows, columns) {
+export function heatCanvas(values, rows, columns, floor = HEATMAP_FLOOR) {
   const canvas = document.createElement("canvas");
   canvas.width = columns;
   canvas.height = rows;
   const context = canvas.getContext("2d");
   const picture = context.createImageData(columns, rows);
-  for (let i = 0; i < values.length; i += 1) picture.data.set(heatColour(values[i]), i * 4);
+  for (let i = 0; i < values.length; i += 1) picture.data.set(heatColour(values[i], floor), i * 4);
   context.putImageData(picture, 0, 0);
   return canvas;
 }
 
-/** The legend: the colour bar from 0 to 1 with the floor marked; the same on every map. */
-export function heatLegend() {
+/** The legend: the colour bar from 0 to 1 and what its values mean; the same on every map of a scale. */
+export function heatLegend(scale = "probability", floor = HEATMAP_FLOOR) {
   const bar = document.createElement("canvas");
   bar.width = 256;
   bar.height = 1;
@@ -36,18 +39,21 @@ export function heatLegend() {
   const context = bar.getContext("2d");
   const picture = context.createImageData(256, 1);
   for (let x = 0; x < 256; x += 1) {
-    const [r, g, b, a] = heatColour(x / 255);
+    const [r, g, b, a] = heatColour(x / 255, floor);
     picture.data.set([r, g, b, Math.max(a, 40)], x * 4);
   }
   context.putImageData(picture, 0, 0);
   return h("figure", { class: "ai-heat-legend", id: "heat-legend" }, bar,
-    h("div", { class: "heat-ticks", "aria-hidden": "true" }, ["0", "0.2", "0.5", "1"].map((t) => {
+    h("div", { class: "heat-ticks", "aria-hidden": "true" }, ["0", "0.25", "0.5", "0.75", "1"].map((t) => {
       const tick = h("span", {}, t);
       tick.style.left = `${Number(t) * 100}%`;
       return tick;
     })),
-    h("figcaption", {}, `Fixed scale 0–1 (1 is the map's strongest evidence as the pre-read saved it); `
-      + `${HEATMAP_FLOOR} and below is not drawn.`));
+    h("figcaption", { dataset: { scale } }, scale === "peak"
+      ? `Peak-normalised: this study was pre-read before heatmaps were put on the probability scale, so 1 is each `
+        + `map's own strongest evidence, not a probability; ${floor} and below is not drawn.`
+      : `Probability scale 0–1: no region shows above its finding's probability (a finding at 0.3 reaches 0.3 at `
+        + `most); ${floor} and below is not drawn.`));
 }
 
 /** A canvas layer over the viewport element's own canvas; `draw(context, rect)` paints it. */

@@ -191,7 +191,7 @@ export function renderViewer(main, jobId, uid) {
       h("div", { class: "field checkbox" }, heatToggle, h("label", { for: "overlay-toggle" }, "Show AI heatmap")),
       h("div", { class: "field" }, h("label", { for: "overlay-finding" }, "Heatmap of"), which),
       h("div", { class: "field range-field" }, h("label", { for: "overlay-opacity" }, "Heatmap opacity"), opacity, shown),
-      heatLegend(),
+      heatLegend(view.heatmap_scale, view.heatmap_floor),
       h("p", { class: "muted" }, HEATMAP_METHODS[view.heatmap_method] ?? "Saliency on the model's grid."));
   }
 
