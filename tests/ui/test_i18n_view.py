@@ -1,8 +1,8 @@
 """The workspace in Chinese, in a real browser against a real ``cds serve --dev``.
 
 English is the default (Playwright's Chromium says en-US); the header's switch turns the page to 简体中文: ``<html
-lang>``, headings, buttons, badges and dates (Intl, zh-CN) of the sign-in, the worklist, the study viewer and the
-risk panel, whose laboratory values stay in the units the laboratory sent (mmol/L, µmol/L). The choice survives a
+lang>``, headings, buttons, badges and dates (Intl, zh-CN) of the sign-in, the worklist, the study viewer (findings
+and their names, review, sign-off) and the risk panel, whose laboratory values stay in the units the laboratory sent (mmol/L, µmol/L). The choice survives a
 reload; contrast holds and no Chinese label overflows its button or badge. Screenshots at 1280x800 and 390x844 go to
 ``$CDS_UI_ARTIFACTS`` (``zh-*.png``).
 """
@@ -78,6 +78,20 @@ def test_workspace_switches_to_chinese_and_keeps_it(page: Any, server: str, stud
     expect(page.get_by_role("heading", name="工作列表")).to_be_visible()
     assert page.evaluate("() => document.documentElement.lang") == "zh-CN"
     expect(page.get_by_label("语言")).to_have_value("zh-CN")
+
+    # the study viewer
+    row.get_by_role("button", name=re.compile("^打开")).click()
+    expect(page.get_by_role("heading", name="影像查看器")).to_be_visible()
+    expect(page.get_by_role("heading", name="AI 发现")).to_be_visible()
+    expect(page.locator("#findings-table thead th")).to_have_text(["发现", "概率与阈值", "您的审核"])
+    expect(page.locator('#findings-table tr[data-label="Effusion"] .label')).to_have_text("胸腔积液")
+    expect(page.locator('#findings-table tr[data-label="Effusion"] button.review')).to_have_text(["接受", "驳回"])
+    expect(page.locator("#sign")).to_have_text("签发报告")
+    expect(page.get_by_label("印象/诊断意见")).to_be_visible()
+    expect(page.get_by_role("link", name="返回工作列表")).to_be_visible()
+    expect(page.locator("#shortcuts summary")).to_have_text("快捷键")
+    expect(page.locator("#image-caption")).to_contain_text("窗宽")
+    _check_page(page, artifacts, "viewer")
 
     # the risk panel: Chinese words, server headlines in Chinese, laboratory units as sent
     page.goto(f"{server}/ui/#/risk")

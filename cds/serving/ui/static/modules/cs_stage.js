@@ -9,6 +9,7 @@
 import { core, dicomImageLoader, tools } from "../dist/cornerstone.js";
 import { api, credentialHeaders } from "./api.js";
 import { h } from "./dom.js";
+import { t } from "./i18n.js";
 import { Layer, OrientationMarkers, directionLetters, heatCanvas } from "./overlays.js";
 
 const { Enums, RenderingEngine, cache, metaData, utilities } = core;
@@ -85,9 +86,9 @@ export async function createStage(view, base, onState, timings) {
   count += 1;
   const ids = { engine: `cds-engine-${count}`, viewport: `cds-viewport-${count}`, group: `cds-tools-${count}` };
   const element = h("div", { class: "cs-viewport", id: "image", role: "img",
-    "aria-label": `${ct ? "CT slice" : "Radiograph"} of patient ${view.patient_id || "unknown"}` });
+    "aria-label": t(ct ? "stage.ctOf" : "stage.radiographOf", { patient: view.patient_id || t("stage.unknown") }) });
   element.addEventListener("contextmenu", (event) => event.preventDefault()); // right drag zooms
-  const readout = h("p", { class: "readout", id: "readout" }, "Point at the image for the value under the cursor.");
+  const readout = h("p", { class: "readout", id: "readout" }, t("stage.pointAt"));
   const stage = h("div", { class: "cs-stage", id: "stage", tabindex: "0", role: "group" }, element, readout);
   const engine = new RenderingEngine(ids.engine);
   const state = { window: image.window, level: image.level, slice: image.initial_slice, mode: "w" };
@@ -189,13 +190,14 @@ export async function createStage(view, base, onState, timings) {
         const [i, j] = data.imageData.worldToIndex(world).map(Math.round);
         const [columns, rows] = data.dimensions;
         if (i < 0 || j < 0 || i >= columns || j >= rows) {
-          readout.textContent = "Outside the image.";
+          readout.textContent = t("stage.outside");
           return;
         }
         const stored = picture.getPixelData()[j * columns + i];
         const value = picture.preScale?.scaled ? stored : stored * (picture.slope ?? 1) + (picture.intercept ?? 0);
         const shown = Number.isInteger(value) ? value : value.toFixed(1);
-        readout.textContent = `Column ${i + 1}, row ${j + 1}: ${ct ? `${shown} HU` : `value ${shown}`}`;
+        readout.textContent = t(ct ? "stage.readoutHu" : "stage.readoutValue", { column: String(i + 1),
+          row: String(j + 1), value: shown });
         readout.dataset.value = String(value);
       });
 

@@ -5,21 +5,22 @@
 // is refused and the reader is asked to reload rather than overwrite what they never saw.
 
 import { announce, h, replace, when } from "./dom.js";
+import { has, number, t } from "./i18n.js";
 import { keepDraft } from "./drafts.js";
 import { reloadButton, saveVerdict, staleMessage } from "./versions.js";
 
 const MAX_COMMENT = 1000;
 
-/** A label as people read it ("Pleural_Thickening" -> "Pleural Thickening"); the API keeps the original. */
+/** A label as people read it ("Pleural_Thickening" -> "Pleural Thickening", 胸膜增厚); the API keeps the original. */
 export function displayName(label) {
-  return label.replaceAll("_", " ");
+  return has(`finding.${label}`) ? t(`finding.${label}`) : label.replaceAll("_", " ");
 }
 
 function verdictText(entry) {
-  if (!entry) return "Not reviewed";
+  if (!entry) return t("findings.notReviewed");
   const comment = entry.comment ? ` — “${entry.comment}”` : "";
-  const verdict = entry.verdict === "accepted" ? "Accepted" : "Rejected";
-  return `${verdict} by ${entry.actor}, ${when(entry.created_at)}${comment}`;
+  const verdict = t(entry.verdict === "accepted" ? "findings.accepted" : "findings.rejected");
+  return t("findings.verdictBy", { verdict, actor: entry.actor, time: when(entry.created_at), comment });
 }
 
 function probabilityBar(probability, threshold) {
@@ -34,14 +35,14 @@ function reviewCell(base, label, current) {
   const name = displayName(label);
   const status = h("p", { class: "verdict", dataset: { verdict: current?.verdict ?? "" } }, verdictText(current));
   const error = h("p", { class: "error", role: "alert", hidden: true });
-  const comment = h("input", { type: "text", class: "comment", maxlength: MAX_COMMENT, placeholder: "Comment (optional)",
-    "aria-label": `Comment on ${name}` });
+  const comment = h("input", { type: "text", class: "comment", maxlength: MAX_COMMENT, placeholder: t("findings.comment"),
+    "aria-label": t("findings.commentOn", { name }) });
   const dropDraft = keepDraft(comment, `comment:${label}`);
   const buttons = ["accepted", "rejected"].map((verdict) => h("button", {
     type: "button", class: `review ${verdict}`, dataset: { verdict },
     "aria-pressed": current?.verdict === verdict ? "true" : "false",
-    "aria-label": `${verdict === "accepted" ? "Accept" : "Reject"} ${name}`,
-  }, verdict === "accepted" ? "Accept" : "Reject"));
+    "aria-label": t(verdict === "accepted" ? "findings.acceptLabel" : "findings.rejectLabel", { name }),
+  }, t(verdict === "accepted" ? "findings.accept" : "findings.reject")));
   async function submit(verdict) {
     error.hidden = true;
     buttons.forEach((b) => { b.disabled = true; });
@@ -52,10 +53,11 @@ function reviewCell(base, label, current) {
       buttons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.verdict === saved.verdict)));
       comment.value = "";
       dropDraft();
-      announce(`${name}: ${saved.verdict}`);
+      announce(t("findings.announce", { name, verdict: t(saved.verdict === "accepted" ? "findings.accepted"
+        : "findings.rejected") }));
     } catch (problem) {
       const stale = staleMessage(problem);
-      replace(error, stale ?? `Not saved: ${problem.message}`, stale ? reloadButton() : null);
+      replace(error, stale ?? t("findings.notSaved", { error: problem.message }), stale ? reloadButton() : null);
       error.dataset.code = problem.code ?? "";
       error.hidden = false;
     } finally {
@@ -70,11 +72,12 @@ function findingRows(view, base, latest) {
   const sorted = [...view.findings].sort((a, b) => (b.positive - a.positive) || ((b.ratio ?? 0) - (a.ratio ?? 0)));
   return sorted.map((f) => h("tr", { class: f.positive ? "positive" : "", dataset: { label: f.label } },
     h("th", { scope: "row" }, h("span", { class: "label" }, displayName(f.label)),
-      f.positive ? h("span", { class: "badge positive" }, "Positive") : h("span", { class: "muted" }, "Negative")),
+      f.positive ? h("span", { class: "badge positive" }, t("findings.positive"))
+        : h("span", { class: "muted" }, t("findings.negative"))),
     h("td", { class: "numbers" },
-      h("span", {}, `${f.probability.toFixed(3)} vs ${f.threshold.toFixed(3)}`),
+      h("span", {}, t("findings.versus", { probability: f.probability.toFixed(3), threshold: f.threshold.toFixed(3) })),
       probabilityBar(f.probability, f.threshold),
-      h("span", { class: "muted" }, f.ratio === null ? "" : `${f.ratio.toFixed(1)}× threshold`)),
+      h("span", { class: "muted" }, f.ratio === null ? "" : t("findings.ratio", { ratio: f.ratio.toFixed(1) }))),
     reviewCell(base, f.label, latest.get(f.label))));
 }
 
@@ -84,7 +87,7 @@ function structureRows(view, base, latest) {
     if (s.colour) swatch.style.backgroundColor = s.colour;
     return h("tr", { dataset: { label: s.label } },
       h("th", { scope: "row" }, h("span", { class: "label" }, swatch, displayName(s.label)),
-        h("span", { class: "muted" }, s.segment === null ? "Not found" : "Segmented")),
+        h("span", { class: "muted" }, t(s.segment === null ? "findings.notFound" : "findings.segmented"))),
       h("td", { class: "numbers" }, s.volume_ml === null ? "—" : `${s.volume_ml.toFixed(1)} mL`),
       reviewCell(base, s.label, latest.get(s.label)));
   });
@@ -98,11 +101,11 @@ export function renderFindings(view, feedback, base, help = null) {
   const latest = new Map();
   for (const entry of feedback) if (!latest.has(entry.label)) latest.set(entry.label, entry);
   const ct = view.kind === "ct";
-  const head = ct ? ["Structure", "Volume", "Your review"] : ["Finding", "Probability vs threshold", "Your review"];
+  const head = (ct ? ["structure", "volume", "review"] : ["finding", "probability", "review"])
+    .map((column) => t(`findings.col.${column}`));
   return h("section", { class: "findings-panel", "aria-labelledby": "findings-heading" },
-    h("h2", { id: "findings-heading" }, ct ? "Segmented structures" : "AI findings"),
-    h("p", { class: "muted" }, help ?? (ct ? "Accept or reject each structure's segmentation."
-      : "Positive findings first. Accept or reject each finding; a comment is optional.")),
+    h("h2", { id: "findings-heading" }, t(ct ? "findings.structuresTitle" : "findings.title")),
+    h("p", { class: "muted" }, help ?? t(ct ? "findings.structuresHelp" : "findings.help")),
     h("table", { class: "findings", id: "findings-table" },
       h("thead", {}, h("tr", {}, head.map((title) => h("th", { scope: "col" }, title)))),
       h("tbody", {}, ct ? structureRows(view, base, latest) : findingRows(view, base, latest))));

@@ -69,6 +69,11 @@ export function language() {
   return current;
 }
 
+/** Whether the catalogues have a message `key`. */
+export function has(key) {
+  return key in en;
+}
+
 /** The message `key` in the current language, {name} filled from `values`; plurals by `values.count`. */
 export function t(key, values = {}) {
   let message = CATALOGUES[current][key] ?? en[key];

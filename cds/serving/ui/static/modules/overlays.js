@@ -5,6 +5,7 @@
 // occupy on screen, so they follow pan and zoom and stay on the pixels they were computed from.
 
 import { h } from "./dom.js";
+import { t } from "./i18n.js";
 
 // A map's values are its finding's probability times the normalised map (so none is above the probability); the
 // server says below which value nothing is drawn (X-Heatmap-Floor, the view's heatmap_floor). Maps written before
@@ -49,11 +50,8 @@ export function heatLegend(scale = "probability", floor = HEATMAP_FLOOR) {
       tick.style.left = `${Number(t) * 100}%`;
       return tick;
     })),
-    h("figcaption", { dataset: { scale } }, scale === "peak"
-      ? `Peak-normalised: this study was pre-read before heatmaps were put on the probability scale, so 1 is each `
-        + `map's own strongest evidence, not a probability; ${floor} and below is not drawn.`
-      : `Probability scale 0–1: no region shows above its finding's probability (a finding at 0.3 reaches 0.3 at `
-        + `most); ${floor} and below is not drawn.`));
+    h("figcaption", { dataset: { scale } },
+      t(scale === "peak" ? "overlays.peak" : "overlays.probability", { floor: String(floor) })));
 }
 
 /** A canvas layer over the viewport element's own canvas; `draw(context, rect)` paints it. */

@@ -4,13 +4,21 @@
 import { api, loadSession } from "./api.js";
 import { announce, h, replace, when } from "./dom.js";
 import { keepDraft } from "./drafts.js";
+import { t } from "./i18n.js";
 
-const PRIORITIES = [["routine", "Routine"], ["urgent", "Urgent"], ["stat", "STAT"]];
+const PRIORITIES = ["routine", "urgent", "stat"];
+
+function priorityName(priority) {
+  return PRIORITIES.includes(priority) ? t(`referral.priority.${priority}`) : priority;
+}
 
 function statusText(referral) {
-  const state = referral.status === "signed" ? `signed by ${referral.signed_by}, ${when(referral.signed_at)}`
-    : "waiting for the hub's reading";
-  return `Referred to ${referral.to_site} (${referral.priority}) ${when(referral.created_at)}: ${state}.`;
+  const state = referral.status === "signed"
+    ? t("referral.signedBy", { signer: referral.signed_by, time: when(referral.signed_at) }) : t("referral.waiting");
+  const priority = PRIORITIES.includes(referral.priority) ? t(`referral.inSentence.${referral.priority}`)
+    : referral.priority;
+  return t("referral.status", { site: referral.to_site, priority,
+    time: when(referral.created_at), state });
 }
 
 /** The referral section for job `jobId`, or null when this site refers to no hub; `outgoing` is GET
@@ -23,9 +31,9 @@ export function renderReferral(jobId, outgoing) {
   const question = h("textarea", { id: "referral-question", rows: 2, maxlength: 2000 });
   const dropDraft = existing ? () => {} : keepDraft(question, "referral-question");
   const priority = h("select", { id: "referral-priority" },
-    PRIORITIES.map(([value, text]) => h("option", { value }, text)));
+    PRIORITIES.map((value) => h("option", { value }, priorityName(value))));
   const error = h("p", { class: "error", role: "alert", id: "referral-error", hidden: true });
-  const button = h("button", { type: "submit", id: "refer" }, `Refer to ${hub}`);
+  const button = h("button", { type: "submit", id: "refer" }, t("referral.refer", { hub }));
   async function refer(event) {
     event.preventDefault();
     error.hidden = true;
@@ -35,17 +43,17 @@ export function renderReferral(jobId, outgoing) {
         json: { job_id: jobId, question: question.value, priority: priority.value } });
       dropDraft();
       replace(status, statusText(referral));
-      announce(`Referred to ${referral.to_site}`);
+      announce(t("referral.announce", { site: referral.to_site }));
     } catch (problem) {
-      replace(error, `Not referred: ${problem.message}`);
+      replace(error, t("referral.failed", { error: problem.message }));
       error.hidden = false;
     } finally {
       button.disabled = false;
     }
   }
   return h("section", { class: "referral-panel", "aria-labelledby": "referral-heading" },
-    h("h2", { id: "referral-heading" }, "Remote reading"), status,
+    h("h2", { id: "referral-heading" }, t("referral.title")), status,
     existing ? null : h("form", { class: "sign-form", onSubmit: refer },
-      h("label", { for: "referral-question" }, "Clinical question for the hub"), question,
-      h("label", { for: "referral-priority" }, "Priority"), priority, button, error));
+      h("label", { for: "referral-question" }, t("referral.question")), question,
+      h("label", { for: "referral-priority" }, t("referral.priority")), priority, button, error));
 }

@@ -4,6 +4,7 @@
 // ../dist/cornerstone.js is missing (`make web` builds it) and says so above the image.
 
 import { h } from "./dom.js";
+import { t } from "./i18n.js";
 import { ApiImage } from "./layers.js";
 
 const DEBOUNCE_MS = 150;
@@ -12,8 +13,8 @@ const DEBOUNCE_MS = 150;
 export function createServerStage(view, base, onState) {
   const image = view.image;
   const state = { window: image.window, level: image.level, slice: image.initial_slice };
-  const picture = h("img", { id: "image", alt: `${view.kind === "ct" ? "CT slice" : "Radiograph"} of patient `
-    + `${view.patient_id || "unknown"}` });
+  const picture = h("img", { id: "image", alt: t(view.kind === "ct" ? "stage.ctOf" : "stage.radiographOf",
+    { patient: view.patient_id || t("stage.unknown") }) });
   const heat = h("img", { id: "heatmap", class: "layer heatmap", alt: "", "aria-hidden": "true", hidden: true });
   const outline = h("img", { id: "outline", class: "layer outline", alt: "", "aria-hidden": "true" });
   outline.hidden = !view.outlines;

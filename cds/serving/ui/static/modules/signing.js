@@ -7,24 +7,25 @@ import { api } from "./api.js";
 import { downloadButton } from "./download.js";
 import { announce, h, replace, when } from "./dom.js";
 import { keepDraft } from "./drafts.js";
+import { t } from "./i18n.js";
 import { ifMatch, reloadButton, staleMessage } from "./versions.js";
 
 const MAX_IMPRESSION = 4000;
 
 function history(list, signatures) {
   replace(list, signatures.length ? signatures.map((s) => h("li", { dataset: { version: String(s.version), status: s.status } },
-    h("strong", {}, `Version ${s.version} · ${s.status === "final" ? "Final" : "Amended"}`),
-    ` — signed by ${s.signer_name} (${s.signer}), ${when(s.created_at)}`,
+    h("strong", {}, t("signing.version", { version: s.version,
+      status: t(s.status === "final" ? "signing.final" : "signing.amended") })),
+    t("signing.signedBy", { name: s.signer_name, signer: s.signer, time: when(s.created_at) }),
     h("blockquote", {}, s.impression)))
-    : h("li", { class: "muted" }, "Not signed yet: the AI's findings are preliminary."));
+    : h("li", { class: "muted" }, t("signing.notYet")));
 }
 
-const RADIOGRAPH = { help: "Give your verdict on every finding above first.",
-  files: [["signed-diagnostic-report.json", "Signed report (FHIR)"], ["signed-report-sr.dcm", "Signed report (DICOM SR)"]] };
-export const ECG = { help: "Review the rhythm and every flag first.",
-  files: [["signed-diagnostic-report.json", "Signed report (FHIR)"]] };
-export const SLIDE = { help: "Accept or reject the AI finding above first.",
-  files: [["signed-diagnostic-report.json", "Signed report (FHIR)"]] };
+// What each kind of read asks before signing and the files it signs; texts are catalogue keys (i18n.js).
+const RADIOGRAPH = { help: "signing.help.radiograph",
+  files: [["signed-diagnostic-report.json", "signing.fhir"], ["signed-report-sr.dcm", "signing.sr"]] };
+export const ECG = { help: "signing.help.ecg", files: [["signed-diagnostic-report.json", "signing.fhir"]] };
+export const SLIDE = { help: "signing.help.slide", files: [["signed-diagnostic-report.json", "signing.fhir"]] };
 
 /** The sign-off section; `signatures` is GET .../signatures (oldest first), `kind` RADIOGRAPH (default), ECG, SLIDE. */
 export function renderSigning(signatures, base, kind = RADIOGRAPH) {
@@ -36,8 +37,8 @@ export function renderSigning(signatures, base, kind = RADIOGRAPH) {
   const dropDraft = keepDraft(impression, "impression");
   const error = h("p", { class: "error", role: "alert", id: "sign-error", hidden: true });
   const files = h("p", { id: "signed-files", class: "downloads", hidden: signatures.length === 0 },
-    kind.files.map(([name, text]) => downloadButton(base, name, text)));
-  const button = h("button", { type: "submit", id: "sign" }, signatures.length ? "Amend and sign" : "Sign report");
+    kind.files.map(([name, text]) => downloadButton(base, name, t(text))));
+  const button = h("button", { type: "submit", id: "sign" }, t(signatures.length ? "signing.amend" : "signing.sign"));
   async function sign(event) {
     event.preventDefault();
     error.hidden = true;
@@ -49,11 +50,13 @@ export function renderSigning(signatures, base, kind = RADIOGRAPH) {
       signatures.push(signed);
       history(list, signatures);
       files.hidden = false;
-      button.textContent = "Amend and sign";
-      announce(`Report signed: version ${signed.version}, ${signed.status}`);
+      button.textContent = t("signing.amend");
+      announce(t("signing.announce", { version: signed.version,
+        status: t(signed.status === "final" ? "signing.final" : "signing.amended") }));
     } catch (problem) {
       const stale = staleMessage(problem);
-      replace(error, stale ? `Not signed. ${stale}` : `Not signed: ${problem.message}`, stale ? reloadButton() : null);
+      replace(error, stale ? t("signing.notSignedStale", { reason: stale })
+        : t("signing.notSigned", { error: problem.message }), stale ? reloadButton() : null);
       error.dataset.code = problem.code ?? "";
       error.hidden = false;
     } finally {
@@ -61,11 +64,11 @@ export function renderSigning(signatures, base, kind = RADIOGRAPH) {
     }
   }
   return h("section", { class: "signing-panel", "aria-labelledby": "signing-heading" },
-    h("h2", { id: "signing-heading" }, "Sign-off"),
+    h("h2", { id: "signing-heading" }, t("signing.title")),
     list, files,
     h("form", { class: "sign-form", onSubmit: sign },
-      h("label", { for: "impression" }, "Impression"), impression,
-      h("p", { class: "muted", id: "impression-help" }, `Your conclusion in your own words. ${kind.help}`),
-      h("label", { for: "signer-name" }, "Name on the report (optional)"), name,
+      h("label", { for: "impression" }, t("signing.impression")), impression,
+      h("p", { class: "muted", id: "impression-help" }, t("signing.impressionHelp", { help: t(kind.help) })),
+      h("label", { for: "signer-name" }, t("signing.name")), name,
       button, error));
 }

@@ -5,21 +5,25 @@
 
 import { api, loadSession } from "./api.js";
 import { clock, h, replace, when } from "./dom.js";
+import { t } from "./i18n.js";
 
-const PRIORITIES = [["stat", "STAT"], ["urgent", "Urgent"], ["routine", "Routine"]];
-const PRIORITY_TEXT = Object.fromEntries(PRIORITIES);
-const RANK = Object.fromEntries(PRIORITIES.map(([priority], index) => [priority, index]));
+const PRIORITIES = ["stat", "urgent", "routine"]; // named by turnaround.priority.<priority>
+const RANK = Object.fromEntries(PRIORITIES.map((priority, index) => [priority, index]));
+
+function priorityText(priority) {
+  return priority in RANK ? t(`turnaround.priority.${priority}`) : priority;
+}
 const LIST_LIMIT = 200;
 const path = (...parts) => parts.map(encodeURIComponent).join("/");
 // Where a read opens, per kind of read: asked only of the lists the caller's roles may read (a read in none of them
 // is not the caller's to open, and gets no link).
 const OPENERS = [
-  { roles: ["radiologist", "admin"], list: `/v1/worklist?state=done&limit=${LIST_LIMIT}`, label: "Open study",
+  { roles: ["radiologist", "admin"], list: `/v1/worklist?state=done&limit=${LIST_LIMIT}`, label: "turnaround.openStudy",
     links: (page) => page.items.filter((item) => item.outcomes.length)
       .map((item) => [item.job_id, `#/viewer/${path(item.job_id, item.outcomes[0].uid)}`]) },
-  { roles: ["pathologist", "admin"], list: `/v1/pathology/jobs?limit=${LIST_LIMIT}`, label: "Open slide",
+  { roles: ["pathologist", "admin"], list: `/v1/pathology/jobs?limit=${LIST_LIMIT}`, label: "turnaround.openSlide",
     links: (page) => page.items.map((job) => [job.id, `#/pathology/${path(job.id)}`]) },
-  { roles: ["cardiologist", "admin"], list: `/v1/ecg/jobs?limit=${LIST_LIMIT}`, label: "Open ECG",
+  { roles: ["cardiologist", "admin"], list: `/v1/ecg/jobs?limit=${LIST_LIMIT}`, label: "turnaround.openEcg",
     links: (page) => page.items.map((job) => [job.id, `#/ecg/${path(job.id)}`]) },
 ];
 
@@ -43,11 +47,11 @@ function routeGroup(key, rows) {
   const byPriority = new Map(rows.map((row) => [row.priority, row]));
   return h("tbody", { dataset: { from, to } },
     h("tr", { class: "route" }, h("th", { scope: "rowgroup", colspan: 5 }, `${from} → ${to}`)),
-    PRIORITIES.map(([priority, text]) => {
+    PRIORITIES.map((priority) => {
       const row = byPriority.get(priority) ?? { signed: 0, open: 0, median_hours: null, p90_hours: null };
       const none = !row.signed && !row.open;
       return h("tr", { class: none ? "none" : "", dataset: { priority } },
-        h("th", { scope: "row" }, text),
+        h("th", { scope: "row" }, priorityText(priority)),
         h("td", { class: "numbers" }, String(row.signed)),
         h("td", { class: "numbers" }, String(row.open)),
         h("td", { class: "numbers" }, hoursText(row.median_hours)),
@@ -61,12 +65,11 @@ function turnaroundTable(rows, site) {
     const key = `${row.from_site}\n${row.to_site}`;
     groups.set(key, [...(groups.get(key) ?? []), row]);
   }
-  if (!groups.size) return h("p", { class: "empty", id: "turnaround-empty" }, `No referrals to or from ${site} yet.`);
+  if (!groups.size) return h("p", { class: "empty", id: "turnaround-empty" }, t("turnaround.noneYet", { site }));
   return h("div", { class: "table-wrap" }, h("table", { id: "turnaround-table", class: "turnaround" },
-    h("caption", {}, "Hours from referral to signature, per referring site → reading site and priority "
-      + "(— where none is signed yet)"),
-    h("thead", {}, h("tr", {}, ["Priority", "Signed", "Open", "Median h", "90th percentile h"]
-      .map((title) => h("th", { scope: "col" }, title)))),
+    h("caption", {}, t("turnaround.caption")),
+    h("thead", {}, h("tr", {}, ["priority", "signed", "open", "median", "p90"]
+      .map((column) => h("th", { scope: "col" }, t(`turnaround.col.${column}`))))),
     [...groups.keys()].sort().map((key) => routeGroup(key, groups.get(key)))));
 }
 
@@ -75,14 +78,17 @@ function referralItem(referral, now, opener) {
   return h("li", { class: "referral-item", dataset: { referral: referral.id, job: referral.job_id,
     priority: referral.priority } },
   h("p", { class: "referral-line" },
-    h("span", { class: `badge referral-${referral.priority}` }, PRIORITY_TEXT[referral.priority] ?? referral.priority),
+    h("span", { class: `badge referral-${referral.priority}` }, priorityText(referral.priority)),
     h("span", { class: "route" }, route(referral)),
-    h("span", { class: "age" }, "open for ",
-      h("time", { datetime: referral.created_at, title: `referred ${when(referral.created_at)}` }, `${age} h`))),
+    h("span", { class: "age" }, t("turnaround.openFor"),
+      h("time", { datetime: referral.created_at,
+        title: t("turnaround.referredAt", { time: when(referral.created_at) }) },
+        t("turnaround.hours", { hours: age })))),
   referral.question ? h("p", { class: "referral-question" }, referral.question)
-    : h("p", { class: "referral-question muted" }, "No clinical question given."),
+    : h("p", { class: "referral-question muted" }, t("turnaround.noQuestion")),
   opener ? h("p", { class: "referral-open" }, h("a", { href: opener.href,
-    "aria-label": `${opener.label} referred ${route(referral)}` }, opener.label)) : null);
+    "aria-label": t("turnaround.openLabel", { open: t(opener.label), route: route(referral) }) }, t(opener.label)))
+    : null);
 }
 
 function referralList(id, title, referrals, emptyText, now, openers) {
@@ -112,10 +118,11 @@ async function openersFor(session) {
 export function renderTurnaround(main) {
   let stopped = false;
   const session = loadSession();
-  const site = session?.site || "your site";
-  const status = h("p", { id: "turnaround-status", role: "status", class: "muted" }, "Loading…");
+  const site = session?.site || t("turnaround.yourSite");
+  const status = h("p", { id: "turnaround-status", role: "status", class: "muted" }, t("turnaround.loading"));
   const body = h("div", { class: "turnaround-body" });
-  const refresh = h("button", { type: "button", id: "turnaround-refresh", onClick: () => load() }, "Refresh");
+  const refresh = h("button", { type: "button", id: "turnaround-refresh", onClick: () => load() },
+    t("turnaround.refresh"));
 
   async function load() {
     refresh.disabled = true;
@@ -128,19 +135,19 @@ export function renderTurnaround(main) {
       const now = Date.now();
       replace(body,
         h("section", { class: "turnaround-times", "aria-labelledby": "turnaround-times-heading" },
-          h("h2", { id: "turnaround-times-heading" }, "Turnaround per site and priority"),
+          h("h2", { id: "turnaround-times-heading" }, t("turnaround.perSite")),
           turnaroundTable(times, site)),
         h("div", { class: "referral-lists" },
-          referralList("referrals-in", `Open referrals to ${site}`, incoming,
-            `No open referrals to ${site}.`, now, openers),
-          referralList("referrals-out", `Open referrals from ${site}`, outgoing,
-            `No open referrals from ${site}.`, now, openers)));
+          referralList("referrals-in", t("turnaround.openTo", { site }), incoming,
+            t("turnaround.noneTo", { site }), now, openers),
+          referralList("referrals-out", t("turnaround.openFrom", { site }), outgoing,
+            t("turnaround.noneFrom", { site }), now, openers)));
       status.className = "muted";
-      status.textContent = `Updated ${clock(new Date())}`;
+      status.textContent = t("turnaround.updated", { time: clock(new Date()) });
     } catch (error) {
       if (stopped) return;
       status.className = "error";
-      status.textContent = `Could not load the referrals (${error.message})`;
+      status.textContent = t("turnaround.failed", { error: error.message });
     } finally {
       refresh.disabled = false;
     }
@@ -148,10 +155,9 @@ export function renderTurnaround(main) {
 
   replace(main, h("section", { class: "turnaround-view", "aria-labelledby": "turnaround-heading" },
     h("div", { class: "view-head" },
-      h("h1", { id: "turnaround-heading" }, "Referrals"),
+      h("h1", { id: "turnaround-heading" }, t("turnaround.title")),
       h("div", { class: "toolbar" }, refresh)),
-    h("p", { class: "muted intro" },
-      `Remote reading at ${site}: how long signed referrals took, and what is still open.`),
+    h("p", { class: "muted intro" }, t("turnaround.intro", { site })),
     status, body));
   load();
   return () => { stopped = true; };

@@ -4,6 +4,7 @@
 // version on, so one reader working in one tab is never stopped.
 
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 
 const versions = new Map(); // a read's base path -> the ETag of the verdicts this tab has seen
 
@@ -35,8 +36,7 @@ export async function saveVerdict(base, name, json) {
 /** What to tell the reader when a write was refused because the verdicts moved on (null for other refusals). */
 export function staleMessage(problem) {
   return problem?.code === "stale_verdicts"
-    ? "Another tab or reader changed the verdicts on this read since you opened it. Nothing was saved: reload the "
-      + "read to see their decisions, then decide again."
+    ? t("versions.stale")
     : null;
 }
 
@@ -45,7 +45,7 @@ export function reloadButton() {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "reload";
-  button.textContent = "Reload the read";
+  button.textContent = t("versions.reload");
   button.addEventListener("click", () => window.location.reload());
   return button;
 }

@@ -9,6 +9,7 @@
 import { api, isTransient, loadSession } from "./api.js";
 import { h, replace, shortUid } from "./dom.js";
 import { displayName, renderFindings } from "./findings.js";
+import { t } from "./i18n.js";
 import { heatLegend } from "./overlays.js";
 import { renderReferral } from "./referral.js";
 import { createServerStage } from "./server_stage.js";
@@ -16,19 +17,13 @@ import { renderSigning } from "./signing.js";
 import { loadVerdicts } from "./versions.js";
 import { shortcutHelp, studyNeighbours, toolControls } from "./viewer_tools.js";
 
-const CT_PRESETS = [["Soft tissue", 400, 40, "7"], ["Lung", 1500, -600, "8"], ["Bone", 1800, 400, "9"]];
-const HEATMAP_METHODS = {
-  cam: "Class activation map from the model's own forward pass: where the evidence for the finding lies, on the model's 7×7 grid.",
-  occlusion: "Occlusion saliency on the model's grid: where hiding the image lowers the finding most.",
-};
-export const BUNDLE_MISSING = "The workspace bundle is missing (cds/serving/ui/static/dist): run `make web` (or "
-  + "`cd web && npm ci && npm run build`) and reload. Meanwhile the picture is rendered on the server: no pan, "
-  + "zoom, measurement or value read-out.";
+const CT_PRESETS = [["soft", 400, 40, "7"], ["lung", 1500, -600, "8"], ["bone", 1800, 400, "9"]]; // viewer.preset.*
+const HEATMAP_METHODS = ["cam", "occlusion"]; // described by viewer.method.<method>
 
 function rangeField(id, label, { min, max, step, value }, onInput) {
   const range = h("input", { type: "range", id, min, max, step, value });
   const number = h("input", { type: "number", id: `${id}-value`, min, max, step, value, class: "number",
-    "aria-label": `${label} value` });
+    "aria-label": t("viewer.valueOf", { label }) });
   range.addEventListener("input", () => { number.value = range.value; onInput(Number(range.value)); });
   number.addEventListener("change", () => {
     const value = Math.min(Number(max), Math.max(Number(min), Number(number.value)));
@@ -44,16 +39,16 @@ function rangeField(id, label, { min, max, step, value }, onInput) {
 function header(view, neighbours) {
   const model = view.model;
   const caveat = model.not_for_diagnostic_use
-    ? h("p", { class: "nfdu", role: "note", id: "nfdu" }, h("strong", {}, "Not for diagnostic use."), ` ${model.intended_use}`)
-    : h("p", { class: "muted" }, `Intended use: ${model.intended_use}`);
-  const facts = [["Patient", view.patient_id || "—"], ["Study", shortUid(view.study_uid)],
-    ["Image", view.kind === "ct" ? `CT series, ${view.image.slices} slices` : "Radiograph"],
-    ["Model", `${model.name} ${model.version}`]];
+    ? h("p", { class: "nfdu", role: "note", id: "nfdu" }, h("strong", {}, t("viewer.nfdu")), ` ${model.intended_use}`)
+    : h("p", { class: "muted" }, t("viewer.intendedUse", { use: model.intended_use }));
+  const facts = [["patient", view.patient_id || "—"], ["study", shortUid(view.study_uid)],
+    ["image", view.kind === "ct" ? t("viewer.ctSeries", { slices: view.image.slices }) : t("viewer.radiograph")],
+    ["model", `${model.name} ${model.version}`]];
   return [h("div", { class: "view-head" },
-    h("h1", { id: "viewer-heading", tabindex: "-1" }, "Study viewer"),
-    h("dl", { class: "facts" }, facts.map(([term, value]) => h("div", {}, h("dt", {}, term),
-      h("dd", { title: term === "Study" ? view.study_uid : null, id: `fact-${term.toLowerCase()}` }, value)))),
-    neighbours, h("a", { href: "#/worklist", class: "back" }, "Back to worklist")), caveat];
+    h("h1", { id: "viewer-heading", tabindex: "-1" }, t("viewer.title")),
+    h("dl", { class: "facts" }, facts.map(([term, value]) => h("div", {}, h("dt", {}, t(`viewer.fact.${term}`)),
+      h("dd", { title: term === "study" ? view.study_uid : null, id: `fact-${term}` }, value)))),
+    neighbours, h("a", { href: "#/worklist", class: "back" }, t("viewer.back"))), caveat];
 }
 
 let stageModule = null;
@@ -73,7 +68,7 @@ export function preloadViewer() {
 
 /** The Cornerstone stage, or the server-rendered one with the reason when the bundle is missing. */
 async function makeStage(module, view, base, onState, timings) {
-  if (!module) return { ...createServerStage(view, base, onState), notice: BUNDLE_MISSING };
+  if (!module) return { ...createServerStage(view, base, onState), notice: t("viewer.bundleMissing") };
   return { ...(await module.createStage(view, base, onState, timings)), notice: null };
 }
 
@@ -95,8 +90,8 @@ export function renderViewer(main, jobId, uid) {
   let stage = null;
   let controls = null;
   const cleanups = [];
-  replace(main, h("section", { "aria-labelledby": "viewer-heading" }, h("h1", { id: "viewer-heading" }, "Study viewer"),
-    h("p", { class: "muted", role: "status" }, "Loading the study…")));
+  replace(main, h("section", { "aria-labelledby": "viewer-heading" }, h("h1", { id: "viewer-heading" }, t("viewer.title")),
+    h("p", { class: "muted", role: "status" }, t("viewer.loading"))));
 
   async function build(view, feedback, signatures, outgoing) {
     timings.dataLoaded = performance.now();
@@ -105,14 +100,15 @@ export function renderViewer(main, jobId, uid) {
     const caption = h("figcaption", { id: "image-caption", class: "muted" });
     const spread = Math.max(image.max - image.min, 1);
     const step = spread > 20 ? 1 : 0.01;
-    const windowField = rangeField("window", "Window width", { min: step, max: Math.ceil(spread * 2), step,
+    const windowField = rangeField("window", t("viewer.windowWidth"), { min: step, max: Math.ceil(spread * 2), step,
       value: image.window }, (v) => controls?.setWindow(v, controls.state.level));
-    const levelField = rangeField("level", "Window level", { min: Math.floor(image.min - spread / 2),
+    const levelField = rangeField("level", t("viewer.windowLevel"), { min: Math.floor(image.min - spread / 2),
       max: Math.ceil(image.max + spread / 2), step, value: image.level }, (v) => controls?.setWindow(controls.state.window, v));
     function onState(state) {
-      const slice = image.slices > 1 ? ` · slice ${state.slice + 1} of ${image.slices}` : "";
-      const where = state.position !== undefined ? ` · position ${state.position}` : "";
-      caption.textContent = `Window ${Math.round(state.window)} · level ${Math.round(state.level)}`
+      const slice = image.slices > 1 ? t("viewer.sliceOf", { slice: state.slice + 1, slices: image.slices }) : "";
+      const where = state.position !== undefined ? t("viewer.position", { position: state.position }) : "";
+      caption.textContent = t("viewer.caption", { window: String(Math.round(state.window)),
+        level: String(Math.round(state.level)) })
         + `${image.units ? ` ${image.units}` : ""}${slice}${where}`;
       if (document.activeElement?.id !== "window-value") windowField.set(state.window);
       if (document.activeElement?.id !== "level-value") levelField.set(state.level);
@@ -121,15 +117,15 @@ export function renderViewer(main, jobId, uid) {
     stage = await makeStage(await stageReady, view, base, onState, timings);
     if (disposed) return stage.dispose();
     const presets = (ct ? CT_PRESETS : []).map(([name, w, l, key]) => h("button", { type: "button",
-      "aria-keyshortcuts": key, onClick: () => controls?.setWindow(w, l) }, name));
-    const display = h("fieldset", { class: "controls" }, h("legend", {}, "Display"), windowField, levelField,
+      "aria-keyshortcuts": key, onClick: () => controls?.setWindow(w, l) }, t(`viewer.preset.${name}`)));
+    const display = h("fieldset", { class: "controls" }, h("legend", {}, t("viewer.display")), windowField, levelField,
       h("div", { class: "buttons" }, presets, h("button", { type: "button", id: "reset-window",
-        onClick: () => controls?.setWindow(image.window, image.level) }, "Reset window")));
+        onClick: () => controls?.setWindow(image.window, image.level) }, t("viewer.resetWindow"))));
     const panel = [display];
     const withHeatmap = view.findings.filter((f) => f.heatmap);
     if (!ct) {
       panel.push(withHeatmap.length ? heatmapControls(withHeatmap, view)
-        : h("p", { class: "muted", id: "no-heatmap" }, "No heatmap: the model called no finding positive."));
+        : h("p", { class: "muted", id: "no-heatmap" }, t("viewer.noHeatmap")));
     } else {
       panel.push(sliceControls(view));
     }
@@ -178,7 +174,8 @@ export function renderViewer(main, jobId, uid) {
     heatToggle = h("input", { type: "checkbox", id: "overlay-toggle", checked: true, "aria-keyshortcuts": "h" });
     const strongest = [...findings].sort((a, b) => (b.ratio ?? 0) - (a.ratio ?? 0));
     const which = h("select", { id: "overlay-finding" }, strongest.map((f) => h("option", { value: f.label },
-      `${displayName(f.label)} (${f.probability.toFixed(2)}, ${(f.ratio ?? 0).toFixed(1)}× threshold)`)));
+      t("viewer.heatOption", { name: displayName(f.label), probability: f.probability.toFixed(2),
+        ratio: (f.ratio ?? 0).toFixed(1) }))));
     const opacity = h("input", { type: "range", id: "overlay-opacity", min: 0, max: 100, step: 5, value: 50 });
     const shown = h("output", { for: "overlay-opacity", id: "overlay-opacity-value" }, "50 %");
     heatToggle.addEventListener("change", () => controls?.setHeatmapVisible(heatToggle.checked));
@@ -187,17 +184,19 @@ export function renderViewer(main, jobId, uid) {
       controls?.setHeatmapOpacity(Number(opacity.value));
       shown.textContent = `${opacity.value} %`;
     });
-    return h("fieldset", { class: "controls" }, h("legend", {}, "AI heatmap"),
-      h("div", { class: "field checkbox" }, heatToggle, h("label", { for: "overlay-toggle" }, "Show AI heatmap")),
-      h("div", { class: "field" }, h("label", { for: "overlay-finding" }, "Heatmap of"), which),
-      h("div", { class: "field range-field" }, h("label", { for: "overlay-opacity" }, "Heatmap opacity"), opacity, shown),
+    return h("fieldset", { class: "controls" }, h("legend", {}, t("viewer.heatmap")),
+      h("div", { class: "field checkbox" }, heatToggle, h("label", { for: "overlay-toggle" }, t("viewer.showHeatmap"))),
+      h("div", { class: "field" }, h("label", { for: "overlay-finding" }, t("viewer.heatmapOf")), which),
+      h("div", { class: "field range-field" }, h("label", { for: "overlay-opacity" }, t("viewer.heatmapOpacity")), opacity,
+        shown),
       heatLegend(view.heatmap_scale, view.heatmap_floor),
-      h("p", { class: "muted" }, HEATMAP_METHODS[view.heatmap_method] ?? "Saliency on the model's grid."));
+      h("p", { class: "muted" }, t(`viewer.method.${HEATMAP_METHODS.includes(view.heatmap_method) ? view.heatmap_method
+        : "other"}`)));
   }
 
   function sliceControls(view) {
     const image = view.image;
-    const field = rangeField("slice", "Slice", { min: 1, max: image.slices, step: 1, value: image.initial_slice + 1 },
+    const field = rangeField("slice", t("viewer.slice"), { min: 1, max: image.slices, step: 1, value: image.initial_slice + 1 },
       (v) => controls?.setSlice(v - 1));
     outlineToggle = h("input", { type: "checkbox", id: "outline-toggle", checked: view.outlines,
       disabled: !view.outlines, "aria-keyshortcuts": "o" });
@@ -207,12 +206,13 @@ export function renderViewer(main, jobId, uid) {
       swatch.style.backgroundColor = st.colour;
       return h("li", {}, swatch, displayName(st.label));
     });
-    const fieldset = h("fieldset", { class: "controls" }, h("legend", {}, "Slices and segmentation"), field,
+    const fieldset = h("fieldset", { class: "controls" }, h("legend", {}, t("viewer.slices")), field,
       h("div", { class: "buttons" }, h("button", { type: "button", id: "slice-previous", "aria-keyshortcuts": "ArrowUp",
-        onClick: () => controls?.moveSlice(-1) }, "Previous slice"), h("button", { type: "button", id: "slice-next",
-        "aria-keyshortcuts": "ArrowDown", onClick: () => controls?.moveSlice(1) }, "Next slice")),
-      h("div", { class: "field checkbox" }, outlineToggle, h("label", { for: "outline-toggle" }, "Show segmentation outlines")),
-      h("ul", { class: "legend", "aria-label": "Outline colours" }, legend));
+        onClick: () => controls?.moveSlice(-1) }, t("viewer.previousSlice")), h("button", { type: "button", id: "slice-next",
+        "aria-keyshortcuts": "ArrowDown", onClick: () => controls?.moveSlice(1) }, t("viewer.nextSlice"))),
+      h("div", { class: "field checkbox" }, outlineToggle, h("label", { for: "outline-toggle" },
+        t("viewer.showOutlines"))),
+      h("ul", { class: "legend", "aria-label": t("viewer.outlineColours") }, legend));
     sliceField = field;
     return fieldset;
   }
@@ -258,10 +258,10 @@ export function renderViewer(main, jobId, uid) {
       const later = isTransient(error); // the server is away: open the study when it is back
       if (later) window.addEventListener("cds:connection", reconnected);
       replace(main, h("section", { class: "card", "aria-labelledby": "viewer-heading" },
-        h("h1", { id: "viewer-heading" }, "Study viewer"),
-        h("p", { class: "error", role: "alert" }, `The study cannot be shown: ${error.message}`
-          + `${later ? " It opens when the server is back." : ""}`),
-        h("p", {}, h("a", { href: "#/worklist" }, "Back to worklist"))));
+        h("h1", { id: "viewer-heading" }, t("viewer.title")),
+        h("p", { class: "error", role: "alert" }, t("viewer.cannotShow", { error: error.message })
+          + (later ? t("viewer.opensLater") : "")),
+        h("p", {}, h("a", { href: "#/worklist" }, t("viewer.back")))));
     });
   }
   load();

@@ -3,8 +3,14 @@
 
 import { api } from "./api.js";
 import { h } from "./dom.js";
+import { t } from "./i18n.js";
 
 const KEY_NAMES = { "+": "+", "-": "−" };
+const MODE_KEYS = ["w", "p", "z", "l", "a"]; // the stage's left-button tools, named by tools.mode.<key>
+
+function modeName(key, label) {
+  return MODE_KEYS.includes(key) ? t(`tools.mode.${key}`) : label;
+}
 
 /**
  * The toolbar for the Cornerstone stage's `controls` (the left button's tool is pressed) and the list of
@@ -13,42 +19,47 @@ const KEY_NAMES = { "+": "+", "-": "−" };
 export function toolControls(controls) {
   const modeButtons = controls.modes.map(([key, label]) => h("button", { type: "button", class: "tool",
     id: `tool-${label.toLowerCase().replace(/\W+/g, "-")}`, "aria-pressed": String(key === "w"),
-    "aria-keyshortcuts": key, title: `${label} (${key.toUpperCase()})`, onClick: () => controls.selectMode(key) },
-  label === "Window/level" ? "W/L" : label));
+    "aria-keyshortcuts": key, title: t("tools.keyed", { label: modeName(key, label), key: key.toUpperCase() }),
+    onClick: () => controls.selectMode(key) }, key === "w" ? t("tools.wl") : modeName(key, label)));
   controls.onMode = (key) => modeButtons.forEach((b, i) => b.setAttribute("aria-pressed",
     String(controls.modes[i][0] === key)));
   const action = (id, label, key, run, text = label) => h("button", { type: "button", class: "tool", id,
-    "aria-keyshortcuts": key, "aria-label": label, title: `${label} (${KEY_NAMES[key] ?? key.toUpperCase()})`,
+    "aria-keyshortcuts": key, "aria-label": label,
+    title: t("tools.keyed", { label, key: KEY_NAMES[key] ?? key.toUpperCase() }),
     onClick: run }, text);
   const list = h("ol", { class: "measurements", id: "measurements", "aria-live": "polite",
-    "aria-label": "Measurements" });
+    "aria-label": t("tools.measurements") });
   controls.onMeasurements = (items) => {
     list.replaceChildren(...items.map((m) => h("li", { dataset: { kind: m.kind, value: String(m.value ?? ""), points: m.points } },
-      `${m.kind} ${m.value === undefined ? "…" : m.value.toFixed(m.kind === "Angle" ? 1 : 2)} ${m.unit}`)));
+      `${t(`tools.measure.${m.kind}`)} ${m.value === undefined ? "…" : m.value.toFixed(m.kind === "Angle" ? 1 : 2)}`
+        + ` ${m.unit}`)));
   };
   return { list, toolbar: [
-    h("div", { class: "cs-toolbar", role: "toolbar", "aria-label": "Left mouse button" }, modeButtons),
-    h("div", { class: "cs-toolbar", role: "toolbar", "aria-label": "View" },
-      action("zoom-in", "Zoom in", "+", () => controls.zoomBy(1.25), "+"),
-      action("zoom-out", "Zoom out", "-", () => controls.zoomBy(0.8), "−"),
-      action("actual-size", "Actual pixels", "1", () => controls.actualSize(), "1:1"),
-      action("fit", "Fit", "f", () => controls.fit()),
-      action("reset-view", "Reset view", "r", () => controls.reset(), "Reset"),
-      action("clear-measurements", "Clear measurements", "c", () => controls.clearMeasurements(), "Clear"))] };
+    h("div", { class: "cs-toolbar", role: "toolbar", "aria-label": t("tools.leftButton") }, modeButtons),
+    h("div", { class: "cs-toolbar", role: "toolbar", "aria-label": t("tools.view") },
+      action("zoom-in", t("tools.zoomIn"), "+", () => controls.zoomBy(1.25), "+"),
+      action("zoom-out", t("tools.zoomOut"), "-", () => controls.zoomBy(0.8), "−"),
+      action("actual-size", t("tools.actualSize"), "1", () => controls.actualSize(), "1:1"),
+      action("fit", t("tools.fit"), "f", () => controls.fit()),
+      action("reset-view", t("tools.resetView"), "r", () => controls.reset(), t("tools.reset")),
+      action("clear-measurements", t("tools.clearMeasurements"), "c", () => controls.clearMeasurements(),
+        t("tools.clear")))] };
 }
 
 /** The shortcuts, in the page (a <details> under the panel). */
 export function shortcutHelp(ct, serverRendered) {
   const rows = serverRendered ? [] : [
-    ["W", "Window/level with the left button (drag: right = wider, down = higher level)"], ["P", "Pan"],
-    ["Z", "Zoom"], ["L", "Length (mm from the pixel spacing)"], ["A", "Angle"], ["+ / −", "Zoom in / out"],
-    ["1", "Actual pixels (one image pixel per screen pixel)"], ["F", "Fit the image"], ["R", "Reset view and window"],
-    ["C", "Clear measurements"], ["Middle drag", "Pan"], ["Right drag", "Zoom"],
-    ["Wheel", ct ? "Scroll slices" : "Zoom"]];
-  if (ct) rows.push(["↑ / ↓, Page Up / Down", "Previous / next slice (by 1 / 10)"], ["7 / 8 / 9", "Soft tissue / lung / bone window"], ["O", "Segmentation outlines on / off"]);
-  else rows.push(["H", "AI heatmap on / off"]);
-  rows.push(["[ / ]", "Previous / next study in the worklist"]);
-  return h("details", { class: "shortcuts", id: "shortcuts" }, h("summary", {}, "Keyboard shortcuts"),
+    ["W", t("tools.key.w")], ["P", t("tools.key.p")], ["Z", t("tools.key.z")], ["L", t("tools.key.l")],
+    ["A", t("tools.key.a")], ["+ / −", t("tools.key.zoom")], ["1", t("tools.key.actual")], ["F", t("tools.key.fit")],
+    ["R", t("tools.key.reset")], ["C", t("tools.key.clear")], [t("tools.key.middleDrag"), t("tools.key.p")],
+    [t("tools.key.rightDrag"), t("tools.key.z")],
+    [t("tools.key.wheel"), t(ct ? "tools.key.scrollSlices" : "tools.key.z")]];
+  if (ct) {
+    rows.push([t("tools.key.pageUpDown"), t("tools.key.slices")], ["7 / 8 / 9", t("tools.key.presets")],
+      ["O", t("tools.key.outlines")]);
+  } else rows.push(["H", t("tools.key.heatmap")]);
+  rows.push(["[ / ]", t("tools.key.studies")]);
+  return h("details", { class: "shortcuts", id: "shortcuts" }, h("summary", {}, t("tools.shortcuts")),
     h("table", {}, h("tbody", {}, rows.map(([key, what]) => h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, what))))));
 }
 
@@ -65,8 +76,8 @@ export function studyNeighbours(holder, jobId, uid) {
     };
     const button = (id, label, key, entry) => h("button", { type: "button", id, "aria-keyshortcuts": key,
       disabled: !entry, onClick: entry ? go(entry) : null }, label, h("kbd", {}, key));
-    holder.replaceChildren(button("previous-study", "Previous study", "[", here > 0 ? reads[here - 1] : null),
-      button("next-study", "Next study", "]", here >= 0 && here + 1 < reads.length ? reads[here + 1] : null));
+    holder.replaceChildren(button("previous-study", t("tools.previousStudy"), "[", here > 0 ? reads[here - 1] : null),
+      button("next-study", t("tools.nextStudy"), "]", here >= 0 && here + 1 < reads.length ? reads[here + 1] : null));
   }).catch(() => {});
   return () => { stopped = true; };
 }

@@ -5,6 +5,7 @@
 
 import { api } from "./api.js";
 import { announce, clock, day, h, replace, shortUid, when } from "./dom.js";
+import { displayName } from "./findings.js";
 import { number, t } from "./i18n.js";
 import { stowRequest, stowSummary } from "./stow.js";
 
@@ -31,7 +32,7 @@ function stateText(state) {
 }
 
 function drivers(item) {
-  return item.urgency_findings.map((f) => `${f.label.replace(/_/g, " ")} ${f.probability.toFixed(2)}`).join(", ");
+  return item.urgency_findings.map((f) => `${displayName(f.label)} ${f.probability.toFixed(2)}`).join(", ");
 }
 
 function findingsText(item) {
