@@ -2,6 +2,7 @@
 //   cornerstone.js              Cornerstone3D core, tools and the DICOM image loader (src/cornerstone.js)
 //   decodeImageFrameWorker.js   the loader's decode worker; the bundle starts it from
 //                               new URL("./decodeImageFrameWorker.js", import.meta.url), i.e. from this folder
+//   slide.js                    OpenSeadragon for the slide viewer (src/slide.js)
 //   codecs/*.wasm               the worker's WASM codecs (JPEG, JPEG-LS, JPEG 2000, HTJ2K), fetched from this
 //                               folder, never from a CDN: the workspace works offline
 //   BUILD.json                  what was built, from which lock (the Makefile's stamp)
@@ -46,6 +47,9 @@ const STYLE_PATCHES = [
     "Object.assign(textElement.style, { userSelect: 'none', pointerEvents: 'none', "
     + "filter: `url(#shadow-${svgDrawingHelper.svgLayerElement.id})` });"],
   [/drawingSvg[\\/]drawLine\.js$/, "style: dropShadowStyle,", "filter: shadow ? `url(#shadow-${layerId})` : '',"],
+  // OpenSeadragon injects a <style> (no focus outline on touch screens); styles.css holds the same rule.
+  [/openseadragon[\\/]openseadragon\.js$/, "if (!document.querySelector('style[data-openseadragon-mobile-css]')) {",
+    "if (false) {"],
 ];
 const cspStyles = {
   name: "csp-styles",
@@ -79,6 +83,7 @@ mkdirSync(join(out, "codecs"), { recursive: true });
 await esbuild.build({
   ...common, entryPoints: { cornerstone: join(here, "src", "cornerstone.js") }, outdir: out, plugins: [codecUrls, cspStyles],
 });
+await esbuild.build({ ...common, entryPoints: { slide: join(here, "src", "slide.js") }, outdir: out, plugins: [cspStyles] });
 await esbuild.build({
   ...common,
   entryPoints: { decodeImageFrameWorker: join(loaderDir, "dist", "esm", "decodeImageFrameWorker.js") },
@@ -87,8 +92,8 @@ await esbuild.build({
 });
 for (const [name, file] of codecs) copyFileSync(file, join(out, "codecs", name));
 const lock = readFileSync(join(here, "package-lock.json"));
-const versions = Object.fromEntries(["@cornerstonejs/core", "@cornerstonejs/tools", "@cornerstonejs/dicom-image-loader"]
-  .map((name) => [name, JSON.parse(readFileSync(join(modules, name, "package.json"), "utf8")).version]));
+const versions = Object.fromEntries(["@cornerstonejs/core", "@cornerstonejs/tools", "@cornerstonejs/dicom-image-loader",
+  "openseadragon"].map((name) => [name, JSON.parse(readFileSync(join(modules, name, "package.json"), "utf8")).version]));
 writeFileSync(join(out, "BUILD.json"), `${JSON.stringify({
   versions, codecs: [...codecs.keys()].sort(), lock_sha256: createHash("sha256").update(lock).digest("hex"),
 }, null, 2)}\n`);

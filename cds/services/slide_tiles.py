@@ -7,12 +7,21 @@ pyramid that still has a source pixel for every tile pixel (the slide reader's l
 part of that level it covers, and resized to the tile; at the top level it is the slide's own pixels. Levels so
 coarse that a tile would need more than :data:`MAX_SOURCE_PIXELS` of the slide (a slide without a reduced level)
 are not served (``tile_level_unavailable``): the viewer starts at :attr:`DeepZoom.min_level`.
+
+A viewer asks for dozens of tiles a second; opening the slide for each (a decoder process started, the container
+parsed) would cost more than the tiles. :data:`OPEN_SLIDES` keeps the few slides being viewed open in this process
+(each still in its own decoder process) and closes one once it is idle or crowded out.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,7 +29,7 @@ import numpy as np
 
 from cds.errors import NotFoundError
 from cds.pipelines.pathology.isolated_slide import open_isolated_slide
-from cds.pipelines.pathology.slide import SlideLevel, resize_rgb
+from cds.pipelines.pathology.slide import Slide, SlideLevel, resize_rgb
 from cds.results.jobs import JobRecord, PathologyPayload
 
 TILE_SIZE = 254  # with the overlap, tiles of at most 256 pixels
@@ -126,6 +135,65 @@ class DeepZoom:
                 f'<Size Width="{self.width}" Height="{self.height}"/></Image>\n')  # fmt: skip
 
 
+class OpenSlides:
+    """The slides being viewed, kept open between tile requests: at most ``size``, each closed after ``idle_s``.
+
+    Reads of one slide take turns (its decoder process serves one call at a time); a slide whose read failed for
+    any reason but a tile it does not have is closed, so the next request opens it afresh.
+    """
+
+    def __init__(self, size: int = 4, idle_s: float = 120.0) -> None:
+        self.size = size
+        self.idle_s = idle_s
+        self._lock = threading.Lock()
+        self._open: OrderedDict[str, tuple[Slide, threading.Lock, float]] = OrderedDict()
+
+    @contextmanager
+    def reading(self, path: str) -> Iterator[Slide]:
+        """The slide at ``path``, open, for this thread alone while the block runs."""
+        now = time.monotonic()
+        closing: list[Slide] = []
+        with self._lock:
+            for key, (_, _, used) in list(self._open.items()):
+                if now - used > self.idle_s:
+                    closing.append(self._open.pop(key)[0])
+            entry = self._open.pop(path, None)
+            if entry is None:
+                entry = (open_isolated_slide(path), threading.Lock(), now)
+            slide, lock = entry[0], entry[1]
+            self._open[path] = (slide, lock, now)
+            while len(self._open) > self.size:
+                closing.append(self._open.popitem(last=False)[1][0])
+        for stale in closing:
+            stale.close()
+        with lock:
+            try:
+                yield slide
+            except TileNotFoundError:
+                raise
+            except Exception:
+                self.discard(path)
+                raise
+
+    def discard(self, path: str) -> None:
+        """Close the slide at ``path`` if it is open."""
+        with self._lock:
+            entry = self._open.pop(path, None)
+        if entry is not None:
+            entry[0].close()
+
+    def close(self) -> None:
+        """Close every open slide."""
+        with self._lock:
+            slides = [entry[0] for entry in self._open.values()]
+            self._open.clear()
+        for slide in slides:
+            slide.close()
+
+
+OPEN_SLIDES = OpenSlides()  # process-wide, like the decoder pool it draws on
+
+
 def _slide_path(job: JobRecord) -> str:
     return str(job.payload_as(PathologyPayload).file)
 
@@ -136,7 +204,7 @@ def deep_zoom(job: JobRecord) -> DeepZoom:
     Raises:
         InvalidInputError: The slide reader's reason.
     """
-    with open_isolated_slide(_slide_path(job)) as slide:
+    with OPEN_SLIDES.reading(_slide_path(job)) as slide:
         width, height = slide.dimensions
         return DeepZoom(width, height, slide.levels, slide.mpp)
 
@@ -148,7 +216,7 @@ def read_tile(job: JobRecord, level: int, column: int, row: int) -> np.ndarray:
         TileNotFoundError: ``tile_level_unavailable``, ``tile_out_of_range``.
         InvalidInputError: The slide reader's reason.
     """
-    with open_isolated_slide(_slide_path(job)) as slide:
+    with OPEN_SLIDES.reading(_slide_path(job)) as slide:
         width, height = slide.dimensions
         zoom = DeepZoom(width, height, slide.levels, slide.mpp)
         left, top, tile_width, tile_height = zoom.tile_box(level, column, row)

@@ -50,8 +50,14 @@ def _region(page: Any) -> dict[str, int]:
     return {k: int(zoom.get_attribute(f"data-{k}")) for k in ("x", "y", "side", "zoom")}
 
 
+def without_slide_viewer(page: Any) -> None:
+    """Block the workspace bundle's slide viewer: the view falls back to the server-rendered zoom and says so."""
+    page.route("**/ui/dist/slide.js", lambda route: route.abort())
+
+
 def test_pathologist_uploads_a_slide_sees_the_heatmap_and_zooms(page: Any, server: str, slides: dict[str, Path],
                                                                 artifacts: Path) -> None:
+    without_slide_viewer(page)  # the fallback; tests/ui/test_slide_viewer.py drives OpenSeadragon
     sign_in(page, server, "pathologist")
     expect(page.get_by_role("heading", name="Pathology", exact=True)).to_be_visible()
     expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(["Pathology", "Referrals"])
@@ -63,6 +69,7 @@ def test_pathologist_uploads_a_slide_sees_the_heatmap_and_zooms(page: Any, serve
     expect(page.locator("#slide-score")).to_have_text(re.compile(r"^[01]\.\d{3} vs threshold 0\.490$"))
     expect(page.locator("#tumour-area")).to_have_text(re.compile(r"^\d+\.\d % \(\d+ of \d+ tissue patches"))
     expect(page.locator("#nfdu")).to_contain_text("Not for diagnostic use.")
+    expect(page.locator("#bundle-missing")).to_contain_text("make web")
     expect(page.locator("#slide-model")).to_have_text("pathology-demo 1.0.0")
     expect(page.locator("#slide-heatmap")).to_have_attribute("data-loaded", "true")
     expect(page.locator("#zoom-image")).to_have_attribute("data-zoom", "4")
@@ -117,8 +124,9 @@ def test_a_blank_slide_says_no_tissue_found(page: Any, server: str, slides: dict
     expect(page.locator("#slide-call")).to_have_text("No tissue found", timeout=READ_TIMEOUT_MS)
     expect(page.locator("#slide-patient")).to_have_text("not given with the upload")  # never the previous one's
     expect(page.locator("#no-tissue")).to_contain_text("Nothing was scored")
-    expect(page.locator("#slide-thumbnail")).to_have_attribute("data-loaded", "true")
-    expect(page.locator("#slide-heatmap")).to_have_count(0)
+    # the slide viewer without a heatmap, or (no bundle) the thumbnail
+    expect(page.locator("#slide-scalebar[data-px], #slide-thumbnail[data-loaded='true']")).to_have_count(1)
+    expect(page.locator("#slide-heatmap, #slide-heat")).to_have_count(0)
     expect(page.locator("#slide-score")).to_have_count(0)
     assert page.evaluate(LOW_CONTRAST) == []
     page.screenshot(path=artifacts / "43-pathology-no-tissue.png")

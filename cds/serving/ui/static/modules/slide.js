@@ -1,9 +1,11 @@
-// One slide read: the job's state until it is done, then the slide thumbnail with the tumour heatmap
-// (heatmap.png: the patch probabilities blended into the thumbnail), the slide-level score against the operating
-// threshold, the tumour area fraction, the call (or "no tissue found"), the model and its caveat, and a zoom:
-// a region of the slide read at the pyramid level that fits (GET .../render/region.png), with the heatmap's
-// matching crop laid over it. Click the heatmap, or focus it and use the arrow keys, to move the region; + and -
-// (or the Zoom list) change the magnification. Below, the pathologist's review: accept or reject the AI's
+// One slide read: the job's state until it is done, then the slide with the tumour heatmap, the slide-level score
+// against the operating threshold, the tumour area fraction, the call (or "no tissue found"), the model and its
+// caveat. The slide is shown on OpenSeadragon (slide_osd.js: Deep Zoom tiles from the slide's pyramid, zoom to
+// native pixels, scale bar, the heatmap as a layer with an opacity control) when the workspace bundle is built
+// (`make web`). Without it the view says so and falls back to the thumbnail with the heatmap (heatmap.png) and a
+// server-rendered zoom: a region of the slide read at the pyramid level that fits (GET .../render/region.png), with
+// the heatmap's matching crop laid over it. Click the heatmap, or focus it and use the arrow keys, to move the
+// region; + and - (or the Zoom list) change the magnification. Below, the pathologist's review: accept or reject the AI's
 // slide-level finding with an optional comment (POST .../feedback), and the sign-off panel (impression, name, the
 // versions signed, the signed FHIR report); a slide without tissue has no finding and is signed on the impression.
 
@@ -19,6 +21,15 @@ import { loadVerdicts } from "./versions.js";
 const POLL_MS = 1500;
 const ZOOMS = [2, 4, 8, 16];
 const REGION_SIDE = 512; // pixels of the zoom picture
+const BUNDLE_MISSING = "The workspace bundle is missing (cds/serving/ui/static/dist): run `make web` and reload. "
+  + "Meanwhile the slide is a thumbnail with a zoom rendered on the server, not the slide viewer.";
+let viewerModule = null;
+
+/** The OpenSeadragon slide viewer module (slide_osd.js), or null without the workspace bundle. */
+function loadViewerModule() {
+  viewerModule ??= import("./slide_osd.js").catch(() => null);
+  return viewerModule;
+}
 
 /** `text` as a sentence: capital first letter, one full stop. */
 function sentence(text) {
@@ -215,21 +226,32 @@ export function renderSlide(main, jobId) {
 
   async function show(job) {
     const [name, version = ""] = job.result.model.split(":");
-    const [detail, model, feedback, signatures] = await Promise.all([api(`${base}/result.json`),
+    const [detail, model, feedback, signatures, osd] = await Promise.all([api(`${base}/result.json`),
       api(`/v1/models/${encodeURIComponent(name)}?version=${encodeURIComponent(version)}`).catch(() => null),
-      loadVerdicts(base), api(`${base}/signatures`)]);
+      loadVerdicts(base), api(`${base}/signatures`), loadViewerModule()]);
     if (disposed) return;
     const caveat = model === null || model.spec.not_for_diagnostic_use; // unknown model: the caveat stays on
     const scored = job.result.status === "scored";
     const source = detail.source;
-    const [figure, zoom] = scored ? zoomViewer(base, detail, layers) : thumbnailOnly(base, detail, layers);
+    let figure;
+    let zoom = null;
+    if (osd) {
+      const slideViewer = osd.createSlideViewer(base, detail, { heatmap: scored,
+        legend: scored ? legend(detail.score?.threshold ?? 0.5) : null });
+      layers.push(slideViewer);
+      figure = slideViewer.figure;
+    } else {
+      [figure, zoom] = scored ? zoomViewer(base, detail, layers) : thumbnailOnly(base, detail, layers);
+    }
+    const layout = osd ? "osd" : scored ? "" : "no-zoom";
     replace(main, h("section", { class: "slide-view", "aria-labelledby": "slide-heading" },
       head([fact("Patient", job.subject || "not given with the upload", "slide-patient"), fact("File", source.name),
         fact("Slide", `${source.width} × ${source.height} px${source.mpp ? `, ${source.mpp} µm/px` : ""}`),
         fact("Model", `${detail.model.name} ${detail.model.version}`)]),
       h("p", { class: caveat ? "nfdu" : "muted", role: "note", id: "nfdu" },
         caveat ? h("strong", {}, "Not for diagnostic use. ") : null, detail.intended_use),
-      h("div", { class: `slide-body ${scored ? "" : "no-zoom"}` }, figure, zoom, resultPanel(job, detail, base)),
+      osd ? null : h("p", { class: "notice", role: "alert", id: "bundle-missing" }, BUNDLE_MISSING),
+      h("div", { class: `slide-body ${layout}` }, figure, zoom, resultPanel(job, detail, base)),
       review(job.result, feedback, signatures, base)));
     main.querySelector("h1").focus({ preventScroll: true });
     const call = scored ? resultText({ ...job.result, state: "done", positive: job.result.score.positive })
