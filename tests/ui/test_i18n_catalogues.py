@@ -19,7 +19,7 @@ STATIC = Path(__file__).parents[2] / "cds" / "serving" / "ui" / "static"
 TRANSLATED = ["app.js", "modules/signin.js", "modules/worklist.js", "modules/risk.js", "modules/findings.js",
               "modules/viewer_tools.js", "modules/signing.js", "modules/referral.js", "modules/versions.js", "modules/viewer.js",
               "modules/overlays.js", "modules/cs_stage.js", "modules/server_stage.js", "modules/follow_up.js",
-              "modules/turnaround.js"]
+              "modules/turnaround.js", "modules/monitoring.js"]
 READ_CATALOGUES = """
 const [en, zh] = await Promise.all(["en", "zh-CN"].map((n) => import(`${process.argv[1]}/${n}.js`)));
 console.log(JSON.stringify({ en: en.default, "zh-CN": zh.default }));

@@ -112,6 +112,16 @@ def test_workspace_switches_to_chinese_and_keeps_it(page: Any, server: str, stud
     _check_page(page, artifacts, "risk", phone_layout=False)  # the three cards stay side by side on a phone, in
     # English too: the panel has no phone layout yet (the screenshot shows it)
 
+    # the other clinician views
+    for view, heading, text in (("monitoring", "监测", "最近 24 小时"), ("follow-up", "随访", "高血压"),
+                                ("referrals", "转诊", "各机构及优先级的周转时间")):  # fmt: skip
+        page.goto(f"{server}/ui/#/{view}")
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        expect(page.locator("main")).to_contain_text(text)
+        assert page.evaluate(LOW_CONTRAST) == []
+        assert page.evaluate(OVERFLOWING) == []
+    page.goto(f"{server}/ui/#/risk")
+
     # back to English: everything follows at once
     page.get_by_label("语言").select_option("en")
     expect(page.get_by_role("heading", name="Patient risk")).to_be_visible()

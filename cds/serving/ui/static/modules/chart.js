@@ -2,6 +2,8 @@
 // The SVG is an image with a title and a description for screen readers; callers also render the numbers as a
 // table (the accessible alternative), so nothing is conveyed by colour alone.
 
+import { dateTime, t } from "./i18n.js";
+
 const SVG = "http://www.w3.org/2000/svg";
 // Distinct on the dark surface (each at least 3:1 against it) and told apart by the legend's text too.
 export const PALETTE = ["#8cc4ff", "#ffb366", "#b39dff", "#7ee0b0", "#ff8fa3", "#f2e07a", "#6fd3e8", "#d9a3ff"];
@@ -82,9 +84,8 @@ function niceRange(values, floor) {
 function timeLabel(ms, spanMs) {
   const date = new Date(ms);
   return spanMs > 36 * 3600e3
-    ? date.toLocaleDateString([], { month: "2-digit", day: "2-digit" }) + " "
-      + date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    ? `${dateTime(date, { month: "2-digit", day: "2-digit" })} ${dateTime(date, { hour: "2-digit", minute: "2-digit" })}`
+    : dateTime(date, { hour: "2-digit", minute: "2-digit" });
 }
 
 /**
@@ -142,7 +143,9 @@ export function timeSeries(series, options) {
     }
     for (const p of points) {
       chart.append(svg("circle", { cx: x(p.t), cy: y(p.v), r: 3, fill: colour, class: "point",
-        "data-series": s.label }, svg("title", {}, `${s.label}: ${p.v}${options.unit ? ` ${options.unit}` : ""} at ${new Date(p.t).toLocaleString()}`)));
+        "data-series": s.label }, svg("title", {}, t("chart.point", { series: s.label,
+          value: `${p.v}${options.unit ? ` ${options.unit}` : ""}`,
+          time: dateTime(new Date(p.t), { dateStyle: "short", timeStyle: "medium" }) }))));
     }
   });
   chart.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: margin.top + plotH,
