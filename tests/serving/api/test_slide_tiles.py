@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from cds.pipelines.pathology.slide import SlideLevel
-from cds.services.slide_tiles import OVERLAP, TILE_SIZE, DeepZoom
+from cds.services.slide_tiles import OVERLAP, TILE_SIZE, DeepZoom, OpenSlides, TileNotFoundError
 from cds.serving.api.app import create_app
 from cds.serving.api.auth import Role
 from cds.settings import Settings
@@ -120,3 +120,24 @@ def test_tiles_are_the_slides_pixels_with_errors_cache_scope_and_one_audit_event
     with client.app.state.cds.database.session() as session:  # type: ignore[attr-defined]
         views = session.query(AuditEventRow).filter(AuditEventRow.action == "pathology.viewer.render").all()
     assert len(views) == 2  # one per session (the pathologist's, the patient-scoped one), not one per tile
+
+
+def test_open_slides_are_kept_a_few_at_a_time_and_dropped_after_a_failed_read(
+        pyramid: tuple[Path, list[np.ndarray]], tmp_path: Path) -> None:  # fmt: skip
+    other = tmp_path / "other.tif"
+    write_pyramid(other, _image()[:300, :400], tile=128, levels=2)
+    slides = OpenSlides(size=1)
+    with slides.reading(str(pyramid[0])) as first:
+        assert first.dimensions == (WIDTH, HEIGHT)
+    with slides.reading(str(pyramid[0])) as again:
+        assert again is first  # kept open between reads
+    with slides.reading(str(other)) as second:
+        assert second.dimensions == (400, 300)
+    assert list(slides._open) == [str(other)]  # the first was crowded out (and closed)
+    with pytest.raises(TileNotFoundError), slides.reading(str(other)):
+        raise TileNotFoundError("no such tile")
+    assert list(slides._open) == [str(other)]  # a tile it does not have is no reason to close it
+    with pytest.raises(RuntimeError), slides.reading(str(other)):
+        raise RuntimeError("decoder gone")
+    assert list(slides._open) == []
+    slides.close()

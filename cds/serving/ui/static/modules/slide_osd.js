@@ -86,6 +86,8 @@ export function createSlideViewer(base, detail, { heatmap, legend }) {
     return viewer.viewport.viewportToImageZoom(viewer.viewport.getZoom(true));
   }
   function update() {
+    const headers = credentialHeaders(); // a renewed session's token for the tiles still to come
+    if (headers.authorization !== viewer.ajaxHeaders?.authorization) viewer.setAjaxHeaders(headers);
     const ratio = pixelRatio();
     const bounds = viewer.viewport.viewportToImageRectangle(viewer.viewport.getBounds(true));
     const shown = `${Math.round(Math.min(bounds.width, width))} × ${Math.round(Math.min(bounds.height, height))} px`;
