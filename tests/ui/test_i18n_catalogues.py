@@ -19,7 +19,7 @@ STATIC = Path(__file__).parents[2] / "cds" / "serving" / "ui" / "static"
 TRANSLATED = ["app.js", "modules/signin.js", "modules/worklist.js", "modules/risk.js", "modules/findings.js",
               "modules/viewer_tools.js", "modules/signing.js", "modules/referral.js", "modules/versions.js", "modules/viewer.js",
               "modules/overlays.js", "modules/cs_stage.js", "modules/server_stage.js", "modules/follow_up.js",
-              "modules/turnaround.js", "modules/monitoring.js"]
+              "modules/turnaround.js", "modules/monitoring.js", "modules/dashboard.js"]
 READ_CATALOGUES = """
 const [en, zh] = await Promise.all(["en", "zh-CN"].map((n) => import(`${process.argv[1]}/${n}.js`)));
 console.log(JSON.stringify({ en: en.default, "zh-CN": zh.default }));
@@ -84,3 +84,19 @@ def test_a_translated_view_has_no_english_of_its_own(name: str) -> None:
         matches = [*ENGLISH.finditer(code), *ELEMENT_WORD.finditer(code)]
         found += [f"{name}:{number}: {match.group(2)}" for match in matches]
     assert found == []
+
+
+def test_the_language_is_the_users_else_the_browsers_else_the_deployments() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs Node.js 20+")
+    script = """
+const { chooseLanguage } = await import(`${process.argv[1]}/i18n.js`);
+console.log(JSON.stringify([
+  chooseLanguage("zh-CN", ["en-US"], "en"), chooseLanguage(null, ["en-US", "zh-CN"], "zh-CN"),
+  chooseLanguage(null, ["zh-TW"], "en"), chooseLanguage(null, ["fr-FR", "de"], "zh-CN"),
+  chooseLanguage(null, ["fr-FR"], null), chooseLanguage("xx", [], undefined)]));
+"""
+    out = subprocess.run([node, "--input-type=module", "-e", script, (STATIC / "modules").as_posix()],
+                         capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    assert json.loads(out.stdout) == ["zh-CN", "en", "zh-CN", "zh-CN", "en", "en"]

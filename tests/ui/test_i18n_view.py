@@ -2,8 +2,9 @@
 
 English is the default (Playwright's Chromium says en-US); the header's switch turns the page to 简体中文: ``<html
 lang>``, headings, buttons, badges and dates (Intl, zh-CN) of the sign-in, the worklist, the study viewer (findings
-and their names, review, sign-off) and the risk panel, whose laboratory values stay in the units the laboratory sent (mmol/L, µmol/L). The choice survives a
-reload; contrast holds and no Chinese label overflows its button or badge. Screenshots at 1280x800 and 390x844 go to
+and their names, review, sign-off), the risk panel, whose laboratory values stay in the units the laboratory sent
+(mmol/L, µmol/L), monitoring, follow-up, referrals and the model dashboard. The choice survives a reload; contrast
+holds and no Chinese label overflows its button or badge. Screenshots at 1280x800 and 390x844 go to
 ``$CDS_UI_ARTIFACTS`` (``zh-*.png``).
 """
 
@@ -112,9 +113,9 @@ def test_workspace_switches_to_chinese_and_keeps_it(page: Any, server: str, stud
     _check_page(page, artifacts, "risk", phone_layout=False)  # the three cards stay side by side on a phone, in
     # English too: the panel has no phone layout yet (the screenshot shows it)
 
-    # the other clinician views
+    # the other clinician views and the model dashboard
     for view, heading, text in (("monitoring", "监测", "最近 24 小时"), ("follow-up", "随访", "高血压"),
-                                ("referrals", "转诊", "各机构及优先级的周转时间")):  # fmt: skip
+                                ("referrals", "转诊", "各机构及优先级的周转时间"), ("models", "模型看板", "已注册模型")):  # fmt: skip
         page.goto(f"{server}/ui/#/{view}")
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
         expect(page.locator("main")).to_contain_text(text)

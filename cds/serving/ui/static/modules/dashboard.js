@@ -7,6 +7,7 @@ import { api } from "./api.js";
 import { h, replace, when } from "./dom.js";
 import { PALETTE, stackedBars } from "./chart.js";
 import { displayName } from "./findings.js";
+import { t } from "./i18n.js";
 
 const DAYS = 14;
 
@@ -28,19 +29,18 @@ function table(id, caption, headers, rows, empty) {
 function modelsSection(data) {
   const rows = data.models.map((m) => h("tr", { dataset: { model: m.key } },
     h("th", { scope: "row" }, m.name, m.not_for_diagnostic_use
-      ? h("span", { class: "badge caveat", title: m.intended_use }, "Not for diagnostic use") : null),
+      ? h("span", { class: "badge caveat", title: m.intended_use }, t("dashboard.nfdu")) : null),
     h("td", {}, m.version),
-    h("td", {}, `${m.task}, ${m.modality}${m.labels ? `, ${m.labels} label${m.labels === 1 ? "" : "s"}` : ""}`),
-    h("td", {}, m.serves.length ? m.serves.join("; ") : h("span", { class: "muted" }, "registered")),
+    h("td", {}, `${m.task}, ${m.modality}${m.labels ? t("dashboard.labels", { count: m.labels }) : ""}`),
+    h("td", {}, m.serves.length ? m.serves.join("; ") : h("span", { class: "muted" }, t("dashboard.registered"))),
     h("td", { class: "card-metrics" }, m.card_metrics.length ? h("ul", {}, m.card_metrics.map((c) => h("li", {},
       `${c.split}: ${c.metric} ${number(c.value, 4)} `, h("span", { class: "muted" }, `(n = ${c.n} ${c.unit})`))))
-      : h("span", { class: "muted" }, "no metrics in the card")),
+      : h("span", { class: "muted" }, t("dashboard.noMetrics"))),
     h("td", { class: "muted" }, m.model_card)));
   return h("section", { class: "card", "aria-labelledby": "models-heading" },
-    h("h2", { id: "models-heading" }, "Registered models"),
-    table("models-table", "Each version in the registry, what this service uses it for, and its model card's "
-      + "headline per evaluation split", ["Model", "Version", "Task", "Used for", "Card metrics", "Model card"],
-    rows, "No model is registered."));
+    h("h2", { id: "models-heading" }, t("dashboard.models")),
+    table("models-table", t("dashboard.modelsCaption"), ["model", "version", "task", "usedFor", "cardMetrics", "card"]
+      .map((column) => t(`dashboard.col.${column}`)), rows, t("dashboard.noModel")));
 }
 
 function engineSection(data) {
@@ -52,14 +52,14 @@ function engineSection(data) {
   const methods = data.methods.map((m) => h("tr", {}, h("th", { scope: "row" }, m.method), h("td", {}, m.outcome),
     h("td", { class: "numbers" }, String(m.count))));
   return h("section", { class: "card", "aria-labelledby": "engine-heading" },
-    h("h2", { id: "engine-heading" }, "Inference"),
-    h("p", { class: "muted" },
-      `Engine calls of every service process since ${data.since} (kept across restarts); latency percentiles are `
-      + `${data.percentiles}.`),
-    table("engine-table", "Engine calls per model version", ["Model version", "Calls", "Items", "Mean batch", "p50 ms", "p95 ms",
-      "Mean ms"], rows, "No engine call yet."),
-    table("methods-table", "Scored risk requests (REST and panel) by method and outcome",
-      ["Method", "Outcome", "Requests"], methods, "No scored request yet."));
+    h("h2", { id: "engine-heading" }, t("dashboard.inference")),
+    h("p", { class: "muted" }, t("dashboard.engineNote", { since: data.since, percentiles: data.percentiles })),
+    table("engine-table", t("dashboard.engineCaption"), [t("dashboard.col.modelVersion"), t("dashboard.col.calls"),
+      t("dashboard.col.items"), t("dashboard.col.meanBatch"), "p50 ms", "p95 ms", t("dashboard.col.meanMs")], rows,
+    t("dashboard.noEngine")),
+    table("methods-table", t("dashboard.methodsCaption"),
+      [t("dashboard.col.method"), t("dashboard.col.outcome"), t("dashboard.col.requests")], methods,
+      t("dashboard.noScored")));
 }
 
 function refusalSeries(data) {
@@ -84,24 +84,28 @@ function refusalSection(data) {
   const sum = (values) => values.reduce((a, b) => a + b, 0);
   const total = sum(series.map((s) => sum(s.values)));
   const description = total
-    ? `${total} refusals over ${data.days} days: ${series.map((s) => `${s.label} ${sum(s.values)}`).join("; ")}.`
-    : `No refusal in the last ${data.days} days.`;
+    ? t("dashboard.refusalsOver", { count: total, days: data.days,
+      detail: series.map((s) => `${s.label} ${sum(s.values)}`).join("; ") })
+    : t("dashboard.noRefusalDays", { days: data.days });
   const legend = h("ul", { class: "legend", "aria-hidden": "true" }, series.map((s, k) => {
     const swatch = h("span", { class: "swatch" });
     swatch.style.backgroundColor = PALETTE[k % PALETTE.length];
     return h("li", {}, swatch, s.label);
   }));
   const rows = data.refusals.map((r) => h("tr", {}, h("td", {}, r.day),
-    h("td", {}, r.source === "image_refused" ? "image refused" : `${r.kind} job failed`), h("td", {}, r.reason),
+    h("td", {}, r.source === "image_refused" ? t("dashboard.imageRefused")
+      : t("dashboard.jobFailed", { kind: r.kind })), h("td", {}, r.reason),
     h("td", { class: "numbers" }, String(r.count))));
   return h("section", { class: "card", "aria-labelledby": "refusals-heading" },
-    h("h2", { id: "refusals-heading" }, "Refusals over time"),
+    h("h2", { id: "refusals-heading" }, t("dashboard.refusals")),
     h("p", { class: "muted", id: "refusals-summary" }, description),
-    stackedBars(days, series, { id: "refusals-chart", title: `Refusals per day, last ${data.days} days`, description }),
+    stackedBars(days, series, { id: "refusals-chart", title: t("dashboard.perDay", { days: data.days }),
+      description }),
     legend,
-    h("details", { class: "as-table" }, h("summary", {}, "Refusals as a table"),
-      table("refusals-table", "Refused images and failed jobs per UTC day and reason (audit trail)",
-        ["Day", "What", "Reason", "Count"], rows, "No refusal in this period.")));
+    h("details", { class: "as-table" }, h("summary", {}, t("dashboard.asTable")),
+      table("refusals-table", t("dashboard.refusalsCaption"),
+        ["day", "what", "reason", "count"].map((column) => t(`dashboard.col.${column}`)), rows,
+        t("dashboard.noRefusal"))));
 }
 
 function agreementSection(data) {
@@ -112,22 +116,24 @@ function agreementSection(data) {
     h("td", { class: "numbers" }, String(a.rejected)));
   const reviewed = overall.accepted + overall.rejected;
   return h("section", { class: "card", "aria-labelledby": "agreement-heading" },
-    h("h2", { id: "agreement-heading" }, "Radiologist agreement"),
+    h("h2", { id: "agreement-heading" }, t("dashboard.agreement")),
     h("p", { class: "big-number", id: "agreement-overall" }, percent(overall.rate),
-      h("span", { class: "muted" }, reviewed ? ` of ${reviewed} reviewed findings accepted (current verdicts)`
-        : " no finding reviewed yet")),
-    table("agreement-models", "Per model", ["Model", "Agreement", "Accepted", "Rejected"],
-      data.agreement_by_model.map((a) => row(a, false)), "No review yet."),
-    table("agreement-labels", "Per finding", ["Model", "Finding", "Agreement", "Accepted", "Rejected"],
-      data.agreement_by_label.map((a) => row(a, true)), "No review yet."));
+      h("span", { class: "muted" }, reviewed ? t("dashboard.ofReviewed", { count: reviewed })
+        : t("dashboard.noneReviewed"))),
+    table("agreement-models", t("dashboard.perModel"), ["model", "agreement", "accepted", "rejected"]
+      .map((column) => t(`dashboard.col.${column}`)), data.agreement_by_model.map((a) => row(a, false)),
+    t("dashboard.noReview")),
+    table("agreement-labels", t("dashboard.perFinding"), ["model", "finding", "agreement", "accepted", "rejected"]
+      .map((column) => t(`dashboard.col.${column}`)), data.agreement_by_label.map((a) => row(a, true)),
+    t("dashboard.noReview")));
 }
 
 /** Render the dashboard into `main`; returns its cleanup. */
 export function renderDashboard(main) {
   let disposed = false;
-  const body = h("div", { id: "dashboard-body" }, h("p", { class: "muted", role: "status" }, "Loading the dashboard…"));
+  const body = h("div", { id: "dashboard-body" }, h("p", { class: "muted", role: "status" }, t("dashboard.loading")));
   const updated = h("p", { id: "dashboard-updated", class: "muted", role: "status" });
-  const refresh = h("button", { type: "button", id: "dashboard-refresh" }, "Refresh");
+  const refresh = h("button", { type: "button", id: "dashboard-refresh" }, t("dashboard.refresh"));
 
   async function load() {
     refresh.disabled = true;
@@ -136,16 +142,16 @@ export function renderDashboard(main) {
       if (disposed) return;
       replace(body, modelsSection(data), h("div", { class: "dashboard-grid" },
         h("div", {}, engineSection(data), agreementSection(data)), refusalSection(data)));
-      updated.textContent = `Updated ${when(data.generated_at)}`;
+      updated.textContent = t("dashboard.updated", { time: when(data.generated_at) });
     } catch (error) {
-      if (!disposed) updated.textContent = `The dashboard could not be loaded: ${error.message}`;
+      if (!disposed) updated.textContent = t("dashboard.failed", { error: error.message });
     } finally {
       refresh.disabled = false;
     }
   }
   refresh.addEventListener("click", load);
   replace(main, h("section", { class: "dashboard-view", "aria-labelledby": "dashboard-heading" },
-    h("div", { class: "view-head" }, h("h1", { id: "dashboard-heading" }, "Model dashboard"),
+    h("div", { class: "view-head" }, h("h1", { id: "dashboard-heading" }, t("dashboard.title")),
       h("div", { class: "toolbar" }, updated, refresh)),
     body));
   load();
