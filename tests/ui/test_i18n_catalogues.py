@@ -16,10 +16,9 @@ import pytest
 
 STATIC = Path(__file__).parents[2] / "cds" / "serving" / "ui" / "static"
 # The views translated so far; the others (slide, pathology, ECG) still speak English only.
-TRANSLATED = ["app.js", "modules/signin.js", "modules/worklist.js", "modules/risk.js", "modules/findings.js",
-              "modules/viewer_tools.js", "modules/signing.js", "modules/referral.js", "modules/versions.js", "modules/viewer.js",
-              "modules/overlays.js", "modules/cs_stage.js", "modules/server_stage.js", "modules/follow_up.js",
-              "modules/turnaround.js", "modules/monitoring.js", "modules/dashboard.js"]
+TRANSLATED = ["app.js", *(f"modules/{name}.js" for name in (
+    "signin", "worklist", "risk", "viewer", "viewer_tools", "cs_stage", "server_stage", "overlays", "findings",
+    "signing", "referral", "versions", "monitoring", "follow_up", "turnaround", "dashboard"))]
 READ_CATALOGUES = """
 const [en, zh] = await Promise.all(["en", "zh-CN"].map((n) => import(`${process.argv[1]}/${n}.js`)));
 console.log(JSON.stringify({ en: en.default, "zh-CN": zh.default }));
