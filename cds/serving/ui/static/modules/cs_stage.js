@@ -23,9 +23,22 @@ let count = 0;
 // Films that give PixelSpacing (0028,0030) but no image plane (CR, DX): Cornerstone would measure them in pixels.
 const filmSpacing = new Map();
 
+/**
+ * The DICOM loader rejects with the XMLHttpRequest itself when an image request fails or is cut off (a study closed
+ * while its images load, the server restarting); the viewer reports a failed load of the image it shows itself
+ * (the stage's setStack), so such rejections of loads nobody awaits any more are answered here, not left uncaught.
+ */
+function handleImageRequestEnd(event) {
+  if (typeof XMLHttpRequest !== "undefined" && event.reason instanceof XMLHttpRequest) {
+    event.preventDefault();
+    console.warn(`an image request ended without the image (HTTP ${event.reason.status || "none"})`);
+  }
+}
+
 /** Start Cornerstone, its DICOM loader (decode workers) and tools, once per page. */
 export function initialise() {
   initialised ??= (async () => {
+    window.addEventListener("unhandledrejection", handleImageRequestEnd);
     await core.init();
     dicomImageLoader.init({ maxWebWorkers: Math.min(2, navigator.hardwareConcurrency || 1),
       beforeSend: () => credentialHeaders() });
