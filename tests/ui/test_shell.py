@@ -43,9 +43,12 @@ def test_the_shell_is_served_without_credentials_and_with_a_strict_policy(client
 def test_the_shell_learns_dev_mode_and_roles_from_its_configuration(client: TestClient, tmp_path: Path) -> None:
     config = client.get("/ui/config.json").json()
     assert config["dev_mode"] is True and config["roles"] == [r.value for r in Role]
-    production = create_app(Settings(dev_mode=False, api_keys_only=True, data_dir=tmp_path / "prod", job_workers=0))
+    assert config["language"] is None  # CDS_LANGUAGE unset: the user's or the browser's language decides (i18n.js)
+    production = create_app(Settings(dev_mode=False, api_keys_only=True, data_dir=tmp_path / "prod", job_workers=0,
+                                     language="zh-CN"))  # fmt: skip
     with TestClient(production) as other:
         assert other.get("/ui/config.json").json()["dev_mode"] is False
+        assert other.get("/ui/config.json").json()["language"] == "zh-CN"  # when the browser names neither
         assert other.post("/v1/dev/token", json={"roles": ["admin"]}).status_code == 404
 
 
