@@ -101,6 +101,11 @@ def test_clinician_sees_each_topic_with_inputs_contributions_and_what_is_missing
     expect(diabetes.locator('.missing li[data-field="waist_cm"]')).to_contain_text("waist circumference — waist_cm, in cm")
     assert page.evaluate(LOW_CONTRAST) == []
     page.screenshot(path=artifacts / "20-risk-sample-patient.png")
+    for width, height in ((768, 1024), (390, 844)):  # tablets two cards a row, phones one: no sideways scroll
+        page.set_viewport_size({"width": width, "height": height})
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), width
+        page.screenshot(path=artifacts / f"20-risk-sample-patient-{width}.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     cardio.locator('.missing li[data-field="diabetes"]').get_by_label("No").check()  # asked, answered: no diabetes
     page.get_by_role("button", name="Score again with my answers").click()
