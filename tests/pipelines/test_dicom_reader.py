@@ -117,6 +117,10 @@ def test_absurd_dimensions_are_refused_before_decoding(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as err:
         read_instance(zero, name="zero").pixels()
     assert err.value.code == "invalid_header"
+    empty = _rewrite(path, PixelData=b"")  # an element of length 0 (found by the fuzzer): refused, not a crash
+    with pytest.raises(InvalidInputError) as err:
+        read_instance(empty, name="empty").pixels()
+    assert err.value.code == "pixel_data_short" and "empty" in err.value.message
 
 
 def test_structured_report_has_no_pixels() -> None:

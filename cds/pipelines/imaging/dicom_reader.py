@@ -257,6 +257,8 @@ def check_pixel_data(instance: DicomInstance) -> None:
     if not syntax.is_transfer_syntax:
         return  # decode_pixels refuses it as unsupported_transfer_syntax
     declared = declared_pixel_bytes(instance)
+    if not ds.PixelData:  # an element of length 0 (its value reads as None): nothing to decode
+        raise _refuse(instance.source, "pixel_data_short", "the pixel data element is empty")
     if not syntax.is_encapsulated:
         stored = len(ds.PixelData)
         bits = _attribute(instance, "BitsAllocated")
