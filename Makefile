@@ -23,11 +23,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 triton-env: .venv-triton/.cds-requirements
 
 # The web workspace's vendor bundle (Cornerstone3D, web/) in cds/serving/ui/static/dist (git-ignored): `npm ci` when
-# the lock changes, a build when the lock, build.mjs or web/src change. Needs Node.js 20+ with npm; nothing is fetched
+# the lock changes, a build when the lock, build.mjs or web/src change. Needs Node.js 20+ with npm (installed with apt
+# when missing); nothing is fetched
 # at run time (workers and WASM codecs are served from /ui/dist).
 WEB_DIST := cds/serving/ui/static/dist/BUILD.json
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
-	@command -v npm >/dev/null || { echo "the web workspace needs Node.js 20+ and npm (e.g. apt-get install -y nodejs npm)" >&2; exit 1; }
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { echo "the web workspace needs Node.js 20+ (found $$(node --version))" >&2; exit 1; }
 	cd web && npm ci --no-audit --no-fund
 
 $(WEB_DIST): web/node_modules/.package-lock.json web/build.mjs $(wildcard web/src/*.js)
