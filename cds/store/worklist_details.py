@@ -6,7 +6,7 @@ Read for the page's items only (a page is at most a few hundred studies), in a h
   the DICOM JSON kept with one instance of the study;
 * **priors**: other studies of the same patient ID stored at the same site whose study date is earlier (when both
   studies state one; otherwise whose first instance was stored earlier). Patient IDs are issued per site, so
-  another site's studies are never counted;
+  another site's studies are never counted; :func:`prior_studies` lists them by the same rule for the viewer;
 * **read status**: a study is *read* once the caller, or anyone at a site the caller sees
   (:func:`cds.store.sites.visible_sites`), has given a verdict on one of its AI findings or signed its report. The
   worklist is a team's list: a colleague's read takes the study off everyone's unread pile, and
@@ -85,6 +85,11 @@ def _studies(session: Session, uids: Iterable[str]) -> dict[str, _Study]:
     return found
 
 
+def _earlier(date: str, stored: dt.datetime, than: _Study) -> bool:
+    """Whether a study of ``date`` first stored at ``stored`` came before ``than`` (by date when both state one)."""
+    return (date < than.date) if date and than.date else (stored < than.stored)
+
+
 def _priors(session: Session, items: list[WorklistItem], studies: dict[str, _Study]) -> dict[str, int]:
     """Study UID -> the number of earlier studies of its patient at its site."""
     row = DicomInstanceRow
@@ -103,8 +108,48 @@ def _priors(session: Session, items: list[WorklistItem], studies: dict[str, _Stu
             continue
         counts[item.study_uid] = sum(
             1 for study, date, stored in history[(this.site, item.patient_id)] if study != item.study_uid
-            and ((date < this.date) if date and this.date else (stored < this.stored)))
+            and _earlier(date, stored, this))
     return counts
+
+
+@dataclass(frozen=True)
+class PriorStudy:
+    """An earlier study of the same patient at the same site: what the viewer offers to compare with."""
+
+    study_uid: str
+    study_date: str  # YYYYMMDD; empty when the images state none
+    description: str
+    accession_number: str
+    modalities: tuple[str, ...]
+
+
+def prior_studies(session: Session, study_uid: str, patient_id: str, *, sites: Iterable[str]) -> list[PriorStudy]:
+    """The earlier studies of ``patient_id`` stored at the site of ``study_uid``, newest first.
+
+    The rule the worklist counts ``priors`` by; nothing when the study is unknown, names no patient, or is held
+    at a site not among ``sites`` (the caller's).
+    """
+    this = _studies(session, [study_uid]).get(study_uid)
+    if this is None or not patient_id or this.site not in set(sites):
+        return []
+    row = DicomInstanceRow
+    found: dict[str, tuple[str, dt.datetime]] = {}
+    modalities: dict[str, set[str]] = defaultdict(set)
+    query = (select(row.study_uid, row.study_date, row.created_at, row.modality)
+             .where(row.patient_id == patient_id, row.site == this.site, row.origin == STORED,
+                    row.study_uid != study_uid))  # fmt: skip
+    for study, date, stored, modality in session.execute(query):
+        earliest = found.get(study)
+        found[study] = (max(date or "", earliest[0]) if earliest else date or "",
+                        min(stored, earliest[1]) if earliest else stored)  # fmt: skip
+        if modality:
+            modalities[study].add(modality)
+    earlier = [study for study, (date, stored) in found.items() if _earlier(date, stored, this)]
+    facts = _studies(session, earlier)
+    priors = [PriorStudy(study_uid=study, study_date=found[study][0], description=_description(facts[study].metadata),
+                         accession_number=facts[study].accession, modalities=tuple(sorted(modalities[study])))
+              for study in earlier if study in facts]  # fmt: skip
+    return sorted(priors, key=lambda p: (p.study_date, found[p.study_uid][1]), reverse=True)
 
 
 def _reads(session: Session, items: list[WorklistItem], reader: Reader) -> dict[tuple[str, str], set[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -13,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from cds import __version__
 from cds.errors import ConfigurationError
+from cds.pipelines.imaging.dicom_reader import prestart_decoders
 from cds.services.delivery import Deliverer
 from cds.services.metrics import MetricsFlusher
 from cds.serving.api import errors, openapi
@@ -27,6 +29,7 @@ from cds.serving.api.routes import (
     consortium,
     dashboard,
     dev,
+    dicom_dictionary,
     dicomweb,
     ecg,
     health,
@@ -56,7 +59,7 @@ from cds.store.audit_anchor import Checkpointer
 
 log = logging.getLogger(__name__)
 ROUTERS = (health, me, models, risk, jobs, results, audit, cds_hooks, dashboard, worklist, preread, dicomweb, about,
-           observations, alerts, monitoring, registries,
+           dicom_dictionary, observations, alerts, monitoring, registries,
            pathology, ecg, consortium, referrals)  # one module per URL resource; no two of them share a path prefix
 
 
@@ -114,6 +117,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         engine.database.migrate(site=settings.site)
         engine.load_models()
+        if settings.decode_prestart:  # now, not when the first reader opens a study and would wait for them
+            threading.Thread(target=prestart_decoders, name="cds-decoder-warm-up", daemon=True).start()
         flusher = MetricsFlusher(engine.metrics, engine.database.session, settings.metrics_flush_s)
         flusher.start()  # every process keeps its engine calls in the database, for the dashboard's history
         state.workers = [engine_worker(engine) for _ in range(settings.job_workers)]

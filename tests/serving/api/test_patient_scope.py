@@ -19,7 +19,8 @@ from tests.support.seeded_reads import seed_reads, seed_records
 
 PATIENT, OTHER = "P-A", "Patient/SOMEONE-ELSE"
 NO_PATIENT_DATA = {("GET", "/v1/models"), ("GET", "/v1/models/{name}"), ("GET", "/v1/me"), ("GET", "/v1/risk"),
-                   ("GET", "/v1/risk/panel/sample"), ("GET", "/v1/dashboard"), ("GET", "/v1/audit/verify")}
+                   ("GET", "/v1/risk/panel/sample"), ("GET", "/v1/dashboard"), ("GET", "/v1/audit/verify"),
+                   ("GET", "/v1/dicom-dictionary")}
 FILTERED = {("GET", "/v1/worklist"), ("GET", "/v1/pathology/jobs"), ("GET", "/v1/ecg/jobs"), ("GET", "/dicomweb/studies"),
             ("GET", "/v1/alerts"), ("GET", "/v1/consortium/shared-results"),
             ("GET", "/v1/monitoring/patients"), ("GET", "/v1/registries/{condition}"),

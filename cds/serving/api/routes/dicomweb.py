@@ -11,8 +11,9 @@ Searches answer DICOM JSON (``application/dicom+json``) at study, series and ins
 keyword (``PatientID``, ``StudyDate``, ``ModalitiesInStudy`` ...), ``limit`` and ``offset``; keys the service does
 not match on are ignored with a ``Warning: 299`` header, as PS3.18 prescribes. Retrieval streams
 ``multipart/related; type="application/dicom"`` in the stored transfer syntax, one file at a time, so a large study
-never sits in memory; ``.../metadata`` answers the DICOM JSON (bulk data as BulkDataURI) extracted when the instance
-was stored, without reading the file again. A patient-scoped token sees only its patient's studies (its
+never sits in memory; ``.../metadata`` (study, series or instance) answers the DICOM JSON (bulk data as BulkDataURI)
+extracted when the instance was stored, without reading the file again; a series' ``thumbnail`` is its middle
+instance rendered small. A patient-scoped token sees only its patient's studies (its
 ``Patient/<id>`` is matched against PatientID) and is refused, audited, anything else. Every search and retrieval is
 audited.
 """
@@ -412,6 +413,38 @@ def series_metadata(study: UidPath, series: UidPath, request: Request, state: St
                     principal: Radiology) -> JSONResponse:  # fmt: skip
     """WADO-RS: the series' instances as DICOM JSON, bulk data as BulkDataURI."""
     return _metadata(request, state, _retrieve(request, state, principal, study, series))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/metadata", response_model=list[dict[str, Any]],
+            responses=QIDO_RESPONSES)  # fmt: skip
+def instance_metadata(study: UidPath, series: UidPath, sop: UidPath, request: Request, state: StateDep,
+                      principal: Radiology) -> JSONResponse:  # fmt: skip
+    """WADO-RS: one instance as DICOM JSON, bulk data as BulkDataURI."""
+    return _metadata(request, state, _retrieve(request, state, principal, study, series, sop))
+
+
+@router.get("/studies/{study}/series/{series}/thumbnail", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})  # fmt: skip
+def series_thumbnail(
+    study: UidPath, series: UidPath, request: Request, state: StateDep, principal: Radiology,
+    viewport: Annotated[str, Query(pattern=r"^\d{1,3},\d{1,3}$", description="width,height to fit in (at most 999)")]
+    = "128,128",
+) -> Response:  # fmt: skip
+    """WADO-RS thumbnail: the series' middle instance (by instance number), small, in its own window.
+
+    404 ``no_image`` for a series without pixels (a structured report).
+    """
+    media_type = chosen_media_type(request.headers.get("accept", ""))
+    if media_type is None:
+        raise NotAcceptableError("thumbnails are image/jpeg or image/png")
+    rows = _retrieve(request, state, principal, study, series)
+    middle = rows[len(rows) // 2]
+    try:
+        picture = rendered(Path(middle.path), media_type=media_type,
+                           viewport=max(1, *(int(v) for v in viewport.split(","))))  # fmt: skip
+    except InvalidInputError as error:
+        raise NotFoundError(f"series {series} has no image to show ({error.code})", code="no_image") from error
+    return Response(picture, media_type=media_type)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/rendered", response_class=Response,

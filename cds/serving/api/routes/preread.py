@@ -1,7 +1,8 @@
 """``/v1/preread/{job}``: a pre-read's state, and per outcome the viewer's data, pictures, verdicts and files.
 
 An outcome is a radiograph (by SOP Instance UID) or a CT series (by Series Instance UID) of a finished pre-read
-(:func:`cds.services.preread.finished_outcome`). ``.../view`` answers what the viewer shows beside the image;
+(:func:`cds.services.preread.finished_outcome`). ``.../view`` answers what the viewer shows beside the image,
+``.../priors`` the patient's earlier studies at the same site to compare with (never another patient's);
 ``.../render/*.png`` the pictures (the source windowed on the server, a finding's heatmap layer from the raw map the
 pre-read saved, a CT slice's segmentation outlines) and ``.../render/heatmap.f32`` that map as data for the browser
 to colour; ``.../feedback`` a reader's verdicts; ``.../{name}`` one
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from cds.errors import NotFoundError
 from cds.interop.outputs.radiograph import FLOORS
@@ -36,6 +38,8 @@ from cds.serving.api.signatures import (
 from cds.serving.ui import render, viewer
 from cds.store import jobs
 from cds.store.audit import AuditAction, record_event
+from cds.store.sites import visible_sites
+from cds.store.worklist_details import prior_studies
 
 router = APIRouter(prefix="/v1/preread/{job_id}", tags=["imaging"])
 Radiology = Annotated[Principal, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
@@ -81,6 +85,27 @@ def view(read: Outcome, engine: EngineDep, principal: Radiology) -> viewer.Viewe
     answer = viewer.build_view(engine.registry, read)
     record_outcome_event(engine, AuditAction.IMAGING_VIEWER_OPEN, principal.actor, read)
     return answer
+
+
+class PriorStudyPublic(BaseModel):
+    """An earlier study of the same patient at the same site, to open beside this one (WADO-RS by its UID)."""
+
+    study_uid: str
+    study_date: str = Field(description="StudyDate (YYYYMMDD); empty when the images state none")
+    description: str = Field(description="StudyDescription; empty when unknown")
+    accession_number: str
+    modalities: list[str]
+
+
+@router.get("/{uid}/priors")
+def priors(read: Outcome, engine: EngineDep, principal: Radiology) -> list[PriorStudyPublic]:
+    """The outcome's patient's earlier studies at its site, newest first (as the worklist counts ``priors``)."""
+    sites = visible_sites(principal.site, engine.settings.site)
+    with engine.database.session() as session:
+        found = prior_studies(session, read.outcome.study_uid, read.patient_id, sites=sites)
+    record_outcome_event(engine, AuditAction.IMAGING_SEARCH, principal.actor, read, priors=len(found))
+    return [PriorStudyPublic(study_uid=p.study_uid, study_date=p.study_date, description=p.description,
+                             accession_number=p.accession_number, modalities=list(p.modalities)) for p in found]
 
 
 @router.get("/{uid}/render/image.png", response_class=Response, responses=PNG)
@@ -144,7 +169,7 @@ def render_outline(
     if outcome.kind is not OutcomeKind.CT:
         raise NotFoundError(f"{outcome.uid} is a {outcome.kind.value}: it has no segmentation", code="no_segmentation")
     image = viewer.image_of(read)
-    seg = viewer.segmentation_of(read, image)
+    seg = viewer.segmentation_of(read, image.sop_instance_uids)
     if seg is None:
         raise NotFoundError(f"pre-read {read.job.id} wrote no segmentation for {outcome.uid}", code="no_segmentation")
     viewer.slice_of(image, slice_index)
