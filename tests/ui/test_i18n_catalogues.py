@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 STATIC = Path(__file__).parents[2] / "cds" / "serving" / "ui" / "static"
-# The views translated so far; the others (slide, pathology, ECG) still speak English only.
-TRANSLATED = ["app.js", *(f"modules/{name}.js" for name in (
-    "signin", "worklist", "risk", "viewer", "viewer_tools", "cs_stage", "server_stage", "overlays", "findings",
-    "signing", "referral", "versions", "monitoring", "follow_up", "turnaround", "dashboard"))]
+# Every module of the workspace speaks only through the catalogues (i18n.js is the one that reads them), a new
+# module included.
+TRANSLATED = ["app.js", *sorted(f"modules/{path.name}" for path in (STATIC / "modules").glob("*.js")
+                                if path.name != "i18n.js")]  # fmt: skip
 READ_CATALOGUES = """
 const [en, zh] = await Promise.all(["en", "zh-CN"].map((n) => import(`${process.argv[1]}/${n}.js`)));
 console.log(JSON.stringify({ en: en.default, "zh-CN": zh.default }));

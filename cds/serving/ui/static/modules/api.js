@@ -12,6 +12,7 @@
 import { language, t } from "./i18n.js";
 
 const SESSION_KEY = "cds.session";
+const BEARER = "Bearer"; // the HTTP authentication scheme (RFC 6750), not a message
 
 /** The stored session {kind: "bearer" | "apikey", secret, subject, roles} or null. */
 export function loadSession() {
@@ -112,13 +113,11 @@ async function fetchRetrying(path, init) {
       if (error?.name === "AbortError" || init.signal?.aborted) throw error;
       connectionChanged(true);
       if (!retrying) {
-        throw new ApiError(0, "network_error", `No answer from the server (${error.message}). A ${init.method} is `
-          + "not sent again automatically: the server may have applied it, so check before trying again.");
+        throw new ApiError(0, "network_error", t("api.notResent", { error: error.message, method: init.method }));
       }
       const wait = backoff(attempt);
       if (Date.now() + wait > deadline) {
-        throw new ApiError(0, "network_error", `The server cannot be reached (${error.message}); `
-          + `gave up after ${attempt + 1} tries.`);
+        throw new ApiError(0, "network_error", t("api.unreachable", { error: error.message, count: attempt + 1 }));
       }
       await sleep(wait, init.signal);
       continue;
@@ -140,7 +139,7 @@ export function isTransient(error) {
 }
 
 function authHeaders(session, headers) {
-  if (session?.kind === "bearer") headers.set("Authorization", `Bearer ${session.secret}`);
+  if (session?.kind === "bearer") headers.set("Authorization", `${BEARER} ${session.secret}`);
   else if (session?.kind === "apikey") headers.set("X-API-Key", session.secret);
   return headers;
 }

@@ -1,7 +1,7 @@
 // Small DOM helpers. Everything is built with createElement and textContent, never innerHTML, so data from the
 // server (patient IDs, comments, labels) can never become markup.
 
-import { dateTime } from "./i18n.js";
+import { dateTime, has, number, t } from "./i18n.js";
 
 /**
  * Create an element: h("button", {class: "primary", onClick: fn, "aria-label": "Accept"}, "Accept").
@@ -58,6 +58,16 @@ export function day(value) {
   if (!match) return "";
   const date = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])));
   return dateTime(date, { dateStyle: "medium", timeZone: "UTC" });
+}
+
+/** `value` with exactly `digits` decimals in the workspace's language, never grouped (0.490, 3072, 12.5). */
+export function decimal(value, digits = 0) {
+  return number(value, { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false });
+}
+
+/** A read's state in words (queued, running, done, failed), as the worklist names them; an unknown one as it is. */
+export function stateText(state) {
+  return has(`worklist.stateName.${state}`) ? t(`worklist.stateName.${state}`) : state;
 }
 
 /** A long DICOM UID shortened for display (the full UID goes in a title attribute). */

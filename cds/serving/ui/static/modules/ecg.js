@@ -4,66 +4,43 @@
 // finishing an upload) goes to the reader (#/ecg/<job>).
 
 import { api, isTransient } from "./api.js";
-import { announce, clock, h, replace, when } from "./dom.js";
+import { announce, clock, decimal, h, replace, stateText, when } from "./dom.js";
+import { has, t } from "./i18n.js";
 
 const POLL_MS = 3000;
 const FINISHED = new Set(["done", "failed"]);
 export const ECG_TYPES = ".dcm,.xml,.csv,.txt";
 
-/** The rhythm labels in words: the engine's six, "undetermined", and the others a reader may correct to. */
-export const RHYTHM_TEXT = {
-  sinus_rhythm: "Sinus rhythm",
-  sinus_bradycardia: "Sinus bradycardia",
-  sinus_tachycardia: "Sinus tachycardia",
-  atrial_fibrillation: "Atrial fibrillation",
-  atrial_flutter: "Atrial flutter",
-  frequent_ectopy: "Frequent ectopic beats",
-  undetermined: "Rhythm undetermined",
-  sinus_arrhythmia: "Sinus arrhythmia",
-  av_block: "AV block",
-  junctional_rhythm: "Junctional rhythm",
-  ventricular_rhythm: "Ventricular rhythm",
-  paced_rhythm: "Paced rhythm",
-  other: "Other rhythm",
-};
-
-/** Flag codes in words (a code not listed is shown as it is). */
-export const FLAG_TITLES = {
-  possible_stemi: "Possible STEMI — urgent review",
-  qtc_prolonged: "QTc prolonged",
-  atrial_fibrillation: "Atrial fibrillation",
-  atrial_flutter: "Atrial flutter",
-  frequent_ectopy: "Frequent ectopic beats",
-  leads_not_measured: "Leads not measured",
-};
-
+/** A rhythm label in words (the engine's six, "undetermined", and the others a reader may correct to). */
 export function rhythmText(label) {
-  return label ? RHYTHM_TEXT[label] ?? label.replaceAll("_", " ") : "—";
+  if (!label) return "—";
+  return has(`rhythm.${label}`) ? t(`rhythm.${label}`) : label.replaceAll("_", " ");
 }
 
+/** A flag code in words (a code not in the catalogues is shown as it is). */
 export function flagTitle(code) {
-  return FLAG_TITLES[code] ?? code.replaceAll("_", " ");
+  return has(`flag.${code}`) ? t(`flag.${code}`) : code.replaceAll("_", " ");
 }
 
 function stateCell(job) {
-  return h("td", { class: "state" }, h("span", { class: `badge state-${job.state}` }, job.state),
+  return h("td", { class: "state" }, h("span", { class: `badge state-${job.state}` }, stateText(job.state)),
     job.state === "failed" && job.error ? h("span", { class: "block muted" }, job.error) : null);
 }
 
 function flagsCell(job) {
   if (job.state !== "done") return h("td", { class: "flags muted" }, "—");
-  if (!job.flags.length) return h("td", { class: "flags muted" }, "None");
+  if (!job.flags.length) return h("td", { class: "flags muted" }, t("ecg.noFlags"));
   return h("td", { class: "flags" }, job.flags.map((code) => h("span", {
     class: `badge ${code === "possible_stemi" ? "critical" : "flag"}` }, flagTitle(code))));
 }
 
 function row(job) {
-  const open = h("button", { type: "button", class: "open", "aria-label": `Open the ECG read of ${job.file}`,
-    onClick: () => { window.location.hash = `#/ecg/${encodeURIComponent(job.id)}`; } }, "Open");
-  const rate = job.heart_rate_bpm === null ? "—" : `${Math.round(job.heart_rate_bpm)} bpm`;
+  const open = h("button", { type: "button", class: "open", "aria-label": t("ecg.openLabel", { file: job.file }),
+    onClick: () => { window.location.hash = `#/ecg/${encodeURIComponent(job.id)}`; } }, t("common.open"));
+  const rate = job.heart_rate_bpm === null ? "—" : t("unit.bpm", { value: decimal(Math.round(job.heart_rate_bpm)) });
   return h("tr", { class: job.critical ? "critical" : "", dataset: { job: job.id, state: job.state } },
-    h("td", {}, job.critical ? h("span", { class: "badge critical" }, "Critical")
-      : h("span", { class: "muted" }, job.state === "done" ? "Routine" : "—")),
+    h("td", {}, job.critical ? h("span", { class: "badge critical" }, t("ecg.critical"))
+      : h("span", { class: "muted" }, job.state === "done" ? t("ecg.routine") : "—")),
     h("td", {}, job.file), h("td", {}, job.subject || "—"), stateCell(job),
     h("td", { class: "rhythm" }, job.state === "done" ? rhythmText(job.rhythm) : "—"),
     h("td", { class: "numbers rate" }, rate), flagsCell(job),
@@ -95,37 +72,37 @@ function uploadForm(onUploaded) {
   const fileInput = h("input", { type: "file", id: "ecg-file", accept: ECG_TYPES, required: true });
   const subject = h("input", { type: "text", id: "ecg-subject", maxlength: 200, placeholder: "Patient/123",
     autocomplete: "off", spellcheck: "false" });
-  const sex = h("select", { id: "ecg-sex" }, h("option", { value: "" }, "Unknown"),
-    h("option", { value: "female" }, "Female"), h("option", { value: "male" }, "Male"));
+  const sex = h("select", { id: "ecg-sex" }, h("option", { value: "" }, t("ecg.sex.unknown")),
+    h("option", { value: "female" }, t("ecg.sex.female")), h("option", { value: "male" }, t("ecg.sex.male")));
   const age = h("input", { type: "number", id: "ecg-age", min: 0, max: 130, step: 1, inputmode: "numeric" });
-  const submit = h("button", { type: "submit", id: "ecg-upload", class: "primary" }, "Upload ECG");
+  const submit = h("button", { type: "submit", id: "ecg-upload", class: "primary" }, t("ecg.upload"));
   const status = h("p", { id: "ecg-upload-status", role: "status", class: "muted" });
   const form = h("form", { class: "card ecg-upload", id: "ecg-upload-form", "aria-labelledby": "ecg-upload-heading" },
-    h("h2", { id: "ecg-upload-heading" }, "Upload an ECG"),
+    h("h2", { id: "ecg-upload-heading" }, t("ecg.uploadTitle")),
     h("div", { class: "upload-fields" },
-      field("ecg-file", "ECG file (DICOM, HL7 aECG XML or CSV)", fileInput),
-      field("ecg-subject", "Patient (optional)", subject),
-      field("ecg-sex", "Sex (for the ST and QTc limits)", sex),
-      field("ecg-age", "Age in years (optional)", age),
+      field("ecg-file", t("ecg.file"), fileInput),
+      field("ecg-subject", t("reads.patientOptional"), subject),
+      field("ecg-sex", t("ecg.sex"), sex),
+      field("ecg-age", t("ecg.age"), age),
       submit),
     status);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const file = fileInput.files[0];
     if (!file) {
-      status.textContent = "Choose an ECG file first.";
+      status.textContent = t("ecg.chooseFile");
       return;
     }
     submit.disabled = true;
     status.className = "muted";
-    status.textContent = `Uploading ${file.name} (${(file.size / 1024).toFixed(0)} KiB)…`;
+    status.textContent = t("ecg.uploading", { file: file.name, size: decimal(file.size / 1024) });
     try {
       const job = await uploadEcg(file, { subject: subject.value.trim(), sex: sex.value, age: age.value.trim() });
-      announce(`${file.name} uploaded; the read is queued.`);
+      announce(t("reads.uploaded", { file: file.name }));
       onUploaded(job);
     } catch (error) {
       status.className = "error";
-      status.textContent = `Upload failed (${error.code ?? "error"}): ${error.message}`;
+      status.textContent = t("ecg.uploadFailed", { code: error.code ?? "error", error: error.message });
     } finally {
       submit.disabled = false;
     }
@@ -138,8 +115,8 @@ export function renderEcg(main) {
   let timer = null;
   let stopped = false;
   let lastDocument = "";
-  const tbody = h("tbody", {}, h("tr", {}, h("td", { colspan: 9, class: "muted" }, "Loading…")));
-  const updated = h("p", { id: "ecgs-updated", class: "muted" }, "Loading…");
+  const tbody = h("tbody", {}, h("tr", {}, h("td", { colspan: 9, class: "muted" }, t("common.loading"))));
+  const updated = h("p", { id: "ecgs-updated", class: "muted" }, t("common.loading"));
 
   async function refresh() {
     window.clearTimeout(timer);
@@ -150,28 +127,27 @@ export function renderEcg(main) {
       if (text !== lastDocument) {
         lastDocument = text;
         replace(tbody, page.items.length ? ordered(page.items).map(row)
-          : h("tr", {}, h("td", { colspan: 9, class: "muted" }, "No ECG read yet: upload one.")));
+          : h("tr", {}, h("td", { colspan: 9, class: "muted" }, t("ecg.none"))));
       }
       const waiting = page.items.some((job) => !FINISHED.has(job.state));
-      updated.textContent = `${page.total} read${page.total === 1 ? "" : "s"}; updated ${clock(new Date())}`
-        + (waiting ? `, refreshing every ${POLL_MS / 1000} s` : "");
+      updated.textContent = t("reads.updated", { count: page.total, time: clock(new Date()) })
+        + (waiting ? t("reads.refreshing", { seconds: POLL_MS / 1000 }) : "");
       if (waiting && !stopped) timer = window.setTimeout(refresh, POLL_MS);
     } catch (error) {
-      if (!stopped) updated.textContent = `Could not refresh (${error.message})`;
+      if (!stopped) updated.textContent = t("reads.refreshFailed", { error: error.message });
       if (!stopped && isTransient(error)) timer = window.setTimeout(refresh, POLL_MS);
     }
   }
 
   replace(main, h("section", { class: "ecg-list-view", "aria-labelledby": "ecg-heading" },
-    h("div", { class: "view-head" }, h("h1", { id: "ecg-heading" }, "ECG reads")),
-    h("p", { class: "muted" }, "Resting 12-lead ECGs are measured (rate, intervals, axis, ST levels), their "
-      + "rhythm called by rules and by the rhythm model, and flagged for what must not be missed. Critical reads "
-      + "come first."),
+    h("div", { class: "view-head" }, h("h1", { id: "ecg-heading" }, t("ecg.title"))),
+    h("p", { class: "muted" }, t("ecg.intro")),
     uploadForm((job) => { window.location.hash = `#/ecg/${encodeURIComponent(job)}`; }),
     h("div", { class: "table-wrap" }, h("table", { id: "ecgs-table" },
-      h("caption", {}, "Your ECG reads: critical first, then newest first"),
-      h("thead", {}, h("tr", {}, ["Priority", "File", "Patient", "State", "Rhythm", "Rate", "Flags", "Received",
-        "Open"].map((title) => h("th", { scope: "col" }, title)))),
+      h("caption", {}, t("ecg.caption")),
+      h("thead", {}, h("tr", {}, ["ecg.col.priority", "reads.col.file", "reads.col.patient", "reads.col.state",
+        "ecg.col.rhythm", "ecg.col.rate", "ecg.col.flags", "reads.col.received", "reads.col.open"]
+        .map((key) => h("th", { scope: "col" }, t(key))))),
       tbody)),
     updated));
   refresh();

@@ -5,7 +5,8 @@
 // start one, by 1 mm = 40 ms). Lead names are HTML labels laid over the canvas (real text: readable by assistive
 // technology and by tests). Everything is redrawn when its column changes width.
 
-import { h, replace } from "./dom.js";
+import { decimal, h, replace } from "./dom.js";
+import { number, t } from "./i18n.js";
 
 export const MM_PER_S = 25;
 const MM_PER_MV = 10;
@@ -23,7 +24,6 @@ const LAYOUTS = {
 const STRIP_MM = 35;
 const STRIP_S = 10;
 const STEP_MS = 1000 / MM_PER_S; // one small box
-const IDLE = "Drag across the rhythm strip to measure.";
 
 /** Width in mm of a paper holding `columns` segments of 2.5 s (or `seconds`). */
 function paperMm(seconds) {
@@ -191,9 +191,10 @@ function drawRhythmStrip(paper, canvas, overlay, lead, fs, beats, pxPerMm) {
   context.font = "11px system-ui, sans-serif";
   context.textBaseline = "bottom";
   const bottom = STRIP_MM * pxPerMm - 2;
-  for (let s = 0; s < STRIP_S; s += 1) context.fillText(`${s} s`, x0 + s * MM_PER_S * pxPerMm + 2, bottom);
+  const second = (s) => t("unit.seconds", { value: decimal(s) });
+  for (let s = 0; s < STRIP_S; s += 1) context.fillText(second(s), x0 + s * MM_PER_S * pxPerMm + 2, bottom);
   context.textAlign = "right"; // the last second's mark ends at the paper's edge
-  context.fillText(`${STRIP_S} s`, x0 + STRIP_S * MM_PER_S * pxPerMm - 2, bottom);
+  context.fillText(second(STRIP_S), x0 + STRIP_S * MM_PER_S * pxPerMm - 2, bottom);
   replace(paper, canvas, overlay, label("II", LEFT_MM + 1, 4, pxPerMm));
   paper.style.width = canvas.style.width;
   Object.assign(canvas.dataset, { pxPerMm: String(pxPerMm), x0: String(x0), drawn: "true" });
@@ -212,7 +213,7 @@ class Calipers {
       inputmode: "numeric", "aria-describedby": "caliper-help" });
     this.startInput = field("caliper-start");
     this.endInput = field("caliper-end");
-    this.readout = h("p", { id: "caliper-readout", "aria-live": "polite" }, IDLE);
+    this.readout = h("p", { id: "caliper-readout", "aria-live": "polite" }, t("ecgPaper.idle"));
     for (const input of [this.startInput, this.endInput]) {
       input.addEventListener("input", () => this.fromInputs());
     }
@@ -220,12 +221,12 @@ class Calipers {
 
   controls() {
     return h("div", { class: "caliper-controls" },
-      h("div", { class: "field inline" }, h("label", { for: "caliper-start" }, "Caliper start (ms)"),
+      h("div", { class: "field inline" }, h("label", { for: "caliper-start" }, t("ecgPaper.caliperStart")),
         this.startInput),
-      h("div", { class: "field inline" }, h("label", { for: "caliper-end" }, "Caliper end (ms)"), this.endInput),
+      h("div", { class: "field inline" }, h("label", { for: "caliper-end" }, t("ecgPaper.caliperEnd")),
+        this.endInput),
       this.readout,
-      h("p", { id: "caliper-help", class: "muted" }, "Time from the strip's start. On the focused strip the arrow "
-        + "keys move the end caliper by 40 ms (1 mm), with Shift the start caliper."));
+      h("p", { id: "caliper-help", class: "muted" }, t("ecgPaper.help")));
   }
 
   attach(strip, overlay) {
@@ -294,8 +295,8 @@ class Calipers {
     if (live) return;
     const ms = Math.abs(this.end - this.start);
     this.readout.dataset.ms = ms.toFixed(1);
-    this.readout.textContent = ms < 1 ? IDLE
-      : `Interval ${Math.round(ms)} ms · implies ${Math.round(60000 / ms)} bpm`;
+    this.readout.textContent = ms < 1 ? t("ecgPaper.idle")
+      : t("ecgPaper.readout", { ms: Math.round(ms), bpm: Math.round(60000 / ms) });
   }
 
   /** Draw the two calipers (after the strip was drawn at `scale`, or again at the current one). */
@@ -319,7 +320,7 @@ class Calipers {
     context.moveTo(a, y); context.lineTo(b, y);
     context.stroke();
     const ms = Math.abs(this.end - this.start);
-    const text = `${Math.round(ms)} ms · ${Math.round(60000 / ms)} bpm`;
+    const text = t("ecgPaper.caliperLabel", { ms: Math.round(ms), bpm: Math.round(60000 / ms) });
     context.font = "bold 13px system-ui, sans-serif";
     const width = context.measureText(text).width + 8;
     const left = Math.min(Math.max(0, (a + b) / 2 - width / 2), this.overlay.width / ratio - width);
@@ -336,19 +337,18 @@ export function tracings(signals, beats, durationS) {
   const leads = centredLeads(signals);
   const calipers = new Calipers(beats, durationS);
   const twelve = h("canvas", { id: "ecg-leads", role: "img",
-    "aria-label": "Twelve-lead ECG at 25 mm/s and 10 mm/mV; the lead names are written on it" });
+    "aria-label": t("ecgPaper.leadsLabel") });
   const leadPaper = h("div", { class: "ecg-paper", id: "ecg-leads-paper" }, twelve);
   const strip = h("canvas", { id: "ecg-strip", "aria-hidden": "true" });
   const overlay = h("canvas", { id: "ecg-calipers", class: "calipers", "aria-hidden": "true" });
   const stripPaper = h("div", { class: "ecg-paper strip", id: "ecg-strip-paper", tabindex: 0, role: "group",
-    "aria-label": "Lead II rhythm strip, 10 s, with calipers: drag to measure; arrow keys move the end caliper, "
-      + "Shift and arrow keys the start caliper", "aria-describedby": "caliper-readout" }, strip, overlay);
+    "aria-label": t("ecgPaper.stripLabel"), "aria-describedby": "caliper-readout" }, strip, overlay);
   const scaleNote = h("p", { id: "ecg-scale", class: "muted" });
   const column = h("div", { class: "ecg-tracings" },
     h("figure", { class: "ecg-figure" }, leadPaper, h("figcaption", {}, scaleNote)),
     h("figure", { class: "ecg-figure" }, h("figcaption", {},
-      h("h2", { id: "strip-heading" }, "Rhythm strip: lead II, 10 s"),
-      h("span", { class: "muted" }, " ▼ marks each detected beat")),
+      h("h2", { id: "strip-heading" }, t("ecgPaper.stripTitle")),
+      h("span", { class: "muted" }, t("ecgPaper.beatMarks"))),
     h("div", { class: "strip-scroll" }, stripPaper), calipers.controls()));
   calipers.attach(stripPaper, overlay);
   let drawnWidth = -1;
@@ -359,8 +359,8 @@ export function tracings(signals, beats, durationS) {
     const { layout, pxPerMm } = drawTwelveLeads(leadPaper, twelve, leads, signals.sampling_hz, width);
     const scale = drawRhythmStrip(stripPaper, strip, overlay, leads.II, signals.sampling_hz, beats, pxPerMm);
     calipers.draw(scale);
-    scaleNote.textContent = `25 mm/s · 10 mm/mV · 1 mm = ${pxPerMm} px on this screen · grid 1 mm and 5 mm · `
-      + `${layout === "3x4" ? "3 × 4 leads" : "6 × 2 leads (narrow window)"} of 2.5 s each`;
+    scaleNote.textContent = t("ecgPaper.scale", { px: number(pxPerMm, { maximumFractionDigits: 2 }),
+      layout: t(layout === "3x4" ? "ecgPaper.layout3x4" : "ecgPaper.layout6x2") });
   }
   let frame = 0;
   const observer = new ResizeObserver(() => {

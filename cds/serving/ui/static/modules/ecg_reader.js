@@ -6,8 +6,9 @@
 // and the FHIR report are downloaded with the session's credential.
 
 import { api, isTransient } from "./api.js";
-import { announce, h, replace, when } from "./dom.js";
+import { announce, decimal, h, replace, when } from "./dom.js";
 import { flagTitle, rhythmText } from "./ecg.js";
+import { CATALOGUES, t } from "./i18n.js";
 import { tracings } from "./ecg_paper.js";
 import { downloadButton } from "./download.js";
 import { ECG, renderSigning } from "./signing.js";
@@ -19,38 +20,41 @@ const POLL_MS = 1500;
 export const REVIEW_RHYTHMS = ["sinus_rhythm", "sinus_bradycardia", "sinus_tachycardia", "atrial_fibrillation",
   "atrial_flutter", "frequent_ectopy", "sinus_arrhythmia", "av_block", "junctional_rhythm", "ventricular_rhythm",
   "paced_rhythm", "other"];
-const MEASUREMENTS = [
-  ["heart_rate_bpm", "Heart rate", "bpm"], ["rr_ms", "RR interval", "ms"], ["pr_ms", "PR interval", "ms"],
-  ["qrs_ms", "QRS duration", "ms"], ["qt_ms", "QT interval", "ms"], ["qtc_bazett_ms", "QTc (Bazett)", "ms"],
-  ["qtc_fridericia_ms", "QTc (Fridericia)", "ms"], ["qrs_axis_deg", "QRS axis", "°"]];
-const NAMES = Object.fromEntries([["rhythm", "Rhythm"], ...MEASUREMENTS.map(([key, name]) => [key, name])]);
-const UNITS = Object.fromEntries(MEASUREMENTS.map(([key, , unit]) => [key, unit]));
+/** The measurements reviewed, each with its unit (a key of the catalogues' "unit.*" and "ecgRead.unitName.*"). */
+const MEASUREMENTS = [["heart_rate_bpm", "bpm"], ["rr_ms", "ms"], ["pr_ms", "ms"], ["qrs_ms", "ms"], ["qt_ms", "ms"],
+  ["qtc_bazett_ms", "ms"], ["qtc_fridericia_ms", "ms"], ["qrs_axis_deg", "degrees"]];
+const UNITS = Object.fromEntries(MEASUREMENTS);
 
-function numberText(value, unit) {
-  if (value === null || value === undefined || value === "") return "not measured";
-  const number = Number(value);
-  if (unit === "°") return `${number > 0 ? "+" : ""}${Math.round(number)}°`;
-  return `${Math.round(number)} ${unit}`;
+/** `value` (a number or the text of one) with its unit: "72 bpm", 72 次/分, "+60°". */
+function withUnit(value, unit) {
+  return t(`unit.${unit}`, { value });
 }
 
-/** A reviewed value in words: the rhythm's name, or the number with its unit. */
+function numberText(value, unit) {
+  if (value === null || value === undefined || value === "") return t("ecgRead.notMeasured");
+  const rounded = Math.round(Number(value));
+  return withUnit(unit === "degrees" ? `${rounded > 0 ? "+" : ""}${decimal(rounded)}` : decimal(rounded), unit);
+}
+
+/** A reviewed value in words: the rhythm's name, or the number (as the reader gave it) with its unit. */
 function reviewedText(item, value) {
   if (item === "rhythm") return rhythmText(value);
-  const unit = UNITS[item];
-  return unit === "°" ? `${value}°` : unit ? `${value} ${unit}` : value;
+  return UNITS[item] ? withUnit(value, UNITS[item]) : value;
 }
 
 function itemName(item) {
-  return NAMES[item] ?? flagTitle(item);
+  if (item === "rhythm") return t("ecgRead.rhythm");
+  return UNITS[item] ? t(`ecgRead.measure.${item}`) : flagTitle(item);
 }
 
 function fact(term, value, id) {
   return h("div", {}, h("dt", {}, term), h("dd", { id }, value));
 }
 
-/** A flag's text without its title in front (the banner states the title once, large). */
+/** A flag's text without its title in front (the banner states the title once, large). The server writes the text
+ * in English, so the English title is what it starts with. */
 function withoutTitle(flag) {
-  const title = `${flagTitle(flag.code)}: `;
+  const title = `${CATALOGUES.en[`flag.${flag.code}`] ?? flag.code.replaceAll("_", " ")}: `;
   if (!flag.text.startsWith(title)) return flag.text;
   const rest = flag.text.slice(title.length);
   return `${rest.charAt(0).toUpperCase()}${rest.slice(1)}`;
@@ -63,7 +67,8 @@ function criticalBanner(flags) {
   return h("div", { class: "critical-banner", id: "ecg-critical", role: "alert" }, critical.map((flag) =>
     h("div", { class: "critical-flag", dataset: { code: flag.code } },
       h("p", { class: "critical-title" }, flagTitle(flag.code),
-        flag.leads.length ? h("span", { class: "critical-leads" }, ` · leads ${flag.leads.join(", ")}`) : null),
+        flag.leads.length ? h("span", { class: "critical-leads" }, t("ecgRead.leads", { leads: flag.leads.join(", ") }))
+          : null),
       h("p", {}, withoutTitle(flag)))));
 }
 
@@ -92,12 +97,12 @@ class Reviews {
         { item, verdict, value: String(value), comment: this.comment.value.trim() });
       this.comment.value = "";
       this.dropDraft();
-      announce(`${itemName(item)} ${verdict}.`);
+      announce(t("ecgRead.announce", { name: itemName(item), verdict: t(`ecgRead.verdict.${verdict}`) }));
       await this.load();
       return true;
     } catch (error) {
-      this.error.textContent = staleMessage(error) ?? `${itemName(item)}: not stored (${error.code ?? "error"}): `
-        + error.message;
+      this.error.textContent = staleMessage(error)
+        ?? t("ecgRead.notStored", { name: itemName(item), code: error.code ?? "error", error: error.message });
       this.error.dataset.code = error.code ?? "";
       this.error.hidden = false;
       return false;
@@ -116,27 +121,28 @@ class Reviews {
     for (const [item, cell] of Object.entries(this.cells)) {
       const row = current[item];
       cell.dataset.verdict = row?.verdict ?? "";
-      cell.textContent = !row ? "Not reviewed"
-        : row.verdict === "corrected" ? `Corrected to ${reviewedText(item, row.value)} · ${row.actor}`
-          : `${row.verdict === "accepted" ? "Accepted" : "Rejected"} · ${row.actor}`;
+      const verdict = row?.verdict === "corrected" ? t("ecgRead.correctedTo", { value: reviewedText(item, row.value) })
+        : t(row?.verdict === "accepted" ? "findings.accepted" : "findings.rejected");
+      cell.textContent = row ? `${verdict} · ${row.actor}` : t("findings.notReviewed");
     }
     replace(this.history, this.rows.length ? this.rows.map((row) => h("tr", { dataset: { item: row.item,
       verdict: row.verdict } },
     h("td", {}, h("time", { datetime: row.created_at }, when(row.created_at))), h("td", {}, itemName(row.item)),
-    h("td", {}, row.verdict), h("td", { class: "numbers" }, row.ai_value ? reviewedText(row.item, row.ai_value) : "—"),
+    h("td", {}, t(`ecgRead.verdict.${row.verdict}`)),
+    h("td", { class: "numbers" }, row.ai_value ? reviewedText(row.item, row.ai_value) : "—"),
     h("td", { class: "numbers" }, row.verdict === "corrected" ? reviewedText(row.item, row.value) : "—"),
     h("td", {}, row.comment || "—"),
-    h("td", {}, row.actor))) : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No review yet.")));
+    h("td", {}, row.actor))) : h("tr", {}, h("td", { colspan: 7, class: "muted" }, t("ecgRead.noReview"))));
   }
 
   acceptButton(item, name) {
-    return h("button", { type: "button", class: "review accepted", "aria-label": `Accept ${name}`,
-      onClick: () => this.send(item, "accepted") }, "Accept");
+    return h("button", { type: "button", class: "review accepted", "aria-label": t("findings.acceptLabel", { name }),
+      onClick: () => this.send(item, "accepted") }, t("findings.accept"));
   }
 
   correctForm(item, name, control) {
     const form = h("form", { class: "correct", novalidate: true }, control,
-      h("button", { type: "submit", "aria-label": `Save correction of ${name}` }, "Correct"));
+      h("button", { type: "submit", "aria-label": t("ecgRead.correctLabel", { name }) }, t("ecgRead.correct")));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       if (await this.send(item, "corrected", control.value.trim()) && control.tagName === "INPUT") control.value = "";
@@ -146,59 +152,64 @@ class Reviews {
 
   measurementTable() {
     const r = this.result;
-    const rhythmSelect = h("select", { id: "correct-rhythm", "aria-label": "Corrected rhythm" },
+    const rhythmSelect = h("select", { id: "correct-rhythm", "aria-label": t("ecgRead.correctedRhythm") },
       REVIEW_RHYTHMS.map((label) => h("option", { value: label, selected: label === r.rhythm.label },
         rhythmText(label))));
-    const rows = [h("tr", { dataset: { item: "rhythm" } }, h("th", { scope: "row" }, "Rhythm"),
+    const rhythmName = itemName("rhythm");
+    const rows = [h("tr", { dataset: { item: "rhythm" } }, h("th", { scope: "row" }, rhythmName),
       h("td", { id: "ai-rhythm" }, rhythmText(r.rhythm.label)), h("td", {}, this.cell("rhythm")),
-      h("td", {}, this.acceptButton("rhythm", "rhythm")),
-      h("td", {}, this.correctForm("rhythm", "rhythm", rhythmSelect)))];
-    for (const [key, name, unit] of MEASUREMENTS) {
+      h("td", {}, this.acceptButton("rhythm", rhythmName)),
+      h("td", {}, this.correctForm("rhythm", rhythmName, rhythmSelect)))];
+    for (const [key, unit] of MEASUREMENTS) {
+      const name = itemName(key);
       const input = h("input", { type: "number", id: `correct-${key}`, step: "any", inputmode: "decimal",
-        "aria-label": `Corrected ${name} (${unit === "°" ? "degrees" : unit})`, class: "number" });
+        "aria-label": t("ecgRead.correctedValue", { name, unit: t(`ecgRead.unitName.${unit}`) }), class: "number" });
       rows.push(h("tr", { dataset: { item: key } }, h("th", { scope: "row" }, name),
         h("td", { class: "numbers", id: `ai-${key}` }, numberText(r.measurements[key], unit)),
         h("td", {}, this.cell(key)), h("td", {}, this.acceptButton(key, name)),
         h("td", {}, this.correctForm(key, name, input))));
     }
     return h("table", { id: "ecg-measurements", class: "review-table" },
-      h("caption", {}, "Measurements from the median beat; accept each, or correct it"),
-      h("thead", {}, h("tr", {}, ["Item", "AI value", "Your review", "Accept", "Correct"].map((title) =>
-        h("th", { scope: "col" }, title)))),
+      h("caption", {}, t("ecgRead.measurementsCaption")),
+      h("thead", {}, h("tr", {}, ["item", "aiValue", "review", "accept", "correct"].map((column) =>
+        h("th", { scope: "col" }, t(`ecgRead.col.${column}`))))),
       h("tbody", {}, rows));
   }
 
   flagList() {
     const flags = this.result.flags;
-    if (!flags.length) return h("p", { id: "ecg-flags", class: "muted" }, "No flag: nothing the rules must raise.");
+    if (!flags.length) return h("p", { id: "ecg-flags", class: "muted" }, t("ecgRead.noFlags"));
     return h("ul", { id: "ecg-flags", class: "flags" }, flags.map((flag) => {
-      const name = `flag ${flagTitle(flag.code)}`;
+      const name = t("ecgRead.flagName", { title: flagTitle(flag.code) });
       return h("li", { class: `flag sev-${flag.severity}`, dataset: { code: flag.code } },
-        h("p", {}, h("span", { class: `badge ${flag.severity === "critical" ? "critical" : "flag"}` }, flag.severity),
+        h("p", {}, h("span", { class: `badge ${flag.severity === "critical" ? "critical" : "flag"}` },
+          t(`ecgRead.severity.${flag.severity}`)),
           " ", h("strong", {}, flagTitle(flag.code)),
           flag.leads.length ? h("span", { class: "muted" }, ` · ${flag.leads.join(", ")}`) : null),
         h("p", { class: "flag-text" }, flag.text),
         h("div", { class: "review-controls" }, this.cell(flag.code), this.acceptButton(flag.code, name),
-          h("button", { type: "button", class: "review rejected", "aria-label": `Reject ${name}`,
-            onClick: () => this.send(flag.code, "rejected") }, "Reject")));
+          h("button", { type: "button", class: "review rejected", "aria-label": t("findings.rejectLabel", { name }),
+            onClick: () => this.send(flag.code, "rejected") }, t("findings.reject"))));
     }));
   }
 
   historyTable() {
     return h("div", { class: "table-scroll" }, h("table", { id: "review-history" },
-      h("caption", {}, "Review history, newest first"),
-      h("thead", {}, h("tr", {}, ["When", "Item", "Verdict", "AI value", "Reviewed value", "Comment", "By"]
-        .map((title) => h("th", { scope: "col" }, title)))),
+      h("caption", {}, t("ecgRead.historyCaption")),
+      h("thead", {}, h("tr", {}, ["when", "item", "verdict", "aiValue", "reviewed", "comment", "by"]
+        .map((column) => h("th", { scope: "col" }, t(`ecgRead.col.${column}`))))),
       this.history));
   }
 }
 
 function classifierTable(findings) {
-  if (!findings.length) return h("p", { class: "muted" }, "The rhythm model gave no probabilities.");
+  if (!findings.length) return h("p", { class: "muted" }, t("ecgRead.noProbabilities"));
   return h("table", { id: "ecg-classifier", class: "compact" },
-    h("caption", {}, "Rhythm model: probability per rhythm against its threshold"),
-    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Rhythm"), h("th", { scope: "col" }, "Probability"),
-      h("th", { scope: "col", class: "bar-col" }, h("span", { class: "visually-hidden" }, "Probability bar")))),
+    h("caption", {}, t("ecgRead.classifierCaption")),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("ecgRead.rhythm")),
+      h("th", { scope: "col" }, t("ecgRead.col.probability")),
+      h("th", { scope: "col", class: "bar-col" },
+        h("span", { class: "visually-hidden" }, t("ecgRead.probabilityBar"))))),
     h("tbody", {}, findings.map((f) => {
       const fill = h("span", { class: "fill" });
       const mark = h("span", { class: "mark" });
@@ -206,18 +217,18 @@ function classifierTable(findings) {
       mark.style.left = `${(f.threshold ?? 0.5) * 100}%`;
       return h("tr", { class: f.positive ? "positive" : "", dataset: { label: f.label } },
         h("th", { scope: "row" }, rhythmText(f.label),
-          f.positive ? h("span", { class: "badge positive" }, "above") : null),
-        h("td", { class: "numbers" }, f.probability.toFixed(2),
-          f.threshold === null ? "" : ` vs ${f.threshold.toFixed(2)}`),
+          f.positive ? h("span", { class: "badge positive" }, t("ecgRead.above")) : null),
+        h("td", { class: "numbers" }, f.threshold === null ? decimal(f.probability, 2)
+          : t("findings.versus", { probability: decimal(f.probability, 2), threshold: decimal(f.threshold, 2) })),
         h("td", {}, h("span", { class: "bar", "aria-hidden": "true" }, fill, mark)));
     })));
 }
 
 /** An ST level in mm (10 mm/mV) with its sign; 0.0 without one. */
 function stText(mv) {
-  const mm = (mv * 10).toFixed(1);
-  if (Number(mm) === 0) return "0.0 mm";
-  return `${mv > 0 ? "+" : "−"}${Math.abs(Number(mm)).toFixed(1)} mm`;
+  const mm = Math.abs(mv * 10);
+  if (Number(mm.toFixed(1)) === 0) return t("unit.mm", { value: decimal(0, 1) });
+  return t("unit.mm", { value: `${mv > 0 ? "+" : "−"}${decimal(mm, 1)}` });
 }
 
 function stLevels(m, flags) {
@@ -225,12 +236,12 @@ function stLevels(m, flags) {
   const leads = Object.entries(m.st_j_mv);
   if (!leads.length) return null;
   return h("section", { class: "card ecg-card", "aria-labelledby": "st-heading" },
-    h("h2", { id: "st-heading" }, "ST level at the J point"),
+    h("h2", { id: "st-heading" }, t("ecgRead.stTitle")),
     h("dl", { class: "st-grid", id: "ecg-st" }, leads.map(([lead, mv]) => h("div", {
       class: flagged.has(lead) ? "st-flagged" : "" }, h("dt", {}, lead),
     h("dd", { class: "numbers" }, stText(mv),
       flagged.has(lead) ? " ▲" : "")))),
-    flagged.size ? h("p", { class: "muted" }, "▲ meets the ST-elevation cut-point") : null);
+    flagged.size ? h("p", { class: "muted" }, t("ecgRead.stCutPoint")) : null);
 }
 
 /** Render the read of ECG job `jobId` into `main`; returns its cleanup. */
@@ -239,9 +250,9 @@ export function renderEcgReader(main, jobId) {
   let timer = null;
   let disposed = false;
   let drawing = null;
-  const state = h("p", { id: "ecg-state", role: "status" }, "Loading the read…");
-  const head = (facts) => h("div", { class: "view-head" }, h("h1", { id: "ecg-read-heading" }, "ECG read"),
-    h("dl", { class: "facts" }, facts), h("a", { href: "#/ecg", class: "back" }, "Back to ECG reads"));
+  const state = h("p", { id: "ecg-state", role: "status" }, t("read.loading"));
+  const head = (facts) => h("div", { class: "view-head" }, h("h1", { id: "ecg-read-heading" }, t("ecgRead.title")),
+    h("dl", { class: "facts" }, facts), h("a", { href: "#/ecg", class: "back" }, t("ecgRead.back")));
   replace(main, h("section", { "aria-labelledby": "ecg-read-heading" }, head([]), state));
 
   async function show(job) {
@@ -259,48 +270,50 @@ export function renderEcgReader(main, jobId) {
     const m = result.measurements;
     drawing = tracings(signals, signals.r_peaks_s, source.duration_s);
     const outputs = new Set(result.outputs);
-    const files = [["ecg-12-lead.png", "Printout (PNG)"], ["ecg-12-lead.pdf", "Printout (PDF)"],
-      ["diagnostic-report.json", "FHIR DiagnosticReport"], ["result.json", "Result (JSON)"]]
+    const files = [["ecg-12-lead.png", t("ecgRead.printout", { format: "PNG" })],
+      ["ecg-12-lead.pdf", t("ecgRead.printout", { format: "PDF" })],
+      ["diagnostic-report.json", t("ecgRead.fhirReport")], ["result.json", t("ecgRead.resultJson")]]
       .filter(([name]) => outputs.has(name) || name === "result.json");
     replace(main, h("section", { class: "ecg-read-view", "aria-labelledby": "ecg-read-heading" },
-      head([fact("Patient", job.subject || "not given with the upload", "ecg-patient"), fact("File", source.name),
-        fact("Recording", `${source.duration_s.toFixed(1)} s at `
-        + `${Math.round(source.sampling_hz)} Hz (${source.format})`),
-      fact("Model", `${modelName} ${version}`, "ecg-model")]),
+      head([fact(t("read.patient"), job.subject || t("read.patientNotGiven"), "ecg-patient"),
+        fact(t("read.file"), source.name),
+        fact(t("ecgRead.recording"), t("ecgRead.recordingValue", { duration: t("unit.seconds",
+          { value: decimal(source.duration_s, 1) }), rate: decimal(source.sampling_hz), format: source.format })),
+        fact(t("read.model"), `${modelName} ${version}`, "ecg-model")]),
       criticalBanner(result.flags),
       h("p", { class: caveat ? "nfdu" : "muted", role: "note", id: "nfdu" },
-        caveat ? h("strong", {}, "Not for diagnostic use. ") : null, detail.intended_use),
+        caveat ? h("strong", {}, t("viewer.nfdu")) : null, caveat ? " " : null, detail.intended_use),
       h("div", { class: "ecg-body" }, drawing.element,
         h("div", { class: "ecg-group ecg-side" },
           h("section", { class: "card ecg-card", "aria-labelledby": "rhythm-heading" },
-            h("h2", { id: "rhythm-heading" }, "Rhythm and rate"),
+            h("h2", { id: "rhythm-heading" }, t("ecgRead.rhythmTitle")),
             h("p", { class: "ecg-headline" }, h("span", { id: "ecg-rhythm" }, rhythmText(result.rhythm.label)),
               " · ", h("span", { id: "ecg-rate", class: "numbers" }, numberText(m.heart_rate_bpm, "bpm"))),
             h("p", { id: "rhythm-evidence" }, result.rhythm.evidence),
-            h("p", { class: "muted" }, `${m.beats} beats; measured on ${m.leads_measured.length} of 12 leads`),
+            h("p", { class: "muted" }, t("ecgRead.beats", { count: m.beats, leads: m.leads_measured.length })),
             classifierTable(result.classifier)),
           h("section", { class: "card ecg-card", "aria-labelledby": "flags-heading" },
-            h("h2", { id: "flags-heading" }, "Flags"), reviews.flagList(),
-            result.warnings.length ? h("ul", { class: "warnings", id: "ecg-warnings", "aria-label": "Warnings" },
-              result.warnings.map((w) => h("li", {}, w))) : null)),
+            h("h2", { id: "flags-heading" }, t("ecgRead.flagsTitle")), reviews.flagList(),
+            result.warnings.length ? h("ul", { class: "warnings", id: "ecg-warnings",
+              "aria-label": t("common.warnings") }, result.warnings.map((w) => h("li", {}, w))) : null)),
         h("section", { class: "card ecg-card ecg-measurements", "aria-labelledby": "measure-heading" },
-          h("h2", { id: "measure-heading" }, "Measurements and review"),
-          h("div", { class: "field" }, h("label", { for: "review-comment" }, "Comment sent with the next review "
-            + "(optional)"), reviews.comment),
+          h("h2", { id: "measure-heading" }, t("ecgRead.measureTitle")),
+          h("div", { class: "field" }, h("label", { for: "review-comment" }, t("ecgRead.comment")), reviews.comment),
           reviews.error, h("div", { class: "table-scroll" }, reviews.measurementTable())),
         h("div", { class: "ecg-group ecg-extra" }, stLevels(m, result.flags),
           h("section", { class: "card ecg-card", "aria-labelledby": "files-heading" },
-            h("h2", { id: "files-heading" }, "Printout and report"),
-            h("p", { class: "muted" }, "The printout is drawn at true scale (25 mm/s, 10 mm/mV) for A4 landscape."),
+            h("h2", { id: "files-heading" }, t("ecgRead.filesTitle")),
+            h("p", { class: "muted" }, t("ecgRead.filesNote")),
             h("div", { class: "buttons", id: "ecg-files" },
               files.map(([name, text]) => downloadButton(base, name, text))))),
         h("section", { class: "card ecg-card ecg-history", "aria-labelledby": "history-heading" },
-          h("h2", { id: "history-heading" }, "Review history"), reviews.historyTable()),
+          h("h2", { id: "history-heading" }, t("ecgRead.historyTitle")), reviews.historyTable()),
         h("div", { class: "card ecg-card ecg-signing" }, renderSigning(signatures, base, ECG)))));
     reviews.render();
     main.querySelector("h1").focus({ preventScroll: true });
     const critical = result.flags.filter((f) => f.severity === "critical").map((f) => flagTitle(f.code));
-    announce(`ECG read done: ${rhythmText(result.rhythm.label)}${critical.length ? `; ${critical.join("; ")}` : ""}`);
+    announce(t("ecgRead.announceDone", { rhythm: rhythmText(result.rhythm.label),
+      critical: critical.length ? `; ${critical.join("; ")}` : "" }));
   }
 
   async function poll() {
@@ -313,15 +326,15 @@ export function renderEcgReader(main, jobId) {
       }
       if (job.state === "failed") {
         state.className = "error";
-        state.textContent = `The read failed: ${job.error}`;
+        state.textContent = t("read.failed", { error: job.error });
         return;
       }
-      state.textContent = job.state === "queued" ? "Queued: waiting for a worker…" : "Running: reading the ECG…";
+      state.textContent = t(job.state === "queued" ? "read.queued" : "ecgRead.running");
       timer = window.setTimeout(poll, POLL_MS);
     } catch (error) {
       if (!disposed) {
         state.className = "error";
-        state.textContent = `The read cannot be shown (${error.code ?? "error"}): ${error.message}`;
+        state.textContent = t("read.cannotShowCode", { code: error.code ?? "error", error: error.message });
         if (isTransient(error)) timer = window.setTimeout(poll, POLL_MS); // the server is away: keep asking
       }
     }

@@ -3,7 +3,9 @@
 // while any is still queued or running. Opening one (or finishing an upload) goes to the slide view.
 
 import { api, isTransient } from "./api.js";
-import { announce, clock, h, replace, when } from "./dom.js";
+import { announce, clock, decimal, h, replace, stateText, when } from "./dom.js";
+import { displayName } from "./findings.js";
+import { t } from "./i18n.js";
 
 const POLL_MS = 3000;
 const FINISHED = new Set(["done", "failed"]);
@@ -11,24 +13,30 @@ export const SLIDE_TYPES = ".tif,.tiff,.svs,.ndpi,.mrxs,.dcm,.png,.jpg,.jpeg";
 
 /** A job's answer in words: the call, no tissue, or why it failed. */
 export function resultText(job) {
-  if (job.state === "failed") return `Failed: ${job.error || "unknown reason"}`;
-  if (job.state !== "done") return "Waiting for the read";
-  if (job.status === "no_tissue") return "No tissue found";
-  const label = job.label ?? "tumour";
-  return job.positive ? `${label[0].toUpperCase()}${label.slice(1)} suspected` : `No ${label} above the threshold`;
+  if (job.state === "failed") return t("pathology.failed", { error: job.error || t("pathology.unknownReason") });
+  if (job.state !== "done") return t("pathology.waiting");
+  if (job.status === "no_tissue") return t("pathology.noTissue");
+  const label = displayName(job.label ?? "tumour");
+  if (!job.positive) return t("pathology.notAbove", { label });
+  return t("pathology.suspected", { label: `${label[0].toUpperCase()}${label.slice(1)}` }); // first word of a sentence
+}
+
+/** A fraction (0-1) as a percentage with one decimal: "12.5 %", 12.5%. */
+export function percent(fraction) {
+  return t("unit.percent", { value: decimal(100 * fraction, 1) });
 }
 
 function row(job) {
-  const open = h("button", { type: "button", class: "open", "aria-label": `Open the read of ${job.file}`,
-    onClick: () => { window.location.hash = `#/pathology/${encodeURIComponent(job.id)}`; } }, "Open");
+  const open = h("button", { type: "button", class: "open", "aria-label": t("pathology.openLabel", { file: job.file }),
+    onClick: () => { window.location.hash = `#/pathology/${encodeURIComponent(job.id)}`; } }, t("common.open"));
   const positive = job.state === "done" && job.positive;
   return h("tr", { class: positive ? "critical" : "", dataset: { job: job.id, state: job.state } },
     h("td", {}, job.file), h("td", {}, job.subject || "—"),
-    h("td", { class: "state" }, h("span", { class: `badge state-${job.state}` }, job.state)),
+    h("td", { class: "state" }, h("span", { class: `badge state-${job.state}` }, stateText(job.state))),
     h("td", { class: "result" }, positive ? h("span", { class: "badge critical" }, resultText(job)) : resultText(job)),
-    h("td", { class: "numbers" }, job.score === null ? "—" : `${job.score.toFixed(3)} vs ${job.threshold.toFixed(3)}`),
-    h("td", { class: "numbers" }, job.tumour_area_fraction === null ? "—"
-      : `${(100 * job.tumour_area_fraction).toFixed(1)} %`),
+    h("td", { class: "numbers" }, job.score === null ? "—"
+      : t("pathology.versus", { score: decimal(job.score, 3), threshold: decimal(job.threshold, 3) })),
+    h("td", { class: "numbers" }, job.tumour_area_fraction === null ? "—" : percent(job.tumour_area_fraction)),
     h("td", {}, h("time", { datetime: job.created_at }, when(job.created_at))),
     h("td", {}, open));
 }
@@ -47,13 +55,13 @@ export function renderPathology(main) {
   let timer = null;
   let stopped = false;
   let lastDocument = "";
-  const tbody = h("tbody", {}, h("tr", {}, h("td", { colspan: 8, class: "muted" }, "Loading…")));
-  const updated = h("p", { id: "slides-updated", class: "muted" }, "Loading…");
+  const tbody = h("tbody", {}, h("tr", {}, h("td", { colspan: 8, class: "muted" }, t("common.loading"))));
+  const updated = h("p", { id: "slides-updated", class: "muted" }, t("common.loading"));
   const subject = h("input", { type: "text", id: "slide-subject", maxlength: 200, placeholder: "Patient/123",
     autocomplete: "off", spellcheck: "false" });
   const fileInput = h("input", { type: "file", id: "slide-input", hidden: true, accept: SLIDE_TYPES,
-    "aria-label": "Slide or tile to upload" });
-  const uploadButton = h("button", { type: "button", id: "slide-upload", class: "primary" }, "Upload slide or tile…");
+    "aria-label": t("pathology.fileLabel") });
+  const uploadButton = h("button", { type: "button", id: "slide-upload", class: "primary" }, t("pathology.upload"));
   const status = h("p", { id: "slide-upload-status", role: "status", class: "muted" });
 
   async function refresh() {
@@ -65,14 +73,14 @@ export function renderPathology(main) {
       if (text !== lastDocument) {
         lastDocument = text;
         replace(tbody, page.items.length ? page.items.map(row)
-          : h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No slide read yet: upload one.")));
+          : h("tr", {}, h("td", { colspan: 8, class: "muted" }, t("pathology.none"))));
       }
       const waiting = page.items.some((job) => !FINISHED.has(job.state));
-      updated.textContent = `${page.total} read${page.total === 1 ? "" : "s"}; updated ${clock(new Date())}`
-        + (waiting ? `, refreshing every ${POLL_MS / 1000} s` : "");
+      updated.textContent = t("reads.updated", { count: page.total, time: clock(new Date()) })
+        + (waiting ? t("reads.refreshing", { seconds: POLL_MS / 1000 }) : "");
       if (waiting && !stopped) timer = window.setTimeout(refresh, POLL_MS);
     } catch (error) {
-      if (!stopped) updated.textContent = `Could not refresh (${error.message})`;
+      if (!stopped) updated.textContent = t("reads.refreshFailed", { error: error.message });
       if (!stopped && isTransient(error)) timer = window.setTimeout(refresh, POLL_MS);
     }
   }
@@ -81,13 +89,13 @@ export function renderPathology(main) {
     const file = fileInput.files[0];
     if (!file) return;
     uploadButton.disabled = true;
-    status.textContent = `Uploading ${file.name} (${(file.size / 1024 / 1024).toFixed(1)} MiB)…`;
+    status.textContent = t("pathology.uploading", { file: file.name, size: decimal(file.size / 1024 / 1024, 1) });
     try {
       const job = await uploadSlide(file, subject.value.trim());
-      announce(`${file.name} uploaded; the read is queued.`);
+      announce(t("reads.uploaded", { file: file.name }));
       window.location.hash = `#/pathology/${encodeURIComponent(job)}`;
     } catch (error) {
-      status.textContent = `Upload failed: ${error.message}`;
+      status.textContent = t("pathology.uploadFailed", { error: error.message });
     } finally {
       uploadButton.disabled = false;
       fileInput.value = "";
@@ -98,16 +106,16 @@ export function renderPathology(main) {
   fileInput.addEventListener("change", upload);
   replace(main, h("section", { class: "pathology-view", "aria-labelledby": "pathology-heading" },
     h("div", { class: "view-head" },
-      h("h1", { id: "pathology-heading" }, "Pathology"),
-      h("div", { class: "toolbar" }, h("label", { for: "slide-subject" }, "Patient (optional)"), subject,
+      h("h1", { id: "pathology-heading" }, t("pathology.title")),
+      h("div", { class: "toolbar" }, h("label", { for: "slide-subject" }, t("reads.patientOptional")), subject,
         uploadButton, fileInput)),
-    h("p", { class: "muted" }, "Whole-slide images (pyramidal TIFF, SVS, NDPI, MRXS, DICOM WSI) or single tiles "
-      + "(PNG, JPEG). Each is read for tumour by the pathology model; the read opens when it is done."),
+    h("p", { class: "muted" }, t("pathology.intro")),
     status,
     h("div", { class: "table-wrap" }, h("table", { id: "slides-table" },
-      h("caption", {}, "Your recent slide reads, newest first"),
-      h("thead", {}, h("tr", {}, ["File", "Patient", "State", "AI read", "Slide score vs threshold", "Tumour area",
-        "Received", "Open"].map((title) => h("th", { scope: "col" }, title)))),
+      h("caption", {}, t("pathology.caption")),
+      h("thead", {}, h("tr", {}, ["reads.col.file", "reads.col.patient", "reads.col.state", "pathology.col.read",
+        "pathology.col.score", "pathology.col.area", "reads.col.received", "reads.col.open"]
+        .map((key) => h("th", { scope: "col" }, t(key))))),
       tbody)),
     updated));
   refresh();

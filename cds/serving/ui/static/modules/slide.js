@@ -10,9 +10,10 @@
 // versions signed, the signed FHIR report); a slide without tissue has no finding and is signed on the impression.
 
 import { api, isTransient } from "./api.js";
-import { announce, h, replace } from "./dom.js";
+import { announce, decimal, h, replace } from "./dom.js";
+import { t } from "./i18n.js";
 import { ApiImage } from "./layers.js";
-import { resultText } from "./pathology.js";
+import { percent, resultText } from "./pathology.js";
 import { downloadButton } from "./download.js";
 import { renderFindings } from "./findings.js";
 import { SLIDE, renderSigning } from "./signing.js";
@@ -21,8 +22,6 @@ import { loadVerdicts } from "./versions.js";
 const POLL_MS = 1500;
 const ZOOMS = [2, 4, 8, 16];
 const REGION_SIDE = 512; // pixels of the zoom picture
-const BUNDLE_MISSING = "The workspace bundle is missing (cds/serving/ui/static/dist): run `make web` and reload. "
-  + "Meanwhile the slide is a thumbnail with a zoom rendered on the server, not the slide viewer.";
 let viewerModule = null;
 
 /** The OpenSeadragon slide viewer module (slide_osd.js), or null without the workspace bundle. */
@@ -35,6 +34,12 @@ function loadViewerModule() {
 function sentence(text) {
   const trimmed = text.trim().replace(/\.$/, "");
   return `${trimmed.charAt(0).toUpperCase()}${trimmed.slice(1)}.`;
+}
+
+/** A size in pixels ("3072 × 2048 px"), with the resolution when the slide states one. */
+function sizeText(width, height, mpp) {
+  const size = t("unit.size", { width: decimal(width), height: decimal(height) });
+  return mpp ? `${size}, ${t("unit.umPerPx", { value: String(mpp) })}` : size;
 }
 
 function fact(term, value, id) {
@@ -51,64 +56,66 @@ function scoreBar(value, threshold) {
 
 function resultPanel(job, detail, base) {
   const r = job.result;
-  const call = r.status === "no_tissue" ? ["No tissue found", "sev-none"]
+  const call = r.status === "no_tissue" ? [t("pathology.noTissue"), "sev-none"]
     : r.score.positive ? [resultText({ ...job, ...r, state: "done", positive: true }), "sev-top"]
       : [resultText({ ...job, ...r, state: "done", positive: false }), "sev-low"];
   const facts = [];
   if (r.score) {
     const s = r.score;
-    facts.push(h("div", { class: "score-row" }, h("dt", {}, `Slide score (mean of the top ${s.top_k} patches)`),
+    facts.push(h("div", { class: "score-row" }, h("dt", {}, t("slide.score", { count: s.top_k })),
       h("dd", { id: "slide-score", class: "numbers" },
-        `${s.top_k_mean.toFixed(3)} vs threshold ${s.threshold.toFixed(3)}`, scoreBar(s.top_k_mean, s.threshold))),
-    fact("Tumour area", `${(100 * s.tumour_area_fraction).toFixed(1)} % (${s.tumour_tiles} of `
-      + `${detail.tiles?.scored ?? "?"} tissue patches at or above the threshold)`, "tumour-area"),
-    fact("Mean / highest patch probability", `${s.mean_probability.toFixed(3)} / ${s.max_probability.toFixed(3)}`));
+        t("slide.scoreVersus", { score: decimal(s.top_k_mean, 3), threshold: decimal(s.threshold, 3) }),
+        scoreBar(s.top_k_mean, s.threshold))),
+    fact(t("slide.area"), t("slide.areaValue", { percent: percent(s.tumour_area_fraction), tumour: s.tumour_tiles,
+      scored: detail.tiles?.scored ?? "?" }), "tumour-area"),
+    fact(t("slide.meanMax"), `${decimal(s.mean_probability, 3)} / ${decimal(s.max_probability, 3)}`));
   }
   if (detail.tiles) {
-    const t = detail.tiles;
-    facts.push(fact("Patches", `${t.scored} scored on a ${t.grid_columns} × ${t.grid_rows} grid at level ${t.level}`
-      + `${t.level_mpp ? `, ${t.level_mpp.toFixed(2)} µm/px` : ""}`));
+    const tiles = detail.tiles;
+    const patches = t("slide.patchesValue", { scored: tiles.scored, columns: tiles.grid_columns,
+      rows: tiles.grid_rows, level: tiles.level });
+    facts.push(fact(t("slide.patches"), tiles.level_mpp
+      ? `${patches}, ${t("unit.umPerPx", { value: decimal(tiles.level_mpp, 2) })}` : patches));
   }
-  facts.push(fact("Tissue", `${(100 * detail.source.tissue_fraction).toFixed(1)} % of the slide`),
-    fact("Model", `${detail.model.name} ${detail.model.version}`, "slide-model"),
-    fact("Input sha256", `${r.input_sha256.slice(0, 16)}…`));
+  facts.push(fact(t("slide.tissue"), t("slide.tissueValue", { percent: percent(detail.source.tissue_fraction) })),
+    fact(t("read.model"), `${detail.model.name} ${detail.model.version}`, "slide-model"),
+    fact(t("slide.inputSha"), `${r.input_sha256.slice(0, 16)}…`));
   return h("div", { class: "panel slide-panel" },
     h("p", { class: "call" }, h("span", { class: `badge band ${call[1]}`, id: "slide-call" }, call[0])),
-    r.status === "no_tissue" ? h("p", { id: "no-tissue" }, `${sentence(r.reason || "no patch held enough tissue")} `
-      + "Nothing was scored.") : null,
+    r.status === "no_tissue" ? h("p", { id: "no-tissue" },
+      t("slide.nothingScored", { reason: sentence(r.reason || t("slide.noTissueReason")) })) : null,
     h("dl", { class: "slide-facts" }, facts),
-    r.warnings.length ? h("ul", { class: "warnings", "aria-label": "Warnings" }, r.warnings.map((w) => h("li", {}, w)))
-      : null,
-    h("div", { class: "buttons" }, downloadButton(base, "diagnostic-report.json", "Download FHIR report"),
-      downloadButton(base, "result.json", "Download result JSON")));
+    r.warnings.length ? h("ul", { class: "warnings", "aria-label": t("common.warnings") },
+      r.warnings.map((w) => h("li", {}, w))) : null,
+    h("div", { class: "buttons" }, downloadButton(base, "diagnostic-report.json", t("slide.downloadFhir")),
+      downloadButton(base, "result.json", t("slide.downloadJson"))));
 }
 
 function legend(threshold) {
   const mark = h("span", { class: "mark" });
   mark.style.left = `${threshold * 100}%`;
-  return h("div", { class: "heat-legend" }, h("span", { class: "muted" }, "Tumour probability per patch:"),
-    h("span", {}, "0"), h("span", { class: "gradient", "aria-hidden": "true" }, mark), h("span", {}, "1"),
-    h("span", { class: "muted" }, `(blue low, yellow 0.5, red high; marked: threshold ${threshold.toFixed(2)}, `
-      + "patches at or above it more opaque)"));
+  return h("div", { class: "heat-legend" }, h("span", { class: "muted" }, t("slide.legendTitle")),
+    h("span", {}, decimal(0)), h("span", { class: "gradient", "aria-hidden": "true" }, mark), h("span", {}, decimal(1)),
+    h("span", { class: "muted" }, t("slide.legendText", { threshold: decimal(threshold, 2) })));
 }
 
 /** The heatmap with its zoom lens, and the zoom panel. */
 function zoomViewer(base, detail, layers) {
   const [width, height] = [detail.source.width, detail.source.height];
   const z = { zoom: 4, cx: width / 2, cy: height / 2 };
-  const heat = h("img", { id: "slide-heatmap", alt: "Slide thumbnail with the tumour heatmap" });
+  const heat = h("img", { id: "slide-heatmap", alt: t("slide.heatmapAlt") });
   const lens = h("span", { class: "lens", "aria-hidden": "true" });
   const stage = h("div", { class: "slide-stage", id: "slide-stage", tabindex: 0, role: "group",
-    "aria-label": "Slide heatmap: click, or use the arrow keys, to move the zoomed region; + and − change the zoom" },
+    "aria-label": t("slide.stageLabel") },
   heat, lens);
   stage.style.aspectRatio = `${width} / ${height}`;
-  const region = h("img", { id: "zoom-image", alt: "Zoomed region of the slide" });
+  const region = h("img", { id: "zoom-image", alt: t("slide.zoomAlt") });
   const overlay = h("canvas", { id: "zoom-heat", class: "zoom-heat", width: REGION_SIDE, height: REGION_SIDE,
     "aria-hidden": "true" });
   const zoomStage = h("div", { class: "zoom-stage" }, region, overlay);
   const caption = h("figcaption", { id: "zoom-caption", class: "muted" });
   const zoomSelect = h("select", { id: "zoom-level" }, ZOOMS.map((level) => h("option", { value: level,
-    selected: level === z.zoom }, `${level}×`)));
+    selected: level === z.zoom }, `${decimal(level)}×`)));
   const toggle = h("input", { type: "checkbox", id: "zoom-heat-toggle", checked: true });
   const regionImage = new ApiImage(region);
   layers.push(regionImage);
@@ -137,12 +144,15 @@ function zoomViewer(base, detail, layers) {
     Object.assign(lens.style, { left: `${(100 * b.x) / width}%`, top: `${(100 * b.y) / height}%`,
       width: `${(100 * b.w) / width}%`, height: `${(100 * b.h) / height}%` });
     const mpp = detail.source.mpp;
-    caption.textContent = `${z.zoom}× · region ${b.w} × ${b.h} px at (${b.x}, ${b.y}) of ${width} × ${height}`
-      + (mpp ? ` · ${((b.w * mpp) / 1000).toFixed(2)} × ${((b.h * mpp) / 1000).toFixed(2)} mm` : "");
-    region.alt = `Zoomed region of the slide: ${caption.textContent}`;
+    const [zoom, x, y, w, hgt, slideWidth, slideHeight] = [z.zoom, b.x, b.y, b.w, b.h, width, height]
+      .map((value) => decimal(value));
+    caption.textContent = t("slide.zoomCaption", { zoom, width: w, height: hgt, x, y, slideWidth, slideHeight })
+      + (mpp ? ` · ${t("unit.sizeMm", { width: decimal((b.w * mpp) / 1000, 2),
+        height: decimal((b.h * mpp) / 1000, 2) })}` : "");
+    region.alt = t("slide.zoomAltOf", { caption: caption.textContent });
     const loaded = await regionImage.load(`${base}/render/region.png?x=${b.x}&y=${b.y}&width=${b.w}&height=${b.h}`
       + `&size=${REGION_SIDE}`, { x: String(b.x), y: String(b.y), side: String(b.w), zoom: String(z.zoom) })
-      .catch((error) => { caption.textContent = `Region not loaded: ${error.message}`; return false; });
+      .catch((error) => { caption.textContent = t("slide.regionFailed", { error: error.message }); return false; });
     if (loaded) {
       zoomStage.style.aspectRatio = `${b.w} / ${b.h}`;
       drawOverlay(b);
@@ -178,25 +188,24 @@ function zoomViewer(base, detail, layers) {
   const heatImage = new ApiImage(heat);
   layers.push(heatImage);
   heatImage.load(`${base}/heatmap.png`, { loaded: "true" }).then(update).catch((error) => {
-    caption.textContent = `Heatmap not loaded: ${error.message}`;
+    caption.textContent = t("slide.heatmapFailed", { error: error.message });
   });
   return [h("figure", { class: "slide-figure" }, stage, legend(detail.score?.threshold ?? 0.5)),
     h("figure", { class: "zoom-figure" },
-      h("div", { class: "zoom-controls" }, h("label", { for: "zoom-level" }, "Zoom"), zoomSelect,
-        h("span", { class: "field checkbox" }, toggle, h("label", { for: "zoom-heat-toggle" }, "Heatmap on the zoom"))),
+      h("div", { class: "zoom-controls" }, h("label", { for: "zoom-level" }, t("slide.zoom")), zoomSelect,
+        h("span", { class: "field checkbox" }, toggle, h("label", { for: "zoom-heat-toggle" }, t("slide.zoomHeat")))),
       zoomStage, caption)];
 }
 
 function thumbnailOnly(base, detail, layers) {
-  const img = h("img", { id: "slide-thumbnail", alt: "The uploaded slide (no heatmap: nothing was scored)" });
+  const img = h("img", { id: "slide-thumbnail", alt: t("slide.thumbnailAlt") });
   const image = new ApiImage(img);
   layers.push(image);
   image.load(`${base}/render/region.png?size=1024`, { loaded: "true" }).catch(() => {});
   const stage = h("div", { class: "slide-stage" }, img);
   stage.style.aspectRatio = `${detail.source.width} / ${detail.source.height}`;
   return [h("figure", { class: "slide-figure" }, stage,
-    h("figcaption", { class: "muted" }, "The slide as uploaded (read from its pyramid); no heatmap, since no patch "
-      + "held enough tissue to be scored.")), null];
+    h("figcaption", { class: "muted" }, t("slide.thumbnailCaption"))), null];
 }
 
 /** The pathologist's review of the AI finding (none without tissue) beside the sign-off panel. */
@@ -204,11 +213,11 @@ function review(result, feedback, signatures, base) {
   const f = result.finding;
   const findings = f ? renderFindings({ kind: "slide", findings: [{ ...f,
     ratio: f.threshold ? f.probability / f.threshold : null }] }, feedback, base,
-  "The slide-level call against the operating threshold. Accept or reject it; a comment is optional.")
+  t("slide.findingHelp"))
     : h("section", { class: "findings-panel", "aria-labelledby": "findings-heading" },
-      h("h2", { id: "findings-heading" }, "AI findings"),
-      h("p", { class: "muted", id: "no-findings" }, "No finding to review: nothing was scored."));
-  const kind = f ? SLIDE : { ...SLIDE, help: "There is no AI finding to review: say what you see." };
+      h("h2", { id: "findings-heading" }, t("findings.title")),
+      h("p", { class: "muted", id: "no-findings" }, t("slide.noFinding")));
+  const kind = f ? SLIDE : { ...SLIDE, help: "slide.signHelpNoFinding" }; // a message key, as SLIDE's own
   return h("div", { class: "slide-review" }, h("div", { class: "card" }, findings),
     h("div", { class: "card" }, renderSigning(signatures, base, kind)));
 }
@@ -219,9 +228,9 @@ export function renderSlide(main, jobId) {
   const layers = [];
   let timer = null;
   let disposed = false;
-  const state = h("p", { id: "slide-state", role: "status" }, "Loading the read…");
-  const head = (facts) => h("div", { class: "view-head" }, h("h1", { id: "slide-heading" }, "Slide read-out"),
-    h("dl", { class: "facts" }, facts), h("a", { href: "#/pathology", class: "back" }, "Back to pathology"));
+  const state = h("p", { id: "slide-state", role: "status" }, t("read.loading"));
+  const head = (facts) => h("div", { class: "view-head" }, h("h1", { id: "slide-heading" }, t("slide.title")),
+    h("dl", { class: "facts" }, facts), h("a", { href: "#/pathology", class: "back" }, t("slide.back")));
   replace(main, h("section", { "aria-labelledby": "slide-heading" }, head([]), state));
 
   async function show(job) {
@@ -245,18 +254,19 @@ export function renderSlide(main, jobId) {
     }
     const layout = osd ? "osd" : scored ? "" : "no-zoom";
     replace(main, h("section", { class: "slide-view", "aria-labelledby": "slide-heading" },
-      head([fact("Patient", job.subject || "not given with the upload", "slide-patient"), fact("File", source.name),
-        fact("Slide", `${source.width} × ${source.height} px${source.mpp ? `, ${source.mpp} µm/px` : ""}`),
-        fact("Model", `${detail.model.name} ${detail.model.version}`)]),
+      head([fact(t("read.patient"), job.subject || t("read.patientNotGiven"), "slide-patient"),
+        fact(t("read.file"), source.name),
+        fact(t("slide.fact.slide"), sizeText(source.width, source.height, source.mpp)),
+        fact(t("read.model"), `${detail.model.name} ${detail.model.version}`)]),
       h("p", { class: caveat ? "nfdu" : "muted", role: "note", id: "nfdu" },
-        caveat ? h("strong", {}, "Not for diagnostic use. ") : null, detail.intended_use),
-      osd ? null : h("p", { class: "notice", role: "alert", id: "bundle-missing" }, BUNDLE_MISSING),
+        caveat ? h("strong", {}, t("viewer.nfdu")) : null, caveat ? " " : null, detail.intended_use),
+      osd ? null : h("p", { class: "notice", role: "alert", id: "bundle-missing" }, t("slide.bundleMissing")),
       h("div", { class: `slide-body ${layout}` }, figure, zoom, resultPanel(job, detail, base)),
       review(job.result, feedback, signatures, base)));
     main.querySelector("h1").focus({ preventScroll: true });
     const call = scored ? resultText({ ...job.result, state: "done", positive: job.result.score.positive })
-      : "no tissue found";
-    announce(`Slide read done: ${call}`);
+      : t("pathology.noTissue");
+    announce(t("slide.announce", { call }));
   }
 
   async function poll() {
@@ -269,15 +279,15 @@ export function renderSlide(main, jobId) {
       }
       if (job.state === "failed") {
         state.className = "error";
-        state.textContent = `The read failed: ${job.error}`;
+        state.textContent = t("read.failed", { error: job.error });
         return;
       }
-      state.textContent = job.state === "queued" ? "Queued: waiting for a worker…" : "Running: reading the slide…";
+      state.textContent = t(job.state === "queued" ? "read.queued" : "slide.running");
       timer = window.setTimeout(poll, POLL_MS);
     } catch (error) {
       if (!disposed) {
         state.className = "error";
-        state.textContent = `The read cannot be shown: ${error.message}`;
+        state.textContent = t("read.cannotShow", { error: error.message });
         if (isTransient(error)) timer = window.setTimeout(poll, POLL_MS); // the server is away: keep asking
       }
     }

@@ -9,7 +9,8 @@
 
 import { OpenSeadragon } from "../dist/slide.js";
 import { api, credentialHeaders } from "./api.js";
-import { h } from "./dom.js";
+import { decimal, h } from "./dom.js";
+import { number, t } from "./i18n.js";
 import { ApiImage } from "./layers.js";
 
 export const MAX_PIXEL_RATIO = 4; // screen pixels per slide pixel at the deepest zoom
@@ -29,8 +30,8 @@ export function niceMicrons(limit) {
 
 /** `microns` as the scale bar says it: µm below a millimetre, mm from there. */
 export function lengthText(microns) {
-  const number = (value) => String(Number(value.toPrecision(3)));
-  return microns >= 1000 ? `${number(microns / 1000)} mm` : `${number(microns)} µm`;
+  const shown = (value) => number(Number(value.toPrecision(3)), { maximumFractionDigits: 20, useGrouping: false });
+  return microns >= 1000 ? t("unit.mm", { value: shown(microns / 1000) }) : t("unit.um", { value: shown(microns) });
 }
 
 /** The Deep Zoom tile source of the job at `base`, from its descriptor (read with the session's credential). */
@@ -38,7 +39,7 @@ async function tileSource(base) {
   const xml = await (await api(`${base}/tiles.dzi`, { raw: true })).text();
   const image = new DOMParser().parseFromString(xml, "application/xml").documentElement;
   const size = image.getElementsByTagNameNS(DZI, "Size")[0];
-  if (image.localName !== "Image" || !size) throw new Error("the slide's Deep Zoom descriptor is not readable");
+  if (image.localName !== "Image" || !size) throw new Error(t("osd.descriptorUnreadable"));
   const width = Number(size.getAttribute("Width"));
   const height = Number(size.getAttribute("Height"));
   return new OpenSeadragon.DziTileSource({ width, height, tileSize: Number(image.getAttribute("TileSize")),
@@ -57,19 +58,19 @@ export function createSlideViewer(base, detail, { heatmap, legend }) {
   const bar = h("span", { class: "scalebar-line", "aria-hidden": "true" });
   const barText = h("span", { class: "scalebar-text" });
   const scale = h("div", { id: "slide-scalebar", class: "scalebar" }, bar, barText);
-  const readout = h("p", { id: "slide-readout", class: "muted", "aria-live": "polite" }, "Loading the slide…");
+  const readout = h("p", { id: "slide-readout", class: "muted", "aria-live": "polite" }, t("osd.loading"));
   const stage = h("div", { class: "osd-stage" }, host, scale);
   const opacity = h("input", { type: "range", id: "heat-opacity", min: "0", max: "100", step: "5", value: "45",
     "aria-describedby": "heat-opacity-value" });
-  const opacityValue = h("output", { id: "heat-opacity-value", for: "heat-opacity" }, "45 %");
+  const opacityValue = h("output", { id: "heat-opacity-value", for: "heat-opacity" });
   const button = (id, text, label) => h("button", { type: "button", id, class: "secondary", "aria-label": label },
     text);
-  const zoomOut = button("slide-zoom-out", "−", "Zoom out");
-  const zoomIn = button("slide-zoom-in", "+", "Zoom in");
-  const home = button("slide-home", "Whole slide", "Show the whole slide");
-  const native = button("slide-native", "1:1", "Native resolution: one slide pixel per screen pixel");
+  const zoomOut = button("slide-zoom-out", "−", t("tools.zoomOut"));
+  const zoomIn = button("slide-zoom-in", "+", t("tools.zoomIn"));
+  const home = button("slide-home", t("osd.wholeSlide"), t("osd.wholeSlideLabel"));
+  const native = button("slide-native", "1:1", t("osd.nativeLabel"));
   const controls = h("div", { class: "zoom-controls osd-controls" }, zoomOut, zoomIn, native, home,
-    heatmap ? h("label", { for: "heat-opacity" }, "Heatmap opacity") : null, heatmap ? opacity : null,
+    heatmap ? h("label", { for: "heat-opacity" }, t("viewer.heatmapOpacity")) : null, heatmap ? opacity : null,
     heatmap ? opacityValue : null);
   const figure = h("figure", { class: "slide-figure osd-figure" }, controls, stage, readout, legend);
   const heat = h("img", { id: "slide-heat", class: "osd-heat", alt: "", "aria-hidden": "true" });
@@ -79,7 +80,7 @@ export function createSlideViewer(base, detail, { heatmap, legend }) {
 
   function setOpacity() {
     heat.style.opacity = String(Number(opacity.value) / 100);
-    opacityValue.textContent = `${opacity.value} %`;
+    opacityValue.textContent = t("unit.percent", { value: decimal(Number(opacity.value)) });
   }
   /** Screen pixels per slide pixel now. */
   function pixelRatio() {
@@ -90,9 +91,8 @@ export function createSlideViewer(base, detail, { heatmap, legend }) {
     if (headers.authorization !== viewer.ajaxHeaders?.authorization) viewer.setAjaxHeaders(headers);
     const ratio = pixelRatio();
     const bounds = viewer.viewport.viewportToImageRectangle(viewer.viewport.getBounds(true));
-    const shown = `${Math.round(Math.min(bounds.width, width))} × ${Math.round(Math.min(bounds.height, height))} px`;
-    const magnification = ratio >= 1 ? `${ratio.toFixed(ratio >= 10 ? 0 : 1)} screen px per slide px`
-      : `1 screen px per ${(1 / ratio).toFixed(1)} slide px`;
+    const magnification = ratio >= 1 ? t("osd.magnified", { ratio: decimal(ratio, ratio >= 10 ? 0 : 1) })
+      : t("osd.reduced", { ratio: decimal(1 / ratio, 1) });
     if (mpp) {
       const micronsPerScreenPx = mpp / ratio;
       const microns = niceMicrons(BAR_MAX_PX * micronsPerScreenPx);
@@ -104,8 +104,9 @@ export function createSlideViewer(base, detail, { heatmap, legend }) {
     } else {
       scale.hidden = true;
     }
-    readout.textContent = `${magnification} · showing ${shown} of ${width} × ${height}`
-      + (mpp ? ` · ${mpp} µm per slide px` : " · the slide gives no resolution: no scale bar");
+    readout.textContent = t("osd.showing", { magnification, width: decimal(Math.min(bounds.width, width)),
+      height: decimal(Math.min(bounds.height, height)), slideWidth: decimal(width), slideHeight: decimal(height) })
+      + (mpp ? t("osd.mpp", { mpp: String(mpp) }) : t("osd.noMpp"));
     stage.dataset.pixelRatio = ratio.toFixed(4);
   }
 
@@ -118,19 +119,20 @@ export function createSlideViewer(base, detail, { heatmap, legend }) {
       imageLoaderLimit: 4, // the workspace's own requests (verdicts, signing) are not queued behind tiles
       gestureSettingsMouse: { clickToZoom: false }, preserveImageSizeOnResize: true });
     host.osd = viewer; // for tests and the browser's console
-    viewer.canvas.setAttribute("aria-label", "Slide: drag or use the arrow keys to pan, + and - to zoom, 0 for the "
-      + "whole slide");
+    viewer.canvas.setAttribute("aria-label", t("osd.canvasLabel"));
     viewer.canvas.setAttribute("role", "application");
     viewer.addHandler("open", () => {
       if (heatmap) {
         viewer.addOverlay({ element: heat, location: new OpenSeadragon.Rect(0, 0, 1, height / width) });
         heatImage.load(`${base}/heatmap.png`, { loaded: "true" }).catch((error) => {
-          readout.textContent = `Heatmap not loaded: ${error.message}`;
+          readout.textContent = t("slide.heatmapFailed", { error: error.message });
         });
       }
       update();
     });
-    viewer.addHandler("open-failed", (event) => { readout.textContent = `The slide did not open: ${event.message}`; });
+    viewer.addHandler("open-failed", (event) => {
+      readout.textContent = t("osd.notOpened", { error: event.message });
+    });
     viewer.addHandler("update-viewport", update);
     viewer.addHandler("tile-load-failed", (event) => { readout.dataset.tileError = String(event.message || ""); });
     zoomIn.addEventListener("click", () => viewer.viewport.zoomBy(2).applyConstraints());
@@ -143,7 +145,7 @@ export function createSlideViewer(base, detail, { heatmap, legend }) {
 
   opacity.addEventListener("input", setOpacity);
   setOpacity();
-  start().catch((error) => { readout.textContent = `The slide did not open: ${error.message}`; });
+  start().catch((error) => { readout.textContent = t("osd.notOpened", { error: error.message }); });
   return {
     figure,
     dispose() {

@@ -2,6 +2,8 @@
 // application/dicom part. The files are not read into JavaScript: the Blob references them and the browser streams
 // them into the request.
 
+import { t } from "./i18n.js";
+
 function randomBoundary() {
   const bytes = new Uint8Array(16);
   window.crypto.getRandomValues(bytes);
@@ -30,6 +32,6 @@ const ERROR_COMMENT = "00000902";
 export function stowSummary(document) {
   const stored = document?.[REFERENCED]?.Value?.length ?? 0;
   const failed = document?.[FAILED]?.Value ?? [];
-  const reasons = failed.map((item) => item?.[ERROR_COMMENT]?.Value?.[0] ?? "unknown");
+  const reasons = failed.map((item) => item?.[ERROR_COMMENT]?.Value?.[0] ?? t("stow.unknownReason"));
   return { stored, failed: failed.length, reasons };
 }
