@@ -110,6 +110,8 @@ class Settings(BaseSettings):
             [CDS_DECODE_MEMORY_BYTES].
         decode_workers: Decoder processes (images decoded at once); 0 decodes in-process, unprotected
             [CDS_DECODE_WORKERS].
+        decode_prestart: Start the decoder processes, their decoders imported, when the service starts rather than
+            on the first image (which would wait about a second for them) [CDS_DECODE_PRESTART].
         audit_key_file: Ed25519 key that signs audit checkpoints; keep it away from the database; default
             ``data_dir/audit-signing-key.pem``, made on first use [CDS_AUDIT_KEY_FILE].
         audit_checkpoint_dir: Where signed checkpoints of the audit chain's head are appended, outside the
@@ -222,6 +224,7 @@ class Settings(BaseSettings):
     decode_timeout_s: float = Field(default=60.0, gt=0)
     decode_memory_bytes: int = Field(default=4 << 30, ge=256 << 20)
     decode_workers: int = Field(default=2, ge=0, le=64)
+    decode_prestart: bool = True
     audit_key_file: Path | None = None
     audit_checkpoint_dir: Path | None = None
     audit_checkpoint_s: float = Field(default=60.0, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Iterator, Mapping
@@ -16,6 +17,10 @@ from cds.serving.backends.base import BaseBackend
 from cds.serving.backends.devices import cuda_device_count
 from cds.settings import REPO_ROOT
 from training.data.lesions import generate
+
+# The hundreds of in-process apps the tests start would each start (and import decoders into) their own decoder
+# processes at start-up; they start them on first use instead. tests/pipelines/test_isolation.py tests prestart.
+os.environ.setdefault("CDS_DECODE_PRESTART", "0")
 
 REGISTRY = REPO_ROOT / "registry"
 DEMO = "lesion-demo"

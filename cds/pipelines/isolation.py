@@ -14,7 +14,8 @@ A refusal the called function raises itself (:class:`~cds.errors.InvalidInputErr
 :class:`~cds.errors.CdsError`, comes back as the same class with its own code.
 A caller whose calls share state in the child (an open slide and its tile cache) takes a
 :class:`DedicatedChild` instead, under the same limits. The process-wide pool is configured once by the
-composition root (:func:`configure`) and made on first use;
+composition root (:func:`configure`) and made on first use; the service starts its children and their decoders'
+imports ahead (:meth:`Isolation.prestart`), so the first image a reader opens does not wait a second for them;
 ``workers=0`` runs calls in-process (no isolation, for debugging only), as does a daemonic process (a training
 DataLoader worker), which may not start children.
 
@@ -94,6 +95,20 @@ def _serve(connection: Connection, memory_bytes: int) -> None:
             connection.send(("refused", "decoder_memory", "the decoded result does not fit the memory budget"))
 
 
+def _import_modules(names: tuple[str, ...]) -> int:
+    """Import ``names`` in the child (its warm-up), skipping those not installed; how many were imported."""
+    import importlib
+
+    imported = 0
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError:
+            continue  # an optional decoder plugin
+        imported += 1
+    return imported
+
+
 class _Child:
     """One child process and the parent's end of its pipe."""
 
@@ -166,6 +181,7 @@ class Isolation:
         self._context = multiprocessing.get_context("spawn")
         self._idle: queue.Queue[_Child] = queue.Queue()
         self._started = 0
+        self._closed = False
         self._lock = threading.Lock()
 
     @property
@@ -206,6 +222,37 @@ class Isolation:
             if child is not None:
                 self._idle.put(child)
 
+    def prestart(self, modules: tuple[str, ...] = ()) -> int:
+        """Start the children not started yet, each importing ``modules`` now rather than on its first call.
+
+        For a background thread at start-up: a call made meanwhile waits for a child being warmed (or takes one
+        started already). A child that fails its warm-up is replaced by a fresh one, and the failure is logged
+        (its first real call will say the same as a refusal). Returns how many children were started.
+        """
+        if self.in_process:
+            return 0
+        with self._lock:
+            if self._closed:
+                return 0
+            fresh = [_Child(self._context, self.limits.memory_bytes)
+                     for _ in range(self.limits.workers - self._started)]  # fmt: skip
+            self._started += len(fresh)
+        for child in fresh:
+            try:
+                _exchange(child, _import_modules, (modules,), "warm-up", self.limits.timeout_s)
+            except _ChildLostError as lost:
+                log.warning("a decoder process did not start: %s", lost.refusal.code)
+                self._replace(child)
+                continue
+            except CdsError as exc:
+                log.warning("a decoder process could not import its decoders: %s", exc.code)
+            with self._lock:
+                if self._closed:  # the pool was closed (reconfigured) while this child warmed up
+                    child.stop()
+                    continue
+                self._idle.put(child)
+        return len(fresh)
+
     def dedicated(self) -> DedicatedChild:
         """A child of its own (not from the pool) for calls that keep state in it, such as an open slide.
 
@@ -215,6 +262,8 @@ class Isolation:
 
     def close(self) -> None:
         """Stop every idle child (children busy in other threads stay until the process ends: they are daemons)."""
+        with self._lock:
+            self._closed = True
         while True:
             try:
                 child = self._idle.get_nowait()

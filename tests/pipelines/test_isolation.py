@@ -64,3 +64,32 @@ def test_a_call_waiting_for_the_only_child_gets_its_replacement(tmp_path: Path,
         waiting = pool.submit(lambda: read_instance(good).pixels())
         assert stuck.result(timeout=30)[0] == "decoder_timeout"
         assert waiting.result(timeout=30).shape == (64, 64)  # it got the child that replaced the killed one
+
+
+def _imported(name: str) -> bool:
+    """Whether module ``name`` is loaded in the process running this (a child)."""
+    import sys
+
+    return name in sys.modules
+
+
+def test_prestart_starts_every_child_with_its_modules_imported() -> None:
+    pool = isolation.Isolation(isolation.IsolationLimits(timeout_s=30.0, workers=2))
+    try:
+        assert pool.run(_imported, "tabnanny") is False  # a child started on demand has not imported it
+    finally:
+        pool.close()
+    pool = isolation.Isolation(isolation.IsolationLimits(timeout_s=30.0, workers=2))
+    try:
+        assert pool.prestart(("tabnanny", "no_such_plugin_here")) == 2  # a missing optional module is skipped
+        assert pool.prestart(("tabnanny",)) == 0  # both are started already
+        # Idle children are taken in turn, so two calls reach both: each imported the module at its warm-up.
+        assert [pool.run(_imported, "tabnanny"), pool.run(_imported, "tabnanny")] == [True, True]
+    finally:
+        pool.close()
+
+
+def test_prestart_on_a_closed_pool_starts_nothing() -> None:
+    pool = isolation.Isolation(isolation.IsolationLimits(timeout_s=30.0, workers=1))
+    pool.close()
+    assert pool.prestart(("tabnanny",)) == 0

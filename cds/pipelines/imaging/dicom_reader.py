@@ -52,6 +52,11 @@ PIXEL_KEYWORDS = (  # the Image Pixel module, frames, and what the modality and 
     "ModalityLUTSequence", "VOILUTSequence", "WindowCenter", "WindowWidth", "VOILUTFunction", "Modality",
     "PixelData", "FloatPixelData", "DoubleFloatPixelData",
 )  # fmt: skip
+# What a decoder child imports on its warm-up (prestart_decoders): this module (the decode function's home), the
+# conversions, pydicom's pixel machinery and its plugins for compressed syntaxes.
+DECODER_MODULES = ("cds.pipelines.imaging.dicom_reader", "cds.pipelines.imaging.pixel_values",
+                   "pydicom.pixels.processing", "pydicom.pixels.decoders", "pylibjpeg", "openjpeg", "libjpeg",
+                   "rle", "jpeg_ls")  # fmt: skip
 _NO_DECODER = ("decoders available", "missing required dependencies", "missing dependencies", "not supported")
 
 
@@ -312,6 +317,11 @@ def decode_pixels(instance: DicomInstance, max_pixel_bytes: int = DEFAULT_MAX_PI
                                                          f"({type(exc).__name__})") from exc  # fmt: skip
 
 
+def prestart_decoders() -> int:
+    """Start the decoder processes with their decoders imported (a service's start-up, in the background)."""
+    return isolation().prestart(DECODER_MODULES)
+
+
 def _pixel_dataset(dataset: Any) -> Any:
     """The part of ``dataset`` that decoding and the conversions read: its file meta and :data:`PIXEL_KEYWORDS`.
 
@@ -351,6 +361,8 @@ def _decode(dataset: Any, source: str, convert: Callable[[np.ndarray, Any], np.n
         return pixels
     try:
         return convert(pixels, dataset)
+    except InvalidInputError:
+        raise  # the conversion's own refusal (not_greyscale), with its code
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
         raise _refuse(source, "invalid_header", f"the LUT or window attributes cannot be applied "
                                                f"({type(exc).__name__}: {exc})") from exc  # fmt: skip

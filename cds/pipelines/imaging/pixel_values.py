@@ -21,6 +21,14 @@ def _modality_float32(pixels: np.ndarray, dataset: Any) -> np.ndarray:
     return np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float32)
 
 
+def _modality_extent(pixels: np.ndarray, dataset: Any) -> np.ndarray:
+    if pixels.ndim != 2:
+        raise InvalidInputError(f"expected one grey-level frame, got pixel array of shape {pixels.shape}",
+                                code="not_greyscale")
+    values = _modality_float32(pixels, dataset)
+    return np.array([values.shape[0], values.shape[1], values.min(), values.max()], dtype=np.float64)
+
+
 def _display(pixels: np.ndarray, dataset: Any) -> np.ndarray:
     from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
@@ -38,6 +46,11 @@ def _display(pixels: np.ndarray, dataset: Any) -> np.ndarray:
 
 MODALITY_FLOAT32 = Conversion(_modality_float32, work_bytes_per_sample=8 + 4)
 """Modality LUT (rescale slope and intercept) applied: float32 in the modality's units (HU for CT)."""
+
+MODALITY_EXTENT = Conversion(_modality_extent, work_bytes_per_sample=8 + 4)
+"""Of one grey-level frame, only ``[rows, columns, lowest, highest]`` in modality values (float64 [4]): what the
+viewer needs to set its window, without sending the frame's pixels back from the decoder process. Raises
+``not_greyscale`` for colour or multi-frame pixels."""
 
 DISPLAY = Conversion(_display, work_bytes_per_sample=8 + 8 + 4)
 """One grey-level frame for display and models: modality LUT, then the VOI LUT or window when the file has one,

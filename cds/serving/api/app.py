@@ -103,6 +103,15 @@ def build_state(settings: Settings) -> AppState:
     return state
 
 
+def start_decoders(settings: Settings) -> None:
+    """Start the decoder processes in the background (``CDS_DECODE_PRESTART``).
+
+    Now, not when the first reader opens a study and would wait about a second for them.
+    """
+    if settings.decode_prestart:
+        threading.Thread(target=prestart_decoders, name="cds-decoder-warm-up", daemon=True).start()
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The service for ``settings``: database migrated, models loaded at start-up, routes mounted.
 
@@ -117,8 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         engine.database.migrate(site=settings.site)
         engine.load_models()
-        if settings.decode_prestart:  # now, not when the first reader opens a study and would wait for them
-            threading.Thread(target=prestart_decoders, name="cds-decoder-warm-up", daemon=True).start()
+        start_decoders(settings)
         flusher = MetricsFlusher(engine.metrics, engine.database.session, settings.metrics_flush_s)
         flusher.start()  # every process keeps its engine calls in the database, for the dashboard's history
         state.workers = [engine_worker(engine) for _ in range(settings.job_workers)]

@@ -3,7 +3,9 @@
 Sources are the instances the STOW-RS request stored (the job's stored instances); they are read with the same defensive
 reader and series builder as the pre-read, so slices are in the order the model saw them (along the slice normal)
 and values are modality values (Hounsfield units for CT). A CT series and its label volume are kept in a small
-cache, so scrolling through slices or changing the window does not rebuild them.
+cache, so scrolling through slices or changing the window does not rebuild them. What the viewer needs to know of a
+radiograph before it fetches the pixels itself (size, value range, default window) is a summary, kept per file
+version, whose decoding sends only four numbers back from the decoder process.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from cds.errors import InvalidInputError, OutputNotFoundError
 from cds.pipelines.imaging.dicom_reader import DicomInstance, read_instance
 from cds.pipelines.imaging.dicom_series import build_volume
-from cds.pipelines.imaging.pixel_values import MODALITY_FLOAT32
+from cds.pipelines.imaging.pixel_values import MODALITY_EXTENT, MODALITY_FLOAT32
 from cds.results.jobs import StoredInstance
 
 CT_DEFAULT_WINDOW = (400.0, 40.0)  # width, level: abdominal soft tissue (HU)
@@ -38,6 +40,26 @@ class ViewerImage:
     def value_range(self) -> tuple[float, float]:
         """Lowest and highest value."""
         return float(self.values.min()), float(self.values.max())
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """What the viewer is told of its image before it loads the pixels: geometry, value range, default window."""
+
+    slices: int
+    rows: int
+    columns: int
+    value_range: tuple[float, float]  # lowest and highest modality value
+    default_window: tuple[float, float]  # (width, level)
+    units: str  # "HU" for CT, "" otherwise
+    sop_instance_uids: tuple[str, ...]
+
+
+def summary(image: ViewerImage) -> ImageSummary:
+    """The summary of an image already decoded (a CT series)."""
+    slices, rows, columns = image.values.shape
+    return ImageSummary(slices, rows, columns, image.value_range, image.default_window, image.units,
+                        image.sop_instance_uids)
 
 
 def first_number(value: object) -> float | None:
@@ -77,6 +99,26 @@ def radiograph_image(instances: Sequence[StoredInstance], uid: str) -> ViewerIma
     window = _file_window(instance) or (max(high - low, 1.0), (high + low) / 2.0)
     invert = str(instance.dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1"
     return ViewerImage(values, (uid,), window, invert, "")
+
+
+def radiograph_summary(instances: Sequence[StoredInstance], uid: str) -> ImageSummary:
+    """The summary of the radiograph ``uid`` among the stored ``instances`` (cached per file version).
+
+    Raises:
+        OutputNotFoundError: ``source_missing`` (404).
+        InvalidInputError: Any reason of the DICOM reader, or ``not_greyscale``.
+    """
+    path = _find(instances, uid)
+    stat = path.stat()
+    return _radiograph_summary(str(path), stat.st_size, stat.st_mtime_ns, uid)
+
+
+@lru_cache(maxsize=256)  # a few numbers each
+def _radiograph_summary(path: str, _size: int, _mtime_ns: int, uid: str) -> ImageSummary:
+    instance = read_instance(Path(path))
+    rows, columns, low, high = (float(v) for v in instance.pixels(conversion=MODALITY_EXTENT))
+    window = _file_window(instance) or (max(high - low, 1.0), (high + low) / 2.0)
+    return ImageSummary(1, int(rows), int(columns), (low, high), window, "", (uid,))
 
 
 @lru_cache(maxsize=2)  # a 512 x 512 x 300 series is 300 MiB of float32

@@ -94,12 +94,19 @@ def image_of(read: FinishedOutcome) -> sources.ViewerImage:
     return sources.radiograph_image(read.payload.instances, read.outcome.uid)
 
 
-def segmentation_of(read: FinishedOutcome, image: sources.ViewerImage) -> sources.Segmentation | None:
-    """The CT outcome's label volume on ``image``'s slices; ``None`` for a radiograph or without a SEG."""
+def summary_of(read: FinishedOutcome) -> sources.ImageSummary:
+    """What the viewer is told of the outcome's source before it loads the pixels (a radiograph: once per file)."""
+    if read.outcome.kind is OutcomeKind.CT:
+        return sources.summary(image_of(read))
+    return sources.radiograph_summary(read.payload.instances, read.outcome.uid)
+
+
+def segmentation_of(read: FinishedOutcome, sop_instance_uids: tuple[str, ...]) -> sources.Segmentation | None:
+    """The CT outcome's label volume on the slices ``sop_instance_uids``; ``None`` for a radiograph or without a SEG."""
     seg = read.layout.path(OutputLayout.SEGMENTATION)
     if read.outcome.kind is not OutcomeKind.CT or not seg.is_file():
         return None
-    return sources.segmentation(str(seg), image.sop_instance_uids)
+    return sources.segmentation(str(seg), sop_instance_uids)
 
 
 def _result_field(read: FinishedOutcome, name: str) -> str | None:
@@ -173,17 +180,16 @@ def model_info(registry: ModelRegistry, key: str) -> ModelInfo:
 def build_view(registry: ModelRegistry, read: FinishedOutcome) -> ViewerPublic:
     """The viewer's data for one outcome of a finished pre-read."""
     outcome = read.outcome
-    image = image_of(read)
-    seg = segmentation_of(read, image)
+    image = summary_of(read)
+    seg = segmentation_of(read, image.sop_instance_uids)
     findings = [FindingView(label=f.label, probability=f.probability, threshold=f.threshold, positive=f.positive,
                             ratio=f.ratio, heatmap=_has_heatmap(read, f.label)) for f in outcome.findings]
     segments = {label: number for number, label in seg.segments} if seg is not None else {}
     structures = [StructureView(label=s.label, volume_ml=s.volume_ml, segment=segments.get(s.label),
                                 colour=render.colour(segments[s.label]) if s.label in segments else None)
                   for s in outcome.structures]  # fmt: skip
-    slices, height, width = image.values.shape
     low, high = image.value_range
-    geometry = ImageView(width=width, height=height, slices=slices,
+    geometry = ImageView(width=image.columns, height=image.rows, slices=image.slices,
                          initial_slice=seg.busiest_slice() if seg is not None else 0, window=image.default_window[0],
                          level=image.default_window[1], min=low, max=high, units=image.units,
                          sop_instance_uids=list(image.sop_instance_uids))  # fmt: skip
