@@ -3,31 +3,43 @@
 English is the default (Playwright's Chromium says en-US); the header's switch turns the page to 简体中文: ``<html
 lang>``, headings, buttons, badges and dates (Intl, zh-CN) of the sign-in, the worklist, the study viewer (findings
 and their names, review, sign-off), the risk panel, whose laboratory values stay in the units the laboratory sent
-(mmol/L, µmol/L), monitoring, follow-up, referrals and the model dashboard. The choice survives a reload; contrast
-holds and no Chinese label overflows its button or badge. Screenshots at 1280x800 and 390x844 go to
-``$CDS_UI_ARTIFACTS`` (``zh-*.png``).
+(mmol/L, µmol/L), monitoring, follow-up, referrals and the model dashboard; the pathologist's slide list and read
+(score, tumour area, the slide viewer's controls and read-out) and the cardiologist's ECG list and read (rhythm, flags,
+measurements in 次/分 and ms, calipers, review). The choice survives a reload; contrast holds and no Chinese label
+overflows its button or badge. Screenshots at 1280x800 and 390x844 go to ``$CDS_UI_ARTIFACTS`` (``zh-*.png``).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.conftest import LOW_CONTRAST
+from cds.pipelines.ecg.record import STANDARD_LEADS
+from tests.pipelines.pathology.slides import tumour_layout
+from tests.ui.conftest import LOW_CONTRAST, dev_headers, sign_in
+from training.data.ecg_signals import generate_ecg
+from training.data.he_slide import write_slide
 
 pytestmark = [pytest.mark.ui, pytest.mark.browser, pytest.mark.slow]
 
 PHONE = {"width": 390, "height": 844}
-# Buttons, badges, links and headings whose text is wider than their box (cut off or spilling out).
+# Buttons, badges, links and headings whose text is wider than their box (cut off or spilling out); what is only
+# for screen readers (clipped away, as a phone's slide review hides its table head) is not on screen to overflow.
 OVERFLOWING = """() => Array.from(document.querySelectorAll("button, .badge, a, h1, h2, th, label, select"))
   .filter((el) => el.getClientRects().length && getComputedStyle(el).overflowX !== "auto"
     && el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).display !== "inline")
+  .filter((el) => { for (let e = el; e; e = e.parentElement) {
+    if (getComputedStyle(e).clip === "rect(0px, 0px, 0px, 0px)") return false; } return true; })
   .map((el) => `${el.tagName} "${el.textContent.trim().slice(0, 30)}" ${el.scrollWidth}>${el.clientWidth}`)"""
 ZH_DATE_TIME = re.compile(r"^\d{4}/\d{1,2}/\d{1,2} \d{2}:\d{2}:\d{2}$")  # Intl zh-CN, dateStyle short
+READ_TIMEOUT_S = 180
 
 
 def _check_page(page: Any, artifacts: Path, name: str, *, phone_layout: bool = True) -> None:
@@ -145,3 +157,118 @@ def test_deployment_language_applies_only_when_the_browser_names_neither(browser
         expect(tab.get_by_role("heading", name="登录", exact=True)).to_be_visible()
     finally:
         context.close()
+
+
+def _read(server: str, kind: str, name: str, content: bytes, headers: dict[str, str], **params: str) -> str:
+    """Upload ``content`` as a ``kind`` ("pathology" or "ecg") read over HTTP and wait for it; the job's id."""
+    queued = httpx.post(f"{server}/v1/{kind}/jobs", params={"filename": name, **params}, content=content,
+                        headers=headers | {"Content-Type": "application/octet-stream"}, timeout=60)  # fmt: skip
+    assert queued.status_code == 202, queued.text
+    location = f"{server}{queued.headers['Location']}"
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = httpx.get(location, headers=headers, timeout=30).json()
+        if status["state"] in ("done", "failed"):
+            assert status["state"] == "done", status
+            return str(status["id"])
+        time.sleep(0.25)
+    raise AssertionError(f"{kind} read not finished in {READ_TIMEOUT_S} s")
+
+
+@pytest.fixture(scope="module")
+def reads(server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A slide read with a tumour (the pathologist's) and an ECG read with inferior ST elevation (the cardiologist's)."""
+    folder = tmp_path_factory.mktemp("zh-reads")
+    slide = write_slide(folder / "tumour-slide.tif", 2048, 1536, seed=8, mpp=0.5, tile=256, factor=2,
+                        layout=tumour_layout(2048, 1536))  # fmt: skip
+    ecg = generate_ecg(np.random.default_rng([710_000, 1]), "sinus_rhythm", sampling_hz=500, duration_s=10,
+                       st_mv={"II": 0.3, "III": 0.3, "aVF": 0.3})  # fmt: skip
+    rows = ["# sampling_hz: 500", "# unit: uV", ",".join(STANDARD_LEADS)]
+    rows += [",".join(f"{v * 1000:.0f}" for v in sample) for sample in ecg.signals.T]
+    return {
+        "slide": _read(server, "pathology", slide.path.name, slide.path.read_bytes(),
+                       dev_headers(server, "pathologist", subject="dev-pathologist")),
+        "ecg": _read(server, "ecg", "inferior-st.csv", ("\n".join(rows) + "\n").encode(),
+                     dev_headers(server, "cardiologist", subject="dev-cardiologist"), sex="male", age="60"),
+    }
+
+
+def test_slide_and_ecg_reads_in_chinese(page: Any, server: str, reads: dict[str, str], artifacts: Path) -> None:
+    sign_in(page, server, "pathologist")  # in English, the default
+    page.get_by_label("Language").select_option("zh-CN")
+
+    # the pathologist's list and the slide read
+    expect(page.get_by_role("heading", name="病理", exact=True)).to_be_visible()
+    expect(page.locator("#slides-table thead th")).to_have_text(
+        ["文件", "患者", "状态", "AI 判读", "切片评分与阈值", "肿瘤面积", "接收时间", "打开"])
+    row = page.locator(f'#slides-table tr[data-job="{reads["slide"]}"]')
+    expect(row.locator(".state")).to_have_text("已完成")
+    expect(row.locator(".result")).to_have_text("疑似肿瘤")
+    expect(row.locator("time")).to_have_text(ZH_DATE_TIME)
+    expect(page.locator("#slides-updated")).to_contain_text("更新于")
+    expect(page.locator("#slide-upload")).to_have_text("上传切片或图块…")
+    row.get_by_role("button", name=re.compile("^打开 .* 的判读结果$")).click()
+    expect(page.get_by_role("heading", name="病理切片判读")).to_be_visible(timeout=60_000)
+    expect(page.locator("#slide-call")).to_have_text("疑似肿瘤")
+    expect(page.locator("#slide-score")).to_have_text(re.compile(r"^[01]\.\d{3}（阈值 0\.490）$"))
+    expect(page.locator("#tumour-area")).to_have_text(re.compile(r"^\d+\.\d%（\d+ 个组织图块中有 \d+ 个达到或超过阈值）$"))
+    expect(page.locator("#slide-patient")).to_have_text("上传时未提供")
+    expect(page.locator("#nfdu strong")).to_have_text("不可用于诊断。")
+    expect(page.get_by_role("heading", name="AI 发现")).to_be_visible()
+    tumour = page.locator('#findings-table tr[data-label="tumour"]')
+    expect(tumour.locator(".label")).to_have_text("肿瘤")
+    expect(tumour.locator("button.review")).to_have_text(["接受", "驳回"])
+    expect(page.locator("#sign")).to_have_text("签发报告")
+    expect(page.get_by_role("link", name="返回病理")).to_be_visible()
+    expect(page.get_by_role("button", name="下载 FHIR 报告")).to_be_visible()
+    if page.locator("#bundle-missing").count():  # no workspace bundle: the server-rendered zoom
+        expect(page.locator("#zoom-caption")).to_contain_text("像素")
+        expect(page.get_by_label("放大倍数", exact=True)).to_be_visible()
+    else:  # the slide viewer
+        expect(page.locator("#slide-home")).to_have_text("全片")
+        expect(page.get_by_role("button", name="显示整张切片")).to_be_visible()
+        expect(page.get_by_label("热力图不透明度")).to_be_visible()
+        expect(page.locator("#heat-opacity-value")).to_have_text("45%")
+        expect(page.locator("#slide-readout")).to_contain_text("每个切片像素 0.5 µm", timeout=30_000)
+        expect(page.locator("#slide-scalebar .scalebar-text")).to_have_text(re.compile(r"^[\d.]+ (µm|mm)$"))
+    _check_page(page, artifacts, "slide")
+
+    # the cardiologist's list and the ECG read
+    page.get_by_role("button", name="退出登录").click()
+    page.get_by_label("角色").select_option("cardiologist")
+    page.locator("#dev-signin").click()
+    expect(page.get_by_role("heading", name="心电图判读", exact=True)).to_be_visible()
+    expect(page.locator("#ecgs-table thead th")).to_have_text(
+        ["优先级", "文件", "患者", "状态", "节律", "心率", "提示", "接收时间", "打开"])
+    row = page.locator(f'#ecgs-table tr[data-job="{reads["ecg"]}"]')
+    expect(row).to_contain_text("危急")
+    expect(row.locator(".state")).to_contain_text("已完成")
+    expect(row.locator(".rate")).to_have_text(re.compile(r"^\d+ 次/分$"))
+    expect(row.locator(".flags")).to_contain_text("疑似 STEMI — 需紧急审核")
+    expect(page.get_by_role("button", name="上传心电图")).to_be_visible()
+    expect(page.get_by_label("性别（用于 ST 段与 QTc 界值）")).to_be_visible()
+    row.get_by_role("button", name=re.compile("^打开 .* 的心电图判读$")).click()
+    expect(page.locator("#ecg-rhythm")).to_be_visible(timeout=60_000)
+    expect(page.locator("#ecg-critical .critical-title")).to_contain_text("疑似 STEMI — 需紧急审核")
+    expect(page.locator("#ecg-critical .critical-leads")).to_contain_text("导联")
+    expect(page.locator("#ecg-rhythm")).to_have_text("窦性心律")
+    expect(page.locator("#ecg-rate")).to_have_text(re.compile(r"^\d+ 次/分$"))
+    expect(page.locator("#ecg-measurements thead th")).to_have_text(["项目", "AI 值", "您的审核", "接受", "更正"])
+    expect(page.locator('#ecg-measurements tr[data-item="qt_ms"] th')).to_have_text("QT 间期")
+    expect(page.locator("#ai-qt_ms")).to_have_text(re.compile(r"^\d+ ms$"))
+    expect(page.locator("#ai-heart_rate_bpm")).to_have_text(re.compile(r"^\d+ 次/分$"))
+    expect(page.get_by_role("heading", name="J 点处 ST 段水平")).to_be_visible()
+    expect(page.locator("#ecg-st .st-flagged dd").first).to_have_text(re.compile(r"^\+\d\.\d mm ▲$"))
+    expect(page.locator("#strip-heading")).to_have_text("节律条：II 导联，10 秒")
+    expect(page.locator("#ecg-scale")).to_contain_text(re.compile(r"本屏幕上 1 mm = [\d.]+ 像素"))
+    expect(page.locator("#ecg-leads-paper .lead-label")).to_have_count(12)  # lead names stay as printed: I, aVR, V1
+    page.get_by_label("分规起点（ms）").fill("1000")
+    page.get_by_label("分规终点（ms）").fill("1600")
+    expect(page.locator("#caliper-readout")).to_have_text("间期 600 ms · 相当于 100 次/分")
+    page.get_by_role("button", name="接受心率", exact=True).click()
+    expect(page.locator("#review-heart_rate_bpm")).to_have_text("已接受 · dev-cardiologist")
+    expect(page.locator("#review-history tbody tr").first).to_contain_text("已接受")
+    expect(page.get_by_role("button", name="打印图（PDF）")).to_be_visible()
+    expect(page.get_by_role("link", name="返回心电图判读列表")).to_be_visible()
+    _check_page(page, artifacts, "ecg", phone_layout=False)  # the twelve leads need 540 px at the smallest legible
+    # scale (4 px/mm, 6 x 2): the read has no phone layout, in English either (the screenshot shows it)

@@ -39,7 +39,7 @@ function sentence(text) {
 /** A size in pixels ("3072 × 2048 px"), with the resolution when the slide states one. */
 function sizeText(width, height, mpp) {
   const size = t("unit.size", { width: decimal(width), height: decimal(height) });
-  return mpp ? `${size}, ${t("unit.umPerPx", { value: String(mpp) })}` : size;
+  return mpp ? t("unit.withResolution", { size, resolution: t("unit.umPerPx", { value: String(mpp) }) }) : size;
 }
 
 function fact(term, value, id) {
@@ -74,8 +74,8 @@ function resultPanel(job, detail, base) {
     const tiles = detail.tiles;
     const patches = t("slide.patchesValue", { scored: tiles.scored, columns: tiles.grid_columns,
       rows: tiles.grid_rows, level: tiles.level });
-    facts.push(fact(t("slide.patches"), tiles.level_mpp
-      ? `${patches}, ${t("unit.umPerPx", { value: decimal(tiles.level_mpp, 2) })}` : patches));
+    facts.push(fact(t("slide.patches"), tiles.level_mpp ? t("unit.withResolution", { size: patches,
+      resolution: t("unit.umPerPx", { value: decimal(tiles.level_mpp, 2) }) }) : patches));
   }
   facts.push(fact(t("slide.tissue"), t("slide.tissueValue", { percent: percent(detail.source.tissue_fraction) })),
     fact(t("read.model"), `${detail.model.name} ${detail.model.version}`, "slide-model"),

@@ -424,6 +424,7 @@ export default {
   "unit.size": "{width} × {height} px",
   "unit.sizeMm": "{width} × {height} mm",
   "unit.umPerPx": "{value} µm/px",
+  "unit.withResolution": "{size}, {resolution}",
   "common.loading": "Loading…",
   "common.open": "Open",
   "common.warnings": "Warnings",

@@ -417,6 +417,7 @@ export default {
   "unit.size": "{width} × {height} 像素",
   "unit.sizeMm": "{width} mm × {height} mm",
   "unit.umPerPx": "{value} µm/像素",
+  "unit.withResolution": "{size}，{resolution}",
   "common.loading": "正在加载…",
   "common.open": "打开",
   "common.warnings": "警告",
