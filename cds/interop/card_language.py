@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from cds.interop.units import FIELD_QUANTITIES, Quantity
+from cds.interop.units import FIELD_QUANTITIES, Quantity, from_canonical
 from cds.models.risk.base import RiskBand, RiskPopulation, display_unit
 
 
@@ -119,13 +119,19 @@ def field_names(names: tuple[str, ...] | list[str], language: Language) -> str:
     return SEPARATOR[language].join(shown)
 
 
-def display_value(name: str, value: float | None, unit: str,
-                  population: RiskPopulation) -> tuple[float | None, str]:  # fmt: skip
-    """A value (or ``None``) in the unit the site reads, and that unit as people write it.
+def display_value(name: str, value: float | None, unit: str, population: RiskPopulation,
+                  arrived: str = "") -> tuple[float | None, str]:  # fmt: skip
+    """A value (or ``None``) in the unit it arrived in, else the unit the site reads, and that unit as people write it.
 
-    SI laboratory units at a Chinese site (cholesterol mmol/L, creatinine µmol/L); else as the equation takes it.
+    ``value`` is in the equation's ``unit``; ``arrived`` is the UCUM unit the record gave it in (a laboratory's
+    mmol/L stays mmol/L wherever the site is). Without one (a value derived, answered or read in mixed units): SI
+    laboratory units at a Chinese site (cholesterol mmol/L, creatinine µmol/L), else the equation's unit.
     """
     quantity = FIELD_QUANTITIES.get(name)
+    if quantity is not None and arrived:
+        converted = None if value is None else from_canonical(value, arrived, quantity)
+        if value is None or converted is not None:
+            return converted, display_unit(arrived)
     if population is RiskPopulation.CHINA and quantity in SI_DISPLAY:
         si_unit, factor = SI_DISPLAY[quantity]
         return (None if value is None else value * factor), display_unit(si_unit)

@@ -45,7 +45,7 @@ from cds.interop.clinical_codes import (
 from cds.interop.record_conditions import GUIDELINE, ascvd_evidence, diabetes_condition, diabetes_from_labs
 from cds.interop.record_dates import age_at, instant
 from cds.interop.record_readings import UNDATED, Reading, resolve
-from cds.interop.units import to_canonical
+from cds.interop.units import to_canonical, unit_code
 
 US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 RACE_CODES = {"2106-3": "white", "2054-5": "african_american"}
@@ -91,6 +91,7 @@ class FhirInputs:
     Attributes:
         values: Input field -> value, in the equation's unit.
         basis: Input field -> the resource it came from (``Observation/<id>``, ``Condition/<id>``, ...).
+        units: Input field -> the UCUM unit its readings arrived in, when they all came in one (shown in it).
         observed: Input field -> date of the reading used.
         patient_reference: ``Patient/<id>`` of the Bundle's patient.
         effective: Date of the most recent reading used.
@@ -106,6 +107,7 @@ class FhirInputs:
 
     values: dict[str, object] = field(default_factory=dict)
     basis: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
     observed: dict[str, dt.date] = field(default_factory=dict)
     patient_reference: str | None = None
     effective: dt.date | None = None
@@ -231,6 +233,8 @@ def _resolve_readings(readings: Mapping[str, list[Reading]], unreadable: Mapping
             out.problems[name] = resolved.problem
             continue
         out.values[name], out.basis[name] = resolved.value, resolved.reference
+        if resolved.unit:
+            out.units[name] = resolved.unit
         if resolved.day is not None:
             out.observed[name] = resolved.day
     for name, reason in unreadable.items():
@@ -382,7 +386,7 @@ def _read_observation(observation: Any, readings: dict[str, list[Reading]], unre
                 except InvalidInputError as exc:
                     unreadable[measure.field] = f"{reference} not used: {exc}"
                     continue
-                readings[measure.field].append(Reading(when, value, reference))
+                readings[measure.field].append(Reading(when, value, reference, unit_code(str(unit))))
 
 
 def _effective(observation: Any) -> dt.datetime:

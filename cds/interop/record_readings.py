@@ -37,6 +37,7 @@ class Reading:
     when: dt.datetime  # timezone-aware; UNDATED when the resource gives no date
     value: float | bool
     reference: str
+    unit: str = ""  # the UCUM code the value arrived in (the value itself is in the canonical unit)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Resolved:
     day: dt.date | None
     notes: tuple[str, ...] = ()
     problem: str = ""
+    unit: str = ""  # the unit the readings used arrived in, when they all came in one; else ""
 
 
 def _shown(reading: Reading) -> str:
@@ -61,6 +63,11 @@ def _agree(readings: Sequence[Reading]) -> bool:
         return len(set(values)) == 1
     low, high = min(values), max(values)
     return high - low <= AGREEMENT * max(abs(high), abs(low), 1e-12)
+
+
+def _arrived_in(readings: Sequence[Reading]) -> str:
+    units = {r.unit for r in readings}
+    return units.pop() if len(units) == 1 else ""
 
 
 def resolve(name: str, readings: Sequence[Reading], as_of: dt.date, stale_days: Mapping[str, int] | None = None,
@@ -82,21 +89,24 @@ def resolve(name: str, readings: Sequence[Reading], as_of: dt.date, stale_days: 
                   and not plausible[0] <= float(r.value) <= plausible[1]]  # fmt: skip
     if impossible:
         return Resolved(impossible[0].value, impossible[0].reference, day, (
-            f"{name}: {_shown(impossible[0])} is outside physiological limits; the visit's readings were not used",))
+            f"{name}: {_shown(impossible[0])} is outside physiological limits; the visit's readings were not used",),
+            unit=impossible[0].unit)
     if name in AVERAGED and len(visit) > 1 and not any(isinstance(r.value, bool) for r in visit):
         mean = sum(float(r.value) for r in visit) / len(visit)
         notes.append(f"{name} is the mean of the {len(visit)} readings {when}: "
                      + ", ".join(_shown(r) for r in visit))
         value: float | bool = mean
+        used = visit
     elif len(visit) > 1 and not _agree(visit):
         return Resolved(None, newest.reference, day, problem=(
             f"{name}: readings {when} disagree ({', '.join(_shown(r) for r in visit)}); confirm the right one"))
     else:
         value = newest.value
+        used = [newest]
     limit = {**STALE_AFTER_DAYS, **(stale_days or {})}.get(name)
     if undated:
         notes.append(f"{name} has no date ({newest.reference}); how recent it is cannot be judged")
     elif limit is not None and day is not None and (as_of - day).days > limit:
         notes.append(f"{name} is stale: measured {day} ({(as_of - day).days / 365.25:.1f} years before "
                      f"{as_of.isoformat()}; limit {limit} days)")
-    return Resolved(value, newest.reference, day, tuple(notes))
+    return Resolved(value, newest.reference, day, tuple(notes), unit=_arrived_in(used))

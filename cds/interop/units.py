@@ -95,7 +95,7 @@ def to_canonical(value: float, unit: str, quantity: Quantity) -> float:
     Raises:
         InvalidInputError: A unit this quantity cannot be converted from (the allowed units are listed).
     """
-    code = _ALIASES.get(unit.strip(), unit.strip())
+    code = unit_code(unit)
     factors = _FACTORS[quantity]
     if quantity is Quantity.HBA1C and code in IFCC_UNITS:
         slope, intercept = IFCC_TO_NGSP
@@ -110,6 +110,26 @@ def to_canonical(value: float, unit: str, quantity: Quantity) -> float:
             code="unsupported_unit",
         )
     return value * factors[code]
+
+
+def unit_code(unit: str) -> str:
+    """The UCUM code a unit as written in a feed means (``mmol/l`` -> ``mmol/L``, ``µmol/L`` -> ``umol/L``)."""
+    return _ALIASES.get(unit.strip(), unit.strip())
+
+
+def from_canonical(value: float, unit: str, quantity: Quantity) -> float | None:
+    """``value`` in the quantity's canonical unit expressed in ``unit`` (the inverse of :func:`to_canonical`).
+
+    ``None`` when ``unit`` is not one this quantity converts.
+    """
+    code = unit_code(unit)
+    if quantity is Quantity.HBA1C and code in IFCC_UNITS:
+        slope, intercept = IFCC_TO_NGSP
+        return (value - intercept) / slope
+    if quantity is Quantity.TEMPERATURE and code in FAHRENHEIT:
+        return value * 9 / 5 + 32
+    factor = _FACTORS[quantity].get(code)
+    return None if factor is None else value / factor
 
 
 def unit_hint(name: str, value: float, plausible: tuple[float, float] | None) -> str:

@@ -352,7 +352,7 @@ class RiskEquation(ABC):
 
 # How people write the UCUM units (for messages, cards and pages, never for parsing).
 DISPLAY_UNITS = {"mm[Hg]": "mmHg", "mL/min/{1.73_m2}": "mL/min/1.73 m²", "kg/m2": "kg/m²", "umol/L": "µmol/L",
-                 "[in_i]": "in", "1": "", "a": "years"}  # fmt: skip
+                 "[in_i]": "in", "[lb_av]": "lb", "[degF]": "°F", "Cel": "°C", "1": "", "a": "years"}  # fmt: skip
 
 
 def display_unit(unit: str) -> str:

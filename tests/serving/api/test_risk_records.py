@@ -163,3 +163,26 @@ def test_the_panel_gives_each_topic_a_headline_in_the_requested_language(client:
     chinese = client.post("/v1/risk/panel", json=doc, headers=headers | {"Accept-Language": "zh-CN"}).json()["topics"]
     assert {t["topic"]: t["headline"].split(":")[0] for t in english}["kidney"] == "Kidney"
     assert {t["topic"]: t["headline"] for t in chinese}["cardiovascular"].startswith("心血管：很高危")
+
+
+def _panel_inputs(client: TestClient, doc: dict) -> dict[str, dict]:
+    topics = client.post("/v1/risk/panel", json=doc, headers=bearer(client, Role.CLINICIAN)).json()["topics"]
+    return {i["field"]: i for t in topics for i in t["inputs"]}
+
+
+def test_labs_are_shown_in_the_units_they_arrived_in_at_any_site(tmp_path: Path) -> None:
+    doc = record(obs("cr", "2160-0", 1.1, "mg/dL"))  # total cholesterol 5.6 mmol/L, from record()
+    for population in ("china", "us"):
+        settings = Settings(dev_mode=True, data_dir=tmp_path / population, risk_population=population)
+        with TestClient(create_app(settings)) as site:
+            inputs = _panel_inputs(site, doc)
+        assert (inputs["total_cholesterol"]["unit"], inputs["total_cholesterol"]["value"]) == (
+            "mmol/L", pytest.approx(5.6)), population  # a US site no longer shows 217 mg/dL
+        assert (inputs["creatinine"]["unit"], inputs["creatinine"]["value"]) == (
+            "mg/dL", pytest.approx(1.1)), population  # a Chinese site no longer shows 97 µmol/L
+
+
+def test_readings_in_mixed_units_are_shown_in_the_sites_unit(client: TestClient) -> None:
+    # record()'s 5.6 mmol/L and the same in mg/dL the same day: they agree; shown in the site's unit (China: mmol/L).
+    shown = _panel_inputs(client, record(obs("tc-b", "2093-3", 216.5, "mg/dL")))["total_cholesterol"]
+    assert (shown["unit"], shown["value"]) == ("mmol/L", pytest.approx(5.6, rel=1e-3))

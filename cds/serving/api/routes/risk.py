@@ -130,8 +130,9 @@ def _describer(equation: RiskEquation | None, extracted: FhirInputs, result: Ris
                population: RiskPopulation, language: Language) -> Callable[[str], PanelInput]:  # fmt: skip
     """Describes an input of ``equation``: value, unit, date and source, and its contribution to ``result``.
 
-    Values are shown in the units the site reads (SI laboratory units at a Chinese site); the result keeps the
-    equation's units. The description is in ``language`` (the equation's own words in English).
+    Values are shown in the units they arrived in, else the units the site reads (SI laboratory units at a Chinese
+    site); the result keeps the equation's units. The description is in ``language`` (the equation's own words in
+    English).
     """
     contributions = {c.field: c.contribution for c in result.contributions} if result is not None else {}
     fields = {f.name: f for f in equation.fields} if equation is not None else {}
@@ -140,7 +141,7 @@ def _describer(equation: RiskEquation | None, extracted: FhirInputs, result: Ris
         spec, day = fields.get(name) or FieldSpec(name, "1", name), extracted.observed.get(name)
         value = extracted.values.get(name)
         number = float(value) if isinstance(value, float | int) and not isinstance(value, bool) else None
-        shown, unit = display_value(name, number, spec.unit, population)
+        shown, unit = display_value(name, number, spec.unit, population, extracted.units.get(name, ""))
         if number is not None:
             value = shown
         description = FIELDS_ZH.get(name, spec.description) if language is Language.ZH else spec.description
