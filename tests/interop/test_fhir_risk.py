@@ -9,7 +9,7 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 from cds.errors import InvalidInputError
 from cds.interop.fhir_inputs import parse_bundle
 from cds.interop.fhir_risk import risk_assessment
-from cds.interop.units import Quantity, to_canonical
+from cds.interop.units import Quantity, from_canonical, to_canonical
 from cds.models.risk import get_equation
 from cds.pipelines.risk.equation import EquationPipeline
 
@@ -206,3 +206,13 @@ def test_an_observation_dated_after_the_evaluation_date_is_ignored_with_a_warnin
     read = parse_bundle(future, as_of=dt.date(2025, 7, 1))
     assert read.values["systolic_bp"] == pytest.approx(120.01, abs=0.01) and read.values["age"] == 55
     assert read.warnings == ["1 Observation(s) dated after 2025-07-01 ignored: Observation/sbp-future"]
+
+
+@pytest.mark.parametrize(("value", "unit", "quantity"), [
+    (5.2, "mmol/l", Quantity.CHOLESTEROL), (97.0, "µmol/L", Quantity.CREATININE), (53.0, "mmol/mol", Quantity.HBA1C),
+    (99.5, "°F", Quantity.TEMPERATURE), (154.0, "lbs", Quantity.MASS), (18.0, "kPa", Quantity.PRESSURE)])
+def test_a_value_converts_back_to_the_unit_it_arrived_in(value: float, unit: str, quantity: Quantity) -> None:
+    canonical = to_canonical(value, unit, quantity)
+    assert canonical != pytest.approx(value)  # a real conversion, not the identity
+    assert from_canonical(canonical, unit, quantity) == pytest.approx(value)
+    assert from_canonical(canonical, "g/L", quantity) is None  # not a unit of this quantity
