@@ -182,6 +182,8 @@ class Isolation:
         self._idle: queue.Queue[_Child] = queue.Queue()
         self._started = 0
         self._closed = False
+        self._spare: _Child | None = None  # a dedicated child started and warmed ahead (keep_spare)
+        self._spare_modules: tuple[str, ...] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -256,14 +258,56 @@ class Isolation:
     def dedicated(self) -> DedicatedChild:
         """A child of its own (not from the pool) for calls that keep state in it, such as an open slide.
 
-        The caller closes it. Not for :attr:`in_process` pools.
+        The caller closes it. Not for :attr:`in_process` pools. With :meth:`keep_spare` on, this is the spare started
+        ahead (its modules imported), and the next spare starts in the background.
         """
-        return DedicatedChild(_Child(self._context, self.limits.memory_bytes), self.limits.timeout_s)
+        with self._lock:
+            child, self._spare = self._spare, None
+        if self._spare_modules is not None:
+            self._start_spare()
+        return DedicatedChild(child or _Child(self._context, self.limits.memory_bytes), self.limits.timeout_s)
+
+    def keep_spare(self, modules: tuple[str, ...]) -> None:
+        """Keep one dedicated child started ahead, with ``modules`` imported.
+
+        So that opening a slide does not wait about a second for a process and its readers. Started in the
+        background, and again after each use.
+        """
+        if self.in_process:
+            return
+        self._spare_modules = modules
+        self._start_spare()
+
+    def _start_spare(self) -> None:
+        def warm() -> None:
+            modules = self._spare_modules
+            with self._lock:
+                if self._closed or self._spare is not None or modules is None:
+                    return
+            child = _Child(self._context, self.limits.memory_bytes)
+            try:
+                _exchange(child, _import_modules, (modules,), "warm-up", self.limits.timeout_s)
+            except _ChildLostError as lost:
+                log.warning("a spare decoder process did not start: %s", lost.refusal.code)
+                child.stop()
+                return
+            except CdsError as exc:
+                log.warning("a spare decoder process could not import its readers: %s", exc.code)
+            with self._lock:
+                if self._closed or self._spare is not None:
+                    child.stop()
+                    return
+                self._spare = child
+
+        threading.Thread(target=warm, name="cds-spare-decoder", daemon=True).start()
 
     def close(self) -> None:
         """Stop every idle child (children busy in other threads stay until the process ends: they are daemons)."""
         with self._lock:
             self._closed = True
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.stop()
         while True:
             try:
                 child = self._idle.get_nowait()

@@ -93,3 +93,30 @@ def test_prestart_on_a_closed_pool_starts_nothing() -> None:
     pool = isolation.Isolation(isolation.IsolationLimits(timeout_s=30.0, workers=1))
     pool.close()
     assert pool.prestart(("tabnanny",)) == 0
+
+
+def _wait_for_spare(pool: isolation.Isolation) -> None:
+    for _ in range(600):  # the spare starts in a background thread
+        if pool._spare is not None:  # noqa: SLF001 - what keep_spare promises
+            return
+        time.sleep(0.05)
+    raise AssertionError("no spare child was started")
+
+
+def test_a_dedicated_child_is_the_spare_started_ahead_and_the_next_spare_follows() -> None:
+    pool = isolation.Isolation(isolation.IsolationLimits(timeout_s=30.0, workers=1))
+    try:
+        plain = pool.dedicated()
+        assert plain.run(_imported, "tabnanny") is False  # without a spare: a fresh child
+        plain.close()
+        pool.keep_spare(("tabnanny",))
+        _wait_for_spare(pool)
+        spare = pool._spare  # noqa: SLF001
+        first = pool.dedicated()
+        assert first.run(_imported, "tabnanny") is True  # the spare, modules imported ahead
+        _wait_for_spare(pool)  # its successor
+        assert pool._spare is not spare  # noqa: SLF001
+        first.close()
+    finally:
+        pool.close()
+    assert pool._spare is None  # noqa: SLF001 - closing stops the spare too

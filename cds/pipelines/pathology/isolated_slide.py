@@ -93,6 +93,18 @@ class IsolatedSlide(Slide):
         self._child.close()
 
 
+# What a spare slide child imports ahead (Isolation.keep_spare): this module (the child's functions), the readers
+# of the formats slides come in, and the decoders their tiles need; those not installed are skipped.
+SLIDE_MODULES = ("cds.pipelines.pathology.isolated_slide", "cds.pipelines.pathology.tiff_slide",
+                 "cds.pipelines.pathology.openslide_slide", "cds.pipelines.pathology.dicom_slide",
+                 "cds.pipelines.pathology.image_tile", "tifffile", "imagecodecs", "PIL.Image")  # fmt: skip
+
+
+def keep_spare_slide_child() -> None:
+    """Keep a slide decoder process started ahead (a service's start-up)."""
+    isolation().keep_spare(SLIDE_MODULES)
+
+
 def open_isolated_slide(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                         reader: SlideReader | str = SlideReader.AUTO) -> Slide:  # fmt: skip

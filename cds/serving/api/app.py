@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from cds import __version__
 from cds.errors import ConfigurationError
 from cds.pipelines.imaging.dicom_reader import prestart_decoders
+from cds.pipelines.pathology.isolated_slide import keep_spare_slide_child
 from cds.services.delivery import Deliverer
 from cds.services.metrics import MetricsFlusher
 from cds.serving.api import errors, openapi
@@ -104,12 +105,13 @@ def build_state(settings: Settings) -> AppState:
 
 
 def start_decoders(settings: Settings) -> None:
-    """Start the decoder processes in the background (``CDS_DECODE_PRESTART``).
+    """Start the decoder processes in the background (``CDS_DECODE_PRESTART``), and a spare one for slides.
 
-    Now, not when the first reader opens a study and would wait about a second for them.
+    Now, not when the first reader opens a study or a slide and would wait about a second for them.
     """
     if settings.decode_prestart:
         threading.Thread(target=prestart_decoders, name="cds-decoder-warm-up", daemon=True).start()
+        keep_spare_slide_child()
 
 
 def create_app(settings: Settings) -> FastAPI:
