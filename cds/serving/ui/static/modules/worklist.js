@@ -123,7 +123,7 @@ function row(item) {
     dataset: { job: item.job_id, study: item.study_uid, state: item.state, urgency: item.urgency },
   },
   urgencyCell(item),
-  h("td", {}, item.patient_id || "—"),
+  h("td", { class: "patient" }, item.patient_id || "—"),
   studyCell(item),
   h("td", {}, item.modalities.join(", ") || "—"),
   h("td", { class: "state" }, h("span", { class: `badge state-${item.state}` }, stateText(item.state)),
