@@ -288,7 +288,8 @@ class Isolation:
             try:
                 _exchange(child, _import_modules, (modules,), "warm-up", self.limits.timeout_s)
             except _ChildLostError as lost:
-                log.warning("a spare decoder process did not start: %s", lost.refusal.code)
+                if not self._closed:  # (a pool closed meanwhile, at the end of the process, is no news)
+                    log.warning("a spare decoder process did not start: %s", lost.refusal.code)
                 child.stop()
                 return
             except CdsError as exc:
