@@ -88,21 +88,23 @@ function orientation(viewport, imageId, instance) {
 }
 
 /**
- * The stage for `view` (the viewer's /view document) of outcome `base`: {stage (an element), start()}.
- * `onState({window, level, slice})` is called whenever what is on screen changes (drag, scroll, keys); `timings`
- * collects firstImage (performance.now() of the first image on screen) and windowLevel (ms per change).
+ * The stage for `view` (the viewer's /view document, or a series' view from series_strip.js) of outcome `base`:
+ * {stage (an element), start()}. `onState({window, level, slice})` is called whenever what is on screen changes
+ * (drag, scroll, keys); `timings` collects firstImage (performance.now() of the first image on screen) and
+ * windowLevel (ms per change). `idPrefix` tells a second stage's elements apart (prior-image, prior-stage).
  */
-export async function createStage(view, base, onState, timings) {
+export async function createStage(view, base, onState, timings, { idPrefix = "" } = {}) {
   await initialise();
   const image = view.image;
   const ct = view.kind === "ct";
+  const stacked = image.slices > 1; // the wheel scrolls through the images
   count += 1;
   const ids = { engine: `cds-engine-${count}`, viewport: `cds-viewport-${count}`, group: `cds-tools-${count}` };
-  const element = h("div", { class: "cs-viewport", id: "image", role: "img",
+  const element = h("div", { class: "cs-viewport", id: `${idPrefix}image`, role: "img",
     "aria-label": t(ct ? "stage.ctOf" : "stage.radiographOf", { patient: view.patient_id || t("stage.unknown") }) });
   element.addEventListener("contextmenu", (event) => event.preventDefault()); // right drag zooms
-  const readout = h("p", { class: "readout", id: "readout" }, t("stage.pointAt"));
-  const stage = h("div", { class: "cs-stage", id: "stage", tabindex: "0", role: "group" }, element, readout);
+  const readout = h("p", { class: "readout", id: `${idPrefix}readout` }, t("stage.pointAt"));
+  const stage = h("div", { class: "cs-stage", id: `${idPrefix}stage`, tabindex: "0", role: "group" }, element, readout);
   const engine = new RenderingEngine(ids.engine);
   const state = { window: image.window, level: image.level, slice: image.initial_slice, mode: "w" };
   const listeners = [];
@@ -120,10 +122,10 @@ export async function createStage(view, base, onState, timings) {
       const viewport = engine.getViewport(ids.viewport);
       const host = element.querySelector(".viewport-element") ?? element;
       const svg = host.querySelector("svg");
-      const heat = new Layer("heatmap", host);
-      const outline = new Layer("outline", host);
+      const heat = new Layer(`${idPrefix}heatmap`, host);
+      const outline = new Layer(`${idPrefix}outline`, host);
       if (svg) host.append(svg); // measurements stay above the layers
-      const markers = new OrientationMarkers(element);
+      const markers = new OrientationMarkers(element, idPrefix);
       const group = tools.ToolGroupManager.createToolGroup(ids.group);
       for (const [, tool] of MODES) group.addTool(tool.toolName);
       group.addTool(tools.StackScrollTool.toolName);
@@ -131,7 +133,7 @@ export async function createStage(view, base, onState, timings) {
       group.setToolActive(tools.WindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
       group.setToolActive(tools.PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
       group.setToolActive(tools.ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
-      group.setToolActive(ct ? tools.StackScrollTool.toolName : tools.ZoomTool.toolName,
+      group.setToolActive(stacked ? tools.StackScrollTool.toolName : tools.ZoomTool.toolName,
         { bindings: [{ mouseButton: MouseBindings.Wheel }] });
       group.setToolPassive(tools.LengthTool.toolName);
       group.setToolPassive(tools.AngleTool.toolName);
@@ -158,7 +160,7 @@ export async function createStage(view, base, onState, timings) {
         state.slice = viewport.getCurrentImageIdIndex();
         const imageId = viewport.getCurrentImageId();
         const ipp = metaData.get("imagePlaneModule", imageId)?.imagePositionPatient;
-        if (ct && ipp) state.position = `z ${Number(ipp[2]).toFixed(1)} mm`;
+        if (stacked && ipp) state.position = `z ${Number(ipp[2]).toFixed(1)} mm`;
         const rect = imageRect();
         const dpr = window.devicePixelRatio || 1;
         heat.paint(rect, dpr, true);
@@ -245,7 +247,16 @@ export async function createStage(view, base, onState, timings) {
         api_.onMode?.(key);
       }
 
+      // A film the reader has not zoomed or panned stays fitted when its box changes size (a prior opened beside
+      // it, the window resized); one they have keeps their zoom and pan.
+      let fitted = true;
+      listen(element, "mousedown", (event) => {
+        if (event.button !== 0 || state.mode === "p" || state.mode === "z") fitted = false;
+      });
+      listen(element, "wheel", () => { if (!stacked) fitted = false; });
+
       function zoomBy(factor) {
+        fitted = false;
         const camera = viewport.getCamera();
         viewport.setCamera({ parallelScale: camera.parallelScale / factor });
         viewport.render();
@@ -263,8 +274,8 @@ export async function createStage(view, base, onState, timings) {
         zoomBy,
         /** Zoom so that one image pixel is one screen pixel (the film's native resolution). */
         actualSize() { zoomBy(1 / screenPerImagePixel()); },
-        fit() { viewport.resetCamera(); viewport.render(); },
-        reset() { viewport.resetCamera(); setWindow(image.window, image.level); },
+        fit() { fitted = true; viewport.resetCamera(); viewport.render(); },
+        reset() { fitted = true; viewport.resetCamera(); setWindow(image.window, image.level); },
         clearMeasurements() {
           tools.annotation.state.removeAllAnnotations();
           viewport.render();
@@ -311,7 +322,10 @@ export async function createStage(view, base, onState, timings) {
         tools.Enums.Events.ANNOTATION_REMOVED]) listen(core.eventTarget, type, measured);
       listen(element, tools.Enums.Events.ANNOTATION_RENDERED, measured); // stats are computed as they are drawn
 
-      const resizer = new ResizeObserver(() => engine.resize(true, true));
+      const resizer = new ResizeObserver(() => {
+        engine.resize(true, true);
+        if (fitted) api_.fit();
+      });
       resizer.observe(element);
       listeners.push([{ removeEventListener: () => resizer.disconnect() }, "resize", null]);
       viewport.setStack(stack, Math.min(stack.length - 1, image.initial_slice)).then(() => {

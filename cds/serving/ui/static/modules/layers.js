@@ -2,7 +2,7 @@
 // replaced, and the parameters of the picture on screen are written to data-* attributes once it is decoded, so
 // tests and assistive code can tell which window, slice or finding is actually shown.
 
-import { imageUrl } from "./api.js";
+import { api } from "./api.js";
 
 export class ApiImage {
   constructor(img) {
@@ -11,14 +11,19 @@ export class ApiImage {
     this.url = null;
   }
 
-  /** Show the image at `path`; `shown` (strings) is copied to the element's dataset once it is on screen. */
-  async load(path, shown = {}) {
+  /**
+   * Show the image at `path`; `shown` (strings) is copied to the element's dataset once it is on screen. `accept`:
+   * the picture type to ask for where the route negotiates one (WADO-RS rendered).
+   */
+  async load(path, shown = {}, { accept } = {}) {
     this.controller?.abort();
     const controller = new AbortController();
     this.controller = controller;
     let url;
     try {
-      url = await imageUrl(path, controller.signal);
+      const headers = accept ? { Accept: accept } : {};
+      const response = await api(path, { raw: true, signal: controller.signal, headers });
+      url = URL.createObjectURL(await response.blob());
     } catch (error) {
       if (error.name === "AbortError") return false;
       throw error;

@@ -100,11 +100,11 @@ export function oppositeLetters(letters) {
   return [...letters].map((c) => pairs[c] ?? "").join("");
 }
 
-/** Four edge labels (top, right, bottom, left) kept on the viewport element. */
+/** Four edge labels (top, right, bottom, left) kept on the viewport element; `idPrefix` for a second viewport. */
 export class OrientationMarkers {
-  constructor(parent) {
+  constructor(parent, idPrefix = "") {
     this.marks = ["top", "right", "bottom", "left"].map((edge) => {
-      const mark = h("span", { class: `orientation orientation-${edge}`, id: `orientation-${edge}` });
+      const mark = h("span", { class: `orientation orientation-${edge}`, id: `${idPrefix}orientation-${edge}` });
       parent.append(mark);
       return mark;
     });

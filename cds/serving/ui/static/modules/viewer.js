@@ -1,6 +1,9 @@
 // The study viewer: the image stage, window/level with presets, the reading tools, the AI heatmap as a layer with
 // a toggle, an opacity slider and a fixed-scale legend, CT slices and segmentation outlines, the model's identity
-// and caveat, keyboard shortcuts, and the findings panel with the reader's review, sign-off and referral.
+// and caveat, keyboard shortcuts, and the findings panel with the reader's review, sign-off and referral. Over the
+// image, the study's series as thumbnails (series_strip.js: another series replaces the analysed one on the stage);
+// the shown instance's DICOM tags in a dialog (tag_view.js); the patient's priors, one of them opened in a second
+// stage beside the current one, stacked on a portrait screen (priors.js).
 //
 // The stage is Cornerstone3D on the study's own pixels from WADO-RS (cs_stage.js) when the workspace bundle is
 // built (`make web`); without it the viewer says so and shows the server-rendered picture (server_stage.js).
@@ -11,9 +14,12 @@ import { h, replace, shortUid } from "./dom.js";
 import { displayName, renderFindings } from "./findings.js";
 import { t } from "./i18n.js";
 import { heatLegend } from "./overlays.js";
+import { loadPriors, priorControl, priorView, studyLabel, viewLabel } from "./priors.js";
 import { renderReferral } from "./referral.js";
+import { seriesMetadata, seriesStrip, seriesView, studySeries } from "./series_strip.js";
 import { createServerStage } from "./server_stage.js";
 import { renderSigning } from "./signing.js";
+import { openTagView } from "./tag_view.js";
 import { loadVerdicts } from "./versions.js";
 import { shortcutHelp, studyNeighbours, toolControls } from "./viewer_tools.js";
 
@@ -67,16 +73,23 @@ export function preloadViewer() {
 }
 
 /** The Cornerstone stage, or the server-rendered one with the reason when the bundle is missing. */
-async function makeStage(module, view, base, onState, timings) {
-  if (!module) return { ...createServerStage(view, base, onState), notice: t("viewer.bundleMissing") };
-  return { ...(await module.createStage(view, base, onState, timings)), notice: null };
+async function makeStage(module, view, base, onState, timings, options = {}) {
+  if (!module) return { ...createServerStage(view, base, onState, options), notice: t("viewer.bundleMissing") };
+  return { ...(await module.createStage(view, base, onState, timings, options)), notice: null };
 }
 
-/** The image box as tall as the window leaves below its top (caption and read-out under it), at least 320 px. */
-function fitStageHeight(stageElement) {
-  const box = stageElement.querySelector(".cs-viewport") ?? stageElement;
-  const available = window.innerHeight - (box.getBoundingClientRect().top + window.scrollY) - 72;
-  box.style.height = `${Math.round(Math.max(320, Math.min(available, box.clientWidth * 1.25)))}px`;
+/**
+ * The image boxes of `stageElements` as tall as the window leaves below the first one's top (caption and read-out
+ * under it), shared by `share` boxes stacked one above the other with `reserve` px between them; at least 320 px
+ * (240 px each when stacked).
+ */
+function fitStageHeight(stageElements, share = 1, reserve = 0) {
+  const boxes = stageElements.map((element) => element.querySelector(".cs-viewport") ?? element);
+  const available = (window.innerHeight - (boxes[0].getBoundingClientRect().top + window.scrollY) - 72 - reserve)
+    / share;
+  for (const box of boxes) {
+    box.style.height = `${Math.round(Math.max(share > 1 ? 240 : 320, Math.min(available, box.clientWidth * 1.25)))}px`;
+  }
 }
 
 /** Render the viewer for outcome `uid` of pre-read `jobId`; returns its cleanup. */
@@ -89,12 +102,21 @@ export function renderViewer(main, jobId, uid) {
   let sliceField = null;
   let stage = null;
   let controls = null;
+  let shown = null; // the view on the main stage: the outcome's, or another series of the study
+  let strip = null;
+  let seriesList = [];
+  let switching = 0;
+  let prior = null; // the prior opened beside: {stage, controls, pane}
+  let priorUi = null;
+  let comparing = 0;
+  let closeTags = null;
   const cleanups = [];
   replace(main, h("section", { "aria-labelledby": "viewer-heading" }, h("h1", { id: "viewer-heading" }, t("viewer.title")),
     h("p", { class: "muted", role: "status" }, t("viewer.loading"))));
 
   async function build(view, feedback, signatures, outgoing) {
     timings.dataLoaded = performance.now();
+    shown = view;
     const image = view.image;
     const ct = view.kind === "ct";
     const caption = h("figcaption", { id: "image-caption", class: "muted" });
@@ -105,14 +127,15 @@ export function renderViewer(main, jobId, uid) {
     const levelField = rangeField("level", t("viewer.windowLevel"), { min: Math.floor(image.min - spread / 2),
       max: Math.ceil(image.max + spread / 2), step, value: image.level }, (v) => controls?.setWindow(controls.state.window, v));
     function onState(state) {
-      const slice = image.slices > 1 ? t("viewer.sliceOf", { slice: state.slice + 1, slices: image.slices }) : "";
+      const slices = shown.image.slices;
+      const slice = slices > 1 ? t("viewer.sliceOf", { slice: state.slice + 1, slices }) : "";
       const where = state.position !== undefined ? t("viewer.position", { position: state.position }) : "";
       caption.textContent = t("viewer.caption", { window: String(Math.round(state.window)),
         level: String(Math.round(state.level)) })
-        + `${image.units ? ` ${image.units}` : ""}${slice}${where}`;
+        + `${shown.image.units ? ` ${shown.image.units}` : ""}${slice}${where}`;
       if (document.activeElement?.id !== "window-value") windowField.set(state.window);
       if (document.activeElement?.id !== "level-value") levelField.set(state.level);
-      sliceField?.set(state.slice + 1);
+      if (shown === view) sliceField?.set(state.slice + 1);
     }
     stage = await makeStage(await stageReady, view, base, onState, timings);
     if (disposed) return stage.dispose();
@@ -120,7 +143,9 @@ export function renderViewer(main, jobId, uid) {
       "aria-keyshortcuts": key, onClick: () => controls?.setWindow(w, l) }, t(`viewer.preset.${name}`)));
     const display = h("fieldset", { class: "controls" }, h("legend", {}, t("viewer.display")), windowField, levelField,
       h("div", { class: "buttons" }, presets, h("button", { type: "button", id: "reset-window",
-        onClick: () => controls?.setWindow(image.window, image.level) }, t("viewer.resetWindow"))));
+        onClick: () => controls?.setWindow(shown.image.window, shown.image.level) }, t("viewer.resetWindow")),
+      h("button", { type: "button", id: "show-tags", "aria-keyshortcuts": "t", onClick: () => toggleTags() },
+        t("tags.open"))));
     const panel = [display];
     const withHeatmap = view.findings.filter((f) => f.heatmap);
     if (!ct) {
@@ -129,18 +154,34 @@ export function renderViewer(main, jobId, uid) {
     } else {
       panel.push(sliceControls(view));
     }
+    const analysedOnly = panel.slice(1).filter((element) => element.tagName === "FIELDSET"); // heatmap, slices
+    const priorsHolder = h("div", { class: "priors-holder", id: "priors-holder" });
+    panel.splice(1, 0, priorsHolder); // under the display, before the heatmap or slices
     const neighbours = h("div", { class: "study-nav" });
     const notice = stage.notice ? h("p", { class: "notice", role: "alert", id: "bundle-missing" }, stage.notice) : null;
     const toolbar = h("div", { class: "cs-tools", id: "cs-tools" });
+    const stripHolder = h("div", { class: "series-holder", id: "series-holder" });
+    const currentLabel = h("p", { class: "pane-label", id: "current-label", hidden: true });
+    const currentPane = h("div", { class: "stage-pane", id: "current-pane", dataset: { series: view.series_uid } },
+      currentLabel, stage.stage);
+    const pair = h("div", { class: "stage-pair", id: "stage-pair" }, currentPane);
     replace(main, h("section", { class: "viewer", "aria-labelledby": "viewer-heading" }, header(view, neighbours),
       notice, h("div", { class: "viewer-body" },
-        h("figure", { class: "image-column" }, toolbar, stage.stage, caption),
+        h("figure", { class: "image-column" }, toolbar, stripHolder, pair, caption),
         h("div", { class: "panel" }, panel, renderFindings(view, feedback, base),
           ct ? null : renderSigning(signatures, base), renderReferral(jobId, outgoing), shortcutHelp(ct, !!stage.notice)))));
     main.querySelector("h1").focus({ preventScroll: true });
-    const fitHeight = () => fitStageHeight(stage.stage);
+    const fitHeight = () => {
+      if (!prior) return fitStageHeight([stage.stage]);
+      const stacked = getComputedStyle(pair).gridTemplateColumns.trim().split(/\s+/).length < 2;
+      const box = prior.stage.stage.querySelector(".cs-viewport") ?? prior.stage.stage;
+      const between = prior.pane.offsetHeight - box.offsetHeight + 16; // the prior's label, read-out and caption
+      return stacked ? fitStageHeight([stage.stage, prior.stage.stage], 2, between)
+        : fitStageHeight([stage.stage, prior.stage.stage]);
+    };
     const above = new ResizeObserver(fitHeight); // what sits above the image grows as it fills in
-    [main.querySelector(".view-head"), main.querySelector(".nfdu"), toolbar].forEach((e) => e && above.observe(e));
+    [main.querySelector(".view-head"), main.querySelector(".nfdu"), toolbar, stripHolder, currentLabel]
+      .forEach((e) => e && above.observe(e));
     fitHeight();
     window.addEventListener("resize", fitHeight);
     cleanups.push(() => { above.disconnect(); window.removeEventListener("resize", fitHeight); });
@@ -152,22 +193,154 @@ export function renderViewer(main, jobId, uid) {
       replace(toolbar, buttons);
       stage.stage.append(list);
     }
-    initialOverlays(view, withHeatmap);
+    applyOverlays(view, withHeatmap);
     cleanups.push(studyNeighbours(neighbours, jobId, uid));
     cleanups.push(keyboard(view));
+    cleanups.push(() => { closeTags?.(); strip?.dispose(); closePrior(); });
+
+    studySeries(view.study_uid).then((series) => {
+      if (disposed) return;
+      seriesList = series;
+      strip = seriesStrip(view.study_uid, series, view.series_uid, (chosen) => showSeries(chosen.uid));
+      replace(stripHolder, strip.element);
+    }).catch(() => {}); // without the strip the analysed series still shows
+    loadPriors(base).then((priors) => {
+      if (disposed) return;
+      if (!priors.length) {
+        replace(priorsHolder, h("p", { class: "muted", id: "no-priors" }, t("priors.none")));
+        return;
+      }
+      priorUi = priorControl(priors, (chosen) => openPrior(chosen), () => closePrior());
+      replace(priorsHolder, priorUi.element);
+    }).catch(() => {});
+
+    /** Show series `seriesUid` of the study on the main stage (the analysed one with its heatmap and outlines). */
+    async function showSeries(seriesUid) {
+      if (seriesUid === shown.series_uid) return;
+      const token = ++switching;
+      strip?.select(seriesUid);
+      try {
+        const next = seriesUid === view.series_uid ? view
+          : seriesView(view, view.study_uid, seriesUid, await seriesMetadata(view.study_uid, seriesUid));
+        if (disposed || token !== switching) return;
+        const fresh = await makeStage(await stageReady, next, base, onState, { windowLevel: [] });
+        if (disposed || token !== switching) { fresh.dispose(); return; }
+        closeTags?.();
+        (controls ?? stage).dispose();
+        controls = null;
+        currentPane.replaceChild(fresh.stage, stage.stage);
+        stage = fresh;
+        shown = next;
+        analysedOnly.forEach((element) => { element.disabled = next !== view; });
+        fitHeight();
+        const started = await fresh.start();
+        if (disposed || stage !== fresh) return;
+        controls = started;
+        controls.onState = onState;
+        if (controls.modes.length) {
+          const { toolbar: buttons, list } = toolControls(controls);
+          replace(toolbar, buttons);
+          fresh.stage.append(list);
+        }
+        if (next === view) applyOverlays(view, withHeatmap);
+        currentPane.dataset.series = seriesUid;
+      } catch (error) {
+        if (!disposed && token === switching) caption.textContent = t("series.cannotShow", { error: error.message });
+      }
+    }
+    nextSeries = () => {
+      if (seriesList.length < 2) return;
+      const here = seriesList.findIndex((s) => s.uid === shown.series_uid);
+      showSeries(seriesList[(here + 1) % seriesList.length].uid);
+    };
+
+    /** Open `chosen` (a prior) in a second stage beside the current one, labelled with its date and description. */
+    async function openPrior(chosen) {
+      closePrior();
+      const token = ++comparing;
+      priorUi?.setOpen(true);
+      const status = h("p", { class: "muted", role: "status", id: "prior-status" }, t("priors.loading"));
+      priorUi?.element.append(status);
+      try {
+        const modality = seriesList.find((s) => s.uid === view.series_uid)?.modality;
+        const next = await priorView(view, chosen, modality);
+        if (disposed || token !== comparing) return;
+        const priorCaption = h("p", { class: "pane-caption muted", id: "prior-caption" });
+        const fresh = await makeStage(await stageReady, next, base, (state) => {
+          priorCaption.textContent = t("viewer.caption", { window: String(Math.round(state.window)),
+            level: String(Math.round(state.level)) }) + (next.image.units ? ` ${next.image.units}` : "");
+        }, { windowLevel: [] }, { idPrefix: "prior-" });
+        if (disposed || token !== comparing) { fresh.dispose(); return; }
+        const label = h("p", { class: "pane-label", id: "prior-label" },
+          t("priors.priorLabel", { label: studyLabel(chosen.study_date, chosen.description) }));
+        const pane = h("div", { class: "stage-pane prior", id: "prior-pane",
+          dataset: { study: chosen.study_uid, date: chosen.study_date } }, label, fresh.stage, priorCaption);
+        const currentText = await viewLabel(view).catch(() => "…"); // before the layout settles: no later reflow
+        if (disposed || token !== comparing) { fresh.dispose(); return; }
+        prior = { stage: fresh, controls: null, pane };
+        currentLabel.textContent = t("priors.currentLabel", { label: currentText });
+        currentLabel.hidden = false;
+        pair.append(pane);
+        pair.classList.add("comparing");
+        fitHeight();
+        const started = await fresh.start();
+        if (prior?.stage !== fresh) return;
+        prior.controls = started;
+        status.remove();
+      } catch (error) {
+        if (disposed || token !== comparing) return;
+        closePrior();
+        status.textContent = t("priors.cannotShow", { error: error.message });
+        status.setAttribute("role", "alert");
+        priorUi?.element.append(status);
+      }
+    }
     return undefined;
+  }
+
+  let nextSeries = () => {};
+
+  /** Close the prior beside the current study. */
+  function closePrior() {
+    comparing += 1;
+    main.querySelector("#prior-status")?.remove();
+    priorUi?.setOpen(false);
+    if (!prior) return;
+    (prior.controls ?? prior.stage).dispose();
+    prior.pane.remove();
+    prior = null;
+    const pair = main.querySelector("#stage-pair");
+    pair?.classList.remove("comparing");
+    const label = main.querySelector("#current-label");
+    if (label) label.hidden = true;
+    window.dispatchEvent(new Event("resize")); // the current stage takes the whole width again
+  }
+
+  /** Open (or close) the DICOM tags of the instance on the main stage. */
+  function toggleTags() {
+    if (closeTags) {
+      closeTags();
+      return;
+    }
+    const uids = shown.image.sop_instance_uids;
+    const sop = uids[controls?.state.slice ?? shown.image.initial_slice] ?? uids[0];
+    const back = document.activeElement;
+    closeTags = openTagView({ studyUid: shown.study_uid, seriesUid: shown.series_uid, sopUid: sop }, () => {
+      closeTags = null;
+      back?.focus?.({ preventScroll: true });
+    });
   }
 
   let heatToggle = null;
   let outlineToggle = null;
-  function initialOverlays(view, withHeatmap) {
+  function applyOverlays(view, withHeatmap) {
     if (withHeatmap.length) {
       const which = main.querySelector("#overlay-finding");
       controls.setHeatmapOpacity(Number(main.querySelector("#overlay-opacity").value));
       controls.setHeatmap(which.value).catch(() => {});
-      controls.setHeatmapVisible(true);
+      controls.setHeatmapVisible(heatToggle?.checked ?? true);
     }
-    if (view.outlines) controls.setOutlinesVisible(true);
+    if (view.outlines) controls.setOutlinesVisible(outlineToggle?.checked ?? true);
   }
 
   function heatmapControls(findings, view) {
@@ -226,6 +399,7 @@ export function renderViewer(main, jobId, uid) {
       c: () => controls.clearMeasurements?.(), h: () => toggle(heatToggle), o: () => toggle(outlineToggle),
       "[": () => main.querySelector("#previous-study:not([disabled])")?.click(),
       "]": () => main.querySelector("#next-study:not([disabled])")?.click(),
+      t: () => toggleTags(), s: () => nextSeries(), v: () => priorUi?.toggle(),
     };
     for (const [key] of controls.modes) keys[key] = () => controls.selectMode(key);
     if (ct) {
@@ -236,8 +410,9 @@ export function renderViewer(main, jobId, uid) {
     const onKey = (event) => {
       const target = event.target;
       if (event.ctrlKey || event.metaKey || event.altKey || target.closest?.("input, select, textarea, [contenteditable]")) return;
-      const act = keys[event.key.length === 1 ? event.key.toLowerCase() : event.key];
-      if (!act) return;
+      const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+      const act = keys[key];
+      if (!act || !controls || (closeTags && key !== "t")) return; // the tag view over the image takes the keys
       event.preventDefault();
       act();
     };

@@ -1,5 +1,6 @@
 // The viewer's reading tools around the stage: the toolbar (left-button tool, zoom, fit, reset, measurements),
-// the list of measurements, the keyboard shortcuts listed in the page, and the previous/next study of the worklist.
+// the list of measurements, the keyboard shortcuts listed in the page (the tag view, the next series and the
+// comparison with a prior among them), and the previous/next study of the worklist.
 
 import { api } from "./api.js";
 import { h } from "./dom.js";
@@ -58,7 +59,8 @@ export function shortcutHelp(ct, serverRendered) {
     rows.push([t("tools.key.pageUpDown"), t("tools.key.slices")], ["7 / 8 / 9", t("tools.key.presets")],
       ["O", t("tools.key.outlines")]);
   } else rows.push(["H", t("tools.key.heatmap")]);
-  rows.push(["[ / ]", t("tools.key.studies")]);
+  rows.push(["T", t("tools.key.tags")], ["S", t("tools.key.series")], ["V", t("tools.key.compare")],
+    ["[ / ]", t("tools.key.studies")]);
   return h("details", { class: "shortcuts", id: "shortcuts" }, h("summary", {}, t("tools.shortcuts")),
     h("table", {}, h("tbody", {}, rows.map(([key, what]) => h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, what))))));
 }
