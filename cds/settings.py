@@ -145,6 +145,8 @@ class Settings(BaseSettings):
         outbox_interval_s: Seconds between the outbox's delivery rounds [CDS_OUTBOX_INTERVAL_S].
         metrics_flush_s: Seconds between writes of each process's engine-call metrics to the database (the
             dashboard's history) [CDS_METRICS_FLUSH_S].
+        metrics_retention_days: Days of engine-call history kept; finished days are rolled up into one row per
+            day and model [CDS_METRICS_RETENTION_DAYS].
         dicom_port: Port of the DICOM node (C-STORE and C-ECHO SCP); unset: no DICOM node [CDS_DICOM_PORT].
         dicom_ae_title: The node's AE title, which callers must call [CDS_DICOM_AE_TITLE].
         dicom_calling_aes: The calling AE titles (modalities, PACS) allowed to associate, as JSON, e.g.
@@ -244,6 +246,7 @@ class Settings(BaseSettings):
     alert_webhooks: list[str] = Field(default_factory=list)
     outbox_interval_s: float = Field(default=1.0, gt=0)
     metrics_flush_s: float = Field(default=10.0, gt=0)
+    metrics_retention_days: int = Field(default=400, ge=1)
     dicom_port: int | None = Field(default=None, ge=1, le=65535)
     dicom_ae_title: str = Field(default="CDS", pattern=r"^[ -\[\]-~]{1,16}$")
     dicom_calling_aes: list[str] = Field(default_factory=list)

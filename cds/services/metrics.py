@@ -4,11 +4,13 @@ Prometheus (``/metrics``) holds this process's view; labels are model and method
 or patient data. The HTTP layer adds its request metrics to the same registry (:mod:`cds.serving.api.middleware`),
 so ``/metrics`` serves both. Engine calls (per model ``name:version``) and scored requests are also counted for the
 database (:class:`cds.store.engine_metrics.PendingMetrics`), flushed every few seconds by :class:`MetricsFlusher`
-and at shutdown, so the dashboard's history survives restarts and adds up every process.
+and at shutdown, so the dashboard's history survives restarts and adds up every process; the leading process rolls
+finished days up and drops those past the retention (:class:`MetricsRollUp`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from cds.models.spec import ModelSpec
 from cds.periodic import Periodic
-from cds.store.engine_metrics import PendingMetrics
+from cds.store.engine_metrics import PendingMetrics, roll_up
 
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -81,4 +83,32 @@ class MetricsFlusher:
 
     def stop(self) -> None:
         """Stop, flushing what was counted last."""
+        self._rounds.stop()
+
+
+class MetricsRollUp:
+    """Rolls the engine metrics of finished days up into one row per day and series, hourly (the leader only).
+
+    Args:
+        open_session: Opens a session that commits on leaving.
+        retention_days: Days of history kept (the dashboard's longest window is 366).
+        interval_s: Seconds between rounds.
+    """
+
+    def __init__(self, open_session: Callable[[], AbstractContextManager[Session]], retention_days: int,
+                 interval_s: float = 3600.0) -> None:  # fmt: skip
+        self.open_session, self.retention_days = open_session, retention_days
+        self._rounds = Periodic("cds-metrics-roll-up", self.roll_up, interval_s)
+
+    def roll_up(self) -> tuple[int, int]:
+        """One round now: ``(rows merged away, rows dropped)``."""
+        with self.open_session() as session:
+            return roll_up(session, dt.datetime.now(dt.UTC), retention_days=self.retention_days)
+
+    def start(self) -> None:
+        """Begin the rounds."""
+        self._rounds.start()
+
+    def stop(self) -> None:
+        """Stop after the round in progress."""
         self._rounds.stop()

@@ -5,6 +5,9 @@ items, seconds and a latency histogram; scored requests per method and outcome) 
 its last flush as rows of :class:`~cds.store.tables.EngineMetricRow` (:meth:`PendingMetrics.flush`, every few
 seconds and at shutdown). Rows are only ever added, so several API processes and workers never contend for one
 row and a lost flush costs at most its own few seconds; :func:`engine_history` adds them up over a time window.
+So that a year of flushes every ten seconds does not become millions of rows, the leading process rolls each
+finished day's rows up into one row per day and series (:func:`roll_up`: the same totals, stamped at the day's
+start, which is where the dashboard's windows begin) and drops days older than the retention.
 Prometheus (``/metrics``) keeps its per-process view beside this.
 """
 
@@ -18,7 +21,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cds.store.tables import EngineMetricRow
@@ -155,3 +158,36 @@ def engine_history(session: Session, *, since: dt.datetime | None = None) -> His
         elif kind == SCORED:
             scored[(model, outcome)] = scored.get((model, outcome), 0) + count
     return History(calls, scored)
+
+
+def _day_start(moment: dt.datetime) -> dt.datetime:
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)  # SQLite gives naive UTC
+    return aware.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def roll_up(session: Session, now: dt.datetime, *, retention_days: int) -> tuple[int, int]:
+    """Merge each finished day's rows into one per (day, kind, model, outcome); drop days past ``retention_days``.
+
+    Totals (calls, items, seconds, latency buckets) are kept exactly. For one process at a time (the leader): two
+    rolling up the same rows at once would count them twice. Returns ``(rows merged away, rows dropped)``.
+    """
+    today = _day_start(now)
+    row = EngineMetricRow
+    cutoff = today - dt.timedelta(days=retention_days)
+    dropped = len(session.scalars(select(row.id).where(row.recorded_at < cutoff)).all())
+    session.execute(delete(row).where(row.recorded_at < cutoff))
+    merged: dict[tuple[dt.datetime, str, str, str], CallTally] = {}
+    old = session.scalars(select(row).where(row.recorded_at < today)).all()
+    for each in old:
+        key = (_day_start(each.recorded_at), each.kind, each.model, each.outcome)
+        tally = CallTally(each.calls, each.items, each.seconds, _decode(each.buckets))
+        merged.setdefault(key, CallTally()).add(tally)
+    if len(merged) == len(old):
+        return 0, dropped  # already one row per day and series
+    for each in old:
+        session.delete(each)
+    session.add_all([EngineMetricRow(recorded_at=day, kind=kind, model=model, outcome=outcome, calls=t.calls,
+                                     items=t.items, seconds=t.seconds,
+                                     buckets=_encode(t.buckets) if kind == ENGINE else "")
+                     for (day, kind, model, outcome), t in sorted(merged.items())])  # fmt: skip
+    return len(old) - len(merged), dropped

@@ -401,8 +401,8 @@ class AuditSeenRow(Base):
 class EngineMetricRow(Base):
     """One process's engine calls of one model (or scored requests of one method) between two flushes.
 
-    Append only: the dashboard adds the rows up, so history survives restarts and several processes never contend
-    for one row (:mod:`cds.store.engine_metrics`).
+    Appended by every process: the dashboard adds the rows up, so history survives restarts and several processes
+    never contend for one row; the leader rolls finished days up into one row per day (:mod:`cds.store.engine_metrics`).
     """
 
     __tablename__ = "engine_metrics"

@@ -17,7 +17,7 @@ from cds.errors import ConfigurationError
 from cds.pipelines.imaging.dicom_reader import prestart_decoders
 from cds.pipelines.pathology.isolated_slide import keep_spare_slide_child
 from cds.services.delivery import Deliverer
-from cds.services.metrics import MetricsFlusher
+from cds.services.metrics import MetricsFlusher, MetricsRollUp
 from cds.serving.api import errors, openapi
 from cds.serving.api.auth import Authenticator
 from cds.serving.api.hooks_auth import DevHookClient, HookTokenVerifier, load_clients
@@ -136,8 +136,10 @@ def create_app(settings: Settings) -> FastAPI:
             worker.start()
         checkpointer = Checkpointer(engine.database, engine.checkpoints, settings.audit_checkpoint_s)
         deliverer = Deliverer(engine, settings.outbox_interval_s)
+        roll_up = MetricsRollUp(engine.database.session, settings.metrics_retention_days)
         state.dicom_node = DicomNode(engine) if settings.dicom_port is not None else None
-        singletons = [service for service in (checkpointer, deliverer, state.dicom_node) if service is not None]
+        singletons = [service for service in (checkpointer, deliverer, roll_up, state.dicom_node)
+                      if service is not None]  # fmt: skip
 
         def lead() -> None:
             started: list[Any] = []
