@@ -8,7 +8,7 @@
 
 import { core, dicomImageLoader, tools } from "../dist/cornerstone.js";
 import { api, credentialHeaders } from "./api.js";
-import { h } from "./dom.js";
+import { decimal, h } from "./dom.js";
 import { t } from "./i18n.js";
 import { Layer, OrientationMarkers, directionLetters, heatCanvas } from "./overlays.js";
 
@@ -210,7 +210,7 @@ export async function createStage(view, base, onState, timings, { idPrefix = "" 
         }
         const stored = picture.getPixelData()[j * columns + i];
         const value = picture.preScale?.scaled ? stored : stored * (picture.slope ?? 1) + (picture.intercept ?? 0);
-        const shown = Number.isInteger(value) ? value : value.toFixed(1);
+        const shown = decimal(value, Number.isInteger(value) ? 0 : 1); // -1002 HU, never "-1,002"
         readout.textContent = t(ct ? "stage.readoutHu" : "stage.readoutValue", { column: String(i + 1),
           row: String(j + 1), value: shown });
         readout.dataset.value = String(value);
