@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataelem import DataElement
 
 from cds.errors import InvalidInputError, OutputNotFoundError
 from cds.results.jobs import StoredInstance
@@ -59,3 +60,36 @@ def test_a_missing_or_colour_source_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as colour:
         sources.radiograph_summary([stored], stored.sop_instance_uid)
     assert colour.value.code == "not_greyscale", colour.value.message
+
+
+@pytest.mark.parametrize(("stored", "shown"), [
+    ("Wang^Fang=王^芳", "王芳 (Wang Fang)"), ("=王^芳", "王芳"), ("DOE^JANE^^DR", "DOE JANE DR"), ("", None),
+    ("^", None)])
+def test_a_person_name_reads_as_people_write_it(stored: str, shown: str | None) -> None:
+    assert sources.person_name(stored) == shown
+
+
+G1_GB2312 = b"\x1b$)A"  # ISO 2022 IR 58 designated to G1
+
+
+@pytest.mark.parametrize(("charset", "raw"), [
+    ("GB18030", "Wang^Fang=王^芳".encode("gb18030")),
+    (["", "ISO 2022 IR 58"], b"Wang^Fang=" + G1_GB2312 + "王".encode("gb2312") + b"^" + G1_GB2312
+     + "芳".encode("gb2312")),
+    ("ISO_IR 192", "Wang^Fang=王^芳".encode())], ids=["GB18030", "ISO 2022 IR 58", "UTF-8"])
+def test_the_patient_shown_comes_from_the_films_header(tmp_path: Path, charset: object, raw: bytes) -> None:
+    film = write_radiograph(tmp_path / "film.dcm", np.zeros((32, 32)))
+    ds = pydicom.dcmread(film)
+    ds.SpecificCharacterSet = charset  # as Chinese modalities write names
+    ds["PatientName"] = DataElement(0x00100010, "PN", raw)
+    ds.PatientBirthDate, ds.PatientSex = "19660412", "F"
+    ds.save_as(film)
+    stored = _stored(film)
+    patient = sources.shown_patient([stored], stored.sop_instance_uid)
+    assert (patient.name, patient.birth_date, patient.sex) == ("王芳 (Wang Fang)", "1966-04-12", "F")
+    ds.SpecificCharacterSet, ds.PatientName, ds.PatientSex = "ISO_IR 100", "Li^Lei", "X"
+    del ds.PatientBirthDate
+    ds.save_as(film)
+    os.utime(film, ns=(0, os.stat(film).st_mtime_ns + 1_000_000))
+    again = sources.shown_patient([stored], stored.sop_instance_uid)
+    assert (again.name, again.birth_date, again.sex) == ("Li Lei", None, None)  # re-read; an unknown sex is left out

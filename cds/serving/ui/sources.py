@@ -10,6 +10,7 @@ version, whose decoding sends only four numbers back from the decoder process.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,6 +24,7 @@ from cds.pipelines.imaging.dicom_series import build_volume
 from cds.pipelines.imaging.pixel_values import MODALITY_EXTENT, MODALITY_FLOAT32
 from cds.results.jobs import StoredInstance
 
+ISO_2022_ESCAPE = re.compile("\x1b[\x20-\x2f]+[\x30-\x7e]")  # ESC, intermediate bytes, a final byte
 CT_DEFAULT_WINDOW = (400.0, 40.0)  # width, level: abdominal soft tissue (HU)
 
 
@@ -60,6 +62,57 @@ def summary(image: ViewerImage) -> ImageSummary:
     slices, rows, columns = image.values.shape
     return ImageSummary(slices, rows, columns, image.value_range, image.default_window, image.units,
                         image.sop_instance_uids)
+
+
+@dataclass(frozen=True)
+class ShownPatient:
+    """Whose image it is, as its header says, for the viewer to show beside the image (never logged)."""
+
+    name: str | None  # ideographic then alphabetic: "王芳 (WANG FANG)"; None when the header has none
+    birth_date: str | None  # ISO 8601 (YYYY-MM-DD), or as the header gives it when it is not a valid date
+    sex: str | None  # M, F, O
+
+
+def person_name(value: object) -> str | None:
+    """A DICOM Person Name as people read it, ``None`` when empty.
+
+    The ideographic group (family and given name run together, as Chinese is written), then the alphabetic group in
+    brackets with its ``^`` as spaces: ``Wang^Fang=王^芳`` -> ``王芳 (Wang Fang)``. ISO 2022 escape sequences that
+    the decoder leaves in (ISO 2022 IR 58, GB2312, as some Chinese modalities write names) are dropped.
+    """
+    groups = ISO_2022_ESCAPE.sub("", str(value or "")).split("=")
+    alphabetic = " ".join(part.strip() for part in groups[0].split("^") if part.strip())
+    ideographic = "".join(part.strip() for part in groups[1].split("^")) if len(groups) > 1 else ""
+    if ideographic and alphabetic:
+        return f"{ideographic} ({alphabetic})"
+    return ideographic or alphabetic or None
+
+
+def _iso_date(value: object) -> str | None:
+    text = str(value or "").strip()
+    if len(text) == 8 and text.isdigit():
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return text or None
+
+
+def shown_patient(instances: Sequence[StoredInstance], sop_instance_uid: str) -> ShownPatient:
+    """The patient of the stored instance ``sop_instance_uid``, from its header alone (cached per file version).
+
+    Raises:
+        OutputNotFoundError: ``source_missing`` (404).
+        InvalidInputError: Any reason of the DICOM reader.
+    """
+    path = _find(instances, sop_instance_uid)
+    stat = path.stat()
+    return _shown_patient(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _shown_patient(path: str, _size: int, _mtime_ns: int) -> ShownPatient:
+    ds = read_instance(Path(path)).dataset
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    return ShownPatient(person_name(ds.get("PatientName")), _iso_date(ds.get("PatientBirthDate")),
+                        sex if sex in ("M", "F", "O") else None)
 
 
 def first_number(value: object) -> float | None:
