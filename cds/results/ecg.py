@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cds.models.backend import ModelRef
 from cds.results.classification import Finding
+from cds.results.phrase import Phrase
 
 RHYTHMS = ("sinus_rhythm", "sinus_bradycardia", "sinus_tachycardia", "atrial_fibrillation", "atrial_flutter",
            "frequent_ectopy")  # fmt: skip
@@ -96,12 +97,17 @@ class Severity(StrEnum):
 
 
 class EcgFlag(_Frozen):
-    """Something a reader must see: its code, severity, the leads involved and the evidence in words."""
+    """Something a reader must see: its code, severity, the leads involved and the evidence in words.
+
+    ``text`` says it in English, title first; ``phrases`` are the same evidence without the title, as sentences a
+    client renders in its reader's language (:mod:`cds.results.phrase`; empty in reads stored before they existed).
+    """
 
     code: str
     severity: Severity
     text: str
     leads: tuple[str, ...] = ()
+    phrases: tuple[Phrase, ...] = ()
 
 
 class RhythmCall(_Frozen):
@@ -109,7 +115,8 @@ class RhythmCall(_Frozen):
 
     Attributes:
         label: One of :data:`RHYTHMS`, or ``undetermined``.
-        evidence: What the call rests on (rate, RR irregularity, P waves, premature beats).
+        evidence: What the call rests on (rate, RR irregularity, P waves, premature beats), in English.
+        evidence_phrase: The same as a :class:`~cds.results.phrase.Phrase` (None in reads stored before it).
         rr_irregularity: Coefficient of variation of successive RR differences (RMSSD / mean RR).
         p_wave_fraction: Share of beats with a P wave before them.
         premature_beats: Beats premature by more than 20 % of the preceding RR, or wider than the median beat.
@@ -117,6 +124,7 @@ class RhythmCall(_Frozen):
 
     label: str
     evidence: str
+    evidence_phrase: Phrase | None = None
     rr_irregularity: float | None = None
     p_wave_fraction: float | None = None
     premature_beats: int = Field(default=0, ge=0)
@@ -137,6 +145,7 @@ class EcgResult(_Frozen):
         r_peaks_s: Beat times (s from the start), for the reader's calipers and rhythm strip.
         intended_use: The model's intended use.
         warnings: Caveats (not for diagnostic use, leads left out, rules and classifier disagree, ...).
+        warning_phrases: The same caveats as phrases, one per warning in the same order.
         stage_ms: Wall time per stage.
         inference_ms: Time spent in the backend.
     """
@@ -152,6 +161,7 @@ class EcgResult(_Frozen):
     r_peaks_s: tuple[float, ...] = ()
     intended_use: str
     warnings: tuple[str, ...] = ()
+    warning_phrases: tuple[Phrase, ...] = ()
     stage_ms: dict[str, float] = Field(default_factory=dict)
     inference_ms: float = 0.0
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cds.errors import InvalidInputError
 from cds.results.classification import Finding
 from cds.results.ecg import EcgFlag, Measurements, RhythmCall
+from cds.results.phrase import Phrase
 from cds.results.segmentation import StructureVolume
 from cds.results.slide import SlideScore, SlideStatus
 
@@ -161,10 +162,12 @@ class PathologyOutcome(_Record):
 
     status: SlideStatus
     reason: str = ""
+    reason_phrase: Phrase | None = None
     label: str
     finding: Finding | None = None
     score: SlideScore | None = None
     warnings: tuple[str, ...] = ()
+    warning_phrases: tuple[Phrase, ...] = ()
     model: str = Field(pattern=MODEL_KEY)
     input_sha256: str
     outputs: tuple[str, ...]
@@ -193,6 +196,7 @@ class EcgOutcome(_Record):
     measurements: Measurements
     flags: tuple[EcgFlag, ...] = ()
     warnings: tuple[str, ...] = ()
+    warning_phrases: tuple[Phrase, ...] = ()
     model: str = Field(pattern=MODEL_KEY)
     input_sha256: str
     outputs: tuple[str, ...]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cds.models.backend import ModelRef
 from cds.models.tile_preprocessing import TilePreprocessing
 from cds.results.classification import Finding
+from cds.results.phrase import Phrase
 
 
 class SlideStatus(StrEnum):
@@ -113,13 +114,15 @@ class SlideResult(_Frozen):
         preprocessing_sha256: Its hash.
         source: What was read.
         status: ``scored`` or ``no_tissue``.
-        reason: Why there is no score (empty when scored).
+        reason: Why there is no score (empty when scored), in English.
+        reason_phrase: The same as a :class:`~cds.results.phrase.Phrase` (None when scored).
         label: The model label that was scored (e.g. ``tumour``).
         finding: The slide-level finding: probability = top-k mean, against the operating threshold.
         score: The slide-level aggregation.
         tiles: How the slide was cut (None when it was not: no tissue at all).
         intended_use: The model's intended use.
         warnings: Caveats (not for diagnostic use, assumed resolution, patches not normalised, ...).
+        warning_phrases: The same caveats as phrases, one per warning in the same order.
         stage_ms: Wall time per stage; ``read_ms`` and ``preprocess_ms`` ran in the reader thread, overlapped with
             ``infer_ms``, and ``wait_ms`` is how long inference waited for patches.
         inference_ms: Time spent in the backend.
@@ -132,12 +135,14 @@ class SlideResult(_Frozen):
     source: SlideSource
     status: SlideStatus
     reason: str = ""
+    reason_phrase: Phrase | None = None
     label: str
     finding: Finding | None = None
     score: SlideScore | None = None
     tiles: TileSummary | None = None
     intended_use: str
     warnings: tuple[str, ...] = ()
+    warning_phrases: tuple[Phrase, ...] = ()
     stage_ms: dict[str, float] = Field(default_factory=dict)
     inference_ms: float = 0.0
 

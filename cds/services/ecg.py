@@ -62,8 +62,9 @@ def run_ecg(engine: Engine, job: ClaimedJob) -> EcgOutcome:
                      subject=job.subject, model=result.model.key, input_sha256=result.input_sha256,
                      detail={"rhythm": result.rhythm.label, "flags": [flag.code for flag in result.flags]})
     return EcgOutcome(rhythm=result.rhythm, classifier=result.classifier, measurements=result.measurements,
-                      flags=result.flags, warnings=result.warnings, model=result.model.key,
-                      input_sha256=result.input_sha256, outputs=tuple(p.name for p in written))  # fmt: skip
+                      flags=result.flags, warnings=result.warnings, warning_phrases=result.warning_phrases,
+                      model=result.model.key, input_sha256=result.input_sha256,
+                      outputs=tuple(p.name for p in written))  # fmt: skip
 
 
 def ecg_job(engine: Engine, job_id: str, *, done: bool = False) -> JobRecord:

@@ -52,8 +52,9 @@ def run_slide(engine: Engine, job: ClaimedJob) -> PathologyOutcome:
         record_event(session, AuditAction.PATHOLOGY_READ, Actor(job.actor, job.role),
                      f"Slide/{result.input_sha256[:16]}", subject=job.subject, model=result.model.key,
                      input_sha256=result.input_sha256, detail={"status": result.status.value})
-    return PathologyOutcome(status=result.status, reason=result.reason, label=result.label, finding=result.finding,
-                            score=result.score, warnings=result.warnings, model=result.model.key,
+    return PathologyOutcome(status=result.status, reason=result.reason, reason_phrase=result.reason_phrase,
+                            label=result.label, finding=result.finding, score=result.score, warnings=result.warnings,
+                            warning_phrases=result.warning_phrases, model=result.model.key,
                             input_sha256=result.input_sha256, outputs=tuple(p.name for p in written))
 
 

@@ -14,6 +14,8 @@ STEMI — urgent review") naming the leads; the engine cannot know whether the e
 et al., Circulation 2009): a QTc of 450 ms or more in men and 460 ms or more in women is prolonged; ≥ 500 ms is
 stated as markedly prolonged. Fridericia's correction is used for the flag (Bazett's over-corrects at high rates;
 both values are in the text). Unknown sex: the women's limit (460 ms) is not assumed; the men's (450 ms) is.
+
+Each flag's evidence is also given as phrases (:mod:`cds.results.phrase`) for a reader in another language.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 
 from cds.pipelines.ecg.quality import LeadQuality
 from cds.results.ecg import RHYTHM_TEXT, EcgFlag, Measurements, RhythmCall, Severity
+from cds.results.phrase import Phrase, phrase
 
 MM_PER_MV = 10.0
 LIMB_GROUPS = (("II", "III", "aVF"), ("I", "aVL"))
@@ -57,14 +60,20 @@ def st_elevation_flag(m: Measurements, *, sex: str | None, age_years: float | No
         return None
     leads = tuple(lead for lead in (*("I", "II", "III", "aVR", "aVL", "aVF"), *PRECORDIAL)
                   if any(lead in pair for pair in pairs))  # fmt: skip
-    levels = ", ".join(f"{lead} {m.st_j_mv[lead] * MM_PER_MV:+.1f} mm" for lead in leads)
+    each = tuple(f"{lead} {m.st_j_mv[lead] * MM_PER_MV:+.1f} mm" for lead in leads)
+    levels = ", ".join(each)
     text = f"Possible STEMI — urgent review: ST elevation at the J point in {levels} (4th UDMI cut-points"
+    phrases = [phrase("ecg.st_elevation", levels=each)]
     if sex is None or (sex == "male" and age_years is None):
         text += "; sex or age unknown, so the lowest V2–V3 cut-point, 1.5 mm, was used"
+        phrases.append(phrase("ecg.st_lowest_cut_point"))
     text += "). Whether it is new cannot be known from one ECG"
+    phrases.append(phrase("ecg.st_not_new"))
     if m.qrs_ms is not None and m.qrs_ms >= WIDE_QRS_MS:
         text += f"; QRS {m.qrs_ms:.0f} ms: ST criteria are unreliable with a wide QRS"
-    return EcgFlag(code="possible_stemi", severity=Severity.CRITICAL, text=text + ".", leads=leads)
+        phrases.append(phrase("ecg.st_wide_qrs", qrs_ms=round(m.qrs_ms)))
+    return EcgFlag(code="possible_stemi", severity=Severity.CRITICAL, text=text + ".", leads=leads,
+                   phrases=tuple(phrases))  # fmt: skip
 
 
 def qtc_flag(m: Measurements, *, sex: str | None) -> EcgFlag | None:
@@ -79,15 +88,24 @@ def qtc_flag(m: Measurements, *, sex: str | None) -> EcgFlag | None:
     who = {"female": "women", "male": "men"}.get(sex or "", "men (sex unknown)")
     text = (f"QTc {'markedly ' if marked else ''}prolonged: Fridericia {m.qtc_fridericia_ms:.0f} ms{bazett} "
             f"(limit {limit:.0f} ms for {who}{'; 500 ms or more' if marked else ''}).")
-    return EcgFlag(code="qtc_prolonged", severity=Severity.WARNING, text=text)
+    fridericia = round(m.qtc_fridericia_ms)
+    phrases: list[Phrase] = [
+        phrase("ecg.qtc_fridericia", fridericia=fridericia) if m.qtc_bazett_ms is None
+        else phrase("ecg.qtc_fridericia_bazett", fridericia=fridericia, bazett=round(m.qtc_bazett_ms)),
+        phrase("ecg.qtc_limit_female" if sex == "female" else "ecg.qtc_limit_male" if sex == "male"
+               else "ecg.qtc_limit_sex_unknown", limit=round(limit))]
+    if marked:
+        phrases.append(phrase("ecg.qtc_marked", marked=round(QTC_MARKED_MS)))
+    return EcgFlag(code="qtc_prolonged", severity=Severity.WARNING, text=text, phrases=tuple(phrases))
 
 
 def rhythm_flag(rhythm: RhythmCall) -> EcgFlag | None:
     """A warning for atrial fibrillation, flutter or frequent ectopy; None for sinus rhythms."""
     if rhythm.label not in ("atrial_fibrillation", "atrial_flutter", "frequent_ectopy"):
         return None
+    phrases = (rhythm.evidence_phrase,) if rhythm.evidence_phrase is not None else ()
     return EcgFlag(code=rhythm.label, severity=Severity.WARNING, text=f"{RHYTHM_TEXT[rhythm.label]}: "
-                   f"{rhythm.evidence}.")  # fmt: skip
+                   f"{rhythm.evidence}.", phrases=phrases)  # fmt: skip
 
 
 def quality_flag(quality: Sequence[LeadQuality]) -> EcgFlag | None:
@@ -96,7 +114,9 @@ def quality_flag(quality: Sequence[LeadQuality]) -> EcgFlag | None:
     if not bad:
         return None
     text = "Not measured: " + "; ".join(f"{q.lead} ({', '.join(q.problems)})" for q in bad) + "."
-    return EcgFlag(code="leads_not_measured", severity=Severity.INFO, text=text, leads=tuple(q.lead for q in bad))
+    phrases = tuple(phrase("ecg.lead_not_measured", lead=q.lead, problems=q.problems) for q in bad)
+    return EcgFlag(code="leads_not_measured", severity=Severity.INFO, text=text, leads=tuple(q.lead for q in bad),
+                   phrases=phrases)  # fmt: skip
 
 
 def ecg_flags(m: Measurements, rhythm: RhythmCall, quality: Sequence[LeadQuality], *, sex: str | None,

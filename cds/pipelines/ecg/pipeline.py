@@ -31,6 +31,7 @@ from cds.pipelines.ecg.rhythm import classify_rhythm
 from cds.pipelines.timing import StageTimer
 from cds.results.ecg import RHYTHM_TEXT, EcgAnalysis, EcgFlag, EcgResult, EcgSource, LeadProblems, RhythmCall
 from cds.results.identity import hash_files, hash_path
+from cds.results.phrase import Phrase, phrase
 
 SEXES = {"m": "male", "male": "male", "f": "female", "female": "female"}
 
@@ -163,14 +164,18 @@ class EcgPipeline:
         with timer.stage("hash"):
             digest = input_sha256(item.path, record.format)
         top = max(findings, key=lambda f: f.probability)
-        warnings = []
+        warnings: list[tuple[str, Phrase]] = []  # each in English and as a phrase
         if self.spec.not_for_diagnostic_use:
-            warnings.append("not for diagnostic use: a demonstration rhythm classifier trained on generated ECGs")
+            warnings.append(("not for diagnostic use: a demonstration rhythm classifier trained on generated ECGs",
+                             phrase("ecg.demo_classifier")))
         if rhythm.label != "undetermined" and top.label != rhythm.label:
-            warnings.append(f"the rhythm classifier favours {RHYTHM_TEXT[top.label].lower()} "
-                            f"({top.probability:.2f}); the measured beats say {RHYTHM_TEXT[rhythm.label].lower()}")
+            warnings.append((f"the rhythm classifier favours {RHYTHM_TEXT[top.label].lower()} "
+                             f"({top.probability:.2f}); the measured beats say {RHYTHM_TEXT[rhythm.label].lower()}",
+                             phrase("ecg.classifier_disagrees", classifier=top.label,
+                                    probability=round(top.probability, 2), rhythm=rhythm.label)))
         if record.derived:
-            warnings.append(f"leads {', '.join(record.derived)} derived from I and II (not recorded)")
+            warnings.append((f"leads {', '.join(record.derived)} derived from I and II (not recorded)",
+                             phrase("ecg.derived_leads", leads=tuple(record.derived))))
         result = EcgResult(
             model=self.backend.metadata().model, input_sha256=digest,
             source=EcgSource(name=record.source, format=record.format or "unknown", sampling_hz=record.sampling_hz,
@@ -178,7 +183,8 @@ class EcgPipeline:
             quality=tuple(LeadProblems(lead=q.lead, problems=q.problems) for q in item.quality),
             measurements=beats.measurements, rhythm=rhythm, classifier=findings, flags=item.flags,
             r_peaks_s=tuple(round(float(p) / record.sampling_hz, 4) for p in beats.r_peaks),
-            intended_use=self.spec.intended_use, warnings=tuple(warnings), stage_ms=dict(timer.ms),
+            intended_use=self.spec.intended_use, warnings=tuple(text for text, _ in warnings),
+            warning_phrases=tuple(said for _, said in warnings), stage_ms=dict(timer.ms),
             inference_ms=inference_ms)  # fmt: skip
         return EcgAnalysis(result=result, signals=record.signals, sampling_hz=record.sampling_hz,
                            not_for_diagnostic_use=self.spec.not_for_diagnostic_use)  # fmt: skip

@@ -26,6 +26,7 @@ import numpy as np
 
 from cds.pipelines.ecg.measurements import BeatAnalysis
 from cds.results.ecg import RhythmCall
+from cds.results.phrase import phrase
 
 MIN_BEATS = 4
 P_WAVE_SHARE = 0.5
@@ -62,13 +63,15 @@ def classify_rhythm(beats: BeatAnalysis, sampling_hz: float) -> RhythmCall:
     m = beats.measurements
     count = len(beats.r_peaks)
     if count < MIN_BEATS or m.heart_rate_bpm is None:
-        return RhythmCall(label="undetermined", evidence=f"{count} beats found; at least {MIN_BEATS} are needed")
+        return RhythmCall(label="undetermined", evidence=f"{count} beats found; at least {MIN_BEATS} are needed",
+                          evidence_phrase=phrase("ecg.rhythm_too_few_beats", count=count, needed=MIN_BEATS))
     ectopic = ectopic_beats(beats, sampling_hz)
     dominant = np.asarray(beats.dominant, dtype=bool)
     p_share = float(np.mean(np.asarray(beats.p_wave, dtype=bool)[dominant])) if dominant.any() else 0.0
     irregularity = rr_irregularity(beats, sampling_hz, ectopic)
     premature = int(ectopic.sum())
     rate = f"ventricular rate {m.heart_rate_bpm:.0f}/min"
+    p_percent, bpm = round(p_share * 100), round(m.heart_rate_bpm)  # as the words say them, for the phrases
     common = {"rr_irregularity": irregularity, "p_wave_fraction": round(p_share, 3), "premature_beats": premature}
     if p_share < P_WAVE_SHARE:
         all_rr = np.diff(beats.r_peaks) / sampling_hz
@@ -76,22 +79,32 @@ def classify_rhythm(beats: BeatAnalysis, sampling_hz: float) -> RhythmCall:
         p_text = f"P waves before {p_share:.0%} of beats"
         if spread > IRREGULAR:
             return RhythmCall(label="atrial_fibrillation", evidence=f"irregularly irregular RR (RMSSD/mean "
-                              f"{spread:.2f}), {p_text}, {rate}", **common)  # fmt: skip
+                              f"{spread:.2f}), {p_text}, {rate}",
+                              evidence_phrase=phrase("ecg.rhythm_irregular", spread=round(spread, 2),
+                                                     p_percent=p_percent, rate=bpm), **common)  # fmt: skip
         if m.heart_rate_bpm > TACHYCARDIA_BPM:
             return RhythmCall(label="undetermined", evidence=f"regular tachycardia without a visible P wave "
                               f"({p_text}), {rate}: sinus tachycardia with P waves hidden in the T waves, atrial "
                               "flutter with 2:1 conduction or another supraventricular tachycardia; look for P "
-                              "and flutter waves", **common)  # fmt: skip
+                              "and flutter waves", **common,
+                              evidence_phrase=phrase("ecg.rhythm_regular_tachycardia", p_percent=p_percent,
+                                                     rate=bpm))  # fmt: skip
         return RhythmCall(label="atrial_flutter", evidence=f"regular RR (RMSSD/mean {spread:.2f}) without P waves "
                           f"({p_text}), {rate}: flutter with fixed conduction, or a junctional rhythm",
-                          **common)  # fmt: skip
+                          evidence_phrase=phrase("ecg.rhythm_regular_without_p", spread=round(spread, 2),
+                                                 p_percent=p_percent, rate=bpm), **common)  # fmt: skip
     if premature >= FREQUENT_COUNT and premature >= FREQUENT_SHARE * count:
         return RhythmCall(label="frequent_ectopy", evidence=f"{premature} of {count} beats premature or of another "
-                          f"shape; underlying rhythm with P waves, {rate}", **common)  # fmt: skip
+                          f"shape; underlying rhythm with P waves, {rate}",
+                          evidence_phrase=phrase("ecg.rhythm_ectopy", premature=premature, count=count, rate=bpm),
+                          **common)  # fmt: skip
     regularity = f"RR RMSSD/mean {irregularity:.2f}" if irregularity is not None else "RR regularity not measured"
     evidence = f"P waves before {p_share:.0%} of beats, {regularity}, {rate}"
+    evidence_phrase = (phrase("ecg.rhythm_with_p", p_percent=p_percent, spread=round(irregularity, 2), rate=bpm)
+                       if irregularity is not None
+                       else phrase("ecg.rhythm_with_p_rr_unmeasured", p_percent=p_percent, rate=bpm))  # fmt: skip
     if m.heart_rate_bpm < BRADYCARDIA_BPM:
-        return RhythmCall(label="sinus_bradycardia", evidence=evidence, **common)
+        return RhythmCall(label="sinus_bradycardia", evidence=evidence, evidence_phrase=evidence_phrase, **common)
     if m.heart_rate_bpm > TACHYCARDIA_BPM:
-        return RhythmCall(label="sinus_tachycardia", evidence=evidence, **common)
-    return RhythmCall(label="sinus_rhythm", evidence=evidence, **common)
+        return RhythmCall(label="sinus_tachycardia", evidence=evidence, evidence_phrase=evidence_phrase, **common)
+    return RhythmCall(label="sinus_rhythm", evidence=evidence, evidence_phrase=evidence_phrase, **common)

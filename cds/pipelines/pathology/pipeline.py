@@ -41,6 +41,7 @@ from cds.pipelines.pathology.tissue import TissueMask, TissueOptions, tissue_fro
 from cds.pipelines.timing import StageTimer
 from cds.results.classification import Finding
 from cds.results.identity import hash_path
+from cds.results.phrase import Phrase, phrase
 from cds.results.slide import (
     ProbabilityGrid,
     SlideAnalysis,
@@ -52,6 +53,7 @@ from cds.results.slide import (
 )
 
 ProgressFn = Callable[[int, int], None]  # (patches scored so far, patches to score)
+Caveat = tuple[str, Phrase]  # a warning or reason, in English and as a phrase for other languages
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,9 @@ class SlidePipeline:
         if spec.task is not Task.CLASSIFICATION:
             raise InvalidInputError(f"model {spec.key} is a {spec.task.value} model, not a patch classifier",
                                     code="wrong_task")
-        self.preprocessing, self._model_warnings = load_preprocessing(spec, preprocessing)
+        self.preprocessing, shipped = load_preprocessing(spec, preprocessing)
+        self._model_warnings: tuple[Caveat, ...] = tuple(
+            (text, phrase("slide.no_preprocessing_file", model=spec.key)) for text in shipped)
         self.options = options or SlideOptions()
         if self.options.batch_size < 1 or self.options.top_k < 1:
             raise InvalidInputError(f"batch_size and top_k must be positive, got {self.options}",
@@ -122,7 +126,8 @@ class SlidePipeline:
         self.backend, self.label, self._column = backend, wanted, spec.labels.index(wanted)
         self.threshold = spec.thresholds.get(wanted, 0.5)
         if wanted not in spec.thresholds:
-            self._model_warnings += (f"model {spec.key} states no operating threshold for {wanted}; 0.5 was used",)
+            self._model_warnings += ((f"model {spec.key} states no operating threshold for {wanted}; 0.5 was used",
+                                      phrase("slide.no_threshold", model=spec.key, label=wanted)),)
         self._preprocess = TilePreprocessor(self.preprocessing)
 
     def __call__(self, path: str | Path, *, progress: ProgressFn | None = None) -> SlideAnalysis:
@@ -150,16 +155,19 @@ class SlidePipeline:
             tissue = tissue_from_thumbnail(thumbnail, slide.dimensions, options.tissue)
         source = self._source(slide, tissue.fraction)
         if tissue.empty:
-            return self._no_tissue(digest, source, None, timer, "no tissue found: the slide shows only glass")
+            return self._no_tissue(digest, source, None, timer, ("no tissue found: the slide shows only glass",
+                                                                 phrase("slide.no_tissue_glass")))
         spec = TileSpec(mpp=self.preprocessing.mpp, size=self.preprocessing.size,
                         tissue_threshold=options.tissue_threshold)
         grid = plan_grid(slide, spec, slide_mpp=options.slide_mpp)
-        if slide.mpp is None:
-            warnings.append(f"the slide does not state its resolution; {options.slide_mpp} µm/px was assumed")
+        if slide.mpp is None and options.slide_mpp is not None:  # without either, plan_grid refused the slide
+            warnings.append((f"the slide does not state its resolution; {options.slide_mpp} µm/px was assumed",
+                             phrase("slide.assumed_resolution", mpp=options.slide_mpp)))
         total = sum(1 for _ in self._coords(grid, tissue))
         if total == 0:
             return self._no_tissue(digest, source, _summary(grid, options, 0, 0), timer,
-                                   f"no tissue found: no patch is at least {options.tissue_threshold:.0%} tissue")
+                                   (f"no tissue found: no patch is at least {options.tissue_threshold:.0%} tissue",
+                                    phrase("slide.no_tissue_patch", percent=round(options.tissue_threshold * 100))))
         probabilities = ProbabilityGrid.empty(grid.rows, grid.columns, grid.extent0, slide.dimensions)
         unnormalised = self._stream(slide, grid, tissue, probabilities, timer, total, progress)
         return self._scored(digest, source, _summary(grid, options, total, unnormalised), probabilities,
@@ -226,12 +234,15 @@ class SlidePipeline:
         summary = TileSummary(level=0, level_mpp=self.options.slide_mpp, read_size=max(width, height),
                               grid_columns=1, grid_rows=1, tissue_threshold=0.0, scored=0, unnormalised=0)
         if not mask.any():
-            return self._no_tissue(digest, source, summary, timer, "no tissue found: the tile shows only glass")
+            return self._no_tissue(digest, source, summary, timer, ("no tissue found: the tile shows only glass",
+                                                                    phrase("slide.no_tissue_tile_glass")))
         if self.options.slide_mpp is None:
-            warnings.append(f"a single tile states no resolution; it is taken to be at the model's "
-                            f"{self.preprocessing.mpp} µm/px")
+            warnings.append((f"a single tile states no resolution; it is taken to be at the model's "
+                             f"{self.preprocessing.mpp} µm/px", phrase("slide.tile_resolution_assumed",
+                                                                      mpp=self.preprocessing.mpp)))
         if width != height:
-            warnings.append(f"the {width} × {height} tile was resized to a {self.preprocessing.size}-pixel square")
+            warnings.append((f"the {width} × {height} tile was resized to a {self.preprocessing.size}-pixel square",
+                             phrase("slide.tile_resized", width=width, height=height, size=self.preprocessing.size)))
         with timer.stage("preprocess"):
             prepared = self._preprocess(pixels[None])
         spec = self.backend.spec
@@ -246,39 +257,42 @@ class SlidePipeline:
         return self._scored(digest, source, summary, grid, thumbnail, timer, warnings)
 
     def _scored(self, digest: str, source: SlideSource, summary: TileSummary, grid: ProbabilityGrid,
-                thumbnail: np.ndarray, timer: StageTimer, warnings: list[str]) -> SlideAnalysis:
+                thumbnail: np.ndarray, timer: StageTimer, warnings: list[Caveat]) -> SlideAnalysis:
         with timer.stage("aggregate"):
             score = aggregate(grid.values, threshold=self.threshold, top_k=self.options.top_k)
         with timer.stage("heatmap"):
             heat = heatmap_at(grid, thumbnail.shape[1], thumbnail.shape[0])
             image = overlay(thumbnail, heat, threshold=self.threshold)
         if summary.unnormalised:
-            warnings.append(f"{summary.unnormalised} of {summary.scored} patches could not be stain-normalised "
-                            "(too little stain or one colour) and were scored as they were")
+            warnings.append((f"{summary.unnormalised} of {summary.scored} patches could not be stain-normalised "
+                             "(too little stain or one colour) and were scored as they were",
+                             phrase("slide.unnormalised", unnormalised=summary.unnormalised, scored=summary.scored)))
         finding = Finding(label=self.label, probability=score.top_k_mean, threshold=self.threshold,
                           positive=score.positive)
-        result = self._result(digest, source, SlideStatus.SCORED, "", summary, timer, warnings,
+        result = self._result(digest, source, SlideStatus.SCORED, None, summary, timer, warnings,
                               finding=finding, score=score)
         return SlideAnalysis(result=result, grid=grid, heatmap=image,
                              not_for_diagnostic_use=self.backend.spec.not_for_diagnostic_use)
 
     def _no_tissue(self, digest: str, source: SlideSource, summary: TileSummary | None, timer: StageTimer,
-                   reason: str) -> SlideAnalysis:
+                   reason: Caveat) -> SlideAnalysis:
         result = self._result(digest, source, SlideStatus.NO_TISSUE, reason, summary, timer,
                               list(self._model_warnings))
         return SlideAnalysis(result=result, not_for_diagnostic_use=self.backend.spec.not_for_diagnostic_use)
 
-    def _result(self, digest: str, source: SlideSource, status: SlideStatus, reason: str,
-                summary: TileSummary | None, timer: StageTimer, warnings: list[str], *,
+    def _result(self, digest: str, source: SlideSource, status: SlideStatus, reason: Caveat | None,
+                summary: TileSummary | None, timer: StageTimer, warnings: list[Caveat], *,
                 finding: Finding | None = None, score: SlideScore | None = None) -> SlideResult:
         spec = self.backend.spec
         if spec.not_for_diagnostic_use:
-            warnings = ["not for diagnostic use", *warnings]
+            warnings = [("not for diagnostic use", phrase("slide.not_for_diagnostic_use")), *warnings]
         return SlideResult.model_validate({
             "model": self.backend.metadata().model, "input_sha256": digest, "preprocessing": self.preprocessing,
             "preprocessing_sha256": self.preprocessing.sha256, "source": source, "status": status,
-            "reason": reason, "label": self.label, "finding": finding, "score": score, "tiles": summary,
-            "intended_use": spec.intended_use, "warnings": tuple(warnings),
+            "reason": reason[0] if reason else "", "reason_phrase": reason[1] if reason else None,
+            "label": self.label, "finding": finding, "score": score, "tiles": summary,
+            "intended_use": spec.intended_use, "warnings": tuple(text for text, _ in warnings),
+            "warning_phrases": tuple(said for _, said in warnings),
             "stage_ms": {k: round(v, 3) for k, v in timer.ms.items()}, "inference_ms": timer.ms.get("infer_ms", 0.0)})
 
     def _source(self, slide: Slide, tissue_fraction: float) -> SlideSource:
