@@ -204,6 +204,10 @@ class PlausibilityTask(ClassifierTask[PlausibilityConfig]):
                 "Input gate for the chest X-ray demonstration model: refuses images that are not frontal chest "
                 "radiographs whatever their DICOM tags say. Trained on generated images; not a medical device."
             ),
+            "intended_use_zh": (
+                "胸部 X 线演示模型的输入把关：无论 DICOM 标签如何，拒绝非正位胸片的图像。在生成的图像上训练；不是医"
+                "疗器械。"
+            ),
             "inputs": [{"name": "image", "dtype": "float32", "shape": [-1, 1, size, size],
                         "value_range": list(UNIT_RANGE)}],
             "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [-1, 1], "value_range": [0.0, 1.0],

@@ -142,6 +142,10 @@ class ChestXrayTask(ClassifierTask[ChestXrayConfig]):
                 "repository. Not a medical device, not for clinical use, not to be run on patient images for any "
                 "decision."
             ),
+            "intended_use_zh": (
+                "仅供演示与引擎测试：在本仓库生成的合成 X 线片上训练。不是医疗器械，不用于临床，不得对患者影像运行"
+                "以作任何决策。"
+            ),
             "inputs": [{"name": "image", "dtype": "float32", "shape": [-1, 1, size, size],
                         "value_range": list(MODEL_RANGE)}],
             "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [-1, len(LABELS)],

@@ -78,6 +78,10 @@ class CtOrgansTask(SegmentationTask[CtOrgansConfig]):
                 "repository, never on patient images. Not a medical device, not for clinical use, not to be run on "
                 "patient images for any decision."
             ),
+            "intended_use_zh": (
+                "仅供演示与引擎测试：在本仓库生成的类 CT 容积上训练和测试，从未用于患者影像。不是医疗器械，不用于临"
+                "床，不得对患者影像运行以作任何决策。"
+            ),
             "not_for_diagnostic_use": True,
             "imaging": {"modalities": ["CT"], "body_parts": ["ABDOMEN", "ABDOMENPELVIS", "CHESTABDOMEN"],
                         "photometric": ["MONOCHROME2"], "min_rows": 64, "min_columns": 64, "min_slices": 16,

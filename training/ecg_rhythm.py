@@ -155,6 +155,10 @@ class EcgRhythmTask(ClassifierTask[EcgRhythmConfig]):
                 "trained on generated ECGs. A second opinion beside the engine's rule-based rhythm, for a "
                 "cardiologist who reads and signs every ECG."
             ),
+            "intended_use_zh": (
+                "仅供演示与引擎测试。不是医疗器械，不可用于诊断：在生成的心电图上训练。作为引擎基于规则的节律判读之"
+                "外的第二意见，供判读并签发每份心电图的心内科医师参考。"
+            ),
             "inputs": [{"name": "image", "dtype": "float32", "shape": [-1, len(w.leads), w.window_samples],
                         "value_range": [-w.clip_mv, w.clip_mv], "channel_names": list(w.leads)}],
             "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [-1, len(LABELS)],

@@ -75,6 +75,9 @@ class LesionTask(ClassifierTask[LesionConfig]):
                 "Demonstration and engine testing only. Not a medical device, not for diagnostic use, and not to be "
                 "run on patient images: it was trained on generated data."
             ),
+            "intended_use_zh": (
+                "仅供演示与引擎测试。不是医疗器械，不可用于诊断，也不得对患者影像运行：在生成的数据上训练。"
+            ),
             "inputs": [{"name": "image", "dtype": "float32", "shape": [-1, 1, SIZE, SIZE], "value_range": [0.0, 1.0]}],
             "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [-1, 1], "value_range": [0.0, 1.0],
                          "channel_names": list(LABELS)}],

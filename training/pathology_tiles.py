@@ -188,6 +188,10 @@ class PathologyTilesTask(ClassifierTask[PathologyConfig]):
                 "Demonstration and engine testing only. Not a medical device, not for diagnostic use, and not to be "
                 "run on patient slides for any decision: it was trained on generated H&E-like patches."
             ),
+            "intended_use_zh": (
+                "仅供演示与引擎测试。不是医疗器械，不可用于诊断，不得对患者切片运行以作任何决策：在生成的类 H&E 图"
+                "块上训练。"
+            ),
             "inputs": [{"name": "image", "dtype": "float32", "shape": [-1, 3, size, size],
                         "value_range": list(self.preprocessing.value_range), "channel_names": ["R", "G", "B"]}],
             "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [-1, 1], "value_range": [0.0, 1.0],

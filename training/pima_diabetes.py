@@ -165,6 +165,10 @@ def _spec_document(args: argparse.Namespace, x_train: np.ndarray, threshold: flo
             "(Arizona, USA) examined before 1990; not validated for any other population and not for "
             "diagnostic use."
         ),
+        "intended_use_zh": (
+            "演示引擎后端所用的表格机器学习风险模型。在 1990 年前受检的 200 名皮马族女性（美国亚利桑那州）中训练；"
+            "未在任何其他人群中验证，不可用于诊断。"
+        ),
         "inputs": [{"name": "features", "dtype": "float32", "shape": [-1, len(FEATURES)]}],
         "outputs": [  # the graph's int64 "label" output is not part of the contract
             {"name": "probabilities", "dtype": "float32", "shape": [-1, 2], "value_range": [0.0, 1.0],

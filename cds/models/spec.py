@@ -270,6 +270,8 @@ class ModelSpec(_Frozen):
         modality: What kind of input it was trained on.
         description: One or two sentences on what it outputs.
         intended_use: Who may use its output, for what, and with which caveats.
+        intended_use_zh: The same in Simplified Chinese, for readers whose workspace is in Chinese (optional:
+            without it they read the English; see :meth:`intended_use_in`).
         inputs: Input tensor contract.
         outputs: Output tensor contract.
         labels: Output labels (classification) or classes (segmentation).
@@ -296,6 +298,7 @@ class ModelSpec(_Frozen):
     modality: Modality
     description: str = Field(min_length=1)
     intended_use: str = Field(min_length=1)
+    intended_use_zh: str | None = Field(default=None, min_length=1)
     inputs: tuple[TensorSpec, ...] = Field(min_length=1)
     outputs: tuple[TensorSpec, ...] = Field(min_length=1)
     labels: tuple[str, ...] = ()
@@ -395,6 +398,12 @@ class ModelSpec(_Frozen):
                     f"volume.roi_size {list(self.volume.roi_size)} does not fit the input {list(image.shape)} "
                     "(expected [-1, channels, slices, rows, columns] with fixed sizes equal to the roi)"
                 )
+
+    def intended_use_in(self, language: str) -> str:
+        """The intended use in ``language`` (a BCP 47 tag; any ``zh`` one is Chinese) where given, else in English."""
+        if language.lower().split("-")[0] == "zh" and self.intended_use_zh:
+            return self.intended_use_zh
+        return self.intended_use
 
     @property
     def key(self) -> str:

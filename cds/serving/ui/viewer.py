@@ -165,20 +165,20 @@ def slice_of(image: sources.ViewerImage, index: int) -> np.ndarray:
     return pixels
 
 
-def model_info(registry: ModelRegistry, key: str) -> ModelInfo:
-    """The registry's word on ``name:version``; a model no longer registered keeps the caveat on."""
+def model_info(registry: ModelRegistry, key: str, language: str = "en") -> ModelInfo:
+    """The registry's word on ``name:version`` (intended use in ``language`` where given); caveat on if unknown."""
     name, _, version = key.partition(":")
     try:
         spec = registry.get(name, version or None)
     except CdsError:
         return ModelInfo(key=key, name=name, version=version, intended_use="unknown: the model is no longer "
                          "registered", not_for_diagnostic_use=True, model_card="")  # fmt: skip
-    return ModelInfo(key=spec.key, name=spec.name, version=spec.version, intended_use=spec.intended_use,
+    return ModelInfo(key=spec.key, name=spec.name, version=spec.version, intended_use=spec.intended_use_in(language),
                      not_for_diagnostic_use=spec.not_for_diagnostic_use, model_card=spec.model_card.name)
 
 
-def build_view(registry: ModelRegistry, read: FinishedOutcome) -> ViewerPublic:
-    """The viewer's data for one outcome of a finished pre-read."""
+def build_view(registry: ModelRegistry, read: FinishedOutcome, language: str = "en") -> ViewerPublic:
+    """The viewer's data for one outcome of a finished pre-read (the model's intended use in ``language``)."""
     outcome = read.outcome
     image = summary_of(read)
     seg = segmentation_of(read, image.sop_instance_uids)
@@ -196,6 +196,6 @@ def build_view(registry: ModelRegistry, read: FinishedOutcome) -> ViewerPublic:
     scale = heatmap_scale(read)
     return ViewerPublic(job_id=read.job.id, uid=outcome.uid, kind=outcome.kind.value, study_uid=outcome.study_uid,
                         series_uid=outcome.series_uid, patient_id=read.patient_id,
-                        model=model_info(registry, outcome.model), findings=findings, structures=structures,
+                        model=model_info(registry, outcome.model, language), findings=findings, structures=structures,
                         image=geometry, outlines=seg is not None, heatmap_method=_heatmap_method(read),
                         heatmap_scale=scale, heatmap_floor=FLOORS[scale])

@@ -271,10 +271,13 @@ def _png(answer: Any) -> np.ndarray:
 
 def test_the_view_shows_findings_against_thresholds_and_the_models_caveat(reader: Any) -> None:
     client, outcomes = reader
-    view = client.get(f"{_base(outcomes['radiograph'])}/view", headers=bearer(client, Role.RADIOLOGIST)).json()
+    view = client.get(f"{_base(outcomes['radiograph'])}/view",
+                      headers=bearer(client, Role.RADIOLOGIST) | {"Accept-Language": "en-GB"}).json()
     assert view["kind"] == "radiograph" and view["patient_id"] == "SYNTH-W"
     assert view["model"]["key"] == "chest-xray-demo:2.0.0" and view["model"]["not_for_diagnostic_use"] is True
     assert "Not a medical device" in view["model"]["intended_use"]
+    chinese = client.get(f"{_base(outcomes['radiograph'])}/view", headers=bearer(client, Role.RADIOLOGIST)).json()
+    assert "不是医疗器械" in chinese["model"]["intended_use"]  # no Accept-Language: the site's (a Chinese one here)
     assert len(view["findings"]) == 18
     for finding in view["findings"]:
         assert finding["ratio"] == pytest.approx(finding["probability"] / finding["threshold"])

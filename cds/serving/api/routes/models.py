@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
 
+from cds.interop.card_language import negotiate
 from cds.serving.api.auth import Principal
 from cds.serving.api.deps import ALL_ROLES, StateDep, require
 
@@ -26,10 +27,12 @@ class ModelSummary(BaseModel):
 
 
 class ModelDetail(BaseModel):
-    """A model version's full spec and its model card (Markdown)."""
+    """A model version's full spec, its model card (Markdown) and its intended use in the request's language."""
 
     spec: dict[str, Any]
     model_card: str
+    intended_use: str = Field(description="the spec's intended use in the request's language (Accept-Language, else "
+                              "the site's): Chinese where the spec gives intended_use_zh, else English")
 
 
 @router.get("")
@@ -45,8 +48,9 @@ def list_models(state: StateDep, _principal: AnyRole) -> list[ModelSummary]:
 
 
 @router.get("/{name}")
-def show_model(name: str, state: StateDep, _principal: AnyRole, version: str | None = None) -> ModelDetail:
-    """One model's spec (newest version unless ``version`` is given) and its card."""
+def show_model(name: str, request: Request, state: StateDep, _principal: AnyRole,
+               version: str | None = None) -> ModelDetail:  # fmt: skip
+    """One model's spec (newest version unless ``version`` is given), its card and its intended use."""
     spec = state.registry.get(name, version)
     spec_json = spec.model_dump(mode="json")
     for artifact in spec_json["artifacts"].values():  # server paths are not the caller's business
@@ -54,4 +58,5 @@ def show_model(name: str, state: StateDep, _principal: AnyRole, version: str | N
             artifact["path"] = artifact["path"].rsplit("/", 1)[-1]
     spec_json["model_card"] = spec.model_card.name
     card = spec.model_card.read_text(encoding="utf-8") if spec.model_card.is_file() else ""
-    return ModelDetail(spec=spec_json, model_card=card)
+    language = negotiate(request.headers.get("accept-language"), state.settings.card_language)
+    return ModelDetail(spec=spec_json, model_card=card, intended_use=spec.intended_use_in(language))

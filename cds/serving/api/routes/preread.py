@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from cds.errors import NotFoundError
+from cds.interop.card_language import negotiate
 from cds.interop.outputs.radiograph import FLOORS
 from cds.results.jobs import JobKind, OutcomeKind
 from cds.services import feedback, report_signing
@@ -80,9 +81,13 @@ def preread_status(job_id: str, request: Request, state: StateDep, engine: Engin
 
 
 @router.get("/{uid}/view")
-def view(read: Outcome, engine: EngineDep, principal: Radiology) -> viewer.ViewerPublic:
-    """What the viewer shows for one outcome of a finished pre-read (audited as the viewer's opening)."""
-    answer = viewer.build_view(engine.registry, read)
+def view(read: Outcome, request: Request, engine: EngineDep, principal: Radiology) -> viewer.ViewerPublic:
+    """What the viewer shows for one outcome of a finished pre-read (audited as the viewer's opening).
+
+    The model's intended use is in the request's language (``Accept-Language``) where its spec gives one.
+    """
+    language = negotiate(request.headers.get("accept-language"), engine.settings.card_language)
+    answer = viewer.build_view(engine.registry, read, language)
     record_outcome_event(engine, AuditAction.IMAGING_VIEWER_OPEN, principal.actor, read)
     return answer
 
