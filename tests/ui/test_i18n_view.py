@@ -5,8 +5,10 @@ lang>``, headings, buttons, badges and dates (Intl, zh-CN) of the sign-in, the w
 and their names, review, sign-off), the risk panel, whose laboratory values stay in the units the laboratory sent
 (mmol/L, µmol/L), monitoring, follow-up, referrals and the model dashboard; the pathologist's slide list and read
 (score, tumour area, the slide viewer's controls and read-out) and the cardiologist's ECG list and read (rhythm, flags,
-measurements in 次/分 and ms, calipers, review). The choice survives a reload; contrast holds and no Chinese label
-overflows its button or badge. Screenshots at 1280x800 and 390x844 go to ``$CDS_UI_ARTIFACTS`` (``zh-*.png``).
+measurements in 次/分 and ms, calipers, review). What the server writes is in Chinese too: the ECG's flags, rhythm
+evidence and warnings and the slide's warnings (from their phrases), the model's intended use, and a refused upload's
+reason (its code in words, the server's English detail beside it). The choice survives a reload; contrast holds and no
+Chinese label overflows its button or badge. Screenshots at 1280x800 and 390x844 go to ``$CDS_UI_ARTIFACTS`` (``zh-*.png``).
 """
 
 from __future__ import annotations
@@ -214,6 +216,9 @@ def test_slide_and_ecg_reads_in_chinese(page: Any, server: str, reads: dict[str,
     expect(page.locator("#tumour-area")).to_have_text(re.compile(r"^\d+\.\d%（\d+ 个组织图块中有 \d+ 个达到或超过阈值）$"))
     expect(page.locator("#slide-patient")).to_have_text("上传时未提供")
     expect(page.locator("#nfdu strong")).to_have_text("不可用于诊断。")
+    expect(page.locator("#nfdu")).to_contain_text("不是医疗器械")  # the model's intended use, in Chinese
+    expect(page.locator("#nfdu")).not_to_contain_text("Demonstration")
+    expect(page.locator(".slide-panel .warnings li").first).to_have_text("不可用于诊断。")
     expect(page.get_by_role("heading", name="AI 发现")).to_be_visible()
     tumour = page.locator('#findings-table tr[data-label="tumour"]')
     expect(tumour.locator(".label")).to_have_text("肿瘤")
@@ -247,10 +252,25 @@ def test_slide_and_ecg_reads_in_chinese(page: Any, server: str, reads: dict[str,
     expect(row.locator(".flags")).to_contain_text("疑似 STEMI — 需紧急审核")
     expect(page.get_by_role("button", name="上传心电图")).to_be_visible()
     expect(page.get_by_label("性别（用于 ST 段与 QTc 界值）")).to_be_visible()
+    # a refused upload: what was wrong in Chinese, the server's detail (naming what it refused) beside it
+    page.locator("#ecg-file").set_input_files(files=[{"name": "empty.csv", "mimeType": "text/csv", "buffer": b""}])
+    page.get_by_role("button", name="上传心电图").click()
+    refused = page.locator("#ecg-upload-status")
+    expect(refused).to_contain_text("上传失败（empty_input）：未上传任何内容：文件为空")
+    expect(refused.locator(".error-detail")).to_have_text("the uploaded file is empty")
     row.get_by_role("button", name=re.compile("^打开 .* 的心电图判读$")).click()
     expect(page.locator("#ecg-rhythm")).to_be_visible(timeout=60_000)
     expect(page.locator("#ecg-critical .critical-title")).to_contain_text("疑似 STEMI — 需紧急审核")
     expect(page.locator("#ecg-critical .critical-leads")).to_contain_text("导联")
+    # the flags, the rhythm's evidence, the warnings and the model's intended use as the server wrote them, in Chinese
+    expect(page.locator("#ecg-critical")).to_contain_text(re.compile(r"J 点处 ST 段抬高：(II|III|aVF) \+\d\.\d mm"))
+    stemi = page.locator('#ecg-flags li[data-code="possible_stemi"] .flag-text')
+    expect(stemi).to_contain_text("仅凭一份心电图无法判断是否为新发。")
+    expect(stemi).not_to_contain_text("ST elevation")
+    expect(page.locator("#rhythm-evidence")).to_have_text(re.compile(r"^\d+% 的心搏前有 P 波，.*心室率 \d+ 次/分。$"))
+    expect(page.locator("#ecg-warnings li").first).to_have_text("不可用于诊断：这是在生成的心电图上训练的演示用节律分类器。")
+    expect(page.locator("#nfdu")).to_contain_text("不是医疗器械")
+    expect(page.locator("main")).not_to_contain_text("Demonstration")
     expect(page.locator("#ecg-rhythm")).to_have_text("窦性心律")
     expect(page.locator("#ecg-rate")).to_have_text(re.compile(r"^\d+ 次/分$"))
     expect(page.locator("#ecg-measurements thead th")).to_have_text(["项目", "AI 值", "您的审核", "接受", "更正"])

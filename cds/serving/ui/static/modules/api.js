@@ -8,8 +8,12 @@
 // its AbortSignal fires. Other methods are never retried, since the server may have applied them. While requests are
 // failing the page hears "cds:connection" ({state: "lost" | "restored"}) and a probe of /healthz tells it when the
 // server is back, even if no view is polling.
+//
+// An error the server explains (problem+json with a `code`) is said in the workspace's language when the catalogues
+// know its code ("error.<code>"), with the server's English detail kept beside it, since it names the field, file or
+// value at fault; a code they do not know is shown as the server's detail.
 
-import { language, t } from "./i18n.js";
+import { has, language, t } from "./i18n.js";
 
 const SESSION_KEY = "cds.session";
 const BEARER = "Bearer"; // the HTTP authentication scheme (RFC 6750), not a message
@@ -32,14 +36,43 @@ export function clearSession() {
   window.sessionStorage.removeItem(SESSION_KEY);
 }
 
-/** An HTTP error with the problem+json `code` and `detail` (or the raw body for other error documents). */
+/** What an error `code` means in the workspace's language, or null for a code the catalogues do not know. */
+export function codeText(code) {
+  return code && has(`error.${code}`) ? t(`error.${code}`) : null;
+}
+
+/**
+ * An HTTP error with the problem+json `code` and `detail` (or the raw body for other error documents). `title` is
+ * what the code means in the workspace's language (null when unknown); `message` is the title with the detail, or
+ * the detail alone.
+ */
 export class ApiError extends Error {
   constructor(status, code, detail, body) {
-    super(detail || `HTTP ${status}`);
+    const title = codeText(code) ?? (status === 429 ? codeText("too_many_requests") : null);
+    super(title && detail ? t("error.withDetail", { title, detail }) : title || detail || `HTTP ${status}`);
     this.status = status;
     this.code = code;
     this.body = body;
+    this.title = title;
+    this.detail = detail || "";
   }
+}
+
+/**
+ * An error to show as {main, detail}: the meaning of its code in the workspace's language and the server's English
+ * detail as a second line, or its message alone (detail ""). Also takes a failed job's error, "<code>: <detail>", or
+ * a list's bare error code.
+ */
+export function errorParts(error) {
+  if (error instanceof ApiError) {
+    return error.title ? { main: error.title, detail: error.detail } : { main: error.message, detail: "" };
+  }
+  if (typeof error === "string") {
+    const [, code, detail = ""] = /^([a-z][a-z0-9_]*)(?:: ([\s\S]*))?$/.exec(error) ?? [];
+    const title = codeText(code);
+    return title ? { main: title, detail } : { main: error, detail: "" };
+  }
+  return { main: error?.message ?? String(error), detail: "" };
 }
 
 const RETRY_FIRST_MS = 250;

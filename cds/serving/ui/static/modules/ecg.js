@@ -3,9 +3,11 @@
 // critical reads (possible STEMI) above the rest, refreshed while any is still queued or running. Opening one (or
 // finishing an upload) goes to the reader (#/ecg/<job>).
 
-import { api, isTransient } from "./api.js";
+import { api, errorParts, isTransient } from "./api.js";
 import { announce, clock, decimal, h, replace, stateText, when } from "./dom.js";
+import { showError } from "./error_view.js";
 import { has, t } from "./i18n.js";
+import { phrasedList, phrasesText, phraseText } from "./phrases.js";
 
 const POLL_MS = 3000;
 const FINISHED = new Set(["done", "failed"]);
@@ -22,9 +24,33 @@ export function flagTitle(code) {
   return has(`flag.${code}`) ? t(`flag.${code}`) : code.replaceAll("_", " ");
 }
 
+/** A lead's signal-quality problem in words (cds.pipelines.ecg.quality: flat, lead_off, noisy, ...). */
+function leadProblem(code) {
+  return has(`ecgQuality.${code}`) ? t(`ecgQuality.${code}`) : code.replaceAll("_", " ");
+}
+
+/** How the ECG phrases' coded values are said (phrases.js). */
+export const ECG_VALUES = { problems: leadProblem, classifier: rhythmText, rhythm: rhythmText };
+
+/** A flag's evidence without its title, in the workspace's language (`english`: the server's, when it cannot be). */
+export function flagText(flag, english = flag.text) {
+  return phrasesText(flag.phrases, english, ECG_VALUES);
+}
+
+/** What the rhythm call rests on, in the workspace's language. */
+export function evidenceText(rhythm) {
+  return phraseText(rhythm.evidence_phrase, rhythm.evidence, ECG_VALUES);
+}
+
+/** The read's warnings, in the workspace's language. */
+export function warningTexts(result) {
+  return phrasedList(result.warnings, result.warning_phrases, ECG_VALUES);
+}
+
 function stateCell(job) {
   return h("td", { class: "state" }, h("span", { class: `badge state-${job.state}` }, stateText(job.state)),
-    job.state === "failed" && job.error ? h("span", { class: "block muted" }, job.error) : null);
+    job.state === "failed" && job.error ? h("span", { class: "block muted", dataset: { code: job.error } },
+      errorParts(job.error).main) : null); // the reason's code, in words where the catalogues know it
 }
 
 function flagsCell(job) {
@@ -102,7 +128,7 @@ function uploadForm(onUploaded) {
       onUploaded(job);
     } catch (error) {
       status.className = "error";
-      status.textContent = t("ecg.uploadFailed", { code: error.code ?? "error", error: error.message });
+      showError(status, error, (main) => t("ecg.uploadFailed", { code: error.code ?? "error", error: main }));
     } finally {
       submit.disabled = false;
     }

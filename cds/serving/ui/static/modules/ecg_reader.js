@@ -3,11 +3,13 @@
 // (rules and the model's probabilities), the flags, the measurements, ST levels and warnings. Each item is accepted,
 // corrected (a number; the rhythm from the allowed labels) or, for a flag, rejected: POST .../reviews, then the
 // history (GET .../reviews) is read again. A refusal from the server is shown with its code. The printout (PNG, PDF)
-// and the FHIR report are downloaded with the session's credential.
+// and the FHIR report are downloaded with the session's credential. Flags, the rhythm's evidence and warnings are
+// said from their phrases (phrases.js), the model's intended use as /v1/models gives it in the request's language.
 
 import { api, isTransient } from "./api.js";
 import { announce, decimal, h, replace, when } from "./dom.js";
-import { flagTitle, rhythmText } from "./ecg.js";
+import { evidenceText, flagText, flagTitle, rhythmText, warningTexts } from "./ecg.js";
+import { showError } from "./error_view.js";
 import { CATALOGUES, t } from "./i18n.js";
 import { tracings } from "./ecg_paper.js";
 import { downloadButton } from "./download.js";
@@ -69,7 +71,7 @@ function criticalBanner(flags) {
       h("p", { class: "critical-title" }, flagTitle(flag.code),
         flag.leads.length ? h("span", { class: "critical-leads" }, t("ecgRead.leads", { leads: flag.leads.join(", ") }))
           : null),
-      h("p", {}, withoutTitle(flag)))));
+      h("p", {}, flagText(flag, withoutTitle(flag))))));
 }
 
 /** The review controls and history: the current review per item, and the POSTs. */
@@ -186,7 +188,7 @@ class Reviews {
           t(`ecgRead.severity.${flag.severity}`)),
           " ", h("strong", {}, flagTitle(flag.code)),
           flag.leads.length ? h("span", { class: "muted" }, ` · ${flag.leads.join(", ")}`) : null),
-        h("p", { class: "flag-text" }, flag.text),
+        h("p", { class: "flag-text" }, flagText(flag)),
         h("div", { class: "review-controls" }, this.cell(flag.code), this.acceptButton(flag.code, name),
           h("button", { type: "button", class: "review rejected", "aria-label": t("findings.rejectLabel", { name }),
             onClick: () => this.send(flag.code, "rejected") }, t("findings.reject"))));
@@ -282,20 +284,21 @@ export function renderEcgReader(main, jobId) {
         fact(t("read.model"), `${modelName} ${version}`, "ecg-model")]),
       criticalBanner(result.flags),
       h("p", { class: caveat ? "nfdu" : "muted", role: "note", id: "nfdu" },
-        caveat ? h("strong", {}, t("viewer.nfdu")) : null, caveat ? " " : null, detail.intended_use),
+        caveat ? h("strong", {}, t("viewer.nfdu")) : null, caveat ? " " : null,
+        model?.intended_use ?? detail.intended_use),
       h("div", { class: "ecg-body" }, drawing.element,
         h("div", { class: "ecg-group ecg-side" },
           h("section", { class: "card ecg-card", "aria-labelledby": "rhythm-heading" },
             h("h2", { id: "rhythm-heading" }, t("ecgRead.rhythmTitle")),
             h("p", { class: "ecg-headline" }, h("span", { id: "ecg-rhythm" }, rhythmText(result.rhythm.label)),
               " · ", h("span", { id: "ecg-rate", class: "numbers" }, numberText(m.heart_rate_bpm, "bpm"))),
-            h("p", { id: "rhythm-evidence" }, result.rhythm.evidence),
+            h("p", { id: "rhythm-evidence" }, evidenceText(result.rhythm)),
             h("p", { class: "muted" }, t("ecgRead.beats", { count: m.beats, leads: m.leads_measured.length })),
             classifierTable(result.classifier)),
           h("section", { class: "card ecg-card", "aria-labelledby": "flags-heading" },
             h("h2", { id: "flags-heading" }, t("ecgRead.flagsTitle")), reviews.flagList(),
             result.warnings.length ? h("ul", { class: "warnings", id: "ecg-warnings",
-              "aria-label": t("common.warnings") }, result.warnings.map((w) => h("li", {}, w))) : null)),
+              "aria-label": t("common.warnings") }, warningTexts(result).map((w) => h("li", {}, w))) : null)),
         h("section", { class: "card ecg-card ecg-measurements", "aria-labelledby": "measure-heading" },
           h("h2", { id: "measure-heading" }, t("ecgRead.measureTitle")),
           h("div", { class: "field" }, h("label", { for: "review-comment" }, t("ecgRead.comment")), reviews.comment),
@@ -326,7 +329,7 @@ export function renderEcgReader(main, jobId) {
       }
       if (job.state === "failed") {
         state.className = "error";
-        state.textContent = t("read.failed", { error: job.error });
+        showError(state, job.error, (main) => t("read.failed", { error: main }));
         return;
       }
       state.textContent = t(job.state === "queued" ? "read.queued" : "ecgRead.running");
@@ -334,7 +337,7 @@ export function renderEcgReader(main, jobId) {
     } catch (error) {
       if (!disposed) {
         state.className = "error";
-        state.textContent = t("read.cannotShowCode", { code: error.code ?? "error", error: error.message });
+        showError(state, error, (main) => t("read.cannotShowCode", { code: error.code ?? "error", error: main }));
         if (isTransient(error)) timer = window.setTimeout(poll, POLL_MS); // the server is away: keep asking
       }
     }

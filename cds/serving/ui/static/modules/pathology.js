@@ -2,8 +2,9 @@
 // patient reference ties it to a patient), and their recent slide reads from GET /v1/pathology/jobs, refreshed
 // while any is still queued or running. Opening one (or finishing an upload) goes to the slide view.
 
-import { api, isTransient } from "./api.js";
+import { api, errorParts, isTransient } from "./api.js";
 import { announce, clock, decimal, h, replace, stateText, when } from "./dom.js";
+import { showError } from "./error_view.js";
 import { displayName } from "./findings.js";
 import { t } from "./i18n.js";
 
@@ -13,7 +14,9 @@ export const SLIDE_TYPES = ".tif,.tiff,.svs,.ndpi,.mrxs,.dcm,.png,.jpg,.jpeg";
 
 /** A job's answer in words: the call, no tissue, or why it failed. */
 export function resultText(job) {
-  if (job.state === "failed") return t("pathology.failed", { error: job.error || t("pathology.unknownReason") });
+  if (job.state === "failed") {
+    return t("pathology.failed", { error: job.error ? errorParts(job.error).main : t("pathology.unknownReason") });
+  }
   if (job.state !== "done") return t("pathology.waiting");
   if (job.status === "no_tissue") return t("pathology.noTissue");
   const label = displayName(job.label ?? "tumour");
@@ -95,7 +98,7 @@ export function renderPathology(main) {
       announce(t("reads.uploaded", { file: file.name }));
       window.location.hash = `#/pathology/${encodeURIComponent(job)}`;
     } catch (error) {
-      status.textContent = t("pathology.uploadFailed", { error: error.message });
+      showError(status, error, (main) => t("pathology.uploadFailed", { error: main }));
     } finally {
       uploadButton.disabled = false;
       fileInput.value = "";

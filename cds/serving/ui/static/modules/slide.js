@@ -8,14 +8,18 @@
 // region; + and - (or the Zoom list) change the magnification. Below, the pathologist's review: accept or reject the AI's
 // slide-level finding with an optional comment (POST .../feedback), and the sign-off panel (impression, name, the
 // versions signed, the signed FHIR report); a slide without tissue has no finding and is signed on the impression.
+// Why nothing was scored and the warnings are said from their phrases (phrases.js), the model's intended use as
+// /v1/models gives it in the request's language.
 
 import { api, isTransient } from "./api.js";
 import { announce, decimal, h, replace } from "./dom.js";
+import { showError } from "./error_view.js";
 import { t } from "./i18n.js";
+import { known, phrasedList, phraseText } from "./phrases.js";
 import { ApiImage } from "./layers.js";
 import { percent, resultText } from "./pathology.js";
 import { downloadButton } from "./download.js";
-import { renderFindings } from "./findings.js";
+import { displayName, renderFindings } from "./findings.js";
 import { SLIDE, renderSigning } from "./signing.js";
 import { loadVerdicts } from "./versions.js";
 
@@ -82,11 +86,11 @@ function resultPanel(job, detail, base) {
     fact(t("slide.inputSha"), `${r.input_sha256.slice(0, 16)}…`));
   return h("div", { class: "panel slide-panel" },
     h("p", { class: "call" }, h("span", { class: `badge band ${call[1]}`, id: "slide-call" }, call[0])),
-    r.status === "no_tissue" ? h("p", { id: "no-tissue" },
-      t("slide.nothingScored", { reason: sentence(r.reason || t("slide.noTissueReason")) })) : null,
+    r.status === "no_tissue" ? h("p", { id: "no-tissue" }, t("slide.nothingScored", { reason: known(r.reason_phrase)
+      ? phraseText(r.reason_phrase, r.reason) : sentence(r.reason || t("slide.noTissueReason")) })) : null,
     h("dl", { class: "slide-facts" }, facts),
     r.warnings.length ? h("ul", { class: "warnings", "aria-label": t("common.warnings") },
-      r.warnings.map((w) => h("li", {}, w))) : null,
+      phrasedList(r.warnings, r.warning_phrases, { label: displayName }).map((w) => h("li", {}, w))) : null,
     h("div", { class: "buttons" }, downloadButton(base, "diagnostic-report.json", t("slide.downloadFhir")),
       downloadButton(base, "result.json", t("slide.downloadJson"))));
 }
@@ -256,10 +260,10 @@ export function renderSlide(main, jobId) {
     replace(main, h("section", { class: "slide-view", "aria-labelledby": "slide-heading" },
       head([fact(t("read.patient"), job.subject || t("read.patientNotGiven"), "slide-patient"),
         fact(t("read.file"), source.name),
-        fact(t("slide.fact.slide"), sizeText(source.width, source.height, source.mpp)),
-        fact(t("read.model"), `${detail.model.name} ${detail.model.version}`)]),
+        fact(t("slide.fact.slide"), sizeText(source.width, source.height, source.mpp))]), // the model: in the panel
       h("p", { class: caveat ? "nfdu" : "muted", role: "note", id: "nfdu" },
-        caveat ? h("strong", {}, t("viewer.nfdu")) : null, caveat ? " " : null, detail.intended_use),
+        caveat ? h("strong", {}, t("viewer.nfdu")) : null, caveat ? " " : null,
+        model?.intended_use ?? detail.intended_use),
       osd ? null : h("p", { class: "notice", role: "alert", id: "bundle-missing" }, t("slide.bundleMissing")),
       h("div", { class: `slide-body ${layout}` }, figure, zoom, resultPanel(job, detail, base)),
       review(job.result, feedback, signatures, base)));
@@ -279,7 +283,7 @@ export function renderSlide(main, jobId) {
       }
       if (job.state === "failed") {
         state.className = "error";
-        state.textContent = t("read.failed", { error: job.error });
+        showError(state, job.error, (main) => t("read.failed", { error: main }));
         return;
       }
       state.textContent = t(job.state === "queued" ? "read.queued" : "slide.running");
@@ -287,7 +291,7 @@ export function renderSlide(main, jobId) {
     } catch (error) {
       if (!disposed) {
         state.className = "error";
-        state.textContent = t("read.cannotShow", { error: error.message });
+        showError(state, error, (main) => t("read.cannotShow", { error: main }));
         if (isTransient(error)) timer = window.setTimeout(poll, POLL_MS); // the server is away: keep asking
       }
     }

@@ -2,6 +2,7 @@
 // application/dicom part. The files are not read into JavaScript: the Blob references them and the browser streams
 // them into the request.
 
+import { codeText } from "./api.js";
 import { t } from "./i18n.js";
 
 function randomBoundary() {
@@ -28,10 +29,15 @@ const REFERENCED = "00081199"; // ReferencedSOPSequence
 const FAILED = "00081198"; // FailedSOPSequence
 const ERROR_COMMENT = "00000902";
 
-/** Counts of stored and failed instances, and the failures' reason codes, from a STOW-RS DICOM JSON answer. */
+/**
+ * Counts of stored and failed instances from a STOW-RS DICOM JSON answer, the failures' reason codes (cds writes
+ * its refusal code, e.g. truncated_file, as each failure's Error Comment), and the reasons in the workspace's
+ * language (a code the catalogues do not know as it is).
+ */
 export function stowSummary(document) {
   const stored = document?.[REFERENCED]?.Value?.length ?? 0;
   const failed = document?.[FAILED]?.Value ?? [];
-  const reasons = failed.map((item) => item?.[ERROR_COMMENT]?.Value?.[0] ?? t("stow.unknownReason"));
-  return { stored, failed: failed.length, reasons };
+  const codes = failed.map((item) => item?.[ERROR_COMMENT]?.Value?.[0] ?? "");
+  const reasons = codes.map((code) => (code ? codeText(code) ?? code : t("stow.unknownReason")));
+  return { stored, failed: failed.length, codes, reasons };
 }
