@@ -77,6 +77,9 @@ class ViewerPublic(BaseModel):
     study_uid: str
     series_uid: str
     patient_id: str
+    patient_name: str | None = None  # from the image's header: ideographic group first, as people read it
+    patient_birth_date: str | None = None  # ISO 8601
+    patient_sex: str | None = None  # M, F, O
     model: ModelInfo
     findings: list[FindingView]
     structures: list[StructureView]
@@ -194,8 +197,10 @@ def build_view(registry: ModelRegistry, read: FinishedOutcome, language: str = "
                          level=image.default_window[1], min=low, max=high, units=image.units,
                          sop_instance_uids=list(image.sop_instance_uids))  # fmt: skip
     scale = heatmap_scale(read)
+    patient = sources.shown_patient(read.payload.instances, image.sop_instance_uids[0])
     return ViewerPublic(job_id=read.job.id, uid=outcome.uid, kind=outcome.kind.value, study_uid=outcome.study_uid,
-                        series_uid=outcome.series_uid, patient_id=read.patient_id,
+                        series_uid=outcome.series_uid, patient_id=read.patient_id, patient_name=patient.name,
+                        patient_birth_date=patient.birth_date, patient_sex=patient.sex,
                         model=model_info(registry, outcome.model, language), findings=findings, structures=structures,
                         image=geometry, outlines=seg is not None, heatmap_method=_heatmap_method(read),
                         heatmap_scale=scale, heatmap_floor=FLOORS[scale])

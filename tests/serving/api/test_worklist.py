@@ -274,6 +274,8 @@ def test_the_view_shows_findings_against_thresholds_and_the_models_caveat(reader
     view = client.get(f"{_base(outcomes['radiograph'])}/view",
                       headers=bearer(client, Role.RADIOLOGIST) | {"Accept-Language": "en-GB"}).json()
     assert view["kind"] == "radiograph" and view["patient_id"] == "SYNTH-W"
+    # whose film it is, from its header: shown beside the image
+    assert (view["patient_name"], view["patient_sex"], view["patient_birth_date"]) == ("SYNTHETIC IMAGE", "O", None)
     assert view["model"]["key"] == "chest-xray-demo:2.0.0" and view["model"]["not_for_diagnostic_use"] is True
     assert "Not a medical device" in view["model"]["intended_use"]
     chinese = client.get(f"{_base(outcomes['radiograph'])}/view", headers=bearer(client, Role.RADIOLOGIST)).json()
@@ -292,6 +294,7 @@ def test_the_view_shows_findings_against_thresholds_and_the_models_caveat(reader
                                                      "units": "", "sop_instance_uids": [outcomes["radiograph"]["uid"]]}
     ct = client.get(f"{_base(outcomes['ct'])}/view", headers=bearer(client, Role.ADMIN)).json()
     assert ct["kind"] == "ct" and ct["outlines"] is True and ct["findings"] == []
+    assert ct["patient_name"] == "SYNTHETIC VOLUME"  # from the series' first slice
     assert ct["image"]["slices"] == 34 and ct["image"]["units"] == "HU" and ct["image"]["min"] == -1024
     assert len(set(ct["image"]["sop_instance_uids"])) == 34  # the slices the browser loads over WADO-RS, in order
     assert (ct["image"]["window"], ct["image"]["level"]) == (400.0, 40.0)
