@@ -35,19 +35,19 @@ class EngineMetrics:
         self.ready = Gauge("cds_ready", "1 when models and database are available", registry=self.registry)
         self.jobs = Gauge("cds_jobs", "Jobs by state (queued = queue depth)", ("state",), registry=self.registry)
         self.batch_size = Histogram(
-            "cds_inference_batch_size", "Items per engine call", ("model",), registry=self.registry,
+            "cds_inference_batch_size", "Items per engine call", ("model", "version"), registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )  # fmt: skip
         self.engine_seconds = Histogram(
-            "cds_inference_seconds", "Engine time per call", ("model",), registry=self.registry,
+            "cds_inference_seconds", "Engine time per call", ("model", "version"), registry=self.registry,
             buckets=SECONDS_BUCKETS,
         )  # fmt: skip
         self.pending = PendingMetrics(SECONDS_BUCKETS)  # for the database, by model name:version
 
     def observe_batch(self, spec: ModelSpec, items: int, seconds: float) -> None:
-        """A backend's engine call (the label is the model name: no request or patient data)."""
-        self.batch_size.labels(spec.name).observe(items)
-        self.engine_seconds.labels(spec.name).observe(seconds)
+        """A backend's engine call (labelled by model name and version: no request or patient data)."""
+        self.batch_size.labels(spec.name, spec.version).observe(items)
+        self.engine_seconds.labels(spec.name, spec.version).observe(seconds)
         self.pending.add_call(spec.key, items, seconds)
 
     def count_scored(self, method: str, outcome: str) -> None:

@@ -93,9 +93,10 @@ def test_qido_finds_stored_studies_and_their_ai_results(client: TestClient, arch
     unicode_key = client.get("/dicomweb/studies?%C4%80=null", headers=headers)  # found by the OpenAPI fuzz test
     assert unicode_key.status_code == 200 and "\\u0100" in unicode_key.headers["warning"]
 
-    metrics = client.get("/metrics").text  # the pre-read's engine calls, by model name only
-    for model in ("chest-xray-demo", "chest-xray-plausibility", "ct-organs-demo"):
-        count = re.search(rf'cds_inference_batch_size_count{{model="{model}"}} (\S+)', metrics)
+    metrics = client.get("/metrics").text  # the pre-read's engine calls, by model name and version only
+    for model, version in (("chest-xray-demo", "2.0.0"), ("chest-xray-plausibility", "2.0.0"),
+                           ("ct-organs-demo", "1.0.0")):  # fmt: skip
+        count = re.search(rf'cds_inference_batch_size_count{{model="{model}",version="{version}"}} (\S+)', metrics)
         assert count and float(count.group(1)) >= 1, model
     assert "P-1" not in metrics and "Q-9" not in metrics
 
