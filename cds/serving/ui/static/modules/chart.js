@@ -51,6 +51,8 @@ export function stackedBars(categories, series, options) {
         Number.isInteger(tick) ? String(tick) : tick.toFixed(1)));
   }
   const labelEvery = Math.ceil(categories.length / 8);
+  const last = categories.length - 1; // always labelled; the regular label before it only a whole gap away
+  const labelled = (i) => i === last || (i % labelEvery === 0 && last - i >= labelEvery);
   categories.forEach((category, i) => {
     const x = margin.left + i * slot + (slot - barW) / 2;
     let base = 0;
@@ -63,7 +65,7 @@ export function stackedBars(categories, series, options) {
       chart.append(rect);
       base += value;
     });
-    if (i % labelEvery === 0 || i === categories.length - 1) {
+    if (labelled(i)) {
       chart.append(svg("text", { x: x + barW / 2, y: height - margin.bottom + 16, "text-anchor": "middle",
         class: "tick" }, category.slice(5)));
     }
@@ -123,16 +125,29 @@ export function timeSeries(series, options) {
     chart.append(svg("text", { x: x(t), y: height - 6, class: "tick",
       "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" }, timeLabel(t, span)));
   }
-  for (const reference of options.references ?? []) {
-    chart.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: y(reference.v), y2: y(reference.v),
-      class: "reference" }, svg("title", {}, reference.label)),
-    svg("text", { x: width - margin.right - 2, y: y(reference.v) - 3, "text-anchor": "end", class: "tick" },
-      reference.label));
-  }
+  const markerXs = [];
   for (const marker of options.markers ?? []) {
     if (marker.t < options.start || marker.t > options.end) continue;
+    markerXs.push(x(marker.t));
     chart.append(svg("line", { x1: x(marker.t), x2: x(marker.t), y1: margin.top, y2: margin.top + plotH,
       class: `marker marker-${marker.kind}`, "data-kind": marker.kind }, svg("title", {}, marker.label)));
+  }
+  // A threshold's label ends at the right end of its line, or just before the alert markers that would cross it
+  // there (a live view's alerts are at the right, now); it is drawn last, on its halo (.tick).
+  const labelEnd = (wide) => {
+    let end = width - margin.right - 2;
+    for (;;) {
+      const crossing = markerXs.filter((mx) => mx >= end - wide - 4 && mx <= end + 4);
+      if (!crossing.length || Math.min(...crossing) - 6 - wide < margin.left) return end;
+      end = Math.min(...crossing) - 6;
+    }
+  };
+  const referenceLabels = [];
+  for (const reference of options.references ?? []) {
+    chart.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: y(reference.v), y2: y(reference.v),
+      class: "reference" }, svg("title", {}, reference.label)));
+    referenceLabels.push(svg("text", { x: labelEnd(reference.label.length * 6.5), y: y(reference.v) - 3, // 11-px text
+      "text-anchor": "end", class: "tick reference-label" }, reference.label));
   }
   series.forEach((s, k) => {
     const colour = PALETTE[k % PALETTE.length];
@@ -149,6 +164,6 @@ export function timeSeries(series, options) {
     }
   });
   chart.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: margin.top + plotH,
-    y2: margin.top + plotH, class: "axis" }));
+    y2: margin.top + plotH, class: "axis" }), ...referenceLabels);
   return chart;
 }
