@@ -1,9 +1,10 @@
 // The study viewer: the image stage, window/level with presets, the reading tools, the AI heatmap as a layer with
 // a toggle, an opacity slider and a fixed-scale legend, CT slices and segmentation outlines, the model's identity
 // and caveat, keyboard shortcuts, and the findings panel with the reader's review, sign-off and referral. Over the
-// image, the study's series as thumbnails (series_strip.js: another series replaces the analysed one on the stage);
-// the shown instance's DICOM tags in a dialog (tag_view.js); the patient's priors, one of them opened in a second
-// stage beside the current one, stacked on a portrait screen (priors.js).
+// image, the study's series as thumbnails when it has more than one (series_strip.js: another series replaces the
+// analysed one on the stage); the shown instance's DICOM tags in a dialog (tag_view.js); the patient's priors, one
+// of them opened in a second stage beside the current one, stacked on a portrait screen (priors.js). The previous
+// and next study of the worklist head the panel, so that the view's head stays one line above the film.
 //
 // The stage is Cornerstone3D on the study's own pixels from WADO-RS (cs_stage.js) when the workspace bundle is
 // built (`make web`); without it the viewer says so and shows the server-rendered picture (server_stage.js).
@@ -30,6 +31,8 @@ function rangeField(id, label, { min, max, step, value }, onInput) {
   const range = h("input", { type: "range", id, min, max, step, value });
   const number = h("input", { type: "number", id: `${id}-value`, min, max, step, value, class: "number",
     "aria-label": t("viewer.valueOf", { label }) });
+  const decimals = String(step).split(".")[1]?.length ?? 0; // the longest value the field can show, in digits
+  number.style.setProperty("--chars", String(Math.max(...[min, max].map((v) => Number(v).toFixed(decimals).length))));
   range.addEventListener("input", () => { number.value = range.value; onInput(Number(range.value)); });
   number.addEventListener("change", () => {
     const value = Math.min(Number(max), Math.max(Number(min), Number(number.value)));
@@ -42,7 +45,7 @@ function rangeField(id, label, { min, max, step, value }, onInput) {
   return field;
 }
 
-function header(view, neighbours) {
+function header(view) {
   const model = view.model;
   const caveat = model.not_for_diagnostic_use
     ? h("p", { class: "nfdu", role: "note", id: "nfdu" }, h("strong", {}, t("viewer.nfdu")), ` ${model.intended_use}`)
@@ -54,7 +57,7 @@ function header(view, neighbours) {
     h("h1", { id: "viewer-heading", tabindex: "-1" }, t("viewer.title")),
     h("dl", { class: "facts" }, facts.map(([term, value]) => h("div", {}, h("dt", {}, t(`viewer.fact.${term}`)),
       h("dd", { title: term === "study" ? view.study_uid : null, id: `fact-${term}` }, value)))),
-    neighbours, h("a", { href: "#/worklist", class: "back" }, t("viewer.back"))), caveat];
+    h("a", { href: "#/worklist", class: "back" }, t("viewer.back"))), caveat];
 }
 
 let stageModule = null;
@@ -157,7 +160,7 @@ export function renderViewer(main, jobId, uid) {
     const analysedOnly = panel.slice(1).filter((element) => element.tagName === "FIELDSET"); // heatmap, slices
     const priorsHolder = h("div", { class: "priors-holder", id: "priors-holder" });
     panel.splice(1, 0, priorsHolder); // under the display, before the heatmap or slices
-    const neighbours = h("div", { class: "study-nav" });
+    const neighbours = h("nav", { class: "study-nav", id: "study-nav", "aria-label": t("viewer.studyNav") });
     const notice = stage.notice ? h("p", { class: "notice", role: "alert", id: "bundle-missing" }, stage.notice) : null;
     const toolbar = h("div", { class: "cs-tools", id: "cs-tools" });
     const stripHolder = h("div", { class: "series-holder", id: "series-holder" });
@@ -165,10 +168,10 @@ export function renderViewer(main, jobId, uid) {
     const currentPane = h("div", { class: "stage-pane", id: "current-pane", dataset: { series: view.series_uid } },
       currentLabel, stage.stage);
     const pair = h("div", { class: "stage-pair", id: "stage-pair" }, currentPane);
-    replace(main, h("section", { class: "viewer", "aria-labelledby": "viewer-heading" }, header(view, neighbours),
+    replace(main, h("section", { class: "viewer", "aria-labelledby": "viewer-heading" }, header(view),
       notice, h("div", { class: "viewer-body" },
         h("figure", { class: "image-column" }, toolbar, stripHolder, pair, caption),
-        h("div", { class: "panel" }, panel, renderFindings(view, feedback, base),
+        h("div", { class: "panel" }, neighbours, panel, renderFindings(view, feedback, base),
           ct ? null : renderSigning(signatures, base), renderReferral(jobId, outgoing), shortcutHelp(ct, !!stage.notice)))));
     main.querySelector("h1").focus({ preventScroll: true });
     const fitHeight = () => {
@@ -201,6 +204,7 @@ export function renderViewer(main, jobId, uid) {
     studySeries(view.study_uid).then((series) => {
       if (disposed) return;
       seriesList = series;
+      if (series.length < 2) return; // one series: nothing to choose, the film keeps the room
       strip = seriesStrip(view.study_uid, series, view.series_uid, (chosen) => showSeries(chosen.uid));
       replace(stripHolder, strip.element);
     }).catch(() => {}); // without the strip the analysed series still shows

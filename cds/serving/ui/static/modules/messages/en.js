@@ -1068,4 +1068,6 @@ export default {
   "tools.key.tags": "DICOM tags of the image shown",
   "tools.key.series": "Next series of the study",
   "tools.key.compare": "Compare with the prior beside / close",
+  // Viewer layout
+  "viewer.studyNav": "Studies of the worklist",
 };

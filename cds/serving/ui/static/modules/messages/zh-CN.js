@@ -1035,4 +1035,6 @@ export default {
   "tools.key.tags": "当前图像的 DICOM 标签",
   "tools.key.series": "本检查的下一个序列",
   "tools.key.compare": "在旁边与既往检查对比 / 关闭",
+  // Viewer layout
+  "viewer.studyNav": "工作列表中的检查",
 };
