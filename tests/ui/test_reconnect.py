@@ -129,3 +129,57 @@ def test_views_recover_after_a_server_restart(page: Any, restartable: Restartabl
         time.sleep(0.25)
     assert grey > 30, grey
     page.screenshot(path=artifacts / "reconnect-02-viewer.png")
+
+
+def _grey(page: Any) -> float:
+    """The stage's mean grey level, once the film is on it (a black stage stays below 30)."""
+    grey = 0.0
+    for _ in range(40):
+        grey = float(np.asarray(Image.open(io.BytesIO(page.locator("#stage").screenshot())).convert("L")).mean())
+        if grey > 30:
+            break
+        time.sleep(0.25)
+    return grey
+
+
+def test_a_bundle_that_did_not_load_is_tried_again_on_the_next_study(page: Any, server: str,
+                                                                      study: dict[str, str]) -> None:
+    # The viewer's bundle does not arrive (the connection drops while it loads): the study opens on the
+    # server-rendered picture and says why; the next study opened, without a reload, gets the Cornerstone stage.
+    bundle = "**/ui/dist/cornerstone.js"
+    blocked: list[str] = []
+    page.route(bundle, lambda route: (blocked.append(route.request.method), route.abort("connectionreset"))[1])
+    viewer = f"#/viewer/{study['job_id']}/{study['uid']}"
+    page.goto(f"{server}/ui/{viewer}")
+    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+    sign_in(page, server, navigate=False)
+    page.evaluate("(hash) => { window.location.hash = hash; }", viewer)
+    notice = page.locator("#bundle-missing")
+    expect(notice).to_contain_text("did not load", timeout=60_000)
+    expect(notice).not_to_contain_text("make web")  # not the missing build's advice
+    image = page.locator("#image")
+    expect(image).to_have_attribute("data-window", ANY)
+    assert image.evaluate("(e) => e.tagName") == "IMG"  # the server-rendered picture
+    assert _grey(page) > 30
+    assert "GET" in blocked, blocked
+
+    page.unroute(bundle)
+    page.evaluate("() => { window.location.hash = '#/worklist'; }")
+    expect(page.locator("#worklist-table")).to_be_visible()
+    page.evaluate("(hash) => { window.location.hash = hash; }", viewer)
+    expect(page.locator("#image.cs-viewport")).to_have_attribute("data-window", ANY, timeout=60_000)
+    expect(notice).to_have_count(0)
+    assert _grey(page) > 30
+
+
+def test_a_decode_worker_that_did_not_start_is_replaced(page: Any, server: str, study: dict[str, str]) -> None:
+    # The first decode worker's script does not arrive (the server restarting as the viewer starts): the film is
+    # decoded by a worker started again, not left black.
+    failed: list[str] = []
+    page.route("**/ui/dist/decodeImageFrameWorker.js",
+               lambda route: (failed.append(route.request.url), route.abort("connectionreset"))[1], times=1)
+    sign_in(page, server)
+    page.goto(f"{server}/ui/#/viewer/{study['job_id']}/{study['uid']}")
+    expect(page.locator("#image.cs-viewport")).to_have_attribute("data-window", ANY, timeout=60_000)
+    assert len(failed) == 1, failed
+    assert _grey(page) > 30

@@ -35,19 +35,38 @@ function handleImageRequestEnd(event) {
   }
 }
 
-/** Start Cornerstone, its DICOM loader (decode workers) and tools, once per page. */
+/**
+ * A decode worker whose script did not load (the server away while the viewer started) would take requests and
+ * never answer: the stage would stay black. Such a worker is ended at once; the loader's worker manager starts a
+ * fresh one (its script fetched again) for the next image. The manager's registry is Cornerstone's own, read here
+ * as it stands in the bundle's version; without it nothing is done.
+ */
+function replaceFailedWorkers() {
+  const manager = core.getWebWorkerManager();
+  const workers = manager?.workerRegistry?.dicomImageLoader?.nativeWorkers ?? [];
+  workers.forEach((worker, index) => worker.addEventListener("error", () => {
+    console.warn("an image decode worker did not start; a new one starts with the next image");
+    manager.terminateWorkerInstance("dicomImageLoader", index);
+  }, { once: true }));
+}
+
+/** Start Cornerstone, its DICOM loader (decode workers) and tools, once per page; a failed start is tried again. */
 export function initialise() {
   initialised ??= (async () => {
     window.addEventListener("unhandledrejection", handleImageRequestEnd);
     await core.init();
     dicomImageLoader.init({ maxWebWorkers: Math.min(2, navigator.hardwareConcurrency || 1),
       beforeSend: () => credentialHeaders() });
+    replaceFailedWorkers();
     tools.init();
     for (const [, tool] of MODES) tools.addTool(tool);
     tools.addTool(tools.StackScrollTool);
     core.metaData.addProvider((type, imageId) => (type === "calibratedPixelSpacing" ? filmSpacing.get(imageId)
       : undefined), 11000);
-  })();
+  })().catch((error) => {
+    initialised = null;
+    throw error;
+  });
   return initialised;
 }
 

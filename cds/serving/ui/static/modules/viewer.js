@@ -7,7 +7,8 @@
 // and next study of the worklist head the panel, so that the view's head stays one line above the film.
 //
 // The stage is Cornerstone3D on the study's own pixels from WADO-RS (cs_stage.js) when the workspace bundle is
-// built (`make web`); without it the viewer says so and shows the server-rendered picture (server_stage.js).
+// built (`make web`); without it the viewer says so and shows the server-rendered picture (server_stage.js). A
+// bundle that did not load (the server restarting meanwhile) is not remembered: the next study opened tries again.
 // Timings (open → first image, each window/level change → on screen) are kept in window.cdsViewerTimings.
 
 import { api, isTransient, loadSession } from "./api.js";
@@ -62,10 +63,27 @@ function header(view) {
 
 let stageModule = null;
 
-/** The Cornerstone stage module, started (once per page), or null without the bundle. */
+/** Why the bundle did not load: "missing" (not built: the server answers 404) or "unavailable" (anything else). */
+async function bundleProblem() {
+  try {
+    const response = await fetch(new URL("../dist/cornerstone.js", import.meta.url), { method: "HEAD",
+      cache: "no-store" });
+    return response.status === 404 ? "missing" : "unavailable";
+  } catch {
+    return "unavailable";
+  }
+}
+
+/**
+ * The Cornerstone stage module, started (once per page): {module}, or {module: null, problem} when the bundle is
+ * missing or did not load. A failed load is forgotten, so that the next study opened tries again.
+ */
 function loadStageModule() {
-  stageModule ??= import("./cs_stage.js").then(async (module) => { await module.initialise(); return module; },
-    () => null);
+  stageModule ??= import("./cs_stage.js").then(async (module) => { await module.initialise(); return { module }; })
+    .catch(async () => {
+      stageModule = null;
+      return { module: null, problem: await bundleProblem() };
+    });
   return stageModule;
 }
 
@@ -75,9 +93,12 @@ export function preloadViewer() {
   later(() => loadStageModule());
 }
 
-/** The Cornerstone stage, or the server-rendered one with the reason when the bundle is missing. */
-async function makeStage(module, view, base, onState, timings, options = {}) {
-  if (!module) return { ...createServerStage(view, base, onState, options), notice: t("viewer.bundleMissing") };
+/** The Cornerstone stage, or the server-rendered one with the reason when the bundle is missing or did not load. */
+async function makeStage({ module, problem }, view, base, onState, timings, options = {}) {
+  if (!module) {
+    const notice = t(problem === "missing" ? "viewer.bundleMissing" : "viewer.bundleUnavailable");
+    return { ...createServerStage(view, base, onState, options), notice };
+  }
   return { ...(await module.createStage(view, base, onState, timings, options)), notice: null };
 }
 

@@ -1070,4 +1070,6 @@ export default {
   "tools.key.compare": "Compare with the prior beside / close",
   // Viewer layout
   "viewer.studyNav": "Studies of the worklist",
+  "viewer.bundleUnavailable": "The image viewer did not load (the server did not answer): the picture is rendered "
+    + "on the server for now (no pan, zoom, measurement or value read-out). The next study opened tries again.",
 };

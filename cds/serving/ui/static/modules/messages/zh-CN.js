@@ -1037,4 +1037,6 @@ export default {
   "tools.key.compare": "在旁边与既往检查对比 / 关闭",
   // Viewer layout
   "viewer.studyNav": "工作列表中的检查",
+  "viewer.bundleUnavailable": "图像查看器未能加载（服务器未响应）：暂由服务器渲染图像（无法平移、缩放、测量或读取像素值）。"
+    + "打开下一项检查时会再次尝试。",
 };
