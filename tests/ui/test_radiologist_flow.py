@@ -84,6 +84,9 @@ def test_radiologist_uploads_reads_and_reviews_a_study(page: Any, server: str, r
     _wait_for_viewer(page)
     expect(page.locator("#nfdu")).to_contain_text("Not for diagnostic use")
     expect(page.locator("#fact-model")).to_have_text("chest-xray-demo 2.0.0")
+    # whose film: the name from its header, sex, and the ID the worklist showed
+    expect(page.locator("#fact-patient")).to_have_text("SYNTHETIC IMAGE (other, born —)")
+    expect(page.locator("#fact-patientId")).to_have_text("SYNTH-UI-1")
     positives = page.locator("#findings-table tr.positive")
     assert positives.count() >= 2
     expect(positives.first.locator("td").first).to_contain_text(" vs ")  # probability against its threshold

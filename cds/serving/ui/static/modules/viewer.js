@@ -51,13 +51,19 @@ function header(view) {
   const caveat = model.not_for_diagnostic_use
     ? h("p", { class: "nfdu", role: "note", id: "nfdu" }, h("strong", {}, t("viewer.nfdu")), ` ${model.intended_use}`)
     : h("p", { class: "muted" }, t("viewer.intendedUse", { use: model.intended_use }));
-  const facts = [["patient", view.patient_id || "—"], ["study", shortUid(view.study_uid)],
+  // Whose film: the name from its header (with sex and birth date) and the ID, so a wrong patient is seen at once.
+  const details = [view.patient_sex ? t(`viewer.sex.${view.patient_sex}`) : null, view.patient_birth_date];
+  const who = view.patient_name ? [["patient", view.patient_name, details.some(Boolean)
+    ? t("viewer.patientDetails", { sex: details[0] ?? "—", born: details[1] ?? "—" }) : null],
+  ["patientId", view.patient_id || "—"]] : [["patient", view.patient_id || "—"]];
+  const facts = [...who, ["study", shortUid(view.study_uid)],
     ["image", view.kind === "ct" ? t("viewer.ctSeries", { slices: view.image.slices }) : t("viewer.radiograph")],
     ["model", `${model.name} ${model.version}`]];
   return [h("div", { class: "view-head" },
     h("h1", { id: "viewer-heading", tabindex: "-1" }, t("viewer.title")),
-    h("dl", { class: "facts" }, facts.map(([term, value]) => h("div", {}, h("dt", {}, t(`viewer.fact.${term}`)),
-      h("dd", { title: term === "study" ? view.study_uid : null, id: `fact-${term}` }, value)))),
+    h("dl", { class: "facts" }, facts.map(([term, value, hint]) => h("div", {}, h("dt", {}, t(`viewer.fact.${term}`)),
+      h("dd", { title: term === "study" ? view.study_uid : hint ?? null, id: `fact-${term}` }, value,
+        hint ? h("span", { class: "muted fact-hint" }, ` (${hint})`) : null)))),
     h("a", { href: "#/worklist", class: "back" }, t("viewer.back"))), caveat];
 }
 
