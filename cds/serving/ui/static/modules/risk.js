@@ -33,6 +33,12 @@ function unitText(unit) {
   return unit === "1" ? "" : (UNITS[unit] ?? unit);
 }
 
+/** "MedicationRequest/amlodipine" with a line-break opportunity after the "/", so a narrow card wraps it there. */
+function breakAfterSlash(reference) {
+  const parts = String(reference).split("/");
+  return parts.flatMap((part, i) => (i < parts.length - 1 ? [`${part}/`, h("wbr")] : [part]));
+}
+
 function valueText(input) {
   const { value } = input;
   if (value === null || value === undefined) return "—";
@@ -109,7 +115,7 @@ function inputsTable(topic) {
     h("thead", {}, h("tr", {}, headers.map((text) => h("th", { scope: "col" }, text)))),
     h("tbody", {}, topic.inputs.length ? topic.inputs.map((input) => h("tr", { dataset: { field: input.field } },
       h("th", { scope: "row" }, h("span", { class: "block" }, input.description),
-        h("span", { class: "muted block source" }, input.source ?? t("risk.noSource"))),
+        h("span", { class: "muted block source" }, input.source ? breakAfterSlash(input.source) : t("risk.noSource"))),
       h("td", { class: "numbers" }, h("span", { class: "block value" }, valueText(input)),
         h("span", { class: "muted block date" }, input.date ?? t("risk.undated"))),
       result ? contributionCell(result, input, scale) : null))
