@@ -14,8 +14,26 @@ import { Layer, OrientationMarkers, directionLetters, heatCanvas } from "./overl
 
 const { Enums, RenderingEngine, cache, metaData, utilities } = core;
 const { MouseBindings } = tools.Enums;
+/**
+ * Cornerstone's window/level tool scales a drag by the image's dynamic range, which it finds by reading every pixel
+ * on every mouse move (20 ms for a 2048² film on this machine, more than a frame). This one reads each image once.
+ */
+class WindowLevelOnceTool extends tools.WindowLevelTool {
+  static toolName = "CdsWindowLevel";
+
+  _getImageDynamicRangeFromViewport(viewport) {
+    const imageId = viewport.getCurrentImageId?.();
+    if (!imageId) return super._getImageDynamicRangeFromViewport(viewport);
+    if (!dynamicRanges.has(imageId)) {
+      if (dynamicRanges.size >= 512) dynamicRanges.delete(dynamicRanges.keys().next().value);
+      dynamicRanges.set(imageId, super._getImageDynamicRangeFromViewport(viewport));
+    }
+    return dynamicRanges.get(imageId);
+  }
+}
+const dynamicRanges = new Map(); // image id -> max - min of its stored values
 const MODES = [ // the left button's tool: [key, tool, label]
-  ["w", tools.WindowLevelTool, "Window/level"], ["p", tools.PanTool, "Pan"], ["z", tools.ZoomTool, "Zoom"],
+  ["w", WindowLevelOnceTool, "Window/level"], ["p", tools.PanTool, "Pan"], ["z", tools.ZoomTool, "Zoom"],
   ["l", tools.LengthTool, "Length"], ["a", tools.AngleTool, "Angle"],
 ];
 let initialised = null;
@@ -50,11 +68,23 @@ function replaceFailedWorkers() {
   }, { once: true }));
 }
 
+let engine = null;
+
+/**
+ * The page's one rendering engine: its WebGL contexts and compiled shaders serve every study opened, rather than
+ * being made again for each (on this machine's software WebGL that cost ~100 ms before the study's data was asked
+ * for, and more before its first image).
+ */
+function renderingEngine() {
+  engine ??= new RenderingEngine("cds-engine");
+  return engine;
+}
+
 /** Start Cornerstone, its DICOM loader (decode workers) and tools, once per page; a failed start is tried again. */
 export function initialise() {
   initialised ??= (async () => {
     window.addEventListener("unhandledrejection", handleImageRequestEnd);
-    await core.init();
+    await core.init({ rendering: { webGlContextCount: 2 } }); // a study and its prior: 2, not Cornerstone's 7
     dicomImageLoader.init({ maxWebWorkers: Math.min(2, navigator.hardwareConcurrency || 1),
       beforeSend: () => credentialHeaders() });
     replaceFailedWorkers();
@@ -63,6 +93,7 @@ export function initialise() {
     tools.addTool(tools.StackScrollTool);
     core.metaData.addProvider((type, imageId) => (type === "calibratedPixelSpacing" ? filmSpacing.get(imageId)
       : undefined), 11000);
+    renderingEngine(); // its WebGL contexts made now (the worklist preloads this), not when a study opens
   })().catch((error) => {
     initialised = null;
     throw error;
@@ -118,13 +149,13 @@ export async function createStage(view, base, onState, timings, { idPrefix = "" 
   const ct = view.kind === "ct";
   const stacked = image.slices > 1; // the wheel scrolls through the images
   count += 1;
-  const ids = { engine: `cds-engine-${count}`, viewport: `cds-viewport-${count}`, group: `cds-tools-${count}` };
+  const ids = { viewport: `cds-viewport-${count}`, group: `cds-tools-${count}` };
   const element = h("div", { class: "cs-viewport", id: `${idPrefix}image`, role: "img",
     "aria-label": t(ct ? "stage.ctOf" : "stage.radiographOf", { patient: view.patient_id || t("stage.unknown") }) });
   element.addEventListener("contextmenu", (event) => event.preventDefault()); // right drag zooms
   const readout = h("p", { class: "readout", id: `${idPrefix}readout` }, t("stage.pointAt"));
   const stage = h("div", { class: "cs-stage", id: `${idPrefix}stage`, tabindex: "0", role: "group" }, element, readout);
-  const engine = new RenderingEngine(ids.engine);
+  const engine = renderingEngine();
   const state = { window: image.window, level: image.level, slice: image.initial_slice, mode: "w" };
   const listeners = [];
   const listen = (target, type, fn) => { target.addEventListener(type, fn); listeners.push([target, type, fn]); };
@@ -148,8 +179,8 @@ export async function createStage(view, base, onState, timings, { idPrefix = "" 
       const group = tools.ToolGroupManager.createToolGroup(ids.group);
       for (const [, tool] of MODES) group.addTool(tool.toolName);
       group.addTool(tools.StackScrollTool.toolName);
-      group.addViewport(ids.viewport, ids.engine);
-      group.setToolActive(tools.WindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
+      group.addViewport(ids.viewport, engine.id);
+      group.setToolActive(WindowLevelOnceTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
       group.setToolActive(tools.PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
       group.setToolActive(tools.ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
       group.setToolActive(stacked ? tools.StackScrollTool.toolName : tools.ZoomTool.toolName,
@@ -311,7 +342,10 @@ export async function createStage(view, base, onState, timings, { idPrefix = "" 
           heat.paint(imageRect(), window.devicePixelRatio || 1, true);
         },
         setHeatmapOpacity(percent) { heat.canvas.style.opacity = String(percent / 100); },
-        setHeatmapVisible(shown) { heat.hidden = !shown; },
+        setHeatmapVisible(shown) {
+          heat.hidden = !shown;
+          if (shown) heat.paint(imageRect(), window.devicePixelRatio || 1, true); // sized while it was hidden
+        },
         setOutlinesVisible(shown) {
           outline.hidden = !shown;
           if (shown) loadOutline(state.slice);
@@ -359,7 +393,7 @@ export async function createStage(view, base, onState, timings, { idPrefix = "" 
     destroyed = true;
     listeners.forEach(([target, type, fn]) => target.removeEventListener(type, fn));
     if (tools.ToolGroupManager.getToolGroup(ids.group)) tools.ToolGroupManager.destroyToolGroup(ids.group);
-    engine.destroy();
+    if (engine.getViewport(ids.viewport)) engine.disableElement(ids.viewport); // the engine serves the next study
   }
   return { stage, start, dispose: destroy };
 }

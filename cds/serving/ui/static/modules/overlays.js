@@ -59,8 +59,16 @@ export class Layer {
   constructor(id, parent) {
     this.canvas = h("canvas", { id, class: "cs-layer", "aria-hidden": "true" });
     parent.append(this.canvas);
-    this.source = null; // a canvas or ImageBitmap covering the whole image
+    this._source = null; // a canvas or ImageBitmap covering the whole image
     this.opacity = 1;
+    this.painted = ""; // what was painted last: a window/level change repaints the image, not this layer
+  }
+
+  get source() { return this._source; }
+
+  set source(value) {
+    this._source = value;
+    this.painted = "";
   }
 
   get hidden() { return this.canvas.hidden; }
@@ -72,6 +80,10 @@ export class Layer {
     const { canvas } = this;
     const width = Math.round(canvas.clientWidth * dpr);
     const height = Math.round(canvas.clientHeight * dpr);
+    const key = [width, height, dpr, smooth, this.opacity, ...(this._source && rect
+      ? [rect.x, rect.y, rect.width, rect.height] : [])].join();
+    if (key === this.painted) return; // the same picture in the same place (only the window changed)
+    this.painted = key;
     if (canvas.width !== width || canvas.height !== height) {
       canvas.width = width;
       canvas.height = height;
