@@ -103,8 +103,8 @@ def _import_modules(names: tuple[str, ...]) -> int:
     for name in names:
         try:
             importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue  # an optional decoder plugin
+        except Exception:  # noqa: BLE001, S112 - an optional plugin absent, or its native library failing to load
+            continue  # its first real call says why, as a refusal
         imported += 1
     return imported
 
@@ -263,6 +263,9 @@ class Isolation:
         """
         with self._lock:
             child, self._spare = self._spare, None
+        if child is not None and not child.process.is_alive():  # killed while it waited (the OOM killer, an operator)
+            child.stop()
+            child = None
         if self._spare_modules is not None:
             self._start_spare()
         return DedicatedChild(child or _Child(self._context, self.limits.memory_bytes), self.limits.timeout_s)
@@ -361,6 +364,15 @@ def configure(limits: IsolationLimits) -> None:
     global _limits, _pool  # noqa: PLW0603 - one pool per process, configured by the composition root
     with _pool_lock:
         _limits = limits
+        if _pool is not None:
+            _pool.close()
+        _pool = None
+
+
+def shutdown() -> None:
+    """Stop the process-wide pool's idle children and its spare (a service stopping); the next use makes a new one."""
+    global _pool  # noqa: PLW0603
+    with _pool_lock:
         if _pool is not None:
             _pool.close()
         _pool = None

@@ -120,3 +120,25 @@ def test_a_dedicated_child_is_the_spare_started_ahead_and_the_next_spare_follows
     finally:
         pool.close()
     assert pool._spare is None  # noqa: SLF001 - closing stops the spare too
+
+
+def test_a_spare_that_died_while_it_waited_is_not_handed_out() -> None:
+    pool = isolation.Isolation(isolation.IsolationLimits(timeout_s=30.0, workers=1))
+    try:
+        pool.keep_spare(("tabnanny",))
+        _wait_for_spare(pool)
+        pool._spare.process.kill()  # type: ignore[union-attr]  # noqa: SLF001 - as the OOM killer would
+        pool._spare.process.join(5)  # type: ignore[union-attr]  # noqa: SLF001
+        child = pool.dedicated()
+        assert child.run(_imported, "tabnanny") is False  # a fresh child answers, not the dead one's crash
+        child.close()
+    finally:
+        pool.close()
+
+
+def test_shutdown_forgets_the_pool_and_the_next_use_makes_a_new_one() -> None:
+    first = isolation.isolation()
+    isolation.shutdown()
+    second = isolation.isolation()
+    assert second is not first and second.prestart(("tabnanny",)) == second.limits.workers  # not a closed pool
+    isolation.shutdown()

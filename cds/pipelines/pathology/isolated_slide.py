@@ -97,7 +97,8 @@ class IsolatedSlide(Slide):
 # of the formats slides come in, and the decoders their tiles need; those not installed are skipped.
 SLIDE_MODULES = ("cds.pipelines.pathology.isolated_slide", "cds.pipelines.pathology.tiff_slide",
                  "cds.pipelines.pathology.openslide_slide", "cds.pipelines.pathology.dicom_slide",
-                 "cds.pipelines.pathology.image_tile", "tifffile", "imagecodecs", "PIL.Image")  # fmt: skip
+                 "cds.pipelines.pathology.image_tile", "tifffile", "imagecodecs", "openslide",
+                 "PIL.Image")  # fmt: skip
 
 
 def keep_spare_slide_child() -> None:

@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from cds import __version__
 from cds.errors import ConfigurationError
 from cds.pipelines.imaging.dicom_reader import prestart_decoders
+from cds.pipelines.isolation import shutdown as stop_decoders
 from cds.pipelines.pathology.isolated_slide import keep_spare_slide_child
 from cds.services.delivery import Deliverer
 from cds.services.metrics import MetricsFlusher, MetricsRollUp
@@ -165,6 +166,7 @@ def create_app(settings: Settings) -> FastAPI:
             worker.stop()
         flusher.stop()
         engine.close()
+        stop_decoders()  # the decoder processes and the spare go with the service
 
     app = FastAPI(
         title="cds",
