@@ -7,7 +7,8 @@ seconds and at shutdown). Rows are only ever added, so several API processes and
 row and a lost flush costs at most its own few seconds; :func:`engine_history` adds them up over a time window.
 So that a year of flushes every ten seconds does not become millions of rows, the leading process rolls each
 finished day's rows up into one row per day and series (:func:`roll_up`: the same totals, stamped at the day's
-start, which is where the dashboard's windows begin) and drops days older than the retention.
+start, which is where the dashboard's windows begin; a day at a time, and never a day another process rolled up
+meanwhile) and drops days older than the retention.
 Prometheus (``/metrics``) keeps its per-process view beside this.
 """
 
@@ -165,29 +166,59 @@ def _day_start(moment: dt.datetime) -> dt.datetime:
     return aware.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def roll_up(session: Session, now: dt.datetime, *, retention_days: int) -> tuple[int, int]:
+class RolledUpMeanwhileError(Exception):
+    """Some of a day's rows were gone when they were to be deleted: another process rolled the day up meanwhile."""
+
+
+def roll_up(open_session: Callable[[], AbstractContextManager[Session]], now: dt.datetime, *,
+            retention_days: int) -> tuple[int, int]:  # fmt: skip
     """Merge each finished day's rows into one per (day, kind, model, outcome); drop days past ``retention_days``.
 
-    Totals (calls, items, seconds, latency buckets) are kept exactly. For one process at a time (the leader): two
-    rolling up the same rows at once would count them twice. Returns ``(rows merged away, rows dropped)``.
+    Totals (calls, items, seconds, latency buckets) are kept exactly. Each day is merged in a transaction of its own
+    (a long history never holds one long write), and only if every row read is still there to delete: a day that
+    another process (an old leader still finishing its round) rolled up meanwhile is rolled back, never counted
+    twice. Returns ``(rows merged away, rows dropped)``.
     """
     today = _day_start(now)
     row = EngineMetricRow
-    cutoff = today - dt.timedelta(days=retention_days)
-    dropped = len(session.scalars(select(row.id).where(row.recorded_at < cutoff)).all())
-    session.execute(delete(row).where(row.recorded_at < cutoff))
-    merged: dict[tuple[dt.datetime, str, str, str], CallTally] = {}
-    old = session.scalars(select(row).where(row.recorded_at < today)).all()
-    for each in old:
-        key = (_day_start(each.recorded_at), each.kind, each.model, each.outcome)
+    with open_session() as session:
+        cutoff = today - dt.timedelta(days=retention_days)
+        dropped = len(session.scalars(select(row.id).where(row.recorded_at < cutoff)).all())
+        session.execute(delete(row).where(row.recorded_at < cutoff))
+        rows: dict[dt.datetime, int] = {}
+        series: dict[dt.datetime, set[tuple[str, str, str]]] = {}
+        for when, kind, model, outcome in session.execute(
+                select(row.recorded_at, row.kind, row.model, row.outcome).where(row.recorded_at < today)):
+            day = _day_start(when)
+            rows[day] = rows.get(day, 0) + 1
+            series.setdefault(day, set()).add((kind, model, outcome))
+    merged_away = 0
+    for day in sorted(rows):
+        if rows[day] == len(series[day]):
+            continue  # already one row per series
+        try:
+            with open_session() as session:
+                merged_away += _merge_day(session, day)
+        except RolledUpMeanwhileError:
+            continue
+    return merged_away, dropped
+
+
+def _merge_day(session: Session, day: dt.datetime) -> int:
+    row = EngineMetricRow
+    in_day = (row.recorded_at >= day, row.recorded_at < day + dt.timedelta(days=1))
+    found = session.scalars(select(row).where(*in_day)).all()
+    merged: dict[tuple[str, str, str], CallTally] = {}
+    for each in found:
         tally = CallTally(each.calls, each.items, each.seconds, _decode(each.buckets))
-        merged.setdefault(key, CallTally()).add(tally)
-    if len(merged) == len(old):
-        return 0, dropped  # already one row per day and series
-    for each in old:
-        session.delete(each)
+        merged.setdefault((each.kind, each.model, each.outcome), CallTally()).add(tally)
+    last = max(each.id for each in found)
+    deleted = session.execute(delete(row).where(*in_day, row.id <= last),
+                              execution_options={"synchronize_session": False})  # fmt: skip
+    if getattr(deleted, "rowcount", -1) != len(found):
+        raise RolledUpMeanwhileError(day.date().isoformat())  # the session rolls back: nothing merged twice
     session.add_all([EngineMetricRow(recorded_at=day, kind=kind, model=model, outcome=outcome, calls=t.calls,
                                      items=t.items, seconds=t.seconds,
                                      buckets=_encode(t.buckets) if kind == ENGINE else "")
-                     for (day, kind, model, outcome), t in sorted(merged.items())])  # fmt: skip
-    return len(old) - len(merged), dropped
+                     for (kind, model, outcome), t in sorted(merged.items())])  # fmt: skip
+    return len(found) - len(merged)

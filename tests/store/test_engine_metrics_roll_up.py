@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import types
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from cds.store.db import Database
-from cds.store.engine_metrics import ENGINE, SCORED, CallTally, _write, engine_history, roll_up
+from cds.store.engine_metrics import (
+    ENGINE,
+    SCORED,
+    CallTally,
+    RolledUpMeanwhileError,
+    _merge_day,
+    _write,
+    engine_history,
+    roll_up,
+)
 from cds.store.tables import EngineMetricRow
 
 NOW = dt.datetime(2026, 12, 7, 10, 30, tzinfo=dt.UTC)
@@ -45,8 +55,7 @@ def test_finished_days_become_one_row_per_series_with_the_same_totals(database: 
     with database.session() as session:
         before = engine_history(session)
         since_yesterday = engine_history(session, since=day)
-    with database.session() as session:
-        merged, dropped = roll_up(session, NOW, retention_days=30)
+    merged, dropped = roll_up(database.session, NOW, retention_days=30)
     assert (merged, dropped) == (9 - 4, 0)  # 8 rows of yesterday (4 engine, 4 scored) -> 3; today's 2 stay
     assert _rows(database) == sorted([(day, ENGINE, "chest:2.0.0"), (day, ENGINE, "lesion:1.1.0"),
                                       (day, SCORED, "pce"), (NOW.replace(hour=8), ENGINE, "chest:2.0.0"),
@@ -60,13 +69,45 @@ def test_finished_days_become_one_row_per_series_with_the_same_totals(database: 
             rolled = history.calls[model]
             assert (rolled.calls, rolled.items, rolled.buckets) == (tally.calls, tally.items, tally.buckets)
             assert math.isclose(rolled.seconds, tally.seconds)
-    with database.session() as session:
-        assert roll_up(session, NOW, retention_days=30) == (0, 0)  # nothing more to merge
+    assert roll_up(database.session, NOW, retention_days=30) == (0, 0)  # nothing more to merge
 
 
 def test_days_past_the_retention_are_dropped(database: Database) -> None:
     _flush(database, NOW - dt.timedelta(days=40), "chest:2.0.0", 1, 0.02, 0.025)
     _flush(database, NOW - dt.timedelta(days=10), "chest:2.0.0", 1, 0.02, 0.025)
-    with database.session() as session:
-        assert roll_up(session, NOW, retention_days=30) == (0, 2)  # the old day's engine and scored rows
+    assert roll_up(database.session, NOW, retention_days=30) == (0, 2)  # the old day's engine and scored rows
     assert {when.date() for when, _, _ in _rows(database)} == {(NOW - dt.timedelta(days=10)).date()}
+
+
+class _Meddling:
+    """A session whose rows, once read, lose one to another process before they are deleted."""
+
+    def __init__(self, session: object, database: Database) -> None:
+        self.session, self.database = session, database
+
+    def scalars(self, statement: object) -> object:
+        found = self.session.scalars(statement).all()  # type: ignore[attr-defined]
+        with self.database.session() as other:  # another leader merged the day first
+            gone = next(each for each in found if each.kind == ENGINE)
+            other.execute(delete(EngineMetricRow).where(EngineMetricRow.id == gone.id))
+        return types.SimpleNamespace(all=lambda: found)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.session, name)
+
+
+@pytest.mark.postgres  # (SQLite takes its write lock when a transaction begins: two cannot interleave there)
+def test_a_day_rolled_up_meanwhile_by_another_process_is_left_to_it(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    database.migrate()
+    yesterday = NOW - dt.timedelta(days=1)
+    for hour in (1, 2, 3):
+        _flush(database, yesterday.replace(hour=hour), "chest:2.0.0", 1, 0.02, 0.025)
+    with pytest.raises(RolledUpMeanwhileError), database.session() as session:
+        _merge_day(_Meddling(session, database), yesterday.replace(hour=0, minute=0))  # type: ignore[arg-type]
+    # rolled back: no merged row was added (none at the day's start), and the rows left are as they were
+    hours = [when.hour for when, _, _ in _rows(database)]
+    assert len(hours) == 5 and 0 not in hours  # one engine row deleted meanwhile; no merged row
+    with database.session() as session:
+        history = engine_history(session)
+    assert history.calls["chest:2.0.0"].calls == 2 and history.scored == {("pce", "scored"): 3}
