@@ -62,11 +62,16 @@ function handleImageRequestEnd(event) {
 function replaceFailedWorkers() {
   const manager = core.getWebWorkerManager();
   const workers = manager?.workerRegistry?.dicomImageLoader?.nativeWorkers ?? [];
-  workers.forEach((worker, index) => worker.addEventListener("error", () => {
-    console.warn("an image decode worker did not start; a new one starts with the next image");
-    manager.terminateWorkerInstance("dicomImageLoader", index);
-  }, { once: true }));
+  workers.forEach((worker, index) => {
+    if (!worker || watchedWorkers.has(worker)) return;
+    watchedWorkers.add(worker);
+    worker.addEventListener("error", () => {
+      console.warn("an image decode worker did not start; a new one starts with the next image");
+      manager.terminateWorkerInstance("dicomImageLoader", index);
+    }, { once: true });
+  });
 }
+const watchedWorkers = new WeakSet(); // each worker watched once: those started at init, and their replacements
 
 let engine = null;
 
@@ -145,6 +150,7 @@ function orientation(viewport, imageId, instance) {
  */
 export async function createStage(view, base, onState, timings, { idPrefix = "" } = {}) {
   await initialise();
+  replaceFailedWorkers(); // replacements started since the last study are watched too
   const image = view.image;
   const ct = view.kind === "ct";
   const stacked = image.slices > 1; // the wheel scrolls through the images
@@ -325,7 +331,17 @@ export async function createStage(view, base, onState, timings, { idPrefix = "" 
         /** Zoom so that one image pixel is one screen pixel (the film's native resolution). */
         actualSize() { zoomBy(1 / screenPerImagePixel()); },
         fit() { fitted = true; viewport.resetCamera(); viewport.render(); },
-        reset() { fitted = true; viewport.resetCamera(); setWindow(image.window, image.level); },
+        reset() {
+          fitted = true;
+          viewport.resetCamera();
+          api_.resetWindow();
+        },
+        resetWindow() {
+          if (image.window === null) { // no window in the file: Cornerstone's, from the pixels
+            viewport.resetProperties();
+            viewport.render();
+          } else setWindow(image.window, image.level);
+        },
         clearMeasurements() {
           tools.annotation.state.removeAllAnnotations();
           viewport.render();
@@ -382,7 +398,9 @@ export async function createStage(view, base, onState, timings, { idPrefix = "" 
       resizer.observe(element);
       listeners.push([{ removeEventListener: () => resizer.disconnect() }, "resize", null]);
       viewport.setStack(stack, Math.min(stack.length - 1, image.initial_slice)).then(() => {
-        viewport.setProperties({ voiRange: utilities.windowLevel.toLowHighRange(image.window, image.level) });
+        if (image.window !== null) { // else Cornerstone's window from the pixels
+          viewport.setProperties({ voiRange: utilities.windowLevel.toLowHighRange(image.window, image.level) });
+        }
         viewport.render();
       }).catch((error) => reject(error instanceof Error ? error : new Error(String(error?.message ?? error))));
     }

@@ -53,14 +53,16 @@ export function seriesView(view, studyUid, seriesUid, instances) {
   const ends = [signed ? -(2 ** (bits - 1)) : 0, signed ? 2 ** (bits - 1) - 1 : 2 ** bits - 1]
     .map((v) => v * slope + intercept);
   const [min, max] = [Math.min(...ends), Math.max(...ends)];
-  const width = numberOf(middle, "00281051", max - min);
-  const level = numberOf(middle, "00281050", (max + min) / 2);
+  // The file's window; without one, null: the stage then takes the window from the pixels themselves (a window
+  // over the whole bit depth would show a 12-bit film stored in 16 bits flat grey).
+  const fileWidth = numberOf(middle, "00281051", Number.NaN);
+  const width = fileWidth > 0 ? fileWidth : null;
+  const level = width === null ? null : numberOf(middle, "00281050", (max + min) / 2);
   const ct = first(middle, "00080060") === "CT";
   return { ...view, kind: ct ? "ct" : "radiograph", study_uid: studyUid, series_uid: seriesUid, findings: [],
     structures: [], outlines: false, other_series: true,
     image: { width: numberOf(middle, "00280011", 1), height: numberOf(middle, "00280010", 1), slices: sorted.length,
-      initial_slice: Math.floor(sorted.length / 2), window: width > 0 ? width : max - min,
-      level, min, max, units: ct ? "HU" : "", sop_instance_uids: sorted.map((d) => first(d, "00080018")) } };
+      initial_slice: Math.floor(sorted.length / 2), window: width, level, min, max, units: ct ? "HU" : "", sop_instance_uids: sorted.map((d) => first(d, "00080018")) } };
 }
 
 /** The series' metadata (WADO-RS), as seriesView takes it. */
@@ -86,6 +88,10 @@ export function seriesStrip(studyUid, series, selected, onChoose) {
     const picture = h("img", { alt: "", class: "series-picture", width: 96, height: 96 });
     pictureUrl(`/dicomweb/studies/${encodeURIComponent(studyUid)}/series/${encodeURIComponent(s.uid)}/thumbnail`
       + `?viewport=${THUMBNAIL}`, controller.signal).then((url) => {
+      if (controller.signal.aborted) { // the strip was disposed while the picture came
+        URL.revokeObjectURL(url);
+        return;
+      }
       urls.push(url);
       picture.src = url;
       picture.dataset.loaded = "true";

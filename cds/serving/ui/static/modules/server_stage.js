@@ -14,8 +14,8 @@ const DEBOUNCE_MS = 150;
 function renderedPath(view, sop, width, level) {
   const [study, series, instance] = [view.study_uid, view.series_uid, sop].map(encodeURIComponent);
   const number = (v) => String(Math.round(v * 100) / 100);
-  return `/dicomweb/studies/${study}/series/${series}/instances/${instance}/rendered`
-    + `?window=${number(level)},${number(Math.max(width, 1))}&viewport=1024,1024`;
+  const windowing = width === null ? "" : `window=${number(level)},${number(Math.max(width, 1))}&`; // else the server's
+  return `/dicomweb/studies/${study}/series/${series}/instances/${instance}/rendered?${windowing}viewport=1024,1024`;
 }
 
 /**
@@ -66,6 +66,7 @@ export function createServerStage(view, base, onState, { idPrefix = "" } = {}) {
   const controls = {
     stage, state, modes: [],
     setWindow(width, level) { Object.assign(state, { window: width, level }); load(); },
+    resetWindow() { Object.assign(state, { window: image.window, level: image.level }); load(); },
     setSlice(index) { state.slice = Math.min(image.slices - 1, Math.max(0, index)); load(); },
     moveSlice(delta) { controls.setSlice(state.slice + delta); },
     setHeatmap: (label) => heatLayer.load(`${base}/render/heatmap.png?label=${encodeURIComponent(label)}`, { label }),

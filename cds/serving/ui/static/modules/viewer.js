@@ -173,7 +173,7 @@ export function renderViewer(main, jobId, uid) {
       "aria-keyshortcuts": key, onClick: () => controls?.setWindow(w, l) }, t(`viewer.preset.${name}`)));
     const display = h("fieldset", { class: "controls" }, h("legend", {}, t("viewer.display")), windowField, levelField,
       h("div", { class: "buttons" }, presets, h("button", { type: "button", id: "reset-window",
-        onClick: () => controls?.setWindow(shown.image.window, shown.image.level) }, t("viewer.resetWindow")),
+        onClick: () => controls?.resetWindow() }, t("viewer.resetWindow")),
       h("button", { type: "button", id: "show-tags", "aria-keyshortcuts": "t", onClick: () => toggleTags() },
         t("tags.open"))));
     const panel = [display];
@@ -247,8 +247,11 @@ export function renderViewer(main, jobId, uid) {
 
     /** Show series `seriesUid` of the study on the main stage (the analysed one with its heatmap and outlines). */
     async function showSeries(seriesUid) {
-      if (seriesUid === shown.series_uid) return;
-      const token = ++switching;
+      const token = ++switching; // a click on the series shown cancels a switch on its way
+      if (seriesUid === shown.series_uid) {
+        strip?.select(seriesUid);
+        return;
+      }
       strip?.select(seriesUid);
       try {
         const next = seriesUid === view.series_uid ? view
@@ -276,7 +279,9 @@ export function renderViewer(main, jobId, uid) {
         if (next === view) applyOverlays(view, withHeatmap);
         currentPane.dataset.series = seriesUid;
       } catch (error) {
-        if (!disposed && token === switching) caption.textContent = t("series.cannotShow", { error: error.message });
+        if (disposed || token !== switching) return;
+        strip?.select(shown.series_uid); // the strip marks the series on the stage, never one that failed to load
+        caption.textContent = t("series.cannotShow", { error: error.message });
       }
     }
     nextSeries = () => {
@@ -423,7 +428,7 @@ export function renderViewer(main, jobId, uid) {
 
   function keyboard(view) {
     const ct = view.kind === "ct";
-    const toggle = (box) => { if (box && !box.disabled) { box.checked = !box.checked; box.dispatchEvent(new Event("change")); } };
+    const toggle = (box) => { if (box && !box.matches(":disabled")) { box.checked = !box.checked; box.dispatchEvent(new Event("change")); } };
     const keys = {
       "+": () => controls.zoomBy?.(1.25), "=": () => controls.zoomBy?.(1.25), "-": () => controls.zoomBy?.(0.8),
       1: () => controls.actualSize?.(), f: () => controls.fit?.(), r: () => controls.reset?.(),
