@@ -1,7 +1,8 @@
 """Which of the service's worker processes runs the services there must be one of.
 
-The audit checkpointer (one writer of the checkpoint file), the outbox deliverer (each message sent once) and the
-DICOM node (one listener on its port) run in the process holding an exclusive lock on ``data_dir/service.lock``.
+The audit checkpointer (one writer of the checkpoint file), the outbox deliverer (each message sent once), the
+engine metrics' daily roll-up and the DICOM node (one listener on its port) run in the process holding an exclusive
+lock on ``data_dir/service.lock``.
 The others try again every few seconds, so when that process ends (and its worker is restarted) another takes
 over. Request handling and durable jobs (claimed row by row in the database) run in every process.
 """
