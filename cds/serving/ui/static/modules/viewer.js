@@ -52,10 +52,11 @@ function header(view) {
     ? h("p", { class: "nfdu", role: "note", id: "nfdu" }, h("strong", {}, t("viewer.nfdu")), ` ${model.intended_use}`)
     : h("p", { class: "muted" }, t("viewer.intendedUse", { use: model.intended_use }));
   // Whose film: the name from its header (with sex and birth date) and the ID, so a wrong patient is seen at once.
-  const details = [view.patient_sex ? t(`viewer.sex.${view.patient_sex}`) : null, view.patient_birth_date];
-  const who = view.patient_name ? [["patient", view.patient_name, details.some(Boolean)
-    ? t("viewer.patientDetails", { sex: details[0] ?? "—", born: details[1] ?? "—" }) : null],
-  ["patientId", view.patient_id || "—"]] : [["patient", view.patient_id || "—"]];
+  const details = [view.patient_sex ? t(`viewer.sex.${view.patient_sex}`) : null,
+    view.patient_birth_date ? t("viewer.born", { born: view.patient_birth_date }) : null].filter(Boolean);
+  const who = view.patient_name ? [["patient", view.patient_name, details.length
+    ? details.join(t("viewer.detailsSeparator")) : null], ["patientId", view.patient_id || "—"]]
+    : [["patient", view.patient_id || "—"]];
   const facts = [...who, ["study", shortUid(view.study_uid)],
     ["image", view.kind === "ct" ? t("viewer.ctSeries", { slices: view.image.slices }) : t("viewer.radiograph")],
     ["model", `${model.name} ${model.version}`]];
