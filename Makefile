@@ -69,7 +69,7 @@ orthanc:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq orthanc orthanc-dicomweb; }
 
 pytest: setup browser dicom3tools orthanc
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
 
 # Coverage-guided fuzzing of the untrusted-input readers (fuzz/README.md): a minute each in `make test`, ten in
 # `make fuzz`; a finding fails the target and is left in fuzz/runs/<harness>/.
