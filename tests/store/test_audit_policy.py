@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -17,13 +16,6 @@ from cds.store.tables import AuditEventRow
 
 READER = Actor("dr-a", "radiologist", session="jti-1")
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else f"sqlite:///{tmp_path}/a.db"
-    db = Database(url)
-    db.migrate()
-    return db
 
 
 def _events(db: Database) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import types
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select
@@ -25,13 +24,6 @@ from cds.store.tables import EngineMetricRow
 
 NOW = dt.datetime(2026, 12, 7, 10, 30, tzinfo=dt.UTC)
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else f"sqlite:///{tmp_path}/m.db"
-    db = Database(url)
-    db.migrate()
-    return db
 
 
 def _flush(db: Database, when: dt.datetime, model: str, calls: int, seconds: float, bound: float) -> None:
