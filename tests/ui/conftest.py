@@ -196,3 +196,16 @@ def sign_in(page: Any, server: str, role: str = "radiologist", *, navigate: bool
     page.get_by_label("Role").select_option(role)
     page.locator("#dev-signin").click()
     expect(page.locator("#whoami")).to_contain_text(f"dev-{role.replace('_', '-')}")
+
+
+def sized_page(browser: Any, width: int, height: int) -> tuple[Any, Any, list[str]]:
+    """A new context (empty cache) at ``width`` x ``height`` CSS px, its page, and the page's errors as they come
+    (uncaught exceptions and console errors, a failed resource load aside)."""
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+            and not m.text.startswith("Failed to load resource") else None)
+    return context, page, errors

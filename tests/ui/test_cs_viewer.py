@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import expect
 
 from cds.serving.ui import STATIC
-from tests.ui.conftest import LOW_CONTRAST, sign_in, store_and_preread
+from tests.ui.conftest import LOW_CONTRAST, sign_in, sized_page, store_and_preread
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
 
@@ -107,13 +107,7 @@ def _only_white(page: Any) -> None:
 @pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_geometry_zoom_pan_length_and_window(browser: Any, server: str, framed_study: dict[str, str],
                                              artifacts: Path, width: int, height: int) -> None:
-    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-            and not m.text.startswith("Failed to load resource") else None)
+    context, page, errors = sized_page(browser, width, height)
     try:
         sign_in(page, server)
         _open(page, server, framed_study)

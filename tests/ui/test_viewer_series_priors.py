@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import expect
 
 from cds.serving.ui import STATIC
-from tests.ui.conftest import LOW_CONTRAST, dev_headers, sign_in, store_and_preread
+from tests.ui.conftest import LOW_CONTRAST, dev_headers, sign_in, sized_page, store_and_preread
 from training.data.chest_xray import render
 from training.data.dicom_files import write_radiograph
 
@@ -82,17 +82,6 @@ def _frame_box(page: Any, selector: str) -> tuple[int, int]:
     return int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1)
 
 
-def _context(browser: Any, width: int, height: int) -> tuple[Any, Any, list[str]]:
-    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-            and not m.text.startswith("Failed to load resource") else None)
-    return context, page, errors
-
-
 def _open(page: Any, server: str, job_id: str, uid: str) -> None:
     page.goto(f"{server}/ui/#/viewer/{job_id}/{uid}")
     expect(page.locator("#image")).to_have_attribute("data-window", ANY, timeout=60_000)
@@ -137,7 +126,7 @@ def _check_tags(page: Any) -> None:
 @pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_series_tags_and_prior_side_by_side(browser: Any, server: str, studies: dict[str, str], artifacts: Path,
                                            width: int, height: int) -> None:
-    context, page, errors = _context(browser, width, height)
+    context, page, errors = sized_page(browser, width, height)
     tag = f"{width}x{height}"
     try:
         sign_in(page, server)
@@ -225,7 +214,7 @@ def test_series_tags_and_prior_side_by_side(browser: Any, server: str, studies: 
 @needs_bundle
 def test_a_single_series_film_has_no_strip_and_no_other_patients_prior(browser: Any, server: str,
                                                                        studies: dict[str, str]) -> None:
-    context, page, errors = _context(browser, 1280, 800)
+    context, page, errors = sized_page(browser, 1280, 800)
     try:
         sign_in(page, server)
         with page.expect_response(lambda r: "/series?includefield" in r.url and r.ok):  # the study's series listed
